@@ -1,0 +1,1 @@
+"""Pure domain: entities, errors with codes, the model spec, metrics with direction."""

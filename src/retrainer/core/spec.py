@@ -1,0 +1,264 @@
+"""The spec: ``retrainer.yaml`` validated once, typed, with errors that name the file, the
+key path and the fix.
+
+>>> spec = parse_spec({
+...     "models": {"churn": {"task": "classification", "target": "churned",
+...         "id_column": "member_id", "time_column": "event_time",
+...         "features": {"numeric": ["age"], "categorical": ["plan"]}}}
+... }, source="retrainer.yaml", environ={"RETRAINER_CHURN__FAMILY": "randomforest"})
+>>> spec.model("churn").family, spec.model("churn").training.holdout_fraction
+('randomforest', 0.2)
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, ModelNotFound
+from .metrics import DEFAULT_PRIMARY, METRICS
+from .spec_sections import (
+    Alerts,
+    Drift,
+    Features,
+    FineTune,
+    Gate,
+    Monitor,
+    Policy,
+    Quality,
+    Retention,
+    Rollout,
+    Schedule,
+    Serving,
+    Training,
+    Validation,
+)
+
+FAMILIES = ("randomforest", "lightgbm", "xgboost", "catboost", "river", "ensemble", "tabpfn")
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
+
+
+class ModelSpec(BaseModel):
+    """One prediction task and everything about keeping it good."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    task: Literal["classification", "regression"]
+    target: str
+    id_column: str
+    time_column: str
+    features: Features
+    family: str = "lightgbm"
+    fallback_family: str | None = "randomforest"
+    params: dict[str, Any] = Field(default_factory=dict)
+    members: list[str] = Field(default_factory=list, description="Families of an ensemble.")
+    weights: list[float] | None = None
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    tabpfn_weights: str | None = Field(None, description="Local path of TabPFN weights.")
+    training: Training = Field(default_factory=Training)
+    validation: Validation = Field(default_factory=Validation)
+    quality: Quality = Field(default_factory=Quality)
+    fine_tune: FineTune = Field(default_factory=FineTune)
+    gate: Gate = Field(default_factory=Gate)
+    drift: Drift = Field(default_factory=Drift)
+    monitor: Monitor = Field(default_factory=Monitor)
+    policy: Policy = Field(default_factory=Policy)
+    rollout: Rollout = Field(default_factory=Rollout)
+    schedule: Schedule = Field(default_factory=Schedule)
+    alerts: Alerts = Field(default_factory=Alerts)
+    retention: Retention = Field(default_factory=Retention)
+    serving: Serving = Field(default_factory=Serving)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelSpec:
+        for key, fam in (("family", self.family), ("fallback_family", self.fallback_family)):
+            if fam is not None and fam not in FAMILIES:
+                raise ValueError(
+                    f"{key} {fam!r} is not a model family; valid: {', '.join(FAMILIES)}"
+                )
+        feats = self.features.all
+        if not feats:
+            raise ValueError("features lists no column; add features.numeric or .categorical")
+        dup = sorted({f for f in feats if feats.count(f) > 1})
+        if dup:
+            raise ValueError(f"features list {dup} more than once")
+        for key in ("target", "id_column", "time_column"):
+            if getattr(self, key) in feats:
+                raise ValueError(f"{key} {getattr(self, key)!r} is also listed as a feature")
+        metric = self.gate.primary_metric
+        if metric is not None and (metric not in METRICS or METRICS[metric].task != self.task):
+            valid = [m.name for m in METRICS.values() if m.task == self.task]
+            raise ValueError(
+                f"gate.primary_metric {metric!r} is not a {self.task} metric; valid: {valid}"
+            )
+        return self
+
+    @property
+    def primary_metric(self) -> str:
+        return self.gate.primary_metric or DEFAULT_PRIMARY[self.task]
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.features.all
+
+
+class Auth(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    protect_reads: bool = False
+
+
+class Spec(BaseModel):
+    """The whole file: where things are stored and every model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    store: str = "sqlite:///retrainer.db"
+    artifacts: str = "artifacts"
+    models: dict[str, ModelSpec]
+    auth: Auth = Field(default_factory=Auth)
+    source: str = "<memory>"
+
+    def model(self, name: str) -> ModelSpec:
+        try:
+            return self.models[name]
+        except KeyError:
+            known = ", ".join(sorted(self.models)) or "(none)"
+            raise ModelNotFound(
+                f"Model {name!r} is not in the spec {self.source}. Known models: {known}.",
+                model=name,
+                known=sorted(self.models),
+            ) from None
+
+
+def default_config_path() -> Path:
+    return Path(os.environ.get("RETRAINER_CONFIG", "retrainer.yaml"))
+
+
+def load_spec(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Spec:
+    """Read, override from the environment, and validate the spec file."""
+    p = Path(path) if path is not None else default_config_path()
+    if not p.exists():
+        raise ConfigError(
+            f"Config file {str(p)!r} does not exist. Create one with `retrainer init` or point "
+            "--config / RETRAINER_CONFIG at it."
+        )
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: is not valid YAML: {exc}. Fix the syntax and retry.") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping with a 'models' key, got {type(data).__name__}.")
+    spec = parse_spec(data, source=str(p), environ=environ)
+    return _resolve_paths(spec, p.parent)
+
+
+def _resolve_paths(spec: Spec, base: Path) -> Spec:
+    store, artifacts = spec.store, spec.artifacts
+    if store.startswith("sqlite:///") and not store.startswith("sqlite:////"):
+        rel = store[len("sqlite:///") :]
+        if rel and rel != ":memory:" and not Path(rel).is_absolute():
+            store = "sqlite:///" + str((base / rel).resolve())
+    if "://" not in artifacts and not Path(artifacts).is_absolute():
+        artifacts = str((base / artifacts).resolve())
+    return spec.model_copy(update={"store": store, "artifacts": artifacts})
+
+
+def parse_spec(
+    data: dict[str, Any], *, source: str = "<memory>", environ: Mapping[str, str] | None = None
+) -> Spec:
+    """Validate a spec mapping after applying ``RETRAINER_<MODEL>__<FIELD>`` overrides."""
+    data = _apply_env(dict(data), os.environ if environ is None else environ, source)
+    models = data.get("models")
+    if isinstance(models, dict):
+        for name, body in models.items():
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise ConfigError(
+                    f"{source}: models.{name}: model names must start with a letter and hold "
+                    "only letters, digits, '_' or '-' (at most 64)."
+                )
+            if isinstance(body, dict):
+                models[name] = {**body, "name": name}
+    try:
+        return Spec.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source), errors=_error_list(exc)) from None
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str], source: str) -> dict[str, Any]:
+    for top in ("store", "artifacts"):
+        if f"RETRAINER_{top.upper()}" in environ:
+            data[top] = environ[f"RETRAINER_{top.upper()}"]
+    models = data.get("models")
+    if not isinstance(models, dict):
+        return data
+    by_env = {re.sub(r"[^A-Z0-9]", "_", str(n).upper()): n for n in models}
+    for key, raw in environ.items():
+        if not key.startswith("RETRAINER_") or "__" not in key:
+            continue
+        head, *path = key[len("RETRAINER_") :].split("__")
+        if head not in by_env:
+            raise ConfigError(
+                f"Environment variable {key} names model {head.lower()!r}, which is not in "
+                f"{source}. Known models: {', '.join(sorted(map(str, models)))}."
+            )
+        body = models[by_env[head]] = dict(models[by_env[head]] or {})
+        node = body
+        for part in path[:-1]:
+            node = node.setdefault(part.lower(), {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"Environment variable {key}: {part.lower()} is not a section.")
+        node[path[-1].lower()] = yaml.safe_load(raw) if raw.strip() else raw
+    return data
+
+
+def _fields_at(loc: tuple[Any, ...]) -> list[str]:
+    """Known keys of the model class that a location points into."""
+    cls: Any = Spec
+    for part in loc[:-1]:
+        if cls is Spec and part == "models":
+            cls = "models"
+            continue
+        if cls == "models":
+            cls = ModelSpec
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) else None
+        ann = getattr(field, "annotation", None)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            cls = ann
+        else:
+            return []
+    return list(cls.model_fields) if isinstance(cls, type) else []
+
+
+def _error_list(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": ".".join(map(str, e["loc"])), "msg": e["msg"]} for e in exc.errors()]
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for e in exc.errors():
+        loc = tuple(p for p in e["loc"] if not isinstance(p, int) or True)
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            options = [f for f in _fields_at(loc) if f not in ("name", "source")]
+            close = difflib.get_close_matches(key, options, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(options)}"
+            lines.append(f"{source}: {where}: unknown key {key!r}; {hint}")
+        elif kind == "missing":
+            lines.append(f"{source}: {where}: required key is missing (it has no default); add it.")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = e.get("input")
+            got_s = "" if isinstance(got, dict) or got is None else f" (got {got!r})"
+            lines.append(f"{source}: {where}: {msg}{got_s}.")
+    return "Invalid config:\n  " + "\n  ".join(lines)

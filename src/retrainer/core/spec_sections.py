@@ -1,0 +1,178 @@
+"""The sections of a model's spec. Every field has a documented default.
+
+Each section is a strict pydantic model (unknown keys are errors). Thresholds that must be
+ordered are checked here, at load time, so a contradictory policy never reaches the loop.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .durations import parse_duration
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _duration(value: str) -> str:
+    parse_duration(value)
+    return value
+
+
+class Features(Section):
+    numeric: list[str] = Field(default_factory=list, description="Numeric feature columns.")
+    categorical: list[str] = Field(default_factory=list, description="Categorical columns.")
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class Training(Section):
+    window_days: int | None = Field(
+        None, ge=1, description="Train on the last N days of rows; all rows when unset."
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0, lt=0.9, description="Newest fraction of the window held out for metrics."
+    )
+    seed: int = Field(0, description="Random seed; the same seed gives the same model.")
+    refit_on_full_window: bool = Field(
+        True, description="After evaluating on the holdout, refit on the whole window."
+    )
+
+
+class Validation(Section):
+    scheme: Literal["holdout", "walk_forward"] = "holdout"
+    folds: int = Field(5, ge=2, le=50)
+    gap: int = Field(0, ge=0, description="Rows skipped between each fold's train and test.")
+
+
+class Quality(Section):
+    min_rows: int = Field(100, ge=1)
+    max_missing_fraction: float = Field(0.2, ge=0, le=1)
+    max_outlier_fraction: float = Field(
+        0.05, ge=0, le=1, description="Rows outside the ranges (or beyond 6 IQR) per feature."
+    )
+    min_class_fraction: float = Field(0.01, ge=0, lt=1)
+    ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+
+
+class FineTune(Section):
+    learning_rate_factor: float = Field(0.5, gt=0, le=1)
+    validation_fraction: float = Field(0.1, gt=0, lt=0.5)
+    min_rows: int = Field(50, ge=1)
+    rounds: int = Field(100, ge=1, description="Boosting rounds or trees added at most.")
+
+
+class Gate(Section):
+    primary_metric: str | None = Field(None, description="Default: accuracy or mae.")
+    min_improvement: float = Field(0.01, ge=0)
+    significance: float = Field(0.05, gt=0, lt=1)
+    bootstrap_samples: int = Field(1000, ge=100)
+    guards: dict[str, float] = Field(
+        default_factory=dict, description="Guard metric -> largest regression tolerated."
+    )
+    max_latency_ms: float | None = Field(None, gt=0)
+    max_size_bytes: int | None = Field(None, gt=0)
+    min_rows: int = Field(100, ge=10)
+
+
+class Drift(Section):
+    psi: float = Field(0.2, gt=0, description="PSI at or above this is drift.")
+    ks: float = Field(0.1, gt=0, le=1, description="KS distance (effect size) threshold.")
+    jensen_shannon: float = Field(0.1, gt=0, le=1)
+    p_value: float = Field(0.01, gt=0, lt=1)
+    min_samples: int = Field(200, ge=10)
+    share: float = Field(0.3, gt=0, le=1, description="Share of drifted features for drift.")
+    critical_share: float = Field(0.6, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Drift:
+        if self.share > self.critical_share:
+            raise ValueError(
+                f"drift.share ({self.share}) must not exceed drift.critical_share "
+                f"({self.critical_share})"
+            )
+        return self
+
+
+class Monitor(Section):
+    window: str = "7d"
+    concept_detector: Literal["adwin", "page_hinkley"] = "adwin"
+    min_samples: int = Field(100, ge=1)
+    persistence: int = Field(3, ge=1, description="Consecutive checks a drift must persist.")
+    actuals_delay: str = "0d"
+
+    _w = field_validator("window", "actuals_delay")(_duration)
+
+
+class Policy(Section):
+    critical_degradation: float = Field(0.25, gt=0)
+    degradation: float = Field(0.15, gt=0)
+    max_days_since_full_retrain: float | None = Field(90, gt=0)
+    max_fine_tunes: int | None = Field(5, ge=0)
+    max_days_since_update: float | None = Field(7, gt=0)
+    min_confidence: float | None = Field(None, gt=0, lt=1)
+    incremental_update_threshold: int = Field(100, ge=1)
+    rollback_on_regression: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Policy:
+        if self.degradation >= self.critical_degradation:
+            raise ValueError(
+                f"policy.degradation ({self.degradation}) must be below "
+                f"policy.critical_degradation ({self.critical_degradation}): the fine-tune "
+                "threshold cannot be above the full-retrain threshold"
+            )
+        return self
+
+
+class Rollout(Section):
+    mode: Literal["direct", "shadow", "ab", "canary"] = "direct"
+    fraction: float = Field(0.1, gt=0, le=1)
+    steps: list[float] = Field(default_factory=lambda: [0.05, 0.25, 0.5, 1.0])
+    watch: str = "1d"
+    min_samples: int = Field(100, ge=1)
+    auto_rollback_drop: float = Field(0.05, gt=0)
+
+    _w = field_validator("watch")(_duration)
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < s <= 1 for s in v) or sorted(v) != v:
+            raise ValueError("rollout.steps must be increasing fractions in (0, 1], e.g. [0.05, 0.25, 1.0]")
+        return v
+
+
+class Schedule(Section):
+    maintain: str | None = Field(None, description="Cron expression, e.g. '0 */6 * * *'.")
+    full_retrain: str | None = None
+    fine_tune: str | None = None
+    grace_seconds: int = Field(3600, ge=0)
+
+
+class Alerts(Section):
+    webhooks: list[str] = Field(default_factory=list)
+    events: list[str] = Field(
+        default_factory=lambda: [
+            "deploy", "rollback", "gate_rejected", "critical_drift", "quality_failed",
+            "job_failed", "reload_failed",
+        ]
+    )
+    timeout_seconds: float = Field(5, gt=0)
+    retries: int = Field(3, ge=0)
+
+
+class Retention(Section):
+    keep: int = Field(5, ge=1, description="Versions kept besides current and previous champion.")
+
+
+class Serving(Section):
+    max_batch_rows: int = Field(10_000, ge=1)
+    extra: Literal["ignore", "forbid"] = "ignore"
+    unknown_category: Literal["accept", "reject"] = "accept"
+    reload_seconds: float = Field(5, gt=0)
