@@ -59,10 +59,7 @@ class ModelSpec(BaseModel):
     family: str = "lightgbm"
     fallback_family: str | None = "randomforest"
     params: dict[str, Any] = Field(default_factory=dict)
-    members: list[str] = Field(default_factory=list, description="Families of an ensemble.")
-    weights: list[float] | None = None
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
-    tabpfn_weights: str | None = Field(None, description="Local path of TabPFN weights.")
     training: Training = Field(default_factory=Training)
     validation: Validation = Field(default_factory=Validation)
     quality: Quality = Field(default_factory=Quality)

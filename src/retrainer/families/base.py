@@ -1,0 +1,260 @@
+"""The one interface every model family implements.
+
+Constructors only store parameters; ``fit`` learns state whose names end in ``_``. The base
+class owns what all families share: the feature schema, class labels, parameter checks,
+predictions in original labels, and the artifact container (a deterministic zip holding
+``meta.json`` and the family's native payload).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ..core.errors import CapabilityError, ConfigError, InputError, IntegrityError
+from .schema import FeatureSchema
+
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    warm_start: bool = False
+    incremental: bool = False
+    native_categorical: bool = False
+    predict_proba: bool = True
+    handles_missing: bool = True
+
+
+@dataclass(frozen=True)
+class ValidationSet:
+    X: pd.DataFrame
+    y: pd.Series
+
+
+class FamilyModel(ABC):
+    """A model family. Subclasses implement the ``_``-prefixed hooks on float matrices."""
+
+    name: ClassVar[str]
+    capabilities: ClassVar[Capabilities]
+    default_params: ClassVar[dict[str, Any]] = {}
+    accepted_params: ClassVar[frozenset[str]] = frozenset()
+    payload_name: ClassVar[str] = "model.bin"
+
+    def __init__(
+        self,
+        task: str,
+        numeric: Sequence[str],
+        categorical: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.task = task
+        self.numeric = list(numeric)
+        self.categorical = list(categorical)
+        self.params = dict(params or {})
+        self.seed = seed
+        unknown = sorted(set(self.params) - self.accepted_params)
+        if unknown:
+            raise ConfigError(
+                f"Parameter(s) {unknown} are not accepted by the {self.name!r} family. "
+                f"Accepted: {', '.join(sorted(self.accepted_params))}.",
+                family=self.name,
+                params=unknown,
+            )
+
+    # ---- public API -------------------------------------------------------------------
+    @property
+    def effective_params(self) -> dict[str, Any]:
+        return {**self.default_params, **self.params}
+
+    def fit(
+        self, X: pd.DataFrame, y: pd.Series | np.ndarray, validation: ValidationSet | None = None
+    ) -> FamilyModel:
+        self.schema_ = FeatureSchema.learn(X, self.numeric, self.categorical)
+        y_enc = self._encode_target(np.asarray(y), learn=True)
+        Xm = self._matrix(X)
+        val = None
+        if validation is not None:
+            val = (self._matrix(validation.X), self._encode_target(np.asarray(validation.y)))
+        self._fit(Xm, y_enc, val)
+        return self
+
+    def fine_tune(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        validation: ValidationSet | None = None,
+        *,
+        learning_rate_factor: float = 0.5,
+        rounds: int = 100,
+    ) -> FamilyModel:
+        """Continue training on new rows (warm start); returns self."""
+        self._check_fitted()
+        if not self.capabilities.warm_start:
+            raise CapabilityError(
+                f"The {self.name!r} family cannot warm-start, so it cannot fine-tune. "
+                "Run a full retrain instead (`retrainer train`)."
+            )
+        y_enc = self._encode_target(np.asarray(y))
+        val = None
+        if validation is not None:
+            val = (self._matrix(validation.X), self._encode_target(np.asarray(validation.y)))
+        self._fine_tune(self._matrix(X), y_enc, val, learning_rate_factor, rounds)
+        return self
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        raw = self.predict_raw(X)
+        if self.task == "regression":
+            return raw
+        return np.asarray(self.classes_, dtype=object)[np.argmax(raw, axis=1)]
+
+    def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        if self.task != "classification":
+            raise CapabilityError(f"predict_proba needs a classifier; this {self.name} model regresses.")
+        return self.predict_raw(X)
+
+    def predict_raw(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Regression values, or the (n, k) class-probability matrix; accepts the float matrix."""
+        self._check_fitted()
+        Xm = X if isinstance(X, np.ndarray) else self._matrix(X)
+        out = self._predict(Xm)
+        if self.task == "classification" and out.ndim == 1:
+            out = np.column_stack([1.0 - out, out])
+        return out
+
+    def encode_target(self, y: pd.Series | np.ndarray) -> np.ndarray:
+        """Class indices for labels (classification) or floats (regression)."""
+        self._check_fitted()
+        return self._encode_target(np.asarray(y))
+
+    def save(self) -> bytes:
+        """The artifact: a deterministic zip of meta.json and the native payload."""
+        self._check_fitted()
+        meta = {
+            "format": 1,
+            "family": self.name,
+            "task": self.task,
+            "params": self.params,
+            "seed": self.seed,
+            "schema": self.schema_.to_dict(),
+            "classes": self.classes_,
+            "extra": self._meta(),
+        }
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for name, data in (
+                ("meta.json", json.dumps(meta, sort_keys=True).encode()),
+                (self.payload_name, self._dump()),
+            ):
+                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                zf.writestr(info, data)
+        return buf.getvalue()
+
+    # ---- helpers ----------------------------------------------------------------------
+    def _matrix(self, X: pd.DataFrame) -> np.ndarray:
+        return self.schema_.matrix(X)
+
+    def _encode_target(self, y: np.ndarray, learn: bool = False) -> np.ndarray:
+        if self.task == "regression":
+            try:
+                out = y.astype(np.float64)
+            except (TypeError, ValueError):
+                raise InputError(
+                    "A regression target must be numeric; got values like "
+                    f"{list(map(str, y[:3]))}. Use task: classification for labels."
+                ) from None
+            if learn:
+                self.classes_: list[Any] = []
+            return out
+        labels = [_label(v) for v in y]
+        if learn:
+            self.classes_ = sorted(set(labels), key=_sort_key)
+            if len(self.classes_) < 2:
+                raise InputError(
+                    f"The target has one class only ({self.classes_}); a classifier needs at "
+                    "least two. Widen the training window or check the target column."
+                )
+        index = {c: i for i, c in enumerate(self.classes_)}
+        try:
+            return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+        except KeyError as exc:
+            raise InputError(
+                f"Target value {exc.args[0]!r} was not seen in training; known classes: "
+                f"{self.classes_}."
+            ) from None
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "schema_"):
+            raise CapabilityError(
+                f"This {type(self).__name__} is not fitted yet. Call fit(X, y) first, "
+                "or load a saved model with load_model(bytes)."
+            )
+
+    def _meta(self) -> dict[str, Any]:
+        return {}
+
+    def _restore_meta(self, extra: dict[str, Any]) -> None:
+        return None
+
+    @abstractmethod
+    def _fit(
+        self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> None: ...
+
+    def _fine_tune(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        learning_rate_factor: float,
+        rounds: int,
+    ) -> None:
+        raise CapabilityError(f"The {self.name!r} family cannot warm-start.")
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _dump(self) -> bytes: ...
+
+    @abstractmethod
+    def _load(self, payload: bytes) -> None: ...
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.classes_)
+
+
+def _label(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    return v
+
+
+def _sort_key(v: Any) -> tuple[int, Any]:
+    return (0, v) if isinstance(v, int | float) else (1, str(v))
+
+
+def read_artifact(data: bytes) -> tuple[dict[str, Any], bytes]:
+    """Split an artifact into its meta.json and payload."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            names = zf.namelist()
+            meta = json.loads(zf.read("meta.json"))
+            payload = zf.read(next(n for n in names if n != "meta.json"))
+    except (zipfile.BadZipFile, KeyError, StopIteration, json.JSONDecodeError) as exc:
+        raise IntegrityError(f"The artifact is not a retrainer model archive ({exc}).") from None
+    return meta, payload

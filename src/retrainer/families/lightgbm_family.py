@@ -1,0 +1,117 @@
+"""LightGBM: native text format; fine-tune continues boosting from the champion (``init_model``).
+
+>>> import numpy as np, pandas as pd
+>>> X = pd.DataFrame({"x": np.arange(200.0), "c": ["a", "b"] * 100})
+>>> y = (X["x"] > 100).astype(int)
+>>> m = LightGBMModel("classification", ["x"], ["c"], {"n_estimators": 20}).fit(X, y)
+>>> m.predict(X.head(2)).tolist(), m.capabilities.warm_start
+([0, 0], True)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import lightgbm as lgb
+import numpy as np
+
+from .base import Capabilities, FamilyModel
+
+_ACCEPTED = frozenset(
+    {
+        "n_estimators", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
+        "min_child_samples", "feature_fraction", "colsample_bytree", "bagging_fraction",
+        "subsample", "bagging_freq", "lambda_l1", "lambda_l2", "reg_alpha", "reg_lambda",
+        "min_gain_to_split", "max_bin", "early_stopping_rounds", "num_threads",
+        "min_sum_hessian_in_leaf", "cat_smooth", "max_cat_to_onehot", "extra_trees",
+        "is_unbalance", "path_smooth",
+    }
+)
+
+
+class LightGBMModel(FamilyModel):
+    name = "lightgbm"
+    capabilities = Capabilities(warm_start=True, native_categorical=True)
+    default_params: ClassVar[dict[str, Any]] = {
+        "n_estimators": 200,
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": 20,
+        "early_stopping_rounds": 20,
+    }
+    accepted_params = _ACCEPTED
+    payload_name = "model.txt"
+
+    def _booster_params(self, lr_factor: float = 1.0) -> dict[str, Any]:
+        p = self.effective_params
+        params = {
+            k: v for k, v in p.items() if k not in ("n_estimators", "early_stopping_rounds")
+        }
+        params["learning_rate"] = float(p["learning_rate"]) * lr_factor
+        params.update(
+            verbosity=-1, seed=self.seed, deterministic=True, force_row_wise=True,
+            num_threads=p.get("num_threads", 2),
+        )
+        if self.task == "regression":
+            params["objective"] = "regression"
+        elif self.n_classes == 2:
+            params["objective"] = "binary"
+        else:
+            params.update(objective="multiclass", num_class=self.n_classes)
+        return params
+
+    def _dataset(self, X: np.ndarray, y: np.ndarray, ref: lgb.Dataset | None = None) -> lgb.Dataset:
+        cats = self.schema_.categorical_indices
+        return lgb.Dataset(
+            X, label=y, categorical_feature=cats or "auto", reference=ref, free_raw_data=False
+        )
+
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        rounds: int,
+        lr_factor: float,
+        init: lgb.Booster | None,
+    ) -> None:
+        train = self._dataset(X, y)
+        callbacks = []
+        valid_sets = []
+        if val is not None and len(val[1]) > 0:
+            valid_sets = [self._dataset(val[0], val[1], ref=train)]
+            stop = int(self.effective_params["early_stopping_rounds"])
+            callbacks.append(lgb.early_stopping(stop, verbose=False))
+        self.booster_ = lgb.train(
+            self._booster_params(lr_factor),
+            train,
+            num_boost_round=rounds,
+            valid_sets=valid_sets,
+            callbacks=callbacks,
+            init_model=init,
+            keep_training_booster=init is not None,
+        )
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self._train(X, y, val, int(self.effective_params["n_estimators"]), 1.0, None)
+
+    def _fine_tune(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        learning_rate_factor: float,
+        rounds: int,
+    ) -> None:
+        self._train(X, y, val, rounds, learning_rate_factor, self.booster_)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        out: np.ndarray = self.booster_.predict(X, num_threads=1)
+        return out
+
+    def _dump(self) -> bytes:
+        text: str = self.booster_.model_to_string()
+        return text.encode()
+
+    def _load(self, payload: bytes) -> None:
+        self.booster_ = lgb.Booster(model_str=payload.decode())
