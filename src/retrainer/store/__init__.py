@@ -1,1 +1,20 @@
-"""retrainer.store."""
+"""Storage: one SQLAlchemy store for SQLite and PostgreSQL, and the artifact store.
+
+>>> store = SqlStore("sqlite://")
+>>> store.list_models()
+[]
+"""
+
+from __future__ import annotations
+
+from .artifacts import ArtifactStore, StoredArtifact
+from .engine import migrate, safe_url
+from .registry import RegistryStore, role_of
+from .rows import RowsStore
+
+
+class SqlStore(RowsStore, RegistryStore):
+    """The store: registry, training rows and (in later modules) the prediction log."""
+
+
+__all__ = ["ArtifactStore", "SqlStore", "StoredArtifact", "migrate", "role_of", "safe_url"]

@@ -1,0 +1,68 @@
+"""A workspace: the spec, the store and the artifact store, opened together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..core.entities import ModelVersion
+from ..core.spec import ModelSpec, Spec, load_spec
+from ..families import FamilyModel, load_model
+from ..store import ArtifactStore, SqlStore
+from ..store.artifacts import signing_key_from_env
+
+
+class Workspace:
+    """Everything an operation needs. Open one per process and close it when done.
+
+    >>> from retrainer.core.spec import parse_spec
+    >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://ws", "models": {"m": {
+    ...     "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
+    ...     "features": {"numeric": ["x"]}}}}, environ={})
+    >>> with Workspace(spec) as ws:
+    ...     ws.store.list_models()
+    []
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        store: SqlStore | None = None,
+        artifacts: ArtifactStore | None = None,
+    ) -> None:
+        self.spec = spec
+        self.store = store or SqlStore(spec.store)
+        self.artifacts = artifacts or ArtifactStore(spec.artifacts, signing_key_from_env())
+        self._cache: dict[tuple[str, str], FamilyModel] = {}
+        self.extras: dict[str, Any] = {}
+
+    @classmethod
+    def open(cls, config: str | Path | None = None) -> Workspace:
+        return cls(load_spec(config))
+
+    def model_spec(self, name: str) -> ModelSpec:
+        return self.spec.model(name)
+
+    def artifact_bytes(self, version: ModelVersion) -> bytes:
+        """Verified bytes of a version's artifact (IntegrityError when they do not match)."""
+        return self.artifacts.get(
+            version.artifact_uri, version.sha256, version.hmac,
+            what=f"model {version.model!r} version {version.version}",
+        )
+
+    def load(self, model: str, version: str) -> FamilyModel:
+        """The fitted model of a version, verified, cached per process."""
+        key = (model, version)
+        if key not in self._cache:
+            v = self.store.get_version(model, version)
+            self._cache[key] = load_model(self.artifact_bytes(v))
+        return self._cache[key]
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,142 @@
+"""Engines by URL (SQLite in WAL mode by default, PostgreSQL), migrations, safe URL display.
+
+>>> safe_url("postgresql+psycopg://app:s3cret@db:5432/prod")
+'postgresql+psycopg://app:***@db:5432/prod'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import StaticPool
+
+from ..core.errors import ConfigError, StoreUnavailable
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"Store URL {safe_url(url)!r} is not a database URL. Expected e.g. "
+            "'sqlite:///retrainer.db' or 'postgresql+psycopg://user@host/db'."
+        ) from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        db = parsed.database or ""
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        if db in ("", ":memory:"):  # one shared connection, or every connect is a new db
+            engine = create_engine(
+                url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+            )
+        else:
+            engine = create_engine(url, connect_args={"timeout": 30})
+        _sqlite_setup(engine)
+        return engine
+    if backend == "postgresql":
+        if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    raise ConfigError(
+        f"Store URL {safe_url(url)!r} uses backend {backend!r}. Supported: sqlite, postgresql."
+    )
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Writers take the lock up front, so two writers never deadlock on an upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that writes: BEGIN IMMEDIATE on SQLite, a plain one elsewhere."""
+    with connect(engine) as conn:
+        conn.info["write"] = True
+        try:
+            with conn.begin():
+                yield conn
+        finally:
+            conn.info["write"] = False
+
+
+@contextmanager
+def connect(engine: Engine) -> Iterator[Connection]:
+    try:
+        conn = engine.connect()
+    except OperationalError as exc:
+        raise StoreUnavailable(
+            f"Cannot connect to the store at {safe_url(str(engine.url))}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}. "
+            "Check that the database server runs and the URL in the spec is right.",
+            url=safe_url(str(engine.url)),
+        ) from None
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _alembic_config(conn: Connection) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["connection"] = conn
+    return cfg
+
+
+def head_revision() -> str:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    with connect(engine) as conn:
+        rev: str | None = MigrationContext.configure(conn).get_current_revision()
+        return rev
+
+
+def migrate(engine: Engine) -> tuple[str | None, str]:
+    """Upgrade the schema to the newest migration; returns (before, after)."""
+    before = current_revision(engine)
+    head = head_revision()
+    if before != head:
+        with write_transaction(engine) as conn:
+            if conn.dialect.name == "postgresql":  # one migrator at a time across processes
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305412)")
+            command.upgrade(_alembic_config(conn), "head")
+    return before, head

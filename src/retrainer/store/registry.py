@@ -1,0 +1,295 @@
+"""Registry operations: versions, roles and the deployment log, each change one transaction."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select, update
+
+from ..core.clock import utcnow
+from ..core.entities import Bump, Challenger, DeploymentEvent, ModelVersion, Roles, SemVer
+from ..core.errors import ConflictError, VersionNotFound
+from . import schema as t
+from .base import StoreBase
+from .convert import event_from_row, jsonsafe, roles_from_row, version_from_row, version_to_row
+
+CHAMPION_ACTIONS = ("deploy", "promote", "rollback")
+
+
+class RegistryStore(StoreBase):
+    # ---- reads --------------------------------------------------------------------------
+    def list_models(self) -> list[str]:
+        with self.read() as conn:
+            return [r[0] for r in conn.execute(select(t.models.c.name).order_by(t.models.c.name))]
+
+    def list_versions(self, model: str, *, include_deleted: bool = True) -> list[ModelVersion]:
+        q = select(t.versions).where(t.versions.c.model == model)
+        if not include_deleted:
+            q = q.where(t.versions.c.status != "deleted")
+        q = q.order_by(t.versions.c.major, t.versions.c.minor, t.versions.c.patch)
+        with self.read() as conn:
+            return [version_from_row(r) for r in conn.execute(q)]
+
+    def get_version(self, model: str, version: str, conn: Connection | None = None) -> ModelVersion:
+        q = select(t.versions).where(t.versions.c.model == model, t.versions.c.version == version)
+        if conn is None:
+            with self.read() as c:
+                row = c.execute(q).first()
+        else:
+            row = conn.execute(q).first()
+        if row is None:
+            known = [v.version for v in self.list_versions(model)] if conn is None else []
+            raise VersionNotFound(
+                f"Model {model!r} has no version {version}. "
+                f"Known versions: {', '.join(known) or '(none yet; run `retrainer train`)'}.",
+                model=model,
+                version=version,
+            )
+        return version_from_row(row)
+
+    def roles(self, model: str, conn: Connection | None = None) -> Roles:
+        q = select(t.roles).where(t.roles.c.model == model)
+        if conn is not None:
+            return roles_from_row(model, conn.execute(q).first())
+        with self.read() as c:
+            return roles_from_row(model, c.execute(q).first())
+
+    def roles_revision(self, model: str) -> int:
+        """A counter that changes with every role change (cheap polling for hot reload)."""
+        with self.read() as conn:
+            rev = conn.execute(select(t.roles.c.revision).where(t.roles.c.model == model)).scalar()
+        return int(rev or 0)
+
+    def events(self, model: str, limit: int | None = None) -> list[DeploymentEvent]:
+        q = select(t.deployments).where(t.deployments.c.model == model)
+        q = q.order_by(t.deployments.c.id.desc() if limit else t.deployments.c.id)
+        if limit:
+            q = q.limit(limit)
+        with self.read() as conn:
+            rows = [event_from_row(r) for r in conn.execute(q)]
+        return list(reversed(rows)) if limit else rows
+
+    def champion_stack(self, model: str, conn: Connection | None = None) -> list[str]:
+        """Champions in order, as deploys push and rollbacks pop them (derived from the log)."""
+        q = (
+            select(t.deployments.c.action, t.deployments.c.to_version)
+            .where(t.deployments.c.model == model, t.deployments.c.action.in_(CHAMPION_ACTIONS))
+            .order_by(t.deployments.c.id)
+        )
+        if conn is None:
+            with self.read() as c:
+                rows = list(c.execute(q))
+        else:
+            rows = list(conn.execute(q))
+        stack: list[str] = []
+        for action, to in rows:
+            if action == "rollback" and to in stack:
+                del stack[stack.index(to) + 1 :]
+            elif action == "rollback" and stack:
+                stack[-1] = to
+            else:
+                stack.append(to)
+        return stack
+
+    # ---- writes -------------------------------------------------------------------------
+    def _next_version(self, conn: Connection, model: str, bump: Bump, parent: str | None) -> str:
+        v = t.versions.c
+        if bump == "major" or parent is None:
+            top = conn.execute(select(func.max(v.major)).where(v.model == model)).scalar()
+            return "1.0.0" if top is None else str(SemVer(int(top) + 1, 0, 0))
+        base = SemVer.parse(parent)
+        if bump == "minor":
+            top = conn.execute(
+                select(func.max(v.minor)).where(v.model == model, v.major == base.major)
+            ).scalar()
+            return str(SemVer(base.major, int(top or 0) + 1, 0))
+        top = conn.execute(
+            select(func.max(v.patch)).where(
+                v.model == model, v.major == base.major, v.minor == base.minor
+            )
+        ).scalar()
+        return str(SemVer(base.major, base.minor, int(top or 0) + 1))
+
+    def register(
+        self,
+        draft: ModelVersion,
+        bump: Bump,
+        *,
+        deploy: bool = False,
+        challenger: tuple[str, float] | None = None,
+        reason: str = "",
+        triggered_by: str = "manual",
+        gate: dict[str, Any] | None = None,
+        forced: bool = False,
+    ) -> ModelVersion:
+        """Number, insert and optionally deploy a version, all in one transaction."""
+        with self.write(draft.model) as conn:
+            number = self._next_version(conn, draft.model, bump, draft.parent)
+            version = dataclasses.replace(draft, version=number)
+            conn.execute(t.versions.insert().values(**version_to_row(version)))
+            if deploy:
+                self._move_champion(
+                    conn, draft.model, number, "deploy", reason or draft.reason, triggered_by,
+                    forced=forced, gate=gate,
+                )
+            elif challenger is not None:
+                self._set_challenger(
+                    conn, draft.model, number, challenger[0], challenger[1],
+                    reason or draft.reason, triggered_by, gate=gate,
+                )
+            return version
+
+    def move_champion(
+        self,
+        model: str,
+        to_version: str,
+        action: str,
+        reason: str,
+        triggered_by: str,
+        *,
+        forced: bool = False,
+        gate: dict[str, Any] | None = None,
+        expect_champion: str | None | bool = False,
+    ) -> DeploymentEvent:
+        """Make ``to_version`` champion and log it; ``expect_champion`` guards against races."""
+        with self.write(model) as conn:
+            self.get_version(model, to_version, conn)
+            if expect_champion is not False:
+                current = self.roles(model, conn).champion
+                if current != expect_champion:
+                    raise ConflictError(
+                        f"Model {model!r}: the champion changed to {current} meanwhile "
+                        f"(expected {expect_champion}). Re-read the status and retry."
+                    )
+            return self._move_champion(
+                conn, model, to_version, action, reason, triggered_by, forced=forced, gate=gate
+            )
+
+    def set_challenger(
+        self,
+        model: str,
+        version: str | None,
+        mode: str | None,
+        fraction: float | None,
+        reason: str,
+        triggered_by: str,
+        *,
+        step: int = 0,
+        action: str | None = None,
+        gate: dict[str, Any] | None = None,
+    ) -> DeploymentEvent:
+        with self.write(model) as conn:
+            if version is not None:
+                self.get_version(model, version, conn)
+            return self._set_challenger(
+                conn, model, version, mode, fraction, reason, triggered_by, step=step,
+                action=action, gate=gate,
+            )
+
+    def mark_deleted(self, model: str, versions: list[str], reason: str, by: str) -> None:
+        if not versions:
+            return
+        with self.write(model) as conn:
+            conn.execute(
+                update(t.versions)
+                .where(t.versions.c.model == model, t.versions.c.version.in_(versions))
+                .values(status="deleted")
+            )
+            for v in versions:
+                self._event(conn, model, "delete", v, None, reason, by)
+
+    # ---- helpers inside a transaction ---------------------------------------------------
+    def _event(
+        self,
+        conn: Connection,
+        model: str,
+        action: str,
+        from_v: str | None,
+        to_v: str | None,
+        reason: str,
+        by: str,
+        *,
+        forced: bool = False,
+        gate: dict[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> DeploymentEvent:
+        now = at or utcnow()
+        row = {
+            "model": model, "action": action, "from_version": from_v, "to_version": to_v,
+            "reason": reason, "triggered_by": by, "forced": forced,
+            "gate": jsonsafe(gate) if gate is not None else None, "created_at": now,
+        }
+        new_id = conn.execute(t.deployments.insert().values(**row)).inserted_primary_key[0]
+        return event_from_row(type("R", (), {**row, "id": new_id}))
+
+    def _move_champion(
+        self,
+        conn: Connection,
+        model: str,
+        to_version: str,
+        action: str,
+        reason: str,
+        by: str,
+        *,
+        forced: bool = False,
+        gate: dict[str, Any] | None = None,
+    ) -> DeploymentEvent:
+        roles = self.roles(model, conn)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "champion": to_version, "champion_since": now, "revision": t.roles.c.revision + 1,
+        }
+        if roles.challenger is not None and roles.challenger.version == to_version:
+            values.update(challenger=None, challenger_mode=None, challenger_fraction=None,
+                          challenger_started=None, challenger_step=0)
+        conn.execute(update(t.roles).where(t.roles.c.model == model).values(**values))
+        return self._event(
+            conn, model, action, roles.champion, to_version, reason, by, forced=forced, gate=gate,
+            at=now,
+        )
+
+    def _set_challenger(
+        self,
+        conn: Connection,
+        model: str,
+        version: str | None,
+        mode: str | None,
+        fraction: float | None,
+        reason: str,
+        by: str,
+        *,
+        step: int = 0,
+        action: str | None = None,
+        gate: dict[str, Any] | None = None,
+    ) -> DeploymentEvent:
+        roles = self.roles(model, conn)
+        old = roles.challenger.version if roles.challenger else None
+        started = roles.challenger.started_at if roles.challenger and old == version else utcnow()
+        conn.execute(
+            update(t.roles)
+            .where(t.roles.c.model == model)
+            .values(
+                challenger=version, challenger_mode=mode if version else None,
+                challenger_fraction=fraction if version else None,
+                challenger_started=started if version else None, challenger_step=step,
+                revision=t.roles.c.revision + 1,
+            )
+        )
+        act = action or ("start_challenger" if version else "stop_challenger")
+        return self._event(conn, model, act, old, version, reason, by, gate=gate)
+
+
+def role_of(version: ModelVersion, roles: Roles) -> str:
+    """The role a version plays now: champion, challenger, archived or deleted."""
+    if version.status == "deleted":
+        return "deleted"
+    if roles.champion == version.version:
+        return "champion"
+    if roles.challenger is not None and roles.challenger.version == version.version:
+        return "challenger"
+    return "archived"
+
+
+__all__ = ["Challenger", "RegistryStore", "role_of"]

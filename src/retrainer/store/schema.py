@@ -1,0 +1,179 @@
+"""Tables, as SQLAlchemy Core. Rows become entities in ``store.sql`` and never leave it.
+
+The Alembic migrations in ``store/migrations`` create exactly these tables; a test checks that
+the migrated database and this metadata agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrement needs INTEGER
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("created_at", DateTime, nullable=False),
+)
+
+versions = Table(
+    "versions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("major", Integer, nullable=False),
+    Column("minor", Integer, nullable=False),
+    Column("patch", Integer, nullable=False),
+    Column("parent", String(32)),
+    Column("family", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("params", Json, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("created_by", String(32), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("train_start", DateTime),
+    Column("train_end", DateTime),
+    Column("n_rows", Integer, nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("feature_schema", Json, nullable=False),
+    Column("metrics", Json, nullable=False),
+    Column("details", Json, nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("hmac", String(64)),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    UniqueConstraint("model", "version", name="uq_versions_model_version"),
+)
+
+roles = Table(
+    "roles",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("champion", String(32)),
+    Column("champion_since", DateTime),
+    Column("challenger", String(32)),
+    Column("challenger_mode", String(16)),
+    Column("challenger_fraction", Float),
+    Column("challenger_started", DateTime),
+    Column("challenger_step", Integer, nullable=False, default=0),
+    Column("revision", Integer, nullable=False, default=0),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_version", String(32)),
+    Column("to_version", String(32)),
+    Column("reason", Text, nullable=False),
+    Column("triggered_by", String(64), nullable=False),
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("gate", Json),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_deployments_model", "model", "id"),
+)
+
+training_rows = Table(
+    "training_rows",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("event_time", DateTime, nullable=False),
+    Column("target", Json, nullable=False),
+    Column("features", Json, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("ingested_at", DateTime, nullable=False),
+    UniqueConstraint("model", "entity_id", name="uq_training_rows_model_entity"),
+    Index("ix_training_rows_time", "model", "event_time"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False),
+    Column("entity_id", String(128)),
+    Column("version", String(32), nullable=False),
+    Column("arm", String(16), nullable=False),
+    Column("features", Text, nullable=False),
+    Column("output", Json, nullable=False),
+    Column("proba", Float),
+    Column("created_at", DateTime, nullable=False),
+    Index("ix_predictions_entity", "model", "entity_id"),
+    Index("ix_predictions_time", "model", "created_at"),
+)
+
+actuals = Table(
+    "actuals",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("event_time", DateTime),
+    Column("value", Json, nullable=False),
+    Column("received_at", DateTime, nullable=False),
+    Column("prediction_id", BigInteger),
+    UniqueConstraint("model", "entity_id", "event_time", name="uq_actuals_model_entity_time"),
+    Index("ix_actuals_received", "model", "received_at"),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("reasons", Json, nullable=False),
+    Column("numbers", Json, nullable=False),
+    Column("taken_at", DateTime, nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("outcome", Text),
+    Index("ix_decisions_model", "model", "id"),
+)
+
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("expires_at", DateTime, nullable=False),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job", String(128), nullable=False),
+    Column("model", String(64)),
+    Column("scheduled_for", DateTime),
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("outcome", String(32), nullable=False),
+    Column("detail", Text),
+    Column("owner", String(128), nullable=False),
+)
