@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from .artifacts import ArtifactStore, StoredArtifact
 from .engine import migrate, safe_url
+from .predlog import PredictionLogStore
 from .registry import RegistryStore, role_of
 from .rows import RowsStore
 
 
-class SqlStore(RowsStore, RegistryStore):
-    """The store: registry, training rows and (in later modules) the prediction log."""
+class SqlStore(PredictionLogStore, RowsStore, RegistryStore):
+    """The store: registry, training rows, the prediction log."""
 
 
 __all__ = ["ArtifactStore", "SqlStore", "StoredArtifact", "migrate", "role_of", "safe_url"]

@@ -1,0 +1,45 @@
+"""A loaded, verified version ready to score: the family model plus its calibration map."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.entities import ModelVersion
+from ..evaluation.calibration import Calibrator
+from ..families import FamilyModel, load_model
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class Predictor:
+    version: ModelVersion
+    model: FamilyModel
+    calibrator: Calibrator | None
+
+    @property
+    def task(self) -> str:
+        return self.model.task
+
+    def raw(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+        out = self.model.predict_raw(X)
+        if self.calibrator is not None:
+            out = self.calibrator.apply(out)
+        return out
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> tuple[list[Any], np.ndarray | None]:
+        """Predictions in original labels, and class probabilities for classifiers."""
+        raw = self.raw(X)
+        if self.task == "regression":
+            return raw.tolist(), None
+        classes = self.model.classes_
+        return [classes[i] for i in np.argmax(raw, axis=1)], raw
+
+
+def load_predictor(ws: Workspace, version: ModelVersion) -> Predictor:
+    model = load_model(ws.artifact_bytes(version))
+    cal = version.details.get("calibrator")
+    return Predictor(version, model, Calibrator.from_dict(cal) if cal else None)

@@ -1,0 +1,124 @@
+"""Deploy, rollback and retention: each a single registry transaction with an event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.entities import DeploymentEvent, ModelVersion, Roles
+from ..core.errors import ConflictError, NoChampion
+from ..families import load_model
+from ..store import role_of
+from .workspace import Workspace
+
+
+def verify_loadable(ws: Workspace, version: ModelVersion) -> None:
+    """Check the artifact's hash/HMAC and that it loads, before any role points at it."""
+    if version.status == "deleted":
+        raise ConflictError(
+            f"Model {version.model!r} version {version.version} was deleted by retention; its "
+            "artifact is gone. Pick a version that `retrainer versions` lists as kept."
+        )
+    load_model(ws.artifact_bytes(version))
+
+
+def deploy(
+    ws: Workspace,
+    model: str,
+    version: str,
+    *,
+    reason: str = "manual deploy",
+    triggered_by: str = "manual",
+    forced: bool = False,
+    gate: dict[str, Any] | None = None,
+) -> DeploymentEvent:
+    """Make ``version`` the champion (verified first)."""
+    ws.model_spec(model)
+    v = ws.store.get_version(model, version)
+    verify_loadable(ws, v)
+    current = ws.store.roles(model).champion
+    if current == version:
+        raise ConflictError(f"Model {model!r}: version {version} is already the champion.")
+    return ws.store.move_champion(
+        model, version, "deploy", reason, triggered_by, forced=forced, gate=gate,
+        expect_champion=current,
+    )
+
+
+def rollback_target(ws: Workspace, model: str) -> str:
+    roles = ws.store.roles(model)
+    if roles.champion is None:
+        raise NoChampion(f"Model {model!r} has no champion, so there is nothing to roll back.")
+    stack = ws.store.champion_stack(model)
+    if len(stack) < 2:
+        raise ConflictError(
+            f"Model {model!r} has no previous champion to roll back to (the champion "
+            f"{roles.champion} is the first). Use `retrainer rollback {model} --to VERSION` "
+            "or deploy another version."
+        )
+    return stack[-2]
+
+
+def rollback(
+    ws: Workspace,
+    model: str,
+    *,
+    to: str | None = None,
+    reason: str = "manual rollback",
+    triggered_by: str = "manual",
+) -> DeploymentEvent:
+    """Return to the previous champion (or ``to``), verified first."""
+    ws.model_spec(model)
+    target = to or rollback_target(ws, model)
+    current = ws.store.roles(model).champion
+    if current is None:
+        raise NoChampion(f"Model {model!r} has no champion, so there is nothing to roll back.")
+    if target == current:
+        raise ConflictError(f"Model {model!r}: version {target} is already the champion.")
+    verify_loadable(ws, ws.store.get_version(model, target))
+    return ws.store.move_champion(
+        model, target, "rollback", reason, triggered_by, expect_champion=current
+    )
+
+
+def protected_versions(ws: Workspace, model: str, roles: Roles | None = None) -> set[str]:
+    roles = roles or ws.store.roles(model)
+    keep = set()
+    if roles.champion:
+        keep.add(roles.champion)
+    if roles.challenger:
+        keep.add(roles.challenger.version)
+    stack = ws.store.champion_stack(model)
+    if len(stack) >= 2:
+        keep.add(stack[-2])
+    return keep
+
+
+def apply_retention(ws: Workspace, model: str) -> list[str]:
+    """Keep the newest ``retention.keep`` versions plus champion, previous champion and
+    challenger; delete the others' artifacts and mark them deleted (numbers stay taken)."""
+    spec = ws.model_spec(model)
+    live = [v for v in ws.store.list_versions(model) if v.status != "deleted"]
+    newest = sorted(live, key=lambda v: (v.created_at, v.semver))[-spec.retention.keep :]
+    keep = {v.version for v in newest} | protected_versions(ws, model)
+    doomed = [v for v in live if v.version not in keep]
+    if not doomed:
+        return []
+    ws.store.mark_deleted(model, [v.version for v in doomed], "retention", "retention")
+    kept_uris = {v.artifact_uri for v in live if v.version in keep}
+    for v in doomed:
+        if v.artifact_uri not in kept_uris:
+            ws.artifacts.delete(v.artifact_uri)
+    return [v.version for v in doomed]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: ModelVersion
+    role: str
+
+
+def versions_with_roles(ws: Workspace, model: str) -> list[VersionRow]:
+    ws.model_spec(model)
+    roles = ws.store.roles(model)
+    return [VersionRow(v, role_of(v, roles)) for v in ws.store.list_versions(model)]

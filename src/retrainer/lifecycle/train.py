@@ -1,0 +1,253 @@
+"""Full training: window → quality gate → fit (with fallback) → register (→ deploy)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from ..core.clock import utcnow
+from ..core.entities import Bump, ModelVersion
+from ..core.errors import InputError, QualityError, RetrainerError
+from ..core.spec import ModelSpec
+from ..evaluation.quality import QualityReport, check_quality
+from ..families import family_class
+from .fitting import Fitted, fit_family, fold_summary
+from .workspace import Workspace
+
+Step = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class TrainingWindow:
+    start: pd.Timestamp | None
+    end: pd.Timestamp | None
+    rows: int
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What a training run would do: ``train --dry-run`` shows it and writes nothing."""
+
+    model: str
+    family: str
+    fallback_family: str | None
+    window: TrainingWindow
+    class_balance: dict[str, float]
+    quality: QualityReport
+    bump: Bump
+    parent: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "family": self.family,
+            "fallback_family": self.fallback_family,
+            "window": {
+                "start": _iso(self.window.start),
+                "end": _iso(self.window.end),
+                "rows": self.window.rows,
+            },
+            "class_balance": self.class_balance,
+            "quality": self.quality.to_dict(),
+            "bump": self.bump,
+            "parent": self.parent,
+        }
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: ModelVersion
+    deployed: bool
+    fitted: Fitted = field(repr=False)
+    plan: TrainPlan = field(repr=False)
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else pd.Timestamp(ts).isoformat()
+
+
+def load_window(ws: Workspace, spec: ModelSpec, days_back: int | None = None) -> pd.DataFrame:
+    """Training rows of the spec's window (or the last ``days_back`` days), oldest first."""
+    days = days_back or spec.training.window_days
+    start = None
+    if days:
+        _, _, newest = ws.store.training_stats(spec.name)
+        if newest is not None:
+            start = newest - timedelta(days=days)
+    frame = ws.store.training_frame(spec.name, start=start)
+    if frame.empty:
+        raise InputError(
+            f"Model {spec.name!r} has no training rows{' in the window' if start else ''}. "
+            f"Ingest labelled data first: `retrainer ingest {spec.name} FILE`."
+        )
+    missing = [c for c in spec.feature_names if c not in frame.columns]
+    if missing:
+        raise InputError(
+            f"Feature(s) {missing} are in the spec of {spec.name!r} but not in its stored rows. "
+            "Re-ingest data that has them, or remove them from the spec."
+        )
+    return frame
+
+
+def quality_of(spec: ModelSpec, frame: pd.DataFrame) -> QualityReport:
+    return check_quality(
+        frame, task=spec.task, target="target", numeric=spec.features.numeric,
+        categorical=spec.features.categorical, rules=spec.quality,
+    )
+
+
+def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str | None]:
+    """major for the first version or a family/schema change, else minor."""
+    roles = ws.store.roles(spec.name)
+    versions = ws.store.list_versions(spec.name)
+    if not versions:
+        return "major", None
+    base = roles.champion or versions[-1].version
+    parent = next(v for v in versions if v.version == base)
+    schema = parent.feature_schema
+    same_schema = (
+        list(schema.get("numeric", [])) == spec.features.numeric
+        and list(schema.get("categorical", [])) == spec.features.categorical
+    )
+    if parent.family != family or not same_schema:
+        return "major", base
+    return "minor", base
+
+
+def plan(ws: Workspace, model: str, *, family: str | None = None, days_back: int | None = None,
+         frame: pd.DataFrame | None = None) -> TrainPlan:
+    spec = ws.model_spec(model)
+    fam = family or spec.family
+    family_class(fam)  # unknown names fail here, before any work
+    frame = load_window(ws, spec, days_back) if frame is None else frame
+    report = quality_of(spec, frame)
+    bump, parent = version_bump(ws, spec, fam)
+    balance = {}
+    if spec.task == "classification":
+        balance = {str(k): float(v) for k, v in frame["target"].value_counts(normalize=True).items()}
+    window = TrainingWindow(frame["event_time"].iloc[0], frame["event_time"].iloc[-1], len(frame))
+    return TrainPlan(model, fam, spec.fallback_family, window, balance, report, bump, parent)
+
+
+def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
+    hashed = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+
+
+def fit_with_fallback(spec: ModelSpec, family: str, frame: pd.DataFrame) -> tuple[Fitted, dict[str, Any]]:
+    """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
+    try:
+        return fit_family(spec, family, frame), {}
+    except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
+        fallback = spec.fallback_family
+        if isinstance(exc, InputError) or fallback is None or fallback == family:
+            raise
+        reason = f"{type(exc).__name__}: {exc}"
+        return fit_family(spec, fallback, frame), {"requested": family, "reason": reason}
+
+
+def train(
+    ws: Workspace,
+    model: str,
+    *,
+    family: str | None = None,
+    deploy: bool = False,
+    created_by: str = "manual",
+    reason: str = "",
+    days_back: int | None = None,
+    allow_quality_warnings: bool = False,
+    on_step: Step | None = None,
+) -> TrainResult:
+    """Train a new version of ``model`` on its window and register it.
+
+    With ``deploy`` the version becomes champion in the same transaction that registers it.
+    """
+    step = on_step or (lambda _s: None)
+    spec = ws.model_spec(model)
+    step("loading rows")
+    frame = load_window(ws, spec, days_back)
+    the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame)
+    if not the_plan.quality.ok and not allow_quality_warnings:
+        raise QualityError(
+            f"Data quality checks failed for model {model!r}; nothing was trained.\n"
+            f"{the_plan.quality.render()}\nFix the data, relax the `quality` rules in the spec, "
+            "or pass --allow-quality-warnings.",
+            quality=the_plan.quality.to_dict(),
+        )
+    step(f"fitting {the_plan.family}")
+    fitted, fallback = fit_with_fallback(spec, the_plan.family, frame)
+    bump, parent = the_plan.bump, the_plan.parent
+    if fallback:
+        bump, parent = version_bump(ws, spec, fitted.family)
+    step("saving artifact")
+    version = register_fitted(
+        ws, spec, fitted, frame, bump=bump, parent=parent, kind="full_retrain" if parent else "initial",
+        created_by=created_by, reason=reason or "full retrain", deploy=deploy,
+        details={"fallback": fallback} if fallback else {},
+    )
+    step("done")
+    return TrainResult(version, deploy, fitted, the_plan)
+
+
+def register_fitted(
+    ws: Workspace,
+    spec: ModelSpec,
+    fitted: Fitted,
+    frame: pd.DataFrame,
+    *,
+    bump: Bump,
+    parent: str | None,
+    kind: str,
+    created_by: str,
+    reason: str,
+    deploy: bool,
+    details: dict[str, Any] | None = None,
+    gate: dict[str, Any] | None = None,
+    forced: bool = False,
+) -> ModelVersion:
+    """Write the artifact durably, then register the version (and deploy) in one transaction."""
+    data = fitted.model.save()
+    art = ws.artifacts.put(spec.name, data)
+    extra: dict[str, Any] = dict(details or {})
+    extra.update(
+        holdout_rows=len(fitted.evaluation.holdout_ids),
+        holdout_start=fitted.evaluation.holdout_start.isoformat(),
+        fit_cpu_seconds=round(fitted.fit_seconds, 4),
+        primary_metric=spec.primary_metric,
+    )
+    if fitted.folds:
+        extra["folds"] = fitted.folds
+        extra["folds_summary"] = fold_summary(fitted.folds)
+    if fitted.calibrator is not None:
+        extra["calibrator"] = fitted.calibrator.to_dict()
+        extra["calibration"] = fitted.calibration
+    for hook in REGISTER_HOOKS:
+        extra.update(hook(spec, fitted, frame))
+    draft = ModelVersion(
+        model=spec.name, version="0.0.0", parent=parent, family=fitted.family,
+        params=fitted.params, created_at=utcnow(), created_by=created_by, reason=reason,
+        kind=kind, train_start=frame["event_time"].iloc[0].to_pydatetime(),
+        train_end=frame["event_time"].iloc[-1].to_pydatetime(), n_rows=len(frame),
+        fingerprint=fingerprint(frame, ["entity_id", "event_time", "target", *spec.feature_names]),
+        feature_schema=fitted.model.schema_.to_dict(), metrics=fitted.evaluation.metrics,
+        artifact_uri=art.uri, sha256=art.sha256, hmac=art.hmac, size_bytes=art.size_bytes,
+        details=extra,
+    )
+    version = ws.store.register(
+        draft, bump, deploy=deploy, reason=reason, triggered_by=created_by, gate=gate,
+        forced=forced,
+    )
+    from .registry_ops import apply_retention
+
+    apply_retention(ws, spec.name)
+    return version
+
+
+# Functions (spec, fitted, frame) -> details to store with every new version; the monitor
+# registers its reference statistics here so drift never reloads training data.
+REGISTER_HOOKS: list[Callable[[ModelSpec, Fitted, pd.DataFrame], dict[str, Any]]] = []
