@@ -1,1 +1,1 @@
-"""retrainer.cli."""
+"""The ``retrainer`` CLI: Typer commands, thin wrappers over lifecycle/."""

@@ -44,7 +44,8 @@ class FamilyModel(ABC):
     """A model family. Subclasses implement the ``_``-prefixed hooks on float matrices."""
 
     name: ClassVar[str]
-    capabilities: ClassVar[Capabilities]
+    # Declared per class; an instance may narrow it (an ensemble warm-starts if its members do).
+    capabilities: Capabilities
     default_params: ClassVar[dict[str, Any]] = {}
     accepted_params: ClassVar[frozenset[str]] = frozenset()
     payload_name: ClassVar[str] = "model.bin"
@@ -149,17 +150,12 @@ class FamilyModel(ABC):
             "classes": self.classes_,
             "extra": self._meta(),
         }
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for name, data in (
+        return write_zip(
+            [
                 ("meta.json", json.dumps(meta, sort_keys=True).encode()),
                 (self.payload_name, self._dump()),
-            ):
-                info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, data)
-        return buf.getvalue()
+            ]
+        )
 
     # ---- helpers ----------------------------------------------------------------------
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
@@ -246,6 +242,27 @@ def _label(v: Any) -> Any:
 
 def _sort_key(v: Any) -> tuple[int, Any]:
     return (0, v) if isinstance(v, int | float) else (1, str(v))
+
+
+def write_zip(entries: Sequence[tuple[str, bytes]]) -> bytes:
+    """A deterministic zip of named byte strings (fixed timestamps and modes, given order)."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def read_zip(data: bytes, what: str) -> dict[str, bytes]:
+    """The entries of a zip made by ``write_zip``, in order; IntegrityError names ``what``."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            return {name: zf.read(name) for name in zf.namelist()}
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise IntegrityError(f"The {what} is not a readable zip archive ({exc}).") from None
 
 
 def read_artifact(data: bytes) -> tuple[dict[str, Any], bytes]:

@@ -209,6 +209,7 @@ def register_fitted(
     details: dict[str, Any] | None = None,
     gate: dict[str, Any] | None = None,
     forced: bool = False,
+    window_start: Any = None,
 ) -> ModelVersion:
     """Write the artifact durably, then register the version (and deploy) in one transaction."""
     data = fitted.model.save()
@@ -231,7 +232,8 @@ def register_fitted(
     draft = ModelVersion(
         model=spec.name, version="0.0.0", parent=parent, family=fitted.family,
         params=fitted.params, created_at=utcnow(), created_by=created_by, reason=reason,
-        kind=kind, train_start=frame["event_time"].iloc[0].to_pydatetime(),
+        kind=kind,
+        train_start=window_start or frame["event_time"].iloc[0].to_pydatetime(),
         train_end=frame["event_time"].iloc[-1].to_pydatetime(), n_rows=len(frame),
         fingerprint=fingerprint(frame, ["entity_id", "event_time", "target", *spec.feature_names]),
         feature_schema=fitted.model.schema_.to_dict(), metrics=fitted.evaluation.metrics,

@@ -1,0 +1,124 @@
+"""Set-up and data commands: init, db upgrade, ingest, predict, backup, restore."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..core.errors import ConflictError
+from ..core.spec import default_config_path, load_spec
+from ..lifecycle import backup as backup_ops
+from ..lifecycle.ingest import ingest_file
+from ..lifecycle.predict import predict_file
+from ..store.engine import make_engine, migrate, safe_url
+from .app import (
+    JsonFlag, ModelArg, _state, app, db_app, emit_json, err, handles_errors, out, workspace,
+)
+
+
+@app.command()
+@handles_errors
+def init(
+    path: Annotated[Path | None, typer.Argument(help="Where to write (default retrainer.yaml).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Write a commented example retrainer.yaml."""
+    target = path or _state["config"] or default_config_path()
+    if target.exists() and not force:
+        raise ConflictError(f"{target} already exists. Pass --force to overwrite it.")
+    text = resources.files("retrainer.templates").joinpath("retrainer.yaml").read_text()
+    target.write_text(text)
+    load_spec(target, environ={})  # the template must always be valid
+    if as_json:
+        emit_json({"path": str(target)})
+    else:
+        out.print(f"wrote {target}")
+
+
+@db_app.command("upgrade")
+@handles_errors
+def db_upgrade(as_json: JsonFlag = False) -> None:
+    """Apply every pending schema migration."""
+    spec = load_spec(_state["config"])
+    engine = make_engine(spec.store)
+    try:
+        before, after = migrate(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        emit_json({"store": safe_url(spec.store), "from": before, "to": after})
+    else:
+        out.print(f"{safe_url(spec.store)}: schema {before or 'empty'} → {after}")
+
+
+@app.command()
+@handles_errors
+def ingest(
+    model: ModelArg,
+    file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL of labelled rows.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Add labelled rows; de-duplicated by the id column, all or nothing per file."""
+    with workspace() as ws:
+        result = ingest_file(ws, model, file)
+    if as_json:
+        emit_json(result.to_dict())
+        return
+    out.print(
+        f"{model}: {result.inserted} inserted, {result.duplicates} duplicates, "
+        f"{result.rejected} rejected"
+    )
+    for r in result.rejects:
+        err.print(f"  line {r.line}: {r.reason}", highlight=False, markup=False)
+
+
+@app.command()
+@handles_errors
+def predict(
+    model: ModelArg,
+    input: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL of feature rows.")],
+    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv/.parquet/.jsonl).")],
+    version: Annotated[str | None, typer.Option("--version", help="Score with this version.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a file with the champion (or --version) and log the predictions."""
+    with workspace() as ws:
+        r = predict_file(ws, model, input, out_path, version=version)
+    if as_json:
+        emit_json({"version": r.version, "rows": r.rows, "out": r.out, "request_id": r.request_id})
+    else:
+        out.print(f"{model} {r.version}: {r.rows} predictions → {r.out}")
+
+
+@app.command("backup")
+@handles_errors
+def backup_cmd(
+    path: Annotated[Path, typer.Argument(help="Backup file to write (.tar.gz).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Write the store and every kept artifact to one verified archive."""
+    with workspace() as ws:
+        r = backup_ops.backup(ws, path)
+    if as_json:
+        emit_json({"path": r.path, "rows": r.rows, "artifacts": r.artifacts})
+    else:
+        out.print(f"backup {r.path}: {sum(r.rows.values())} rows, {r.artifacts} artifacts")
+
+
+@app.command("restore")
+@handles_errors
+def restore_cmd(
+    path: Annotated[Path, typer.Argument(help="Backup file written by `retrainer backup`.")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Restore a backup into an empty store (checksums verified first)."""
+    with workspace() as ws:
+        r = backup_ops.restore(ws, path)
+    if as_json:
+        emit_json({"path": r.path, "rows": r.rows, "artifacts": r.artifacts})
+    else:
+        out.print(f"restored {r.path}: {sum(r.rows.values())} rows, {r.artifacts} artifacts")

@@ -1,0 +1,140 @@
+"""Registry commands: versions, history, status, deploy, rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..core.views import event_view, roles_view, version_view
+from ..lifecycle import registry_ops
+from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
+
+
+def _fmt(x: object) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else ("-" if x is None else str(x))
+
+
+@app.command()
+@handles_errors
+def versions(
+    model: ModelArg,
+    detail: Annotated[bool, typer.Option("--detail", help="Show folds, params, calibration.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List a model's versions with lineage, role and holdout metrics."""
+    with workspace() as ws:
+        rows = registry_ops.versions_with_roles(ws, model)
+        primary = ws.model_spec(model).primary_metric
+    views = [version_view(r.version, r.role, detail=detail) for r in rows]
+    if as_json:
+        emit_json(views)
+        return
+    table = Table(title=f"{model}: versions")
+    for col in ("version", "parent", "family", "kind", "role", "rows", primary, "created", "by"):
+        table.add_column(col)
+    for v in views:
+        table.add_row(
+            v["version"], v["parent"] or "-", v["family"], v["kind"], v["role"], str(v["rows"]),
+            _fmt(v["metrics"].get(primary)), v["created_at"][:19], v["created_by"],
+        )
+    out.print(table)
+    if detail:
+        for v in views:
+            if v.get("folds"):
+                out.print(f"[bold]{v['version']}[/] walk-forward folds:")
+                for f in v["folds"]:
+                    out.print("  " + ", ".join(f"{k}={_fmt(x)}" for k, x in f.items()))
+            if v.get("folds_summary"):
+                s = v["folds_summary"].get(primary, {})
+                out.print(f"  {primary}: {_fmt(s.get('mean'))} ± {_fmt(s.get('std'))}")
+            if v.get("calibration"):
+                out.print(f"[bold]{v['version']}[/] calibration: {v['calibration']}")
+
+
+@app.command()
+@handles_errors
+def history(model: ModelArg, as_json: JsonFlag = False) -> None:
+    """Show the deployment log: every role change, why and by whom."""
+    with workspace() as ws:
+        ws.model_spec(model)
+        events = [event_view(e) for e in ws.store.events(model)]
+    if as_json:
+        emit_json(events)
+        return
+    table = Table(title=f"{model}: history")
+    for col in ("#", "when", "action", "from", "to", "by", "forced", "reason"):
+        table.add_column(col)
+    for e in events:
+        table.add_row(
+            str(e["id"]), e["created_at"][:19], e["action"], e["from_version"] or "-",
+            e["to_version"] or "-", e["triggered_by"], "yes" if e["forced"] else "",
+            e["reason"],
+        )
+    out.print(table)
+
+
+@app.command()
+@handles_errors
+def status(
+    model: Annotated[str | None, typer.Argument(help="Model name; all models when omitted.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show who serves: champion, challenger and rollout, per model."""
+    with workspace() as ws:
+        names = [model] if model else sorted(ws.spec.models)
+        views = {}
+        for name in names:
+            ws.model_spec(name)
+            view = roles_view(ws.store.roles(name))
+            view["model"] = name
+            view["training_rows"] = ws.store.training_stats(name)[0]
+            view["versions"] = len(ws.store.list_versions(name, include_deleted=False))
+            views[name] = view
+    if as_json:
+        emit_json(views[model] if model else list(views.values()))
+        return
+    for name, v in views.items():
+        champ = v["champion"]["version"] if v["champion"] else "none"
+        ch = v["challenger"]
+        chal = f"{ch['version']} ({ch['mode']}, {ch['fraction']:.0%})" if ch else "none"
+        out.print(
+            f"[bold]{name}[/]: champion {champ}, challenger {chal}, "
+            f"{v['versions']} versions, {v['training_rows']} training rows"
+        )
+
+
+@app.command()
+@handles_errors
+def deploy(
+    model: ModelArg,
+    version: Annotated[str, typer.Argument(help="Version to make champion, e.g. 1.2.0.")],
+    reason: Annotated[str, typer.Option(help="Why; stored on the event.")] = "manual deploy",
+    force: Annotated[bool, typer.Option("--force", help="Override the gate; recorded as forced.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Make a version the champion (verified before the switch)."""
+    with workspace() as ws:
+        event = registry_ops.deploy(ws, model, version, reason=reason, forced=force)
+    if as_json:
+        emit_json(event_view(event))
+    else:
+        out.print(f"{model}: champion {event.from_version or 'none'} → {event.to_version}")
+
+
+@app.command()
+@handles_errors
+def rollback(
+    model: ModelArg,
+    to: Annotated[str | None, typer.Option("--to", help="Version to return to.")] = None,
+    reason: Annotated[str, typer.Option(help="Why; stored on the event.")] = "manual rollback",
+    as_json: JsonFlag = False,
+) -> None:
+    """Return to the previous champion, or to --to VERSION."""
+    with workspace() as ws:
+        event = registry_ops.rollback(ws, model, to=to, reason=reason)
+    if as_json:
+        emit_json(event_view(event))
+    else:
+        out.print(f"{model}: rolled back {event.from_version} → {event.to_version}")

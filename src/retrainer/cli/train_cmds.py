@@ -1,0 +1,109 @@
+"""Training commands: train, fine-tune."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from ..core.views import version_view
+from ..lifecycle import fine_tune as fine_tune_ops
+from ..lifecycle import train as train_ops
+from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+
+Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
+Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version champion.")]
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[train_ops.Step]:
+    if not enabled:
+        yield lambda _s: None
+        return
+    with Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+        console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("training", total=None)
+        yield lambda s: bar.update(task, description=s)
+
+
+@app.command()
+@handles_errors
+def train(
+    model: ModelArg,
+    family: Family = None,
+    deploy: Deploy = False,
+    days: Annotated[int | None, typer.Option("--days", help="Train on the last N days only.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Run the checks, show the plan, write nothing.")
+    ] = False,
+    allow_quality_warnings: Annotated[
+        bool, typer.Option("--allow-quality-warnings", help="Train despite quality violations.")
+    ] = False,
+    reason: Annotated[str, typer.Option(help="Why; stored on the version.")] = "",
+    as_json: JsonFlag = False,
+) -> None:
+    """Fully retrain a model on its window and register a new version."""
+    with workspace() as ws:
+        if dry_run:
+            p = train_ops.plan(ws, model, family=family, days_back=days)
+            if as_json:
+                emit_json(p.to_dict())
+                return
+            w = p.window
+            out.print(f"[bold]{model}[/] would train [bold]{p.family}[/] "
+                      f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})")
+            out.print(f"window {w.start} → {w.end}: {w.rows} rows; classes {p.class_balance}")
+            out.print(p.quality.render(), markup=False, highlight=False)
+            if not p.quality.ok:
+                raise typer.Exit(1)
+            return
+        with _progress(not as_json) as step:
+            r = train_ops.train(
+                ws, model, family=family, deploy=deploy, days_back=days,
+                allow_quality_warnings=allow_quality_warnings, reason=reason, on_step=step,
+            )
+        role = "champion" if deploy else "archived"
+    view = {**version_view(r.version, role), "deployed": r.deployed}
+    if as_json:
+        emit_json(view)
+        return
+    primary = r.version.details.get("primary_metric", "")
+    note = f" (fallback from {view['fallback']['requested']})" if view.get("fallback") else ""
+    out.print(
+        f"{model} {r.version.version}: {r.version.family}{note}, {r.version.n_rows} rows, "
+        f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
+        + (" — deployed" if deploy else "")
+    )
+
+
+@app.command("fine-tune")
+@handles_errors
+def fine_tune(
+    model: ModelArg,
+    days: Annotated[int | None, typer.Option("--days", help="Use the last N days of rows.")] = None,
+    deploy: Deploy = False,
+    reason: Annotated[str, typer.Option(help="Why; stored on the version.")] = "fine-tune",
+    as_json: JsonFlag = False,
+) -> None:
+    """Warm-start the champion on new rows and register a patch version."""
+    with workspace() as ws:
+        r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
+    view = {
+        **version_view(r.version, "champion" if deploy else "archived"),
+        "deployed": r.deployed,
+        "champion_metrics": r.champion_metrics,
+    }
+    if as_json:
+        emit_json(view)
+        return
+    primary = r.version.details.get("primary_metric", "")
+    out.print(
+        f"{model} {r.version.version} (from {r.version.parent}): {r.version.n_rows} new rows, "
+        f"validation {primary} {r.version.metrics.get(primary, float('nan')):.4f} vs champion "
+        f"{r.champion_metrics.get(primary, float('nan')):.4f}" + (" — deployed" if deploy else "")
+    )

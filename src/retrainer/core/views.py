@@ -1,0 +1,80 @@
+"""JSON shapes shared by the CLI's ``--json``, the REST API and alerts (documented in
+docs/cli.md). One place, so the three never drift apart."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .entities import DeploymentEvent, ModelVersion, Roles
+
+
+def _num(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def _iso(v: Any) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "version": v.version,
+        "parent": v.parent,
+        "family": v.family,
+        "kind": v.kind,
+        "role": role,
+        "status": v.status,
+        "created_at": _iso(v.created_at),
+        "created_by": v.created_by,
+        "reason": v.reason,
+        "rows": v.n_rows,
+        "train_start": _iso(v.train_start),
+        "train_end": _iso(v.train_end),
+        "metrics": {k: _num(x) for k, x in v.metrics.items()},
+        "size_bytes": v.size_bytes,
+        "sha256": v.sha256,
+    }
+    d = v.details
+    if "folds_summary" in d:
+        out["folds_summary"] = d["folds_summary"]
+    if d.get("fallback"):
+        out["fallback"] = d["fallback"]
+    if detail:
+        out.update(
+            params=v.params,
+            fingerprint=v.fingerprint,
+            artifact_uri=v.artifact_uri,
+            signed=v.hmac is not None,
+            folds=d.get("folds", []),
+            calibration=d.get("calibration"),
+            features=v.feature_schema,
+        )
+    return out
+
+
+def event_view(e: DeploymentEvent) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "action": e.action,
+        "from_version": e.from_version,
+        "to_version": e.to_version,
+        "reason": e.reason,
+        "triggered_by": e.triggered_by,
+        "forced": e.forced,
+        "gate": e.gate,
+        "created_at": _iso(e.created_at),
+    }
+
+
+def roles_view(r: Roles) -> dict[str, Any]:
+    ch = r.challenger
+    return {
+        "champion": None if r.champion is None else {
+            "version": r.champion, "since": _iso(r.champion_since)
+        },
+        "challenger": None if ch is None else {
+            "version": ch.version, "mode": ch.mode, "fraction": ch.fraction,
+            "step": ch.step, "started_at": _iso(ch.started_at),
+        },
+    }

@@ -1,0 +1,441 @@
+"""Champion/challenger gate on the same most recent labelled rows.
+
+A paired bootstrap resamples row indices once and scores both models on every resample, so
+the distribution is of the *improvement* (``Metric.improvement``: positive is better, for any
+metric direction). The challenger passes only if the observed improvement reaches
+``min_improvement``, the one-sided bootstrap p-value of "no improvement" is below
+``significance``, no guard metric regresses beyond its tolerance and the budgets hold.
+
+>>> import numpy as np
+>>> from retrainer.core.spec_sections import Gate
+>>> rng = np.random.default_rng(0)
+>>> y = rng.integers(0, 2, 400)
+>>> champion = np.where(rng.random(400) < 0.75, y, 1 - y)
+>>> challenger = np.where(rng.random(400) < 0.90, y, 1 - y)
+>>> r = run_gate(y, champion, challenger, task="classification", gate=Gate(), seed=1)
+>>> r.verdict, r.metric, round(r.improvement, 3), r.p_value < 0.05
+('pass', 'accuracy', 0.177, True)
+>>> run_gate(y[:50], champion[:50], challenger[:50], task="classification",
+...          gate=Gate()).verdict
+'insufficient'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from ..core.errors import ConfigError, InputError
+from ..core.metrics import DEFAULT_PRIMARY, METRICS, Metric, task_metrics
+from ..core.spec_sections import Gate
+
+Verdict = Literal["pass", "reject", "insufficient"]
+TEST_NAME = "paired_bootstrap"
+_CHUNK_CELLS = 2_000_000  # resampled cells held in memory at once
+
+# Row multiplicities (resamples, rows) -> one metric value per resample.
+Stat = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """One guard metric: how much the challenger regresses against the tolerance."""
+
+    metric: str
+    champion: float
+    challenger: float
+    regression: float  # -improvement: positive means the challenger is worse
+    tolerance: float
+    ok: bool
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """Every number behind a gate verdict. ``reasons`` lists failures first."""
+
+    verdict: Verdict
+    metric: str
+    bigger_is_better: bool
+    n_rows: int
+    min_rows: int
+    champion: float
+    challenger: float
+    improvement: float
+    min_improvement: float
+    test: str
+    bootstrap_samples: int
+    p_value: float | None
+    significance: float
+    ci_low: float | None  # one-sided (1 - significance) lower bound of the improvement
+    ci_high: float | None
+    ci_level: float  # coverage of [ci_low, ci_high]: 1 - 2 * significance
+    guards: tuple[GuardResult, ...]
+    latency_ms: float | None
+    max_latency_ms: float | None
+    size_bytes: int | None
+    max_size_bytes: int | None
+    seed: int
+    reasons: tuple[str, ...]
+    champion_metrics: dict[str, float] = field(default_factory=dict)
+    challenger_metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "pass"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe: tuples become lists, NaN and infinities become None."""
+        return _json_safe(asdict(self))  # type: ignore[no-any-return]
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+def _num(x: float) -> str:
+    return f"{x:.4g}"
+
+
+# --- resampled metrics -------------------------------------------------------------------
+# A resample is a row of multiplicities W (resamples, rows): row i drawn W[r, i] times. Most
+# metrics are then linear in W (one matrix product), so no resample is materialised.
+
+
+def _mean(terms: np.ndarray, finish: Callable[[np.ndarray], np.ndarray] | None = None) -> Stat:
+    def stat(w: np.ndarray) -> np.ndarray:
+        means = w @ terms / w.shape[1]
+        return finish(means) if finish else means
+
+    return stat
+
+
+def _proba_matrix(proba: np.ndarray) -> np.ndarray:
+    return np.column_stack([1 - proba, proba]) if proba.ndim == 1 else proba
+
+
+def _auc(positive: np.ndarray, score: np.ndarray) -> Stat:
+    """Weighted Mann-Whitney ROC AUC; tied scores count one half, as in sklearn."""
+    order = np.argsort(score, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(score[order]) != 0])
+    pos = positive[order].astype(float)
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        ws = w[:, order]
+        p = np.add.reduceat(ws * pos, starts, axis=1)
+        n = np.add.reduceat(ws * (1 - pos), starts, axis=1)
+        below = np.cumsum(n, axis=1) - n
+        with np.errstate(divide="ignore", invalid="ignore"):
+            auc = (p * (below + n / 2)).sum(axis=1) / (p.sum(axis=1) * n.sum(axis=1))
+        return np.where(np.isfinite(auc), auc, np.nan)
+
+    return stat
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> Stat:
+    sq = (y - pred) ** 2
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        mean = w @ y / w.shape[1]
+        sst = (w * (y - mean[:, None]) ** 2).sum(axis=1)  # two-pass, for precision
+        sse = w @ sq
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = 1 - sse / sst
+        return np.where(sst > 0, r2, np.where(sse == 0, 1.0, 0.0))  # sklearn's force_finite
+
+    return stat
+
+
+def _f1(y: np.ndarray, pred: np.ndarray) -> Stat:
+    """F1 as core.metrics computes it on each resample: macro over the labels present when
+    there are more than two, else sklearn's binary F1 of label 1."""
+    labels = np.union1d(y, pred).astype(int)
+    masks = [
+        ((y == k) & (pred == k), (y != k) & (pred == k), (y == k) & (pred != k)) for k in labels
+    ]
+
+    def stat(w: np.ndarray) -> np.ndarray:
+        f1s = []
+        for tp_m, fp_m, fn_m in masks:
+            tp, fp, fn = w @ tp_m, w @ fp_m, w @ fn_m
+            with np.errstate(divide="ignore", invalid="ignore"):
+                f1s.append(np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0))
+        f1 = np.array(f1s)
+        here = np.array([w @ (tp_m | fp_m | fn_m) > 0 for tp_m, fp_m, fn_m in masks])
+        count = here.sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            macro = (f1 * here).sum(axis=0) / count
+        has_one = here[labels == 1].any(axis=0) if 1 in labels else np.zeros(len(w), bool)
+        one = f1[labels == 1][0] if 1 in labels else np.zeros(len(w))
+        # binary: F1 of label 1 when present; two labels without 1 is an error (NaN) in sklearn
+        binary = np.where(has_one, one, np.where(count == 2, np.nan, 0.0))
+        return np.where(count > 2, macro, binary)
+
+    return stat
+
+
+def _stat(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None) -> Stat:
+    """The metric on each resample, equal to ``metric.compute`` on the resampled rows; a
+    metric without a fast path falls back to ``metric.compute`` per resample."""
+    name = metric.name
+    err = pred.astype(float) - y.astype(float) if metric.task == "regression" else None
+    if name == "accuracy":
+        return _mean((y == pred).astype(float))
+    if name == "f1":
+        return _f1(y, pred)
+    if name == "mae" and err is not None:
+        return _mean(np.abs(err))
+    if name == "rmse" and err is not None:
+        return _mean(err**2, np.sqrt)
+    if name == "mape" and err is not None:
+        return _mean(np.abs(err) / np.maximum(np.abs(y), np.finfo(np.float64).eps))
+    if name == "r2":
+        return _r2(y.astype(float), pred.astype(float))
+    if proba is not None and name in ("log_loss", "brier", "roc_auc"):
+        p, yi = _proba_matrix(proba), y.astype(int)
+        if name == "log_loss":
+            eps = np.finfo(p.dtype).eps
+            return _mean(-np.log(np.clip(p[np.arange(len(yi)), yi], eps, 1 - eps)))
+        if name == "brier" and p.shape[1] > 2:
+            return _mean(((p - np.eye(p.shape[1])[yi]) ** 2).sum(axis=1))
+        if name == "brier":
+            return _mean((p[:, 1] - y) ** 2)
+        if p.shape[1] == 2:
+            return _auc(yi == 1, p[:, 1])
+        per_class = [_auc(yi == k, p[:, k]) for k in range(p.shape[1])]
+        return lambda w: np.mean([s(w) for s in per_class], axis=0)
+
+    def fallback(w: np.ndarray) -> np.ndarray:
+        rows = [np.repeat(np.arange(w.shape[1]), r.astype(int)) for r in w]
+        return np.array(
+            [metric.compute(y[r], pred[r], None if proba is None else proba[r]) for r in rows]
+        )
+
+    return fallback
+
+
+def _weights(idx: np.ndarray) -> np.ndarray:
+    """Multiplicities of each row in each resample of an index matrix."""
+    c, n = idx.shape
+    flat = (idx + n * np.arange(c)[:, None]).ravel()
+    return np.bincount(flat, minlength=c * n).reshape(c, n).astype(float)
+
+
+def paired_bootstrap(
+    metric: Metric,
+    y: np.ndarray,
+    champion: tuple[np.ndarray, np.ndarray | None],
+    challenger: tuple[np.ndarray, np.ndarray | None],
+    *,
+    samples: int,
+    seed: int,
+) -> np.ndarray:
+    """Improvements of challenger over champion on ``samples`` shared resamples of the rows.
+
+    >>> import numpy as np
+    >>> y = np.array([0, 1, 1, 0, 1, 0, 1, 1])
+    >>> d = paired_bootstrap(METRICS["accuracy"], y, (1 - y, None), (y, None), samples=5, seed=0)
+    >>> d.tolist()
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    """
+    sign = metric.improvement(1.0, 0.0)  # +1 when bigger is better, -1 otherwise
+    a, b = _stat(metric, y, *champion), _stat(metric, y, *challenger)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    chunk = max(1, min(samples, _CHUNK_CELLS // max(n, 1)))
+    out = []
+    for start in range(0, samples, chunk):
+        w = _weights(rng.integers(0, n, size=(min(chunk, samples - start), n)))
+        out.append(sign * (b(w) - a(w)))
+    return np.concatenate(out)
+
+
+# --- the gate ----------------------------------------------------------------------------
+
+
+def _metric(name: str, task: str, role: str) -> Metric:
+    allowed = [m.name for m in task_metrics(task)]
+    if name not in METRICS or METRICS[name].task != task:
+        raise ConfigError(
+            f"The gate's {role} {name!r} is not a {task} metric. Expected one of "
+            f"{', '.join(allowed)}; fix gate in the model's spec."
+        )
+    return METRICS[name]
+
+
+def _array(value: ArrayLike | None, name: str, n: int | None) -> np.ndarray | None:
+    if value is None:
+        return None
+    arr = np.asarray(value)
+    if arr.ndim not in (1, 2) or (n is not None and arr.shape[0] != n):
+        raise InputError(
+            f"The gate's {name} has shape {arr.shape}; expected {n} rows, one per label. "
+            "Score both models on the same rows as y_true."
+        )
+    return arr
+
+
+def _guard(
+    metric: Metric, tolerance: float, y: np.ndarray, champ: tuple[Any, Any], chal: tuple[Any, Any]
+) -> GuardResult:
+    before, after = metric.compute(y, *champ), metric.compute(y, *chal)
+    regression = -metric.improvement(after, before)
+    ok = math.isfinite(regression) and regression <= tolerance
+    return GuardResult(metric.name, before, after, regression, tolerance, ok)
+
+
+def _budgets(
+    gate: Gate, latency_ms: float | None, size_bytes: int | None
+) -> tuple[list[str], list[str]]:
+    bad, good = [], []
+    for what, unit, value, limit, arg in (
+        ("latency", "ms", latency_ms, gate.max_latency_ms, "latency_ms"),
+        ("size", "bytes", size_bytes, gate.max_size_bytes, "size_bytes"),
+    ):
+        if limit is None:
+            continue
+        if value is None:
+            raise InputError(
+                f"The gate has a {what} budget ({_num(limit)} {unit}) but no measured {what} "
+                f"was passed. Measure the challenger and pass {arg}=..."
+            )
+        text = f"{what} {_num(value)} {unit}"
+        if value > limit:
+            bad.append(f"{text} exceeds the {_num(limit)} {unit} budget")
+        else:
+            good.append(f"{text} is within the {_num(limit)} {unit} budget")
+    return bad, good
+
+
+def run_gate(
+    y_true: ArrayLike,
+    champion_pred: ArrayLike,
+    challenger_pred: ArrayLike,
+    *,
+    task: str,
+    gate: Gate,
+    champion_proba: ArrayLike | None = None,
+    challenger_proba: ArrayLike | None = None,
+    latency_ms: float | None = None,
+    size_bytes: int | None = None,
+    seed: int = 0,
+) -> GateResult:
+    """Judge a challenger against the champion on the same labelled rows (see module doc).
+
+    Classification labels and predictions are class indices; probabilities are the positive
+    class's (n,) or an (n, k) matrix. Fewer than ``gate.min_rows`` rows is "insufficient".
+    """
+    if task not in DEFAULT_PRIMARY:
+        raise ConfigError(
+            f"Task {task!r} is unknown. Expected one of: {', '.join(DEFAULT_PRIMARY)}."
+        )
+    primary = _metric(gate.primary_metric or DEFAULT_PRIMARY[task], task, "primary metric")
+    guards = {_metric(name, task, "guard metric"): tol for name, tol in gate.guards.items()}
+    y = _array(y_true, "y_true", None)
+    assert y is not None
+    n = len(y)
+    champ_pred, chal_pred = (
+        _array(champion_pred, "champion_pred", n),
+        _array(challenger_pred, "challenger_pred", n),
+    )
+    assert champ_pred is not None and chal_pred is not None
+    champ = (champ_pred, _array(champion_proba, "champion_proba", n))
+    chal = (chal_pred, _array(challenger_proba, "challenger_proba", n))
+    for m in [primary, *guards]:
+        if m.needs_proba and (champ[1] is None or chal[1] is None):
+            raise InputError(
+                f"The gate metric {m.name!r} needs probabilities from both models. Pass "
+                "champion_proba and challenger_proba, or choose a metric on labels."
+            )
+    bad, good = _budgets(gate, latency_ms, size_bytes)
+    before, after = primary.compute(y, *champ), primary.compute(y, *chal)
+    improvement = primary.improvement(after, before)
+    guard_results = tuple(_guard(m, tol, y, champ, chal) for m, tol in guards.items())
+    # [ci_low, ci_high] covers 1 - 2 * significance; ci_low is the one-sided lower bound
+    level = 1 - 2 * gate.significance
+    p_value = ci_low = ci_high = None
+    verdict: Verdict = "reject"
+    if n < gate.min_rows:
+        verdict = "insufficient"
+        bad.insert(0, f"only {n} labelled rows to compare on; the gate needs {gate.min_rows}")
+    elif not math.isfinite(improvement):
+        verdict = "insufficient"
+        bad.insert(0, f"{primary.name} is undefined on these {n} rows (e.g. a single class)")
+    else:
+        d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
+        d = d[np.isfinite(d)]
+        change = f"{primary.name} {_num(before)} -> {_num(after)}: improves by"
+        needs = _num(gate.min_improvement)
+        if improvement >= gate.min_improvement:
+            good.insert(0, f"{change} {_num(improvement)} (needs {needs})")
+        else:
+            bad.insert(0, f"{change} only {_num(improvement)}, needs {needs}")
+        if len(d) == 0:
+            verdict = "insufficient"
+            bad.insert(0, f"{primary.name} is undefined on every bootstrap resample")
+        else:
+            p_value = float((1 + np.sum(d <= 0)) / (len(d) + 1))
+            ci_low, ci_high = (
+                float(q) for q in np.quantile(d, [gate.significance, 1 - gate.significance])
+            )
+            test = (
+                f"{TEST_NAME} over {len(d)} resamples: p = {p_value:.3g}, {level:.0%} CI of "
+                f"the improvement [{_num(ci_low)}, {_num(ci_high)}]"
+            )
+            if p_value < gate.significance:
+                good.append(f"{test}; significant at {gate.significance:g}")
+            else:
+                bad.append(f"{test}; not below {gate.significance:g}: may be chance")
+    for g in guard_results:
+        text = (
+            f"guard {g.metric} {_num(g.champion)} -> {_num(g.challenger)}: regression "
+            f"{_num(g.regression)} (tolerance {_num(g.tolerance)})"
+        )
+        (good if g.ok else bad).append(
+            text if g.ok or math.isfinite(g.regression) else f"{text}, undefined"
+        )
+    if verdict == "reject" and not bad:
+        verdict = "pass"
+    return GateResult(
+        verdict=verdict,
+        metric=primary.name,
+        bigger_is_better=primary.bigger_is_better,
+        n_rows=n,
+        min_rows=gate.min_rows,
+        champion=before,
+        challenger=after,
+        improvement=improvement,
+        min_improvement=gate.min_improvement,
+        test=TEST_NAME,
+        bootstrap_samples=gate.bootstrap_samples,
+        p_value=p_value,
+        significance=gate.significance,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        ci_level=level,
+        guards=guard_results,
+        latency_ms=latency_ms,
+        max_latency_ms=gate.max_latency_ms,
+        size_bytes=size_bytes,
+        max_size_bytes=gate.max_size_bytes,
+        seed=seed,
+        reasons=tuple(bad + good),
+        champion_metrics=_task_metrics(task, y, champ),
+        challenger_metrics=_task_metrics(task, y, chal),
+    )
+
+
+def _task_metrics(task: str, y: np.ndarray, model: tuple[Any, Any]) -> dict[str, float]:
+    return {m.name: m.compute(y, *model) for m in task_metrics(task)} if len(y) else {}

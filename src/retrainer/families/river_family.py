@@ -1,0 +1,214 @@
+"""River: true online learning with an adaptive random forest (``ARFClassifier`` /
+``ARFRegressor``), one row at a time in the order given (pass rows in time order).
+
+``fit`` learns from scratch; ``fine_tune`` and ``partial_fit`` keep learning in place on new
+rows (the learning-rate factor and round count do not apply to online learners). Each row
+becomes a dict: missing numeric values and missing or unseen categorical levels are left out
+(river trees route a row that lacks a feature down their most-travelled branch), and
+categorical columns carry their level names, so the trees split on them as nominal features.
+For regression the leaf linear models see the numeric features only.
+
+The payload is a pickle, protocol 4, of the learned forest (byte-identical for the same seed,
+rows and order). It is loaded only behind the registry's hash/HMAC check, and then through an
+unpickler that refuses any global outside a short allow-list (river, a few numpy
+reconstructors, safe builtins and collections), raising ``IntegrityError``.
+
+>>> import numpy as np, pandas as pd
+>>> X = pd.DataFrame({"x": np.arange(200.0) % 20, "c": ["a", "b"] * 100})
+>>> m = RiverModel("regression", ["x"], ["c"], {"n_models": 3}).fit(X, X["x"])
+>>> m = m.partial_fit(X.head(50), X["x"].head(50))
+>>> m.capabilities.incremental, bool(np.isfinite(m.predict(X.head(3))).all())
+(True, True)
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+from river import compose, forest, linear_model
+
+from ..core.errors import ConfigError, IntegrityError
+from .base import Capabilities, FamilyModel
+
+_SHARED = {"n_models", "max_features", "lambda_value", "grace_period", "max_depth", "delta",
+           "tau", "leaf_prediction", "disable_weighted_vote", "binary_split", "max_size",
+           "remove_poor_attrs", "merit_preprune"}
+_TASK_ONLY = {
+    "classification": frozenset({"split_criterion", "nb_threshold", "min_branch_fraction",
+                                 "max_share_to_split"}),
+    "regression": frozenset({"aggregation_method", "model_selector_decay", "min_samples_split"}),
+}
+_PICKLE_PROTOCOL = 4
+
+# The unpickler's allow-list: module -> names (None = any plain public name).
+_ALLOWED: dict[str, frozenset[str] | None] = {
+    "builtins": frozenset({"set", "frozenset", "dict", "list", "tuple", "int", "float",
+                           "complex", "bool", "str", "bytes", "bytearray", "slice", "range",
+                           "object"}),
+    "collections": frozenset({"OrderedDict", "defaultdict", "Counter", "deque"}),
+    "functools": frozenset({"partial"}),
+    "copyreg": frozenset({"_reconstructor", "__newobj__", "__newobj_ex__"}),
+    "random": frozenset({"Random"}),
+    "_random": frozenset({"Random"}),
+    "math": None,
+    "typing": frozenset({"Any", "Optional", "Union", "Literal"}),
+    "numpy": frozenset({"dtype", "ndarray"}),
+    "numpy.dtypes": None,
+    "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
+    "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
+    "numpy._core.numeric": frozenset({"_frombuffer"}),
+    "numpy.core.numeric": frozenset({"_frombuffer"}),
+    "numpy.random._pickle": frozenset({"__bit_generator_ctor", "__generator_ctor",
+                                       "__randomstate_ctor"}),
+}
+# river subpackages that read files or the network when called; never needed by a model.
+_RIVER_DENIED = ("river.datasets", "river.stream", "river.compat")
+
+
+class RiverModel(FamilyModel):
+    name = "river"
+    capabilities = Capabilities(warm_start=True, incremental=True, native_categorical=True)
+    default_params: ClassVar[dict[str, Any]] = {"n_models": 10}
+    accepted_params = frozenset(_SHARED) | _TASK_ONLY["classification"] | _TASK_ONLY["regression"]
+    payload_name = "model.pkl"
+
+    def __init__(
+        self,
+        task: str,
+        numeric: Sequence[str],
+        categorical: Sequence[str] = (),
+        params: Mapping[str, Any] | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(task, numeric, categorical, params, seed)
+        other = "regression" if task == "classification" else "classification"
+        wrong = sorted(set(self.params) & _TASK_ONLY[other])
+        if wrong:
+            accepted = sorted(_SHARED | _TASK_ONLY.get(task, frozenset()))
+            raise ConfigError(
+                f"Parameter(s) {wrong} of the 'river' family apply to {other} only; this "
+                f"model does {task}. Accepted for {task}: {', '.join(accepted)}.",
+                family=self.name,
+                params=wrong,
+            )
+
+    # ---- public API -------------------------------------------------------------------
+    def partial_fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> RiverModel:
+        """Learn from new rows in place, in the order given; the first call fits."""
+        if not hasattr(self, "schema_"):
+            self.fit(X, y)
+            return self
+        self._learn(self._matrix(X), self._encode_target(np.asarray(y)))
+        return self
+
+    # ---- family hooks -----------------------------------------------------------------
+    def _estimator(self) -> forest.ARFClassifier | forest.ARFRegressor:
+        p = self.effective_params
+        if self.task == "classification":
+            return forest.ARFClassifier(seed=self.seed, **p)
+        if self.schema_.categorical:
+            # Leaf linear models need numbers: let them see the numeric features only.
+            leaf = compose.Discard(*self.schema_.categorical) | linear_model.LinearRegression()
+            return forest.ARFRegressor(seed=self.seed, leaf_model=leaf, **p)
+        return forest.ARFRegressor(seed=self.seed, **p)
+
+    def _rows(self, X: np.ndarray) -> list[dict[str, Any]]:
+        schema = self.schema_
+        n_num = len(schema.numeric)
+        levels = [schema.categories.get(c, ()) for c in schema.categorical]
+        rows = []
+        for r in X:
+            row: dict[str, Any] = {
+                col: float(v) for col, v in zip(schema.numeric, r[:n_num], strict=True)
+                if not np.isnan(v)
+            }
+            for col, lv, v in zip(schema.categorical, levels, r[n_num:], strict=True):
+                if not np.isnan(v):
+                    row[col] = lv[int(v)]
+            rows.append(row)
+        return rows
+
+    def _learn(self, X: np.ndarray, y: np.ndarray) -> None:
+        targets = y.tolist()  # plain Python ints/floats keep the pickle free of numpy
+        for row, target in zip(self._rows(X), targets, strict=True):
+            self.model_.learn_one(row, target)
+
+    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+        self.model_ = self._estimator()
+        self._learn(X, y)
+
+    def _fine_tune(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        learning_rate_factor: float,
+        rounds: int,
+    ) -> None:
+        self._learn(X, y)
+
+    def _predict(self, X: np.ndarray) -> np.ndarray:
+        rows = self._rows(X)
+        if self.task == "regression":
+            return np.asarray([self.model_.predict_one(r) for r in rows], dtype=np.float64)
+        k = self.n_classes
+        out = np.full((len(rows), k), 1.0 / k)
+        for i, row in enumerate(rows):
+            proba = self.model_.predict_proba_one(row)
+            vec = np.asarray([float(proba.get(c, 0.0)) for c in range(k)])
+            total = vec.sum()
+            if total > 0 and np.isfinite(total):
+                out[i] = vec / total
+        return out
+
+    def _dump(self) -> bytes:
+        return pickle.dumps(self.model_, protocol=_PICKLE_PROTOCOL)
+
+    def _load(self, payload: bytes) -> None:
+        self.model_ = restricted_loads(payload)
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if _allowed(module, name):
+            return super().find_class(module, name)
+        raise IntegrityError(
+            f"The river artifact references {module}.{name}, which is outside the "
+            "unpickling allow-list (river models, numpy arrays, safe builtins). It was not "
+            "made by retrainer; refusing to load it."
+        )
+
+
+def _allowed(module: str, name: str) -> bool:
+    if "." in name or not name.isidentifier():
+        return False  # dotted names reach attributes of attributes (e.g. __globals__)
+    if module == "river" or module.startswith("river."):
+        denied = any(module == d or module.startswith(d + ".") for d in _RIVER_DENIED)
+        return not denied and not name.startswith("_")
+    if module.startswith("numpy.random._") and name[:1].isupper():
+        return True  # bit generators: PCG64, MT19937, ...
+    if module not in _ALLOWED:
+        return False
+    names = _ALLOWED[module]
+    return not name.startswith("_") if names is None else name in names
+
+
+def restricted_loads(data: bytes) -> Any:
+    """Unpickle a river model, refusing globals outside the allow-list.
+
+    >>> restricted_loads(pickle.dumps(eval))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    retrainer.core.errors.IntegrityError: The river artifact references builtins.eval, ...
+    """
+    try:
+        return _RestrictedUnpickler(io.BytesIO(data)).load()
+    except IntegrityError:
+        raise
+    except Exception as exc:  # a truncated or foreign payload: report, never half-load
+        raise IntegrityError(f"The river artifact cannot be unpickled ({exc}).") from None

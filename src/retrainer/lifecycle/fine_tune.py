@@ -1,0 +1,104 @@
+"""Fine-tune: warm-start the champion on rows newer than its window; a patch version."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import pandas as pd
+
+from ..core.entities import ModelVersion
+from ..core.errors import CapabilityError, InputError, NoChampion
+from ..evaluation.splits import temporal_holdout
+from ..families import ValidationSet, family_class, load_model
+from .fitting import Evaluation, Fitted, score
+from .predictor import load_predictor
+from .train import register_fitted
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class FineTuneResult:
+    version: ModelVersion
+    deployed: bool
+    champion_metrics: dict[str, float]
+    fitted: Fitted = field(repr=False)
+
+
+def new_rows(ws: Workspace, model: str, champion: ModelVersion, days: int | None) -> pd.DataFrame:
+    if days:
+        _, _, newest = ws.store.training_stats(model)
+        start = (newest or champion.train_end or pd.Timestamp.now()) - timedelta(days=days)
+        return ws.store.training_frame(model, start=start)
+    return ws.store.training_frame(model, after=champion.train_end)
+
+
+def fine_tune(
+    ws: Workspace,
+    model: str,
+    *,
+    days: int | None = None,
+    deploy: bool = False,
+    created_by: str = "manual",
+    reason: str = "fine-tune on new rows",
+) -> FineTuneResult:
+    """Continue training the champion on new rows and register a patch version."""
+    spec = ws.model_spec(model)
+    roles = ws.store.roles(model)
+    if roles.champion is None:
+        raise NoChampion(
+            f"Model {model!r} has no champion to fine-tune. Train one first: "
+            f"`retrainer train {model} --deploy`."
+        )
+    champion = ws.store.get_version(model, roles.champion)
+    klass = family_class(champion.family)
+    if not klass.capabilities.warm_start:
+        raise CapabilityError(
+            f"The champion of {model!r} ({champion.version}) is a {champion.family!r} model, "
+            "which cannot warm-start. A full retrain is the way: `retrainer train "
+            f"{model}`."
+        )
+    schema = champion.feature_schema
+    if (list(schema["numeric"]), list(schema["categorical"])) != (
+        spec.features.numeric, spec.features.categorical
+    ):
+        raise CapabilityError(
+            f"The spec's features of {model!r} differ from champion {champion.version}'s "
+            f"({schema['numeric'] + schema['categorical']}). A feature-schema change needs a "
+            f"new major version: run a full retrain (`retrainer train {model}`)."
+        )
+    frame = new_rows(ws, model, champion, days)
+    if len(frame) < spec.fine_tune.min_rows:
+        raise InputError(
+            f"Model {model!r} has {len(frame)} new rows since champion {champion.version}'s "
+            f"window ended ({champion.train_end}); fine-tune.min_rows is "
+            f"{spec.fine_tune.min_rows}. Wait for more labelled rows, use --days N, or lower "
+            "fine_tune.min_rows."
+        )
+    started = time.process_time()
+    base = load_predictor(ws, champion)
+    tuned = load_model(ws.artifact_bytes(champion))  # a fresh copy to train further
+    X, y = frame[spec.feature_names], frame["target"]
+    fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
+    tuned.fine_tune(
+        X.iloc[fit_part], y.iloc[fit_part], ValidationSet(X.iloc[val], y.iloc[val]),
+        learning_rate_factor=spec.fine_tune.learning_rate_factor, rounds=spec.fine_tune.rounds,
+    )
+    metrics, y_enc, pred, proba = score(tuned, X.iloc[val], y.iloc[val], base.calibrator)
+    champ_metrics = score(base.model, X.iloc[val], y.iloc[val], base.calibrator)[0]
+    evaluation = Evaluation(
+        metrics, y_enc, pred, proba, frame["entity_id"].iloc[val].tolist(),
+        frame["event_time"].iloc[val.start],
+    )
+    fitted = Fitted(
+        model=tuned, family=champion.family, params=champion.params, evaluation=evaluation,
+        calibrator=base.calibrator, fit_seconds=time.process_time() - started,
+    )
+    version = register_fitted(
+        ws, spec, fitted, frame, bump="patch", parent=champion.version, kind="fine_tune",
+        created_by=created_by, reason=reason, deploy=deploy,
+        details={"base_rows": champion.n_rows, "champion_metrics_on_validation": champ_metrics},
+        window_start=champion.train_start,
+    )
+    return FineTuneResult(version, deploy, champ_metrics, fitted)

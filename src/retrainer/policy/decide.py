@@ -1,0 +1,337 @@
+"""The maintenance decision: a pure function of a :class:`MaintenanceState` and the spec.
+
+Rules are declared once, in priority order, in ``_RULES``; the first that fires picks the
+action, and every rule that fired for the same action adds its reason. A threshold set to
+``None`` in the spec disables its rule. Reasons carry their numbers; ``Decision.numbers``
+holds the raw values.
+
+>>> from datetime import UTC, datetime
+>>> from retrainer.core.spec_sections import Policy, Rollout
+>>> from retrainer.policy.state import LivePerformance, MaintenanceState
+>>> state = MaintenanceState(
+...     model="churn", now=datetime(2025, 1, 1, tzinfo=UTC), champion="1.2.0",
+...     days_since_full_retrain=12, days_since_update=3,
+...     performance=LivePerformance("accuracy", live=0.712, baseline=0.871, n_samples=500))
+>>> d = decide(state, Policy(), Rollout())
+>>> d.action
+'fine_tune'
+>>> d.reasons[0]
+'live accuracy 0.712 is 18.3% below baseline 0.871 (threshold 15%)'
+>>> decide(state, Policy(degradation=0.2), Rollout()).action
+'nothing'
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.entities import Action, Decision
+from ..core.spec_sections import Policy, Rollout
+from .state import MaintenanceState
+
+QUALITY_BLOCK = "blocked by data quality"
+
+# Severity of the retraining actions; more evidence never yields a milder one.
+SEVERITY: dict[str, int] = {
+    "nothing": 0,
+    "incremental_update": 1,
+    "fine_tune": 2,
+    "full_retrain": 3,
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:.0f}"
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}".rstrip("0").rstrip(".") + "%"
+
+
+def _days(x: float) -> str:
+    return f"{x:.1f}".removesuffix(".0")
+
+
+@dataclass(frozen=True)
+class _Context:
+    state: MaintenanceState
+    policy: Policy
+    rollout: Rollout
+    min_samples: int
+
+    @property
+    def degradation(self) -> float | None:
+        """Degradation when it counts: measured, finite, on enough live samples."""
+        perf = self.state.performance
+        if perf is None or perf.n_samples < self.min_samples:
+            return None
+        value = perf.degradation
+        return value if math.isfinite(value) else None
+
+    def tune(self, reason: str) -> tuple[Action, str]:
+        """A fine-tune, or a full retrain when the family cannot warm start."""
+        if self.state.capabilities.warm_start:
+            return "fine_tune", reason
+        return "full_retrain", f"{reason}; the family cannot warm start, so a full retrain"
+
+
+Fired = tuple[Action, str] | None
+Rule = Callable[[_Context], Fired]
+
+
+def _no_champion(c: _Context) -> Fired:
+    if c.state.champion is None:
+        return "full_retrain", "the model has no champion yet: train one from scratch"
+    return None
+
+
+def _quality(c: _Context) -> Fired:
+    if c.state.quality_ok:
+        return None
+    problems = "; ".join(c.state.quality_problems) or "the quality checks failed"
+    return "nothing", f"{QUALITY_BLOCK}: {problems}"
+
+
+def _regression(c: _Context) -> Fired:
+    r = c.state.regression
+    if r is None or not c.policy.rollback_on_regression or r.n_samples < c.rollout.min_samples:
+        return None
+    if not (math.isfinite(r.drop) and r.drop > c.rollout.auto_rollback_drop):
+        return None
+    return "rollback", (
+        f"live {r.metric} of {r.version} is {_num(r.live)}, {_pct(r.drop)} below previous "
+        f"champion {r.previous_version} at {_num(r.previous)} on {r.n_samples} samples "
+        f"(rollback at {_pct(c.rollout.auto_rollback_drop)})"
+    )
+
+
+def _degradation_reason(c: _Context, threshold: float) -> str:
+    perf = c.state.performance
+    assert perf is not None and c.degradation is not None
+    return (
+        f"live {perf.metric} {_num(perf.live)} is {_pct(c.degradation)} below baseline "
+        f"{_num(perf.baseline)} (threshold {_pct(threshold)})"
+    )
+
+
+def _critical_degradation(c: _Context) -> Fired:
+    limit = c.policy.critical_degradation
+    if c.degradation is None or c.degradation <= limit:
+        return None
+    return "full_retrain", "critical degradation: " + _degradation_reason(c, limit)
+
+
+def _drift_reason(c: _Context) -> str:
+    d = c.state.drift
+    assert d is not None
+    names = f" ({', '.join(d.features)})" if d.features else ""
+    return f"{_pct(d.share)} of features drifted{names}"
+
+
+def _critical_drift(c: _Context) -> Fired:
+    if c.state.drift is None or not c.state.drift.critical:
+        return None
+    return "full_retrain", f"critical data drift: {_drift_reason(c)}"
+
+
+def _full_retrain_age(c: _Context) -> Fired:
+    days, limit = c.state.days_since_full_retrain, c.policy.max_days_since_full_retrain
+    if days is None or limit is None or days <= limit:
+        return None
+    return "full_retrain", f"{_days(days)} days since the last full retrain (limit {_days(limit)})"
+
+
+def _fine_tune_count(c: _Context) -> Fired:
+    count, limit = c.state.fine_tunes_since_full_retrain, c.policy.max_fine_tunes
+    if limit is None or count <= limit:
+        return None
+    return "full_retrain", f"{count} fine-tunes since the last full retrain (limit {limit})"
+
+
+def _degradation(c: _Context) -> Fired:
+    limit = c.policy.degradation
+    if c.degradation is None or c.degradation <= limit:
+        return None
+    return c.tune(_degradation_reason(c, limit))
+
+
+def _data_drift(c: _Context) -> Fired:
+    if c.state.drift is None or not c.state.drift.drifted:
+        return None
+    return c.tune(f"data drift: {_drift_reason(c)}")
+
+
+def _concept_drift(c: _Context) -> Fired:
+    if not c.state.concept_drift:
+        return None
+    return c.tune("concept drift on the error stream (persisted past the debounce)")
+
+
+def _incremental(c: _Context) -> Fired:
+    rows, limit = c.state.new_rows_since_update, c.policy.incremental_update_threshold
+    if not c.state.capabilities.incremental or rows < limit:
+        return None
+    return "incremental_update", f"{rows} new labelled rows since the last update (every {limit})"
+
+
+def _stale(c: _Context) -> Fired:
+    days, limit = c.state.days_since_update, c.policy.max_days_since_update
+    if days is None or limit is None or days <= limit:
+        return None
+    return c.tune(f"{_days(days)} days since the last update (limit {_days(limit)})")
+
+
+def _low_confidence(c: _Context) -> Fired:
+    conf, limit = c.state.mean_confidence, c.policy.min_confidence
+    if conf is None or limit is None or conf >= limit:
+        return None
+    return c.tune(f"mean confidence {_num(conf)} is below {_num(limit)}")
+
+
+_RULES: tuple[tuple[str, Rule], ...] = (
+    ("no_champion", _no_champion),
+    ("data_quality", _quality),
+    ("live_regression", _regression),
+    ("critical_degradation", _critical_degradation),
+    ("critical_drift", _critical_drift),
+    ("full_retrain_age", _full_retrain_age),
+    ("fine_tune_count", _fine_tune_count),
+    ("degradation", _degradation),
+    ("data_drift", _data_drift),
+    ("concept_drift", _concept_drift),
+    ("incremental_update", _incremental),
+    ("days_since_update", _stale),
+    ("low_confidence", _low_confidence),
+)
+
+RULE_NAMES: tuple[str, ...] = tuple(name for name, _ in _RULES)
+
+
+def _notes(c: _Context) -> list[str]:
+    """Measurements that were present but did not count, so nobody wonders why."""
+    notes = []
+    perf, r = c.state.performance, c.state.regression
+    if perf is not None and perf.n_samples < c.min_samples:
+        notes.append(
+            f"degradation not counted: live {perf.metric} is measured on {perf.n_samples} "
+            f"samples, fewer than the {c.min_samples} needed"
+        )
+    elif perf is not None and c.degradation is None:
+        notes.append(f"degradation not counted: live {perf.metric} is undefined")
+    if r is not None and r.n_samples < c.rollout.min_samples:
+        notes.append(
+            f"live regression not judged yet: {r.n_samples} samples since the deployment, "
+            f"fewer than the {c.rollout.min_samples} needed"
+        )
+    elif (
+        r is not None
+        and not c.policy.rollback_on_regression
+        and r.drop > c.rollout.auto_rollback_drop
+    ):
+        notes.append(
+            f"live {r.metric} of {r.version} is {_pct(r.drop)} below {r.previous_version}, "
+            "but policy.rollback_on_regression is off"
+        )
+    return notes
+
+
+def _all_clear(c: _Context) -> str:
+    s, p, parts = c.state, c.policy, []
+    if c.degradation is not None:
+        parts.append(f"degradation {_pct(c.degradation)} (fine-tune above {_pct(p.degradation)})")
+    if s.days_since_full_retrain is not None and p.max_days_since_full_retrain is not None:
+        parts.append(
+            f"{_days(s.days_since_full_retrain)} days since full retrain "
+            f"(limit {_days(p.max_days_since_full_retrain)})"
+        )
+    if p.max_fine_tunes is not None:
+        parts.append(f"{s.fine_tunes_since_full_retrain} fine-tunes (limit {p.max_fine_tunes})")
+    if s.days_since_update is not None and p.max_days_since_update is not None:
+        parts.append(
+            f"{_days(s.days_since_update)} days since update "
+            f"(limit {_days(p.max_days_since_update)})"
+        )
+    if s.drift is not None:
+        parts.append(f"{_pct(s.drift.share)} of features drifted, below the drift share")
+    return "no threshold crossed" + (": " + "; ".join(parts) if parts else "")
+
+
+def _finite(x: float | None) -> float | None:
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
+    s = c.state
+    perf, drift, r = s.performance, s.drift, s.regression
+    return {
+        "rule": rule,
+        "fired": fired,
+        "champion": s.champion,
+        "warm_start": s.capabilities.warm_start,
+        "incremental": s.capabilities.incremental,
+        "metric": perf.metric if perf else None,
+        "live_metric": _finite(perf.live) if perf else None,
+        "baseline_metric": _finite(perf.baseline) if perf else None,
+        "live_samples": perf.n_samples if perf else None,
+        "min_samples": c.min_samples,
+        "degradation": _finite(perf.degradation) if perf else None,
+        "degradation_counted": c.degradation is not None,
+        "degradation_threshold": c.policy.degradation,
+        "critical_degradation_threshold": c.policy.critical_degradation,
+        "days_since_full_retrain": s.days_since_full_retrain,
+        "max_days_since_full_retrain": c.policy.max_days_since_full_retrain,
+        "fine_tunes_since_full_retrain": s.fine_tunes_since_full_retrain,
+        "max_fine_tunes": c.policy.max_fine_tunes,
+        "days_since_update": s.days_since_update,
+        "max_days_since_update": c.policy.max_days_since_update,
+        "drift_share": drift.share if drift else None,
+        "data_drift": drift.drifted if drift else None,
+        "critical_drift": drift.critical if drift else None,
+        "drifted_features": list(drift.features) if drift else [],
+        "concept_drift": s.concept_drift,
+        "mean_confidence": s.mean_confidence,
+        "min_confidence": c.policy.min_confidence,
+        "new_rows_since_update": s.new_rows_since_update,
+        "incremental_update_threshold": c.policy.incremental_update_threshold,
+        "quality_ok": s.quality_ok,
+        "regression_drop": _finite(r.drop) if r else None,
+        "regression_samples": r.n_samples if r else None,
+        "auto_rollback_drop": c.rollout.auto_rollback_drop,
+    }
+
+
+def decide(
+    state: MaintenanceState, policy: Policy, rollout: Rollout, *, min_samples: int = 100
+) -> Decision:
+    """Choose the maintenance action for ``state``; degradation counts only when the live
+    metric rests on at least ``min_samples`` labelled rows (the spec's ``monitor.min_samples``).
+
+    >>> from datetime import UTC, datetime
+    >>> from retrainer.core.spec_sections import Policy, Rollout
+    >>> s = MaintenanceState(model="m", now=datetime(2025, 1, 1, tzinfo=UTC),
+    ...                      champion=None)
+    >>> d = decide(s, Policy(), Rollout())
+    >>> d.action, d.numbers["rule"]
+    ('full_retrain', 'no_champion')
+    """
+    c = _Context(state, policy, rollout, min_samples)
+    fired = [(name, out) for name, rule in _RULES if (out := rule(c)) is not None]
+    notes = _notes(c)
+    if not fired:
+        reasons = [_all_clear(c), *notes]
+        return Decision(state.model, "nothing", tuple(reasons), _numbers(c, None, []), state.now)
+    rule, (action, first) = fired[0]
+    reasons = [first]
+    if rule == "no_champion":
+        return Decision(state.model, action, (first,), _numbers(c, rule, [rule]), state.now)
+    if rule == "data_quality":
+        held = next(((a, why) for name, (a, why) in fired[1:] if a != "nothing"), None)
+        if held is not None:
+            reasons.append(f"held back: {held[0]} because {held[1]}")
+    else:
+        reasons += [why for _, (a, why) in fired[1:] if a == action]
+    numbers = _numbers(c, rule, [name for name, _ in fired])
+    return Decision(state.model, action, tuple(reasons + notes), numbers, state.now)

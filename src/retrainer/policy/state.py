@@ -1,0 +1,146 @@
+"""What the maintenance policy looks at: one frozen snapshot of a model's situation.
+
+The caller (``lifecycle``) gathers these numbers from the store and the monitors; the policy
+itself never reads anything. ``None`` means "not measured", and a check without its
+measurement simply does not fire.
+
+>>> from datetime import UTC, datetime
+>>> live = LivePerformance(metric="accuracy", live=0.712, baseline=0.871, n_samples=500)
+>>> round(live.degradation, 3)
+0.183
+>>> state = MaintenanceState(
+...     model="churn", now=datetime(2025, 1, 1, tzinfo=UTC), champion="1.2.0",
+...     performance=live)
+>>> state.capabilities.warm_start, state.quality_ok
+(True, True)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..core.errors import InputError
+from ..core.metrics import METRICS, Metric
+
+
+def _metric(name: str, owner: str) -> Metric:
+    if name not in METRICS:
+        raise InputError(
+            f"The metric {name!r} of {owner} is unknown. Expected one of "
+            f"{', '.join(sorted(METRICS))}; use the spec's metric name."
+        )
+    return METRICS[name]
+
+
+def _at_least(value: float, low: float, name: str, owner: str) -> None:
+    if value < low:
+        raise InputError(
+            f"{owner}.{name} must be at least {low}. Got {value!r} instead; "
+            "count or measure it again."
+        )
+
+
+def _fraction(value: float | None, name: str, owner: str) -> None:
+    if value is not None and not 0.0 <= value <= 1.0:
+        raise InputError(f"{owner}.{name} must be a fraction in [0, 1]. Got {value!r} instead.")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the champion's model family can do besides training from scratch."""
+
+    warm_start: bool = True
+    incremental: bool = False
+
+
+@dataclass(frozen=True)
+class LivePerformance:
+    """The champion's primary metric on live labelled rows against its holdout baseline."""
+
+    metric: str
+    live: float
+    baseline: float
+    n_samples: int
+
+    def __post_init__(self) -> None:
+        _metric(self.metric, "LivePerformance")
+        _at_least(self.n_samples, 0, "n_samples", "LivePerformance")
+
+    @property
+    def degradation(self) -> float:
+        """Relative degradation (0.2 = 20% worse than baseline); NaN when undefined."""
+        return METRICS[self.metric].degradation(self.live, self.baseline)
+
+
+@dataclass(frozen=True)
+class DataDrift:
+    """Data drift summary from the drift monitor (flags computed with the spec's shares)."""
+
+    share: float
+    drifted: bool
+    critical: bool = False
+    features: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _fraction(self.share, "share", "DataDrift")
+
+
+@dataclass(frozen=True)
+class LiveRegression:
+    """A newly deployed champion's live metric against the previous champion's live metric."""
+
+    metric: str
+    version: str
+    previous_version: str
+    live: float
+    previous: float
+    n_samples: int
+
+    def __post_init__(self) -> None:
+        _metric(self.metric, "LiveRegression")
+        _at_least(self.n_samples, 0, "n_samples", "LiveRegression")
+
+    @property
+    def drop(self) -> float:
+        """Relative drop of the new champion against the previous one (0.05 = 5% worse)."""
+        return METRICS[self.metric].degradation(self.live, self.previous)
+
+
+@dataclass(frozen=True)
+class MaintenanceState:
+    """Everything :func:`retrainer.policy.decide.decide` needs, measured at ``now``.
+
+    ``days_since_update`` counts any training attempt, deployed or not, so a challenger that
+    lost its gate does not make the model retrain again on every check.
+    """
+
+    model: str
+    now: datetime
+    champion: str | None
+    capabilities: Capabilities = field(default_factory=Capabilities)
+    days_since_full_retrain: float | None = None
+    fine_tunes_since_full_retrain: int = 0
+    days_since_update: float | None = None
+    performance: LivePerformance | None = None
+    drift: DataDrift | None = None
+    concept_drift: bool = False
+    mean_confidence: float | None = None
+    new_rows_since_update: int = 0
+    quality_ok: bool = True
+    quality_problems: tuple[str, ...] = ()
+    regression: LiveRegression | None = None
+
+    def __post_init__(self) -> None:
+        owner = "MaintenanceState"
+        _at_least(self.fine_tunes_since_full_retrain, 0, "fine_tunes_since_full_retrain", owner)
+        _at_least(self.new_rows_since_update, 0, "new_rows_since_update", owner)
+        for name in ("days_since_full_retrain", "days_since_update"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise InputError(
+                    f"{owner}.{name} must be a finite number of days >= 0 or None when "
+                    f"unknown. Got {value!r} instead."
+                )
+        _fraction(self.mean_confidence, "mean_confidence", owner)

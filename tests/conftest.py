@@ -1,0 +1,138 @@
+"""Shared fixtures. Store tests run on SQLite and on PostgreSQL (a fresh database per test).
+
+PostgreSQL is skipped only when no server answers and RETRAINER_REQUIRE_POSTGRES is unset;
+CI sets it, so a missing server fails there.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import yaml
+
+from retrainer.core.spec import Spec, parse_spec
+from retrainer.datasets import WEATHER_FEATURES, weather
+from retrainer.lifecycle.workspace import Workspace
+
+PG_ADMIN = os.environ.get("RETRAINER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _pg_available() -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(_libpq(PG_ADMIN), connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+@pytest.fixture(scope="session")
+def pg_ok() -> bool:
+    ok = _pg_available()
+    if not ok and os.environ.get("RETRAINER_REQUIRE_POSTGRES"):
+        pytest.fail(f"RETRAINER_REQUIRE_POSTGRES is set but PostgreSQL at {PG_ADMIN} does not answer")
+    return ok
+
+
+@pytest.fixture
+def pg_url(pg_ok: bool) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database, dropped afterwards."""
+    if not pg_ok:
+        pytest.skip("PostgreSQL not reachable (set RETRAINER_REQUIRE_POSTGRES=1 to fail instead)")
+    import psycopg
+
+    name = f"rt_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq(PG_ADMIN), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(_libpq(PG_ADMIN), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+def weather_model(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "task": "classification", "target": "rain", "id_column": "day_id",
+        "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
+        "family": "lightgbm", "params": {"n_estimators": 40},
+        "training": {"window_days": 1500},
+        "retention": {"keep": 5},
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="session")
+def weather_df() -> pd.DataFrame:
+    return weather()
+
+
+@pytest.fixture
+def make_workspace(tmp_path: Path) -> Iterator[Callable[..., Workspace]]:
+    opened: list[Workspace] = []
+
+    def make(store: str | None = None, **model_overrides: Any) -> Workspace:
+        spec: Spec = parse_spec(
+            {
+                "store": store or f"sqlite:///{tmp_path / 'ws.db'}",
+                "artifacts": str(tmp_path / "artifacts"),
+                "models": {"weather": weather_model(**model_overrides)},
+            },
+            environ={},
+        )
+        ws = Workspace(spec)
+        opened.append(ws)
+        return ws
+
+    yield make
+    for ws in opened:
+        ws.close()
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Callable[..., Path]:
+    """Write a retrainer.yaml for the weather model into tmp_path and return its path."""
+
+    def write(store: str | None = None, **model_overrides: Any) -> Path:
+        path = tmp_path / "retrainer.yaml"
+        data = {
+            "store": store or "sqlite:///retrainer.db",
+            "artifacts": "artifacts",
+            "models": {"weather": weather_model(**model_overrides)},
+        }
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def weather_csv(tmp_path: Path, weather_df: pd.DataFrame) -> Callable[[str, str], Path]:
+    """Write the weather rows between two dates to a CSV and return its path."""
+
+    def write(start: str = "1949-01-01", end: str = "1953-01-01") -> Path:
+        part = weather_df[(weather_df["date"] >= start) & (weather_df["date"] < end)]
+        path = tmp_path / f"weather_{start}_{end}.csv"
+        part.to_csv(path, index=False)
+        return path
+
+    return write

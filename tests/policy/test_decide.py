@@ -1,0 +1,335 @@
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from retrainer.core.errors import InputError
+from retrainer.core.spec_sections import Policy, Rollout
+from retrainer.policy.decide import QUALITY_BLOCK, RULE_NAMES, SEVERITY, decide
+from retrainer.policy.state import (
+    Capabilities,
+    DataDrift,
+    LivePerformance,
+    LiveRegression,
+    MaintenanceState,
+)
+
+NOW = datetime(2025, 3, 1, tzinfo=UTC)
+POLICY, ROLLOUT = Policy(), Rollout()
+
+
+def healthy(**changes: Any) -> MaintenanceState:
+    base = MaintenanceState(
+        model="churn",
+        now=NOW,
+        champion="1.2.0",
+        days_since_full_retrain=10,
+        fine_tunes_since_full_retrain=1,
+        days_since_update=2,
+        performance=LivePerformance("accuracy", live=0.86, baseline=0.87, n_samples=500),
+        drift=DataDrift(share=0.1, drifted=False),
+        new_rows_since_update=20,
+    )
+    return replace(base, **changes)
+
+
+def perf(live: float, baseline: float = 0.87, n: int = 500) -> LivePerformance:
+    return LivePerformance("accuracy", live=live, baseline=baseline, n_samples=n)
+
+
+def regression(live: float = 0.80, previous: float = 0.87, n: int = 500) -> LiveRegression:
+    return LiveRegression("accuracy", "1.3.0", "1.2.0", live=live, previous=previous, n_samples=n)
+
+
+def act(state: MaintenanceState, policy: Policy = POLICY, rollout: Rollout = ROLLOUT) -> str:
+    return decide(state, policy, rollout).action
+
+
+# --- each branch -------------------------------------------------------------------------
+
+
+def test_healthy_model_does_nothing_and_says_why() -> None:
+    d = decide(healthy(), POLICY, ROLLOUT)
+    assert d.action == "nothing"
+    assert d.model == "churn" and d.taken_at == NOW
+    assert d.reasons[0].startswith("no threshold crossed: degradation 1.1% (fine-tune above 15%)")
+    assert "10 days since full retrain (limit 90)" in d.reasons[0]
+    assert d.numbers["rule"] is None and d.numbers["fired"] == []
+
+
+def test_no_champion_trains_from_scratch() -> None:
+    d = decide(healthy(champion=None, quality_ok=False), POLICY, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "no_champion")
+    assert d.reasons == ("the model has no champion yet: train one from scratch",)
+
+
+def test_quality_failure_blocks_and_says_what_was_held_back() -> None:
+    state = healthy(
+        quality_ok=False,
+        quality_problems=("missing fraction of 'age' is 0.31 (max 0.2)",),
+        performance=perf(0.6),
+    )
+    d = decide(state, POLICY, ROLLOUT)
+    assert d.action == "nothing"
+    assert d.reasons[0] == f"{QUALITY_BLOCK}: missing fraction of 'age' is 0.31 (max 0.2)"
+    assert d.reasons[1].startswith("held back: full_retrain because critical degradation")
+    assert d.numbers["quality_ok"] is False
+
+
+def test_live_regression_rolls_back() -> None:
+    d = decide(healthy(regression=regression()), POLICY, ROLLOUT)
+    assert d.action == "rollback"
+    assert d.reasons[0] == (
+        "live accuracy of 1.3.0 is 0.8, 8% below previous champion 1.2.0 at 0.87 on 500 "
+        "samples (rollback at 5%)"
+    )
+    assert d.numbers["regression_drop"] == pytest.approx(0.07 / 0.87)
+
+
+def test_live_regression_needs_samples_a_big_drop_and_the_switch() -> None:
+    assert act(healthy(regression=regression(n=50))) == "nothing"
+    assert act(healthy(regression=regression(live=0.85))) == "nothing"  # 2.3% < 5%
+    off = Policy(rollback_on_regression=False)
+    d = decide(healthy(regression=regression()), off, ROLLOUT)
+    assert d.action == "nothing"
+    assert any("rollback_on_regression is off" in r for r in d.reasons)
+    few = decide(healthy(regression=regression(n=50)), POLICY, ROLLOUT)
+    assert any("50 samples since the deployment" in r for r in few.reasons)
+
+
+def test_critical_degradation_and_critical_drift_retrain_fully() -> None:
+    d = decide(healthy(performance=perf(0.6)), POLICY, ROLLOUT)
+    assert d.action == "full_retrain"
+    assert d.reasons[0] == (
+        "critical degradation: live accuracy 0.6 is 31% below baseline 0.87 (threshold 25%)"
+    )
+    drift = DataDrift(share=0.7, drifted=True, critical=True, features=("age", "plan"))
+    d = decide(healthy(drift=drift), POLICY, ROLLOUT)
+    assert (d.action, d.reasons[0]) == (
+        "full_retrain",
+        "critical data drift: 70% of features drifted (age, plan)",
+    )
+
+
+def test_age_and_fine_tune_count_force_a_full_retrain_unless_disabled() -> None:
+    old = healthy(days_since_full_retrain=91.5)
+    d = decide(old, POLICY, ROLLOUT)
+    assert (d.action, d.reasons[0]) == (
+        "full_retrain",
+        "91.5 days since the last full retrain (limit 90)",
+    )
+    assert act(old, Policy(max_days_since_full_retrain=None)) == "nothing"
+    many = healthy(fine_tunes_since_full_retrain=6)
+    assert decide(many, POLICY, ROLLOUT).reasons[0] == (
+        "6 fine-tunes since the last full retrain (limit 5)"
+    )
+    assert act(healthy(fine_tunes_since_full_retrain=5)) == "nothing"
+    assert act(many, Policy(max_fine_tunes=None)) == "nothing"
+
+
+def test_moderate_degradation_fine_tunes_or_retrains_without_warm_start() -> None:
+    state = healthy(performance=perf(0.712, baseline=0.871))
+    d = decide(state, POLICY, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("fine_tune", "degradation")
+    assert d.reasons == ("live accuracy 0.712 is 18.3% below baseline 0.871 (threshold 15%)",)
+    assert d.numbers["degradation"] == pytest.approx((0.871 - 0.712) / 0.871)
+    cold = replace(state, capabilities=Capabilities(warm_start=False))
+    d = decide(cold, POLICY, ROLLOUT)
+    assert d.action == "full_retrain"
+    assert d.reasons[0].endswith("the family cannot warm start, so a full retrain")
+
+
+def test_degradation_of_a_smaller_is_better_metric() -> None:
+    mae = LivePerformance("mae", live=12.0, baseline=10.0, n_samples=500)
+    assert act(healthy(performance=mae)) == "fine_tune"  # 20% worse
+    better = LivePerformance("mae", live=8.0, baseline=10.0, n_samples=500)
+    assert act(healthy(performance=better)) == "nothing"
+
+
+def test_degradation_on_too_few_samples_does_not_count() -> None:
+    state = healthy(performance=perf(0.5, n=40))
+    d = decide(state, POLICY, ROLLOUT)
+    assert d.action == "nothing"
+    assert "measured on 40 samples, fewer than the 100 needed" in d.reasons[1]
+    assert decide(state, POLICY, ROLLOUT, min_samples=40).action == "full_retrain"
+    nan = decide(healthy(performance=perf(float("nan"))), POLICY, ROLLOUT)
+    assert nan.action == "nothing" and nan.numbers["degradation"] is None
+
+
+def test_data_drift_and_concept_drift_fine_tune() -> None:
+    d = decide(healthy(drift=DataDrift(0.4, drifted=True, features=("age",))), POLICY, ROLLOUT)
+    assert (d.action, d.reasons[0]) == ("fine_tune", "data drift: 40% of features drifted (age)")
+    d = decide(healthy(concept_drift=True), POLICY, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("fine_tune", "concept_drift")
+
+
+def test_incremental_families_update_after_enough_rows() -> None:
+    inc = Capabilities(warm_start=True, incremental=True)
+    d = decide(healthy(capabilities=inc, new_rows_since_update=100), POLICY, ROLLOUT)
+    assert (d.action, d.reasons[0]) == (
+        "incremental_update",
+        "100 new labelled rows since the last update (every 100)",
+    )
+    assert act(healthy(capabilities=inc, new_rows_since_update=99)) == "nothing"
+    assert act(healthy(new_rows_since_update=10_000)) == "nothing"  # not incremental
+
+
+def test_stale_model_fine_tunes_unless_disabled() -> None:
+    d = decide(healthy(days_since_update=8), POLICY, ROLLOUT)
+    assert (d.action, d.reasons[0]) == ("fine_tune", "8 days since the last update (limit 7)")
+    assert act(healthy(days_since_update=8), Policy(max_days_since_update=None)) == "nothing"
+    cold = Capabilities(warm_start=False)
+    assert act(healthy(days_since_update=8, capabilities=cold)) == "full_retrain"
+
+
+def test_low_confidence_fine_tunes_only_when_enabled() -> None:
+    state = healthy(mean_confidence=0.55)
+    assert act(state) == "nothing"
+    d = decide(state, Policy(min_confidence=0.6), ROLLOUT)
+    assert (d.action, d.reasons[0]) == ("fine_tune", "mean confidence 0.55 is below 0.6")
+
+
+def test_state_validation_names_field_and_value() -> None:
+    with pytest.raises(InputError, match=r"new_rows_since_update must be at least 0. Got -1"):
+        healthy(new_rows_since_update=-1)
+    with pytest.raises(InputError, match=r"mean_confidence must be a fraction"):
+        healthy(mean_confidence=1.5)
+    with pytest.raises(InputError, match=r"metric 'acc' of LivePerformance is unknown"):
+        LivePerformance("acc", 0.1, 0.2, 10)
+
+
+# --- priority order ----------------------------------------------------------------------
+
+
+def test_priority_order() -> None:
+    everything = healthy(
+        quality_ok=False,
+        regression=regression(),
+        performance=perf(0.5),
+        drift=DataDrift(0.7, drifted=True, critical=True),
+        days_since_full_retrain=200,
+        fine_tunes_since_full_retrain=9,
+        days_since_update=30,
+        concept_drift=True,
+        mean_confidence=0.3,
+        capabilities=Capabilities(incremental=True),
+        new_rows_since_update=1000,
+    )
+    policy = Policy(min_confidence=0.6)
+    # (the rule expected to decide, its action, the change that silences it)
+    expected: list[tuple[str | None, str, dict[str, Any]]] = [
+        ("data_quality", "nothing", {"quality_ok": True}),
+        ("live_regression", "rollback", {"regression": None}),
+        ("critical_degradation", "full_retrain", {"performance": perf(0.7)}),
+        ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drifted=True)}),
+        ("full_retrain_age", "full_retrain", {"days_since_full_retrain": 5}),
+        ("fine_tune_count", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
+        ("degradation", "fine_tune", {"performance": perf(0.87)}),
+        ("data_drift", "fine_tune", {"drift": None}),
+        ("concept_drift", "fine_tune", {"concept_drift": False}),
+        ("incremental_update", "incremental_update", {"new_rows_since_update": 0}),
+        ("days_since_update", "fine_tune", {"days_since_update": 1}),
+        ("low_confidence", "fine_tune", {"mean_confidence": 0.9}),
+        (None, "nothing", {}),
+    ]
+    assert [rule for rule, _, _ in expected[:-1]] == list(RULE_NAMES[1:])
+    state = everything
+    for rule, action, change in expected:
+        d = decide(state, policy, ROLLOUT)
+        assert (d.numbers["rule"], d.action) == (rule, action)
+        state = replace(state, **change)
+
+
+def test_every_reason_for_the_chosen_action_is_listed() -> None:
+    state = healthy(performance=perf(0.6), days_since_full_retrain=120)
+    d = decide(state, POLICY, ROLLOUT)
+    assert d.action == "full_retrain"
+    assert len(d.reasons) == 2 and "120 days" in d.reasons[1]
+    assert d.numbers["fired"] == ["critical_degradation", "full_retrain_age", "degradation"]
+    assert set(d.numbers["fired"]) <= set(RULE_NAMES)
+    json.dumps(d.numbers, allow_nan=False)
+
+
+# --- monotonicity ------------------------------------------------------------------------
+
+states = st.builds(
+    MaintenanceState,
+    model=st.just("m"),
+    now=st.just(NOW),
+    champion=st.just("1.0.0"),
+    capabilities=st.builds(Capabilities, st.booleans(), st.booleans()),
+    days_since_full_retrain=st.none() | st.floats(0, 400),
+    fine_tunes_since_full_retrain=st.integers(0, 10),
+    days_since_update=st.none() | st.floats(0, 30),
+    performance=st.builds(
+        LivePerformance,
+        metric=st.sampled_from(["accuracy", "mae"]),
+        live=st.floats(0.01, 2),
+        baseline=st.floats(0.01, 1),
+        n_samples=st.integers(0, 1000),
+    ),
+    drift=st.none() | st.builds(DataDrift, st.floats(0, 1), st.booleans(), st.booleans()),
+    concept_drift=st.booleans(),
+    mean_confidence=st.none() | st.floats(0, 1),
+    new_rows_since_update=st.integers(0, 300),
+    quality_ok=st.booleans(),
+)
+policies = st.builds(
+    Policy,
+    critical_degradation=st.floats(0.2, 0.5),
+    degradation=st.floats(0.01, 0.19),
+    max_days_since_full_retrain=st.none() | st.floats(1, 200),
+    max_fine_tunes=st.none() | st.integers(0, 8),
+    max_days_since_update=st.none() | st.floats(1, 20),
+    min_confidence=st.none() | st.floats(0.1, 0.9),
+)
+
+
+def severity(state: MaintenanceState, policy: Policy) -> int:
+    return SEVERITY[decide(state, policy, ROLLOUT).action]
+
+
+@settings(max_examples=300, deadline=None)
+@given(states, policies, st.floats(0.01, 2), st.floats(0.01, 2))
+def test_more_degradation_never_yields_a_milder_action(
+    state: MaintenanceState, policy: Policy, a: float, b: float
+) -> None:
+    assert state.performance is not None
+    low, high = (
+        replace(state.performance, live=v) for v in sorted([a, b], reverse=True)
+    )  # for mae the larger live value is the worse one
+    if state.performance.metric == "mae":
+        low, high = high, low
+    assert high.degradation >= low.degradation
+    assert severity(replace(state, performance=high), policy) >= severity(
+        replace(state, performance=low), policy
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(states, policies, st.floats(0, 400), st.floats(0, 400), st.integers(0, 10))
+def test_older_models_and_more_fine_tunes_never_yield_a_milder_action(
+    state: MaintenanceState, policy: Policy, d1: float, d2: float, extra: int
+) -> None:
+    young, old = sorted([d1, d2])
+    base = severity(replace(state, days_since_full_retrain=young), policy)
+    assert severity(replace(state, days_since_full_retrain=old), policy) >= base
+    more = state.fine_tunes_since_full_retrain + extra
+    assert severity(replace(state, fine_tunes_since_full_retrain=more), policy) >= severity(
+        state, policy
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(states, policies)
+def test_decisions_are_pure_and_json_safe(state: MaintenanceState, policy: Policy) -> None:
+    first, second = decide(state, policy, ROLLOUT), decide(state, policy, ROLLOUT)
+    assert first == second
+    assert first.action in SEVERITY and first.reasons
+    json.dumps(first.numbers, allow_nan=False)
