@@ -8,7 +8,7 @@ import pytest
 from retrainer.core.errors import ConfigError, InputError
 from retrainer.core.metrics import METRICS, task_metrics
 from retrainer.core.spec_sections import Gate
-from retrainer.evaluation.gate import _stat, _weights, paired_bootstrap, run_gate
+from retrainer.evaluation.gate import GateResult, _stat, _weights, paired_bootstrap, run_gate
 
 RNG = np.random.default_rng(42)
 
@@ -174,11 +174,34 @@ def test_regression_metric_smaller_is_better() -> None:
 
 def test_same_seed_same_result() -> None:
     y, weak, strong = binary_problem(300)
-    args = dict(task="classification", gate=Gate(), champion_proba=weak, challenger_proba=strong)
-    first = run_gate(y, (weak > 0.5) * 1, (strong > 0.5) * 1, seed=11, **args)  # type: ignore[arg-type]
-    second = run_gate(y, (weak > 0.5) * 1, (strong > 0.5) * 1, seed=11, **args)  # type: ignore[arg-type]
-    assert first == second
-    assert first.to_dict() == second.to_dict()
+
+    def gate(seed: int) -> GateResult:
+        return run_gate(
+            y,
+            (weak > 0.5) * 1,
+            (strong > 0.5) * 1,
+            task="classification",
+            gate=Gate(primary_metric="roc_auc"),
+            champion_proba=weak,
+            challenger_proba=strong,
+            seed=seed,
+        )
+
+    first, second, other = gate(11), gate(11), gate(12)
+    assert first == second and first.to_dict() == second.to_dict()
+    assert (other.ci_low, other.ci_high) != (first.ci_low, first.ci_high)
+    assert other.improvement == first.improvement  # observed values do not depend on the seed
+
+
+def test_inputs_must_be_one_value_per_row() -> None:
+    y = RNG.integers(0, 2, 200)
+    with pytest.raises(InputError, match=r"y_true has shape \(200, 1\)"):
+        run_gate(y[:, None], y, y, task="classification", gate=Gate())
+    proba = np.column_stack([np.full(200, 0.4), np.full(200, 0.6)])
+    r = run_gate(
+        y, y, y, task="classification", gate=Gate(), champion_proba=proba, challenger_proba=proba
+    )
+    assert r.champion_metrics["log_loss"] == pytest.approx(r.challenger_metrics["log_loss"])
 
 
 def test_too_few_rows_is_insufficient_never_a_pass() -> None:

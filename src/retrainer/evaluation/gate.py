@@ -40,6 +40,7 @@ _CHUNK_CELLS = 2_000_000  # resampled cells held in memory at once
 
 # Row multiplicities (resamples, rows) -> one metric value per resample.
 Stat = Callable[[np.ndarray], np.ndarray]
+_Scores = tuple[np.ndarray, np.ndarray | None]  # (predictions, probabilities or None)
 
 
 @dataclass(frozen=True)
@@ -236,8 +237,8 @@ def _weights(idx: np.ndarray) -> np.ndarray:
 def paired_bootstrap(
     metric: Metric,
     y: np.ndarray,
-    champion: tuple[np.ndarray, np.ndarray | None],
-    challenger: tuple[np.ndarray, np.ndarray | None],
+    champion: _Scores,
+    challenger: _Scores,
     *,
     samples: int,
     seed: int,
@@ -275,20 +276,24 @@ def _metric(name: str, task: str, role: str) -> Metric:
     return METRICS[name]
 
 
-def _array(value: ArrayLike | None, name: str, n: int | None) -> np.ndarray | None:
-    if value is None:
-        return None
+def _array(value: ArrayLike, name: str, n: int | None, ndims: tuple[int, ...] = (1,)) -> np.ndarray:
     arr = np.asarray(value)
-    if arr.ndim not in (1, 2) or (n is not None and arr.shape[0] != n):
+    if arr.ndim not in ndims or (n is not None and arr.shape[0] != n):
+        rows = f"{n} rows, one per label" if n is not None else "one value per row"
         raise InputError(
-            f"The gate's {name} has shape {arr.shape}; expected {n} rows, one per label. "
-            "Score both models on the same rows as y_true."
+            f"The gate's {name} has shape {arr.shape}; expected {rows}. Score both models on "
+            "the same rows as y_true."
         )
     return arr
 
 
+def _model(pred: ArrayLike, proba: ArrayLike | None, who: str, n: int) -> _Scores:
+    p = None if proba is None else _array(proba, f"{who}_proba", n, (1, 2))
+    return _array(pred, f"{who}_pred", n), p
+
+
 def _guard(
-    metric: Metric, tolerance: float, y: np.ndarray, champ: tuple[Any, Any], chal: tuple[Any, Any]
+    metric: Metric, tolerance: float, y: np.ndarray, champ: _Scores, chal: _Scores
 ) -> GuardResult:
     before, after = metric.compute(y, *champ), metric.compute(y, *chal)
     regression = -metric.improvement(after, before)
@@ -319,6 +324,20 @@ def _budgets(
     return bad, good
 
 
+def _test(d: np.ndarray, alpha: float) -> tuple[float, float, float, bool, str]:
+    """One-sided p-value of "no improvement" and the [alpha, 1 - alpha] interval of ``d``;
+    its lower end is the one-sided (1 - alpha) lower bound, so ci_low > 0 matches p < alpha."""
+    p_value = float((1 + np.sum(d <= 0)) / (len(d) + 1))
+    low, high = (float(q) for q in np.quantile(d, [alpha, 1 - alpha]))
+    text = (
+        f"{TEST_NAME} over {len(d)} resamples: p = {p_value:.3g}, {1 - 2 * alpha:.0%} interval "
+        f"of the improvement [{_num(low)}, {_num(high)}]"
+    )
+    if p_value < alpha:
+        return p_value, low, high, True, f"{text}; significant at {alpha:g}"
+    return p_value, low, high, False, f"{text}; not below {alpha:g}: may be chance"
+
+
 def run_gate(
     y_true: ArrayLike,
     champion_pred: ArrayLike,
@@ -344,15 +363,9 @@ def run_gate(
     primary = _metric(gate.primary_metric or DEFAULT_PRIMARY[task], task, "primary metric")
     guards = {_metric(name, task, "guard metric"): tol for name, tol in gate.guards.items()}
     y = _array(y_true, "y_true", None)
-    assert y is not None
     n = len(y)
-    champ_pred, chal_pred = (
-        _array(champion_pred, "champion_pred", n),
-        _array(challenger_pred, "challenger_pred", n),
-    )
-    assert champ_pred is not None and chal_pred is not None
-    champ = (champ_pred, _array(champion_proba, "champion_proba", n))
-    chal = (chal_pred, _array(challenger_proba, "challenger_proba", n))
+    champ = _model(champion_pred, champion_proba, "champion", n)
+    chal = _model(challenger_pred, challenger_proba, "challenger", n)
     for m in [primary, *guards]:
         if m.needs_proba and (champ[1] is None or chal[1] is None):
             raise InputError(
@@ -363,7 +376,6 @@ def run_gate(
     before, after = primary.compute(y, *champ), primary.compute(y, *chal)
     improvement = primary.improvement(after, before)
     guard_results = tuple(_guard(m, tol, y, champ, chal) for m, tol in guards.items())
-    # [ci_low, ci_high] covers 1 - 2 * significance; ci_low is the one-sided lower bound
     level = 1 - 2 * gate.significance
     p_value = ci_low = ci_high = None
     verdict: Verdict = "reject"
@@ -374,30 +386,20 @@ def run_gate(
         verdict = "insufficient"
         bad.insert(0, f"{primary.name} is undefined on these {n} rows (e.g. a single class)")
     else:
-        d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
-        d = d[np.isfinite(d)]
         change = f"{primary.name} {_num(before)} -> {_num(after)}: improves by"
         needs = _num(gate.min_improvement)
         if improvement >= gate.min_improvement:
             good.insert(0, f"{change} {_num(improvement)} (needs {needs})")
         else:
             bad.insert(0, f"{change} only {_num(improvement)}, needs {needs}")
+        d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
+        d = d[np.isfinite(d)]
         if len(d) == 0:
             verdict = "insufficient"
             bad.insert(0, f"{primary.name} is undefined on every bootstrap resample")
         else:
-            p_value = float((1 + np.sum(d <= 0)) / (len(d) + 1))
-            ci_low, ci_high = (
-                float(q) for q in np.quantile(d, [gate.significance, 1 - gate.significance])
-            )
-            test = (
-                f"{TEST_NAME} over {len(d)} resamples: p = {p_value:.3g}, {level:.0%} CI of "
-                f"the improvement [{_num(ci_low)}, {_num(ci_high)}]"
-            )
-            if p_value < gate.significance:
-                good.append(f"{test}; significant at {gate.significance:g}")
-            else:
-                bad.append(f"{test}; not below {gate.significance:g}: may be chance")
+            p_value, ci_low, ci_high, ok, text = _test(d, gate.significance)
+            (good if ok else bad).append(text)
     for g in guard_results:
         text = (
             f"guard {g.metric} {_num(g.champion)} -> {_num(g.challenger)}: regression "
@@ -437,5 +439,5 @@ def run_gate(
     )
 
 
-def _task_metrics(task: str, y: np.ndarray, model: tuple[Any, Any]) -> dict[str, float]:
+def _task_metrics(task: str, y: np.ndarray, model: _Scores) -> dict[str, float]:
     return {m.name: m.compute(y, *model) for m in task_metrics(task)} if len(y) else {}
