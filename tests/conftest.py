@@ -20,7 +20,9 @@ from retrainer.core.spec import Spec, parse_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
 from retrainer.lifecycle.workspace import Workspace
 
-PG_ADMIN = os.environ.get("RETRAINER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PG_ADMIN = os.environ.get(
+    "RETRAINER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _pg_available() -> bool:
@@ -41,7 +43,9 @@ def _libpq(url: str) -> str:
 def pg_ok() -> bool:
     ok = _pg_available()
     if not ok and os.environ.get("RETRAINER_REQUIRE_POSTGRES"):
-        pytest.fail(f"RETRAINER_REQUIRE_POSTGRES is set but PostgreSQL at {PG_ADMIN} does not answer")
+        pytest.fail(
+            f"RETRAINER_REQUIRE_POSTGRES is set but PostgreSQL at {PG_ADMIN} does not answer"
+        )
     return ok
 
 
@@ -71,9 +75,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def weather_model(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "task": "classification", "target": "rain", "id_column": "day_id",
-        "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
-        "family": "lightgbm", "params": {"n_estimators": 40},
+        "task": "classification",
+        "target": "rain",
+        "id_column": "day_id",
+        "time_column": "date",
+        "features": {"numeric": WEATHER_FEATURES},
+        "family": "lightgbm",
+        "params": {"n_estimators": 40},
         "training": {"window_days": 1500},
         "retention": {"keep": 5},
     }

@@ -12,8 +12,14 @@ from importlib import resources
 import pandas as pd
 
 WEATHER_FEATURES = [
-    "temperature", "dew_point", "sea_level_pressure", "visibility", "average_wind_speed",
-    "max_sustained_wind_speed", "minimum_temperature", "maximum_temperature",
+    "temperature",
+    "dew_point",
+    "sea_level_pressure",
+    "visibility",
+    "average_wind_speed",
+    "max_sustained_wind_speed",
+    "minimum_temperature",
+    "maximum_temperature",
 ]
 
 

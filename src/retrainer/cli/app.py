@@ -43,7 +43,9 @@ def _root(
     config: Annotated[
         Path | None,
         typer.Option(
-            "--config", "-c", envvar="RETRAINER_CONFIG",
+            "--config",
+            "-c",
+            envvar="RETRAINER_CONFIG",
             help="Spec file (default retrainer.yaml).",
         ),
     ] = None,

@@ -15,14 +15,25 @@ from ..lifecycle.ingest import ingest_file
 from ..lifecycle.predict import predict_file
 from ..store.engine import make_engine, migrate, safe_url
 from .app import (
-    JsonFlag, ModelArg, _state, app, db_app, emit_json, err, handles_errors, out, workspace,
+    JsonFlag,
+    ModelArg,
+    _state,
+    app,
+    db_app,
+    emit_json,
+    err,
+    handles_errors,
+    out,
+    workspace,
 )
 
 
 @app.command()
 @handles_errors
 def init(
-    path: Annotated[Path | None, typer.Argument(help="Where to write (default retrainer.yaml).")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="Where to write (default retrainer.yaml).")
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -65,15 +76,24 @@ def ingest(
     """Add labelled rows; de-duplicated by the id column, all or nothing per file."""
     with workspace() as ws:
         result = ingest_file(ws, model, file)
+    nothing_usable = result.rejected > 0 and result.inserted + result.duplicates == 0
     if as_json:
         emit_json(result.to_dict())
-        return
-    out.print(
-        f"{model}: {result.inserted} inserted, {result.duplicates} duplicates, "
-        f"{result.rejected} rejected"
-    )
-    for r in result.rejects:
-        err.print(f"  line {r.line}: {r.reason}", highlight=False, markup=False)
+    else:
+        out.print(
+            f"{model}: {result.inserted} inserted, {result.duplicates} duplicates, "
+            f"{result.rejected} rejected"
+        )
+        for r in result.rejects:
+            err.print(f"  line {r.line}: {r.reason}", highlight=False, markup=False)
+        if nothing_usable:
+            err.print(
+                f"error: every row of {file} was rejected; fix the rows listed above.",
+                highlight=False,
+                markup=False,
+            )
+    if nothing_usable:
+        raise typer.Exit(2)
 
 
 @app.command()
@@ -81,8 +101,12 @@ def ingest(
 def predict(
     model: ModelArg,
     input: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL of feature rows.")],
-    out_path: Annotated[Path, typer.Option("--out", "-o", help="Output file (.csv/.parquet/.jsonl).")],
-    version: Annotated[str | None, typer.Option("--version", help="Score with this version.")] = None,
+    out_path: Annotated[
+        Path, typer.Option("--out", "-o", help="Output file (.csv/.parquet/.jsonl).")
+    ],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Score with this version.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Score a file with the champion (or --version) and log the predictions."""

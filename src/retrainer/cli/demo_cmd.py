@@ -17,7 +17,9 @@ def demo(
     folder: Annotated[Path, typer.Option("--dir", help="Workspace folder (recreated).")] = Path(
         "demo-workspace"
     ),
-    store: Annotated[str | None, typer.Option("--store", help="Store URL (default SQLite).")] = None,
+    store: Annotated[
+        str | None, typer.Option("--store", help="Store URL (default SQLite).")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run the demo on the bundled NOAA weather data."""

@@ -20,7 +20,9 @@ def _fmt(x: object) -> str:
 @handles_errors
 def versions(
     model: ModelArg,
-    detail: Annotated[bool, typer.Option("--detail", help="Show folds, params, calibration.")] = False,
+    detail: Annotated[
+        bool, typer.Option("--detail", help="Show folds, params, calibration.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """List a model's versions with lineage, role and holdout metrics."""
@@ -36,8 +38,15 @@ def versions(
         table.add_column(col)
     for v in views:
         table.add_row(
-            v["version"], v["parent"] or "-", v["family"], v["kind"], v["role"], str(v["rows"]),
-            _fmt(v["metrics"].get(primary)), v["created_at"][:19], v["created_by"],
+            v["version"],
+            v["parent"] or "-",
+            v["family"],
+            v["kind"],
+            v["role"],
+            str(v["rows"]),
+            _fmt(v["metrics"].get(primary)),
+            v["created_at"][:19],
+            v["created_by"],
         )
     out.print(table)
     if detail:
@@ -68,8 +77,13 @@ def history(model: ModelArg, as_json: JsonFlag = False) -> None:
         table.add_column(col)
     for e in events:
         table.add_row(
-            str(e["id"]), e["created_at"][:19], e["action"], e["from_version"] or "-",
-            e["to_version"] or "-", e["triggered_by"], "yes" if e["forced"] else "",
+            str(e["id"]),
+            e["created_at"][:19],
+            e["action"],
+            e["from_version"] or "-",
+            e["to_version"] or "-",
+            e["triggered_by"],
+            "yes" if e["forced"] else "",
             e["reason"],
         )
     out.print(table)
@@ -78,7 +92,9 @@ def history(model: ModelArg, as_json: JsonFlag = False) -> None:
 @app.command()
 @handles_errors
 def status(
-    model: Annotated[str | None, typer.Argument(help="Model name; all models when omitted.")] = None,
+    model: Annotated[
+        str | None, typer.Argument(help="Model name; all models when omitted.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Show who serves: champion, challenger and rollout, per model."""
@@ -111,7 +127,9 @@ def deploy(
     model: ModelArg,
     version: Annotated[str, typer.Argument(help="Version to make champion, e.g. 1.2.0.")],
     reason: Annotated[str, typer.Option(help="Why; stored on the event.")] = "manual deploy",
-    force: Annotated[bool, typer.Option("--force", help="Override the gate; recorded as forced.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Override the gate; recorded as forced.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Make a version the champion (verified before the switch)."""

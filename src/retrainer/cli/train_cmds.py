@@ -24,8 +24,11 @@ def _progress(enabled: bool) -> Iterator[train_ops.Step]:
         yield lambda _s: None
         return
     with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-        console=err, transient=True,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
     ) as bar:
         task = bar.add_task("training", total=None)
         yield lambda s: bar.update(task, description=s)
@@ -37,7 +40,9 @@ def train(
     model: ModelArg,
     family: Family = None,
     deploy: Deploy = False,
-    days: Annotated[int | None, typer.Option("--days", help="Train on the last N days only.")] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="Train on the last N days only.")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run the checks, show the plan, write nothing.")
     ] = False,
@@ -55,8 +60,10 @@ def train(
                 emit_json(p.to_dict())
                 return
             w = p.window
-            out.print(f"[bold]{model}[/] would train [bold]{p.family}[/] "
-                      f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})")
+            out.print(
+                f"[bold]{model}[/] would train [bold]{p.family}[/] "
+                f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})"
+            )
             out.print(f"window {w.start} → {w.end}: {w.rows} rows; classes {p.class_balance}")
             out.print(p.quality.render(), markup=False, highlight=False)
             if not p.quality.ok:
@@ -64,8 +71,14 @@ def train(
             return
         with _progress(not as_json) as step:
             r = train_ops.train(
-                ws, model, family=family, deploy=deploy, days_back=days,
-                allow_quality_warnings=allow_quality_warnings, reason=reason, on_step=step,
+                ws,
+                model,
+                family=family,
+                deploy=deploy,
+                days_back=days,
+                allow_quality_warnings=allow_quality_warnings,
+                reason=reason,
+                on_step=step,
             )
         role = "champion" if deploy else "archived"
     view = {**version_view(r.version, role), "deployed": r.deployed}

@@ -60,19 +60,19 @@ class ModelSpec(BaseModel):
     fallback_family: str | None = "randomforest"
     params: dict[str, Any] = Field(default_factory=dict)
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
-    training: Training = Field(default_factory=Training)
-    validation: Validation = Field(default_factory=Validation)
-    quality: Quality = Field(default_factory=Quality)
-    fine_tune: FineTune = Field(default_factory=FineTune)
-    gate: Gate = Field(default_factory=Gate)
-    drift: Drift = Field(default_factory=Drift)
-    monitor: Monitor = Field(default_factory=Monitor)
-    policy: Policy = Field(default_factory=Policy)
-    rollout: Rollout = Field(default_factory=Rollout)
-    schedule: Schedule = Field(default_factory=Schedule)
-    alerts: Alerts = Field(default_factory=Alerts)
-    retention: Retention = Field(default_factory=Retention)
-    serving: Serving = Field(default_factory=Serving)
+    training: Training = Training()
+    validation: Validation = Validation()
+    quality: Quality = Quality()
+    fine_tune: FineTune = FineTune()
+    gate: Gate = Gate()
+    drift: Drift = Drift()
+    monitor: Monitor = Monitor()
+    policy: Policy = Policy()
+    rollout: Rollout = Rollout()
+    schedule: Schedule = Schedule()
+    alerts: Alerts = Alerts()
+    retention: Retention = Retention()
+    serving: Serving = Serving()
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -120,7 +120,7 @@ class Spec(BaseModel):
     store: str = "sqlite:///retrainer.db"
     artifacts: str = "artifacts"
     models: dict[str, ModelSpec]
-    auth: Auth = Field(default_factory=Auth)
+    auth: Auth = Auth()
     source: str = "<memory>"
 
     def model(self, name: str) -> ModelSpec:
@@ -152,7 +152,9 @@ def load_spec(path: str | Path | None = None, environ: Mapping[str, str] | None 
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: is not valid YAML: {exc}. Fix the syntax and retry.") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping with a 'models' key, got {type(data).__name__}.")
+        raise ConfigError(
+            f"{p}: expected a mapping with a 'models' key, got {type(data).__name__}."
+        )
     spec = parse_spec(data, source=str(p), environ=environ)
     return _resolve_paths(spec, p.parent)
 
@@ -226,13 +228,13 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
         if cls == "models":
             cls = ModelSpec
             continue
-        field = cls.model_fields.get(part) if isinstance(cls, type) else None
+        field = cls.model_fields.get(part) if isinstance(cls, type) else None  # type: ignore[attr-defined]
         ann = getattr(field, "annotation", None)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             cls = ann
         else:
             return []
-    return list(cls.model_fields) if isinstance(cls, type) else []
+    return list(cls.model_fields) if isinstance(cls, type) else []  # type: ignore[attr-defined]
 
 
 def _error_list(exc: ValidationError) -> list[dict[str, Any]]:

@@ -144,7 +144,9 @@ class Rollout(Section):
     @classmethod
     def _steps(cls, v: list[float]) -> list[float]:
         if not v or any(not 0 < s <= 1 for s in v) or sorted(v) != v:
-            raise ValueError("rollout.steps must be increasing fractions in (0, 1], e.g. [0.05, 0.25, 1.0]")
+            raise ValueError(
+                "rollout.steps must be increasing fractions in (0, 1], e.g. [0.05, 0.25, 1.0]"
+            )
         return v
 
 
@@ -159,8 +161,13 @@ class Alerts(Section):
     webhooks: list[str] = Field(default_factory=list)
     events: list[str] = Field(
         default_factory=lambda: [
-            "deploy", "rollback", "gate_rejected", "critical_drift", "quality_failed",
-            "job_failed", "reload_failed",
+            "deploy",
+            "rollback",
+            "gate_rejected",
+            "critical_drift",
+            "quality_failed",
+            "job_failed",
+            "reload_failed",
         ]
     )
     timeout_seconds: float = Field(5, gt=0)

@@ -70,11 +70,16 @@ def event_view(e: DeploymentEvent) -> dict[str, Any]:
 def roles_view(r: Roles) -> dict[str, Any]:
     ch = r.challenger
     return {
-        "champion": None if r.champion is None else {
-            "version": r.champion, "since": _iso(r.champion_since)
-        },
-        "challenger": None if ch is None else {
-            "version": ch.version, "mode": ch.mode, "fraction": ch.fraction,
-            "step": ch.step, "started_at": _iso(ch.started_at),
+        "champion": None
+        if r.champion is None
+        else {"version": r.champion, "since": _iso(r.champion_since)},
+        "challenger": None
+        if ch is None
+        else {
+            "version": ch.version,
+            "mode": ch.mode,
+            "fraction": ch.fraction,
+            "step": ch.step,
+            "started_at": _iso(ch.started_at),
         },
     }

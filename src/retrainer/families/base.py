@@ -120,7 +120,9 @@ class FamilyModel(ABC):
 
     def predict_proba(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
         if self.task != "classification":
-            raise CapabilityError(f"predict_proba needs a classifier; this {self.name} model regresses.")
+            raise CapabilityError(
+                f"predict_proba needs a classifier; this {self.name} model regresses."
+            )
         return self.predict_raw(X)
 
     def predict_raw(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:

@@ -19,12 +19,31 @@ from .base import Capabilities, FamilyModel
 
 _ACCEPTED = frozenset(
     {
-        "n_estimators", "learning_rate", "num_leaves", "max_depth", "min_data_in_leaf",
-        "min_child_samples", "feature_fraction", "colsample_bytree", "bagging_fraction",
-        "subsample", "bagging_freq", "lambda_l1", "lambda_l2", "reg_alpha", "reg_lambda",
-        "min_gain_to_split", "max_bin", "early_stopping_rounds", "num_threads",
-        "min_sum_hessian_in_leaf", "cat_smooth", "max_cat_to_onehot", "extra_trees",
-        "is_unbalance", "path_smooth",
+        "n_estimators",
+        "learning_rate",
+        "num_leaves",
+        "max_depth",
+        "min_data_in_leaf",
+        "min_child_samples",
+        "feature_fraction",
+        "colsample_bytree",
+        "bagging_fraction",
+        "subsample",
+        "bagging_freq",
+        "lambda_l1",
+        "lambda_l2",
+        "reg_alpha",
+        "reg_lambda",
+        "min_gain_to_split",
+        "max_bin",
+        "early_stopping_rounds",
+        "num_threads",
+        "min_sum_hessian_in_leaf",
+        "cat_smooth",
+        "max_cat_to_onehot",
+        "extra_trees",
+        "is_unbalance",
+        "path_smooth",
     }
 )
 
@@ -44,12 +63,13 @@ class LightGBMModel(FamilyModel):
 
     def _booster_params(self, lr_factor: float = 1.0) -> dict[str, Any]:
         p = self.effective_params
-        params = {
-            k: v for k, v in p.items() if k not in ("n_estimators", "early_stopping_rounds")
-        }
+        params = {k: v for k, v in p.items() if k not in ("n_estimators", "early_stopping_rounds")}
         params["learning_rate"] = float(p["learning_rate"]) * lr_factor
         params.update(
-            verbosity=-1, seed=self.seed, deterministic=True, force_row_wise=True,
+            verbosity=-1,
+            seed=self.seed,
+            deterministic=True,
+            force_row_wise=True,
             num_threads=p.get("num_threads", 2),
         )
         if self.task == "regression":
@@ -76,7 +96,7 @@ class LightGBMModel(FamilyModel):
         init: lgb.Booster | None,
     ) -> None:
         train = self._dataset(X, y)
-        callbacks = []
+        callbacks: list[Any] = []
         valid_sets = []
         if val is not None and len(val[1]) > 0:
             valid_sets = [self._dataset(val[0], val[1], ref=train)]
@@ -106,8 +126,7 @@ class LightGBMModel(FamilyModel):
         self._train(X, y, val, rounds, learning_rate_factor, self.booster_)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self.booster_.predict(X, num_threads=1)
-        return out
+        return np.asarray(self.booster_.predict(X, num_threads=1))
 
     def _dump(self) -> bytes:
         text: str = self.booster_.model_to_string()

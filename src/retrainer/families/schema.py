@@ -81,9 +81,7 @@ class FeatureSchema:
         for k, col in enumerate(self.categorical):
             levels = self.categories.get(col, ())
             lookup = {v: i for i, v in enumerate(levels)}
-            codes = [
-                lookup.get(_level(v), np.nan) if not pd.isna(v) else np.nan for v in df[col]
-            ]
+            codes = [lookup.get(_level(v), np.nan) if not pd.isna(v) else np.nan for v in df[col]]
             out[:, len(self.numeric) + k] = np.asarray(codes, dtype=np.float64)
         return out
 

@@ -26,8 +26,15 @@ from .workspace import Workspace
 
 FORMAT = 1
 TABLES = [
-    t.models, t.versions, t.roles, t.deployments, t.training_rows, t.predictions, t.actuals,
-    t.decisions, t.job_runs,
+    t.models,
+    t.versions,
+    t.roles,
+    t.deployments,
+    t.training_rows,
+    t.predictions,
+    t.actuals,
+    t.decisions,
+    t.job_runs,
 ]
 
 
@@ -60,13 +67,19 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
                 ]
                 rows[table.name] = len(lines)
                 _add(tar, f"tables/{table.name}.jsonl", "\n".join(lines).encode(), files)
-            uris = {r.artifact_uri: (r.model, r.sha256, r.hmac, r.version) for r in
-                    conn.execute(select(t.versions).where(t.versions.c.status != "deleted"))}
+            uris = {
+                r.artifact_uri: (r.model, r.sha256, r.hmac, r.version)
+                for r in conn.execute(select(t.versions).where(t.versions.c.status != "deleted"))
+            }
         for uri, (model, sha, mac, version) in sorted(uris.items()):
             data = ws.artifacts.get(uri, sha, mac, what=f"model {model!r} version {version}")
             _add(tar, f"artifacts/{model}/{sha}.rtm", data, files)
-        manifest = {"format": FORMAT, "created_at": utcnow().isoformat(), "rows": rows,
-                    "files": files}
+        manifest = {
+            "format": FORMAT,
+            "created_at": utcnow().isoformat(),
+            "rows": rows,
+            "files": files,
+        }
         _add(tar, "manifest.json", json.dumps(manifest, indent=1).encode(), {})
     tmp.replace(p)
     return BackupResult(str(p), rows, len(uris))

@@ -26,9 +26,13 @@ def demo_spec(folder: Path, store: str | None = None) -> dict[str, Any]:
         "artifacts": str(folder / "artifacts"),
         "models": {
             "weather": {
-                "task": "classification", "target": "rain", "id_column": "day_id",
-                "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
-                "family": "lightgbm", "fallback_family": "randomforest",
+                "task": "classification",
+                "target": "rain",
+                "id_column": "day_id",
+                "time_column": "date",
+                "features": {"numeric": WEATHER_FEATURES},
+                "family": "lightgbm",
+                "fallback_family": "randomforest",
                 "training": {"window_days": 3650},
                 "validation": {"scheme": "walk_forward", "folds": 3},
             }

@@ -61,7 +61,8 @@ def fine_tune(
         )
     schema = champion.feature_schema
     if (list(schema["numeric"]), list(schema["categorical"])) != (
-        spec.features.numeric, spec.features.categorical
+        spec.features.numeric,
+        spec.features.categorical,
     ):
         raise CapabilityError(
             f"The spec's features of {model!r} differ from champion {champion.version}'s "
@@ -82,22 +83,41 @@ def fine_tune(
     X, y = frame[spec.feature_names], frame["target"]
     fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
     tuned.fine_tune(
-        X.iloc[fit_part], y.iloc[fit_part], ValidationSet(X.iloc[val], y.iloc[val]),
-        learning_rate_factor=spec.fine_tune.learning_rate_factor, rounds=spec.fine_tune.rounds,
+        X.iloc[fit_part],
+        y.iloc[fit_part],
+        ValidationSet(X.iloc[val], y.iloc[val]),
+        learning_rate_factor=spec.fine_tune.learning_rate_factor,
+        rounds=spec.fine_tune.rounds,
     )
     metrics, y_enc, pred, proba = score(tuned, X.iloc[val], y.iloc[val], base.calibrator)
     champ_metrics = score(base.model, X.iloc[val], y.iloc[val], base.calibrator)[0]
     evaluation = Evaluation(
-        metrics, y_enc, pred, proba, frame["entity_id"].iloc[val].tolist(),
+        metrics,
+        y_enc,
+        pred,
+        proba,
+        frame["entity_id"].iloc[val].tolist(),
         frame["event_time"].iloc[val.start],
     )
     fitted = Fitted(
-        model=tuned, family=champion.family, params=champion.params, evaluation=evaluation,
-        calibrator=base.calibrator, fit_seconds=time.process_time() - started,
+        model=tuned,
+        family=champion.family,
+        params=champion.params,
+        evaluation=evaluation,
+        calibrator=base.calibrator,
+        fit_seconds=time.process_time() - started,
     )
     version = register_fitted(
-        ws, spec, fitted, frame, bump="patch", parent=champion.version, kind="fine_tune",
-        created_by=created_by, reason=reason, deploy=deploy,
+        ws,
+        spec,
+        fitted,
+        frame,
+        bump="patch",
+        parent=champion.version,
+        kind="fine_tune",
+        created_by=created_by,
+        reason=reason,
+        deploy=deploy,
         details={"base_rows": champion.n_rows, "champion_metrics_on_validation": champ_metrics},
         window_start=champion.train_start,
     )

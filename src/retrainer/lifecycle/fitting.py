@@ -73,9 +73,9 @@ def predict_encoded(
     return np.argmax(raw, axis=1), raw
 
 
-def score(model: FamilyModel, X: pd.DataFrame, y: pd.Series, cal: Calibrator | None = None) -> tuple[
-    dict[str, float], np.ndarray, np.ndarray, np.ndarray | None
-]:
+def score(
+    model: FamilyModel, X: pd.DataFrame, y: pd.Series, cal: Calibrator | None = None
+) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray | None]:
     y_enc = model.encode_target(y)
     pred, proba = predict_encoded(model, X, cal)
     metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
@@ -94,7 +94,9 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
         if not use_cal:
             return fit_with_early_stopping(make_model(spec, family, seed), Xf, yf), None
         n_cal = max(20, int(len(Xf) * CALIBRATION_FRACTION))
-        m = fit_with_early_stopping(make_model(spec, family, seed), Xf.iloc[:-n_cal], yf.iloc[:-n_cal])
+        m = fit_with_early_stopping(
+            make_model(spec, family, seed), Xf.iloc[:-n_cal], yf.iloc[:-n_cal]
+        )
         cal_y = m.encode_target(yf.iloc[-n_cal:])
         return m, fit_calibrator(spec.calibration, m.predict_raw(Xf.iloc[-n_cal:]), cal_y)
 
@@ -108,7 +110,11 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
             **calibration_report(raw, proba if proba is not None else raw, y_enc).to_dict(),
         }
     evaluation = Evaluation(
-        metrics, y_enc, pred, proba, frame["entity_id"].iloc[hold].tolist(),
+        metrics,
+        y_enc,
+        pred,
+        proba,
+        frame["entity_id"].iloc[hold].tolist(),
         frame["event_time"].iloc[hold.start],
     )
     folds: list[dict[str, float]] = []
@@ -117,15 +123,26 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
         for fold in walk_forward(len(frame), v.folds, v.gap):
             fm, fc = fit_calibrated(X.iloc[fold.train], y.iloc[fold.train])
             fold_metrics = score(fm, X.iloc[fold.test], y.iloc[fold.test], fc)[0]
-            folds.append({"fold": fold.index, "train_rows": fold.train.stop,
-                          "test_rows": fold.test.stop - fold.test.start, **fold_metrics})
+            folds.append(
+                {
+                    "fold": fold.index,
+                    "train_rows": fold.train.stop,
+                    "test_rows": fold.test.stop - fold.test.start,
+                    **fold_metrics,
+                }
+            )
     if spec.training.refit_on_full_window:
         model, cal = fit_calibrated(X, y)
     else:
         model, cal = eval_model, eval_cal
     return Fitted(
-        model=model, family=family, params=model.effective_params, evaluation=evaluation,
-        folds=folds, calibrator=cal, calibration=calibration,
+        model=model,
+        family=family,
+        params=model.effective_params,
+        evaluation=evaluation,
+        folds=folds,
+        calibrator=cal,
+        calibration=calibration,
         fit_seconds=time.process_time() - started,
     )
 

@@ -41,7 +41,9 @@ class IngestResult:
         }
 
 
-def ingest_file(ws: Workspace, model: str, path: str | Path, *, source: str = "file") -> IngestResult:
+def ingest_file(
+    ws: Workspace, model: str, path: str | Path, *, source: str = "file"
+) -> IngestResult:
     """Ingest a CSV, Parquet or JSONL file of labelled rows for ``model``."""
     spec = ws.model_spec(model)
     df = read_table(path)
@@ -84,10 +86,9 @@ def prepare_rows(
     times = pd.to_datetime(df[spec.time_column], errors="coerce", utc=True)
     reasons = pd.Series("", index=df.index, dtype=object)
     reasons[df[spec.id_column].isna()] = f"missing id ({spec.id_column})"
-    reasons[(reasons == "") & times.isna()] = (
-        f"unparseable time in {spec.time_column!r}: "
-        + df[spec.time_column].astype(str).str.slice(0, 40)
-    )
+    reasons[(reasons == "") & times.isna()] = f"unparseable time in {spec.time_column!r}: " + df[
+        spec.time_column
+    ].astype(str).str.slice(0, 40)
     reasons[(reasons == "") & df[spec.target].isna()] = f"missing target ({spec.target})"
     target = df[spec.target]
     if spec.task == "regression":

@@ -50,8 +50,13 @@ def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
 
 
 def prediction_records(
-    ws: Workspace, model: str, predictor: Predictor, df: pd.DataFrame, result: pd.DataFrame,
-    request_id: str, arm: str = "champion",
+    ws: Workspace,
+    model: str,
+    predictor: Predictor,
+    df: pd.DataFrame,
+    result: pd.DataFrame,
+    request_id: str,
+    arm: str = "champion",
 ) -> list[dict[str, Any]]:
     spec = ws.model_spec(model)
     ids = df[spec.id_column].astype(str).tolist() if spec.id_column in df else [None] * len(df)
@@ -62,21 +67,33 @@ def prediction_records(
     now = utcnow()
     return [
         {
-            "model": model, "request_id": request_id, "entity_id": eid,
-            "version": predictor.version.version, "arm": arm,
-            "features": json.dumps(f, default=str), "output": jsonsafe(out),
-            "proba": float(p) if p is not None else None, "created_at": now,
+            "model": model,
+            "request_id": request_id,
+            "entity_id": eid,
+            "version": predictor.version.version,
+            "arm": arm,
+            "features": json.dumps(f, default=str),
+            "output": jsonsafe(out),
+            "proba": float(p) if p is not None else None,
+            "created_at": now,
         }
         for eid, f, out, p in zip(
-            ids, feats.to_dict("records"), result["prediction"],
-            result[proba_col] if proba_col else [None] * len(df), strict=True,
+            ids,
+            feats.to_dict("records"),
+            result["prediction"],
+            result[proba_col] if proba_col else [None] * len(df),
+            strict=True,
         )
     ]
 
 
 def predict_file(
-    ws: Workspace, model: str, input_path: str | Path, out_path: str | Path,
-    *, version: str | None = None,
+    ws: Workspace,
+    model: str,
+    input_path: str | Path,
+    out_path: str | Path,
+    *,
+    version: str | None = None,
 ) -> BatchResult:
     predictor = resolve_predictor(ws, model, version)
     df = read_table(input_path)

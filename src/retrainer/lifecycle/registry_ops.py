@@ -40,7 +40,13 @@ def deploy(
     if current == version:
         raise ConflictError(f"Model {model!r}: version {version} is already the champion.")
     return ws.store.move_champion(
-        model, version, "deploy", reason, triggered_by, forced=forced, gate=gate,
+        model,
+        version,
+        "deploy",
+        reason,
+        triggered_by,
+        forced=forced,
+        gate=gate,
         expect_champion=current,
     )
 

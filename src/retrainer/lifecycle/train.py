@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..core.clock import utcnow
 from ..core.entities import Bump, ModelVersion
-from ..core.errors import InputError, QualityError, RetrainerError
+from ..core.errors import ConfigError, InputError, QualityError, RetrainerError
 from ..core.spec import ModelSpec
 from ..evaluation.quality import QualityReport, check_quality
 from ..families import family_class
@@ -94,10 +94,30 @@ def load_window(ws: Workspace, spec: ModelSpec, days_back: int | None = None) ->
     return frame
 
 
+def check_target(spec: ModelSpec, frame: pd.DataFrame) -> None:
+    """A classifier needs labels: a target of non-integer numbers belongs to a regression."""
+    if spec.task != "classification":
+        return
+    y = pd.to_numeric(frame["target"], errors="coerce").dropna()
+    fractional = y[(y % 1) != 0]
+    if len(fractional):
+        raise InputError(
+            f"Model {spec.name!r} is a classifier, but its target {spec.target!r} holds "
+            f"continuous numbers ({y.nunique()} distinct values, e.g. "
+            f"{', '.join(f'{v:g}' for v in fractional.head(3))}). Set `task: regression` in "
+            "the spec, or ingest class labels.",
+            target=spec.target,
+        )
+
+
 def quality_of(spec: ModelSpec, frame: pd.DataFrame) -> QualityReport:
     return check_quality(
-        frame, task=spec.task, target="target", numeric=spec.features.numeric,
-        categorical=spec.features.categorical, rules=spec.quality,
+        frame,
+        task=spec.task,
+        target="target",
+        numeric=spec.features.numeric,
+        categorical=spec.features.categorical,
+        rules=spec.quality,
     )
 
 
@@ -119,17 +139,26 @@ def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str
     return "minor", base
 
 
-def plan(ws: Workspace, model: str, *, family: str | None = None, days_back: int | None = None,
-         frame: pd.DataFrame | None = None) -> TrainPlan:
+def plan(
+    ws: Workspace,
+    model: str,
+    *,
+    family: str | None = None,
+    days_back: int | None = None,
+    frame: pd.DataFrame | None = None,
+) -> TrainPlan:
     spec = ws.model_spec(model)
     fam = family or spec.family
     family_class(fam)  # unknown names fail here, before any work
     frame = load_window(ws, spec, days_back) if frame is None else frame
+    check_target(spec, frame)
     report = quality_of(spec, frame)
     bump, parent = version_bump(ws, spec, fam)
     balance = {}
     if spec.task == "classification":
-        balance = {str(k): float(v) for k, v in frame["target"].value_counts(normalize=True).items()}
+        balance = {
+            str(k): float(v) for k, v in frame["target"].value_counts(normalize=True).items()
+        }
     window = TrainingWindow(frame["event_time"].iloc[0], frame["event_time"].iloc[-1], len(frame))
     return TrainPlan(model, fam, spec.fallback_family, window, balance, report, bump, parent)
 
@@ -139,13 +168,15 @@ def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
-def fit_with_fallback(spec: ModelSpec, family: str, frame: pd.DataFrame) -> tuple[Fitted, dict[str, Any]]:
+def fit_with_fallback(
+    spec: ModelSpec, family: str, frame: pd.DataFrame
+) -> tuple[Fitted, dict[str, Any]]:
     """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
     try:
         return fit_family(spec, family, frame), {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
         fallback = spec.fallback_family
-        if isinstance(exc, InputError) or fallback is None or fallback == family:
+        if isinstance(exc, InputError | ConfigError) or fallback is None or fallback == family:
             raise
         reason = f"{type(exc).__name__}: {exc}"
         return fit_family(spec, fallback, frame), {"requested": family, "reason": reason}
@@ -186,8 +217,16 @@ def train(
         bump, parent = version_bump(ws, spec, fitted.family)
     step("saving artifact")
     version = register_fitted(
-        ws, spec, fitted, frame, bump=bump, parent=parent, kind="full_retrain" if parent else "initial",
-        created_by=created_by, reason=reason or "full retrain", deploy=deploy,
+        ws,
+        spec,
+        fitted,
+        frame,
+        bump=bump,
+        parent=parent,
+        kind="full_retrain" if parent else "initial",
+        created_by=created_by,
+        reason=reason or "full retrain",
+        deploy=deploy,
         details={"fallback": fallback} if fallback else {},
     )
     step("done")
@@ -230,18 +269,34 @@ def register_fitted(
     for hook in REGISTER_HOOKS:
         extra.update(hook(spec, fitted, frame))
     draft = ModelVersion(
-        model=spec.name, version="0.0.0", parent=parent, family=fitted.family,
-        params=fitted.params, created_at=utcnow(), created_by=created_by, reason=reason,
+        model=spec.name,
+        version="0.0.0",
+        parent=parent,
+        family=fitted.family,
+        params=fitted.params,
+        created_at=utcnow(),
+        created_by=created_by,
+        reason=reason,
         kind=kind,
         train_start=window_start or frame["event_time"].iloc[0].to_pydatetime(),
-        train_end=frame["event_time"].iloc[-1].to_pydatetime(), n_rows=len(frame),
+        train_end=frame["event_time"].iloc[-1].to_pydatetime(),
+        n_rows=len(frame),
         fingerprint=fingerprint(frame, ["entity_id", "event_time", "target", *spec.feature_names]),
-        feature_schema=fitted.model.schema_.to_dict(), metrics=fitted.evaluation.metrics,
-        artifact_uri=art.uri, sha256=art.sha256, hmac=art.hmac, size_bytes=art.size_bytes,
+        feature_schema=fitted.model.schema_.to_dict(),
+        metrics=fitted.evaluation.metrics,
+        artifact_uri=art.uri,
+        sha256=art.sha256,
+        hmac=art.hmac,
+        size_bytes=art.size_bytes,
         details=extra,
     )
     version = ws.store.register(
-        draft, bump, deploy=deploy, reason=reason, triggered_by=created_by, gate=gate,
+        draft,
+        bump,
+        deploy=deploy,
+        reason=reason,
+        triggered_by=created_by,
+        gate=gate,
         forced=forced,
     )
     from .registry_ops import apply_retention

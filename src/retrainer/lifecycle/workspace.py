@@ -46,7 +46,9 @@ class Workspace:
     def artifact_bytes(self, version: ModelVersion) -> bytes:
         """Verified bytes of a version's artifact (IntegrityError when they do not match)."""
         return self.artifacts.get(
-            version.artifact_uri, version.sha256, version.hmac,
+            version.artifact_uri,
+            version.sha256,
+            version.hmac,
             what=f"model {version.model!r} version {version.version}",
         )
 

@@ -14,6 +14,7 @@ b'model bytes'
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac as hmac_lib
 import os
@@ -124,10 +125,8 @@ class ArtifactStore:
         return data
 
     def delete(self, uri: str) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm_file(self._path(uri))
-        except FileNotFoundError:
-            pass
 
     def exists(self, uri: str) -> bool:
         return bool(self.fs.exists(self._path(uri)))
@@ -136,5 +135,8 @@ class ArtifactStore:
         if not self.fs.exists(self.root):
             return []
         found = self.fs.find(self.root)
-        return [f"{self.url}/{Path(p).relative_to(self.root)}" for p in found if p.endswith(SUFFIX)
-                and not Path(p).name.startswith(".tmp-")]
+        return [
+            f"{self.url}/{Path(p).relative_to(self.root)}"
+            for p in found
+            if p.endswith(SUFFIX) and not Path(p).name.startswith(".tmp-")
+        ]

@@ -93,7 +93,10 @@ def roles_from_row(model: str, r: Any) -> Roles:
     ch = None
     if r.challenger:
         ch = Challenger(
-            r.challenger, r.challenger_mode, r.challenger_fraction, r.challenger_started,
+            r.challenger,
+            r.challenger_mode,
+            r.challenger_fraction,
+            r.challenger_started,
             r.challenger_step or 0,
         )
     return Roles(model, r.champion, ch, r.champion_since)

@@ -131,13 +131,25 @@ class RegistryStore(StoreBase):
             conn.execute(t.versions.insert().values(**version_to_row(version)))
             if deploy:
                 self._move_champion(
-                    conn, draft.model, number, "deploy", reason or draft.reason, triggered_by,
-                    forced=forced, gate=gate,
+                    conn,
+                    draft.model,
+                    number,
+                    "deploy",
+                    reason or draft.reason,
+                    triggered_by,
+                    forced=forced,
+                    gate=gate,
                 )
             elif challenger is not None:
                 self._set_challenger(
-                    conn, draft.model, number, challenger[0], challenger[1],
-                    reason or draft.reason, triggered_by, gate=gate,
+                    conn,
+                    draft.model,
+                    number,
+                    challenger[0],
+                    challenger[1],
+                    reason or draft.reason,
+                    triggered_by,
+                    gate=gate,
                 )
             return version
 
@@ -151,7 +163,7 @@ class RegistryStore(StoreBase):
         *,
         forced: bool = False,
         gate: dict[str, Any] | None = None,
-        expect_champion: str | None | bool = False,
+        expect_champion: str | bool | None = False,
     ) -> DeploymentEvent:
         """Make ``to_version`` champion and log it; ``expect_champion`` guards against races."""
         with self.write(model) as conn:
@@ -184,8 +196,16 @@ class RegistryStore(StoreBase):
             if version is not None:
                 self.get_version(model, version, conn)
             return self._set_challenger(
-                conn, model, version, mode, fraction, reason, triggered_by, step=step,
-                action=action, gate=gate,
+                conn,
+                model,
+                version,
+                mode,
+                fraction,
+                reason,
+                triggered_by,
+                step=step,
+                action=action,
+                gate=gate,
             )
 
     def mark_deleted(self, model: str, versions: list[str], reason: str, by: str) -> None:
@@ -217,11 +237,19 @@ class RegistryStore(StoreBase):
     ) -> DeploymentEvent:
         now = at or utcnow()
         row = {
-            "model": model, "action": action, "from_version": from_v, "to_version": to_v,
-            "reason": reason, "triggered_by": by, "forced": forced,
-            "gate": jsonsafe(gate) if gate is not None else None, "created_at": now,
+            "model": model,
+            "action": action,
+            "from_version": from_v,
+            "to_version": to_v,
+            "reason": reason,
+            "triggered_by": by,
+            "forced": forced,
+            "gate": jsonsafe(gate) if gate is not None else None,
+            "created_at": now,
         }
-        new_id = conn.execute(t.deployments.insert().values(**row)).inserted_primary_key[0]
+        key = conn.execute(t.deployments.insert().values(**row)).inserted_primary_key
+        assert key is not None
+        new_id = key[0]
         return event_from_row(type("R", (), {**row, "id": new_id}))
 
     def _move_champion(
@@ -239,14 +267,29 @@ class RegistryStore(StoreBase):
         roles = self.roles(model, conn)
         now = utcnow()
         values: dict[str, Any] = {
-            "champion": to_version, "champion_since": now, "revision": t.roles.c.revision + 1,
+            "champion": to_version,
+            "champion_since": now,
+            "revision": t.roles.c.revision + 1,
         }
         if roles.challenger is not None and roles.challenger.version == to_version:
-            values.update(challenger=None, challenger_mode=None, challenger_fraction=None,
-                          challenger_started=None, challenger_step=0)
+            values.update(
+                challenger=None,
+                challenger_mode=None,
+                challenger_fraction=None,
+                challenger_started=None,
+                challenger_step=0,
+            )
         conn.execute(update(t.roles).where(t.roles.c.model == model).values(**values))
         return self._event(
-            conn, model, action, roles.champion, to_version, reason, by, forced=forced, gate=gate,
+            conn,
+            model,
+            action,
+            roles.champion,
+            to_version,
+            reason,
+            by,
+            forced=forced,
+            gate=gate,
             at=now,
         )
 
@@ -271,9 +314,11 @@ class RegistryStore(StoreBase):
             update(t.roles)
             .where(t.roles.c.model == model)
             .values(
-                challenger=version, challenger_mode=mode if version else None,
+                challenger=version,
+                challenger_mode=mode if version else None,
                 challenger_fraction=fraction if version else None,
-                challenger_started=started if version else None, challenger_step=step,
+                challenger_started=started if version else None,
+                challenger_step=step,
                 revision=t.roles.c.revision + 1,
             )
         )

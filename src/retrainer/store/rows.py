@@ -35,7 +35,9 @@ class RowsStore(StoreBase):
         found: set[str] = set()
         with self.read() as conn:
             for i in range(0, len(ids), _CHUNK):
-                q = select(c.entity_id).where(c.model == model, c.entity_id.in_(ids[i : i + _CHUNK]))
+                q = select(c.entity_id).where(
+                    c.model == model, c.entity_id.in_(ids[i : i + _CHUNK])
+                )
                 found.update(r[0] for r in conn.execute(q))
         return found
 

@@ -1,0 +1,100 @@
+"""Training, fallback, retention and rollback through the lifecycle on both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+from retrainer.core.errors import ConflictError, FamilyUnavailableError, IntegrityError
+from retrainer.families import lightgbm_family
+from retrainer.lifecycle.fine_tune import fine_tune
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.predict import predict_frame, resolve_predictor
+from retrainer.lifecycle.registry_ops import apply_retention, deploy, rollback
+from retrainer.lifecycle.train import train
+from retrainer.lifecycle.workspace import Workspace
+
+
+def _years(df: pd.DataFrame, start: str, end: str) -> pd.DataFrame:
+    return df[(df["date"] >= start) & (df["date"] < end)]
+
+
+def test_train_deploy_retrain_rollback(
+    store_url: str, make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace(store=store_url)
+    ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", "1953-01-01"))
+    v1 = train(ws, "weather", deploy=True).version
+    assert (v1.version, v1.parent, v1.kind) == ("1.0.0", None, "initial")
+    assert 0.6 < v1.metrics["accuracy"] < 0.95 and v1.train_start is not None
+    ingest_frame(ws, "weather", _years(weather_df, "1953-01-01", "1954-01-01"))
+    v2 = train(ws, "weather", deploy=True).version
+    assert (v2.version, v2.parent) == ("1.1.0", "1.0.0")
+    ft = fine_tune(ws, "weather", days=200).version
+    assert (ft.version, ft.parent, ft.kind) == ("1.1.1", "1.1.0", "fine_tune")
+    ev = rollback(ws, "weather")
+    assert (ev.from_version, ev.to_version) == ("1.1.0", "1.0.0")
+    with pytest.raises(ConflictError, match="no previous champion"):
+        rollback(ws, "weather")
+    pred = predict_frame(resolve_predictor(ws, "weather"), weather_df.head(5))
+    assert list(pred.columns[-3:]) == ["prediction", "proba_0", "proba_1"]
+
+
+def test_fallback_family_trains_and_is_recorded(
+    make_workspace: Callable[..., Workspace],
+    weather_df: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_a: object, **_k: object) -> None:
+        raise FamilyUnavailableError("lightgbm is broken here")
+
+    monkeypatch.setattr(lightgbm_family.LightGBMModel, "_fit", broken)
+    ws = make_workspace(params={})
+    ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", "1951-01-01"))
+    v = train(ws, "weather").version
+    assert v.family == "randomforest"
+    assert v.details["fallback"]["requested"] == "lightgbm"
+    assert "broken" in v.details["fallback"]["reason"]
+
+
+def test_retention_keeps_champion_and_previous(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace(retention={"keep": 1}, params={"n_estimators": 5})
+
+    def more_then_train(year: int, deploy: bool = False) -> None:
+        # new rows each time: identical data would give identical, shared artifacts
+        ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", f"{year}-01-01"))
+        train(ws, "weather", deploy=deploy)
+
+    more_then_train(1951, deploy=True)  # 1.0.0
+    more_then_train(1952, deploy=True)  # 1.1.0 (1.0.0 previous)
+    more_then_train(1953)  # 1.2.0
+    more_then_train(1954)  # 1.3.0 -> 1.2.0 deleted
+    status = {v.version: v.status for v in ws.store.list_versions("weather")}
+    assert status == {"1.0.0": "ready", "1.1.0": "ready", "1.2.0": "deleted", "1.3.0": "ready"}
+    deleted = ws.store.get_version("weather", "1.2.0")
+    assert not ws.artifacts.exists(deleted.artifact_uri)
+    with pytest.raises(ConflictError, match="deleted by retention"):
+        deploy(ws, "weather", "1.2.0")
+    assert apply_retention(ws, "weather") == []
+    more_then_train(1955)
+    assert ws.store.list_versions("weather")[-1].version == "1.4.0"  # numbers never reused
+
+
+def test_tampered_artifact_is_never_deployed(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace(params={"n_estimators": 5})
+    ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", "1951-01-01"))
+    train(ws, "weather", deploy=True)
+    v2 = train(ws, "weather").version
+    with open(v2.artifact_uri, "r+b") as fh:
+        fh.seek(40)
+        fh.write(b"\x00\x01")
+    with pytest.raises(IntegrityError, match=r"version 1\.1\.0 at .*does not match"):
+        deploy(ws, "weather", "1.1.0")
+    assert ws.store.roles("weather").champion == "1.0.0"
+    assert len(ws.store.events("weather")) == 1

@@ -1,0 +1,170 @@
+"""One store suite, run on SQLite and PostgreSQL (the ``store_url`` fixture)."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import inspect
+
+from retrainer.core.entities import ModelVersion
+from retrainer.core.errors import ConflictError, StoreUnavailable, VersionNotFound
+from retrainer.store import SqlStore
+from retrainer.store import schema as t
+from retrainer.store.engine import current_revision, head_revision
+
+
+def draft(model: str = "m", parent: str | None = None, family: str = "lightgbm") -> ModelVersion:
+    return ModelVersion(
+        model=model,
+        version="0.0.0",
+        parent=parent,
+        family=family,
+        params={"a": 1},
+        created_at=datetime(2024, 1, 1),
+        created_by="manual",
+        reason="test",
+        kind="initial",
+        train_start=datetime(2023, 1, 1),
+        train_end=datetime(2023, 12, 31),
+        n_rows=10,
+        fingerprint="f" * 64,
+        feature_schema={"numeric": ["x"], "categorical": []},
+        metrics={"accuracy": 0.8, "roc_auc": float("nan")},
+        artifact_uri="mem://x",
+        sha256="0" * 64,
+        hmac=None,
+        size_bytes=3,
+    )
+
+
+@pytest.fixture
+def store(store_url: str) -> SqlStore:
+    s = SqlStore(store_url)
+    yield s
+    s.close()
+
+
+def test_migrated_schema_matches_metadata(store: SqlStore) -> None:
+    assert current_revision(store.engine) == head_revision()
+    insp = inspect(store.engine)
+    for table in t.metadata.sorted_tables:
+        cols = {c["name"] for c in insp.get_columns(table.name)}
+        assert cols == {c.name for c in table.columns}, table.name
+
+
+def test_semantic_versions_and_lineage(store: SqlStore) -> None:
+    v1 = store.register(draft(), "major", deploy=True)
+    assert v1.version == "1.0.0"
+    v2 = store.register(draft(parent="1.0.0"), "minor")
+    v3 = store.register(draft(parent="1.0.0"), "patch")
+    v4 = store.register(draft(parent="1.0.0"), "patch")
+    v5 = store.register(draft(parent="1.1.0", family="randomforest"), "major")
+    assert [v.version for v in (v2, v3, v4, v5)] == ["1.1.0", "1.0.1", "1.0.2", "2.0.0"]
+    listed = store.list_versions("m")
+    assert [v.version for v in listed] == ["1.0.0", "1.0.1", "1.0.2", "1.1.0", "2.0.0"]
+    got = store.get_version("m", "1.0.2")
+    assert got.parent == "1.0.0" and got.metrics["accuracy"] == 0.8
+    assert got.metrics["roc_auc"] != got.metrics["roc_auc"]  # NaN survives as NaN
+
+
+def test_exactly_one_champion_and_event_log(store: SqlStore) -> None:
+    store.register(draft(), "major", deploy=True, reason="first")
+    store.register(draft(parent="1.0.0"), "minor", deploy=True, reason="second")
+    roles = store.roles("m")
+    assert roles.champion == "1.1.0"
+    events = store.events("m")
+    assert [(e.action, e.from_version, e.to_version) for e in events] == [
+        ("deploy", None, "1.0.0"),
+        ("deploy", "1.0.0", "1.1.0"),
+    ]
+    assert store.champion_stack("m") == ["1.0.0", "1.1.0"]
+    store.move_champion("m", "1.0.0", "rollback", "bad", "manual")
+    assert store.roles("m").champion == "1.0.0"
+    assert store.champion_stack("m") == ["1.0.0"]
+
+
+def test_move_champion_guards_against_races(store: SqlStore) -> None:
+    store.register(draft(), "major", deploy=True)
+    store.register(draft(parent="1.0.0"), "minor")
+    with pytest.raises(ConflictError, match="changed"):
+        store.move_champion("m", "1.1.0", "deploy", "x", "manual", expect_champion="9.9.9")
+    assert store.roles("m").champion == "1.0.0"
+
+
+def test_unknown_version_lists_known(store: SqlStore) -> None:
+    store.register(draft(), "major")
+    with pytest.raises(VersionNotFound, match=r"no version 1\.4\.0\. Known versions: 1\.0\.0"):
+        store.get_version("m", "1.4.0")
+
+
+def test_failed_transaction_leaves_nothing(store: SqlStore) -> None:
+    store.register(draft(), "major", deploy=True)
+    bad = dataclasses.replace(draft(parent="1.0.0"), n_rows=None)  # violates NOT NULL
+    with pytest.raises(Exception):  # noqa: B017 - any driver error
+        store.register(bad, "minor", deploy=True)
+    assert store.roles("m").champion == "1.0.0"
+    assert len(store.list_versions("m")) == 2
+
+
+def test_challenger_roles(store: SqlStore) -> None:
+    store.register(draft(), "major", deploy=True)
+    store.register(draft(parent="1.0.0"), "minor", challenger=("canary", 0.05))
+    ch = store.roles("m").challenger
+    assert ch is not None and (ch.version, ch.mode, ch.fraction) == ("1.1.0", "canary", 0.05)
+    rev = store.roles_revision("m")
+    store.move_champion("m", "1.1.0", "promote", "held", "policy")
+    roles = store.roles("m")
+    assert roles.champion == "1.1.0" and roles.challenger is None
+    assert store.roles_revision("m") > rev
+
+
+def test_training_rows_unique_per_entity(store: SqlStore) -> None:
+    now = datetime(2024, 1, 1)
+    rows = [
+        {
+            "entity_id": str(i),
+            "event_time": now + timedelta(days=i),
+            "target": i % 2,
+            "features": {"x": float(i), "c": None},
+            "source": "file",
+            "ingested_at": now,
+        }
+        for i in range(20)
+    ]
+    assert store.add_training_rows("m", rows) == 20
+    assert store.add_training_rows("m", rows[:10]) == 0
+    frame = store.training_frame("m", start=now + timedelta(days=5))
+    assert len(frame) == 15 and list(frame["x"][:2]) == [5.0, 6.0]
+    assert frame["c"].isna().all()
+    n, lo, hi = store.training_stats("m")
+    assert (n, lo, hi) == (20, now, now + timedelta(days=19))
+    after = store.training_frame("m", after=now + timedelta(days=17))
+    assert list(after["entity_id"]) == ["18", "19"]
+
+
+def test_prediction_log_group_commit(store: SqlStore) -> None:
+    rows = [
+        {
+            "model": "m",
+            "request_id": "r",
+            "entity_id": str(i),
+            "version": "1.0.0",
+            "arm": "champion",
+            "features": "{}",
+            "output": 1,
+            "proba": 0.5,
+            "created_at": datetime(2024, 1, 1),
+        }
+        for i in range(100)
+    ]
+    assert store.log_predictions(rows) == 100
+    assert store.count_predictions("m") == 100
+
+
+def test_unreachable_store_names_url_without_password() -> None:
+    with pytest.raises(StoreUnavailable) as info:
+        SqlStore("postgresql+psycopg://app:hunter2@127.0.0.1:1/nowhere")
+    assert "hunter2" not in str(info.value)
+    assert "127.0.0.1:1/nowhere" in str(info.value)
