@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -100,13 +101,19 @@ class NumericReference:
             knots = np.unique(x[ranks])
             lt = np.searchsorted(x, knots, side="left")
             le = np.searchsorted(x, knots, side="right")
-        edges = np.unique(np.quantile(x, np.linspace(0.0, 1.0, bins + 1)[1:-1]))
+        probs = np.linspace(0.0, 1.0, bins + 1)[1:-1]
+        with np.errstate(over="ignore", invalid="ignore"):
+            edges = np.quantile(x, probs)  # deciles; interpolation can overflow near ±1.8e308
+            mean, std = float(x.mean()), float(x.std(ddof=1)) if n > 1 else math.nan
+        edges = np.unique(
+            np.where(np.isfinite(edges), edges, np.quantile(x, probs, method="lower"))
+        )
         cuts = np.concatenate(([0], np.searchsorted(x, edges, side="left"), [n]))
         return cls(
             count=n,
             n_missing=int(n_missing),
-            mean=float(x.mean()),
-            std=float(x.std(ddof=1)) if n > 1 else None,
+            mean=mean if math.isfinite(mean) else None,  # None: overflowed (or one value)
+            std=std if math.isfinite(std) else None,
             min=float(x[0]),
             max=float(x[-1]),
             knots=tuple(knots.tolist()),
