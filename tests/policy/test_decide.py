@@ -33,7 +33,7 @@ def healthy(**changes: Any) -> MaintenanceState:
         fine_tunes_since_full_retrain=1,
         days_since_update=2,
         performance=LivePerformance("accuracy", live=0.86, baseline=0.87, n_samples=500),
-        drift=DataDrift(share=0.1, drifted=False),
+        drift=DataDrift(share=0.1, drift=False),
         new_rows_since_update=20,
     )
     return replace(base, **changes)
@@ -109,7 +109,7 @@ def test_critical_degradation_and_critical_drift_retrain_fully() -> None:
     assert d.reasons[0] == (
         "critical degradation: live accuracy 0.6 is 31% below baseline 0.87 (threshold 25%)"
     )
-    drift = DataDrift(share=0.7, drifted=True, critical=True, features=("age", "plan"))
+    drift = DataDrift(share=0.7, drift=True, critical=True, drifted=("age", "plan"))
     d = decide(healthy(drift=drift), POLICY, ROLLOUT)
     assert (d.action, d.reasons[0]) == (
         "full_retrain",
@@ -163,7 +163,7 @@ def test_degradation_on_too_few_samples_does_not_count() -> None:
 
 
 def test_data_drift_and_concept_drift_fine_tune() -> None:
-    d = decide(healthy(drift=DataDrift(0.4, drifted=True, features=("age",))), POLICY, ROLLOUT)
+    d = decide(healthy(drift=DataDrift(0.4, drift=True, drifted=("age",))), POLICY, ROLLOUT)
     assert (d.action, d.reasons[0]) == ("fine_tune", "data drift: 40% of features drifted (age)")
     d = decide(healthy(concept_drift=True), POLICY, ROLLOUT)
     assert (d.action, d.numbers["rule"]) == ("fine_tune", "concept_drift")
@@ -212,7 +212,7 @@ def test_priority_order() -> None:
         quality_ok=False,
         regression=regression(),
         performance=perf(0.5),
-        drift=DataDrift(0.7, drifted=True, critical=True),
+        drift=DataDrift(0.7, drift=True, critical=True),
         days_since_full_retrain=200,
         fine_tunes_since_full_retrain=9,
         days_since_update=30,
@@ -227,7 +227,7 @@ def test_priority_order() -> None:
         ("data_quality", "nothing", {"quality_ok": True}),
         ("live_regression", "rollback", {"regression": None}),
         ("critical_degradation", "full_retrain", {"performance": perf(0.7)}),
-        ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drifted=True)}),
+        ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drift=True)}),
         ("full_retrain_age", "full_retrain", {"days_since_full_retrain": 5}),
         ("fine_tune_count", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
         ("degradation", "fine_tune", {"performance": perf(0.87)}),

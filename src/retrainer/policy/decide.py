@@ -127,7 +127,7 @@ def _critical_degradation(c: _Context) -> Fired:
 def _drift_reason(c: _Context) -> str:
     d = c.state.drift
     assert d is not None
-    names = f" ({', '.join(d.features)})" if d.features else ""
+    names = f" ({', '.join(d.drifted)})" if d.drifted else ""
     return f"{_pct(d.share)} of features drifted{names}"
 
 
@@ -159,7 +159,7 @@ def _degradation(c: _Context) -> Fired:
 
 
 def _data_drift(c: _Context) -> Fired:
-    if c.state.drift is None or not c.state.drift.drifted:
+    if c.state.drift is None or not c.state.drift.drift:
         return None
     return c.tune(f"data drift: {_drift_reason(c)}")
 
@@ -288,9 +288,9 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "days_since_update": s.days_since_update,
         "max_days_since_update": c.policy.max_days_since_update,
         "drift_share": drift.share if drift else None,
-        "data_drift": drift.drifted if drift else None,
+        "data_drift": drift.drift if drift else None,
         "critical_drift": drift.critical if drift else None,
-        "drifted_features": list(drift.features) if drift else [],
+        "drifted_features": list(drift.drifted) if drift else [],
         "concept_drift": s.concept_drift,
         "mean_confidence": s.mean_confidence,
         "min_confidence": c.policy.min_confidence,

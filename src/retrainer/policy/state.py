@@ -76,12 +76,16 @@ class LivePerformance:
 
 @dataclass(frozen=True)
 class DataDrift:
-    """Data drift summary from the drift monitor (flags computed with the spec's shares)."""
+    """Data drift summary from the drift monitor (flags computed with the spec's shares).
+
+    Field names follow ``retrainer.monitoring.drift.DriftSummary``: ``drifted`` names the
+    drifted features.
+    """
 
     share: float
-    drifted: bool
+    drift: bool
     critical: bool = False
-    features: tuple[str, ...] = ()
+    drifted: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _fraction(self.share, "share", "DataDrift")
