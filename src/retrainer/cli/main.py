@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import data_cmds, demo_cmd, registry_cmds, train_cmds  # noqa: F401  (registers commands)
+from . import data_cmds, demo_cmd, loop_cmds, registry_cmds, train_cmds  # noqa: F401  (registers commands)
 from .app import app
 
 

@@ -17,7 +17,9 @@ from .registry import RegistryStore, role_of
 from .rows import RowsStore
 
 
-class SqlStore(FeedbackStore, MonitorStore, LeaseStore, PredictionLogStore, RowsStore, RegistryStore):
+class SqlStore(
+    FeedbackStore, MonitorStore, LeaseStore, PredictionLogStore, RowsStore, RegistryStore
+):
     """The store: registry, training rows, the prediction log."""
 
 

@@ -177,3 +177,52 @@ job_runs = Table(
     Column("detail", Text),
     Column("owner", String(128), nullable=False),
 )
+
+# Feedback and monitoring (migration 0002).
+
+feedback_offsets = Table(
+    "feedback_offsets",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("source", String(512), primary_key=True),
+    Column("inode", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("line", BigInteger, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+monitor_aggregates = Table(
+    "monitor_aggregates",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("version", String(32), primary_key=True),
+    Column("arm", String(16), primary_key=True),
+    Column("hour", DateTime, primary_key=True),
+    Column("n_pred", BigInteger, nullable=False, default=0),
+    Column("n_conf", BigInteger, nullable=False, default=0),
+    Column("sum_conf", Float, nullable=False, default=0.0),
+    Column("n_labelled", BigInteger, nullable=False, default=0),
+    Column("n_correct", BigInteger, nullable=False, default=0),
+    Column("n_proba", BigInteger, nullable=False, default=0),
+    Column("tp", BigInteger, nullable=False, default=0),
+    Column("fp", BigInteger, nullable=False, default=0),
+    Column("tn", BigInteger, nullable=False, default=0),
+    Column("fn", BigInteger, nullable=False, default=0),
+    Column("sum_brier", Float, nullable=False, default=0.0),
+    Column("sum_logloss", Float, nullable=False, default=0.0),
+    Column("sum_abs", Float, nullable=False, default=0.0),
+    Column("sum_sq", Float, nullable=False, default=0.0),
+    Column("sum_ape", Float, nullable=False, default=0.0),
+    Column("sum_y", Float, nullable=False, default=0.0),
+    Column("sum_y2", Float, nullable=False, default=0.0),
+)
+
+monitor_watermarks = Table(
+    "monitor_watermarks",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("last_prediction_id", BigInteger, nullable=False),
+    Column("last_actual_id", BigInteger, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)

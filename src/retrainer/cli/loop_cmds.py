@@ -1,0 +1,124 @@
+"""Closing the loop: feedback (actual outcomes) and live monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ..lifecycle.feedback import FeedbackResult, feedback_file, follow_feedback
+from ..lifecycle.monitor import monitor as monitor_op
+from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+
+
+def _fmt(x: object) -> str:
+    return f"{x:.4f}" if isinstance(x, float) else ("-" if x is None else str(x))
+
+
+@app.command()
+@handles_errors
+def feedback(
+    model: ModelArg,
+    file: Annotated[
+        Path, typer.Argument(help="CSV, Parquet or JSONL with the id and target columns.")
+    ],
+    follow: Annotated[
+        bool,
+        typer.Option("--follow", help="Tail a JSONL file; resume where the last run stopped."),
+    ] = False,
+    interval: Annotated[
+        float, typer.Option("--interval", min=0.01, help="Seconds between polls with --follow.")
+    ] = 1.0,
+    max_seconds: Annotated[
+        float | None,
+        typer.Option("--max-seconds", min=0, help="Stop following after this many seconds."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Record actual outcomes, joined to the logged predictions by id; idempotent."""
+    with workspace() as ws:
+        if follow:
+            result = follow_feedback(ws, model, file, interval=interval, max_seconds=max_seconds)
+        else:
+            result = feedback_file(ws, model, file)
+    nothing_usable = result.rejected > 0 and result.rejected == result.received
+    if as_json:
+        emit_json(result.to_dict())
+    else:
+        _print_feedback(model, file, result, nothing_usable)
+    if nothing_usable:
+        raise typer.Exit(2)
+
+
+def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: bool) -> None:
+    out.print(
+        f"{model}: {r.received} received, {r.matched} matched, {r.unmatched} unmatched, "
+        f"{r.duplicates} duplicates, {r.rejected} rejected; "
+        f"{r.training_rows_added} training rows added",
+        highlight=False,
+    )
+    for rej in r.first_rejects:
+        err.print(f"  line {rej.line}: {rej.reason}", highlight=False, markup=False)
+    if r.unmatched:
+        err.print(
+            f"warning: {r.unmatched} actual(s) match no logged prediction of {model!r}; they "
+            "are stored, but count in no live metric.",
+            highlight=False,
+            markup=False,
+        )
+    if r.unseen_labels:
+        err.print(
+            f"warning: label(s) {r.unseen_labels} were never seen by the champion.",
+            highlight=False,
+            markup=False,
+        )
+    if nothing_usable:
+        err.print(
+            f"error: every row of {file} was rejected; fix the rows listed above.",
+            highlight=False,
+            markup=False,
+        )
+
+
+@app.command()
+@handles_errors
+def monitor(
+    model: ModelArg,
+    window: Annotated[
+        str | None,
+        typer.Option("--window", help="Rolling window, e.g. 24h or 7d (default: the spec's)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Live metrics per version over a rolling window, and degradation vs. the baseline."""
+    with workspace() as ws:
+        report = monitor_op(ws, model, window=window)
+    if as_json:
+        emit_json(report.to_dict())
+        return
+    primary = report.primary_metric
+    table = Table(
+        title=f"{model}: live, last {report.window} (since {report.since:%Y-%m-%d %H:00})"
+    )
+    for col in ("version", "arm", "predictions", "labelled", primary, "baseline", "degradation",
+                "confidence"):  # fmt: skip
+        table.add_column(col)
+    for v in report.versions:
+        table.add_row(
+            v.version,
+            v.arm,
+            str(v.predictions),
+            str(v.labelled),
+            _fmt(v.metrics.get(primary)),
+            _fmt(v.baseline.get(primary)),
+            "-" if v.degradation is None else f"{v.degradation:+.1%}",
+            _fmt(v.mean_confidence),
+        )
+    if not report.versions:
+        out.print(f"{model}: no predictions logged in the last {report.window}.")
+    else:
+        out.print(table)
+    for note in report.notes:
+        err.print(f"note: {note}", highlight=False, markup=False)

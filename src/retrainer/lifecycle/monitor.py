@@ -1,0 +1,298 @@
+"""Live performance per version over a rolling window, computed incrementally.
+
+Each check first folds the predictions and actuals logged since the last check into per-hour
+buckets of sufficient statistics (``store.monitor_store``), then sums the buckets of the window.
+Labelled pairs fall in the hour of their prediction; the window is hour-aligned: it starts at
+the hour holding ``now - window`` and ends with the hour holding ``now``.
+
+Exact from the sums: accuracy, binary f1 and confusion-based counts, log loss and Brier score
+(binary, from the logged positive-class probability), MAE, RMSE, R², MAPE, mean confidence.
+Not summable and reported as null (with a note): ROC AUC; and for multi-class models the macro
+f1, log loss and Brier score (the prediction log keeps the label only).
+
+>>> from retrainer.core.spec import parse_spec
+>>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://mon", "models": {"m": {
+...     "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
+...     "features": {"numeric": ["x"]}}}}, environ={})
+>>> with Workspace(spec) as ws:
+...     monitor(ws, "m").to_dict()["versions"]
+[]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.clock import utcnow
+from ..core.durations import parse_duration
+from ..core.errors import RetrainerError
+from ..core.metrics import METRICS, task_metrics
+from ..store.convert import jsonsafe
+from .feedback import label_key
+from .workspace import Workspace
+
+EPS = float(np.finfo(np.float64).eps)
+NOT_SUMMABLE = "roc_auc is not computed live: it cannot be summed from hourly buckets."
+
+
+@dataclass(frozen=True)
+class VersionMonitor:
+    version: str
+    arm: str
+    predictions: int
+    labelled: int
+    metrics: dict[str, float | None]
+    mean_confidence: float | None
+    baseline: dict[str, float | None]
+    degradation: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonsafe(self.__dict__)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    model: str
+    window: str
+    since: datetime
+    until: datetime
+    primary_metric: str
+    versions: list[VersionMonitor]
+    folded: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def version(self, version: str, arm: str | None = None) -> VersionMonitor:
+        for v in self.versions:
+            if v.version == version and (arm is None or v.arm == arm):
+                return v
+        raise KeyError(f"no live data for version {version!r} (arm {arm!r})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "window": self.window,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "primary_metric": self.primary_metric,
+            "versions": [v.to_dict() for v in self.versions],
+            "folded": self.folded,
+            "notes": self.notes,
+        }
+
+
+def monitor(
+    ws: Workspace,
+    model: str,
+    window: str | timedelta | None = None,
+    now: datetime | None = None,
+) -> MonitorReport:
+    """Fold what is new into the hourly buckets, then report each version's live metrics over
+    the window (default: the spec's ``monitor.window``) and its degradation against its holdout
+    baseline on the primary metric (null below ``monitor.min_samples`` labelled pairs)."""
+    spec = ws.model_spec(model)
+    text = window if isinstance(window, str) else None
+    span = (
+        parse_duration(window or spec.monitor.window, what="monitor window")
+        if not isinstance(window, timedelta)
+        else window
+    )
+    now = now or utcnow()
+    folder = _Folder(ws, model, spec.task)
+    n_pred, n_act = ws.store.fold_monitor(model, folder.predictions, folder.pairs)
+    since = _hour(now - span)
+    until = _hour(now) + timedelta(hours=1)
+    primary = spec.primary_metric
+    notes = [NOT_SUMMABLE] if spec.task == "classification" else []
+    versions = []
+    for b in ws.store.monitor_buckets(model, since, until):
+        metrics = live_metrics(spec.task, b)
+        baseline = _baseline(ws, model, b["version"])
+        degradation = None
+        live, base = metrics.get(primary), baseline.get(primary)
+        if live is not None and base is not None and b["n_labelled"] >= spec.monitor.min_samples:
+            d = METRICS[primary].degradation(live, base)
+            degradation = d if math.isfinite(d) else None
+        elif b["n_labelled"] < spec.monitor.min_samples:
+            notes.append(
+                f"{b['version']} ({b['arm']}): {b['n_labelled']} labelled pairs, fewer than "
+                f"monitor.min_samples={spec.monitor.min_samples}; no degradation reported."
+            )
+        conf = b["sum_conf"] / b["n_conf"] if b["n_conf"] else None
+        versions.append(
+            VersionMonitor(
+                b["version"],
+                b["arm"],
+                int(b["n_pred"]),
+                int(b["n_labelled"]),
+                metrics,
+                conf,
+                baseline,
+                degradation,
+            )
+        )
+    if folder.multiclass:
+        notes.append("multi-class: only accuracy is computed live (probabilities are not logged).")
+    return MonitorReport(
+        model,
+        text or _span_text(span),
+        since,
+        until,
+        primary,
+        versions,
+        {"predictions": n_pred, "actuals": n_act},
+        notes,
+    )
+
+
+def live_metrics(task: str, s: dict[str, Any]) -> dict[str, float | None]:
+    """The task's metrics from summed bucket statistics (null where undefined)."""
+    n = s["n_labelled"]
+    out: dict[str, float | None] = {m.name: None for m in task_metrics(task)}
+    if not n:
+        return out
+    if task == "classification":
+        out["accuracy"] = s["n_correct"] / n
+        tp, fp, fn = s["tp"], s["fp"], s["fn"]
+        if tp + fp + fn + s["tn"]:
+            out["f1"] = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+        if s["n_proba"]:
+            out["log_loss"] = s["sum_logloss"] / s["n_proba"]
+            out["brier"] = s["sum_brier"] / s["n_proba"]
+        return out
+    out["mae"] = s["sum_abs"] / n
+    out["rmse"] = math.sqrt(s["sum_sq"] / n)
+    out["mape"] = s["sum_ape"] / n
+    if n >= 2:
+        sst = s["sum_y2"] - s["sum_y"] ** 2 / n
+        out["r2"] = 1 - s["sum_sq"] / sst if sst > 0 else (1.0 if s["sum_sq"] == 0 else 0.0)
+    return out
+
+
+class _Folder:
+    """Turns fetched prediction rows and labelled pairs into hour-bucket statistics."""
+
+    def __init__(self, ws: Workspace, model: str, task: str) -> None:
+        self.ws, self.model, self.task = ws, model, task
+        self._classes: dict[str, list[str] | None] = {}
+        self.multiclass = False
+
+    def predictions(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        df = pd.DataFrame(rows, columns=["id", "version", "arm", "created_at", "proba"])
+        p = df["proba"].astype(float)
+        df["n_pred"] = 1
+        df["n_conf"] = p.notna().astype(int)
+        df["sum_conf"] = np.maximum(p, 1 - p).fillna(0.0)
+        return _group(df, ["n_pred", "n_conf", "sum_conf"])
+
+    def pairs(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
+        if not rows:
+            return []
+        df = pd.DataFrame(
+            rows, columns=["value", "version", "arm", "created_at", "output", "proba"]
+        )
+        df["n_labelled"] = 1
+        if self.task == "regression":
+            y = df["value"].astype(float)
+            err = df["output"].astype(float) - y
+            df["sum_abs"], df["sum_sq"] = err.abs(), err**2
+            df["sum_ape"] = err.abs() / np.maximum(y.abs(), EPS)
+            df["sum_y"], df["sum_y2"] = y, y**2
+            return _group(df, ["n_labelled", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"])
+        truth = df["value"].map(label_key)
+        said = df["output"].map(label_key)
+        df["n_correct"] = (truth == said).astype(int)
+        for name in ("n_proba", "tp", "fp", "tn", "fn", "sum_brier", "sum_logloss"):
+            df[name] = 0.0
+        for version, idx in df.groupby("version").groups.items():
+            classes = self._version_classes(str(version), df.loc[idx])
+            if classes is None:
+                continue
+            _neg, pos = classes
+            part = df.loc[idx]
+            known = truth[idx].isin(classes)
+            y = (truth[idx] == pos) & known
+            pred = said[idx] == pos
+            df.loc[idx, "tp"] = (known & y & pred).astype(int)
+            df.loc[idx, "fp"] = (known & ~y & pred).astype(int)
+            df.loc[idx, "tn"] = (known & ~y & ~pred).astype(int)
+            df.loc[idx, "fn"] = (known & y & ~pred).astype(int)
+            p = part["proba"].astype(float)
+            has = known & p.notna()
+            yf = y.astype(float)
+            clipped = np.clip(p, EPS, 1 - EPS)
+            df.loc[idx, "n_proba"] = has.astype(int)
+            df.loc[idx, "sum_brier"] = ((p - yf) ** 2).where(has, 0.0)
+            ll = -(yf * np.log(clipped) + (1 - yf) * np.log(1 - clipped))
+            df.loc[idx, "sum_logloss"] = ll.where(has, 0.0)
+        return _group(
+            df,
+            [
+                "n_labelled",
+                "n_correct",
+                "n_proba",
+                "tp",
+                "fp",
+                "tn",
+                "fn",
+                "sum_brier",
+                "sum_logloss",
+            ],
+        )
+
+    def _version_classes(self, version: str, part: pd.DataFrame) -> list[str] | None:
+        """[negative, positive] labels of a binary version (None when not binary)."""
+        if version not in self._classes:
+            try:
+                classes = [label_key(c) for c in self.ws.load(self.model, version).classes_]
+            except RetrainerError:  # artifact gone (retention) or unknown version: infer
+                pos = part.loc[part["proba"].astype(float) > 0.5, "output"].map(label_key)
+                neg = part.loc[part["proba"].astype(float) < 0.5, "output"].map(label_key)
+                if pos.empty or neg.empty:
+                    return None  # not cached: a later chunk may show both labels
+                classes = [neg.iloc[0], pos.iloc[0]]
+            self.multiclass = self.multiclass or len(classes) > 2
+            self._classes[version] = classes if len(classes) == 2 else None
+        return self._classes[version]
+
+
+def _group(df: pd.DataFrame, stats: list[str]) -> list[dict[str, Any]]:
+    df["hour"] = pd.to_datetime(df["created_at"]).dt.floor("h")
+    g = df.groupby(["version", "arm", "hour"], sort=False)[stats].sum().reset_index()
+    g["hour"] = [h.to_pydatetime() for h in g["hour"]]
+    counts = [s for s in stats if not s.startswith("sum_")]
+    g[counts] = g[counts].astype(int)
+    return [
+        {k: (v.item() if isinstance(v, np.generic) else v) for k, v in r.items()}
+        for r in g.to_dict("records")
+    ]
+
+
+def _baseline(ws: Workspace, model: str, version: str) -> dict[str, float | None]:
+    try:
+        metrics = ws.store.get_version(model, version).metrics
+    except RetrainerError:
+        return {}
+    return {
+        k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()
+    }
+
+
+def _hour(t: datetime) -> datetime:
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _span_text(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

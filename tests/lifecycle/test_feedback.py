@@ -1,0 +1,253 @@
+"""Feedback: joining actuals to logged predictions, idempotence, rejects, training rows, and
+the resumable JSONL follower; store parts on SQLite and PostgreSQL, the CLI on SQLite."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import func, select
+from typer.testing import CliRunner
+
+from retrainer.cli.main import app
+from retrainer.datasets import WEATHER_FEATURES
+from retrainer.lifecycle.feedback import feedback_file, follow_feedback, record_feedback
+from retrainer.lifecycle.workspace import Workspace
+from retrainer.store import schema as t
+
+MODEL = "weather"
+T0 = datetime(2030, 1, 1, 12, 0)
+
+
+def log(
+    ws: Workspace,
+    entities: list[str],
+    *,
+    at: datetime = T0,
+    version: str = "1.0.0",
+    arm: str = "champion",
+    proba: float = 0.8,
+    request_id: str = "r1",
+) -> None:
+    ws.store.log_predictions(
+        [
+            {
+                "model": MODEL,
+                "request_id": request_id,
+                "entity_id": e,
+                "version": version,
+                "arm": arm,
+                "features": json.dumps({f: float(i) for f in WEATHER_FEATURES}),
+                "output": int(proba > 0.5),
+                "proba": proba,
+                "created_at": at,
+            }
+            for i, e in enumerate(entities)
+        ]
+    )
+
+
+def count(ws: Workspace, table: Any) -> int:
+    with ws.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
+
+
+def actual_links(ws: Workspace) -> dict[tuple[str, datetime | None], int | None]:
+    a = t.actuals.c
+    with ws.store.read() as conn:
+        rows = conn.execute(select(a.entity_id, a.event_time, a.prediction_id)).all()
+    return {(r.entity_id, r.event_time): r.prediction_id for r in rows}
+
+
+def test_join_reject_dedupe_and_idempotent(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    ws = make_workspace(store=store_url)
+    log(ws, ["d1", "d2", "d3", "d4", "d5"])
+    frame = pd.DataFrame(
+        {
+            "day_id": ["d1", "d2", "d3", "d4", "zz", "d1", None, "d2"],
+            "rain": [1, 0, 1, 0, 1, 1, 1, None],
+        }
+    )
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.received, r.matched, r.unmatched, r.duplicates, r.rejected) == (8, 4, 1, 1, 2)
+    assert [(x.line, x.reason) for x in r.first_rejects] == [
+        (7, "missing id (day_id)"),
+        (8, "missing target (rain)"),
+    ]
+    assert r.training_rows_added == 4
+    assert count(ws, t.actuals) == 5 and ws.store.training_stats(MODEL)[0] == 4
+    links = actual_links(ws)
+    assert links[("zz", None)] is None and all(v for k, v in links.items() if k[0] != "zz")
+    rows = ws.store.training_frame(MODEL).set_index("entity_id")
+    assert rows.loc["d3", "target"] == 1 and rows.loc["d3", "temperature"] == 2.0
+    assert rows.loc["d3", "event_time"] == pd.Timestamp(T0)  # no feedback time: prediction time
+
+    again = record_feedback(ws, MODEL, frame)  # the same feedback twice changes nothing
+    assert (again.received, again.matched, again.unmatched, again.duplicates) == (8, 0, 0, 6)
+    assert again.training_rows_added == 0
+    assert count(ws, t.actuals) == 5 and ws.store.training_stats(MODEL)[0] == 4
+
+
+def test_repeated_ids_join_the_prediction_nearest_before_the_event(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    ws = make_workspace(store=store_url)
+    for hours in (0, 10, 20):
+        log(ws, ["e1"], at=T0 + timedelta(hours=hours), request_id=f"r{hours}")
+    log(ws, ["e1"], at=T0 + timedelta(hours=15), arm="shadow", request_id="r10")
+    p = t.predictions.c
+    with ws.store.read() as conn:
+        ids = {(r.created_at, r.arm): r.id for r in conn.execute(select(p.id, p.created_at, p.arm))}
+    champion = {h: ids[(T0 + timedelta(hours=h), "champion")] for h in (0, 10, 20)}
+    frame = pd.DataFrame(
+        {
+            "day_id": ["e1", "e1", "e1"],
+            "date": [
+                str(T0 + timedelta(hours=16)),
+                str(T0 - timedelta(days=1)),
+                str(T0 + timedelta(hours=25)),
+            ],
+            "rain": [1, 0, 1],
+        }
+    )
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.unmatched, r.rejected) == (3, 0, 0)
+    links = actual_links(ws)
+    assert links[("e1", T0 + timedelta(hours=16))] == champion[10]  # not the shadow at 15h
+    assert links[("e1", T0 - timedelta(days=1))] == champion[0]  # all after: the earliest
+    assert links[("e1", T0 + timedelta(hours=25))] == champion[20]
+    assert r.training_rows_added == 1  # training rows stay unique per id: the last one
+    assert ws.store.training_frame(MODEL)["event_time"].iloc[0] == pd.Timestamp(
+        T0 + timedelta(hours=25)
+    )
+
+
+def test_regression_needs_numeric_targets_and_times_must_parse(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    ws = make_workspace(
+        store=store_url,
+        task="regression",
+        target="temperature",
+        features={"numeric": [f for f in WEATHER_FEATURES if f != "temperature"]},
+    )
+    log(ws, ["a", "b", "c"])
+    frame = pd.DataFrame(
+        {
+            "day_id": ["a", "b", "c"],
+            "date": ["2030-01-02", "not a date", "2030-01-02"],
+            "temperature": ["1.5", "2.0", "warm"],
+        }
+    )
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.received, r.matched, r.rejected) == (3, 1, 2)
+    assert [x.line for x in r.first_rejects] == [2, 3]
+    assert "unparseable time in 'date'" in r.first_rejects[0].reason
+    assert "non-numeric target 'temperature': warm" == r.first_rejects[1].reason
+    assert ws.store.training_frame(MODEL)["target"].tolist() == [1.5]
+
+
+def test_follow_resumes_without_rereading_or_skipping(
+    store_url: str, make_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    ws = make_workspace(store=store_url)
+    log(ws, [f"d{i}" for i in range(8)])
+    path = tmp_path / "actuals.jsonl"
+    line = lambda i: json.dumps({"day_id": f"d{i}", "rain": i % 2}) + "\n"  # noqa: E731
+    path.write_text(line(0) + line(1) + "{broken\n" + line(2) + '{"day_id": "d3", "ra')
+    first = follow_feedback(ws, MODEL, path, max_seconds=0)
+    assert (first.received, first.matched, first.rejected) == (4, 3, 1)
+    assert first.first_rejects[0].line == 3 and "not valid JSON" in first.first_rejects[0].reason
+    with path.open("a") as fh:  # the partial line completes; two more arrive
+        fh.write('in": 1}\n' + line(4) + line(5))
+    second = follow_feedback(ws, MODEL, path, max_seconds=0, batch_lines=2)
+    assert (second.received, second.matched, second.duplicates) == (3, 3, 0)
+    third = follow_feedback(ws, MODEL, path, max_seconds=0)
+    assert third.received == 0  # nothing is read twice
+    saved = ws.store.feedback_offset(MODEL, str(path.resolve()))
+    assert saved is not None and saved.offset == path.stat().st_size and saved.line == 7
+
+    rotated = tmp_path / "new.jsonl"  # a rotated file (new inode) is read from its start
+    rotated.write_text(line(6) + line(7))
+    os.replace(rotated, path)
+    fourth = follow_feedback(ws, MODEL, path, max_seconds=0)
+    assert (fourth.received, fourth.matched) == (2, 2)
+    assert count(ws, t.actuals) == 8
+
+
+def test_feedback_file_formats_and_missing_columns(
+    make_workspace: Callable[..., Workspace], tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    log(ws, ["d1", "d2"])
+    csv = tmp_path / "fb.csv"
+    pd.DataFrame({"day_id": ["d1"], "rain": [1]}).to_csv(csv, index=False)
+    pq = tmp_path / "fb.parquet"
+    pd.DataFrame({"day_id": ["d2"], "rain": [0]}).to_parquet(pq)
+    assert feedback_file(ws, MODEL, csv).matched == 1
+    assert feedback_file(ws, MODEL, pq).matched == 1
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"id": ["d1"], "rain": [1]}).to_csv(bad, index=False)
+    from retrainer.core.errors import InputError
+
+    with pytest.raises(InputError, match=r"needs column\(s\) \['day_id'\]"):
+        feedback_file(ws, MODEL, bad)
+
+
+# -- CLI -------------------------------------------------------------------------------------
+
+runner = CliRunner()
+
+
+def cli(config: Path, *args: Any, code: int) -> str:
+    res = runner.invoke(app, ["-c", str(config), *[str(a) for a in args]])
+    if res.exception is not None and not isinstance(res.exception, SystemExit):
+        raise res.exception
+    assert res.exit_code == code, res.output
+    return res.output
+
+
+def test_cli_feedback_exit_codes_and_json(
+    config_file: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "2000")
+    config = config_file()
+    with Workspace.open(config) as ws:
+        log(ws, ["d1", "d2"])
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"day_id": "d1", "rain": 1}\n{"day_id": "nope", "rain": 0}\n')
+    body = json.loads(cli(config, "feedback", MODEL, good, "--json", code=0))
+    assert body == {
+        "received": 2,
+        "matched": 1,
+        "unmatched": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "first_rejects": [],
+        "training_rows_added": 1,
+        "unseen_labels": [],
+    }
+    text = cli(config, "feedback", MODEL, good, code=0)
+    assert "0 matched, 0 unmatched, 2 duplicates" in text
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"day_id": null, "rain": 1}\nnot json\n')
+    text = cli(config, "feedback", MODEL, bad, code=2)
+    assert "line 1: missing id (day_id)" in text and "line 2: not valid JSON" in text
+    missing = tmp_path / "missing.csv"
+    missing.write_text("day_id,other\nd1,1\n")
+    assert "needs column(s) ['rain']" in cli(config, "feedback", MODEL, missing, code=2)
+    assert "does not exist" in cli(config, "feedback", MODEL, tmp_path / "none.csv", code=2)
+    assert "not in the spec" in cli(config, "feedback", "nomodel", good, code=2)
+    followed = json.loads(
+        cli(config, "feedback", MODEL, good, "--follow", "--max-seconds", "0", "--json", code=0)
+    )
+    assert (followed["received"], followed["duplicates"]) == (2, 2)
