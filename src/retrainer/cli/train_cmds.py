@@ -50,6 +50,9 @@ def train(
         bool, typer.Option("--allow-quality-warnings", help="Train despite quality violations.")
     ] = False,
     reason: Annotated[str, typer.Option(help="Why; stored on the version.")] = "",
+    force: Annotated[
+        bool, typer.Option("--force", help="With --deploy: deploy even if the gate rejects.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fully retrain a model on its window and register a new version."""
@@ -80,8 +83,12 @@ def train(
                 reason=reason,
                 on_step=step,
             )
-        role = "champion" if deploy else "archived"
-    view = {**version_view(r.version, role), "deployed": r.deployed}
+        role = "champion" if r.deployed else "archived"
+    view = {
+        **version_view(r.version, role),
+        "deployed": r.deployed,
+        "gate": r.version.details.get("gate"),
+    }
     if as_json:
         emit_json(view)
         return
@@ -90,8 +97,16 @@ def train(
     out.print(
         f"{model} {r.version.version}: {r.version.family}{note}, {r.version.n_rows} rows, "
         f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
-        + (" — deployed" if deploy else "")
+        + (" — deployed" if r.deployed else "")
     )
+    gate = view["gate"]
+    if gate:
+        out.print(
+            f"gate vs {gate['champion_version']}: {gate['verdict']} — "
+            + "; ".join(gate["reasons"]),
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command("fine-tune")
@@ -107,9 +122,10 @@ def fine_tune(
     with workspace() as ws:
         r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
     view = {
-        **version_view(r.version, "champion" if deploy else "archived"),
+        **version_view(r.version, "champion" if r.deployed else "archived"),
         "deployed": r.deployed,
         "champion_metrics": r.champion_metrics,
+        "gate": r.version.details.get("gate"),
     }
     if as_json:
         emit_json(view)
@@ -118,5 +134,6 @@ def fine_tune(
     out.print(
         f"{model} {r.version.version} (from {r.version.parent}): {r.version.n_rows} new rows, "
         f"validation {primary} {r.version.metrics.get(primary, float('nan')):.4f} vs champion "
-        f"{r.champion_metrics.get(primary, float('nan')):.4f}" + (" — deployed" if deploy else "")
+        f"{r.champion_metrics.get(primary, float('nan')):.4f}"
+        + (" — deployed" if r.deployed else "")
     )

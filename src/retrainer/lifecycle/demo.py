@@ -64,10 +64,24 @@ def run_demo(folder: Path, say: Say, store: str | None = None) -> DemoResult:
         later = data[data["date"] < "1969-01-01"]
         r = ingest_frame(ws, "weather", later, where="weather 1959–1968")
         say(f"ingested 1959–1968: {r.inserted} new rows, {r.duplicates} already stored")
-        v2 = train(ws, "weather", created_by="demo", reason="ten more years").version
-        say(f"retrained {v2.version} (parent {v2.parent}) accuracy {v2.metrics['accuracy']:.3f}")
-        deploy(ws, "weather", v2.version, reason="newer window", triggered_by="demo")
-        say(f"deployed {v2.version}")
+        r2 = train(ws, "weather", deploy=True, created_by="demo", reason="ten more years")
+        v2 = r2.version
+        gate = v2.details.get("gate") or {}
+        say(
+            f"retrained {v2.version} (parent {v2.parent}) accuracy {v2.metrics['accuracy']:.3f}; "
+            f"gate vs {gate.get('champion_version')}: {gate.get('verdict')} — "
+            + ("deployed" if r2.deployed else "not deployed: " + "; ".join(gate.get("reasons", [])))
+        )
+        if not r2.deployed:
+            deploy(
+                ws,
+                "weather",
+                v2.version,
+                reason="demo: forced, to show a rollback",
+                triggered_by="demo",
+                forced=True,
+            )
+            say(f"deployed {v2.version} with --force (recorded as forced)")
         ev = rollback(ws, "weather", reason="demo rollback", triggered_by="demo")
         say(f"rolled back {ev.from_version} → {ev.to_version}")
         versions = [v.version for v in ws.store.list_versions("weather")]

@@ -42,6 +42,8 @@ def fine_tune(
     deploy: bool = False,
     created_by: str = "manual",
     reason: str = "fine-tune on new rows",
+    force: bool = False,
+    require_pass: bool = False,
 ) -> FineTuneResult:
     """Continue training the champion on new rows and register a patch version."""
     spec = ws.model_spec(model)
@@ -120,5 +122,7 @@ def fine_tune(
         deploy=deploy,
         details={"base_rows": champion.n_rows, "champion_metrics_on_validation": champ_metrics},
         window_start=champion.train_start,
+        force=force,
+        require_pass=require_pass,
     )
-    return FineTuneResult(version, deploy, champ_metrics, fitted)
+    return FineTuneResult(version, version.details["deployed"], champ_metrics, fitted)

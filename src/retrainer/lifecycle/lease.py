@@ -1,5 +1,8 @@
 """Hold a store lease for the length of a ``with`` block, renewed by a heartbeat thread.
 
+Expiry is judged by the clock of the process that acquires, so hosts sharing a store keep
+their clocks in sync (NTP) and ttl stays well above the expected skew.
+
 >>> from retrainer.store import SqlStore
 >>> store = SqlStore("sqlite://")
 >>> with held_lease(store, "scheduler", owner="me", ttl=30) as lease:
@@ -72,12 +75,19 @@ class HeldLease:
         return self._lost.is_set()
 
     def _beat(self) -> None:
+        valid_until = time.monotonic() + self.ttl
         while not self._stop.wait(self.ttl / 3):
+            started = time.monotonic()
             try:
                 ok = self._store.renew_lease(self.name, self.owner, self.ttl)
             except Exception as exc:  # a store hiccup: keep trying until the lease expires
-                log.warning("Renewing lease %r failed (%s); retrying.", self.name, exc)
-                continue
+                if time.monotonic() < valid_until:
+                    log.warning("Renewing lease %r failed (%s); retrying.", self.name, exc)
+                    continue
+                log.error("Lease %r expired while the store was unreachable (%s).", self.name, exc)
+                self._lost.set()
+                return
+            valid_until = started + self.ttl
             if not ok:
                 log.error(
                     "Lease %r was lost by %s: another owner took it or it was removed. "

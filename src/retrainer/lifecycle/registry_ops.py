@@ -39,6 +39,15 @@ def deploy(
     current = ws.store.roles(model).champion
     if current == version:
         raise ConflictError(f"Model {model!r}: version {version} is already the champion.")
+    stored_gate = v.details.get("gate")
+    if gate is None and stored_gate and stored_gate.get("champion_version") == current:
+        gate = stored_gate
+    if gate is not None and gate.get("verdict") == "reject" and not forced:
+        reasons = "; ".join(gate.get("reasons", []))
+        raise ConflictError(
+            f"Model {model!r}: the gate rejected version {version} against champion "
+            f"{current}: {reasons}. Deploy anyway with --force (recorded as forced)."
+        )
     return ws.store.move_champion(
         model,
         version,

@@ -16,7 +16,9 @@ from ..core.errors import ConfigError, InputError, QualityError, RetrainerError
 from ..core.spec import ModelSpec
 from ..evaluation.quality import QualityReport, check_quality
 from ..families import family_class
+from ..monitoring.reference import ReferenceStats
 from .fitting import Fitted, fit_family, fold_summary
+from .gating import gate_against_champion
 from .workspace import Workspace
 
 Step = Callable[[str], None]
@@ -193,10 +195,14 @@ def train(
     days_back: int | None = None,
     allow_quality_warnings: bool = False,
     on_step: Step | None = None,
+    force: bool = False,
+    require_pass: bool = False,
 ) -> TrainResult:
     """Train a new version of ``model`` on its window and register it.
 
-    With ``deploy`` the version becomes champion in the same transaction that registers it.
+    With ``deploy`` the version becomes champion in the same transaction that registers it,
+    unless the gate rejects it against the current champion (``force`` overrides and is
+    recorded as forced; ``require_pass`` also refuses an "insufficient" verdict).
     """
     step = on_step or (lambda _s: None)
     spec = ws.model_spec(model)
@@ -228,9 +234,11 @@ def train(
         reason=reason or "full retrain",
         deploy=deploy,
         details={"fallback": fallback} if fallback else {},
+        force=force,
+        require_pass=require_pass,
     )
     step("done")
-    return TrainResult(version, deploy, fitted, the_plan)
+    return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
 
 
 def register_fitted(
@@ -246,14 +254,23 @@ def register_fitted(
     reason: str,
     deploy: bool,
     details: dict[str, Any] | None = None,
-    gate: dict[str, Any] | None = None,
-    forced: bool = False,
+    force: bool = False,
+    require_pass: bool = False,
     window_start: Any = None,
 ) -> ModelVersion:
-    """Write the artifact durably, then register the version (and deploy) in one transaction."""
+    """Write the artifact durably, gate it against the champion, then register the version
+    (and deploy it when asked and allowed) in one transaction."""
     data = fitted.model.save()
+    gate = gate_against_champion(ws, spec, fitted, frame, len(data))
+    verdict = None if gate is None else gate["verdict"]
+    allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
+    do_deploy = deploy and (allowed or force)
+    forced = do_deploy and not allowed
     art = ws.artifacts.put(spec.name, data)
     extra: dict[str, Any] = dict(details or {})
+    if gate is not None:
+        extra["gate"] = gate
+    extra["deployed"] = do_deploy
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
@@ -266,8 +283,9 @@ def register_fitted(
     if fitted.calibrator is not None:
         extra["calibrator"] = fitted.calibrator.to_dict()
         extra["calibration"] = fitted.calibration
-    for hook in REGISTER_HOOKS:
-        extra.update(hook(spec, fitted, frame))
+    extra["reference"] = ReferenceStats.from_frame(
+        frame, spec.features.numeric, spec.features.categorical
+    ).to_dict()
     draft = ModelVersion(
         model=spec.name,
         version="0.0.0",
@@ -293,7 +311,7 @@ def register_fitted(
     version = ws.store.register(
         draft,
         bump,
-        deploy=deploy,
+        deploy=do_deploy,
         reason=reason,
         triggered_by=created_by,
         gate=gate,
@@ -303,8 +321,3 @@ def register_fitted(
 
     apply_retention(ws, spec.name)
     return version
-
-
-# Functions (spec, fitted, frame) -> details to store with every new version; the monitor
-# registers its reference statistics here so drift never reloads training data.
-REGISTER_HOOKS: list[Callable[[ModelSpec, Fitted, pd.DataFrame], dict[str, Any]]] = []
