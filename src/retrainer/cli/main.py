@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from . import data_cmds, demo_cmd, loop_cmds, registry_cmds, train_cmds  # noqa: F401  (registers commands)
+from . import (  # noqa: F401  (registers commands)
+    compare_cmd,
+    data_cmds,
+    demo_cmd,
+    loop_cmds,
+    policy_cmds,
+    registry_cmds,
+    train_cmds,
+)
 from .app import app
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,3 +26,23 @@ class PredictionLogStore(StoreBase):
         q = select(func.count()).select_from(t.predictions).where(t.predictions.c.model == model)
         with self.read() as conn:
             return int(conn.execute(q).scalar() or 0)
+
+
+class PredictionFeatures(StoreBase):
+    def iter_prediction_features(
+        self, model: str, since: datetime | None = None, chunk: int = 50_000
+    ) -> Iterator[list[str]]:
+        """The logged feature JSON of ``model``'s predictions since a time, in chunks (keyset
+        pagination on the id, so memory stays bounded)."""
+        c = t.predictions.c
+        last = 0
+        while True:
+            q = select(c.id, c.features).where(c.model == model, c.id > last)
+            if since is not None:
+                q = q.where(c.created_at >= since)
+            with self.read() as conn:
+                rows = conn.execute(q.order_by(c.id).limit(chunk)).all()
+            if not rows:
+                return
+            last = rows[-1][0]
+            yield [r[1] for r in rows]

@@ -1,0 +1,55 @@
+"""Data drift of the live window against the champion's reference statistics, computed out
+of core: the logged features are read from the store in chunks, never all at once."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+
+from ..core.clock import utcnow
+from ..core.durations import parse_duration
+from ..core.errors import NoChampion
+from ..monitoring.drift import (
+    CurrentAccumulator,
+    DriftSummary,
+    FeatureDrift,
+    drift_report,
+    summarize,
+)
+from ..monitoring.reference import ReferenceStats
+from .workspace import Workspace
+
+
+@dataclass(frozen=True)
+class DriftCheck:
+    model: str
+    version: str
+    since: datetime
+    rows: int
+    features: list[FeatureDrift]
+    summary: DriftSummary
+
+
+def check_drift(
+    ws: Workspace,
+    model: str,
+    *,
+    window: str | None = None,
+    now: datetime | None = None,
+    version: str | None = None,
+) -> DriftCheck:
+    spec = ws.model_spec(model)
+    name = version or ws.store.roles(model).champion
+    if name is None:
+        raise NoChampion(f"Model {model!r} has no champion, so there is no reference to compare.")
+    v = ws.store.get_version(model, name)
+    reference = ReferenceStats.from_dict(v.details["reference"])
+    since = (now or utcnow()) - parse_duration(window or spec.monitor.window, what="window")
+    acc = CurrentAccumulator(reference)
+    for chunk in ws.store.iter_prediction_features(model, since=since):
+        acc.update(pd.DataFrame.from_records([json.loads(f) for f in chunk]))
+    features = drift_report(reference, acc.result(), spec.drift)
+    return DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))

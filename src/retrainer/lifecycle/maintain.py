@@ -1,0 +1,150 @@
+"""One turn of the loop: monitor → policy → act, under the model's lease, every decision
+stored (taken or not)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..core.clock import utcnow
+from ..core.entities import Decision, ModelVersion
+from ..core.errors import InputError, QualityError, RetrainerError
+from ..families import family_class
+from ..policy.decide import decide
+from ..policy.state import Capabilities, DataDrift, LivePerformance, MaintenanceState
+from .drift_check import check_drift
+from .fine_tune import fine_tune
+from .lease import held_lease
+from .monitor import monitor
+from .registry_ops import rollback
+from .train import load_window, quality_of, train
+from .workspace import Workspace
+
+FULL = ("initial", "full_retrain")
+
+
+@dataclass(frozen=True)
+class MaintainResult:
+    decision: Decision
+    version: str | None
+    deployed: bool
+
+
+def _days(now: datetime, then: datetime | None) -> float | None:
+    return None if then is None else (now - then).total_seconds() / 86400
+
+
+def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
+    """Everything the policy needs, measured now."""
+    spec = ws.model_spec(model)
+    champion = ws.store.roles(model).champion
+    if champion is None:
+        return MaintenanceState(model=model, now=now, champion=None)
+    versions: list[ModelVersion] = ws.store.list_versions(model)
+    champ = next(v for v in versions if v.version == champion)
+    caps = family_class(champ.family).capabilities
+    by_time = sorted(versions, key=lambda v: v.created_at)
+    full = [v for v in by_time if v.kind in FULL]
+    last_full = full[-1] if full else None
+    tunes = [
+        v
+        for v in by_time
+        if v.kind == "fine_tune" and (last_full is None or v.created_at > last_full.created_at)
+    ]
+    newest = by_time[-1]
+    report = monitor(ws, model, now=now)
+    perf = None
+    try:
+        live = report.version(champion, "champion")
+        value = live.metrics.get(spec.primary_metric)
+        base = live.baseline.get(spec.primary_metric)
+        if value is not None and base is not None:
+            perf = LivePerformance(spec.primary_metric, value, base, live.labelled)
+        confidence = live.mean_confidence
+    except KeyError:
+        confidence = None
+    drift = None
+    if "reference" in champ.details:
+        s = check_drift(ws, model, now=now).summary
+        drift = DataDrift(s.share, s.drift, s.critical, s.drifted)
+    n_rows, _, _ = ws.store.training_stats(model)
+    new_rows = 0
+    if newest.train_end is not None:
+        new_rows = len(ws.store.training_frame(model, after=newest.train_end))
+    problems: tuple[str, ...] = ()
+    if n_rows:
+        q = quality_of(spec, load_window(ws, spec))
+        problems = tuple(v.message for v in q.violations)
+    return MaintenanceState(
+        model=model,
+        now=now,
+        champion=champion,
+        capabilities=Capabilities(caps.warm_start, caps.incremental),
+        days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
+        fine_tunes_since_full_retrain=len(tunes),
+        days_since_update=_days(now, newest.created_at),
+        performance=perf,
+        drift=drift,
+        mean_confidence=confidence,
+        new_rows_since_update=new_rows,
+        quality_ok=not problems,
+        quality_problems=problems,
+    )
+
+
+def maintain(
+    ws: Workspace,
+    model: str,
+    *,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    triggered_by: str = "policy",
+    wait: float = 0,
+) -> MaintainResult:
+    """Decide and (unless ``dry_run``) act once for ``model``."""
+    spec = ws.model_spec(model)
+    at = now or utcnow()
+    with held_lease(ws, f"model:{model}", wait=wait):
+        state = build_state(ws, model, at)
+        d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
+        version, deployed, outcome = None, False, "dry run: nothing changed"
+        if not dry_run:
+            version, deployed, outcome = _act(ws, model, d, triggered_by)
+        stored = Decision(d.model, d.action, d.reasons, d.numbers, at, dry_run, outcome)
+        ws.store.add_decision(stored)
+    return MaintainResult(stored, version, deployed)
+
+
+def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, bool, str]:
+    reason = d.reasons[0] if d.reasons else d.action
+    try:
+        if d.action == "full_retrain":
+            r = train(
+                ws,
+                model,
+                deploy=True,
+                require_pass=ws.store.roles(model).champion is not None,
+                created_by=by,
+                reason=reason,
+            )
+            return r.version.version, r.deployed, _gate_outcome(r.version.details, r.deployed)
+        if d.action in ("fine_tune", "incremental_update"):
+            f = fine_tune(ws, model, deploy=True, require_pass=True, created_by=by, reason=reason)
+            return f.version.version, f.deployed, _gate_outcome(f.version.details, f.deployed)
+        if d.action == "rollback":
+            ev = rollback(ws, model, reason=reason, triggered_by=by)
+            return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}"
+    except (QualityError, InputError) as exc:
+        return None, False, f"not done: {exc.message.splitlines()[0]}"
+    except RetrainerError as exc:
+        return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}"
+    return None, False, "nothing to do"
+
+
+def _gate_outcome(details: dict[str, Any], deployed: bool) -> str:
+    gate = details.get("gate")
+    if gate is None:
+        return "deployed (first version)" if deployed else "registered"
+    verdict = f"gate {gate['verdict']} vs {gate.get('champion_version')}"
+    return f"{verdict}: deployed" if deployed else f"{verdict}: kept the champion"

@@ -1,0 +1,50 @@
+"""maintain: monitor → policy → act once, under the model's lease; every decision stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from retrainer.core.errors import LeaseHeld
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.lease import held_lease
+from retrainer.lifecycle.maintain import maintain
+from retrainer.lifecycle.predict import predict_file
+from retrainer.lifecycle.workspace import Workspace
+
+
+def _setup(make_workspace: Callable[..., Workspace], df: pd.DataFrame, tmp_path: Path) -> Workspace:
+    ws = make_workspace(params={"n_estimators": 20})
+    ingest_frame(ws, "weather", df[df["date"] < "1952-01-01"])
+    first = maintain(ws, "weather")  # no champion -> full retrain, deployed
+    assert first.decision.action == "full_retrain" and first.deployed
+    live = df[(df["date"] >= "1970-01-01") & (df["date"] < "1971-01-01")]
+    live.to_csv(tmp_path / "live.csv", index=False)
+    predict_file(ws, "weather", tmp_path / "live.csv", tmp_path / "out.csv")
+    return ws
+
+
+def test_dry_run_decides_and_changes_nothing(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame, tmp_path: Path
+) -> None:
+    ws = _setup(make_workspace, weather_df, tmp_path)
+    before = [v.version for v in ws.store.list_versions("weather")]
+    r = maintain(ws, "weather", dry_run=True)
+    assert r.decision.dry_run and r.decision.reasons
+    assert r.decision.numbers["champion"] == "1.0.0"
+    assert [v.version for v in ws.store.list_versions("weather")] == before
+    stored = ws.store.decisions("weather")
+    assert [d.action for d in stored] == ["full_retrain", r.decision.action]
+    assert stored[-1].outcome == "dry run: nothing changed"
+
+
+def test_maintain_waits_for_or_refuses_a_held_lease(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame, tmp_path: Path
+) -> None:
+    ws = _setup(make_workspace, weather_df, tmp_path)
+    with held_lease(ws, "model:weather", owner="someone-else"), pytest.raises(LeaseHeld):
+        maintain(ws, "weather", dry_run=True)
+    assert len(ws.store.decisions("weather")) == 1  # the refused run decided nothing
