@@ -151,7 +151,7 @@ def test_regression_needs_numeric_targets_and_times_must_parse(
     assert (r.received, r.matched, r.rejected) == (3, 1, 2)
     assert [x.line for x in r.first_rejects] == [2, 3]
     assert "unparseable time in 'date'" in r.first_rejects[0].reason
-    assert "non-numeric target 'temperature': warm" == r.first_rejects[1].reason
+    assert r.first_rejects[1].reason == "non-numeric target 'temperature': warm"
     assert ws.store.training_frame(MODEL)["target"].tolist() == [1.5]
 
 
@@ -251,3 +251,26 @@ def test_cli_feedback_exit_codes_and_json(
         cli(config, "feedback", MODEL, good, "--follow", "--max-seconds", "0", "--json", code=0)
     )
     assert (followed["received"], followed["duplicates"]) == (2, 2)
+
+
+def test_labels_the_champion_never_saw_are_accepted_and_reported(
+    make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    from retrainer.core.entities import ModelVersion
+
+    ws = make_workspace()
+    version = ModelVersion(
+        model=MODEL, version="0.0.0", parent=None, family="lightgbm", params={},
+        created_at=T0, created_by="manual", reason="test", kind="initial", train_start=None,
+        train_end=None, n_rows=1, fingerprint="f" * 64, feature_schema={}, metrics={},
+        artifact_uri="mem://none", sha256="0" * 64, hmac=None, size_bytes=1,
+    )  # fmt: skip
+    ws.store.register(replace(version), "major", deploy=True)
+    monkeypatch.setattr(ws, "load", lambda *_a: SimpleNamespace(classes_=[0, 1]))
+    log(ws, ["d1", "d2", "d3"])
+    frame = pd.DataFrame({"day_id": ["d1", "d2", "d3"], "rain": [1, "maybe", 2.0]})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.rejected, r.unseen_labels) == (3, 0, ["2", "maybe"])

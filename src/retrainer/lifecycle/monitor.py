@@ -97,12 +97,11 @@ def monitor(
     the window (default: the spec's ``monitor.window``) and its degradation against its holdout
     baseline on the primary metric (null below ``monitor.min_samples`` labelled pairs)."""
     spec = ws.model_spec(model)
-    text = window if isinstance(window, str) else None
-    span = (
-        parse_duration(window or spec.monitor.window, what="monitor window")
-        if not isinstance(window, timedelta)
-        else window
-    )
+    if isinstance(window, timedelta):
+        span, text = window, _span_text(window)
+    else:
+        text = window or spec.monitor.window
+        span = parse_duration(text, what="monitor window")
     now = now or utcnow()
     folder = _Folder(ws, model, spec.task)
     n_pred, n_act = ws.store.fold_monitor(model, folder.predictions, folder.pairs)
@@ -292,7 +291,7 @@ def _hour(t: datetime) -> datetime:
 
 def _span_text(span: timedelta) -> str:
     seconds = int(span.total_seconds())
-    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"

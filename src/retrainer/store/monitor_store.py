@@ -84,7 +84,10 @@ class MonitorStore(StoreBase):
             q = q.where(c.hour < until)
         q = q.group_by(c.version, c.arm).order_by(c.version, c.arm)
         with self.read() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            rows = [dict(r._mapping) for r in conn.execute(q)]
+        for r in rows:  # PostgreSQL sums BIGINT as NUMERIC
+            r.update({s: (float if s.startswith("sum_") else int)(r[s] or 0) for s in STATS})
+        return rows
 
     def monitor_watermark(self, model: str) -> tuple[int, int]:
         with self.read() as conn:
