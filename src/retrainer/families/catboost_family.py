@@ -134,7 +134,7 @@ class CatBoostModel(FamilyModel):
                 return fh.read()
 
     def _load(self, payload: bytes) -> None:
-        klass = catboost.CatBoostRegressor if self.task == "regression" else catboost.CatBoostClassifier
-        model = klass()
+        regress = self.task == "regression"
+        model = catboost.CatBoostRegressor() if regress else catboost.CatBoostClassifier()
         model.load_model(blob=payload)
         self.model_ = model

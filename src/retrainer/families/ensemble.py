@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import ConfigError, IntegrityError
-from . import family_class, load_model
+from . import FAMILY_MODULES, family_class, load_model
 from .base import Capabilities, FamilyModel, read_zip, write_zip
 
 _NOT_MEMBERS = frozenset({"ensemble"})
@@ -116,8 +116,6 @@ class EnsembleModel(FamilyModel):
 
 
 def _check_members(members: Any) -> list[str]:
-    from . import FAMILY_MODULES
-
     valid = sorted(set(FAMILY_MODULES) - _NOT_MEMBERS)
     if (
         not isinstance(members, list | tuple)

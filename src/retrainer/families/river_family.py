@@ -8,9 +8,11 @@ becomes a dict: missing numeric values and missing or unseen categorical levels 
 categorical columns carry their level names, so the trees split on them as nominal features.
 For regression the leaf linear models see the numeric features only.
 
-The payload is a pickle, protocol 4, of the learned forest (byte-identical for the same seed,
-rows and order). It is loaded only behind the registry's hash/HMAC check, and then through an
-unpickler that refuses any global outside a short allow-list (river, a few numpy
+The payload is a canonical pickle (protocol 4) of the learned forest: sets are written sorted
+and the unused sampling RNGs of the trees' Gaussian estimators are pinned, so the same seed,
+rows and order give the same bytes in any process (whatever ``PYTHONHASHSEED``). It is loaded
+only behind the registry's hash/HMAC check, and then through an unpickler that refuses any
+global outside a short allow-list (classes and functions river defines, a few numpy
 reconstructors, safe builtins and collections), raising ``IntegrityError``.
 
 >>> import numpy as np, pandas as pd
@@ -25,12 +27,14 @@ from __future__ import annotations
 
 import io
 import pickle
-from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+import random
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
 from river import compose, forest, linear_model
+from river.proba.base import Distribution
 
 from ..core.errors import ConfigError, IntegrityError
 from .base import Capabilities, FamilyModel
@@ -114,16 +118,16 @@ class RiverModel(FamilyModel):
         if self.schema_.categorical:
             # Leaf linear models need numbers: let them see the numeric features only.
             leaf = compose.Discard(*self.schema_.categorical) | linear_model.LinearRegression()
-            return forest.ARFRegressor(seed=self.seed, leaf_model=leaf, **p)
+            return forest.ARFRegressor(seed=self.seed, leaf_model=cast(Any, leaf), **p)
         return forest.ARFRegressor(seed=self.seed, **p)
 
-    def _rows(self, X: np.ndarray) -> list[dict[str, Any]]:
+    def _rows(self, X: np.ndarray) -> list[dict[Hashable, Any]]:
         schema = self.schema_
         n_num = len(schema.numeric)
         levels = [schema.categories.get(c, ()) for c in schema.categorical]
         rows = []
         for r in X:
-            row: dict[str, Any] = {
+            row: dict[Hashable, Any] = {
                 col: float(v) for col, v in zip(schema.numeric, r[:n_num], strict=True)
                 if not np.isnan(v)
             }
@@ -156,10 +160,11 @@ class RiverModel(FamilyModel):
         rows = self._rows(X)
         if self.task == "regression":
             return np.asarray([self.model_.predict_one(r) for r in rows], dtype=np.float64)
+        model = cast(forest.ARFClassifier, self.model_)
         k = self.n_classes
         out = np.full((len(rows), k), 1.0 / k)
         for i, row in enumerate(rows):
-            proba = self.model_.predict_proba_one(row)
+            proba = model.predict_proba_one(row)
             vec = np.asarray([float(proba.get(c, 0.0)) for c in range(k)])
             total = vec.sum()
             if total > 0 and np.isfinite(total):
@@ -167,16 +172,54 @@ class RiverModel(FamilyModel):
         return out
 
     def _dump(self) -> bytes:
-        return pickle.dumps(self.model_, protocol=_PICKLE_PROTOCOL)
+        buf = io.BytesIO()
+        _CanonicalPickler(buf, protocol=_PICKLE_PROTOCOL).dump(self.model_)
+        return buf.getvalue()
 
     def _load(self, payload: bytes) -> None:
         self.model_ = restricted_loads(payload)
 
 
+def _order(item: Any) -> tuple[str, str]:
+    return type(item).__qualname__, repr(item)
+
+
+class _CanonicalPickler(pickle._Pickler):
+    """The pure-Python pickler, made canonical so one learned forest gives one byte string:
+    sets are written sorted (their order follows the per-process string hash seed), and
+    unseeded river distributions, whose OS-seeded ``random.Random`` only ``sample()`` uses
+    (trees never call it), get a fixed one."""
+
+    dispatch: ClassVar[dict[type, Any]] = dict(pickle._Pickler.dispatch)
+
+    def _save_set(self, obj: set[Any]) -> None:
+        p: Any = self  # the pure-Python pickler's internals are untyped in typeshed
+        p.write(pickle.EMPTY_SET)
+        p.memoize(obj)
+        items = sorted(obj, key=_order)
+        for start in range(0, len(items), p._BATCHSIZE):
+            p.write(pickle.MARK)
+            for item in items[start : start + p._BATCHSIZE]:
+                p.save(item)
+            p.write(pickle.ADDITEMS)
+
+    dispatch[set] = _save_set
+
+    def reducer_override(self, obj: Any) -> Any:
+        if isinstance(obj, Distribution) and obj.seed is None:
+            reduced = obj.__reduce_ex__(_PICKLE_PROTOCOL)
+            if isinstance(reduced, tuple) and len(reduced) > 2 and isinstance(reduced[2], dict):
+                state = {**reduced[2], "_rng": random.Random(0)}
+                return (*reduced[:2], state, *reduced[3:])
+        return NotImplemented
+
+
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if _allowed(module, name):
-            return super().find_class(module, name)
+            found = super().find_class(module, name)
+            if not _is_river(module) or _defined_in_river(found, name):
+                return found
         raise IntegrityError(
             f"The river artifact references {module}.{name}, which is outside the "
             "unpickling allow-list (river models, numpy arrays, safe builtins). It was not "
@@ -184,12 +227,24 @@ class _RestrictedUnpickler(pickle.Unpickler):
         )
 
 
+def _is_river(module: str) -> bool:
+    return module == "river" or module.startswith("river.")
+
+
+def _defined_in_river(obj: Any, name: str) -> bool:
+    """True for a class or function river itself defines at ``name``, not one it imported."""
+    return _is_river(getattr(obj, "__module__", "") or "") and (
+        getattr(obj, "__qualname__", None) == name
+    )
+
+
 def _allowed(module: str, name: str) -> bool:
-    if "." in name or not name.isidentifier():
-        return False  # dotted names reach attributes of attributes (e.g. __globals__)
-    if module == "river" or module.startswith("river."):
-        denied = any(module == d or module.startswith(d + ".") for d in _RIVER_DENIED)
-        return not denied and not name.startswith("_")
+    if _is_river(module):
+        parts = name.split(".")  # a method is a dotted name; dunder steps reach __globals__
+        safe = all(p.isidentifier() and not p.startswith("__") for p in parts)
+        return safe and not any(module == d or module.startswith(d + ".") for d in _RIVER_DENIED)
+    if "." in name:
+        return False
     if module.startswith("numpy.random._") and name[:1].isupper():
         return True  # bit generators: PCG64, MT19937, ...
     if module not in _ALLOWED:
