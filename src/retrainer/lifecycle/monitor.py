@@ -21,6 +21,7 @@ f1, log loss and Brier score (the prediction log keeps the label only).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -200,14 +201,14 @@ class _Folder:
         )
         df["n_labelled"] = 1
         if self.task == "regression":
-            y = df["value"].astype(float)
-            err = df["output"].astype(float) - y
+            y = pd.to_numeric(df["value"], errors="coerce").astype(float)
+            err = pd.to_numeric(df["output"], errors="coerce").astype(float) - y
             df["sum_abs"], df["sum_sq"] = err.abs(), err**2
             df["sum_ape"] = err.abs() / np.maximum(y.abs(), EPS)
             df["sum_y"], df["sum_y2"] = y, y**2
             return _group(df, ["n_labelled", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"])
-        truth = df["value"].map(label_key)
-        said = df["output"].map(label_key)
+        truth, said = _labels(df["value"]), _labels(df["output"])
+        df["output"] = said
         df["n_correct"] = (truth == said).astype(int)
         for name in ("n_proba", "tp", "fp", "tn", "fn", "sum_brier", "sum_logloss"):
             df[name] = 0.0
@@ -253,14 +254,19 @@ class _Folder:
             try:
                 classes = [label_key(c) for c in self.ws.load(self.model, version).classes_]
             except RetrainerError:  # artifact gone (retention) or unknown version: infer
-                pos = part.loc[part["proba"].astype(float) > 0.5, "output"].map(label_key)
-                neg = part.loc[part["proba"].astype(float) < 0.5, "output"].map(label_key)
+                pos = part.loc[part["proba"].astype(float) > 0.5, "output"]
+                neg = part.loc[part["proba"].astype(float) < 0.5, "output"]
                 if pos.empty or neg.empty:
                     return None  # not cached: a later chunk may show both labels
                 classes = [neg.iloc[0], pos.iloc[0]]
             self.multiclass = self.multiclass or len(classes) > 2
             self._classes[version] = classes if len(classes) == 2 else None
         return self._classes[version]
+
+
+def _labels(texts: pd.Series) -> pd.Series:
+    """JSON texts as label keys, decoding each distinct text once."""
+    return texts.map({u: label_key(json.loads(u)) for u in texts.unique()})
 
 
 def _group(df: pd.DataFrame, stats: list[str]) -> list[dict[str, Any]]:

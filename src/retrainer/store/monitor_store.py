@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.clock import utcnow
@@ -25,7 +25,8 @@ STATS = [
 KEY = ["model", "version", "arm", "hour"]
 FOLD_CHUNK = 200_000
 
-# A folder turns fetched rows into bucket rows: {version, arm, hour, <stat>: value, ...}.
+# A folder turns fetched rows (plain tuples; timestamps as text or datetime, JSON values as
+# JSON text) into bucket rows: {version, arm, hour, <stat>: value, ...}.
 Folder = Callable[[Sequence[Any]], list[dict[str, Any]]]
 
 
@@ -44,12 +45,16 @@ class MonitorStore(StoreBase):
             with self.write(model) as conn:
                 wm = self._watermark(conn, model)
                 p, a = t.predictions.c, t.actuals.c
-                preds = conn.execute(
-                    select(p.id, p.version, p.arm, p.created_at, p.proba)
-                    .where(p.model == model, p.id > wm[0])
-                    .order_by(p.id)
-                    .limit(chunk)
-                ).all()
+                preds = (
+                    conn.execute(
+                        select(p.id, p.version, p.arm, _raw(p.created_at), p.proba)
+                        .where(p.model == model, p.id > wm[0])
+                        .order_by(p.id)
+                        .limit(chunk)
+                    )
+                    .tuples()
+                    .all()
+                )
                 ids = (
                     conn.execute(
                         select(a.id)
@@ -63,9 +68,14 @@ class MonitorStore(StoreBase):
                 if not preds and not ids:
                     return n_pred, n_act
                 pairs = conn.execute(_pairs_query(model, wm[1], ids[-1])).all() if ids else []
-                self._add(conn, model, fold_predictions(preds) + fold_pairs(pairs))
+                self._add(
+                    conn,
+                    model,
+                    fold_predictions([tuple(r) for r in preds])
+                    + fold_pairs([tuple(r) for r in pairs]),
+                )
                 self._set_watermark(
-                    conn, model, (preds[-1].id if preds else wm[0], ids[-1] if ids else wm[1])
+                    conn, model, (preds[-1][0] if preds else wm[0], ids[-1] if ids else wm[1])
                 )
                 n_pred += len(preds)
                 n_act += len(ids)
@@ -147,6 +157,17 @@ class MonitorStore(StoreBase):
         conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=sets), rows)
 
 
+def _raw(col: Any) -> Any:
+    """A timestamp as the driver returns it (text on SQLite): the folder parses a whole chunk
+    at once, far faster than row by row."""
+    return type_coerce(col, String).label(col.name)
+
+
+def _text(col: Any) -> Any:
+    """A JSON value as its JSON text on every backend (decoded per distinct value later)."""
+    return cast(col, Text).label(col.name)
+
+
 def _pairs_query(model: str, after: int, last: int) -> Any:
     """Each actual in (after, last] with the prediction it joined and that prediction's
     siblings from other arms (a shadow challenger scored on the same request)."""
@@ -154,7 +175,14 @@ def _pairs_query(model: str, after: int, last: int) -> Any:
     m = t.predictions.alias("m")
     p = t.predictions.alias("p")
     return (
-        select(a.c.value, p.c.version, p.c.arm, p.c.created_at, p.c.output, p.c.proba)
+        select(
+            _text(a.c.value),
+            p.c.version,
+            p.c.arm,
+            _raw(p.c.created_at),
+            _text(p.c.output),
+            p.c.proba,
+        )
         .select_from(a)
         .join(m, m.c.id == a.c.prediction_id)
         .join(

@@ -226,3 +226,7 @@ monitor_watermarks = Table(
     Column("last_actual_id", BigInteger, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
+
+# Monitoring folds rows above a watermark per model: (model, id) keeps that a range scan.
+Index("ix_predictions_model_id", predictions.c.model, predictions.c.id)
+Index("ix_actuals_model_id", actuals.c.model, actuals.c.id)

@@ -1,4 +1,5 @@
-"""Feedback offsets (resumable JSONL tailing) and monitoring aggregates with their watermark.
+"""Feedback offsets (resumable JSONL tailing), monitoring aggregates with their watermark, and
+(model, id) indexes on predictions and actuals so a fold reads only rows above the watermark.
 
 Revision ID: 0002
 Revises: 0001
@@ -46,9 +47,17 @@ def upgrade() -> None:
         sa.Column("updated_at", sa.DateTime(), nullable=False),
         sa.PrimaryKeyConstraint("model"),
     )
+    with op.batch_alter_table("predictions", schema=None) as batch_op:
+        batch_op.create_index("ix_predictions_model_id", ["model", "id"], unique=False)
+    with op.batch_alter_table("actuals", schema=None) as batch_op:
+        batch_op.create_index("ix_actuals_model_id", ["model", "id"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("actuals", schema=None) as batch_op:
+        batch_op.drop_index("ix_actuals_model_id")
+    with op.batch_alter_table("predictions", schema=None) as batch_op:
+        batch_op.drop_index("ix_predictions_model_id")
     op.drop_table("monitor_watermarks")
     op.drop_table("monitor_aggregates")
     op.drop_table("feedback_offsets")
