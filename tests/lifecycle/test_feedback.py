@@ -251,6 +251,8 @@ def test_cli_feedback_exit_codes_and_json(
         cli(config, "feedback", MODEL, good, "--follow", "--max-seconds", "0", "--json", code=0)
     )
     assert (followed["received"], followed["duplicates"]) == (2, 2)
+    text = cli(config, "feedback", MODEL, missing, "--follow", "--max-seconds", "0", code=2)
+    assert "--follow tails plain JSONL files" in text
 
 
 def test_labels_the_champion_never_saw_are_accepted_and_reported(

@@ -216,6 +216,11 @@ def follow_feedback(
     p = Path(path).resolve()
     if not p.exists():
         raise InputError(f"File {str(p)!r} does not exist.", path=str(p))
+    if file_format(p) != "jsonl" or p.suffix.lower() == ".gz":
+        raise InputError(
+            f"{p}: --follow tails plain JSONL files (one JSON object per line, not gzipped). "
+            "Record other files without --follow."
+        )
     stop = stop or threading.Event()
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     total = EMPTY
