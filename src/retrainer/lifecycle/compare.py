@@ -5,9 +5,10 @@ so its peak memory is its own and one family's threads or caches never slow the 
 child fits one model per fold (CPU seconds per fold), scores every metric of the task on the
 fold's test block, warm-starts a model fitted on the older 90% of the window on the newest 10%
 (fine-tune CPU seconds; ``None`` when the family cannot warm-start), fits once on the whole
-window for the artifact size and the predict latencies (median wall time of repeated calls,
-in process, one row and a batch, on the float matrix and on a DataFrame), and reports its peak
-RSS (``ru_maxrss``). Models are not calibrated here: the comparison is of the families.
+window for the artifact size, reloads that artifact as serving does and times predictions on
+it (median wall time of repeated in-process calls, one row and a batch, on the float matrix
+and on a DataFrame), and reports its peak RSS (``ru_maxrss``) and the RSS it started from once
+the family's library was imported. Models are not calibrated: the comparison is of families.
 
 Nothing is registered unless ``register``; then each family that measured cleanly is trained
 through :func:`retrainer.lifecycle.train.train` (a version, not deployed).
@@ -331,6 +332,7 @@ def _measure(
 ) -> dict[str, Any]:
     X, y = frame[spec.feature_names], frame["target"]
     seed = spec.training.seed
+    make_model(spec, family, seed)  # imports the family's library before the baseline
     base_rss = peak_rss_mb()
     # First, so its untimed base fit also warms up the family (lazy imports, thread pools).
     ft_cpu, ft_note = _fine_tune_time(spec, family, X, y)
