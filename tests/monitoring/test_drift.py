@@ -385,3 +385,11 @@ def test_report_rows_are_json_serialisable() -> None:
     out = check(train, train, ["x"], ["c"])
     rows = json.loads(json.dumps([f.to_dict() for f in out.values()], allow_nan=False))
     assert rows[0]["feature"] == "x" and rows[0]["ks"] == 0.0 and rows[1]["chi2"] == 0.0
+
+
+def test_a_fall_in_missing_rate_is_a_drift_reason_too() -> None:
+    rng = np.random.default_rng(9)
+    a = rng.normal(size=4_000)
+    a[:1_000] = np.nan  # 25% missing in training, none now (imputed upstream, say)
+    x = check(pd.DataFrame({"x": a}), pd.DataFrame({"x": rng.normal(size=4_000)}), ["x"], [])["x"]
+    assert x.drift and x.reasons[0].startswith("missing rate fell from 25.0% to 0.0%")

@@ -16,9 +16,9 @@ Drift needs an effect and significance: PSI >= ``psi``, KS D >= ``ks`` or JS >=
 ``jensen_shannon``, *and* p < ``p_value`` (KS for numeric, chi-square for categorical). On
 large windows a p-value alone flags differences too small to matter. Missing values (NaN,
 None, ±inf) are removed before any statistic and their rate is reported; a jump in missing
-rate (|Δ| >= ``ks`` or its PSI >= ``psi``, with a 2×2 chi-square p < ``p_value``) is a drift
-reason of its own. A feature with fewer than ``min_samples`` current rows is reported as not
-enough data, never as drift.
+rate, up or down (|Δ| >= ``ks`` or its PSI >= ``psi``, with a 2×2 chi-square p <
+``p_value``), is a drift reason of its own. A feature with fewer than ``min_samples`` current
+rows is reported as not enough data, never as drift.
 
 >>> import numpy as np, pandas as pd
 >>> from retrainer.core.spec_sections import Drift
@@ -65,9 +65,12 @@ Status = Literal["drift", "no_drift", "not_enough_data"]
 # ---------------------------------------------------------------- current window
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class NumericWindow:
-    """The current window's finite values of one feature, sorted (read-only), and missing."""
+    """The current window's finite values of one feature, sorted (read-only), and missing.
+
+    Compared by identity (``values`` is an array); compare ``values`` with numpy.
+    """
 
     values: np.ndarray
     n_missing: int
@@ -86,7 +89,7 @@ class CategoricalWindow:
     unlisted: tuple[tuple[str, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CurrentStats:
     n_rows: int
     numeric: dict[str, NumericWindow]
@@ -250,8 +253,8 @@ def ks_against_sketch(reference: NumericReference, values: np.ndarray) -> float:
     d_plus = np.max((i + 1) / m - (base[s] + slope[s] * (values - origin[s])))
     s = _segment_index(at_or_below, m)
     d_minus = np.max(base[s] + slope[s] * (values - origin[s]) - i / m)
-    le = np.asarray(reference.count_le) / n
-    lt = np.asarray(reference.count_lt) / n
+    le = reference.arrays["count_le"] / n
+    lt = reference.arrays["count_lt"] / n
     d_knots = max(np.max(np.abs(le - at_or_below / m)), np.max(np.abs(lt - below / m)))
     return float(min(1.0, max(0.0, d_plus, d_minus, d_knots)))
 
@@ -345,25 +348,20 @@ class FeatureDrift:
 def _missing_reason(
     ref_missing: int, ref_total: int, cur_missing: int, cur_total: int, t: Drift
 ) -> str | None:
+    """Why the missing rate drifted (|Δ| >= ks or PSI >= psi, and p < p_value), or None."""
+    if ref_total == 0 or cur_total == 0 or ref_missing * cur_total == cur_missing * ref_total:
+        return None
     r, c = ref_missing / ref_total, cur_missing / cur_total
-    if c <= r:
-        return None
-    effect = (
-        c - r >= t.ks
-        or psi(
-            np.array([ref_missing, ref_total - ref_missing]),
-            np.array([cur_missing, cur_total - cur_missing]),
-        )
-        >= t.psi
+    table = np.array(
+        [[ref_missing, ref_total - ref_missing], [cur_missing, cur_total - cur_missing]]
     )
-    if not effect:
+    if abs(c - r) < t.ks and psi(table[0], table[1]) < t.psi:
         return None
-    _, p = _chi2(
-        np.array([[ref_missing, ref_total - ref_missing], [cur_missing, cur_total - cur_missing]])
-    )
+    _, p = _chi2(table)
     if p >= t.p_value:
         return None
-    return f"missing rate rose from {r:.1%} to {c:.1%} (p = {p:.2g} < {t.p_value})"
+    verb = "rose" if c > r else "fell"
+    return f"missing rate {verb} from {r:.1%} to {c:.1%} (p = {p:.2g} < {t.p_value})"
 
 
 def _decide(
@@ -395,9 +393,9 @@ def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> 
     if early is not None:
         return FeatureDrift(**common, **early)
     missing = _missing_reason(ref.n_missing, n + ref.n_missing, win.n_missing, m + win.n_missing, t)
-    edges = np.asarray(ref.bin_edges)
+    edges = ref.arrays["bin_edges"]
     cuts = np.concatenate(([0], np.searchsorted(values, edges, side="left"), [m]))
-    ref_bins, cur_bins = np.asarray(ref.bin_counts), np.diff(cuts)
+    ref_bins, cur_bins = ref.arrays["bin_counts"], np.diff(cuts)
     ks = ks_against_sketch(ref, values)
     p = ks_p_value(ks, n, m)
     values_psi, js = psi(ref_bins, cur_bins), jensen_shannon(ref_bins, cur_bins)

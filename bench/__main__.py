@@ -1,0 +1,93 @@
+"""Run benchmarks and rewrite docs/benchmarks.md.
+
+    python -m bench [--quick] [--only NAME ...] [--output PATH]
+
+Every module in ``BENCHES`` runs in order (or only those named). Each section sits between
+``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` markers: sections of benches not run this
+time are kept as they were, so one bench can be rerun alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+from .common import REPO, machine
+
+BENCHES = ["drift", "families", "finetune", "monitoring"]
+
+DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
+_SECTION = re.compile(
+    r"<!-- bench:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /bench:(?P=name) -->\n?", re.S
+)
+
+
+def read_sections(text: str) -> dict[str, str]:
+    """Sections of an existing benchmarks page, by name (markers included)."""
+    return {m["name"]: m.group(0).rstrip("\n") + "\n" for m in _SECTION.finditer(text)}
+
+
+def wrap(name: str, body: str, quick: bool, elapsed: float) -> str:
+    stamp = dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    mode = "quick mode" if quick else "full run"
+    return (
+        f"<!-- bench:{name} -->\n{body.rstrip()}\n\n"
+        f"_Measured {stamp} ({mode}, {elapsed:.0f} s) on {machine()}._\n"
+        f"<!-- /bench:{name} -->\n"
+    )
+
+
+def header(modules: list[str]) -> str:
+    versions = {"python": platform.python_version()}
+    for pkg in ("numpy", "pandas", "scipy"):
+        with contextlib.suppress(ImportError):
+            versions[pkg] = importlib.import_module(pkg).__version__
+    for name in modules:
+        peers = getattr(importlib.import_module(f"bench.{name}"), "peers", None)
+        if peers is not None:
+            versions.update(peers())
+    listed = ", ".join(f"{k} {v}" for k, v in versions.items())
+    return (
+        "# Benchmarks\n\n"
+        "Written by `python -m bench` (`make bench`); rerun one with "
+        "`python -m bench --only NAME`. Each section names when and where it was measured.\n\n"
+        f"- Machine: {machine()}\n"
+        f"- Last written: {dt.date.today().isoformat()}\n"
+        f"- Versions: {listed}\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, no slow peers")
+    parser.add_argument("--only", action="append", metavar="NAME", help=f"one of {BENCHES}")
+    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
+    args = parser.parse_args(argv)
+    unknown = [n for n in args.only or [] if n not in BENCHES]
+    if unknown:
+        parser.error(f"unknown bench {unknown}; known: {', '.join(BENCHES)}")
+    names = args.only or BENCHES
+    sections = read_sections(args.output.read_text()) if args.output.exists() else {}
+    for name in names:
+        print(f"== bench {name}{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        body = importlib.import_module(f"bench.{name}").run(args.quick)
+        sections[name] = wrap(name, body, args.quick, time.perf_counter() - started)
+        print(body, flush=True)
+    ordered = [sections[n] for n in BENCHES if n in sections]
+    ordered += [s for n, s in sections.items() if n not in BENCHES]  # kept, not ours to drop
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(header(BENCHES) + "\n" + "\n".join(ordered))
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
