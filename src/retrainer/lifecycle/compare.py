@@ -74,7 +74,7 @@ def comparison_columns(task: str, primary: str) -> list[Column]:
         Column("row_frame", "1 row ms (frame)", False),
         Column("batch_matrix", f"{BATCH_ROWS:,} rows ms (matrix)", False),
         Column("batch_frame", f"{BATCH_ROWS:,} rows ms (frame)", False),
-        Column("artifact_bytes", "artifact bytes", False),
+        Column("artifact_bytes", "artifact size", False),
         Column("peak_rss_mb", "peak RSS MB", False),
     ]
 
