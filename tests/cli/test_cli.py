@@ -690,11 +690,6 @@ def test_fine_tune_across_a_feature_schema_change_needs_a_major_version(
     assert snapshot(trained) == before
 
 
-@pytest.mark.xfail(
-    reason="lifecycle/gating.py scores the champion with the new spec's feature list, so a "
-    "full retrain across a feature-schema change fails while the old champion serves",
-    strict=False,
-)
 def test_full_retrain_across_a_feature_schema_change_is_a_major_version(
     trained: Cli, weather_csv: Callable[[str, str], Path]
 ) -> None:

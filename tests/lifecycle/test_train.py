@@ -30,8 +30,12 @@ def test_train_deploy_retrain_rollback(
     assert (v1.version, v1.parent, v1.kind) == ("1.0.0", None, "initial")
     assert 0.6 < v1.metrics["accuracy"] < 0.95 and v1.train_start is not None
     ingest_frame(ws, "weather", _years(weather_df, "1953-01-01", "1954-01-01"))
-    v2 = train(ws, "weather", deploy=True).version
+    r2 = train(ws, "weather", deploy=True, force=True)
+    v2 = r2.version
     assert (v2.version, v2.parent) == ("1.1.0", "1.0.0")
+    gate = v2.details["gate"]
+    assert gate["champion_version"] == "1.0.0" and gate["verdict"] in ("pass", "reject", "insufficient")
+    assert r2.deployed and ws.store.events("weather")[-1].forced == (gate["verdict"] != "pass")
     ft = fine_tune(ws, "weather", days=200).version
     assert (ft.version, ft.parent, ft.kind) == ("1.1.1", "1.1.0", "fine_tune")
     ev = rollback(ws, "weather")
@@ -67,7 +71,7 @@ def test_retention_keeps_champion_and_previous(
     def more_then_train(year: int, deploy: bool = False) -> None:
         # new rows each time: identical data would give identical, shared artifacts
         ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", f"{year}-01-01"))
-        train(ws, "weather", deploy=deploy)
+        train(ws, "weather", deploy=deploy, force=True)
 
     more_then_train(1951, deploy=True)  # 1.0.0
     more_then_train(1952, deploy=True)  # 1.1.0 (1.0.0 previous)

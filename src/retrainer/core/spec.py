@@ -250,7 +250,7 @@ def _format(exc: ValidationError, source: str) -> str:
         if kind == "extra_forbidden":
             key = str(loc[-1])
             options = [f for f in _fields_at(loc) if f not in ("name", "source")]
-            close = difflib.get_close_matches(key, options, n=1)
+            close = difflib.get_close_matches(key, options, n=1, cutoff=0.75)
             hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(options)}"
             lines.append(f"{source}: {where}: unknown key {key!r}; {hint}")
         elif kind == "missing":

@@ -43,7 +43,7 @@ def gate_against_champion(
     champ_proba = None
     chal_proba = None
     if len(rows):
-        raw = champion.raw(rows[spec.feature_names])
+        raw = champion.raw(rows)
         if spec.task == "classification":
             champ_pred, champ_proba = np.argmax(raw, axis=1), raw
             chal_proba = ev.proba[mask] if ev.proba is not None else None
