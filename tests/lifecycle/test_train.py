@@ -34,7 +34,8 @@ def test_train_deploy_retrain_rollback(
     v2 = r2.version
     assert (v2.version, v2.parent) == ("1.1.0", "1.0.0")
     gate = v2.details["gate"]
-    assert gate["champion_version"] == "1.0.0" and gate["verdict"] in ("pass", "reject", "insufficient")
+    assert gate["champion_version"] == "1.0.0"
+    assert gate["verdict"] in ("pass", "reject", "insufficient")
     assert r2.deployed and ws.store.events("weather")[-1].forced == (gate["verdict"] != "pass")
     ft = fine_tune(ws, "weather", days=200).version
     assert (ft.version, ft.parent, ft.kind) == ("1.1.1", "1.1.0", "fine_tune")

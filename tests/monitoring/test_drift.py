@@ -393,3 +393,13 @@ def test_a_fall_in_missing_rate_is_a_drift_reason_too() -> None:
     a[:1_000] = np.nan  # 25% missing in training, none now (imputed upstream, say)
     x = check(pd.DataFrame({"x": a}), pd.DataFrame({"x": rng.normal(size=4_000)}), ["x"], [])["x"]
     assert x.drift and x.reasons[0].startswith("missing rate fell from 25.0% to 0.0%")
+
+
+def test_sketch_statistics_refuse_unsorted_or_missing_values() -> None:
+    ref = NumericReference.from_values(np.array([1.0, 2.0, 3.0]))
+    with pytest.raises(InputError, match="sorted and finite"):
+        ks_against_sketch(ref, np.array([2.0, 1.0]))
+    with pytest.raises(InputError, match="sorted and finite"):
+        wasserstein_against_sketch(ref, np.array([1.0, np.nan]))
+    with pytest.raises(InputError, match="got 3 reference and 0 current values"):
+        ks_against_sketch(ref, np.array([]))

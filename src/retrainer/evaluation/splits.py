@@ -41,8 +41,9 @@ def walk_forward(
     if block < min_test or block - gap < min_train:
         most = max(0, min(n // min_test - 1, (n - gap) // min_train - 1))
         raise InputError(
-            f"A walk-forward with {folds} folds needs at least {(folds + 1) * max(min_test, min_train + gap)} "
-            f"rows; there are {n}. The most folds these rows allow is {most}. Lower "
+            f"A walk-forward with {folds} folds needs at least "
+            f"{(folds + 1) * max(min_test, min_train + gap)} rows; there are {n}. "
+            f"The most folds these rows allow is {most}. Lower "
             "validation.folds or widen the training window.",
             maximum=most,
         )

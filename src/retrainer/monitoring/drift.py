@@ -234,6 +234,19 @@ def _segment_index(positions: np.ndarray, m: int) -> np.ndarray:
     return np.repeat(np.arange(len(positions) + 1), sizes)
 
 
+def _check_sample(reference: NumericReference, values: np.ndarray, statistic: str) -> None:
+    if reference.count == 0 or len(values) == 0:
+        raise InputError(
+            f"{statistic} needs values on both sides; got {reference.count} reference and "
+            f"{len(values)} current values. Check the feature has non-missing values."
+        )
+    if not np.all(values[1:] >= values[:-1]):  # also catches NaN
+        raise InputError(
+            f"{statistic} needs the current values sorted and finite. Drop missing values "
+            "and sort them (np.sort) first."
+        )
+
+
 def ks_against_sketch(reference: NumericReference, values: np.ndarray) -> float:
     """KS statistic sup |F - G| between the reference sketch's CDF F and the ECDF G of the
     sorted ``values``; within ``reference.ks_bound`` of the exact two-sample statistic.
@@ -242,6 +255,11 @@ def ks_against_sketch(reference: NumericReference, values: np.ndarray) -> float:
     >>> ks_against_sketch(r, np.array([3.0, 4.0, 5.0, 6.0]))
     0.5
     """
+    _check_sample(reference, values, "The KS statistic")
+    return _ks(reference, values)
+
+
+def _ks(reference: NumericReference, values: np.ndarray) -> float:
     knots, base, slope, origin = reference.cdf_segments()
     m = len(values)
     n = reference.count
@@ -267,6 +285,11 @@ def wasserstein_against_sketch(reference: NumericReference, values: np.ndarray) 
     >>> wasserstein_against_sketch(r, np.array([2.0, 3.0]))
     2.0
     """
+    _check_sample(reference, values, "The Wasserstein distance")
+    return _wasserstein(reference, values)
+
+
+def _wasserstein(reference: NumericReference, values: np.ndarray) -> float:
     knots, base, slope, origin = reference.cdf_segments()
     m, k = len(values), len(knots)
     pos = np.searchsorted(values, knots, side="left")
@@ -396,7 +419,7 @@ def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> 
     edges = ref.arrays["bin_edges"]
     cuts = np.concatenate(([0], np.searchsorted(values, edges, side="left"), [m]))
     ref_bins, cur_bins = ref.arrays["bin_counts"], np.diff(cuts)
-    ks = ks_against_sketch(ref, values)
+    ks = _ks(ref, values)  # values: sorted and finite (the accumulator's)
     p = ks_p_value(ks, n, m)
     values_psi, js = psi(ref_bins, cur_bins), jensen_shannon(ref_bins, cur_bins)
     effects = {"PSI": (values_psi, t.psi), "KS D": (ks, t.ks), "JS": (js, t.jensen_shannon)}
@@ -412,7 +435,7 @@ def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> 
         ks_p_value=p,
         ks_bound=ref.ks_bound,
         jensen_shannon=js,
-        wasserstein=wasserstein_against_sketch(ref, values),
+        wasserstein=_wasserstein(ref, values),
         wasserstein_bound=ref.wasserstein_bound,
         reasons=tuple(reasons),
     )
