@@ -4,7 +4,8 @@
 
 Every module in ``BENCHES`` runs in order (or only those named). Each section sits between
 ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` markers: sections of benches not run this
-time are kept as they were, so one bench can be rerun alone.
+time are kept as they were, so one bench can be rerun alone. Each section is written as soon
+as its bench ends.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fcntl
 import importlib
+import os
 import platform
 import re
 import sys
 import time
 from pathlib import Path
 
-from .common import REPO, machine
+from .common import REPO, WORK, machine
 
 BENCHES = ["drift", "families", "finetune", "monitoring"]
 
@@ -64,6 +67,25 @@ def header(modules: list[str]) -> str:
     )
 
 
+def write_page(output: Path, new: dict[str, str]) -> None:
+    """Replace sections ``new`` in the page and keep the others.
+
+    The page is read under a lock just before writing, so benches that finish at the same
+    time in other processes do not undo each other's sections.
+    """
+    WORK.mkdir(parents=True, exist_ok=True)
+    with open(WORK / "benchmarks.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        sections = read_sections(output.read_text()) if output.exists() else {}
+        sections.update(new)
+        ordered = [sections[n] for n in BENCHES if n in sections]
+        ordered += [s for n, s in sections.items() if n not in BENCHES]  # kept, not ours to drop
+        output.parent.mkdir(parents=True, exist_ok=True)
+        partial = output.with_name(output.name + ".tmp")
+        partial.write_text(header(BENCHES) + "\n" + "\n".join(ordered))
+        os.replace(partial, output)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, no slow peers")
@@ -74,18 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown bench {unknown}; known: {', '.join(BENCHES)}")
     names = args.only or BENCHES
-    sections = read_sections(args.output.read_text()) if args.output.exists() else {}
     for name in names:
         print(f"== bench {name}{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
         started = time.perf_counter()
         body = importlib.import_module(f"bench.{name}").run(args.quick)
-        sections[name] = wrap(name, body, args.quick, time.perf_counter() - started)
+        write_page(args.output, {name: wrap(name, body, args.quick, time.perf_counter() - started)})
         print(body, flush=True)
-    ordered = [sections[n] for n in BENCHES if n in sections]
-    ordered += [s for n, s in sections.items() if n not in BENCHES]  # kept, not ours to drop
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(header(BENCHES) + "\n" + "\n".join(ordered))
-    print(f"wrote {args.output}", file=sys.stderr)
+        print(f"wrote section {name} of {args.output}", file=sys.stderr)
     return 0
 
 

@@ -5,6 +5,7 @@ Imports only the standard library, so peer venvs (without retrainer) can use it.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -106,3 +107,43 @@ def seconds(value: float) -> str:
 
 def megabytes(value: float) -> str:
     return f"{value / 1024:.2f} GB" if value >= 1024 else f"{value:.0f} MB"
+
+
+def venv_versions(venv: Path) -> dict[str, str]:
+    """Installed distributions of a venv (lower-case name -> version), read without running it."""
+    sites = [str(p) for p in venv.glob("lib/python*/site-packages")]
+    if not sites:
+        return {}
+    return {
+        str(d.metadata["Name"]).lower(): d.version
+        for d in importlib.metadata.distributions(path=sites)
+    }
+
+
+def ensure_venv(venv: Path, requires: dict[str, str]) -> str:
+    """A peer's own venv (git-ignored ``.bench-venv-*``), created or fixed when it does not
+    hold ``requires`` (name -> version, or a specifier such as "<3"); returns its python."""
+    python = venv / "bin" / "python"
+    pinned = {k: v for k, v in requires.items() if v[:1].isdigit()}
+    found = venv_versions(venv)
+    if python.exists() and all(found.get(k) == v for k, v in pinned.items()):
+        return str(python)
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    specs = [f"{k}=={v}" if v[:1].isdigit() else f"{k}{v}" for k, v in requires.items()]
+    print(f"creating {venv.name}: {' '.join(specs)}", file=sys.stderr, flush=True)
+    subprocess.run([base, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *specs], check=True)
+    return str(python)
+
+
+def check_same_data(results: dict[str, Any]) -> None:
+    """Fail unless every worker reporting a ``fingerprint`` of a data set saw the same one."""
+    seen: dict[str, tuple[str, str]] = {}
+    for method, result in results.items():
+        for name, digest in result.get("fingerprint", {}).items():
+            if name in seen and seen[name][1] != digest:
+                raise RuntimeError(
+                    f"{method} saw other {name} data than {seen[name][0]}: the generator is "
+                    "not deterministic across the venvs (different numpy versions?)."
+                )
+            seen.setdefault(name, (method, digest))

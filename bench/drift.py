@@ -17,7 +17,6 @@ import hashlib
 import importlib.metadata
 import json
 import math
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -27,23 +26,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .common import REPO, WORK, emit, megabytes, peak_rss_mb, rss_mb, run_worker, seconds, table
+from .common import (
+    REPO,
+    WORK,
+    check_same_data,
+    emit,
+    ensure_venv,
+    megabytes,
+    peak_rss_mb,
+    rss_mb,
+    run_worker,
+    seconds,
+    table,
+    venv_versions,
+)
 
 SEED = 20261123
 CHUNK = 100_000
 NUMERIC = [f"num_{i:02d}" for i in range(40)]
 CARDINALITY = (3, 5, 8, 12, 20, 30, 50, 4, 6, 10)
 CATEGORICAL = [f"cat_{j}" for j in range(len(CARDINALITY))]
-SHAPES = (
-    "normal",
-    "lognormal",
-    "exponential",
-    "uniform",
-    "poisson",
-    "gamma",
-    "zero-inflated",
-    "price",
-)
+SHAPES = ("normal", "lognormal", "exponential", "uniform", "poisson", "gamma",
+          "zero-inflated", "price")  # fmt: skip
 # drifted by construction, and what changed
 DRIFTED = {
     "num_00": "normal mean +0.5 sd",
@@ -63,6 +67,7 @@ SUBTLE = {
     "cat_2": "3% of rows redrawn uniformly",
 }
 EVIDENTLY_VERSION = "0.7.23"
+EVIDENTLY_REQUIRES = {"evidently": EVIDENTLY_VERSION, "pandas": "<3"}  # 0.7.23 needs pandas<3
 EVIDENTLY_VENV = REPO / ".bench-venv-evidently"
 DECILES = np.linspace(0.0, 1.0, 11)[1:-1]
 
@@ -149,6 +154,17 @@ def full_frame(window: str, n: int, h: Any) -> pd.DataFrame:
 # ---------------------------------------------------------------- workers
 
 
+REPORTED = {"ks": "ks", "ks_p": "ks_p_value", "ks_bound": "ks_bound", "psi": "psi",
+            "chi2": "chi2", "chi2_p": "chi2_p_value", "js": "jensen_shannon",
+            "w": "wasserstein", "w_bound": "wasserstein_bound", "flag": "drift"}  # fmt: skip
+
+
+def _measured(elapsed: float, data_mb: float, **extra: Any) -> dict[str, Any]:
+    """A worker's result: wall time, peak RSS (unless given), RSS before timing, extras."""
+    return {"seconds": elapsed, "peak_mb": extra.pop("peak_mb", None) or peak_rss_mb(),
+            "data_mb": data_mb, **extra}  # fmt: skip
+
+
 def _reference_path(n: int) -> Path:
     return WORK / f"drift-reference-{n}.json"
 
@@ -165,13 +181,9 @@ def worker_reference(n: int) -> dict[str, Any]:
     text = json.dumps(ref.to_dict(), allow_nan=False)
     WORK.mkdir(parents=True, exist_ok=True)
     _reference_path(n).write_text(text)
-    return {
-        "seconds": elapsed,
-        "peak_mb": peak_rss_mb(),
-        "data_mb": data_mb,
-        "json_bytes": len(text),
-        "fingerprint": {"reference": h.hexdigest()},
-    }
+    return _measured(
+        elapsed, data_mb, json_bytes=len(text), fingerprint={"reference": h.hexdigest()}
+    )
 
 
 def worker_retrainer(n: int) -> dict[str, Any]:
@@ -195,29 +207,14 @@ def worker_retrainer(n: int) -> dict[str, Any]:
     report = drift_report(ref, acc.result(), thresholds)
     summary = summarize(report, thresholds)
     elapsed += time.perf_counter() - started
-    features = {
-        f.feature: {
-            "ks": f.ks,
-            "ks_p": f.ks_p_value,
-            "ks_bound": f.ks_bound,
-            "psi": f.psi,
-            "chi2": f.chi2,
-            "chi2_p": f.chi2_p_value,
-            "js": f.jensen_shannon,
-            "w": f.wasserstein,
-            "w_bound": f.wasserstein_bound,
-            "flag": f.drift,
-        }
-        for f in report
-    }
-    return {
-        "seconds": elapsed,
-        "peak_mb": peak_rss_mb(),
-        "data_mb": data_mb,
-        "features": features,
-        "summary": summary.message,
-        "fingerprint": {"current": h.hexdigest()},
-    }
+    features = {f.feature: {k: getattr(f, a) for k, a in REPORTED.items()} for f in report}
+    return _measured(
+        elapsed,
+        data_mb,
+        features=features,
+        summary=summary.message,
+        fingerprint={"current": h.hexdigest()},
+    )
 
 
 def _np_psi(p: np.ndarray, q: np.ndarray) -> float:
@@ -286,13 +283,13 @@ def worker_scipy(n: int) -> dict[str, Any]:
     for col in CATEGORICAL:
         counts = _category_table(ref, cur, col)
         features[col]["js"] = float(jensenshannon(counts[0], counts[1], base=2))
-    return {
-        "seconds": elapsed,
-        "peak_mb": peak,
-        "data_mb": data_mb,
-        "features": features,
-        "fingerprint": {"reference": h.hexdigest(), "current": hc.hexdigest()},
-    }
+    return _measured(
+        elapsed,
+        data_mb,
+        peak_mb=peak,
+        features=features,
+        fingerprint={"reference": h.hexdigest(), "current": hc.hexdigest()},
+    )
 
 
 def worker_evidently(n: int) -> dict[str, Any]:
@@ -320,15 +317,14 @@ def worker_evidently(n: int) -> dict[str, Any]:
         method, value, limit = str(config["method"]), float(metric["value"]), config["threshold"]
         flag = value < limit if "p_value" in method.lower() else value >= limit
         features[config["column"]] = {"method": method, "value": value, "flag": bool(flag)}
-    return {
-        "seconds": elapsed,
-        "peak_mb": peak_rss_mb(),
-        "data_mb": data_mb,
-        "features": features,
-        "version": importlib.metadata.version("evidently"),
-        "pandas": pd.__version__,
-        "fingerprint": {"reference": h.hexdigest(), "current": hc.hexdigest()},
-    }
+    return _measured(
+        elapsed,
+        data_mb,
+        features=features,
+        version=importlib.metadata.version("evidently"),
+        pandas=pd.__version__,
+        fingerprint={"reference": h.hexdigest(), "current": hc.hexdigest()},
+    )
 
 
 WORKERS = {
@@ -342,43 +338,11 @@ WORKERS = {
 # ---------------------------------------------------------------- runner
 
 
-def _evidently_versions() -> dict[str, str]:
-    sites = [str(p) for p in EVIDENTLY_VENV.glob("lib/python*/site-packages")]
-    if not sites:
-        return {}
-    return {
-        str(d.metadata["Name"]).lower(): d.version
-        for d in importlib.metadata.distributions(path=sites)
-    }
-
-
 def peers() -> dict[str, str]:
-    found = _evidently_versions()
+    found = venv_versions(EVIDENTLY_VENV)
     if "evidently" not in found:
         return {}
     return {"evidently": f"{found['evidently']} (own venv, pandas {found.get('pandas', '?')})"}
-
-
-def ensure_evidently() -> str:
-    """The Evidently venv's python, creating the venv when missing or outdated."""
-    python = EVIDENTLY_VENV / "bin" / "python"
-    if _evidently_versions().get("evidently") != EVIDENTLY_VERSION or not python.exists():
-        base = getattr(sys, "_base_executable", None) or sys.executable
-        print(f"creating {EVIDENTLY_VENV.name} (evidently {EVIDENTLY_VERSION})", file=sys.stderr)
-        subprocess.run([base, "-m", "venv", str(EVIDENTLY_VENV)], check=True)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                f"evidently=={EVIDENTLY_VERSION}",
-                "pandas<3",
-            ],
-            check=True,
-        )
-    return str(python)
 
 
 def _worst(
@@ -474,21 +438,9 @@ def _flags(res: dict[str, Any]) -> str:
     )
 
 
-def _check_same_data(res: dict[str, Any]) -> None:
-    seen: dict[str, tuple[str, str]] = {}
-    for method, r in res.items():
-        for window, digest in r.get("fingerprint", {}).items():
-            if window in seen and seen[window][1] != digest:
-                raise RuntimeError(
-                    f"{method} saw other {window} data than {seen[window][0]}: the generator "
-                    "is not deterministic across the two venvs (numpy versions?)."
-                )
-            seen.setdefault(window, (method, digest))
-
-
 def run(quick: bool) -> str:
     sizes = [20_000] if quick else [100_000, 1_000_000]
-    evidently = None if quick else ensure_evidently()
+    evidently = None if quick else ensure_venv(EVIDENTLY_VENV, EVIDENTLY_REQUIRES)
     results: dict[int, dict[str, Any]] = {}
     for n in sizes:
         res: dict[str, Any] = {}
@@ -498,7 +450,7 @@ def run(quick: bool) -> str:
         if evidently:
             print(f"   drift evidently n={n:,}", file=sys.stderr, flush=True)
             res["evidently"] = run_worker(["bench.drift", "evidently", str(n)], python=evidently)
-        _check_same_data(res)
+        check_same_data(res)
         results[n] = res
     WORK.mkdir(parents=True, exist_ok=True)
     (WORK / f"drift-results{'-quick' if quick else ''}.json").write_text(json.dumps(results))
