@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..core.entities import Decision
+from ..lifecycle.abtest import ab_report
 from ..lifecycle.drift_check import check_drift
 from ..lifecycle.maintain import maintain as maintain_op
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
@@ -102,3 +103,26 @@ def decisions(
         out.print(f"{v['taken_at'][:19]} {v['action']}{flag}: {v['outcome']}", highlight=False)
         for reason in v["reasons"]:
             out.print(f"    {reason}", highlight=False, markup=False)
+
+
+@app.command()
+@handles_errors
+def abtest(model: ModelArg, as_json: JsonFlag = False) -> None:
+    """Each arm's live metric since the challenger went on traffic, tested, with a verdict."""
+    with workspace() as ws:
+        r = ab_report(ws, model)
+    if as_json:
+        emit_json(r.to_dict())
+        return
+    out.print(
+        f"[bold]{model}[/]: champion {r.champion} vs {r.mode} challenger {r.challenger} "
+        f"at {r.fraction:.0%} since {r.since:%Y-%m-%d %H:%M}"
+    )
+    for a in r.arms:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in a["metrics"].items() if v is not None)
+        out.print(
+            f"  {a['version']} ({a['arm']}): {a['labelled']} labelled of "
+            f"{a['predictions']}; {metrics}",
+            highlight=False,
+        )
+    out.print(f"verdict: {r.verdict}", highlight=False)

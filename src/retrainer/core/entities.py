@@ -21,7 +21,10 @@ Bump = Literal["major", "minor", "patch"]
 CreatedBy = Literal["manual", "api", "schedule", "drift", "degradation", "policy", "demo"]
 VersionStatus = Literal["ready", "deleted"]
 RolloutMode = Literal["direct", "shadow", "ab", "canary"]
-Action = Literal["nothing", "fine_tune", "full_retrain", "rollback", "incremental_update"]
+Action = Literal[
+    "nothing", "fine_tune", "full_retrain", "rollback", "incremental_update",
+    "promote", "withdraw", "canary_step",
+]
 
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from ..core.clock import utcnow
 from ..core.entities import Decision, ModelVersion
@@ -13,11 +12,13 @@ from ..core.errors import InputError, QualityError, RetrainerError
 from ..families import family_class
 from ..policy.decide import decide
 from ..policy.state import Capabilities, DataDrift, LivePerformance, MaintenanceState
+from . import rollout
 from .drift_check import check_drift
 from .fine_tune import fine_tune
 from .lease import held_lease
 from .monitor import monitor
 from .registry_ops import rollback
+from .rollout import live_regression
 from .train import load_window, quality_of, train
 from .workspace import Workspace
 
@@ -80,6 +81,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         model=model,
         now=now,
         champion=champion,
+        regression=live_regression(ws, model, now),
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
         fine_tunes_since_full_retrain=len(tunes),
@@ -106,45 +108,94 @@ def maintain(
     spec = ws.model_spec(model)
     at = now or utcnow()
     with held_lease(ws, f"model:{model}", wait=wait):
+        if ws.store.roles(model).challenger is not None:
+            return _rollout_turn(ws, model, at, dry_run, triggered_by)
         state = build_state(ws, model, at)
         d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         version, deployed, outcome = None, False, "dry run: nothing changed"
         if not dry_run:
+            _alert_state(ws, model, state, d)
             version, deployed, outcome = _act(ws, model, d, triggered_by)
         stored = Decision(d.model, d.action, d.reasons, d.numbers, at, dry_run, outcome)
         ws.store.add_decision(stored)
     return MaintainResult(stored, version, deployed)
 
 
+def _rollout_turn(
+    ws: Workspace, model: str, at: datetime, dry_run: bool, by: str
+) -> MaintainResult:
+    """While a challenger is on traffic, a turn judges its watch window (and trains nothing)."""
+    if dry_run:
+        ch = ws.store.roles(model).challenger
+        assert ch is not None
+        reasons: tuple[str, ...] = (
+            f"{ch.mode} challenger {ch.version} on traffic at "
+            f"{ch.fraction:.0%}; a turn would judge its watch window",
+        )
+        d = Decision(
+            model,
+            "nothing",
+            reasons,
+            {"challenger": ch.version},
+            at,
+            True,
+            "dry run: nothing changed",
+        )
+        ws.store.add_decision(d)
+        return MaintainResult(d, None, False)
+    step = rollout.advance(ws, model, by=by, now=at)
+    outcome = {
+        "promote": f"promoted {step.version}",
+        "withdraw": f"withdrew {step.version}",
+        "canary_step": f"canary {step.version} stepped up",
+    }.get(step.action, "watching")
+    d = Decision(model, step.action, step.reasons, step.numbers, at, False, outcome)  # type: ignore[arg-type]
+    ws.store.add_decision(d)
+    return MaintainResult(d, step.version, step.action == "promote")
+
+
+def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision) -> None:
+    if not state.quality_ok:
+        ws.alert(
+            model,
+            "quality_failed",
+            "data quality blocks training",
+            "; ".join(state.quality_problems),
+        )
+    if state.drift is not None and state.drift.critical:
+        ws.alert(
+            model,
+            "critical_drift",
+            "critical data drift",
+            f"{state.drift.share:.0%} of features drifted: {', '.join(state.drift.drifted)}",
+        )
+
+
 def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, bool, str]:
     reason = d.reasons[0] if d.reasons else d.action
     try:
         if d.action == "full_retrain":
-            r = train(
-                ws,
-                model,
-                deploy=True,
-                require_pass=ws.store.roles(model).champion is not None,
-                created_by=by,
-                reason=reason,
-            )
-            return r.version.version, r.deployed, _gate_outcome(r.version.details, r.deployed)
-        if d.action in ("fine_tune", "incremental_update"):
-            f = fine_tune(ws, model, deploy=True, require_pass=True, created_by=by, reason=reason)
-            return f.version.version, f.deployed, _gate_outcome(f.version.details, f.deployed)
-        if d.action == "rollback":
+            v = train(ws, model, created_by=by, reason=reason).version
+        elif d.action in ("fine_tune", "incremental_update"):
+            v = fine_tune(ws, model, created_by=by, reason=reason).version
+        elif d.action == "rollback":
             ev = rollback(ws, model, reason=reason, triggered_by=by)
             return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}"
+        else:
+            return None, False, "nothing to do"
     except (QualityError, InputError) as exc:
         return None, False, f"not done: {exc.message.splitlines()[0]}"
     except RetrainerError as exc:
         return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}"
-    return None, False, "nothing to do"
-
-
-def _gate_outcome(details: dict[str, Any], deployed: bool) -> str:
-    gate = details.get("gate")
-    if gate is None:
-        return "deployed (first version)" if deployed else "registered"
-    verdict = f"gate {gate['verdict']} vs {gate.get('champion_version')}"
-    return f"{verdict}: deployed" if deployed else f"{verdict}: kept the champion"
+    gate = v.details.get("gate")
+    if gate is not None and gate["verdict"] != "pass":
+        why = "; ".join(gate.get("reasons", []))
+        ws.alert(model, "gate_rejected", f"gate {gate['verdict']}: {v.version} not deployed", why)
+        return (
+            v.version,
+            False,
+            f"gate {gate['verdict']} vs {gate.get('champion_version')}: kept the champion",
+        )
+    what = rollout.start(ws, model, v, by=by, reason=reason)
+    verdict = "first version" if gate is None else f"gate pass vs {gate.get('champion_version')}"
+    return v.version, what.startswith("deployed"), f"{verdict}: {what}"

@@ -91,9 +91,11 @@ def rollback(
     if target == current:
         raise ConflictError(f"Model {model!r}: version {target} is already the champion.")
     verify_loadable(ws, ws.store.get_version(model, target))
-    return ws.store.move_champion(
+    event = ws.store.move_champion(
         model, target, "rollback", reason, triggered_by, expect_champion=current
     )
+    ws.alert(model, "rollback", f"rolled back {current} → {target}", reason, by=triggered_by)
+    return event
 
 
 def protected_versions(ws: Workspace, model: str, roles: Roles | None = None) -> set[str]:

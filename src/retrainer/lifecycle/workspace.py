@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..alerts import Alert, Alerter
 from ..core.entities import ModelVersion
 from ..core.spec import ModelSpec, Spec, load_spec
 from ..families import FamilyModel, load_model
@@ -34,7 +35,7 @@ class Workspace:
         self.store = store or SqlStore(spec.store)
         self.artifacts = artifacts or ArtifactStore(spec.artifacts, signing_key_from_env())
         self._cache: dict[tuple[str, str], FamilyModel] = {}
-        self.extras: dict[str, Any] = {}
+        self._alerters: dict[str, Alerter] = {}
 
     @classmethod
     def open(cls, config: str | Path | None = None) -> Workspace:
@@ -60,7 +61,15 @@ class Workspace:
             self._cache[key] = load_model(self.artifact_bytes(v))
         return self._cache[key]
 
+    def alert(self, model: str, event: str, title: str, text: str = "", **fields: Any) -> None:
+        """Send an alert for ``model`` (never blocks, never raises; see alerts.Alerter)."""
+        if model not in self._alerters:
+            self._alerters[model] = Alerter(self.model_spec(model).alerts)
+        self._alerters[model].send(Alert(event, model, title, text, fields))  # type: ignore[arg-type]
+
     def close(self) -> None:
+        for alerter in self._alerters.values():
+            alerter.close(timeout=5)
         self.store.close()
 
     def __enter__(self) -> Workspace:

@@ -1,0 +1,73 @@
+"""Significance of the difference between two arms' live metrics, from aggregates only.
+
+Accuracy: a two-proportion z-test. MAE: Welch's t-test on absolute errors, whose variance
+follows from RMSE and MAE (var|e| = RMSE² − MAE²). Other metrics have no test from the
+aggregates; their verdict is "inconclusive" with the values still reported.
+
+>>> r = compare_arms("accuracy", 0.80, 5000, 0.83, 5000, significance=0.05)
+>>> r.verdict, r.p_value < 0.05
+('challenger_better', True)
+>>> compare_arms("accuracy", 0.80, 50, 0.81, 50, significance=0.05).verdict
+'inconclusive'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from scipy import stats
+
+from ..core.metrics import METRICS
+
+
+@dataclass(frozen=True)
+class ArmComparison:
+    metric: str
+    champion: float
+    challenger: float
+    n_champion: int
+    n_challenger: int
+    improvement: float
+    test: str
+    p_value: float | None
+    verdict: str  # challenger_better | challenger_worse | inconclusive
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare_arms(
+    metric: str,
+    champion: float,
+    n_champion: int,
+    challenger: float,
+    n_challenger: int,
+    *,
+    significance: float,
+    champion_rmse: float | None = None,
+    challenger_rmse: float | None = None,
+) -> ArmComparison:
+    m = METRICS[metric]
+    improvement = m.improvement(challenger, champion)
+    p: float | None = None
+    test = "none"
+    if metric == "accuracy" and n_champion and n_challenger:
+        test = "two-proportion z"
+        pooled = (champion * n_champion + challenger * n_challenger) / (n_champion + n_challenger)
+        se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n_champion + 1 / n_challenger))
+        p = float(2 * stats.norm.sf(abs(challenger - champion) / se))
+    elif metric == "mae" and champion_rmse is not None and challenger_rmse is not None:
+        test = "welch t on |error|"
+        v1 = max(champion_rmse**2 - champion**2, 1e-12) / max(n_champion, 1)
+        v2 = max(challenger_rmse**2 - challenger**2, 1e-12) / max(n_challenger, 1)
+        t = (challenger - champion) / math.sqrt(v1 + v2)
+        dof = (v1 + v2) ** 2 / (v1**2 / max(n_champion - 1, 1) + v2**2 / max(n_challenger - 1, 1))
+        p = float(2 * stats.t.sf(abs(t), dof))
+    verdict = "inconclusive"
+    if p is not None and p < significance:
+        verdict = "challenger_better" if improvement > 0 else "challenger_worse"
+    return ArmComparison(
+        metric, champion, challenger, n_champion, n_challenger, improvement, test, p, verdict
+    )
