@@ -205,7 +205,7 @@ def test_cli_monitor_json_shape_and_exit_codes(
         feedback_for(ws, raw, 1.0, "rain")
     body = json.loads(cli("monitor", MODEL, "--window", "4d", "--json", code=0))
     assert set(body) == {"model", "window", "since", "until", "primary_metric", "versions",
-                         "folded", "notes"}  # fmt: skip
+                         "folded", "notes", "concept_drift"}  # fmt: skip
     assert (body["model"], body["window"], body["primary_metric"]) == (MODEL, "4d", "accuracy")
     first = body["versions"][0]
     assert set(first) == {"version", "arm", "predictions", "labelled", "metrics",

@@ -55,6 +55,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     ]
     newest = by_time[-1]
     report = monitor(ws, model, now=now)
+    concept = bool(report.concept and report.concept.get("drift"))
     perf = None
     try:
         live = report.version(champion, "champion")
@@ -82,6 +83,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         now=now,
         champion=champion,
         regression=live_regression(ws, model, now),
+        concept_drift=concept,
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
         fine_tunes_since_full_retrain=len(tunes),

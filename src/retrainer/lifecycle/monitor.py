@@ -35,6 +35,7 @@ from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import RetrainerError
 from ..core.metrics import METRICS, task_metrics
+from ..monitoring.concept import ConceptDriftMonitor
 from ..store.convert import jsonsafe
 from .feedback import label_key
 from .workspace import Workspace
@@ -68,6 +69,7 @@ class MonitorReport:
     versions: list[VersionMonitor]
     folded: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    concept: dict[str, Any] | None = None
 
     def version(self, version: str, arm: str | None = None) -> VersionMonitor:
         for v in self.versions:
@@ -85,6 +87,7 @@ class MonitorReport:
             "versions": [v.to_dict() for v in self.versions],
             "folded": self.folded,
             "notes": self.notes,
+            "concept_drift": self.concept,
         }
 
 
@@ -137,6 +140,7 @@ def monitor(
                 degradation,
             )
         )
+    concept = _concept(ws, model, folder)
     if folder.multiclass:
         notes.append("multi-class: only accuracy is computed live (probabilities are not logged).")
     return MonitorReport(
@@ -148,7 +152,28 @@ def monitor(
         versions,
         {"predictions": n_pred, "actuals": n_act},
         notes,
+        concept,
     )
+
+
+def _concept(ws: Workspace, model: str, folder: _Folder) -> dict[str, Any] | None:
+    """Feed the champion's newly labelled errors to its debounced concept-drift detector
+    (its snapshot persists between checks; a new champion starts a fresh one)."""
+    champion = ws.store.roles(model).champion
+    if champion is None:
+        return None
+    spec = ws.model_spec(model)
+    saved = ws.store.get_state(model, "concept")
+    if saved is not None and saved[0] == champion:
+        detector = ConceptDriftMonitor.from_dict(saved[1])
+    else:
+        detector = ConceptDriftMonitor.from_spec(spec.monitor)
+    errors = [e for v, arm, e in folder.errors if v == champion and arm == "champion"]
+    if not errors:
+        return None if saved is None or saved[0] != champion else detector.status.to_dict()
+    status = detector.update(np.concatenate(errors).tolist())
+    ws.store.put_state(model, "concept", champion, detector.to_dict())
+    return status.to_dict()
 
 
 def live_metrics(task: str, s: dict[str, Any]) -> dict[str, float | None]:
@@ -182,6 +207,7 @@ class _Folder:
         self.ws, self.model, self.task = ws, model, task
         self._classes: dict[str, list[str] | None] = {}
         self.multiclass = False
+        self.errors: list[tuple[str, str, np.ndarray]] = []  # (version, arm, errors) in order
 
     def predictions(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
         if not rows:
@@ -206,10 +232,12 @@ class _Folder:
             df["sum_abs"], df["sum_sq"] = err.abs(), err**2
             df["sum_ape"] = err.abs() / np.maximum(y.abs(), EPS)
             df["sum_y"], df["sum_y2"] = y, y**2
+            self._errors(df, err.abs())
             return _group(df, ["n_labelled", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"])
         truth, said = _labels(df["value"]), _labels(df["output"])
         df["output"] = said
         df["n_correct"] = (truth == said).astype(int)
+        self._errors(df, 1.0 - df["n_correct"])
         for name in ("n_proba", "tp", "fp", "tn", "fn", "sum_brier", "sum_logloss"):
             df[name] = 0.0
         for version, idx in df.groupby("version").groups.items():
@@ -247,6 +275,11 @@ class _Folder:
                 "sum_logloss",
             ],
         )
+
+    def _errors(self, df: pd.DataFrame, err: pd.Series) -> None:
+        for (version, arm), idx in df.groupby(["version", "arm"], sort=False).groups.items():
+            e = err.loc[idx].to_numpy(dtype=float)
+            self.errors.append((str(version), str(arm), e[np.isfinite(e)]))
 
     def _version_classes(self, version: str, part: pd.DataFrame) -> list[str] | None:
         """[negative, positive] labels of a binary version (None when not binary)."""

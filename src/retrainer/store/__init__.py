@@ -16,10 +16,12 @@ from .monitor_store import MonitorStore
 from .predlog import PredictionFeatures, PredictionLogStore
 from .registry import RegistryStore, role_of
 from .rows import RowsStore
+from .state import StateStore
 
 
 class SqlStore(
     DecisionStore,
+    StateStore,
     FeedbackStore,
     MonitorStore,
     LeaseStore,

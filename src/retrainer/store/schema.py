@@ -230,3 +230,14 @@ monitor_watermarks = Table(
 # Monitoring folds rows above a watermark per model: (model, id) keeps that a range scan.
 Index("ix_predictions_model_id", predictions.c.model, predictions.c.id)
 Index("ix_actuals_model_id", actuals.c.model, actuals.c.id)
+
+# Small per-model state the loop keeps between turns (e.g. the concept-drift detector).
+model_state = Table(
+    "model_state",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("key", String(64), primary_key=True),
+    Column("version", String(32)),
+    Column("value", Json, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)

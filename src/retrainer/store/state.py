@@ -1,0 +1,37 @@
+"""Per-model state kept between turns of the loop, as JSON under a key."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from ..core.clock import utcnow
+from . import schema as t
+from .base import StoreBase
+from .convert import jsonsafe
+
+
+class StateStore(StoreBase):
+    def get_state(self, model: str, key: str) -> tuple[str | None, Any] | None:
+        """(version, value) stored under ``key``, or None."""
+        c = t.model_state.c
+        with self.read() as conn:
+            row = conn.execute(
+                select(c.version, c.value).where(c.model == model, c.key == key)
+            ).first()
+        return None if row is None else (row.version, row.value)
+
+    def put_state(self, model: str, key: str, version: str | None, value: Any) -> None:
+        c = t.model_state.c
+        with self.write() as conn:
+            conn.execute(delete(t.model_state).where(c.model == model, c.key == key))
+            conn.execute(
+                t.model_state.insert().values(
+                    model=model,
+                    key=key,
+                    version=version,
+                    value=jsonsafe(value),
+                    updated_at=utcnow(),
+                )
+            )
