@@ -77,7 +77,10 @@ def test_canary_steps_up_and_promotes(canary, weather_df: pd.DataFrame) -> None:
     assert actions == ["canary_step", "promote"]
     assert ws.store.roles("weather").champion == version
     assert [e.action for e in ws.store.events("weather")][-3:] == [
-        "start_challenger", "canary_step", "promote"]
+        "start_challenger",
+        "canary_step",
+        "promote",
+    ]
 
 
 def test_worse_challenger_is_withdrawn(canary, weather_df: pd.DataFrame) -> None:
