@@ -60,7 +60,7 @@ def test_sigkill_during_maintain(
             assert (events[-1].to_version if events else None) == champion
             holder = ws.store.lease_holder(LEASE)
             if holder is not None:  # the killed run's lease: refused now, free after expiry
-                owner, expires = holder
+                _owner, expires = holder
                 assert not ws.store.acquire_lease(LEASE, "next", 60)
                 later = expires + timedelta(seconds=1)
                 assert ws.store.acquire_lease(LEASE, "next", 60, now=later)
