@@ -156,6 +156,22 @@ class Schedule(Section):
     fine_tune: str | None = None
     grace_seconds: int = Field(3600, ge=0)
 
+    @field_validator("maintain", "full_retrain", "fine_tune")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except ValueError as exc:
+            raise ValueError(
+                f"{v!r} is not a cron expression ({exc}); use five fields: minute hour "
+                "day-of-month month day-of-week, e.g. '0 */6 * * *'"
+            ) from None
+        return v
+
 
 class Alerts(Section):
     webhooks: list[str] = Field(default_factory=list)

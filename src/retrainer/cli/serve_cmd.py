@@ -1,0 +1,49 @@
+"""``retrainer serve``: the REST service under uvicorn."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from ..core.spec import default_config_path
+from .app import _state, app, err, handles_errors
+
+
+@app.command()
+@handles_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, help="Worker processes (each loads the models).")
+    ] = 1,
+    log_predictions: Annotated[
+        bool,
+        typer.Option("--log/--no-log", help="Log every prediction (for monitoring, feedback)."),
+    ] = True,
+) -> None:
+    """Serve the REST API: predict, feedback, admin routes, /health, /ready, /metrics, /docs."""
+    import uvicorn
+
+    from ..serving.app import create_app
+
+    config = _state["config"] or default_config_path()
+    if workers == 1:
+        application = create_app(config, log_predictions=log_predictions)
+        err.print(f"retrainer: serving on http://{host}:{port} (docs at /docs)", highlight=False)
+        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        return
+    os.environ["RETRAINER_CONFIG"] = str(os.path.abspath(config))
+    os.environ["RETRAINER_PREDICTION_LOG"] = "on" if log_predictions else "off"
+    err.print(f"retrainer: serving on http://{host}:{port} with {workers} workers", highlight=False)
+    uvicorn.run(
+        "retrainer.serving.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

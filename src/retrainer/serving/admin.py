@@ -1,0 +1,199 @@
+"""Mutating routes (feedback, train, maintain, deploy, rollback) and background jobs.
+
+Training and maintenance run in one background thread, one job at a time (a 2-core machine
+serves while it trains); ``POST .../train`` answers 202 with a job id at once and
+``GET /v1/jobs/{id}`` reports its state and result. Jobs live in memory: a restart forgets
+them (the versions and decisions they made are in the store).
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..core.clock import utcnow
+from ..core.errors import InputError, RetrainerError
+from ..core.views import event_view, version_view
+from ..lifecycle import registry_ops
+from ..lifecycle.feedback import record_feedback
+from ..lifecycle.maintain import maintain
+from ..lifecycle.train import train
+from ..lifecycle.workspace import Workspace
+from .errors import error_response, json_response, log
+from .models import (
+    DeployRequest,
+    FeedbackRequest,
+    JobView,
+    MaintainRequest,
+    RollbackRequest,
+    TrainRequest,
+)
+
+if TYPE_CHECKING:
+    from .app import ServerState
+
+MAX_JOBS = 200  # finished jobs kept in memory
+
+
+def decision_view(d: Any) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "model": d.model,
+        "action": d.action,
+        "reasons": list(d.reasons),
+        "numbers": d.numbers,
+        "taken_at": d.taken_at.isoformat(),
+        "dry_run": d.dry_run,
+        "outcome": d.outcome,
+    }
+
+
+class Jobs:
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="job")
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, model: str, fn: Any) -> dict[str, Any]:
+        job: dict[str, Any] = {
+            "id": uuid.uuid4().hex,
+            "kind": kind,
+            "model": model,
+            "state": "queued",
+            "submitted_at": utcnow().isoformat(),
+        }
+        with self._lock:
+            self._jobs[job["id"]] = job
+            done = [k for k, j in self._jobs.items() if j["state"] in ("succeeded", "failed")]
+            for k in done[: max(0, len(done) - MAX_JOBS)]:
+                del self._jobs[k]
+        self._pool.submit(self._run, job, fn)
+        return dict(job)
+
+    def _run(self, job: dict[str, Any], fn: Any) -> None:
+        job.update(state="running", started_at=utcnow().isoformat())
+        try:
+            result = fn()
+            job.update(state="succeeded", result=result)
+        except RetrainerError as exc:
+            job.update(state="failed", error=exc.to_dict())
+        except Exception as exc:
+            log.exception("job %s (%s %s) crashed", job["id"], job["kind"], job["model"])
+            job.update(state="failed", error={"error": "internal", "message": repr(exc)})
+        job["finished_at"] = utcnow().isoformat()
+
+    def get(self, job_id: str) -> dict[str, Any]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return dict(job)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def admin_router(state: ServerState) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["admin"])
+    ws = state.ws
+
+    def guard(request: Request, name: str) -> None:
+        state.check_auth(request, mutating=True)
+        state.registry.get(name)
+
+    @r.post("/models/{name}/feedback")
+    def feedback(name: str, body: FeedbackRequest, request: Request) -> Response:
+        """Record actual outcomes by entity id (same semantics as `retrainer feedback`)."""
+        guard(request, name)
+        spec = ws.model_spec(name)
+        alias = {"entity_id": spec.id_column, "actual": spec.target}
+        rows = [{alias.get(k, k): v for k, v in row.items()} for row in body.actuals]
+        result = record_feedback(ws, name, pd.DataFrame.from_records(rows), where="request")
+        view = result.to_dict()
+        if result.received and result.rejected == result.received:
+            raise InputError("Every actual was rejected; see first_rejects.", **view)
+        return json_response(view)
+
+    @r.post("/models/{name}/train", status_code=202, response_model=JobView)
+    def train_route(name: str, request: Request, body: TrainRequest | None = None) -> Response:
+        """Full retrain in the background; returns the job to poll at /v1/jobs/{id}."""
+        guard(request, name)
+        b = body or TrainRequest()
+
+        def run() -> dict[str, Any]:
+            res = train(
+                ws,
+                name,
+                family=b.family,
+                deploy=b.deploy,
+                days_back=b.days_back,
+                force=b.force_retrain,
+                created_by="api",
+                reason="train via api",
+            )
+            role = "champion" if res.deployed else "archived"
+            return {
+                **version_view(res.version, role),
+                "deployed": res.deployed,
+                "gate": res.version.details.get("gate"),
+            }
+
+        return json_response(state.jobs.submit("train", name, run), 202)
+
+    @r.get("/jobs/{job_id}", response_model=JobView)
+    def job(job_id: str, request: Request) -> Response:
+        """A background job's state and, once finished, its result or error."""
+        state.check_auth(request, mutating=False)
+        try:
+            return json_response(state.jobs.get(job_id))
+        except KeyError:
+            err = RetrainerError(f"No job {job_id!r} on this server (jobs live in memory).")
+            err.code = "job_not_found"
+            return error_response(request, err, 404)
+
+    @r.post("/models/{name}/maintain")
+    def maintain_route(
+        name: str, request: Request, body: MaintainRequest | None = None
+    ) -> Response:
+        """One turn of the loop (monitor → policy → act), synchronously."""
+        guard(request, name)
+        res = maintain(ws, name, dry_run=(body or MaintainRequest()).dry_run, triggered_by="api")
+        return json_response(
+            {**decision_view(res.decision), "version": res.version, "deployed": res.deployed}
+        )
+
+    @r.post("/models/{name}/deploy")
+    def deploy(name: str, body: DeployRequest, request: Request) -> Response:
+        """Make a version the champion (verified first); the server hot-reloads it."""
+        guard(request, name)
+        ev = registry_ops.deploy(
+            ws, name, body.version, reason=body.reason, forced=body.force, triggered_by="api"
+        )
+        _reload(state, name)
+        return json_response(event_view(ev))
+
+    @r.post("/models/{name}/rollback")
+    def rollback(name: str, request: Request, body: RollbackRequest | None = None) -> Response:
+        """Return to the previous champion, or to ``to``."""
+        guard(request, name)
+        b = body or RollbackRequest()
+        ev = registry_ops.rollback(ws, name, to=b.to, reason=b.reason, triggered_by="api")
+        _reload(state, name)
+        return json_response(event_view(ev))
+
+    return r
+
+
+def _reload(state: ServerState, name: str) -> None:
+    """Swap at once after a change made through this server (others wait for the poll)."""
+    try:
+        state.registry.refresh(name)
+    except Exception as exc:
+        log.warning("model %s: reload after change failed: %s", name, exc)

@@ -1,0 +1,238 @@
+"""The FastAPI app: ``create_app(ws or config)``. Routes are listed in docs/cli.md
+(``retrainer serve``); the predict route is the hot path (see ``serving.predict``).
+
+Background work starts with the app's lifespan and stops with it: the model reloader, the
+prediction-log writer and the job pool. Shutdown flushes the prediction log.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from ..core.clock import utcnow
+from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, RetrainerError
+from ..core.routing import Route, route
+from ..lifecycle.workspace import Workspace
+from .admin import Jobs, admin_router
+from .errors import TooLarge, install_handlers, json_response, request_id
+from .logqueue import LogItem, LogQueue
+from .metrics import Metrics
+from .models import ErrorBody, PredictRequest, PredictResponse
+from .predict import parse_rows, score
+from .registry import AlertFn, ModelRegistry
+from .spool import spool_dir
+from .status import scrape_gauges, status_router
+
+ROW_BYTES, FEATURE_BYTES = 256, 128  # the body limit: 4 KiB + rows × (256 + 128 × features)
+
+
+@dataclass
+class ServerState:
+    ws: Workspace
+    registry: ModelRegistry
+    logq: LogQueue | None
+    metrics: Metrics
+    jobs: Jobs
+    token: str | None
+    limits: dict[str, int] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    def check_auth(self, request: Request, *, mutating: bool) -> None:
+        """401 without a bearer token, 403 with a wrong one; reads are open unless
+        ``auth.protect_reads``. Nothing is checked when no token is configured."""
+        if self.token is None or not (mutating or self.ws.spec.auth.protect_reads):
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            raise AuthError(
+                "This route needs 'Authorization: Bearer <token>' (RETRAINER_API_TOKEN is set)."
+            )
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise ForbiddenError("The bearer token is wrong. Use the server's RETRAINER_API_TOKEN.")
+
+
+def byte_limit(max_rows: int, n_features: int) -> int:
+    return 4096 + max_rows * (ROW_BYTES + FEATURE_BYTES * n_features)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 past ``limit`` bytes (by Content-Length, or while
+    streaming a chunked body)."""
+    declared = request.headers.get("content-length")
+    too_large = f"The body is larger than this model's limit of {limit} bytes"
+    if declared is not None:
+        if not declared.isdigit():
+            raise InputError(f"Content-Length {declared[:20]!r} is not a number.")
+        if int(declared) > limit:
+            raise TooLarge(f"{too_large} ({declared} bytes). Split it into smaller batches.")
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"{too_large}. Split it into smaller batches.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(
+            f"Invalid request: the body is not valid JSON ({str(exc)[:80]}).",
+            errors=[{"row": None, "field": None, "problem": "invalid JSON"}],
+        ) from None
+
+
+_PREDICT_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody} for s in (401, 403, 404, 409, 413, 422)
+}
+
+
+def create_app(
+    source: Workspace | str | Path | None = None,
+    *,
+    alert: AlertFn | None = None,
+    log_predictions: bool = True,
+    spool: str | Path | None = None,
+    token: str | None = None,
+    flush_seconds: float = 0.2,
+) -> FastAPI:
+    """The app for a workspace (or a config path; default ``RETRAINER_CONFIG``)."""
+    owns = not isinstance(source, Workspace)
+    ws = source if isinstance(source, Workspace) else Workspace.open(source)
+    registry = ModelRegistry(ws, alert)
+    logq = None
+    if log_predictions:
+        logq = LogQueue(ws.store, spool or spool_dir(ws.spec), flush_seconds=flush_seconds)
+    tok = token if token is not None else os.environ.get("RETRAINER_API_TOKEN") or None
+    state = ServerState(ws, registry, logq, Metrics(), Jobs(ws), tok)
+    for name, m in ws.spec.models.items():
+        state.limits[name] = byte_limit(m.serving.max_batch_rows, len(m.feature_names))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        registry.refresh_all()
+        registry.start()
+        if logq is not None:
+            logq.start()
+        try:
+            yield
+        finally:
+            registry.close()
+            state.jobs.close()
+            if logq is not None:
+                logq.close()
+            if owns:
+                ws.close()
+
+    app = FastAPI(title="retrainer", version="1", lifespan=lifespan)
+    app.state.retrainer = state
+    install_handlers(app)
+    app.include_router(admin_router(state))
+    app.include_router(status_router(state))
+
+    @app.post(
+        "/v1/models/{name}/predict",
+        openapi_extra=_PREDICT_DOC,
+        responses={200: {"model": PredictResponse}, **_ERRORS},
+        tags=["predict"],
+    )
+    async def predict(name: str, request: Request) -> Response:
+        """Score one row or a batch with the version the rollout routes it to."""
+        t0 = time.perf_counter()
+        rid = request_id(request)
+        state.check_auth(request, mutating=False)
+        served = registry.get(name)
+        version, arm = "-", "-"
+        try:
+            spec = ws.spec.models[name]
+            rows = parse_rows(
+                _loads(await read_body(request, state.limits[name])), spec.serving.max_batch_rows
+            )
+            first = rows[0]
+            key = first.get("entity_id", first.get(spec.id_column)) if type(first) is dict else None
+            r = route(served.roles, str(key) if type(key) in (str, int) else rid)
+            loaded = served.pick(r)
+            if loaded is None:  # the challenger failed to load: its traffic goes to the champion
+                loaded = served.champion
+                if loaded is None:
+                    raise NoChampion(
+                        f"Model {name!r}: champion {served.roles.champion} is not loaded (it "
+                        "failed verification); see /ready and the server log."
+                    )
+                r = Route(loaded.version, "champion")
+            version, arm = loaded.version, r.arm
+            X, ids = loaded.codec.encode(rows)
+            outputs, probabilities, probas = score(loaded, X)
+        except RetrainerError as exc:
+            state.metrics.error(name, version, arm, exc.code)
+            raise
+        except TooLarge:
+            state.metrics.error(name, version, arm, "payload_too_large")
+            raise
+        body: dict[str, Any] = {"predictions": outputs}
+        if probabilities is not None:
+            body["probabilities"] = probabilities
+        body.update(version=version, arm=arm, request_id=rid)
+        response = json_response(body, headers={"x-request-id": rid})
+        if logq is not None:
+            now = utcnow()
+            cols = loaded.codec.columns
+            logq.put(LogItem(name, rid, version, arm, rows, ids, cols, now, outputs, probas))
+            shadow = served.challenger
+            if r.shadow is not None and shadow is not None and shadow.version == r.shadow:
+                logq.put(
+                    LogItem(
+                        name, rid, shadow.version, "shadow", rows, ids, cols, now, shadow=shadow
+                    )
+                )
+        state.metrics.observe(name, version, arm, 200, time.perf_counter() - t0)
+        return response
+
+    @app.get("/health", tags=["service"])
+    def health() -> dict[str, str]:
+        """The process is up (it says nothing about the models: see /ready)."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["service"], responses={503: {"description": "not ready"}})
+    def ready() -> Response:
+        """200 once every model with a champion in the store has a verified one loaded."""
+        models = registry.ready()
+        ok = all(v in ("ready", "no champion") for v in models.values())
+        return json_response({"ready": ok, "models": models}, 200 if ok else 503)
+
+    @app.get("/metrics", tags=["service"])
+    def metrics(request: Request) -> Response:
+        """Prometheus text exposition."""
+        state.check_auth(request, mutating=False)
+        text = state.metrics.render(scrape_gauges(state))
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The factory ``uvicorn --factory`` calls in each worker (config from RETRAINER_CONFIG;
+    ``RETRAINER_PREDICTION_LOG=off`` turns prediction logging off)."""
+    log = os.environ.get("RETRAINER_PREDICTION_LOG", "on").lower() not in ("off", "0", "false")
+    return create_app(None, log_predictions=log)

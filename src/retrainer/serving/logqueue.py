@@ -1,0 +1,230 @@
+"""Prediction logging off the request path.
+
+A request appends one item (its rows and outputs, not yet encoded) to a bounded in-memory
+queue: no I/O, no JSON. One background thread wakes every ``flush_seconds`` (or when
+``batch_rows`` are waiting), scores shadow items with the challenger, encodes the records
+(one ``json.dumps`` per row) and writes them with ``store.log_predictions`` in batches.
+
+When the store is unreachable (``StoreUnavailable`` or a database ``OperationalError``) the
+batches are appended to a local spool (``spool.Spool``, JSONL) and replayed, oldest first,
+once a retry succeeds; nothing is dropped. A full queue drops the item and counts it
+(``dropped``). ``close`` drains the queue: into the store, or into the spool if it is down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..core.errors import StoreUnavailable
+from .spool import Spool
+
+if TYPE_CHECKING:
+    from .registry import Loaded
+
+log = logging.getLogger("retrainer.serving.log")
+TRANSIENT = (StoreUnavailable, OperationalError)
+
+
+class PredictionSink(Protocol):
+    def log_predictions(self, rows: Sequence[dict[str, Any]]) -> int: ...
+
+
+@dataclass(frozen=True)
+class LogItem:
+    """One request's predictions; with ``shadow`` the worker scores the rows itself."""
+
+    model: str
+    request_id: str
+    version: str
+    arm: str
+    rows: list[dict[str, Any]]
+    ids: list[str | None]
+    columns: tuple[str, ...]
+    created_at: datetime
+    outputs: list[Any] | None = None
+    probas: list[float | None] | None = None
+    shadow: Loaded | None = None
+
+
+def _clean(v: Any) -> Any:
+    return None if type(v) is float and not math.isfinite(v) else v
+
+
+def records(item: LogItem) -> list[dict[str, Any]]:
+    assert item.outputs is not None
+    probas = item.probas or [None] * len(item.rows)
+    return [
+        {
+            "model": item.model,
+            "request_id": item.request_id,
+            "entity_id": eid,
+            "version": item.version,
+            "arm": item.arm,
+            "features": json.dumps({c: _clean(row.get(c)) for c in item.columns}),
+            "output": out,
+            "proba": p,
+            "created_at": item.created_at,
+        }
+        for row, eid, out, p in zip(item.rows, item.ids, item.outputs, probas, strict=True)
+    ]
+
+
+class LogQueue:
+    def __init__(
+        self,
+        store: PredictionSink,
+        spool_dir: str | Path,
+        *,
+        flush_seconds: float = 0.2,
+        batch_rows: int = 1000,
+        max_rows: int = 200_000,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.spool = Spool(spool_dir)
+        self.flush_seconds = flush_seconds
+        self.batch_rows = batch_rows
+        self.max_rows = max_rows
+        self.retry_seconds = retry_seconds
+        self.written = self.dropped = self.failed = self.shadow_errors = 0
+        self.store_up = True
+        self._items: deque[LogItem] = deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._next_retry = 0.0
+        self._thread: threading.Thread | None = None
+
+    @property
+    def depth(self) -> int:
+        """Rows waiting in memory."""
+        return self._rows
+
+    def put(self, item: LogItem) -> bool:
+        """Queue one request's predictions; never blocks. False (counted) when full."""
+        n = len(item.rows)
+        with self._lock:
+            if self._rows + n > self.max_rows:
+                self.dropped += n
+                return False
+            self._items.append(item)
+            self._rows += n
+            wake = self._rows >= self.batch_rows
+        if wake:
+            self._wake.set()
+        return True
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
+        self._thread.start()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Stop and flush everything queued (to the store, or the spool when it is down)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.flush()
+        self.spool.close()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.flush_seconds)
+            self._wake.clear()
+            try:
+                self.flush()
+            except Exception:  # never let the logger die
+                log.exception("prediction log flush failed")
+
+    def flush(self) -> None:
+        """Write what is queued now, in batches; also retries the spool when it is due."""
+        while True:
+            batch: list[dict[str, Any]] = []
+            while len(batch) < self.batch_rows:
+                with self._lock:
+                    if not self._items:
+                        break
+                    item = self._items.popleft()
+                    self._rows -= len(item.rows)
+                batch += self._records(item)
+            if not batch:
+                if self.spool.pending and time.monotonic() >= self._next_retry:
+                    self._replay()
+                return
+            self._write(batch)
+
+    def _records(self, item: LogItem) -> list[dict[str, Any]]:
+        if item.shadow is None:
+            return records(item)
+        from .predict import score  # the hot path module; imported lazily to avoid a cycle
+
+        try:
+            X, ids = item.shadow.codec.encode(item.rows)
+            outputs, _, probas = score(item.shadow, X)
+        except Exception as exc:
+            self.shadow_errors += 1
+            log.debug("shadow %s %s failed: %s", item.model, item.version, exc)
+            return []
+        done = LogItem(
+            item.model,
+            item.request_id,
+            item.version,
+            "shadow",
+            item.rows,
+            ids,
+            item.shadow.codec.columns,
+            item.created_at,
+            outputs,
+            probas,
+        )
+        return records(done)
+
+    def _replay(self) -> bool:
+        try:
+            n = self.spool.replay(self.store.log_predictions, self.batch_rows)
+        except TRANSIENT as exc:
+            self._down(exc)
+            return False
+        if n:
+            log.info("prediction log: replayed %d spooled rows", n)
+            self.written += n
+        self.store_up = True
+        return True
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        if self.spool.pending and (time.monotonic() < self._next_retry or not self._replay()):
+            self.spool.append(batch)  # keep the order: behind what is already spooled
+            return
+        try:
+            self.written += self.store.log_predictions(batch)
+            self.store_up = True
+        except TRANSIENT as exc:
+            self._down(exc)
+            self.spool.append(batch)
+        except DBAPIError as exc:  # the batch itself is bad: keep it aside, do not retry
+            self.failed += len(batch)
+            self.spool.append(batch, failed=True)
+            log.error("prediction log: %d rows refused by the store: %s", len(batch), exc)
+
+    def _down(self, exc: Exception) -> None:
+        if self.store_up:
+            log.warning(
+                "prediction log: store unreachable, spooling to %s: %s",
+                self.spool.folder,
+                getattr(exc, "message", exc),
+            )
+        self.store_up = False
+        self._next_retry = time.monotonic() + self.retry_seconds

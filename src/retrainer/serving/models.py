@@ -1,0 +1,90 @@
+"""Request and response bodies of the REST API.
+
+The predict route does not validate its body with these models (a hand-written check against
+the feature schema is several times cheaper per row); they document it in the OpenAPI schema.
+The admin routes validate their bodies with them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Row = dict[str, Any]
+
+
+class PredictRequest(BaseModel):
+    """One row (``row``) or a batch (``rows``, 1 to ``serving.max_batch_rows``). A row maps
+    each feature to its value (``null`` for missing where the family takes it) and may carry
+    ``entity_id`` (or the spec's id column), which routes A/B and canary traffic."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"rows": [{"entity_id": "c-42", "age": 31.0}]}]}
+    )
+    rows: list[Row] | None = Field(None, min_length=1)
+    row: Row | None = None
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+    probabilities: list[dict[str, float]] | None = Field(
+        None, description="Classifiers only: one {class: probability} per row."
+    )
+    version: str
+    arm: Literal["champion", "challenger"]
+    request_id: str
+
+
+class FeedbackRequest(BaseModel):
+    """Actual outcomes: each row holds the spec's id column (or ``entity_id``) and target
+    column (or ``actual``), optionally its time column."""
+
+    actuals: list[Row] = Field(min_length=1)
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    force_retrain: bool = Field(
+        False, description="Deploy even if the gate rejects the new version (recorded forced)."
+    )
+    days_back: int | None = Field(None, ge=1, description="Train on the last N days only.")
+    family: str | None = Field(None, description="Override the spec's family.")
+    deploy: bool = Field(True, description="Make the new version champion if the gate passes.")
+
+
+class MaintainRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dry_run: bool = False
+
+
+class DeployRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str
+    force: bool = False
+    reason: str = "deploy via api"
+
+
+class RollbackRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: str | None = None
+    reason: str = "rollback via api"
+
+
+class JobView(BaseModel):
+    id: str
+    kind: str
+    model: str
+    state: Literal["queued", "running", "succeeded", "failed"]
+    submitted_at: str
+    started_at: str | None = None
+    finished_at: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    details: dict[str, Any] | None = None
+    request_id: str

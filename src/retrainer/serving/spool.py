@@ -1,0 +1,174 @@
+"""The local spool of prediction records the store could not take: append-only JSONL files,
+one per server process (``predictions-<pid>-<token>.jsonl``, locked with ``flock`` while its
+process lives), replayed oldest first in chunks. After each replayed chunk its byte offset is
+saved next to the file (``.offset``), so a crash mid-replay re-sends at most one chunk.
+Files of processes that died are replayed by whichever process locks them first.
+
+Where: ``RETRAINER_SPOOL_DIR`` when set, else ``spool/`` next to a local artifacts folder,
+else ``spool/`` next to the config file (see ``spool_dir``).
+
+>>> import tempfile
+>>> from datetime import datetime
+>>> sp = Spool(tempfile.mkdtemp())
+>>> sp.append([{"model": "m", "created_at": datetime(2024, 1, 1)}])
+>>> got = []
+>>> sp.replay(got.extend, 100), got[0]["created_at"], sp.pending
+(1, datetime.datetime(2024, 1, 1, 0, 0), 0)
+>>> sp.close()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+from ..core.spec import Spec
+
+Write = Callable[[list[dict[str, Any]]], Any]
+
+
+def spool_dir(spec: Spec) -> Path:
+    """The spool folder for a spec (see the module docstring)."""
+    env = os.environ.get("RETRAINER_SPOOL_DIR")
+    if env:
+        return Path(env)
+    if "://" not in spec.artifacts or spec.artifacts.startswith("file://"):
+        return Path(spec.artifacts.removeprefix("file://")).resolve().parent / "spool"
+    if spec.source not in ("<memory>", "") and Path(spec.source).exists():
+        return Path(spec.source).resolve().parent / "spool"
+    return Path.cwd() / "spool"
+
+
+def _default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return {"$dt": v.isoformat()}
+    return str(v)
+
+
+def _decode(line: bytes) -> dict[str, Any]:
+    rec: dict[str, Any] = json.loads(line)
+    at = rec.get("created_at")
+    if isinstance(at, dict) and "$dt" in at:
+        rec["created_at"] = datetime.fromisoformat(at["$dt"])
+    return rec
+
+
+class Spool:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        token = uuid.uuid4().hex[:8]
+        self.path = self.folder / f"predictions-{os.getpid()}-{token}.jsonl"
+        self._fh: Any = None
+        self.spooled_total = 0
+        self.failed_total = 0
+        self.pending = sum(self._count(p) for p in self._orphans())
+
+    # ---- writing ----------------------------------------------------------------------
+    def append(self, batch: Sequence[dict[str, Any]], *, failed: bool = False) -> None:
+        data = b"".join(json.dumps(r, default=_default).encode() + b"\n" for r in batch)
+        if failed:
+            with open(self.folder / f"failed-{os.getpid()}.jsonl", "ab") as fh:
+                fh.write(data)
+            self.failed_total += len(batch)
+            return
+        own = self._own()
+        own.write(data)
+        own.flush()
+        os.fsync(own.fileno())
+        self.pending += len(batch)
+        self.spooled_total += len(batch)
+
+    def _own(self) -> IO[bytes]:
+        if self._fh is None:
+            self._fh = open(self.path, "ab")  # noqa: SIM115 (held open for the process's life)
+            fcntl.flock(self._fh.fileno(), fcntl.LOCK_EX)
+        return self._fh
+
+    # ---- replay -----------------------------------------------------------------------
+    def replay(self, write: Write, chunk: int) -> int:
+        """Send every spooled record through ``write`` in chunks; returns how many went.
+        Stops at the first failure (which propagates), keeping the rest for later."""
+        sent = 0
+        for path in self._orphans():
+            with open(path, "rb") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # its process is alive and replays it itself
+                sent += self._replay_file(path, write, chunk)
+                _remove(path)
+        if self._fh is not None and self.path.exists():
+            sent += self._replay_file(self.path, write, chunk)
+            os.ftruncate(self._fh.fileno(), 0)
+            _remove(self._offset_path(self.path))
+        return sent
+
+    def _replay_file(self, path: Path, write: Write, chunk: int) -> int:
+        offset = self._offset(path)
+        sent = 0
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            while True:
+                lines = [ln for ln in (fh.readline() for _ in range(chunk)) if ln]
+                complete = [ln for ln in lines if ln.endswith(b"\n")]
+                if not complete:
+                    return sent
+                write([_decode(ln) for ln in complete])
+                offset += sum(len(ln) for ln in complete)
+                self._save_offset(path, offset)
+                sent += len(complete)
+                self.pending = max(0, self.pending - len(complete))
+
+    # ---- bookkeeping ------------------------------------------------------------------
+    def _orphans(self) -> list[Path]:
+        return sorted(p for p in self.folder.glob("predictions-*.jsonl") if p != self.path)
+
+    def _count(self, path: Path) -> int:
+        try:
+            with open(path, "rb") as fh:
+                try:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    return 0  # a live process owns it
+                fh.seek(self._offset(path))
+                return sum(1 for ln in fh if ln.endswith(b"\n"))
+        except OSError:
+            return 0
+
+    @staticmethod
+    def _offset_path(path: Path) -> Path:
+        return path.with_name(path.name + ".offset")
+
+    def _offset(self, path: Path) -> int:
+        try:
+            return int(self._offset_path(path).read_text() or 0)
+        except (OSError, ValueError):
+            return 0
+
+    def _save_offset(self, path: Path, offset: int) -> None:
+        tmp = self._offset_path(path).with_suffix(".tmp")
+        tmp.write_text(str(offset))
+        os.replace(tmp, self._offset_path(path))
+
+    def close(self) -> None:
+        if self._fh is not None:
+            empty = self.path.stat().st_size == 0
+            self._fh.close()
+            self._fh = None
+            if empty:
+                _remove(self.path)
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        Spool._offset_path(path).unlink()

@@ -1,0 +1,181 @@
+"""Read routes (models, status, versions, drift, history) and the gauges of ``/metrics``.
+
+Live metrics come from ``lifecycle.monitor`` (which folds new predictions into the store's
+hourly buckets); ``/metrics`` caches them for ``LIVE_TTL`` seconds so a scrape stays cheap.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from ..core.errors import ConflictError, RetrainerError
+from ..core.views import event_view, roles_view, version_view
+from ..lifecycle import registry_ops
+from ..lifecycle.drift_check import check_drift
+from ..lifecycle.monitor import monitor
+from .admin import decision_view
+from .errors import json_response, log
+from .metrics import Gauge
+
+if TYPE_CHECKING:
+    from .app import ServerState
+
+LIVE_TTL = 30.0
+
+
+def status_router(state: ServerState) -> APIRouter:
+    r = APIRouter(prefix="/v1", tags=["status"])
+    ws = state.ws
+
+    def guard(request: Request, name: str | None = None) -> None:
+        state.check_auth(request, mutating=False)
+        if name is not None:
+            state.registry.get(name)
+
+    @r.get("/models")
+    def models(request: Request) -> Response:
+        """Every served model with the versions this server has loaded."""
+        guard(request)
+        return json_response([served_view(state, m) for m in state.registry.models])
+
+    @r.get("/models/{name}/status")
+    def status(name: str, request: Request) -> Response:
+        """Champion, challenger and rollout, live metrics, last decision and last training."""
+        guard(request, name)
+        view = {**roles_view(ws.store.roles(name)), **served_view(state, name)}
+        try:
+            view["live"] = monitor(ws, name).to_dict()
+        except RetrainerError as exc:
+            view["live"] = {"error": exc.code, "message": exc.message}
+        last = ws.store.decisions(name, 1)
+        view["last_decision"] = decision_view(last[-1]) if last else None
+        versions = ws.store.list_versions(name)
+        newest = max(versions, key=lambda v: v.created_at, default=None)
+        roles = ws.store.roles(name)
+        from ..store import role_of
+
+        view["last_training"] = (
+            None if newest is None else version_view(newest, role_of(newest, roles))
+        )
+        return json_response(view)
+
+    @r.get("/models/{name}/versions")
+    def versions(name: str, request: Request) -> Response:
+        """Every version with lineage, role and holdout metrics (as `versions --json`)."""
+        guard(request, name)
+        rows = registry_ops.versions_with_roles(ws, name)
+        return json_response([version_view(x.version, x.role) for x in rows])
+
+    @r.get("/models/{name}/history")
+    def history(name: str, request: Request) -> Response:
+        """The deployment log (as `history --json`)."""
+        guard(request, name)
+        return json_response([event_view(e) for e in ws.store.events(name)])
+
+    @r.get("/models/{name}/drift")
+    def drift(name: str, request: Request, window: str | None = None) -> Response:
+        """Per-feature drift of the live window against the champion's reference."""
+        guard(request, name)
+        try:
+            d = check_drift(ws, name, window=window)
+        except KeyError:
+            raise ConflictError(
+                f"Model {name!r}: the champion has no reference statistics to compare with. "
+                "Retrain it with this version of retrainer."
+            ) from None
+        return json_response(
+            {
+                "model": d.model,
+                "version": d.version,
+                "since": d.since.isoformat(),
+                "rows": d.rows,
+                "summary": d.summary.to_dict(),
+                "features": [f.to_dict() for f in d.features],
+            }
+        )
+
+    return r
+
+
+def served_view(state: ServerState, name: str) -> dict[str, Any]:
+    s = state.registry.served[name]
+    return {
+        "model": name,
+        "served": {
+            "champion": s.champion.version if s.champion else None,
+            "challenger": s.challenger.version if s.challenger else None,
+            "revision": s.revision,
+            "ready": state.registry.ready()[name],
+        },
+    }
+
+
+def scrape_gauges(state: ServerState) -> list[Gauge]:
+    reg = state.registry
+    served = Gauge("retrainer_served_info", "Versions loaded and serving, by arm.")
+    reloads = Gauge("retrainer_reloads_total", "Hot reloads swapped in.", "counter")
+    failures = Gauge("retrainer_reload_failures_total", "Versions that failed to load.", "counter")
+    for m in reg.models:
+        s = reg.served[m]
+        for arm, loaded in (("champion", s.champion), ("challenger", s.challenger)):
+            if loaded is not None:
+                served.add(1, model=m, version=loaded.version, arm=arm)
+        reloads.add(reg.reloads[m], model=m)
+        failures.add(reg.failures[m], model=m)
+    out = [served, reloads, failures]
+    q = state.logq
+    if q is not None:
+        out += [
+            Gauge("retrainer_prediction_log_queue_rows", "Rows waiting in memory.").add(q.depth),
+            Gauge("retrainer_prediction_log_spool_rows", "Rows in the spool awaiting replay.").add(
+                q.spool.pending
+            ),
+            Gauge("retrainer_prediction_log_spooled_total", "Rows ever spooled.", "counter").add(
+                q.spool.spooled_total
+            ),
+            Gauge(
+                "retrainer_prediction_log_written_total", "Rows written to the store.", "counter"
+            ).add(q.written),
+            Gauge(
+                "retrainer_prediction_log_dropped_total", "Rows dropped (queue full).", "counter"
+            ).add(q.dropped),
+            Gauge(
+                "retrainer_prediction_log_failed_total", "Rows the store refused.", "counter"
+            ).add(q.failed),
+            Gauge("retrainer_shadow_errors_total", "Shadow scorings that failed.", "counter").add(
+                q.shadow_errors
+            ),
+            Gauge("retrainer_store_up", "1 when the last prediction-log write succeeded.").add(
+                1 if q.store_up else 0
+            ),
+        ]
+    return [*out, *_live(state)]
+
+
+def _live(state: ServerState) -> list[Gauge]:
+    cached = state.cache.get("live")
+    if cached is not None and time.monotonic() - cached[0] < LIVE_TTL:
+        return list(cached[1])
+    metric = Gauge("retrainer_live_metric", "Live metric over the monitor window.")
+    preds = Gauge("retrainer_live_predictions", "Predictions in the monitor window.")
+    labelled = Gauge("retrainer_live_labelled", "Labelled predictions in the monitor window.")
+    for m in state.registry.models:
+        try:
+            report = monitor(state.ws, m)
+        except Exception as exc:
+            log.warning("model %s: live metrics unavailable: %s", m, exc)
+            continue
+        for v in report.versions:
+            ids = {"model": m, "version": v.version, "arm": v.arm}
+            preds.add(v.predictions, **ids)
+            labelled.add(v.labelled, **ids)
+            for k, x in v.metrics.items():
+                if x is not None:
+                    metric.add(x, **ids, metric=k)
+    gauges = [metric, preds, labelled]
+    state.cache["live"] = (time.monotonic(), gauges)
+    return gauges
