@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
 from ..core.clock import utcnow
@@ -104,14 +104,16 @@ def admin_router(state: ServerState) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["admin"])
     ws = state.ws
 
-    def guard(request: Request, name: str) -> None:
+    async def guard(request: Request, name: str) -> None:
+        """Auth and the model's existence, checked before the body is validated."""
         state.check_auth(request, mutating=True)
         state.registry.get(name)
 
-    @r.post("/models/{name}/feedback")
+    mutating = [Depends(guard)]
+
+    @r.post("/models/{name}/feedback", dependencies=mutating)
     def feedback(name: str, body: FeedbackRequest, request: Request) -> Response:
         """Record actual outcomes by entity id (same semantics as `retrainer feedback`)."""
-        guard(request, name)
         spec = ws.model_spec(name)
         alias = {"entity_id": spec.id_column, "actual": spec.target}
         rows = [{alias.get(k, k): v for k, v in row.items()} for row in body.actuals]
@@ -121,10 +123,9 @@ def admin_router(state: ServerState) -> APIRouter:
             raise InputError("Every actual was rejected; see first_rejects.", **view)
         return json_response(view)
 
-    @r.post("/models/{name}/train", status_code=202, response_model=JobView)
+    @r.post("/models/{name}/train", status_code=202, response_model=JobView, dependencies=mutating)
     def train_route(name: str, request: Request, body: TrainRequest | None = None) -> Response:
         """Full retrain in the background; returns the job to poll at /v1/jobs/{id}."""
-        guard(request, name)
         b = body or TrainRequest()
 
         def run() -> dict[str, Any]:
@@ -158,31 +159,28 @@ def admin_router(state: ServerState) -> APIRouter:
             err.code = "job_not_found"
             return error_response(request, err, 404)
 
-    @r.post("/models/{name}/maintain")
+    @r.post("/models/{name}/maintain", dependencies=mutating)
     def maintain_route(
         name: str, request: Request, body: MaintainRequest | None = None
     ) -> Response:
         """One turn of the loop (monitor → policy → act), synchronously."""
-        guard(request, name)
         res = maintain(ws, name, dry_run=(body or MaintainRequest()).dry_run, triggered_by="api")
         return json_response(
             {**decision_view(res.decision), "version": res.version, "deployed": res.deployed}
         )
 
-    @r.post("/models/{name}/deploy")
+    @r.post("/models/{name}/deploy", dependencies=mutating)
     def deploy(name: str, body: DeployRequest, request: Request) -> Response:
         """Make a version the champion (verified first); the server hot-reloads it."""
-        guard(request, name)
         ev = registry_ops.deploy(
             ws, name, body.version, reason=body.reason, forced=body.force, triggered_by="api"
         )
         _reload(state, name)
         return json_response(event_view(ev))
 
-    @r.post("/models/{name}/rollback")
+    @r.post("/models/{name}/rollback", dependencies=mutating)
     def rollback(name: str, request: Request, body: RollbackRequest | None = None) -> Response:
         """Return to the previous champion, or to ``to``."""
-        guard(request, name)
         b = body or RollbackRequest()
         ev = registry_ops.rollback(ws, name, to=b.to, reason=b.reason, triggered_by="api")
         _reload(state, name)

@@ -1,0 +1,105 @@
+"""A trained workspace (built once per session) and a real uvicorn server on 127.0.0.1.
+
+Two models: ``weather`` (binary classifier, numeric features, ``extra: forbid``, at most 50
+rows a request) and ``sales`` (regression with a categorical feature, ``unknown_category:
+reject``). Each test module copies the store and starts its own server on it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+from servehelp import PARAMS, RELOAD, Served, free_port
+
+from retrainer.alerts import Alert
+from retrainer.core.spec import load_spec
+from retrainer.datasets import WEATHER_FEATURES, weather
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.train import train
+from retrainer.lifecycle.workspace import Workspace
+from retrainer.serving.app import create_app
+
+
+def spec_dict(folder: Path) -> dict[str, Any]:
+    return {
+        "store": f"sqlite:///{folder / 'ws.db'}",
+        "artifacts": str(folder / "artifacts"),
+        "models": {
+            "weather": {
+                "task": "classification", "target": "rain", "id_column": "day_id",
+                "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
+                "family": "lightgbm", "params": PARAMS,
+                "serving": {"max_batch_rows": 50, "extra": "forbid", "reload_seconds": RELOAD},
+            },
+            "sales": {
+                "task": "regression", "target": "y", "id_column": "id", "time_column": "ts",
+                "features": {"numeric": ["x"], "categorical": ["plan"]},
+                "family": "lightgbm", "params": PARAMS,
+                "serving": {"unknown_category": "reject", "reload_seconds": RELOAD},
+            },
+        },
+    }  # fmt: skip
+
+
+def sales_frame(n: int = 600) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    plan = rng.choice(["basic", "gold", "silver"], n)
+    x = rng.normal(size=n)
+    y = 2 * x + (plan == "gold") * 3 + rng.normal(0, 0.1, n)
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "ts": ts, "x": x, "plan": plan, "y": y})
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """weather 1.0.0 (champion) and 1.1.0 (archived); sales 1.0.0 (champion)."""
+    folder = tmp_path_factory.mktemp("trained")
+    config = folder / "retrainer.yaml"
+    config.write_text(yaml.safe_dump(spec_dict(folder)))
+    df = weather()
+    with Workspace(load_spec(config, environ={})) as ws:
+        ingest_frame(ws, "weather", df[(df.date >= "1949-01-01") & (df.date < "1951-01-01")])
+        train(ws, "weather", deploy=True)
+        ingest_frame(ws, "weather", df[(df.date >= "1951-01-01") & (df.date < "1952-01-01")])
+        train(ws, "weather")
+        ingest_frame(ws, "sales", sales_frame())
+        train(ws, "sales", deploy=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workspace_copy(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private store (artifacts of the trained versions are shared, read-only)."""
+    folder = tmp_path_factory.mktemp("ws")
+    shutil.copy(trained / "ws.db", folder / "ws.db")
+    (folder / "retrainer.yaml").write_text(yaml.safe_dump(spec_dict(folder)))
+    return folder / "retrainer.yaml"
+
+
+@pytest.fixture(scope="module")
+def server(workspace_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    alerts: list[Alert] = []
+    spool = tmp_path_factory.mktemp("spool")
+    app = create_app(workspace_copy, alert=alerts.append, token="s3cret", spool=spool,
+                     flush_seconds=0.05)  # fmt: skip
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    yield Served(f"http://127.0.0.1:{port}", app, workspace_copy, alerts)
+    srv.should_exit = True
+    thread.join(20)

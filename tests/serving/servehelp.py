@@ -1,0 +1,45 @@
+"""Helpers shared by the serving tests (imported by name: tests/ has no packages)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from retrainer.alerts import Alert
+
+PARAMS = {"n_estimators": 20, "num_threads": 1}
+RELOAD = 0.2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Served:
+    url: str
+    app: Any
+    config: Path
+    alerts: list[Alert] = field(default_factory=list)
+
+    @property
+    def state(self) -> Any:
+        return self.app.state.retrainer
+
+    def client(self, **kw: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30, **kw)
+
+    def wait_for(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError("condition not met in time")
+            time.sleep(0.05)
