@@ -9,7 +9,7 @@ that holds the ``scheduler-leader`` lease in the store.
 ``run_once(ws)`` runs every due job once now (``retrainer scheduler --once``).
 """
 
-from .cron import cron_trigger, last_fire, next_fire
+from ..core.cron import cron_trigger, last_fire, next_fire
 from .jobs import KINDS, JobOutcome, ScheduledJob, build_jobs, run_job, validate_schedules
 from .leader import LEADER_LEASE, LeaderElector
 from .runner import SchedulerService, run_once

@@ -34,7 +34,7 @@ from ..lifecycle.lease import default_owner, held_lease
 from ..lifecycle.maintain import maintain
 from ..lifecycle.train import train
 from ..lifecycle.workspace import Workspace
-from .cron import FORMAT_HINT, cron_trigger, next_fire
+from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
 from .leader import LEADER_LEASE
 
 log = logging.getLogger("retrainer.scheduler")

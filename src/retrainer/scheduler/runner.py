@@ -39,7 +39,7 @@ from ..core.clock import to_naive_utc, utcnow
 from ..core.errors import ConflictError, InputError, LeaseHeld
 from ..lifecycle.lease import default_owner, held_lease
 from ..lifecycle.workspace import Workspace
-from .cron import last_fire
+from ..core.cron import last_fire
 from .jobs import Alerters, JobOutcome, ScheduledJob, build_jobs, previous_run, run_job
 from .leader import LEADER_LEASE, LeaderElector
 
