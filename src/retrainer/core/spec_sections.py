@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .cron import cron_trigger
 from .durations import parse_duration
 
 
@@ -161,10 +162,8 @@ class Schedule(Section):
     def _cron(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(v)
+            cron_trigger(v)
         except ValueError as exc:
             raise ValueError(
                 f"{v!r} is not a cron expression ({exc}); use five fields: minute hour "
