@@ -1,4 +1,4 @@
-"""`retrainer demo`: the bundled weather data through the registry."""
+"""`retrainer demo`: fifty years of the bundled weather data through the whole loop."""
 
 from __future__ import annotations
 
@@ -20,10 +20,40 @@ def demo(
     store: Annotated[
         str | None, typer.Option("--store", help="Store URL (default SQLite).")
     ] = None,
+    delay_days: Annotated[
+        float, typer.Option("--delay-days", min=0, help="Days until each actual arrives.")
+    ] = 1.0,
+    maintain_every: Annotated[
+        int, typer.Option("--maintain-every", min=1, help="Days between maintenance turns.")
+    ] = 28,
+    years: Annotated[
+        float | None,
+        typer.Option("--years", min=0.1, help="Replay only this many years after the first ten."),
+    ] = None,
+    report: Annotated[
+        Path, typer.Option("--report", help="Where to write the HTML report.")
+    ] = Path("demo-report.html"),
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the demo on the bundled NOAA weather data."""
-    say = (lambda _s: None) if as_json else (lambda s: out.print(s, highlight=False))
-    r = run_demo(folder.resolve(), say, store)
+    """Replay the bundled NOAA weather data through the whole loop on a simulated clock."""
+    say = (lambda _s: None) if as_json else (lambda s: out.print(s, highlight=False, markup=False))
+    r = run_demo(
+        folder.resolve(),
+        say,
+        store,
+        delay_days=delay_days,
+        maintain_every_days=maintain_every,
+        years=years,
+        report=report,
+    )
     if as_json:
-        emit_json({"folder": r.folder, "versions": r.versions, "champion": r.champion})
+        emit_json(
+            {
+                "folder": r.folder,
+                "report": r.report,
+                "summary": r.summary.to_dict(),
+                "timeline": [e.to_dict() for e in r.timeline if e.action != "nothing" or e.events],
+                "versions": r.versions,
+                "champion": r.champion,
+            }
+        )

@@ -9,6 +9,7 @@ from . import (  # noqa: F401  (registers commands)
     loop_cmds,
     policy_cmds,
     registry_cmds,
+    report_cmd,
     scheduler_cmd,
     serve_cmd,
     train_cmds,

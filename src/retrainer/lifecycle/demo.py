@@ -1,4 +1,11 @@
-"""The bundled demo: NOAA weather through the registry — train, deploy, retrain, roll back."""
+"""The bundled demo: fifty years of NOAA weather through the whole loop on a simulated clock.
+
+The first ten years train the first champion; then every day's weather is predicted through
+the rollout routing and logged, its actual arrives a day later, and every four weeks
+``maintain`` monitors, decides and acts (fine-tune, full retrain through the gate, canary
+rollout, rollback). Nothing is forced: what the gate and the policy do is what the data makes
+them do. The timeline, a summary and ``demo-report.html`` come out at the end.
+"""
 
 from __future__ import annotations
 
@@ -12,29 +19,49 @@ import yaml
 
 from ..core.spec import load_spec
 from ..datasets import WEATHER_FEATURES, weather
-from .ingest import ingest_frame
-from .registry_ops import deploy, rollback
-from .train import train
+from .replay import ReplayConfig, ReplaySummary, TimelineEntry, replay
 from .workspace import Workspace
 
 Say = Callable[[str], None]
+MODEL = "weather"
 
 
 def demo_spec(folder: Path, store: str | None = None) -> dict[str, Any]:
+    """The demo's ``retrainer.yaml``: LightGBM on a ten-year window, a monitor window long
+    enough for 100 daily samples, a canary rollout and a policy scaled to daily data."""
     return {
         "store": store or f"sqlite:///{folder / 'retrainer.db'}",
         "artifacts": str(folder / "artifacts"),
         "models": {
-            "weather": {
+            MODEL: {
                 "task": "classification",
                 "target": "rain",
                 "id_column": "day_id",
                 "time_column": "date",
                 "features": {"numeric": WEATHER_FEATURES},
                 "family": "lightgbm",
+                # one thread: on 3,650 rows OpenMP spin-waiting costs far more than it saves
+                "params": {"n_estimators": 150, "num_threads": 1},
                 "fallback_family": "randomforest",
                 "training": {"window_days": 3650},
-                "validation": {"scheme": "walk_forward", "folds": 3},
+                "validation": {"scheme": "holdout"},
+                "monitor": {"window": "120d", "min_samples": 100, "actuals_delay": "1d"},
+                "gate": {"min_improvement": 0.005, "min_rows": 60},
+                "fine_tune": {"validation_fraction": 0.3, "min_rows": 60, "rounds": 30},
+                "policy": {
+                    "degradation": 0.08,
+                    "critical_degradation": 0.15,
+                    "max_days_since_update": 180,
+                    "max_days_since_full_retrain": 365,
+                    "max_fine_tunes": 3,
+                },
+                "rollout": {
+                    "mode": "canary",
+                    "steps": [0.5, 1.0],
+                    "watch": "28d",
+                    "min_samples": 40,
+                },
+                "retention": {"keep": 8},
             }
         },
     }
@@ -43,11 +70,56 @@ def demo_spec(folder: Path, store: str | None = None) -> dict[str, Any]:
 @dataclass(frozen=True)
 class DemoResult:
     folder: str
+    report: str
+    summary: ReplaySummary
+    timeline: list[TimelineEntry]
     versions: list[str]
     champion: str | None
 
 
-def run_demo(folder: Path, say: Say, store: str | None = None) -> DemoResult:
+def _line(e: TimelineEntry) -> str:
+    live = "" if e.live_metric is None else f"{e.metric} {e.live_metric:.3f}"
+    what = e.action.replace("_", " ")
+    tail = f" [{'; '.join(e.events)}]" if e.events else ""
+    return (
+        f"{e.at:%Y-%m-%d}  {what:<13} {e.champion or '-':>7}  {live:<15} "
+        f"{e.reason[:70]} → {e.outcome[:75]}{tail}"
+    )
+
+
+def summary_lines(s: ReplaySummary) -> list[str]:
+    rows = [
+        ("replayed", f"{s.start:%Y-%m-%d} → {s.end:%Y-%m-%d}"),
+        (
+            "served predictions",
+            f"{s.served:,} ({', '.join(f'{k} {v:,}' for k, v in s.by_arm.items())})",
+        ),
+        (f"served {s.metric}", f"{s.value:.4f}"),
+        ("trainings", f"{s.trainings} ({s.full_retrains} full, {s.fine_tunes} fine-tunes)"),
+        ("training CPU", f"{s.training_cpu_seconds:.1f} s"),
+        ("decisions", ", ".join(f"{k} {v}" for k, v in sorted(s.decisions.items()))),
+        ("deployments / rollbacks", f"{s.deployments} / {s.rollbacks}"),
+        ("gate rejections", str(s.gate_rejections)),
+        ("champion now", s.champion or "-"),
+        ("wall time", f"{s.wall_seconds:.0f} s"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return [f"  {k:<{width}}  {v}" for k, v in rows]
+
+
+def run_demo(
+    folder: Path,
+    say: Say,
+    store: str | None = None,
+    *,
+    delay_days: float = 1.0,
+    maintain_every_days: int = 28,
+    years: float | None = None,
+    report: Path | None = None,
+) -> DemoResult:
+    """Replay the weather data into a fresh workspace in ``folder``; ``years`` limits the
+    replay after the ten initial years (all of it by default). The report goes to ``report``
+    (default ``demo-report.html`` in the current folder)."""
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -55,36 +127,38 @@ def run_demo(folder: Path, say: Say, store: str | None = None) -> DemoResult:
     config.write_text(yaml.safe_dump(demo_spec(folder, store), sort_keys=False))
     spec = load_spec(config, environ={})
     data = weather()
+    cfg = ReplayConfig(
+        initial_days=3652,
+        delay_days=delay_days,
+        maintain_every_days=maintain_every_days,
+        days=None if years is None else int(years * 365.25),
+        triggered_by="policy",
+    )
+    say("weather 1949–1958 trains the first champion; then each day is served, its actual")
+    say(f"arrives {delay_days:g} day(s) later, and maintain runs every {maintain_every_days} days.")
+    say(f"{'date':<10}  {'decision':<13} {'champion':>7}  {'live metric':<15} reason → outcome")
+    quiet = [0]
+
+    def on_turn(e: TimelineEntry) -> None:
+        if e.action == "nothing" and not e.events:
+            quiet[0] += 1
+            return
+        if quiet[0]:
+            say(f"{'':<10}  ({quiet[0]} quiet check{'s' if quiet[0] > 1 else ''})")
+            quiet[0] = 0
+        say(_line(e))
+
+    from ..report import write_report
+
     with Workspace(spec) as ws:
-        first = data[data["date"] < "1959-01-01"]
-        r = ingest_frame(ws, "weather", first, where="weather 1949–1958")
-        say(f"ingested 1949–1958: {r.inserted} rows")
-        v1 = train(ws, "weather", deploy=True, created_by="demo", reason="initial model").version
-        say(f"trained {v1.version} ({v1.family}) accuracy {v1.metrics['accuracy']:.3f} — champion")
-        later = data[data["date"] < "1969-01-01"]
-        r = ingest_frame(ws, "weather", later, where="weather 1959–1968")
-        say(f"ingested 1959–1968: {r.inserted} new rows, {r.duplicates} already stored")
-        r2 = train(ws, "weather", deploy=True, created_by="demo", reason="ten more years")
-        v2 = r2.version
-        gate = v2.details.get("gate") or {}
-        say(
-            f"retrained {v2.version} (parent {v2.parent}) accuracy {v2.metrics['accuracy']:.3f}; "
-            f"gate vs {gate.get('champion_version')}: {gate.get('verdict')} — "
-            + ("deployed" if r2.deployed else "not deployed: " + "; ".join(gate.get("reasons", [])))
-        )
-        if not r2.deployed:
-            deploy(
-                ws,
-                "weather",
-                v2.version,
-                reason="demo: forced, to show a rollback",
-                triggered_by="demo",
-                forced=True,
-            )
-            say(f"deployed {v2.version} with --force (recorded as forced)")
-        ev = rollback(ws, "weather", reason="demo rollback", triggered_by="demo")
-        say(f"rolled back {ev.from_version} → {ev.to_version}")
-        versions = [v.version for v in ws.store.list_versions("weather")]
-        champion = ws.store.roles("weather").champion
-    say(f"workspace in {folder}; try: retrainer -c {config} versions weather")
-    return DemoResult(str(folder), versions, champion)
+        result = replay(ws, MODEL, data, cfg, on_turn=on_turn)
+        report = write_report(ws, MODEL, report or Path("demo-report.html")).resolve()
+        versions = [v.version for v in ws.store.list_versions(MODEL)]
+        champion = ws.store.roles(MODEL).champion
+    say("")
+    say("summary")
+    for line in summary_lines(result.summary):
+        say(line)
+    say(f"report: {report}")
+    say(f"workspace in {folder}; try: retrainer -c {config} decisions {MODEL}")
+    return DemoResult(str(folder), str(report), result.summary, result.timeline, versions, champion)
