@@ -192,6 +192,15 @@ def test_auth_on_mutating_routes(server: Served) -> None:
     # reads and predict stay open (auth.protect_reads is false)
     assert post(server, "/v1/models/weather/predict", {"row": ROW}).status_code == 200
     assert get(server, "/v1/models/weather/versions").status_code == 200
+    server.state.protect_reads = True  # auth.protect_reads: reads and predict need it too
+    try:
+        for path in ("/v1/models", "/v1/models/weather/status", "/metrics"):
+            assert get(server, path).status_code == 401
+            assert get(server, path, headers=AUTH).status_code == 200
+        assert post(server, PREDICT, {"row": ROW}).status_code == 401
+        assert post(server, PREDICT, {"row": ROW}, headers=AUTH).status_code == 200
+    finally:
+        server.state.protect_reads = False
     # a bad body with a good token is a 422, not a 500
     r = post(server, "/v1/models/weather/deploy", {"versio": "1"}, headers=AUTH)
     assert r.status_code == 422 and r.json()["details"]["errors"]

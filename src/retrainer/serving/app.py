@@ -45,13 +45,14 @@ class ServerState:
     metrics: Metrics
     jobs: Jobs
     token: str | None
+    protect_reads: bool = False
     limits: dict[str, int] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
 
     def check_auth(self, request: Request, *, mutating: bool) -> None:
         """401 without a bearer token, 403 with a wrong one; reads are open unless
         ``auth.protect_reads``. Nothing is checked when no token is configured."""
-        if self.token is None or not (mutating or self.ws.spec.auth.protect_reads):
+        if self.token is None or not (mutating or self.protect_reads):
             return
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
@@ -125,7 +126,7 @@ def create_app(
     if log_predictions:
         logq = LogQueue(ws.store, spool or spool_dir(ws.spec), flush_seconds=flush_seconds)
     tok = token if token is not None else os.environ.get("RETRAINER_API_TOKEN") or None
-    state = ServerState(ws, registry, logq, Metrics(), Jobs(ws), tok)
+    state = ServerState(ws, registry, logq, Metrics(), Jobs(ws), tok, ws.spec.auth.protect_reads)
     for name, m in ws.spec.models.items():
         state.limits[name] = byte_limit(m.serving.max_batch_rows, len(m.feature_names))
 
@@ -164,6 +165,11 @@ def create_app(
         state.check_auth(request, mutating=False)
         served = registry.get(name)
         version, arm = "-", "-"
+        if served.champion is None and registry.wanted.get(name):
+            raise NoChampion(
+                f"Model {name!r}: champion {registry.wanted[name]} is not loaded (it failed "
+                "verification or loading); see /ready and the server log."
+            )
         try:
             spec = ws.spec.models[name]
             rows = parse_rows(

@@ -146,10 +146,12 @@ class ModelRegistry:
         try:
             predictor = load_predictor(self.ws, self.ws.store.get_version(model, version))
         except Exception as exc:
-            self.failures[model] += 1
             reason = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            log.error("model %s: %s %s failed to load: %s", model, role, version, reason)
-            if key not in self._alerted:
+            if key in self._alerted:  # retried every poll; reported once per version
+                log.debug("model %s: %s %s still fails to load: %s", model, role, version, reason)
+            else:
+                self.failures[model] += 1
+                log.error("model %s: %s %s failed to load: %s", model, role, version, reason)
                 self._alerted.add(key)
                 self._alert(
                     Alert(
