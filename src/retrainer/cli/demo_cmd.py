@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -36,16 +37,27 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """Replay the bundled NOAA weather data through the whole loop on a simulated clock."""
-    say = (lambda _s: None) if as_json else (lambda s: out.print(s, highlight=False, markup=False))
-    r = run_demo(
-        folder.resolve(),
-        say,
-        store,
-        delay_days=delay_days,
-        maintain_every_days=maintain_every,
-        years=years,
-        report=report,
-    )
+
+    def say(line: str) -> None:
+        if not as_json:
+            out.print(line, highlight=False, markup=False, soft_wrap=True)
+
+    # the timeline already tells each gate rejection and rollback: keep the alert log quiet
+    alerts = logging.getLogger("retrainer.alerts")
+    level = alerts.level
+    alerts.setLevel(logging.ERROR)
+    try:
+        r = run_demo(
+            folder.resolve(),
+            say,
+            store,
+            delay_days=delay_days,
+            maintain_every_days=maintain_every,
+            years=years,
+            report=report,
+        )
+    finally:
+        alerts.setLevel(level)
     if as_json:
         emit_json(
             {

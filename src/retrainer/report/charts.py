@@ -30,6 +30,7 @@ W = 1200
 LEFT, RIGHT = 64, 24
 MOVE_COLOURS = {"deploy": "#2a9d8f", "promote": "#2a9d8f", "rollback": "#d62828"}
 OUTCOME_COLOURS = {"deployed": "#2a9d8f", "rejected": "#e76f51", "other": "#adb5bd"}
+BANDS = ("#e3ebf5", "#f5efe3")  # champion tenures, alternating
 ROLL = 6  # months pooled in the smoothed lines
 
 
@@ -101,8 +102,8 @@ def live_metric_chart(data: ReportData) -> str:
                 top,
                 x1 - x0,
                 bottom - top,
-                PALETTE[i % 2 + 8],
-                opacity=0.12 + 0.1 * (i % 2),
+                BANDS[i % 2],
+                opacity=0.7,
                 title=f"champion {version}",
             )
         )
@@ -154,7 +155,7 @@ def live_metric_chart(data: ReportData) -> str:
             (f"{ROLL}-month pooled", PALETTE[0], "line"),
             ("deploy / promote", MOVE_COLOURS["deploy"], "dot"),
             ("rollback", MOVE_COLOURS["rollback"], "dot"),
-            ("champion tenure", PALETTE[9], "bar"),
+            ("champion tenure", "#c9d6e8", "bar"),
         ],
     )
     body.append(
