@@ -9,6 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from . import schema as t
+from .base import StoreBase
+
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 _COLUMNS = (
     "model",
@@ -21,9 +24,6 @@ _COLUMNS = (
     "proba",
     "created_at",
 )
-
-from . import schema as t
-from .base import StoreBase
 
 
 class PredictionLogStore(StoreBase):
