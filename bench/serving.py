@@ -611,13 +611,10 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
             checks.append({"target": name, "met": None, "text": "not measured"})
             return
         value, where = min(values) if bigger_is_better else max(values)
+        each = ", ".join(f"{fmt.format(v)} ({w})" for v, w in values)
+        text = f"worst {fmt.format(value)} at {where}" + (f"; {each}" if len(values) > 1 else "")
         checks.append(
-            {
-                "target": name,
-                "met": all(good(v) for v, _ in values),
-                "text": f"worst {fmt.format(value)} at {where}",
-                "values": values,
-            }
+            {"target": name, "met": all(good(v) for v, _ in values), "text": text, "values": values}
         )
 
     vs_bare, on_off, p50 = [], [], []
@@ -882,6 +879,20 @@ def run(quick: bool) -> str:
 # ---------------------------------------------------------------- rendering
 
 
+def _versus_mlflow(rows: list[dict[str, Any]], levels: tuple[int, ...]) -> str:
+    parts = []
+    for n in BATCHES:
+        ratios = []
+        for c in levels:
+            on, ml = _cell(rows, ON, n, c), _cell(rows, "`mlflow models serve`", n, c)
+            if on and ml:
+                ratios.append(f"{on['rps'] / ml['rps']:.1f}×")
+        if ratios:
+            at = "/".join(map(str, levels))
+            parts.append(f"{n} row{'s' if n > 1 else ''} {' / '.join(ratios)} at c={at}")
+    return "; ".join(parts)
+
+
 def _ms(v: float) -> str:
     return f"{v * 1000:.0f} µs" if v < 1 else f"{v:.2f} ms" if v < 100 else f"{v:,.0f} ms"
 
@@ -986,6 +997,9 @@ def render(res: dict[str, Any], quick: bool) -> str:
             f"{res['requests_on']:,} rows in completed requests, plus warm-up, checks and "
             f"profiling), {off:,} while it was off.\n"
         )
+    versus = _versus_mlflow(res["rows"], levels)
+    if versus:
+        out.append(f"retrainer with logging on vs `mlflow models serve`, throughput: {versus}.\n")
     if res["targets"]:
         out.append("Targets (retrainer with logging on):\n")
         for t in res["targets"]:
@@ -1021,7 +1035,8 @@ def render(res: dict[str, Any], quick: bool) -> str:
     a, b = res["load"]
     out.append(
         f"Load average (1 min) on this {os.cpu_count()}-core machine: {a:.2f} before, "
-        f"{b:.2f} after."
+        f"{b:.2f} after (this run's own load included: wrk and the server under test keep "
+        "both cores busy)."
     )
     if quick:
         out.append("\n_Quick mode: concurrency 1 only, 1 s per cell, no MLflow._")
