@@ -45,11 +45,11 @@ class Outcome:
     decisions: str = "—"
 
 
-def peers() -> dict[str, str]:
+def versions() -> str:
     import lightgbm
     import river
 
-    return {"lightgbm": lightgbm.__version__, "river": river.__version__}
+    return f"Versions: lightgbm {lightgbm.__version__}, river {river.__version__}."
 
 
 # -- data ------------------------------------------------------------------------------------
@@ -310,7 +310,7 @@ def run(quick: bool) -> str:
         f"retrainer replays run `maintain` every {MAINTAIN_EVERY} days with actuals one day "
         "late. Accuracy intervals: 95% block bootstrap over 30-day blocks (days are "
         "autocorrelated). Training CPU is process time of the fits (retrainer: each version's "
-        "`fit_cpu_seconds`, which includes its holdout evaluation fit).",
+        "`fit_cpu_seconds`, which includes its holdout evaluation fit). " + versions(),
     ]
     for name, (df, target, _id, features) in datasets(quick).items():
         print(f"  quality: {name}", flush=True)
