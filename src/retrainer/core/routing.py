@@ -9,8 +9,10 @@ entity id hash their request id instead.
 >>> from datetime import datetime
 >>> roles = Roles("m", "1.0.0", Challenger("1.1.0", "ab", 0.5, datetime(2024, 1, 1)))
 >>> r = route(roles, "customer-42")
->>> (r.version, r.arm) in {("1.0.0", "champion"), ("1.1.0", "challenger")}, r == route(roles, "customer-42")
-(True, True)
+>>> (r.version, r.arm) in {("1.0.0", "champion"), ("1.1.0", "challenger")}
+True
+>>> r == route(roles, "customer-42")  # sticky
+True
 >>> route(Roles("m", "1.0.0", Challenger("1.1.0", "shadow", 1.0, datetime(2024, 1, 1))), "x")
 Route(version='1.0.0', arm='champion', shadow='1.1.0')
 """

@@ -27,6 +27,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from ..alerts import Alert, Alerter
 from ..core.clock import utcnow
+from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
 from ..core.errors import ConfigError, InputError, LeaseHeld, RetrainerError
 from ..core.spec import Spec
 from ..lifecycle.fine_tune import fine_tune
@@ -34,7 +35,6 @@ from ..lifecycle.lease import default_owner, held_lease
 from ..lifecycle.maintain import maintain
 from ..lifecycle.train import train
 from ..lifecycle.workspace import Workspace
-from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
 from .leader import LEADER_LEASE
 
 log = logging.getLogger("retrainer.scheduler")

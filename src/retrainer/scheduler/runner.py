@@ -36,10 +36,10 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 
 from ..core.clock import to_naive_utc, utcnow
+from ..core.cron import last_fire
 from ..core.errors import ConflictError, InputError, LeaseHeld
 from ..lifecycle.lease import default_owner, held_lease
 from ..lifecycle.workspace import Workspace
-from ..core.cron import last_fire
 from .jobs import Alerters, JobOutcome, ScheduledJob, build_jobs, previous_run, run_job
 from .leader import LEADER_LEASE, LeaderElector
 
