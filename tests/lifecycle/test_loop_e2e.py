@@ -1,7 +1,8 @@
 """The closed loop end to end on a simulated clock: real weather data and river's synthetic
-drift streams (SEA with an abrupt change, Agrawal with a gradual one). Each asserts what the policy did: fine-tunes, full retrains, a rejected
-challenger, retraining triggered by the drift itself. (Automatic rollback of a regressing
-promotion: tests/lifecycle/test_rollout.py.)"""
+drift streams (SEA with an abrupt change, Agrawal with a gradual one). Each asserts what the
+policy did: fine-tunes, full retrains, a rejected challenger, retraining triggered by the
+drift itself. (Automatic rollback of a regressing promotion: tests/lifecycle/test_rollout.py.)
+"""
 
 from __future__ import annotations
 
