@@ -41,7 +41,10 @@ def test_weather_loop_fine_tunes_retrains_and_rejects(tmp_path: Path) -> None:
         "features": {"numeric": WEATHER_FEATURES},
         "family": "lightgbm",
         "params": FAST,
-        "policy": {"max_days_since_full_retrain": 60},
+        "policy": {"max_days_since_full_retrain": 200},
+        # one row a day: a smaller gate sample lets a fine-tune be judged within the year
+        # (a fine-tune is chosen only once its validation slice can reach gate.min_rows)
+        "gate": {"min_rows": 10},
     }
     with _workspace(tmp_path, model) as ws:
         r = replay(ws, "m", data, ReplayConfig(initial_days=730, maintain_every_days=7))

@@ -3,6 +3,7 @@ stored (taken or not)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -71,9 +72,9 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         s = check_drift(ws, model, now=now).summary
         drift = DataDrift(s.share, s.drift, s.critical, s.drifted)
     n_rows, _, _ = ws.store.training_stats(model)
-    new_rows = 0
-    if newest.train_end is not None:
-        new_rows = len(ws.store.training_frame(model, after=newest.train_end))
+    new_rows = ws.store.count_training_rows(model, after=newest.train_end)
+    since_champion = ws.store.count_training_rows(model, after=champ.train_end)
+    needed = math.ceil(spec.gate.min_rows / spec.fine_tune.validation_fraction)
     problems: tuple[str, ...] = ()
     if n_rows:
         q = quality_of(spec, load_window(ws, spec))
@@ -84,6 +85,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         champion=champion,
         regression=live_regression(ws, model, now),
         concept_drift=concept,
+        rows_since_champion=since_champion,
+        fine_tune_rows_needed=needed,
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
         fine_tunes_since_full_retrain=len(tunes),

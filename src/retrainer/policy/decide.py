@@ -71,11 +71,24 @@ class _Context:
         value = perf.degradation
         return value if math.isfinite(value) else None
 
+    @property
+    def fine_tune_judgeable(self) -> bool:
+        s = self.state
+        return s.rows_since_champion >= s.fine_tune_rows_needed
+
     def tune(self, reason: str) -> tuple[Action, str]:
-        """A fine-tune, or a full retrain when the family cannot warm start."""
-        if self.state.capabilities.warm_start:
-            return "fine_tune", reason
-        return "full_retrain", f"{reason}; the family cannot warm start, so a full retrain"
+        """A fine-tune; a full retrain when the family cannot warm start, or when too few new
+        rows exist for the gate to judge a fine-tune (it could never be deployed)."""
+        s = self.state
+        if not s.capabilities.warm_start:
+            return "full_retrain", f"{reason}; the family cannot warm start, so a full retrain"
+        if not self.fine_tune_judgeable:
+            return "full_retrain", (
+                f"{reason}; a fine-tune on {s.rows_since_champion} new rows could not be judged "
+                f"(the gate needs {s.fine_tune_rows_needed} for its validation slice), so a "
+                "full retrain"
+            )
+        return "fine_tune", reason
 
 
 Fired = tuple[Action, str] | None
@@ -178,8 +191,11 @@ def _incremental(c: _Context) -> Fired:
 
 
 def _stale(c: _Context) -> Fired:
+    """Age alone is a reason only when there is enough new data to learn from and judge."""
     days, limit = c.state.days_since_update, c.policy.max_days_since_update
     if days is None or limit is None or days <= limit:
+        return None
+    if c.state.capabilities.warm_start and not c.fine_tune_judgeable:
         return None
     return c.tune(f"{_days(days)} days since the last update (limit {_days(limit)})")
 
@@ -234,6 +250,13 @@ def _notes(c: _Context) -> list[str]:
         notes.append(
             f"live {r.metric} of {r.version} is {_pct(r.drop)} below {r.previous_version}, "
             "but policy.rollback_on_regression is off"
+        )
+    days, limit = c.state.days_since_update, c.policy.max_days_since_update
+    stale = days is not None and limit is not None and days > limit
+    if stale and days is not None and c.state.capabilities.warm_start and not c.fine_tune_judgeable:
+        notes.append(
+            f"{_days(days)} days since the last update, but only {c.state.rows_since_champion} "
+            f"new rows: a fine-tune needs {c.state.fine_tune_rows_needed} to be judged"
         )
     return notes
 

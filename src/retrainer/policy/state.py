@@ -135,6 +135,10 @@ class MaintenanceState:
     quality_ok: bool = True
     quality_problems: tuple[str, ...] = ()
     regression: LiveRegression | None = None
+    # A fine-tune is judged by the gate on its validation slice of the rows newer than the
+    # champion's window; below this many such rows its verdict can only be "insufficient".
+    rows_since_champion: int = 0
+    fine_tune_rows_needed: int = 0
 
     def __post_init__(self) -> None:
         owner = "MaintenanceState"

@@ -74,6 +74,15 @@ class RowsStore(StoreBase):
         )
         return pd.concat([meta, feats], axis=1)
 
+    def count_training_rows(self, model: str, after: datetime | None = None) -> int:
+        """Rows of ``model`` (strictly newer than ``after`` when given)."""
+        c = t.training_rows.c
+        q = select(func.count()).select_from(t.training_rows).where(c.model == model)
+        if after is not None:
+            q = q.where(c.event_time > after)
+        with self.read() as conn:
+            return int(conn.execute(q).scalar() or 0)
+
     def training_stats(self, model: str) -> tuple[int, datetime | None, datetime | None]:
         c = t.training_rows.c
         q = select(func.count(), func.min(c.event_time), func.max(c.event_time)).where(

@@ -1,0 +1,41 @@
+"""A fine-tune is chosen only when the gate could judge it on its validation slice."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from retrainer.core.spec_sections import Policy, Rollout
+from retrainer.policy.decide import decide
+from retrainer.policy.state import LivePerformance, MaintenanceState
+
+NOW = datetime(2024, 1, 1)
+
+
+def _state(rows: int, **kw: object) -> MaintenanceState:
+    return MaintenanceState(
+        model="m",
+        now=NOW,
+        champion="1.0.0",
+        days_since_full_retrain=10,
+        days_since_update=30,
+        rows_since_champion=rows,
+        fine_tune_rows_needed=1000,
+        **kw,
+    )
+
+
+def test_staleness_without_enough_new_rows_waits() -> None:
+    d = decide(_state(200), Policy(), Rollout())
+    assert d.action == "nothing"
+    assert any("a fine-tune needs 1000 to be judged" in r for r in d.reasons)
+
+
+def test_staleness_with_enough_new_rows_fine_tunes() -> None:
+    assert decide(_state(1500), Policy(), Rollout()).action == "fine_tune"
+
+
+def test_degradation_without_enough_rows_escalates_to_full_retrain() -> None:
+    perf = LivePerformance("accuracy", 0.70, 0.85, 500)  # 17.6% worse: the fine-tune band
+    d = decide(_state(200, performance=perf), Policy(), Rollout())
+    assert d.action == "full_retrain"
+    assert "could not be judged" in d.reasons[0]
