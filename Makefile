@@ -39,4 +39,4 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache retrainer.db* artifacts demo-workspace
+	rm -rf $(VENV) .mypy_cache .ruff_cache retrainer.db* artifacts demo-workspace demo-report.html spool
