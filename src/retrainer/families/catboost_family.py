@@ -25,24 +25,41 @@ import catboost
 import numpy as np
 import pandas as pd
 
-from .base import Capabilities, FamilyModel
+from .base import Capabilities
+from .boosting import BoostingModel
 
 MISSING_CODE = -1
 _ACCEPTED = frozenset(
     {
-        "iterations", "learning_rate", "depth", "l2_leaf_reg", "border_count",
-        "one_hot_max_size", "random_strength", "bagging_temperature", "bootstrap_type",
-        "subsample", "rsm", "min_data_in_leaf", "grow_policy", "max_leaves",
-        "leaf_estimation_iterations", "max_ctr_complexity", "auto_class_weights",
-        "early_stopping_rounds", "thread_count",
+        "iterations",
+        "learning_rate",
+        "depth",
+        "l2_leaf_reg",
+        "border_count",
+        "one_hot_max_size",
+        "random_strength",
+        "bagging_temperature",
+        "bootstrap_type",
+        "subsample",
+        "rsm",
+        "min_data_in_leaf",
+        "grow_policy",
+        "max_leaves",
+        "leaf_estimation_iterations",
+        "max_ctr_complexity",
+        "auto_class_weights",
+        "early_stopping_rounds",
+        "thread_count",
     }
 )
 # Metadata CatBoost writes that differs between two identical training runs.
 _VOLATILE_METADATA = ("train_finish_time", "model_guid")
 
 
-class CatBoostModel(FamilyModel):
+class CatBoostModel(BoostingModel):
     name = "catboost"
+    rounds_param = "iterations"
+    model_attr = "model_"
     capabilities = Capabilities(warm_start=True, native_categorical=True)
     default_params: ClassVar[dict[str, Any]] = {
         "iterations": 300,
@@ -102,19 +119,6 @@ class CatBoostModel(FamilyModel):
         for key in _VOLATILE_METADATA:
             metadata[key] = ""
         self.model_ = model
-
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self._train(X, y, val, int(self.effective_params["iterations"]), 1.0, None)
-
-    def _fine_tune(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        learning_rate_factor: float,
-        rounds: int,
-    ) -> None:
-        self._train(X, y, val, rounds, learning_rate_factor, self.model_)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         pool = self._pool(X)

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
-from .base import Capabilities, FamilyModel
+from .base import Capabilities
+from .boosting import BoostingModel
 
 _ACCEPTED = frozenset(
     {
@@ -48,7 +49,7 @@ _ACCEPTED = frozenset(
 )
 
 
-class LightGBMModel(FamilyModel):
+class LightGBMModel(BoostingModel):
     name = "lightgbm"
     capabilities = Capabilities(warm_start=True, native_categorical=True)
     default_params: ClassVar[dict[str, Any]] = {
@@ -111,19 +112,6 @@ class LightGBMModel(FamilyModel):
             init_model=init,
             keep_training_booster=init is not None,
         )
-
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self._train(X, y, val, int(self.effective_params["n_estimators"]), 1.0, None)
-
-    def _fine_tune(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        learning_rate_factor: float,
-        rounds: int,
-    ) -> None:
-        self._train(X, y, val, rounds, learning_rate_factor, self.booster_)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_threads=1))

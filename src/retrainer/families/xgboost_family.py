@@ -20,21 +20,38 @@ from typing import Any, ClassVar
 import numpy as np
 import xgboost as xgb
 
-from .base import Capabilities, FamilyModel
+from .base import Capabilities
+from .boosting import BoostingModel
 
 _ACCEPTED = frozenset(
     {
-        "n_estimators", "learning_rate", "max_depth", "max_leaves", "min_child_weight",
-        "subsample", "colsample_bytree", "colsample_bylevel", "colsample_bynode",
-        "reg_alpha", "reg_lambda", "gamma", "max_delta_step", "max_bin", "grow_policy",
-        "max_cat_to_onehot", "max_cat_threshold", "scale_pos_weight", "tree_method",
-        "early_stopping_rounds", "nthread",
+        "n_estimators",
+        "learning_rate",
+        "max_depth",
+        "max_leaves",
+        "min_child_weight",
+        "subsample",
+        "colsample_bytree",
+        "colsample_bylevel",
+        "colsample_bynode",
+        "reg_alpha",
+        "reg_lambda",
+        "gamma",
+        "max_delta_step",
+        "max_bin",
+        "grow_policy",
+        "max_cat_to_onehot",
+        "max_cat_threshold",
+        "scale_pos_weight",
+        "tree_method",
+        "early_stopping_rounds",
+        "nthread",
     }
 )
 _NOT_BOOSTER = ("n_estimators", "early_stopping_rounds")
 
 
-class XGBoostModel(FamilyModel):
+class XGBoostModel(BoostingModel):
     name = "xgboost"
     capabilities = Capabilities(warm_start=True, native_categorical=True)
     default_params: ClassVar[dict[str, Any]] = {
@@ -101,19 +118,6 @@ class XGBoostModel(FamilyModel):
             # best_* attributes, so the saved JSON depends on the trees only).
             booster = booster[: booster.best_iteration + 1]
         self.booster_ = booster
-
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self._train(X, y, val, int(self.effective_params["n_estimators"]), 1.0, None)
-
-    def _fine_tune(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        learning_rate_factor: float,
-        rounds: int,
-    ) -> None:
-        self._train(X, y, val, rounds, learning_rate_factor, self.booster_)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         out: np.ndarray = self.booster_.predict(self._dmatrix(X))
