@@ -42,7 +42,7 @@ def _section(command: str) -> str:
     found = heading.search(CLI_MD)
     if found is None:
         return ""
-    rest = CLI_MD[found.end():]
+    rest = CLI_MD[found.end() :]
     end = re.search(r"^## ", rest, re.M)
     return rest[: end.start()] if end else rest
 
@@ -90,8 +90,11 @@ def _error_classes(base: type[errors.RetrainerError]) -> Iterator[type[errors.Re
 
 def test_every_error_code_is_in_the_exit_code_table() -> None:
     table = CLI_MD.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
-    rows = {line.split("|")[1].strip(" `"): line for line in table.splitlines()
-            if line.startswith("| `")}
+    rows = {
+        line.split("|")[1].strip(" `"): line
+        for line in table.splitlines()
+        if line.startswith("| `")
+    }
     for cls in _error_classes(errors.RetrainerError):
         code = errors.exit_code(cls("x"))
         assert f"`{cls.code}`" in rows.get(str(code), ""), (
@@ -139,8 +142,14 @@ def test_spec_key_is_documented(key: str) -> None:
 
 @pytest.mark.parametrize(
     "variable",
-    ["RETRAINER_CONFIG", "RETRAINER_STORE", "RETRAINER_ARTIFACTS", "RETRAINER_SIGNING_KEY",
-     "RETRAINER_API_TOKEN", "RETRAINER_<MODEL>__<FIELD>"],
+    [
+        "RETRAINER_CONFIG",
+        "RETRAINER_STORE",
+        "RETRAINER_ARTIFACTS",
+        "RETRAINER_SIGNING_KEY",
+        "RETRAINER_API_TOKEN",
+        "RETRAINER_<MODEL>__<FIELD>",
+    ],
 )
 def test_environment_variable_is_documented(variable: str) -> None:
     assert f"`{variable}" in CONFIG_MD

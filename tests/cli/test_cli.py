@@ -36,7 +36,8 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No RETRAINER_* setting of the caller leaks in; wide consoles so messages never wrap."""
     for key in list(os.environ):
         if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES", "RETRAINER_REQUIRE_POSTGRES",
+            "RETRAINER_TEST_POSTGRES",
+            "RETRAINER_REQUIRE_POSTGRES",
         ):
             monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
@@ -227,17 +228,39 @@ def test_ingest_reports_rejected_lines_and_keeps_the_good_rows(
 # ---- the lifecycle, on both backends ----------------------------------------------------
 
 VERSION_KEYS = {
-    "version", "parent", "family", "kind", "role", "status", "created_at", "created_by",
-    "reason", "rows", "train_start", "train_end", "metrics", "size_bytes", "sha256",
+    "version",
+    "parent",
+    "family",
+    "kind",
+    "role",
+    "status",
+    "created_at",
+    "created_by",
+    "reason",
+    "rows",
+    "train_start",
+    "train_end",
+    "metrics",
+    "size_bytes",
+    "sha256",
 }
 EVENT_KEYS = {
-    "id", "action", "from_version", "to_version", "reason", "triggered_by", "forced", "gate",
+    "id",
+    "action",
+    "from_version",
+    "to_version",
+    "reason",
+    "triggered_by",
+    "forced",
+    "gate",
     "created_at",
 }
 
 
 def test_train_deploy_rollback_predict_lifecycle(
-    config_file: Callable[..., Path], store_url: str, weather_csv: Callable[[str, str], Path],
+    config_file: Callable[..., Path],
+    store_url: str,
+    weather_csv: Callable[[str, str], Path],
     tmp_path: Path,
 ) -> None:
     cli = Cli(config_file(store=store_url, params=PARAMS))
@@ -257,7 +280,11 @@ def test_train_deploy_rollback_predict_lifecycle(
     v1 = cli.json("train", MODEL, "--deploy")
     assert VERSION_KEYS | {"deployed"} <= set(v1)
     assert (v1["version"], v1["parent"], v1["kind"], v1["role"], v1["deployed"]) == (
-        "1.0.0", None, "initial", "champion", True,
+        "1.0.0",
+        None,
+        "initial",
+        "champion",
+        True,
     )
     assert v1["family"] == "lightgbm" and v1["rows"] == 730 and v1["created_by"] == "manual"
     assert 0.5 < v1["metrics"]["accuracy"] <= 1 and "roc_auc" in v1["metrics"]
@@ -266,7 +293,11 @@ def test_train_deploy_rollback_predict_lifecycle(
     cli("ingest", MODEL, weather_csv("1951-01-01", "1952-01-01"))
     v2 = cli.json("train", MODEL, "--reason", "new year of data")
     assert (v2["version"], v2["parent"], v2["kind"], v2["role"], v2["deployed"]) == (
-        "1.1.0", "1.0.0", "full_retrain", "archived", False,
+        "1.1.0",
+        "1.0.0",
+        "full_retrain",
+        "archived",
+        False,
     )
     assert v2["reason"] == "new year of data" and v2["rows"] == 1095
     assert cli.json("status", MODEL)["champion"]["version"] == "1.0.0"
@@ -274,7 +305,11 @@ def test_train_deploy_rollback_predict_lifecycle(
     ev = cli.json("deploy", MODEL, "1.1.0", "--force", "--reason", "new year")
     assert set(ev) == EVENT_KEYS
     assert (ev["action"], ev["from_version"], ev["to_version"], ev["reason"], ev["forced"]) == (
-        "deploy", "1.0.0", "1.1.0", "new year", True,
+        "deploy",
+        "1.0.0",
+        "1.1.0",
+        "new year",
+        True,
     )
     assert "already the champion" in text(cli("deploy", MODEL, "1.1.0", code=1))
 
@@ -287,7 +322,9 @@ def test_train_deploy_rollback_predict_lifecycle(
 
     back = cli.json("rollback", MODEL)
     assert (back["action"], back["from_version"], back["to_version"]) == (
-        "rollback", "1.1.0", "1.0.0",
+        "rollback",
+        "1.1.0",
+        "1.0.0",
     )
     assert "rolled back 1.0.0 → 1.1.0" in text(cli("rollback", MODEL, "--to", "1.1.0"))
     assert cli.json("status", MODEL)["champion"]["version"] == "1.1.0"
@@ -297,8 +334,10 @@ def test_train_deploy_rollback_predict_lifecycle(
     history = cli.json("history", MODEL)
     assert all(set(e) == EVENT_KEYS for e in history)
     assert [(e["action"], e["from_version"], e["to_version"]) for e in history] == [
-        ("deploy", None, "1.0.0"), ("deploy", "1.0.0", "1.1.0"),
-        ("rollback", "1.1.0", "1.0.0"), ("rollback", "1.0.0", "1.1.0"),
+        ("deploy", None, "1.0.0"),
+        ("deploy", "1.0.0", "1.1.0"),
+        ("rollback", "1.1.0", "1.0.0"),
+        ("rollback", "1.0.0", "1.1.0"),
         ("deploy", "1.1.0", "1.0.0"),
     ]
     assert [e["forced"] for e in history] == [False, True, False, False, False]
@@ -307,7 +346,8 @@ def test_train_deploy_rollback_predict_lifecycle(
     versions = cli.json("versions", MODEL)
     assert all(set(v) >= VERSION_KEYS for v in versions)
     assert [(v["version"], v["parent"], v["role"]) for v in versions] == [
-        ("1.0.0", None, "champion"), ("1.1.0", "1.0.0", "archived"),
+        ("1.0.0", None, "champion"),
+        ("1.1.0", "1.0.0", "archived"),
     ]
     assert "1.1.0" in text(cli("versions", MODEL))
 
@@ -332,9 +372,12 @@ def test_train_deploy_rollback_predict_lifecycle(
 def test_versions_detail_shows_walk_forward_folds(
     config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path]
 ) -> None:
-    cli = Cli(config_file(
-        params=PARAMS, validation={"scheme": "walk_forward", "folds": 3},
-    ))
+    cli = Cli(
+        config_file(
+            params=PARAMS,
+            validation={"scheme": "walk_forward", "folds": 3},
+        )
+    )
     cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
     trained = cli.json("train", MODEL)
     assert set(trained["folds_summary"]["accuracy"]) == {"mean", "std"}
@@ -358,7 +401,11 @@ def test_fine_tune_registers_a_patch_version_with_its_parent(
     ft = trained.json("fine-tune", MODEL)
     assert VERSION_KEYS | {"deployed", "champion_metrics"} <= set(ft)
     assert (ft["version"], ft["parent"], ft["kind"], ft["role"], ft["deployed"]) == (
-        "1.0.1", "1.0.0", "fine_tune", "archived", False,
+        "1.0.1",
+        "1.0.0",
+        "fine_tune",
+        "archived",
+        False,
     )
     assert ft["rows"] == 181 and "accuracy" in ft["champion_metrics"]
     assert trained.json("status", MODEL)["champion"]["version"] == "1.0.0"
@@ -369,7 +416,9 @@ def test_fine_tune_registers_a_patch_version_with_its_parent(
     assert again["role"] == ("champion" if again["deployed"] else "archived")
     versions = trained.json("versions", MODEL)
     assert [(v["version"], v["parent"]) for v in versions] == [
-        ("1.0.0", None), ("1.0.1", "1.0.0"), ("1.0.2", "1.0.0"),
+        ("1.0.0", None),
+        ("1.0.1", "1.0.0"),
+        ("1.0.2", "1.0.0"),
     ]
     assert f"(from {champion})" in text(trained("fine-tune", MODEL, "--days", "100"))
 
@@ -383,7 +432,10 @@ def _restored_config(cli: Cli, folder: Path, store: str | None) -> Cli:
 
 @pytest.mark.parametrize("target", ["sqlite", "postgresql"])
 def test_backup_restores_into_a_new_empty_store(
-    two_champions: Cli, tmp_path: Path, target: str, request: pytest.FixtureRequest,
+    two_champions: Cli,
+    tmp_path: Path,
+    target: str,
+    request: pytest.FixtureRequest,
     weather_csv: Callable[[str, str], Path],
 ) -> None:
     cli = two_champions
@@ -441,8 +493,12 @@ def test_restore_refuses_a_damaged_backup(two_champions: Cli, tmp_path: Path) ->
 
 def test_unknown_model_lists_the_known_ones(trained: Cli, tmp_path: Path) -> None:
     before = snapshot(trained)
-    for args in (["train", "churn"], ["versions", "churn"], ["deploy", "churn", "1.0.0"],
-                 ["ingest", "churn", tmp_path / "x.csv"]):
+    for args in (
+        ["train", "churn"],
+        ["versions", "churn"],
+        ["deploy", "churn", "1.0.0"],
+        ["ingest", "churn", tmp_path / "x.csv"],
+    ):
         res = trained(*args, code=2)
         assert "'churn'" in text(res) and "Known models: weather" in text(res), args
     body = trained.json("status", "churn", code=2)
@@ -474,10 +530,16 @@ def test_extra_config_key_is_named_with_the_known_keys(trained: Cli) -> None:
 @pytest.mark.parametrize(
     ("change", "where", "meant"),
     [
-        (lambda d: d["models"]["weather"]["training"].update(windw_days=30),
-         "models.weather.training.windw_days", "window_days"),
-        (lambda d: d["models"]["weather"].update(familly="xgboost"),
-         "models.weather.familly", "family"),
+        (
+            lambda d: d["models"]["weather"]["training"].update(windw_days=30),
+            "models.weather.training.windw_days",
+            "window_days",
+        ),
+        (
+            lambda d: d["models"]["weather"].update(familly="xgboost"),
+            "models.weather.familly",
+            "family",
+        ),
         (lambda d: d.update(artefacts="elsewhere"), "artefacts", "artifacts"),
     ],
     ids=["section", "model", "top"],
@@ -591,8 +653,11 @@ def test_version_that_does_not_exist_lists_the_known_ones(
 ) -> None:
     before = snapshot(two_champions)
     rows = weather_csv("1952-01-01", "1952-01-11")
-    for args in (["deploy", MODEL, "9.9.9"], ["rollback", MODEL, "--to", "9.9.9"],
-                 ["predict", MODEL, rows, "-o", tmp_path / "o.csv", "--version", "9.9.9"]):
+    for args in (
+        ["deploy", MODEL, "9.9.9"],
+        ["rollback", MODEL, "--to", "9.9.9"],
+        ["predict", MODEL, rows, "-o", tmp_path / "o.csv", "--version", "9.9.9"],
+    ):
         res = two_champions(*args, code=1)
         assert "no version 9.9.9. Known versions: 1.0.0, 1.1.0." in text(res), args
     body = two_champions.json("deploy", MODEL, "9.9.9", code=1)
@@ -615,8 +680,9 @@ def test_rollback_and_predict_with_no_champion_at_all(
     cli("train", MODEL)
     before = snapshot(cli)
     assert "has no champion" in text(cli("rollback", MODEL, code=1))
-    res = cli("predict", MODEL, weather_csv("1951-01-01", "1951-01-05"), "-o", tmp_path / "o.csv",
-              code=1)
+    res = cli(
+        "predict", MODEL, weather_csv("1951-01-01", "1951-01-05"), "-o", tmp_path / "o.csv", code=1
+    )
     assert "no champion" in text(res) and "--deploy" in text(res)
     assert snapshot(cli) == before
 
@@ -625,8 +691,12 @@ def test_store_that_cannot_connect_is_named_without_its_password(
     config_file: Callable[..., Path], tmp_path: Path
 ) -> None:
     cli = Cli(config_file(store="postgresql+psycopg://user:secretpw@127.0.0.1:1/x"))
-    for args in (["status"], ["db", "upgrade"], ["versions", MODEL],
-                 ["ingest", MODEL, tmp_path / "x.csv"]):
+    for args in (
+        ["status"],
+        ["db", "upgrade"],
+        ["versions", MODEL],
+        ["ingest", MODEL, tmp_path / "x.csv"],
+    ):
         res = cli(*args, code=1)
         assert "postgresql+psycopg://user:***@127.0.0.1:1/x" in text(res), args
         assert "Cannot connect" in text(res) and "secretpw" not in res.output
@@ -658,9 +728,9 @@ def test_unknown_family_lists_the_valid_ones(trained: Cli) -> None:
 
 def test_params_the_family_does_not_accept(trained: Cli) -> None:
     before = snapshot(trained)
-    bad = bad_config(trained, lambda d: d["models"][MODEL].update(
-        params={**PARAMS, "max_leafs": 7}
-    ))
+    bad = bad_config(
+        trained, lambda d: d["models"][MODEL].update(params={**PARAMS, "max_leafs": 7})
+    )
     res = bad("train", MODEL, code=2)
     assert "['max_leafs']" in text(res) and "'lightgbm' family" in text(res)
     assert "Accepted:" in text(res) and "num_leaves" in text(res)
@@ -682,9 +752,9 @@ def test_fine_tune_across_a_feature_schema_change_needs_a_major_version(
 ) -> None:
     trained("ingest", MODEL, weather_csv("1951-01-01", "1951-07-01"))
     before = snapshot(trained)
-    fewer = bad_config(trained, lambda d: d["models"][MODEL]["features"].update(
-        numeric=WEATHER_FEATURES[:-1]
-    ))
+    fewer = bad_config(
+        trained, lambda d: d["models"][MODEL]["features"].update(numeric=WEATHER_FEATURES[:-1])
+    )
     res = fewer("fine-tune", MODEL, code=1)
     assert "differ from champion 1.0.0" in text(res) and "new major version" in text(res)
     assert snapshot(trained) == before
@@ -694,23 +764,27 @@ def test_full_retrain_across_a_feature_schema_change_is_a_major_version(
     trained: Cli, weather_csv: Callable[[str, str], Path]
 ) -> None:
     trained("ingest", MODEL, weather_csv("1951-01-01", "1951-07-01"))  # rows the gate scores
-    fewer = bad_config(trained, lambda d: d["models"][MODEL]["features"].update(
-        numeric=WEATHER_FEATURES[:-1]
-    ))
+    fewer = bad_config(
+        trained, lambda d: d["models"][MODEL]["features"].update(numeric=WEATHER_FEATURES[:-1])
+    )
     made = fewer.json("train", MODEL)
     assert (made["version"], made["parent"]) == ("2.0.0", "1.0.0")
 
 
-def test_regression_target_given_to_a_classifier(cli: Cli, tmp_path: Path,
-                                                 weather_df: pd.DataFrame) -> None:
+def test_regression_target_given_to_a_classifier(
+    cli: Cli, tmp_path: Path, weather_df: pd.DataFrame
+) -> None:
     frame = weather_df.iloc[:500].copy()
     frame["rain"] = frame["temperature"] * 10 + 50  # a measurement, not a label
     path = tmp_path / "continuous.csv"
     frame.to_csv(path, index=False)
     cli("ingest", MODEL, path)
     before = snapshot(cli)
-    for args in (["train", MODEL], ["train", MODEL, "--dry-run"],
-                 ["train", MODEL, "--allow-quality-warnings"]):
+    for args in (
+        ["train", MODEL],
+        ["train", MODEL, "--dry-run"],
+        ["train", MODEL, "--allow-quality-warnings"],
+    ):
         res = cli(*args, code=2)
         assert "is a classifier" in text(res) and "'rain' holds continuous numbers" in text(res)
         assert "task: regression" in text(res)
@@ -737,9 +811,12 @@ def test_classification_label_given_to_a_regression(
 def test_walk_forward_with_more_folds_than_the_data_allows(
     config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path]
 ) -> None:
-    cli = Cli(config_file(
-        params=PARAMS, validation={"scheme": "walk_forward", "folds": 50},
-    ))
+    cli = Cli(
+        config_file(
+            params=PARAMS,
+            validation={"scheme": "walk_forward", "folds": 50},
+        )
+    )
     cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
     before = snapshot(cli)
     res = cli("train", MODEL, code=2)

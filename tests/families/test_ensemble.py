@@ -58,8 +58,9 @@ def test_bad_member_lists_are_refused(members: Any, match: str) -> None:
         ensemble(members=members, member_params=None)
 
 
-@pytest.mark.parametrize("weights", [[1], [1, 2, 3], [1, 0], [1, -2], [1, float("nan")],
-                                     [True, 1], "1,2", [1, "2"]])
+@pytest.mark.parametrize(
+    "weights", [[1], [1, 2, 3], [1, 0], [1, -2], [1, float("nan")], [True, 1], "1,2", [1, "2"]]
+)
 def test_weights_must_be_one_positive_number_per_member(weights: Any) -> None:
     with pytest.raises(ConfigError, match=r"'weights'.*2 positive number"):
         ensemble(weights=weights)

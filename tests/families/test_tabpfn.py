@@ -46,8 +46,12 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"TabPFN tried to use the network: {args!r}")
 
-    for target, attr in ((socket.socket, "connect"), (socket.socket, "connect_ex"),
-                         (socket, "getaddrinfo"), (socket, "create_connection")):
+    for target, attr in (
+        (socket.socket, "connect"),
+        (socket.socket, "connect_ex"),
+        (socket, "getaddrinfo"),
+        (socket, "create_connection"),
+    ):
         monkeypatch.setattr(target, attr, refuse)
 
 
@@ -108,8 +112,9 @@ def test_end_to_end_on_random_weights_offline(task: str, weights: Path, no_netwo
 @needs_tabpfn
 def test_payload_holds_the_context_and_the_weights_fingerprint(weights: Path) -> None:
     X, y = data()
-    m = TabPFNModel("classification", ["x"], ["c"], {"weights_path": str(weights),
-                                                     "n_estimators": 1}).fit(X, y)
+    m = TabPFNModel(
+        "classification", ["x"], ["c"], {"weights_path": str(weights), "n_estimators": 1}
+    ).fit(X, y)
     _, payload = read_artifact(m.save())
     entries = read_zip(payload, "TabPFN payload")
     assert list(entries) == ["X.npy", "y.npy", "tabpfn.json"]
@@ -125,8 +130,9 @@ def test_payload_holds_the_context_and_the_weights_fingerprint(weights: Path) ->
 def test_load_refuses_weights_other_than_the_fitted_ones(tmp_path: Path) -> None:
     write_random_weights(tmp_path, seed=0)
     X, y = data()
-    m = TabPFNModel("classification", ["x"], ["c"], {"weights_path": str(tmp_path),
-                                                     "n_estimators": 1}).fit(X, y)
+    m = TabPFNModel(
+        "classification", ["x"], ["c"], {"weights_path": str(tmp_path), "n_estimators": 1}
+    ).fit(X, y)
     artifact = m.save()
     write_random_weights(tmp_path, seed=1)
     with pytest.raises(FamilyUnavailableError, match="differs"):

@@ -22,8 +22,14 @@ CreatedBy = Literal["manual", "api", "schedule", "drift", "degradation", "policy
 VersionStatus = Literal["ready", "deleted"]
 RolloutMode = Literal["direct", "shadow", "ab", "canary"]
 Action = Literal[
-    "nothing", "fine_tune", "full_retrain", "rollback", "incremental_update",
-    "promote", "withdraw", "canary_step",
+    "nothing",
+    "fine_tune",
+    "full_retrain",
+    "rollback",
+    "incremental_update",
+    "promote",
+    "withdraw",
+    "canary_step",
 ]
 
 _SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")

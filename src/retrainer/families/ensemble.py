@@ -100,9 +100,7 @@ class EnsembleModel(FamilyModel):
         return out
 
     def _dump(self) -> bytes:
-        return write_zip(
-            [(f"{i:02d}-{m.name}.zip", m.save()) for i, m in enumerate(self.members_)]
-        )
+        return write_zip([(f"{i:02d}-{m.name}.zip", m.save()) for i, m in enumerate(self.members_)])
 
     def _load(self, payload: bytes) -> None:
         members = [load_model(data) for data in read_zip(payload, "ensemble payload").values()]

@@ -39,21 +39,50 @@ from river.proba.base import Distribution
 from ..core.errors import ConfigError, IntegrityError
 from .base import Capabilities, FamilyModel
 
-_SHARED = {"n_models", "max_features", "lambda_value", "grace_period", "max_depth", "delta",
-           "tau", "leaf_prediction", "disable_weighted_vote", "binary_split", "max_size",
-           "remove_poor_attrs", "merit_preprune"}
+_SHARED = {
+    "n_models",
+    "max_features",
+    "lambda_value",
+    "grace_period",
+    "max_depth",
+    "delta",
+    "tau",
+    "leaf_prediction",
+    "disable_weighted_vote",
+    "binary_split",
+    "max_size",
+    "remove_poor_attrs",
+    "merit_preprune",
+}
 _TASK_ONLY = {
-    "classification": frozenset({"split_criterion", "nb_threshold", "min_branch_fraction",
-                                 "max_share_to_split"}),
+    "classification": frozenset(
+        {"split_criterion", "nb_threshold", "min_branch_fraction", "max_share_to_split"}
+    ),
     "regression": frozenset({"aggregation_method", "model_selector_decay", "min_samples_split"}),
 }
 _PICKLE_PROTOCOL = 4
 
 # The unpickler's allow-list: module -> names (None = any plain public name).
 _ALLOWED: dict[str, frozenset[str] | None] = {
-    "builtins": frozenset({"set", "frozenset", "dict", "list", "tuple", "int", "float",
-                           "complex", "bool", "str", "bytes", "bytearray", "slice", "range",
-                           "object"}),
+    "builtins": frozenset(
+        {
+            "set",
+            "frozenset",
+            "dict",
+            "list",
+            "tuple",
+            "int",
+            "float",
+            "complex",
+            "bool",
+            "str",
+            "bytes",
+            "bytearray",
+            "slice",
+            "range",
+            "object",
+        }
+    ),
     "collections": frozenset({"OrderedDict", "defaultdict", "Counter", "deque"}),
     "functools": frozenset({"partial"}),
     "copyreg": frozenset({"_reconstructor", "__newobj__", "__newobj_ex__"}),
@@ -67,8 +96,9 @@ _ALLOWED: dict[str, frozenset[str] | None] = {
     "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
     "numpy._core.numeric": frozenset({"_frombuffer"}),
     "numpy.core.numeric": frozenset({"_frombuffer"}),
-    "numpy.random._pickle": frozenset({"__bit_generator_ctor", "__generator_ctor",
-                                       "__randomstate_ctor"}),
+    "numpy.random._pickle": frozenset(
+        {"__bit_generator_ctor", "__generator_ctor", "__randomstate_ctor"}
+    ),
 }
 # river subpackages that read files or the network when called; never needed by a model.
 _RIVER_DENIED = ("river.datasets", "river.stream", "river.compat")
@@ -128,7 +158,8 @@ class RiverModel(FamilyModel):
         rows = []
         for r in X:
             row: dict[Hashable, Any] = {
-                col: float(v) for col, v in zip(schema.numeric, r[:n_num], strict=True)
+                col: float(v)
+                for col, v in zip(schema.numeric, r[:n_num], strict=True)
                 if not np.isnan(v)
             }
             for col, lv, v in zip(schema.categorical, levels, r[n_num:], strict=True):

@@ -163,7 +163,9 @@ class TabPFNModel(FamilyModel):
     def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
         weights = self._weights_file()
         self.weights_: dict[str, Any] = {
-            "file": weights.name, "size": weights.stat().st_size, "sha256": _sha256(weights)
+            "file": weights.name,
+            "size": weights.stat().st_size,
+            "sha256": _sha256(weights),
         }
         self._set_context(X, y)
         self._build(weights)
@@ -262,8 +264,11 @@ def write_random_weights(folder: str | Path, seed: int = 0) -> dict[str, Path]:
             state.update({f"criterion.{k}": v for k, v in bars.state_dict().items()})
         path = folder / f"tabpfn-v2-{_TASK_WORD[task]}-random.safetensors"
         save_as_safetensors(
-            {"state_dict": state, "config": dataclasses.asdict(config),
-             "architecture_name": "tabpfn_v2"},
+            {
+                "state_dict": state,
+                "config": dataclasses.asdict(config),
+                "architecture_name": "tabpfn_v2",
+            },
             path,
         )
         out[task] = path
