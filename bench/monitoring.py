@@ -22,14 +22,14 @@ FULL, QUICK, STEP, REPEATS = 10_000_000, 100_000, 10_000, 5
 MINUTES = 30 * 24 * 60
 
 _PREDICTIONS = """
-INSERT INTO predictions (model, request_id, entity_id, version, arm, features, output, proba,
-                         created_at)
+INSERT INTO predictions (model, request_id, entity_id, version, arm, input_key, input_row,
+                         output, proba, created_at)
 WITH RECURSIVE s(i) AS (SELECT :lo UNION ALL SELECT i + 1 FROM s WHERE i < :hi),
 g AS (SELECT i, (abs(random()) % 1000) / 1000.0 AS p FROM s)
 SELECT 'bench', 'r' || i, 'e' || i,
        CASE WHEN i % 10 = 0 THEN '1.1.0' ELSE '1.0.0' END,
        CASE WHEN i % 10 = 0 THEN 'canary' ELSE 'champion' END,
-       '{}', CASE WHEN p > 0.5 THEN '1' ELSE '0' END, p,
+       'r' || i, 0, CASE WHEN p > 0.5 THEN '1' ELSE '0' END, p,
        datetime(:now, '-' || ((:hi - i) * :spread / (:hi - :lo + 1)) || ' minutes')
 FROM g
 """

@@ -39,7 +39,7 @@ def serve_day(ws: Workspace, rows: pd.DataFrame, tag: str, *, flip: str | None =
         out = predict_frame(p, part)
         if flip == version:  # a broken challenger: every answer wrong
             out["prediction"] = 1 - out["prediction"].astype(int)
-        records += prediction_records(ws, "weather", p, part, out, uuid.uuid4().hex, arm=arm)
+        records.append(prediction_records(ws, "weather", p, part, out, uuid.uuid4().hex, arm=arm))
     ws.store.log_predictions(records)
     record_feedback(ws, "weather", rows[["day_id", "date", "rain"]])
 

@@ -21,6 +21,7 @@ from retrainer.lifecycle.workspace import Workspace
 from retrainer.serving.logqueue import LogItem, LogQueue
 from retrainer.serving.spool import Spool
 from retrainer.store import schema as t
+from retrainer.store.predlog import input_rows, record_rows
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.3)
 
@@ -73,7 +74,9 @@ def test_store_down_mid_run_spools_then_replays_everything(server: Served, ws: W
         assert "retrainer_prediction_log_spool_rows 60" in metrics
         assert "retrainer_store_up 0" in metrics
         spooled = [json.loads(line) for line in q.spool.path.read_text().splitlines()]
-        assert len(spooled) == 60 and spooled[0]["arm"] == "champion"
+        assert len(spooled) == 30 and spooled[0]["arm"] == "champion"  # one per request
+        assert [len(r["outputs"]) for r in spooled] == [2] * 30
+        assert json.loads(spooled[0]["inputs"])["rows"][0]["day_id"] == "d0"
         assert len(request_ids(ws)) == before + 10
         flaky.down = False
         server.wait_for(lambda: q.spool.pending == 0 and len(request_ids(ws)) == before + 70)
@@ -84,20 +87,26 @@ def test_store_down_mid_run_spools_then_replays_everything(server: Served, ws: W
 
 
 class ListStore:
+    """Keeps the records it is given; ``rows`` counts prediction rows."""
+
     def __init__(self) -> None:
-        self.rows: list[dict[str, Any]] = []
+        self.records: list[dict[str, Any]] = []
         self.fail: Exception | None = None
 
-    def log_predictions(self, rows: Sequence[dict[str, Any]]) -> int:
+    @property
+    def rows(self) -> int:
+        return sum(record_rows(r) for r in self.records)
+
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
         if self.fail is not None:
             raise self.fail
-        self.rows += rows
-        return len(rows)
+        self.records += records
+        return sum(record_rows(r) for r in records)
 
 
 def _item(i: int, n: int = 3) -> LogItem:
-    rows = [{"x": float(j), "other": "ignored"} for j in range(n)]
-    return LogItem("m", f"r{i}", "1.0.0", "champion", rows, [f"e{j}" for j in range(n)], ("x",),
+    body = json.dumps({"rows": [{"x": float(j), "other": "ignored"} for j in range(n)]})
+    return LogItem("m", f"r{i}", "1.0.0", "champion", body, [f"e{j}" for j in range(n)],
                    datetime(2024, 1, 1), [0] * n, [0.5] * n)  # fmt: skip
 
 
@@ -108,20 +117,23 @@ def test_shutdown_flushes_and_a_restart_replays_the_spool(tmp_path: Path) -> Non
     for i in range(4):
         q.put(_item(i))
     q.close()
-    assert len(store.rows) == 12 and json.loads(store.rows[0]["features"]) == {"x": 0.0}
+    assert store.rows == 12 and input_rows(store.records[0]["inputs"])[0] == {
+        "x": 0.0,
+        "other": "ignored",
+    }
     store.fail = OperationalError("INSERT", {}, Exception("database is locked"))
     q = LogQueue(store, tmp_path, flush_seconds=10)
     q.start()
     for i in range(3):
         q.put(_item(i))
     q.close()
-    assert len(store.rows) == 12 and q.spool.pending == 9  # down at shutdown: all spooled
+    assert store.rows == 12 and q.spool.pending == 9  # down at shutdown: all spooled
     store.fail = None
     restarted = LogQueue(store, tmp_path)  # a new process finds the dead one's spool
     assert restarted.spool.pending == 9
     restarted.flush()
-    assert len(store.rows) == 21 and restarted.spool.pending == 0
-    assert store.rows[-1]["created_at"] == datetime(2024, 1, 1)
+    assert store.rows == 21 and restarted.spool.pending == 0
+    assert store.records[-1]["created_at"] == datetime(2024, 1, 1)
     assert not list(tmp_path.glob("predictions-*.jsonl"))
 
 
@@ -161,5 +173,5 @@ def test_rows_the_store_refuses_are_kept_aside(tmp_path: Path) -> None:
     q.flush()
     assert q.failed == 3 and q.spool.pending == 0
     (failed,) = tmp_path.glob("failed-*.jsonl")
-    assert len(failed.read_text().splitlines()) == 3
+    assert len(failed.read_text().splitlines()) == 1  # the one request's record
     q.close()

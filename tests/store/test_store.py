@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import inspect
+from alembic import command
+from sqlalchemy import func, inspect, select
 
 from retrainer.core.entities import ModelVersion
 from retrainer.core.errors import ConflictError, StoreUnavailable, VersionNotFound
 from retrainer.store import SqlStore
 from retrainer.store import schema as t
-from retrainer.store.engine import current_revision, head_revision
+from retrainer.store.engine import (
+    _alembic_config,
+    current_revision,
+    head_revision,
+    make_engine,
+    write_transaction,
+)
+from retrainer.store.predlog import request_record
 
 
 def draft(model: str = "m", parent: str | None = None, family: str = "lightgbm") -> ModelVersion:
@@ -168,3 +177,86 @@ def test_unreachable_store_names_url_without_password() -> None:
         SqlStore("postgresql+psycopg://app:hunter2@127.0.0.1:1/nowhere")
     assert "hunter2" not in str(info.value)
     assert "127.0.0.1:1/nowhere" in str(info.value)
+
+
+def test_a_request_input_is_stored_once_and_shared_by_its_arms(store: SqlStore) -> None:
+    at = datetime(2024, 1, 1)
+    body = '{"rows": [{"x": 1.5, "entity_id": "a"}, {"x": NaN}, {"x": 3}]}'
+    served = request_record(
+        "m", "r", "1.0.0", "champion", at, body, ["a", None, "c"], [1.0, 2, "z"]
+    )
+    shadow = request_record(
+        "m", "r", "1.1.0", "shadow", at, None, ["a", "c"], [0.5, 0.25],
+        input_key=served["input_key"], input_rows=[0, 2],
+    )  # fmt: skip
+    assert store.log_predictions([served, shadow]) == 5
+    assert store.count_predictions("m") == 5
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.prediction_inputs)).scalar() == 1
+    refs = store.predictions_for("m", ["a", "c"])
+    feats = store.prediction_features([p.id for ps in refs.values() for p in ps])
+    by_arm = {(p.entity_id, p.arm): feats[p.id] for ps in refs.values() for p in ps}
+    assert by_arm[("c", "shadow")] == by_arm[("c", "champion")] == {"x": 3}
+    assert by_arm[("a", "shadow")]["x"] == 1.5
+    (chunk,) = list(store.iter_prediction_features("m", since=at))
+    assert len(chunk) == 3 and chunk[1]["x"] != chunk[1]["x"]  # each row once; NaN kept
+    assert list(store.iter_prediction_features("m", since=at + timedelta(seconds=1))) == []
+
+
+def test_iterating_inputs_pages_through_equal_times(store: SqlStore) -> None:
+    at = datetime(2024, 1, 1)
+    recs = [
+        request_record(
+            "m", f"r{i}", "1.0.0", "champion", at, f'{{"row": {{"i": {i}}}}}', [None], [0.0]
+        )
+        for i in range(7)
+    ]
+    store.log_predictions(recs)
+    chunks = list(store.iter_prediction_features("m", chunk=3))
+    assert [len(c) for c in chunks] == [3, 3, 1]
+    assert sorted(r["i"] for c in chunks for r in c) == list(range(7))
+
+
+def test_a_replayed_input_is_not_stored_twice(store: SqlStore) -> None:
+    rec = request_record("m", "r", "1.0.0", "champion", datetime(2024, 1, 1), '{"row": {}}',
+                         ["e"], [1])  # fmt: skip
+    store.log_predictions([rec])
+    store.log_predictions([rec])  # a spool chunk sent again after a crash
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(t.prediction_inputs)).scalar() == 1
+
+
+def test_rows_without_an_entity_id_stay_out_of_the_entity_index(store_url: str) -> None:
+    if not store_url.startswith("sqlite"):
+        pytest.skip("the query plan is checked on SQLite; the index is partial on both")
+    s = SqlStore(store_url)
+    with s.read() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM predictions "
+            "WHERE model = 'm' AND entity_id IN ('a', 'b')"
+        ).all()
+        sql = conn.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_entity'"
+        ).scalar()
+    s.close()
+    assert "entity_id IS NOT NULL" in str(sql)
+    assert "ix_predictions_entity" in " ".join(str(r[-1]) for r in plan)
+
+
+def test_upgrading_keeps_the_features_of_predictions_logged_before_0004(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = make_engine(url)
+    with write_transaction(engine) as conn:
+        command.upgrade(_alembic_config(conn), "0003")
+        conn.exec_driver_sql(
+            "INSERT INTO predictions (model, request_id, entity_id, version, arm, features, "
+            "output, proba, created_at) VALUES ('m', 'r', 'e1', '1.0.0', 'champion', "
+            "'{\"x\": 2.5}', '1', 0.7, '2024-01-01 00:00:00.000000')"
+        )
+    engine.dispose()
+    s = SqlStore(url)  # migrates to head
+    assert current_revision(s.engine) == head_revision()
+    (ref,) = s.predictions_for("m", ["e1"])["e1"]
+    assert s.prediction_features([ref.id]) == {ref.id: {"x": 2.5}}
+    assert list(s.iter_prediction_features("m")) == [[{"x": 2.5}]]
+    s.close()

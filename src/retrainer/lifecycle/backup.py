@@ -24,13 +24,14 @@ from ..store import schema as t
 from ..store.convert import jsonsafe
 from .workspace import Workspace
 
-FORMAT = 1
+FORMAT = 2  # 2: prediction inputs in their own table (format 1 is converted)
 TABLES = [
     t.models,
     t.versions,
     t.roles,
     t.deployments,
     t.training_rows,
+    t.prediction_inputs,
     t.predictions,
     t.actuals,
     t.decisions,
@@ -85,6 +86,24 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
     return BackupResult(str(p), rows, len(uris))
 
 
+def _inputs_of_format_1(predictions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Format 1 kept each prediction's features on its row: each becomes a one-row input, as
+    the 0004 migration does."""
+    inputs = []
+    for r in predictions:
+        key = f"p{r['id']}"
+        inputs.append(
+            {
+                "key": key,
+                "model": r["model"],
+                "created_at": r["created_at"],
+                "body": '{"row": ' + r.pop("features") + "}",
+            }
+        )
+        r.update(input_key=key, input_row=0)
+    return inputs
+
+
 def restore(ws: Workspace, path: str | Path) -> BackupResult:
     """Restore a backup into an empty store; everything is verified before anything is written."""
     p = Path(path)
@@ -120,6 +139,8 @@ def restore(ws: Workspace, path: str | Path) -> BackupResult:
                 if r.get(c):
                     r[c] = datetime.fromisoformat(r[c])
         tables[table.name] = recs
+    if manifest.get("format", 1) < 2:
+        tables["prediction_inputs"] = _inputs_of_format_1(tables["predictions"])
     arts = 0
     for v in tables["versions"]:
         if v["status"] == "deleted":

@@ -3,7 +3,6 @@ of core: the logged features are read from the store in chunks, never all at onc
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -50,6 +49,6 @@ def check_drift(
     since = (now or utcnow()) - parse_duration(window or spec.monitor.window, what="window")
     acc = CurrentAccumulator(reference)
     for chunk in ws.store.iter_prediction_features(model, since=since):
-        acc.update(pd.DataFrame.from_records([json.loads(f) for f in chunk]))
+        acc.update(pd.DataFrame.from_records(chunk))
     features = drift_report(reference, acc.result(), spec.drift)
     return DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))

@@ -86,6 +86,16 @@ def label_key(value: Any) -> str:
     return str(value)
 
 
+def _features(row: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
+    """A logged input row as training features: the spec's features only, and a non-finite
+    number (accepted for a family that takes missing values) as missing."""
+    out = {}
+    for c in names:
+        v = row.get(c)
+        out[c] = None if type(v) is float and not math.isfinite(v) else v
+    return out
+
+
 def record_feedback(
     ws: Workspace,
     model: str,
@@ -122,7 +132,7 @@ def record_feedback(
                     "entity_id": a["entity_id"],
                     "event_time": a["event_time"] or m.created_at,
                     "target": a["value"],
-                    "features": feats[m.id],
+                    "features": _features(feats[m.id], spec.feature_names),
                     "source": "feedback",
                     "ingested_at": now,
                 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pandas as pd
 
 from ..core.clock import utcnow
 from ..core.errors import NoChampion
+from ..core.spec import ModelSpec
 from ..store.convert import jsonsafe
+from ..store.predlog import request_record
 from .predictor import Predictor, load_predictor
 from .tables import LINE, read_table
 from .workspace import Workspace
@@ -57,34 +60,43 @@ def prediction_records(
     result: pd.DataFrame,
     request_id: str,
     arm: str = "champion",
-) -> list[dict[str, Any]]:
+    *,
+    created_at: datetime | None = None,
+    input_key: str | None = None,
+    inputs: str | bool = True,
+    input_rows: list[int] | None = None,
+) -> dict[str, Any]:
+    """One prediction record (``store.predlog``) for a frame scored by ``predictor``.
+
+    By default the record stores ``df``'s feature values as its input. To share one stored
+    input between records (arms scoring rows of the same request), give the input's text to
+    one of them (``inputs=text``), ``inputs=False`` to the others, the same ``input_key`` to
+    all, and each one's row positions in that input (``input_rows``)."""
     spec = ws.model_spec(model)
     ids = df[spec.id_column].astype(str).tolist() if spec.id_column in df else [None] * len(df)
-    feats = df[spec.feature_names].astype(object).where(df[spec.feature_names].notna(), None)
+    text = inputs_text(spec, df) if inputs is True else inputs or None
     proba_col = None
     if predictor.task == "classification" and len(predictor.model.classes_) == 2:
         proba_col = f"proba_{predictor.model.classes_[1]}"
-    now = utcnow()
-    return [
-        {
-            "model": model,
-            "request_id": request_id,
-            "entity_id": eid,
-            "version": predictor.version.version,
-            "arm": arm,
-            "features": json.dumps(f, default=str),
-            "output": jsonsafe(out),
-            "proba": float(p) if p is not None else None,
-            "created_at": now,
-        }
-        for eid, f, out, p in zip(
-            ids,
-            feats.to_dict("records"),
-            result["prediction"],
-            result[proba_col] if proba_col else [None] * len(df),
-            strict=True,
-        )
-    ]
+    return request_record(
+        model,
+        request_id,
+        predictor.version.version,
+        arm,
+        created_at or utcnow(),
+        text,
+        ids,
+        [jsonsafe(out) for out in result["prediction"]],
+        [float(p) if p is not None else None for p in result[proba_col]] if proba_col else None,
+        input_key=input_key,
+        input_rows=input_rows,
+    )
+
+
+def inputs_text(spec: ModelSpec, df: pd.DataFrame) -> str:
+    """The stored input text of a frame's feature values (missing values as null)."""
+    feats = df[spec.feature_names].astype(object).where(df[spec.feature_names].notna(), None)
+    return json.dumps({"rows": feats.to_dict("records")}, default=str)
 
 
 def predict_file(
@@ -106,5 +118,5 @@ def predict_file(
     else:
         result.to_csv(out, index=False)
     request_id = uuid.uuid4().hex
-    ws.store.log_predictions(prediction_records(ws, model, predictor, df, result, request_id))
+    ws.store.log_predictions([prediction_records(ws, model, predictor, df, result, request_id)])
     return BatchResult(predictor.version.version, len(result), str(out), request_id)

@@ -38,10 +38,11 @@ from ..core.entities import Roles
 from ..core.errors import InputError, RetrainerError
 from ..core.routing import route
 from ..core.spec import ModelSpec
+from ..store.predlog import new_input_key, record_rows
 from .feedback import label_key, record_feedback
 from .ingest import ingest_frame
 from .maintain import maintain
-from .predict import predict_frame, prediction_records
+from .predict import inputs_text, predict_frame, prediction_records
 from .predictor import Predictor, load_predictor
 from .train import train
 from .workspace import Workspace
@@ -161,25 +162,43 @@ class _Server:
         roles = self.refresh()
         ids = rows[spec.id_column].astype(str).tolist()
         routes = [route(roles, eid) for eid in ids]
-        request_id = uuid.uuid4().hex
         records: list[dict[str, Any]] = []
         served = pd.Series([None] * len(rows), index=rows.index, dtype=object)
-        groups: dict[tuple[str, str], list[int]] = {}
-        for i, r in enumerate(routes):
-            groups.setdefault((r.version, r.arm), []).append(i)
-            if r.shadow is not None:
-                groups.setdefault((r.shadow, "shadow"), []).append(i)
-        times = rows[spec.time_column]
-        for (version, arm), idx in groups.items():
-            part = rows.iloc[idx]
-            predictor = self.predictor(version)
-            result = predict_frame(predictor, part)
-            recs = prediction_records(self.ws, self.model, predictor, part, result, request_id, arm)
-            for rec, t in zip(recs, times.iloc[idx], strict=True):
-                rec["created_at"] = pd.Timestamp(t).to_pydatetime()
-            records += recs
-            if arm != "shadow":
-                served.iloc[idx] = result["prediction"].to_numpy()
+        times = rows[spec.time_column].to_numpy()
+        # One request per distinct time: its rows stored once, each arm's record names them.
+        for at in np.unique(times):
+            request = np.flatnonzero(times == at).tolist()
+            groups: dict[tuple[str, str], list[int]] = {}
+            for pos, i in enumerate(request):
+                r = routes[i]
+                groups.setdefault((r.version, r.arm), []).append(pos)
+                if r.shadow is not None:
+                    groups.setdefault((r.shadow, "shadow"), []).append(pos)
+            request_id, key = uuid.uuid4().hex, new_input_key()
+            text: str | bool = inputs_text(spec, rows.iloc[request])
+            for (version, arm), where in groups.items():
+                idx = [request[pos] for pos in where]
+                part = rows.iloc[idx]
+                predictor = self.predictor(version)
+                result = predict_frame(predictor, part)
+                records.append(
+                    prediction_records(
+                        self.ws,
+                        self.model,
+                        predictor,
+                        part,
+                        result,
+                        request_id,
+                        arm,
+                        created_at=pd.Timestamp(at).to_pydatetime(),
+                        input_key=key,
+                        inputs=text,
+                        input_rows=where,
+                    )
+                )
+                text = False  # stored with the first record
+                if arm != "shadow":
+                    served.iloc[idx] = result["prediction"].to_numpy()
         return records, served
 
 
@@ -245,7 +264,7 @@ def replay(
                 records, served = server.serve(spec, rows)
                 ws.store.log_predictions(records)
                 for rec in records:
-                    arms[rec["arm"]] += 1
+                    arms[rec["arm"]] += record_rows(rec)
                 truth += rows[spec.target].tolist()
                 said += served.tolist()
                 served_at += rows[spec.time_column].tolist()

@@ -88,9 +88,21 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _loads(body: bytes) -> Any:
+def _text(body: bytes) -> str:
+    """The body as text (it is stored as the prediction log's input): JSON is UTF-8."""
     try:
-        return json.loads(body)
+        return body.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"Invalid request: the body is not UTF-8 ({exc.reason} at byte {exc.start}); "
+            "send JSON encoded as UTF-8.",
+            errors=[{"row": None, "field": None, "problem": "not UTF-8"}],
+        ) from None
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise InputError(
             f"Invalid request: the body is not valid JSON ({str(exc)[:80]}).",
@@ -99,10 +111,11 @@ def _loads(body: bytes) -> Any:
 
 
 _PREDICT_DOC: dict[str, Any] = {
+    "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-    }
+    },
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody} for s in (401, 403, 404, 409, 413, 422)
@@ -149,8 +162,6 @@ def create_app(
     app = FastAPI(title="retrainer", version="1", lifespan=lifespan)
     app.state.retrainer = state
     install_handlers(app)
-    app.include_router(admin_router(state))
-    app.include_router(status_router(state))
 
     @app.post(
         "/v1/models/{name}/predict",
@@ -158,9 +169,10 @@ def create_app(
         responses={200: {"model": PredictResponse}, **_ERRORS},
         tags=["predict"],
     )
-    async def predict(name: str, request: Request) -> Response:
+    async def predict(request: Request) -> Response:
         """Score one row or a batch with the version the rollout routes it to."""
         t0 = time.perf_counter()
+        name: str = request.path_params["name"]  # read here: no per-request parameter model
         rid = request_id(request)
         state.check_auth(request, mutating=False)
         served = registry.get(name)
@@ -172,9 +184,8 @@ def create_app(
             )
         try:
             spec = ws.spec.models[name]
-            rows = parse_rows(
-                _loads(await read_body(request, state.limits[name])), spec.serving.max_batch_rows
-            )
+            text = _text(await read_body(request, state.limits[name]))
+            rows = parse_rows(_loads(text), spec.serving.max_batch_rows)
             first = rows[0]
             key = first.get("entity_id", first.get(spec.id_column)) if type(first) is dict else None
             r = route(served.roles, str(key) if type(key) in (str, int) else rid)
@@ -202,18 +213,30 @@ def create_app(
         body.update(version=version, arm=arm, request_id=rid)
         response = json_response(body, headers={"x-request-id": rid})
         if logq is not None:
-            now = utcnow()
-            cols = loaded.codec.columns
-            logq.put(LogItem(name, rid, version, arm, rows, ids, cols, now, outputs, probas))
             shadow = served.challenger
-            if r.shadow is not None and shadow is not None and shadow.version == r.shadow:
-                logq.put(
-                    LogItem(
-                        name, rid, shadow.version, "shadow", rows, ids, cols, now, shadow=shadow
-                    )
+            if r.shadow is None or shadow is None or shadow.version != r.shadow:
+                shadow = None
+            logq.put(
+                LogItem(
+                    name,
+                    rid,
+                    version,
+                    arm,
+                    text,
+                    ids,
+                    utcnow(),
+                    outputs,
+                    probas,
+                    shadow=shadow,
+                    rows=rows if shadow is not None else None,
                 )
+            )
         state.metrics.observe(name, version, arm, 200, time.perf_counter() - t0)
         return response
+
+    # The hot route is matched first; the admin and status routes after it.
+    app.include_router(admin_router(state))
+    app.include_router(status_router(state))
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Prediction logging off the request path.
 
-A request appends one item (its rows and outputs, not yet encoded) to a bounded in-memory
-queue: no I/O, no JSON. One background thread wakes every ``flush_seconds`` (or when
-``batch_rows`` are waiting), scores shadow items with the challenger, encodes the records
-(one ``json.dumps`` per row) and writes them with ``store.log_predictions`` in batches.
+A request appends one item (its body text, entity ids and outputs, not yet encoded) to a
+bounded in-memory queue: no I/O, no JSON. One background thread wakes every
+``flush_seconds`` (or when ``batch_rows`` are waiting), scores shadow arms with the challenger,
+turns items into prediction records (``store.predlog``: the request's input is stored once, as
+the text it arrived in; per row only the output is encoded) and writes them with
+``store.log_predictions`` in batches.
 
 When the store is unreachable (``StoreUnavailable`` or a database ``OperationalError``) the
 batches are appended to a local spool (``spool.Spool``, JSONL) and replayed, oldest first,
@@ -13,9 +15,7 @@ once a retry succeeds; nothing is dropped. A full queue drops the item and count
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..core.errors import StoreUnavailable
+from ..store.predlog import new_input_key, record_rows, request_record
 from .spool import Spool
 
 if TYPE_CHECKING:
@@ -38,47 +39,25 @@ TRANSIENT = (StoreUnavailable, OperationalError)
 
 
 class PredictionSink(Protocol):
-    def log_predictions(self, rows: Sequence[dict[str, Any]]) -> int: ...
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int: ...
 
 
 @dataclass(frozen=True)
 class LogItem:
-    """One request's predictions; with ``shadow`` the worker scores the rows itself."""
+    """One request's predictions; with ``shadow`` the worker also scores ``rows`` (the parsed
+    body) with that challenger and logs them as the shadow arm of the same input."""
 
     model: str
     request_id: str
     version: str
     arm: str
-    rows: list[dict[str, Any]]
+    body: str
     ids: list[str | None]
-    columns: tuple[str, ...]
     created_at: datetime
-    outputs: list[Any] | None = None
+    outputs: list[Any]
     probas: list[float | None] | None = None
     shadow: Loaded | None = None
-
-
-def _clean(v: Any) -> Any:
-    return None if type(v) is float and not math.isfinite(v) else v
-
-
-def records(item: LogItem) -> list[dict[str, Any]]:
-    assert item.outputs is not None
-    probas = item.probas or [None] * len(item.rows)
-    return [
-        {
-            "model": item.model,
-            "request_id": item.request_id,
-            "entity_id": eid,
-            "version": item.version,
-            "arm": item.arm,
-            "features": json.dumps({c: _clean(row.get(c)) for c in item.columns}),
-            "output": out,
-            "proba": p,
-            "created_at": item.created_at,
-        }
-        for row, eid, out, p in zip(item.rows, item.ids, item.outputs, probas, strict=True)
-    ]
+    rows: list[Any] | None = None
 
 
 class LogQueue:
@@ -88,12 +67,12 @@ class LogQueue:
         spool_dir: str | Path,
         *,
         flush_seconds: float = 0.2,
-        batch_rows: int = 1000,
+        batch_rows: int = 5000,
         max_rows: int = 200_000,
         retry_seconds: float = 1.0,
     ) -> None:
         self.store = store
-        self.spool = Spool(spool_dir)
+        self.spool = Spool(spool_dir, record_rows)
         self.flush_seconds = flush_seconds
         self.batch_rows = batch_rows
         self.max_rows = max_rows
@@ -115,7 +94,7 @@ class LogQueue:
 
     def put(self, item: LogItem) -> bool:
         """Queue one request's predictions; never blocks. False (counted) when full."""
-        n = len(item.rows)
+        n = len(item.outputs)
         with self._lock:
             if self._rows + n > self.max_rows:
                 self.dropped += n
@@ -137,7 +116,8 @@ class LogQueue:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self.flush()
+        while self._items:
+            self.flush()
         self.spool.close()
 
     def _run(self) -> None:
@@ -150,47 +130,64 @@ class LogQueue:
                 log.exception("prediction log flush failed")
 
     def flush(self) -> None:
-        """Write what is queued now, in batches; also retries the spool when it is due."""
-        while True:
+        """Write what was queued when the call began, in batches of up to ``batch_rows``; then
+        retry the spool when it is due. Items that arrive meanwhile wait for the next flush:
+        chasing them would commit a few rows at a time while requests keep coming."""
+        with self._lock:
+            left = len(self._items)
+        while left:
             batch: list[dict[str, Any]] = []
-            while len(batch) < self.batch_rows:
+            rows = 0
+            while left and rows < self.batch_rows:
                 with self._lock:
-                    if not self._items:
-                        break
                     item = self._items.popleft()
-                    self._rows -= len(item.rows)
+                    self._rows -= len(item.outputs)
+                left -= 1
                 batch += self._records(item)
-            if not batch:
-                if self.spool.pending and time.monotonic() >= self._next_retry:
-                    self._replay()
-                return
-            self._write(batch)
+                rows += len(item.outputs)
+            if batch:
+                self._write(batch)
+        if self.spool.pending and time.monotonic() >= self._next_retry:
+            self._replay()
 
     def _records(self, item: LogItem) -> list[dict[str, Any]]:
-        if item.shadow is None:
-            return records(item)
-        from .predict import score  # the hot path module; imported lazily to avoid a cycle
-
-        try:
-            X, ids = item.shadow.codec.encode(item.rows)
-            outputs, _, probas = score(item.shadow, X)
-        except Exception as exc:
-            self.shadow_errors += 1
-            log.debug("shadow %s %s failed: %s", item.model, item.version, exc)
-            return []
-        done = LogItem(
+        key = new_input_key()
+        served = request_record(
             item.model,
             item.request_id,
             item.version,
-            "shadow",
-            item.rows,
-            ids,
-            item.shadow.codec.columns,
+            item.arm,
             item.created_at,
+            item.body,
+            item.ids,
+            item.outputs,
+            item.probas,
+            input_key=key,
+        )
+        if item.shadow is None or item.rows is None:
+            return [served]
+        from .predict import score  # the hot path module; imported lazily to avoid a cycle
+
+        try:
+            X, _ = item.shadow.codec.encode(item.rows)
+            outputs, _, probas = score(item.shadow, X)
+        except Exception as exc:
+            self.shadow_errors += 1
+            log.debug("shadow %s %s failed: %s", item.model, item.shadow.version, exc)
+            return [served]
+        shadow = request_record(
+            item.model,
+            item.request_id,
+            item.shadow.version,
+            "shadow",
+            item.created_at,
+            None,  # the served record stores the input
+            item.ids,
             outputs,
             probas,
+            input_key=key,
         )
-        return records(done)
+        return [served, shadow]
 
     def _replay(self) -> bool:
         try:
@@ -215,9 +212,10 @@ class LogQueue:
             self._down(exc)
             self.spool.append(batch)
         except DBAPIError as exc:  # the batch itself is bad: keep it aside, do not retry
-            self.failed += len(batch)
+            n = sum(record_rows(r) for r in batch)
+            self.failed += n
             self.spool.append(batch, failed=True)
-            log.error("prediction log: %d rows refused by the store: %s", len(batch), exc)
+            log.error("prediction log: %d rows refused by the store: %s", n, exc)
 
     def _down(self, exc: Exception) -> None:
         if self.store_up:

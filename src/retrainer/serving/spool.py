@@ -32,6 +32,11 @@ from typing import IO, Any
 from ..core.spec import Spec
 
 Write = Callable[[list[dict[str, Any]]], Any]
+Size = Callable[[dict[str, Any]], int]
+
+
+def _one(record: dict[str, Any]) -> int:
+    return 1
 
 
 def spool_dir(spec: Spec) -> Path:
@@ -61,8 +66,11 @@ def _decode(line: bytes) -> dict[str, Any]:
 
 
 class Spool:
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, size: Size = _one) -> None:
+        """``size`` measures a record (e.g. in prediction rows): ``pending``, the totals and
+        replay chunks count in it."""
         self.folder = Path(folder)
+        self.size = size
         self.folder.mkdir(parents=True, exist_ok=True)
         token = uuid.uuid4().hex[:8]
         self.path = self.folder / f"predictions-{os.getpid()}-{token}.jsonl"
@@ -77,14 +85,15 @@ class Spool:
         if failed:
             with open(self.folder / f"failed-{os.getpid()}.jsonl", "ab") as fh:
                 fh.write(data)
-            self.failed_total += len(batch)
+            self.failed_total += sum(map(self.size, batch))
             return
         own = self._own()
         own.write(data)
         own.flush()
         os.fsync(own.fileno())
-        self.pending += len(batch)
-        self.spooled_total += len(batch)
+        n = sum(map(self.size, batch))
+        self.pending += n
+        self.spooled_total += n
 
     def _own(self) -> IO[bytes]:
         if self._fh is None:
@@ -94,8 +103,9 @@ class Spool:
 
     # ---- replay -----------------------------------------------------------------------
     def replay(self, write: Write, chunk: int) -> int:
-        """Send every spooled record through ``write`` in chunks; returns how many went.
-        Stops at the first failure (which propagates), keeping the rest for later."""
+        """Send every spooled record through ``write`` in chunks of up to ``chunk`` (measured
+        by ``size``; one record at least); returns the size that went. Stops at the first
+        failure (which propagates), keeping the rest for later."""
         sent = 0
         for path in self._orphans():
             with open(path, "rb") as fh:
@@ -117,15 +127,21 @@ class Spool:
         with open(path, "rb") as fh:
             fh.seek(offset)
             while True:
-                lines = [ln for ln in (fh.readline() for _ in range(chunk)) if ln]
-                complete = [ln for ln in lines if ln.endswith(b"\n")]
-                if not complete:
+                records, used, total = [], 0, 0
+                while total < chunk:
+                    line = fh.readline()
+                    if not line.endswith(b"\n"):  # the end, or a line still being written
+                        break
+                    records.append(_decode(line))
+                    used += len(line)
+                    total += self.size(records[-1])
+                if not records:
                     return sent
-                write([_decode(ln) for ln in complete])
-                offset += sum(len(ln) for ln in complete)
+                write(records)
+                offset += used
                 self._save_offset(path, offset)
-                sent += len(complete)
-                self.pending = max(0, self.pending - len(complete))
+                sent += total
+                self.pending = max(0, self.pending - total)
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _orphans(self) -> list[Path]:
@@ -139,7 +155,10 @@ class Spool:
                 except OSError:
                     return 0  # a live process owns it
                 fh.seek(self._offset(path))
-                return sum(1 for ln in fh if ln.endswith(b"\n"))
+                lines = (ln for ln in fh if ln.endswith(b"\n"))
+                if self.size is _one:
+                    return sum(1 for _ in lines)
+                return sum(self.size(_decode(ln)) for ln in lines)
         except OSError:
             return 0
 

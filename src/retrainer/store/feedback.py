@@ -8,7 +8,6 @@ unique constraint alone cannot do: SQL treats NULLs as distinct).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +18,7 @@ from sqlalchemy import Connection, delete, select
 from ..core.clock import utcnow
 from . import schema as t
 from .base import StoreBase
+from .predlog import input_rows
 
 _CHUNK = 5_000
 
@@ -76,14 +76,23 @@ class FeedbackStore(StoreBase):
         return found
 
     def prediction_features(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """The logged feature values of predictions, by prediction id."""
-        c = t.predictions.c
+        """The input row each prediction scored (as it was sent), by prediction id."""
+        p, i = t.predictions.c, t.prediction_inputs.c
         out: dict[int, dict[str, Any]] = {}
         unique = list(dict.fromkeys(ids))
         with self.read() as conn:
-            for i in range(0, len(unique), _CHUNK):
-                q = select(c.id, c.features).where(c.id.in_(unique[i : i + _CHUNK]))
-                out.update({r.id: json.loads(r.features) for r in conn.execute(q)})
+            for j in range(0, len(unique), _CHUNK):
+                q = (
+                    select(p.id, p.input_row, i.key, i.body)
+                    .join(t.prediction_inputs, i.key == p.input_key)
+                    .where(p.id.in_(unique[j : j + _CHUNK]))
+                )
+                parsed: dict[str, list[dict[str, Any]]] = {}
+                for r in conn.execute(q):
+                    rows = parsed.get(r.key)
+                    if rows is None:
+                        rows = parsed[r.key] = input_rows(r.body)
+                    out[r.id] = rows[r.input_row]
         return out
 
     def record_actuals(

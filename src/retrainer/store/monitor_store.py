@@ -45,16 +45,12 @@ class MonitorStore(StoreBase):
             with self.write(model) as conn:
                 wm = self._watermark(conn, model)
                 p, a = t.predictions.c, t.actuals.c
-                preds = (
-                    conn.execute(
-                        select(p.id, p.version, p.arm, _raw(p.created_at), p.proba)
-                        .where(p.model == model, p.id > wm[0])
-                        .order_by(p.id)
-                        .limit(chunk)
-                    )
-                    .tuples()
-                    .all()
-                )
+                preds = conn.execute(
+                    select(p.id, p.version, p.arm, _raw(p.created_at), p.proba)
+                    .where(p.model == model, p.id > wm[0])
+                    .order_by(p.id)
+                    .limit(chunk)
+                ).all()
                 ids = (
                     conn.execute(
                         select(a.id)

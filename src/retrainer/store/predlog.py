@@ -1,13 +1,37 @@
-"""The prediction log: written in batches (one transaction per batch, never per row)."""
+"""The prediction log: written in batches (one transaction per batch, never per row).
+
+A *prediction record* is one request's predictions by one arm::
+
+    {"model", "request_id", "version", "arm", "created_at",
+     "input_key",            # names the request's input (``new_input_key()``)
+     "inputs",               # its JSON text {"rows": [...]} or {"row": {...}}; None when
+                             # another record with the same key carries it (a shadow arm)
+     "entity_ids", "outputs", "probas",   # per row; probas may be None
+     "input_rows"}           # each row's position in the input; None: 0, 1, 2, ...
+
+The input is stored once per request, as the text it arrived in, and each prediction row names
+it by key and row index: the serving path encodes nothing per row but the output. Records in the
+older one-row-per-record shape (``features`` as JSON text, ``entity_id``, ``output``, ``proba``)
+are still accepted, e.g. from a spool written before the upgrade.
+
+>>> rec = request_record("m", "r1", "1.0.0", "champion", datetime(2024, 1, 1),
+...                      '{"rows": [{"x": 1}, {"x": 2}]}', ["a", None], [0.5, 1.5])
+>>> record_rows(rec), input_rows(rec["inputs"])
+(2, [{'x': 1}, {'x': 2}])
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import random
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, and_, func, or_, select
 
 from . import schema as t
 from .base import StoreBase
@@ -19,45 +43,193 @@ _COLUMNS = (
     "entity_id",
     "version",
     "arm",
-    "features",
+    "input_key",
+    "input_row",
     "output",
     "proba",
     "created_at",
 )
+_INF = (math.inf, -math.inf)
+_NUMBERS = frozenset((float, int))
+
+
+_random = random.Random(os.urandom(32))
+
+
+def new_input_key() -> str:
+    """A fresh input key: 32 hex digits, the time in microseconds then 72 random bits.
+
+    Keys in time order make inserts append to the end of the key index instead of touching a
+    random page of it each (what fully random keys cost once the table outgrows the cache).
+
+    >>> a, b = new_input_key(), new_input_key()
+    >>> len(a), a[:14] <= b[:14], a != b
+    (32, True, True)
+    """
+    return f"{time.time_ns() // 1000:014x}{_random.getrandbits(72):018x}"
+
+
+def request_record(
+    model: str,
+    request_id: str,
+    version: str,
+    arm: str,
+    created_at: datetime,
+    inputs: str | None,
+    entity_ids: Sequence[str | None],
+    outputs: Sequence[Any],
+    probas: Sequence[float | None] | None = None,
+    input_key: str | None = None,
+    input_rows: Sequence[int] | None = None,
+) -> dict[str, Any]:
+    """A prediction record (see the module docstring)."""
+    n = len(outputs)
+    if (
+        len(entity_ids) != n
+        or (probas is not None and len(probas) != n)
+        or (input_rows is not None and len(input_rows) != n)
+    ):
+        raise ValueError("entity_ids, outputs, probas and input_rows need one entry per row")
+    return {
+        "model": model,
+        "request_id": request_id,
+        "version": version,
+        "arm": arm,
+        "created_at": created_at,
+        "input_key": input_key or new_input_key(),
+        "inputs": inputs,
+        "entity_ids": list(entity_ids),
+        "outputs": list(outputs),
+        "probas": None if probas is None else list(probas),
+        "input_rows": None if input_rows is None else list(input_rows),
+    }
+
+
+def record_rows(record: dict[str, Any]) -> int:
+    """How many prediction rows a record holds."""
+    return len(record["outputs"]) if "outputs" in record else 1
+
+
+def input_rows(body: str) -> list[dict[str, Any]]:
+    """The rows of a stored input text."""
+    obj = json.loads(body)
+    if "rows" in obj:
+        return list(obj["rows"])
+    return [obj["row"]]
+
+
+def _from_legacy(r: dict[str, Any]) -> dict[str, Any]:
+    return request_record(
+        r["model"],
+        r["request_id"],
+        r["version"],
+        r["arm"],
+        r["created_at"],
+        '{"row": ' + r["features"] + "}",
+        [r.get("entity_id")],
+        [r["output"]],
+        [r.get("proba")],
+    )
+
+
+def _json(v: Any) -> str:
+    """A JSON scalar; floats (the common output) without going through ``json.dumps``."""
+    if type(v) is float:
+        return "null" if v != v or v in _INF else repr(v)
+    if type(v) is int:
+        return str(v)
+    return json.dumps(v)
+
+
+_CHUNK_VALUES = 4_000  # bound values per statement (SQLite allows 32,766; PostgreSQL 65,535)
+
+
+def _insert(conn: Connection, head: str, width: int, flat: list[Any], tail: str = "") -> None:
+    """Insert rows given as one flat list of ``width`` values each, in multi-row statements."""
+    if not flat:
+        return
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    one = f"({', '.join([mark] * width)})"
+    step = max(1, _CHUNK_VALUES // width) * width
+    for i in range(0, len(flat), step):
+        part = flat[i : i + step]
+        sql = f"{head} VALUES {', '.join([one] * (len(part) // width))}{tail}"
+        conn.exec_driver_sql(sql, tuple(part))
+
+
+def _json_all(values: list[Any]) -> list[str]:
+    """Each value as JSON; numbers (the common output) in one C-level ``json.dumps``."""
+    if _NUMBERS.issuperset(map(type, values)):
+        try:
+            text = json.dumps(values, allow_nan=False)
+        except ValueError:  # a non-finite number: stored as null, one by one
+            return [_json(v) for v in values]
+        return text[1:-1].split(", ") if values else []
+    return [_json(v) for v in values]
+
+
+def _columns(n: int, width: int, columns: Sequence[Any]) -> list[Any]:
+    """n rows of ``width`` values, flat; each column a list of n values or one shared value."""
+    flat: list[Any] = [None] * (n * width)
+    for k, col in enumerate(columns):
+        flat[k::width] = col if isinstance(col, list) else [col] * n
+    return flat
 
 
 class PredictionLogStore(StoreBase):
-    def log_predictions(self, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert prediction records (model, request_id, entity_id, version, arm, features as
-        JSON text, output, proba, created_at) as one group commit."""
-        if not rows:
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+        """Insert prediction records (see the module docstring) as one group commit; returns
+        how many prediction rows went in. An input already stored (a replayed spool chunk) is
+        kept as it is."""
+        if not records:
             return 0
-        mark = "?" if self.dialect == "sqlite" else "%s"
-        sql = (
-            f"INSERT INTO predictions ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join([mark] * len(_COLUMNS))})"
-        )
-        # The driver's executemany, not SQLAlchemy's per-row parameter processing: this is
-        # the serving path's cost per logged row. JSON and time values are encoded here.
-        params = [
-            (
-                r["model"],
-                r["request_id"],
-                r.get("entity_id"),
-                r["version"],
-                r["arm"],
-                r["features"],
-                json.dumps(r["output"]),
-                r.get("proba"),
-                r["created_at"]
-                if self.dialect != "sqlite"
-                else r["created_at"].strftime(_SQLITE_TIME),
+        lite = self.dialect == "sqlite"
+        inputs: list[Any] = []
+        rows: list[Any] = []
+        width = len(_COLUMNS)
+        for r in records:
+            if "features" in r:
+                r = _from_legacy(r)
+            at = r["created_at"].strftime(_SQLITE_TIME) if lite else r["created_at"]
+            key, model = r["input_key"], r["model"]
+            if r.get("inputs") is not None:
+                inputs += (key, model, at, r["inputs"])
+            outputs = list(r["outputs"])
+            n = len(outputs)
+            ids, probas, where = r["entity_ids"], r.get("probas"), r.get("input_rows")
+            if len(ids) != n or (probas and len(probas) != n) or (where and len(where) != n):
+                raise ValueError(f"prediction record {r['request_id']}: per-row lists differ")
+            # Built column by column (C-level slice assignment): no Python work per row.
+            rows += _columns(
+                n,
+                width,
+                (
+                    model,
+                    r["request_id"],
+                    list(ids),
+                    r["version"],
+                    r["arm"],
+                    key,
+                    list(where) if where else list(range(n)),
+                    _json_all(outputs),
+                    list(probas) if probas else None,
+                    at,
+                ),
             )
-            for r in rows
-        ]
+        # One multi-row INSERT per chunk, not the driver's executemany: executemany steps (and
+        # releases the GIL) once per row, and a writer thread beside a busy event loop then
+        # waits a switch interval for each row. Values are bound by the driver, in C.
+        verb, tail = ("INSERT OR IGNORE", "") if lite else ("INSERT", " ON CONFLICT DO NOTHING")
         with self.write() as conn:
-            conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
-        return len(rows)
+            _insert(
+                conn,
+                f"{verb} INTO prediction_inputs (key, model, created_at, body)",
+                4,
+                inputs,
+                tail,
+            )
+            _insert(conn, f"INSERT INTO predictions ({', '.join(_COLUMNS)})", width, rows)
+        return len(rows) // width
 
     def count_predictions(self, model: str) -> int:
         q = select(func.count()).select_from(t.predictions).where(t.predictions.c.model == model)
@@ -67,19 +239,24 @@ class PredictionLogStore(StoreBase):
 
 class PredictionFeatures(StoreBase):
     def iter_prediction_features(
-        self, model: str, since: datetime | None = None, chunk: int = 50_000
-    ) -> Iterator[list[str]]:
-        """The logged feature JSON of ``model``'s predictions since a time, in chunks (keyset
-        pagination on the id, so memory stays bounded)."""
-        c = t.predictions.c
-        last = 0
+        self, model: str, since: datetime | None = None, chunk: int = 1_000
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The rows ``model`` was asked to score since a time (each request's input once,
+        whichever arms scored it), as sent, in chunks of ``chunk`` requests (keyset pagination
+        on time and key, so memory stays bounded)."""
+        c = t.prediction_inputs.c
+        after: tuple[datetime, str] | None = None
         while True:
-            q = select(c.id, c.features).where(c.model == model, c.id > last)
+            q = select(c.created_at, c.key, c.body).where(c.model == model)
             if since is not None:
                 q = q.where(c.created_at >= since)
+            if after is not None:
+                q = q.where(
+                    or_(c.created_at > after[0], and_(c.created_at == after[0], c.key > after[1]))
+                )
             with self.read() as conn:
-                rows = conn.execute(q.order_by(c.id).limit(chunk)).all()
-            if not rows:
+                found = conn.execute(q.order_by(c.created_at, c.key).limit(chunk)).all()
+            if not found:
                 return
-            last = rows[-1][0]
-            yield [r[1] for r in rows]
+            after = (found[-1][0], found[-1][1])
+            yield [row for r in found for row in input_rows(r[2])]

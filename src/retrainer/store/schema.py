@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -111,6 +112,19 @@ training_rows = Table(
     Index("ix_training_rows_time", "model", "event_time"),
 )
 
+# A request's inputs are stored once, as the JSON text it arrived in ({"rows": [...]} or
+# {"row": {...}}); each prediction names its input by key and row index. Per-row work on the
+# serving path is then one narrow insert, and a shadow arm shares the request's input.
+prediction_inputs = Table(
+    "prediction_inputs",
+    metadata,
+    Column("key", String(32), primary_key=True),
+    Column("model", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("body", Text, nullable=False),
+    Index("ix_prediction_inputs_time", "model", "created_at"),
+)
+
 predictions = Table(
     "predictions",
     metadata,
@@ -120,12 +134,19 @@ predictions = Table(
     Column("entity_id", String(128)),
     Column("version", String(32), nullable=False),
     Column("arm", String(16), nullable=False),
-    Column("features", Text, nullable=False),
+    Column("input_key", String(32), nullable=False),
+    Column("input_row", Integer, nullable=False),
     Column("output", Json, nullable=False),
     Column("proba", Float),
     Column("created_at", DateTime, nullable=False),
-    Index("ix_predictions_entity", "model", "entity_id"),
-    Index("ix_predictions_time", "model", "created_at"),
+    # Only rows with an entity id can be joined to actuals: the others stay out of the index.
+    Index(
+        "ix_predictions_entity",
+        "model",
+        "entity_id",
+        sqlite_where=text("entity_id IS NOT NULL"),
+        postgresql_where=text("entity_id IS NOT NULL"),
+    ),
 )
 
 actuals = Table(
