@@ -260,3 +260,28 @@ def test_bad_inputs_name_the_problem() -> None:
         run_gate(y, y, y[:-1], task="classification", gate=Gate())
     with pytest.raises(ConfigError, match=r"Task 'ranking' is unknown"):
         run_gate(y, y, y, task="ranking", gate=Gate())
+
+
+# --- refreshes ---------------------------------------------------------------------------
+
+
+def test_a_refresh_passes_unless_the_bootstrap_shows_it_worse_than_the_tolerance() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 800)
+    champion = noisy_labels(y, 0.80, rng)
+    level = noisy_labels(y, 0.79, rng)  # a little worse on the slice: noise, or older rows
+    broken = noisy_labels(y, 0.65, rng)
+    gate = Gate()
+    assert run_gate(y, champion, level, task="classification", gate=gate).verdict == "reject"
+    kept = run_gate(y, champion, level, task="classification", gate=gate, refresh=True)
+    assert kept.verdict == "pass" and kept.refresh and kept.refresh_tolerance == 0.01
+    assert "a refresh" in kept.reasons[0] and kept.p_value is not None
+    bad = run_gate(y, champion, broken, task="classification", gate=gate, refresh=True)
+    assert bad.verdict == "reject" and bad.ci_high is not None and bad.ci_high < -0.01
+    assert "worse by more than 0.01 even at the interval's upper end" in bad.reasons[0]
+    strict = Gate(refresh_tolerance=None)  # refreshes judged like new recipes
+    judged = run_gate(y, champion, level, task="classification", gate=strict, refresh=True)
+    assert judged.verdict == "reject" and judged.refresh_tolerance is None
+    few = run_gate(y[:50], champion[:50], level[:50], task="classification", gate=gate,
+                   refresh=True)  # fmt: skip
+    assert few.verdict == "insufficient"  # too few rows is never a pass, refresh or not

@@ -41,10 +41,16 @@ def test_weather_loop_fine_tunes_retrains_and_rejects(tmp_path: Path) -> None:
         "features": {"numeric": WEATHER_FEATURES},
         "family": "lightgbm",
         "params": FAST,
-        "policy": {"max_days_since_full_retrain": 200},
+        # a calendar fine-tune (off by default) so that one year shows both kinds of training
+        "policy": {
+            "max_days_since_full_retrain": 200,
+            "max_days_since_update": 7,
+            "new_data_fraction": None,
+        },
         # one row a day: a smaller gate sample lets a fine-tune be judged within the year
         # (a fine-tune is chosen only once its validation slice can reach gate.min_rows)
-        "gate": {"min_rows": 10},
+        # refreshes judged like new recipes (significant gain), so an unhelpful one stays out
+        "gate": {"min_rows": 10, "refresh_tolerance": None},
     }
     with _workspace(tmp_path, model) as ws:
         r = replay(ws, "m", data, ReplayConfig(initial_days=730, maintain_every_days=7))
@@ -83,11 +89,13 @@ def _drift_spec(features: list[str]) -> dict[str, object]:
         "features": {"numeric": features},
         "family": "lightgbm",
         "params": FAST,
-        # time-based triggers off: whatever trains here was triggered by what the data did
+        # time- and volume-based triggers off: whatever trains here was triggered by what
+        # the data did
         "policy": {
             "max_days_since_full_retrain": None,
             "max_days_since_update": None,
             "max_fine_tunes": None,
+            "new_data_fraction": None,
         },
         "monitor": {"window": "2d"},
         "training": {"window_days": 8},

@@ -48,3 +48,25 @@ def test_maintain_waits_for_or_refuses_a_held_lease(
     with held_lease(ws, "model:weather", owner="someone-else"), pytest.raises(LeaseHeld):
         maintain(ws, "weather", dry_run=True)
     assert len(ws.store.decisions("weather")) == 1  # the refused run decided nothing
+
+
+def test_a_fine_tuned_champion_counts_the_rows_of_the_training_it_continues() -> None:
+    import dataclasses
+    from datetime import datetime as dt
+
+    from retrainer.core.entities import ModelVersion
+    from retrainer.lifecycle.maintain import _rows_learnt
+
+    base = ModelVersion(
+        model="m", version="1.0.0", parent=None, family="lightgbm", params={},
+        created_at=dt(2024, 1, 1), created_by="manual", reason="t", kind="initial",
+        train_start=None, train_end=None, n_rows=3650, fingerprint="f" * 64,
+        feature_schema={}, metrics={}, artifact_uri="mem://x", sha256="0" * 64, hmac=None,
+        size_bytes=1,
+    )  # fmt: skip
+    tune = dataclasses.replace(base, version="1.0.1", parent="1.0.0", kind="fine_tune", n_rows=60)
+    again = dataclasses.replace(tune, version="1.0.2", parent="1.0.1", n_rows=40)
+    retrain = dataclasses.replace(base, version="1.1.0", parent="1.0.2", kind="full_retrain")
+    versions = [base, tune, again, retrain]
+    assert _rows_learnt(again, versions) == 3650 + 60 + 40
+    assert _rows_learnt(retrain, versions) == 3650  # a full training starts over

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -103,3 +104,45 @@ def test_tampered_artifact_is_never_deployed(
         deploy(ws, "weather", "1.1.0")
     assert ws.store.roles("weather").champion == "1.0.0"
     assert len(ws.store.events("weather")) == 1
+
+
+def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stopping_chose() -> None:
+    from retrainer.core.spec import parse_spec
+    from retrainer.lifecycle.fitting import fit_family
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    x = rng.normal(size=n)
+    frame = pd.DataFrame(
+        {
+            "entity_id": [str(i) for i in range(n)],
+            "event_time": pd.date_range("2020-01-01", periods=n, freq="h"),
+            "x": x,
+            "target": (x + rng.normal(size=n) > 0).astype(int),
+        }
+    )
+    spec = parse_spec(
+        {
+            "models": {
+                "m": {
+                    "task": "classification",
+                    "target": "y",
+                    "id_column": "id",
+                    "time_column": "t",
+                    "features": {"numeric": ["x"]},
+                    "family": "lightgbm",
+                    "params": {"num_threads": 1},
+                }
+            }
+        },
+        environ={},
+    ).models["m"]
+    fitted = fit_family(spec, "lightgbm", frame)
+    booster = fitted.model.booster_  # type: ignore[attr-defined]
+    assert fitted.params["n_estimators"] == 200  # the recipe, as the gate compares it
+    assert booster.current_iteration() < 200  # the size early stopping settled on
+    rounds = booster.current_iteration()
+    params = {"num_threads": 1, "n_estimators": rounds}
+    by_hand = lightgbm_family.LightGBMModel("classification", ["x"], [], params, 0)
+    by_hand.fit(frame[["x"]], frame["target"])  # every row, that many rounds
+    assert np.array_equal(fitted.model.predict_raw(frame[["x"]]), by_hand.predict_raw(frame[["x"]]))

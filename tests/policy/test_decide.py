@@ -21,7 +21,8 @@ from retrainer.policy.state import (
 )
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
-POLICY, ROLLOUT = Policy(), Rollout()
+# The age limits these cases were written for (the defaults are 365 days and unset).
+POLICY, ROLLOUT = Policy(max_days_since_full_retrain=90, max_days_since_update=7), Rollout()
 
 
 def healthy(**changes: Any) -> MaintenanceState:
@@ -188,6 +189,23 @@ def test_stale_model_fine_tunes_unless_disabled() -> None:
     assert act(healthy(days_since_update=8, capabilities=cold)) == "full_retrain"
 
 
+def test_enough_new_rows_retrain_in_full_and_a_rejected_attempt_waits_as_long_again() -> None:
+    state = healthy(champion_rows=3650, new_rows_since_update=365)
+    d = decide(state, Policy(), ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "new_data")
+    assert d.reasons[0] == (
+        "365 new labelled rows since the last training, 10% of the champion's 3650 (retrain at 10%)"
+    )
+    assert act(replace(state, new_rows_since_update=364), Policy()) == "nothing"
+    assert act(state, Policy(new_data_fraction=None)) == "nothing"
+    assert act(replace(state, champion_rows=0), Policy()) == "nothing"  # unknown size
+
+
+def test_the_default_policy_has_no_calendar_fine_tune() -> None:
+    assert Policy().max_days_since_update is None
+    assert act(healthy(days_since_update=300), Policy()) == "nothing"
+
+
 def test_low_confidence_fine_tunes_only_when_enabled() -> None:
     state = healthy(mean_confidence=0.55)
     assert act(state) == "nothing"
@@ -220,8 +238,9 @@ def test_priority_order() -> None:
         mean_confidence=0.3,
         capabilities=Capabilities(incremental=True),
         new_rows_since_update=1000,
+        champion_rows=5000,
     )
-    policy = Policy(min_confidence=0.6)
+    policy = POLICY.model_copy(update={"min_confidence": 0.6})
     # (the rule expected to decide, its action, the change that silences it)
     expected: list[tuple[str | None, str, dict[str, Any]]] = [
         ("data_quality", "nothing", {"quality_ok": True}),
@@ -229,6 +248,7 @@ def test_priority_order() -> None:
         ("critical_degradation", "full_retrain", {"performance": perf(0.7)}),
         ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drift=True)}),
         ("full_retrain_age", "full_retrain", {"days_since_full_retrain": 5}),
+        ("new_data", "full_retrain", {"champion_rows": 0}),
         ("fine_tune_count", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
         ("degradation", "fine_tune", {"performance": perf(0.87)}),
         ("data_drift", "fine_tune", {"drift": None}),
@@ -278,6 +298,7 @@ states = st.builds(
     concept_drift=st.booleans(),
     mean_confidence=st.none() | st.floats(0, 1),
     new_rows_since_update=st.integers(0, 300),
+    champion_rows=st.integers(0, 3000),
     quality_ok=st.booleans(),
 )
 policies = st.builds(

@@ -25,17 +25,17 @@ def _state(rows: int, **kw: object) -> MaintenanceState:
 
 
 def test_staleness_without_enough_new_rows_waits() -> None:
-    d = decide(_state(200), Policy(), Rollout())
+    d = decide(_state(200), Policy(max_days_since_update=7), Rollout())
     assert d.action == "nothing"
     assert any("a fine-tune needs 1000 to be judged" in r for r in d.reasons)
 
 
 def test_staleness_with_enough_new_rows_fine_tunes() -> None:
-    assert decide(_state(1500), Policy(), Rollout()).action == "fine_tune"
+    assert decide(_state(1500), Policy(max_days_since_update=7), Rollout()).action == "fine_tune"
 
 
 def test_degradation_without_enough_rows_escalates_to_full_retrain() -> None:
     perf = LivePerformance("accuracy", 0.70, 0.85, 500)  # 17.6% worse: the fine-tune band
-    d = decide(_state(200, performance=perf), Policy(), Rollout())
+    d = decide(_state(200, performance=perf), Policy(max_days_since_update=7), Rollout())
     assert d.action == "full_retrain"
     assert "could not be judged" in d.reasons[0]

@@ -70,8 +70,18 @@ class FineTune(Section):
 
 class Gate(Section):
     primary_metric: str | None = Field(None, description="Default: accuracy or mae.")
-    min_improvement: float = Field(0.01, ge=0)
+    min_improvement: float = Field(
+        0.01, ge=0, description="A new recipe must improve the primary metric by this much."
+    )
     significance: float = Field(0.05, gt=0, lt=1)
+    refresh_tolerance: float | None = Field(
+        0.01,
+        ge=0,
+        description=(
+            "A refresh (same family and parameters as the champion, newer rows) passes unless "
+            "its primary metric is worse by more than this; null: judged like a new recipe."
+        ),
+    )
     bootstrap_samples: int = Field(1000, ge=100)
     guards: dict[str, float] = Field(
         default_factory=dict, description="Guard metric -> largest regression tolerated."
@@ -113,9 +123,19 @@ class Monitor(Section):
 class Policy(Section):
     critical_degradation: float = Field(0.25, gt=0)
     degradation: float = Field(0.15, gt=0)
-    max_days_since_full_retrain: float | None = Field(90, gt=0)
+    max_days_since_full_retrain: float | None = Field(365, gt=0)
     max_fine_tunes: int | None = Field(5, ge=0)
-    max_days_since_update: float | None = Field(7, gt=0)
+    max_days_since_update: float | None = Field(
+        None, gt=0, description="Fine-tune after this many days without any training."
+    )
+    new_data_fraction: float | None = Field(
+        0.1,
+        gt=0,
+        description=(
+            "Full retrain once the labelled rows added since the last training reach this "
+            "fraction of the rows the champion was trained on."
+        ),
+    )
     min_confidence: float | None = Field(None, gt=0, lt=1)
     incremental_update_threshold: int = Field(100, ge=1)
     rollback_on_regression: bool = True

@@ -2,9 +2,13 @@
 
 A paired bootstrap resamples row indices once and scores both models on every resample, so
 the distribution is of the *improvement* (``Metric.improvement``: positive is better, for any
-metric direction). The challenger passes only if the observed improvement reaches
-``min_improvement``, the one-sided bootstrap p-value of "no improvement" is below
-``significance``, no guard metric regresses beyond its tolerance and the budgets hold.
+metric direction). A *new recipe* (another family or other parameters) passes only if the
+observed improvement reaches ``min_improvement`` and the one-sided bootstrap p-value of "no
+improvement" is below ``significance``. A *refresh* (the champion's family and parameters
+fitted on newer rows) passes unless it is worse by more than ``refresh_tolerance``: the rows
+it adds are its reason to exist, and they are newer than anything the gate can score both
+models on, so the gate's question is whether the refresh broke something, not whether it won
+on the slice. Either way no guard metric may regress beyond its tolerance and the budgets hold.
 
 >>> import numpy as np
 >>> from retrainer.core.spec_sections import Gate
@@ -18,6 +22,11 @@ metric direction). The challenger passes only if the observed improvement reache
 >>> run_gate(y[:50], champion[:50], challenger[:50], task="classification",
 ...          gate=Gate()).verdict
 'insufficient'
+>>> refresh = np.where(rng.random(400) < 0.74, y, 1 - y)
+>>> run_gate(y, champion, refresh, task="classification", gate=Gate()).verdict
+'reject'
+>>> run_gate(y, champion, refresh, task="classification", gate=Gate(), refresh=True).verdict
+'pass'
 """
 
 from __future__ import annotations
@@ -68,6 +77,8 @@ class GateResult:
     challenger: float
     improvement: float
     min_improvement: float
+    refresh: bool
+    refresh_tolerance: float | None  # the tolerance a refresh was judged with
     test: str
     bootstrap_samples: int
     p_value: float | None
@@ -350,8 +361,10 @@ def run_gate(
     latency_ms: float | None = None,
     size_bytes: int | None = None,
     seed: int = 0,
+    refresh: bool = False,
 ) -> GateResult:
-    """Judge a challenger against the champion on the same labelled rows (see module doc).
+    """Judge a challenger against the champion on the same labelled rows (see module doc);
+    ``refresh``: the challenger is the champion's recipe on newer rows.
 
     Classification labels and predictions are class indices; probabilities are the positive
     class's (n,) or an (n, k) matrix. Fewer than ``gate.min_rows`` rows is "insufficient".
@@ -386,12 +399,20 @@ def run_gate(
         verdict = "insufficient"
         bad.insert(0, f"{primary.name} is undefined on these {n} rows (e.g. a single class)")
     else:
-        change = f"{primary.name} {_num(before)} -> {_num(after)}: improves by"
-        needs = _num(gate.min_improvement)
-        if improvement >= gate.min_improvement:
-            good.insert(0, f"{change} {_num(improvement)} (needs {needs})")
+        tolerance = gate.refresh_tolerance if refresh else None
+        change = f"{primary.name} {_num(before)} -> {_num(after)}"
+        if tolerance is not None:
+            good.insert(
+                0,
+                f"{change}: a refresh (the champion's recipe on newer rows), change "
+                f"{_num(improvement)}",
+            )
         else:
-            bad.insert(0, f"{change} only {_num(improvement)}, needs {needs}")
+            needs = _num(gate.min_improvement)
+            if improvement >= gate.min_improvement:
+                good.insert(0, f"{change}: improves by {_num(improvement)} (needs {needs})")
+            else:
+                bad.insert(0, f"{change}: improves by only {_num(improvement)}, needs {needs}")
         d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
         d = d[np.isfinite(d)]
         if len(d) == 0:
@@ -399,7 +420,18 @@ def run_gate(
             bad.insert(0, f"{primary.name} is undefined on every bootstrap resample")
         else:
             p_value, ci_low, ci_high, ok, text = _test(d, gate.significance)
-            (good if ok else bad).append(text)
+            if tolerance is None:
+                (good if ok else bad).append(text)
+            else:  # a refresh need not prove itself on the slice, only show no harm
+                text = text.split("; ")[0]
+                if ci_high < -tolerance:
+                    bad.insert(
+                        0,
+                        f"{text}: the refresh is worse by more than {_num(tolerance)} even "
+                        f"at the interval's upper end",
+                    )
+                else:
+                    good.append(f"{text}: no evidence it is worse by more than {_num(tolerance)}")
     for g in guard_results:
         text = (
             f"guard {g.metric} {_num(g.champion)} -> {_num(g.challenger)}: regression "
@@ -420,6 +452,8 @@ def run_gate(
         challenger=after,
         improvement=improvement,
         min_improvement=gate.min_improvement,
+        refresh=refresh,
+        refresh_tolerance=gate.refresh_tolerance if refresh else None,
         test=TEST_NAME,
         bootstrap_samples=gate.bootstrap_samples,
         p_value=p_value,

@@ -89,6 +89,12 @@ class FamilyModel(ABC):
         self._fit(Xm, y_enc, val)
         return self
 
+    def settled_params(self) -> dict[str, Any] | None:
+        """After a fit with a validation set: the parameters that give a model of the size
+        early stopping chose, without one (e.g. boosting rounds). None when the fit settles
+        nothing, so a refit on every row simply repeats the recipe."""
+        return None
+
     def fine_tune(
         self,
         X: pd.DataFrame,

@@ -29,8 +29,16 @@ class BoostingModel(FamilyModel):
     ) -> None:
         """Train ``rounds`` rounds (continuing from ``init`` when given) and store the model."""
 
+    @abstractmethod
+    def _rounds(self) -> int:
+        """The rounds the fitted model predicts with (the best one under early stopping)."""
+
     def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
         self._train(X, y, val, int(self.effective_params[self.rounds_param]), 1.0, None)
+
+    def settled_params(self) -> dict[str, Any] | None:
+        self._check_fitted()
+        return {self.rounds_param: max(1, self._rounds())}
 
     def _fine_tune(
         self,

@@ -120,6 +120,9 @@ class CatBoostModel(BoostingModel):
             metadata[key] = ""
         self.model_ = model
 
+    def _rounds(self) -> int:
+        return int(self.model_.tree_count_)  # use_best_model keeps the best iteration's trees
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         pool = self._pool(X)
         threads = int(self.effective_params["thread_count"])

@@ -113,6 +113,9 @@ class LightGBMModel(BoostingModel):
             keep_training_booster=init is not None,
         )
 
+    def _rounds(self) -> int:
+        return int(self.booster_.best_iteration or self.booster_.current_iteration())
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster_.predict(X, num_threads=1))
 

@@ -119,6 +119,9 @@ class XGBoostModel(BoostingModel):
             booster = booster[: booster.best_iteration + 1]
         self.booster_ = booster
 
+    def _rounds(self) -> int:
+        return int(self.booster_.num_boosted_rounds())  # cut to the best round when stopping
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         out: np.ndarray = self.booster_.predict(self._dmatrix(X))
         return out.astype(np.float64)

@@ -47,8 +47,11 @@ class Fitted:
     fit_seconds: float = 0.0
 
 
-def make_model(spec: ModelSpec, family: str, seed: int) -> FamilyModel:
+def make_model(
+    spec: ModelSpec, family: str, seed: int, settled: dict[str, Any] | None = None
+) -> FamilyModel:
     params = dict(spec.params) if family == spec.family else {}
+    params.update(settled or {})
     klass = family_class(family)
     return klass(spec.task, spec.features.numeric, spec.features.categorical, params, seed)
 
@@ -131,14 +134,19 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
                     **fold_metrics,
                 }
             )
-    if spec.training.refit_on_full_window:
+    settled = eval_model.settled_params() if not use_cal else None
+    if spec.training.refit_on_full_window and settled is not None:
+        # The evaluation fit's early stopping chose the model's size; the final fit takes it
+        # and learns from every row, the newest included (they matter most under drift).
+        model, cal = make_model(spec, family, seed, settled).fit(X, y), None
+    elif spec.training.refit_on_full_window:
         model, cal = fit_calibrated(X, y)
     else:
         model, cal = eval_model, eval_cal
     return Fitted(
         model=model,
         family=family,
-        params=model.effective_params,
+        params=eval_model.effective_params,  # the recipe, not the size it settled on
         evaluation=evaluation,
         folds=folds,
         calibrator=cal,

@@ -61,6 +61,7 @@ def gate_against_champion(
         challenger_proba=chal_proba,
         size_bytes=size_bytes,
         seed=spec.training.seed,
+        refresh=fitted.family == champion_v.family and fitted.params == champion_v.params,
     )
     out = result.to_dict()
     out["champion_version"] = champion_name

@@ -37,6 +37,19 @@ def _days(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else (now - then).total_seconds() / 86400
 
 
+def _rows_learnt(champion: ModelVersion, versions: list[ModelVersion]) -> int:
+    """The rows a version learnt from: a fine-tune's own rows plus those of the full training
+    it continues (its ``n_rows`` counts only the rows it was tuned on)."""
+    by_name = {v.version: v for v in versions}
+    rows, v = 0, champion
+    while True:
+        rows += v.n_rows
+        parent = by_name.get(v.parent) if v.parent else None
+        if v.kind in FULL or parent is None:
+            return rows
+        v = parent
+
+
 def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     """Everything the policy needs, measured now."""
     spec = ws.model_spec(model)
@@ -87,6 +100,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         concept_drift=concept,
         rows_since_champion=since_champion,
         fine_tune_rows_needed=needed,
+        champion_rows=_rows_learnt(champ, versions),
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
         fine_tunes_since_full_retrain=len(tunes),

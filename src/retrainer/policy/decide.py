@@ -157,6 +157,22 @@ def _full_retrain_age(c: _Context) -> Fired:
     return "full_retrain", f"{_days(days)} days since the last full retrain (limit {_days(limit)})"
 
 
+def _new_data(c: _Context) -> Fired:
+    """Enough new labelled rows, against what the champion learnt from, to be worth a refit.
+    Counted since the last training attempt, so a rejected one waits for as many again."""
+    s, share = c.state, c.policy.new_data_fraction
+    if share is None or s.champion_rows <= 0:
+        return None
+    needed = math.ceil(share * s.champion_rows)
+    if s.new_rows_since_update < needed:
+        return None
+    return "full_retrain", (
+        f"{s.new_rows_since_update} new labelled rows since the last training, "
+        f"{_pct(s.new_rows_since_update / s.champion_rows)} of the champion's "
+        f"{s.champion_rows} (retrain at {_pct(share)})"
+    )
+
+
 def _fine_tune_count(c: _Context) -> Fired:
     count, limit = c.state.fine_tunes_since_full_retrain, c.policy.max_fine_tunes
     if limit is None or count <= limit:
@@ -214,6 +230,7 @@ _RULES: tuple[tuple[str, Rule], ...] = (
     ("critical_degradation", _critical_degradation),
     ("critical_drift", _critical_drift),
     ("full_retrain_age", _full_retrain_age),
+    ("new_data", _new_data),
     ("fine_tune_count", _fine_tune_count),
     ("degradation", _degradation),
     ("data_drift", _data_drift),
@@ -270,6 +287,11 @@ def _all_clear(c: _Context) -> str:
             f"{_days(s.days_since_full_retrain)} days since full retrain "
             f"(limit {_days(p.max_days_since_full_retrain)})"
         )
+    if p.new_data_fraction is not None and s.champion_rows > 0:
+        parts.append(
+            f"{s.new_rows_since_update} new rows (retrain at "
+            f"{math.ceil(p.new_data_fraction * s.champion_rows)})"
+        )
     if p.max_fine_tunes is not None:
         parts.append(f"{s.fine_tunes_since_full_retrain} fine-tunes (limit {p.max_fine_tunes})")
     if s.days_since_update is not None and p.max_days_since_update is not None:
@@ -318,6 +340,8 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "mean_confidence": s.mean_confidence,
         "min_confidence": c.policy.min_confidence,
         "new_rows_since_update": s.new_rows_since_update,
+        "champion_rows": s.champion_rows,
+        "new_data_fraction": c.policy.new_data_fraction,
         "incremental_update_threshold": c.policy.incremental_update_threshold,
         "quality_ok": s.quality_ok,
         "regression_drop": _finite(r.drop) if r else None,

@@ -139,6 +139,7 @@ class MaintenanceState:
     # champion's window; below this many such rows its verdict can only be "insufficient".
     rows_since_champion: int = 0
     fine_tune_rows_needed: int = 0
+    champion_rows: int = 0  # the rows the champion was trained on
 
     def __post_init__(self) -> None:
         owner = "MaintenanceState"
