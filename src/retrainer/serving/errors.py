@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -19,6 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ..core.errors import InputError, RetrainerError, http_status
+from ..store.predlog import new_input_key
 
 log = logging.getLogger("retrainer.serving")
 
@@ -39,7 +39,7 @@ def request_id(request: Request) -> str:
     rid: str | None = getattr(request.state, "request_id", None)
     if rid is None:
         given = request.headers.get("x-request-id")
-        rid = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
+        rid = given if given and _REQUEST_ID.match(given) else new_input_key()  # no syscall
         request.state.request_id = rid
     return rid
 
