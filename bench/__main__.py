@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .common import REPO, WORK, machine
 
-BENCHES = ["drift", "families", "finetune", "monitoring", "serving", "quality"]
+BENCHES = ["drift", "families", "finetune", "monitoring", "ingestion", "serving", "quality"]
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 _SECTION = re.compile(

@@ -1,0 +1,38 @@
+"""Smoke test of the benchmark runner: each fast bench's quick mode runs and writes its section.
+
+Left out: serving (needs wrk) and quality (a long run even in quick mode). The five below took
+7–17 s each in quick mode on a 2-core machine.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parent.parent
+QUICK_BENCHES = ["drift", "families", "finetune", "monitoring", "ingestion"]
+
+
+@pytest.mark.parametrize("name", QUICK_BENCHES)
+def test_quick_bench_writes_its_section(name: str, tmp_path: Path) -> None:
+    output = tmp_path / "b.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", name, "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = output.read_text()
+    section = re.search(rf"<!-- bench:{name} -->\n(.*?)<!-- /bench:{name} -->", page, re.S)
+    assert section, page[:2000]
+    assert re.search(r"^\|---\|", section.group(1), re.M), section.group(1)[:2000]
+    assert "(quick mode," in section.group(1)
