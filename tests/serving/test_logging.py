@@ -175,3 +175,17 @@ def test_rows_the_store_refuses_are_kept_aside(tmp_path: Path) -> None:
     (failed,) = tmp_path.glob("failed-*.jsonl")
     assert len(failed.read_text().splitlines()) == 1  # the one request's record
     q.close()
+
+
+def test_a_malformed_record_is_kept_aside_not_lost(tmp_path: Path) -> None:
+    class Strict(ListStore):
+        def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+            raise ValueError("prediction record r0: per-row lists differ")
+
+    q = LogQueue(Strict(), tmp_path)
+    q.put(_item(0))
+    q.flush()
+    assert q.failed == 3 and q.spool.pending == 0
+    (failed,) = tmp_path.glob("failed-*.jsonl")
+    assert json.loads(failed.read_text())["request_id"] == "r0"
+    q.close()

@@ -211,7 +211,9 @@ class LogQueue:
         except TRANSIENT as exc:
             self._down(exc)
             self.spool.append(batch)
-        except DBAPIError as exc:  # the batch itself is bad: keep it aside, do not retry
+        except (DBAPIError, ValueError, KeyError, TypeError) as exc:
+            # The batch itself is bad (refused by the database, or a malformed record): keep it
+            # aside in the failed spool, do not retry it.
             n = sum(record_rows(r) for r in batch)
             self.failed += n
             self.spool.append(batch, failed=True)

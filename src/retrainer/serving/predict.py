@@ -1,6 +1,7 @@
-"""The predict hot path: raw bytes → ``json.loads`` → a hand-written check of each row against
-the served version's feature schema, building the float matrix directly (no pandas, no
-per-row pydantic) → route → score inline → JSON bytes. Logging happens off the request path.
+"""The predict hot path: raw bytes → ``json.loads`` → a check of the rows against the served
+version's feature schema, building the float matrix directly (no pandas, no per-row pydantic;
+in bulk when every row is clean, row by row only to name a bad request's problems) → route →
+score inline → JSON bytes. Logging happens off the request path.
 
 A batch is routed as a whole by its first row's entity id (else the request id): every row of
 one request is scored by the same version.
