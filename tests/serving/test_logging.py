@@ -189,3 +189,33 @@ def test_a_malformed_record_is_kept_aside_not_lost(tmp_path: Path) -> None:
     (failed,) = tmp_path.glob("failed-*.jsonl")
     assert json.loads(failed.read_text())["request_id"] == "r0"
     q.close()
+
+
+def test_a_bad_spooled_chunk_or_damaged_line_is_set_aside_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    spool = Spool(tmp_path)
+    spool.append([{"n": 0}, {"n": 1, "bad": True}, {"n": 2}])
+    with open(spool.path, "ab") as fh:
+        fh.write(b"{not json\n")
+    spool.append([{"n": 3}])
+    got: list[int] = []
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        if any(r.get("bad") for r in rows):
+            raise ValueError("malformed record")
+        got.extend(r["n"] for r in rows)
+
+    assert spool.replay(write, 1, lambda exc: isinstance(exc, ValueError)) == 3
+    assert got == [0, 2, 3] and spool.pending == 0
+    (failed,) = tmp_path.glob("failed-*.jsonl")
+    assert failed.read_text().splitlines() == ['{"n": 1, "bad": true}', "{not json"]
+
+    def down(rows: list[dict[str, Any]]) -> None:
+        raise StoreUnavailable("down")
+
+    spool.append([{"n": 4}])
+    with pytest.raises(StoreUnavailable):  # anything else still stops the replay
+        spool.replay(down, 1, lambda exc: isinstance(exc, ValueError))
+    assert spool.pending == 1
+    spool.close()

@@ -36,6 +36,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("retrainer.serving.log")
 TRANSIENT = (StoreUnavailable, OperationalError)
+# The records themselves are bad: refused by the database, or malformed. Kept aside, not retried.
+REFUSED = (DBAPIError, ValueError, KeyError, TypeError)
+
+
+def _refused(exc: Exception) -> bool:
+    return isinstance(exc, REFUSED) and not isinstance(exc, TRANSIENT)
 
 
 class PredictionSink(Protocol):
@@ -77,7 +83,7 @@ class LogQueue:
         self.batch_rows = batch_rows
         self.max_rows = max_rows
         self.retry_seconds = retry_seconds
-        self.written = self.dropped = self.failed = self.shadow_errors = 0
+        self.written = self.dropped = self.shadow_errors = 0
         self.store_up = True
         self._items: deque[LogItem] = deque()
         self._rows = 0
@@ -86,6 +92,11 @@ class LogQueue:
         self._stop = threading.Event()
         self._next_retry = 0.0
         self._thread: threading.Thread | None = None
+
+    @property
+    def failed(self) -> int:
+        """Rows set aside as bad (refused by the store or malformed), in the failed spool."""
+        return self.spool.failed_total
 
     @property
     def depth(self) -> int:
@@ -191,7 +202,7 @@ class LogQueue:
 
     def _replay(self) -> bool:
         try:
-            n = self.spool.replay(self.store.log_predictions, self.batch_rows)
+            n = self.spool.replay(self.store.log_predictions, self.batch_rows, _refused)
         except TRANSIENT as exc:
             self._down(exc)
             return False
@@ -211,11 +222,10 @@ class LogQueue:
         except TRANSIENT as exc:
             self._down(exc)
             self.spool.append(batch)
-        except (DBAPIError, ValueError, KeyError, TypeError) as exc:
+        except REFUSED as exc:
             # The batch itself is bad (refused by the database, or a malformed record): keep it
             # aside in the failed spool, do not retry it.
             n = sum(record_rows(r) for r in batch)
-            self.failed += n
             self.spool.append(batch, failed=True)
             log.error("prediction log: %d rows refused by the store: %s", n, exc)
 

@@ -35,8 +35,15 @@ Write = Callable[[list[dict[str, Any]]], Any]
 Size = Callable[[dict[str, Any]], int]
 
 
+Refused = Callable[[Exception], bool]
+
+
 def _one(record: dict[str, Any]) -> int:
     return 1
+
+
+def _never(exc: Exception) -> bool:
+    return False
 
 
 def spool_dir(spec: Spec) -> Path:
@@ -102,10 +109,12 @@ class Spool:
         return self._fh
 
     # ---- replay -----------------------------------------------------------------------
-    def replay(self, write: Write, chunk: int) -> int:
+    def replay(self, write: Write, chunk: int, refused: Refused = _never) -> int:
         """Send every spooled record through ``write`` in chunks of up to ``chunk`` (measured
-        by ``size``; one record at least); returns the size that went. Stops at the first
-        failure (which propagates), keeping the rest for later."""
+        by ``size``; one record at least); returns the size that went. A chunk whose error
+        ``refused`` accepts (the records themselves are bad), and a line that is not a
+        record, go to the failed file and the replay goes on; any other failure propagates
+        and keeps the rest for later."""
         sent = 0
         for path in self._orphans():
             with open(path, "rb") as fh:
@@ -113,15 +122,15 @@ class Spool:
                     fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except OSError:
                     continue  # its process is alive and replays it itself
-                sent += self._replay_file(path, write, chunk)
+                sent += self._replay_file(path, write, chunk, refused)
                 _remove(path)
         if self._fh is not None and self.path.exists():
-            sent += self._replay_file(self.path, write, chunk)
+            sent += self._replay_file(self.path, write, chunk, refused)
             os.ftruncate(self._fh.fileno(), 0)
             _remove(self._offset_path(self.path))
         return sent
 
-    def _replay_file(self, path: Path, write: Write, chunk: int) -> int:
+    def _replay_file(self, path: Path, write: Write, chunk: int, refused: Refused) -> int:
         offset = self._offset(path)
         sent = 0
         with open(path, "rb") as fh:
@@ -132,16 +141,31 @@ class Spool:
                     line = fh.readline()
                     if not line.endswith(b"\n"):  # the end, or a line still being written
                         break
-                    records.append(_decode(line))
                     used += len(line)
+                    try:
+                        records.append(_decode(line))
+                    except ValueError:  # not a record (a damaged line): set it aside
+                        self._set_aside(line)
+                        continue
                     total += self.size(records[-1])
-                if not records:
+                if not records and not used:
                     return sent
-                write(records)
+                try:
+                    if records:
+                        write(records)
+                        sent += total
+                except Exception as exc:
+                    if not refused(exc):
+                        raise
+                    self.append(records, failed=True)
                 offset += used
                 self._save_offset(path, offset)
-                sent += total
                 self.pending = max(0, self.pending - total)
+
+    def _set_aside(self, line: bytes) -> None:
+        with open(self.folder / f"failed-{os.getpid()}.jsonl", "ab") as fh:
+            fh.write(line)
+        self.failed_total += 1
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _orphans(self) -> list[Path]:
