@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -226,21 +227,54 @@ def test_a_replayed_input_is_not_stored_twice(store: SqlStore) -> None:
         assert conn.execute(select(func.count()).select_from(t.prediction_inputs)).scalar() == 1
 
 
-def test_rows_without_an_entity_id_stay_out_of_the_entity_index(store_url: str) -> None:
-    if not store_url.startswith("sqlite"):
-        pytest.skip("the query plan is checked on SQLite; the index is partial on both")
-    s = SqlStore(store_url)
-    with s.read() as conn:
-        plan = conn.exec_driver_sql(
-            "EXPLAIN QUERY PLAN SELECT id FROM predictions "
-            "WHERE model = 'm' AND entity_id IN ('a', 'b')"
-        ).all()
-        sql = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_entity'"
-        ).scalar()
-    s.close()
+def test_rows_without_an_entity_id_stay_out_of_the_entity_index(store: SqlStore) -> None:
+    with store.read() as conn:
+        if store.dialect == "sqlite":
+            sql = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_predictions_entity'"
+            ).scalar()
+            plan = conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN SELECT id FROM predictions "
+                "WHERE model = 'm' AND entity_id IN ('a', 'b')"
+            ).all()  # the lookup feedback makes still uses the partial index
+            assert "ix_predictions_entity" in " ".join(str(r[-1]) for r in plan)
+        else:
+            sql = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_predictions_entity'"
+            ).scalar()
     assert "entity_id IS NOT NULL" in str(sql)
-    assert "ix_predictions_entity" in " ".join(str(r[-1]) for r in plan)
+
+
+def test_downgrading_0004_gives_each_prediction_its_features_back(store_url: str) -> None:
+    s = SqlStore(store_url)
+    at = datetime(2024, 1, 1)
+    served = request_record(
+        "m",
+        "r",
+        "1.0.0",
+        "champion",
+        at,
+        '{"rows": [{"x": 1.5}, {"x": NaN, "c": "a"}]}',
+        ["a", "b"],
+        [1, 0],
+    )
+    shadow = request_record("m", "r", "1.1.0", "shadow", at, None, ["b"], [1],
+                            input_key=served["input_key"], input_rows=[1])  # fmt: skip
+    s.log_predictions([served, shadow])
+    with write_transaction(s.engine) as conn:
+        command.downgrade(_alembic_config(conn), "0003")
+    with s.read() as conn:
+        got = conn.exec_driver_sql(
+            "SELECT entity_id, arm, features FROM predictions ORDER BY id"
+        ).all()
+        tables = inspect(conn).get_table_names()
+    s.close()
+    assert [(e, a, json.loads(f)) for e, a, f in got] == [
+        ("a", "champion", {"x": 1.5}),
+        ("b", "champion", {"x": None, "c": "a"}),
+        ("b", "shadow", {"x": None, "c": "a"}),
+    ]
+    assert "prediction_inputs" not in tables
 
 
 def test_upgrading_keeps_the_features_of_predictions_logged_before_0004(tmp_path: Path) -> None:

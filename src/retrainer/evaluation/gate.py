@@ -428,7 +428,8 @@ def run_gate(
                     bad.insert(
                         0,
                         f"{text}: the refresh is worse by more than {_num(tolerance)} even "
-                        f"at the interval's upper end",
+                        "at the interval's upper end (look at the newest rows for a change in "
+                        "the data; `deploy --force` deploys it anyway)",
                     )
                 else:
                     good.append(f"{text}: no evidence it is worse by more than {_num(tolerance)}")

@@ -36,9 +36,10 @@ import pandas as pd
 from ..core.clock import SimClock, use_clock
 from ..core.entities import Roles
 from ..core.errors import InputError, RetrainerError
+from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
-from ..store.predlog import new_input_key, record_rows
+from ..store.predlog import record_rows
 from .feedback import label_key, record_feedback
 from .ingest import ingest_frame
 from .maintain import maintain
@@ -164,17 +165,17 @@ class _Server:
         routes = [route(roles, eid) for eid in ids]
         records: list[dict[str, Any]] = []
         served = pd.Series([None] * len(rows), index=rows.index, dtype=object)
-        times = rows[spec.time_column].to_numpy()
         # One request per distinct time: its rows stored once, each arm's record names them.
-        for at in np.unique(times):
-            request = np.flatnonzero(times == at).tolist()
+        by_time = pd.Series(np.arange(len(rows))).groupby(rows[spec.time_column].to_numpy())
+        for at, positions in by_time.indices.items():
+            request = positions.tolist()
             groups: dict[tuple[str, str], list[int]] = {}
             for pos, i in enumerate(request):
                 r = routes[i]
                 groups.setdefault((r.version, r.arm), []).append(pos)
                 if r.shadow is not None:
                     groups.setdefault((r.shadow, "shadow"), []).append(pos)
-            request_id, key = uuid.uuid4().hex, new_input_key()
+            request_id, key = uuid.uuid4().hex, time_ordered_id()
             text: str | bool = inputs_text(spec, rows.iloc[request])
             for (version, arm), where in groups.items():
                 idx = [request[pos] for pos in where]

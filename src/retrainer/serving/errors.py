@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from ..core.errors import InputError, RetrainerError, http_status
-from ..store.predlog import new_input_key
+from ..core.ids import time_ordered_id
 
 log = logging.getLogger("retrainer.serving")
 
@@ -39,7 +39,7 @@ def request_id(request: Request) -> str:
     rid: str | None = getattr(request.state, "request_id", None)
     if rid is None:
         given = request.headers.get("x-request-id")
-        rid = given if given and _REQUEST_ID.match(given) else new_input_key()  # no syscall
+        rid = given if given and _REQUEST_ID.match(given) else time_ordered_id()  # no syscall
         request.state.request_id = rid
     return rid
 

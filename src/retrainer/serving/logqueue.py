@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from ..core.errors import StoreUnavailable
-from ..store.predlog import new_input_key, record_rows, request_record
+from ..core.ids import time_ordered_id
+from ..store.predlog import record_rows, request_record
 from .spool import Spool
 
 if TYPE_CHECKING:
@@ -162,7 +163,7 @@ class LogQueue:
             self._replay()
 
     def _records(self, item: LogItem) -> list[dict[str, Any]]:
-        key = new_input_key()
+        key = time_ordered_id()
         served = request_record(
             item.model,
             item.request_id,

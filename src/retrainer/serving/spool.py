@@ -90,7 +90,7 @@ class Spool:
     def append(self, batch: Sequence[dict[str, Any]], *, failed: bool = False) -> None:
         data = b"".join(json.dumps(r, default=_default).encode() + b"\n" for r in batch)
         if failed:
-            with open(self.folder / f"failed-{os.getpid()}.jsonl", "ab") as fh:
+            with open(self._failed_path(), "ab") as fh:
                 fh.write(data)
             self.failed_total += sum(map(self.size, batch))
             return
@@ -163,9 +163,12 @@ class Spool:
                 self.pending = max(0, self.pending - total)
 
     def _set_aside(self, line: bytes) -> None:
-        with open(self.folder / f"failed-{os.getpid()}.jsonl", "ab") as fh:
+        with open(self._failed_path(), "ab") as fh:
             fh.write(line)
         self.failed_total += 1
+
+    def _failed_path(self) -> Path:
+        return self.folder / f"failed-{os.getpid()}.jsonl"
 
     # ---- bookkeeping ------------------------------------------------------------------
     def _orphans(self) -> list[Path]:

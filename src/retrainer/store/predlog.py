@@ -3,7 +3,7 @@
 A *prediction record* is one request's predictions by one arm::
 
     {"model", "request_id", "version", "arm", "created_at",
-     "input_key",            # names the request's input (``new_input_key()``)
+     "input_key",            # names the request's input (``time_ordered_id()``)
      "inputs",               # its JSON text {"rows": [...]} or {"row": {...}}; None when
                              # another record with the same key carries it (a shadow arm)
      "entity_ids", "outputs", "probas",   # per row; probas may be None
@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import random
-import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
+from ..core.ids import time_ordered_id
 from . import schema as t
 from .base import StoreBase
 
@@ -51,22 +49,6 @@ _COLUMNS = (
 )
 _INF = (math.inf, -math.inf)
 _NUMBERS = frozenset((float, int))
-
-
-_random = random.Random(os.urandom(32))
-
-
-def new_input_key() -> str:
-    """A fresh input key: 32 hex digits, the time in microseconds then 72 random bits.
-
-    Keys in time order make inserts append to the end of the key index instead of touching a
-    random page of it each (what fully random keys cost once the table outgrows the cache).
-
-    >>> a, b = new_input_key(), new_input_key()
-    >>> len(a), a[:14] <= b[:14], a != b
-    (32, True, True)
-    """
-    return f"{time.time_ns() // 1000:014x}{_random.getrandbits(72):018x}"
 
 
 def request_record(
@@ -96,7 +78,7 @@ def request_record(
         "version": version,
         "arm": arm,
         "created_at": created_at,
-        "input_key": input_key or new_input_key(),
+        "input_key": input_key or time_ordered_id(),
         "inputs": inputs,
         "entity_ids": list(entity_ids),
         "outputs": list(outputs),
