@@ -117,7 +117,19 @@ class LightGBMModel(BoostingModel):
         return int(self.booster_.best_iteration or self.booster_.current_iteration())
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.booster_.predict(X, num_threads=1))
+        booster = self.booster_
+        key = (id(booster), booster.current_iteration())
+        cached = self.__dict__.get("_scorer")
+        if cached is None or cached[0] != key:
+            cached = self._scorer = (key, _scorer(booster))
+        if cached[1] is None:
+            return np.asarray(booster.predict(X, num_threads=1))
+        return np.asarray(cached[1].predict(X, num_iteration=booster.best_iteration))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_scorer", None)  # holds a native handle
+        return state
 
     def _dump(self) -> bytes:
         text: str = self.booster_.model_to_string()
@@ -125,3 +137,15 @@ class LightGBMModel(BoostingModel):
 
     def _load(self, payload: bytes) -> None:
         self.booster_ = lgb.Booster(model_str=payload.decode())
+
+
+def _scorer(booster: lgb.Booster) -> Any:
+    """A predictor kept with the model. ``Booster.predict`` builds one on every call (it
+    parses the booster's parameters and copies the keyword arguments): about a fifth of the
+    time to score one row. None when this LightGBM has no such class; then predict as usual."""
+    try:
+        from lightgbm.basic import _InnerPredictor
+
+        return _InnerPredictor.from_booster(booster=booster, pred_parameter={"num_threads": 1})
+    except (ImportError, AttributeError, TypeError):
+        return None

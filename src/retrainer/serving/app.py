@@ -25,7 +25,7 @@ from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, Ret
 from ..core.routing import Route, route
 from ..lifecycle.workspace import Workspace
 from .admin import Jobs, admin_router
-from .errors import TooLarge, install_handlers, json_response, request_id
+from .errors import TooLarge, header, install_handlers, json_response, request_id
 from .logqueue import LogItem, LogQueue
 from .metrics import Metrics
 from .models import ErrorBody, PredictRequest, PredictResponse
@@ -33,6 +33,7 @@ from .predict import parse_rows, score
 from .registry import AlertFn, ModelRegistry
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
+from .writer import PredictionSink, WriterProcess, in_memory
 
 ROW_BYTES, FEATURE_BYTES = 256, 128  # the body limit: 4 KiB + rows × (256 + 128 × features)
 
@@ -71,7 +72,7 @@ def byte_limit(max_rows: int, n_features: int) -> int:
 async def read_body(request: Request, limit: int) -> bytes:
     """The raw body, refused with 413 past ``limit`` bytes (by Content-Length, or while
     streaming a chunked body)."""
-    declared = request.headers.get("content-length")
+    declared = header(request, b"content-length")
     too_large = f"The body is larger than this model's limit of {limit} bytes"
     if declared is not None:
         if not declared.isdigit():
@@ -122,6 +123,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _log_writer(given: str | None, store_url: str) -> str:
+    value = (given or os.environ.get("RETRAINER_LOG_WRITER") or "").strip().lower()
+    if value not in ("", "process", "thread"):
+        raise InputError(
+            f"RETRAINER_LOG_WRITER (or log_writer) is {value!r}; expected 'process' or "
+            "'thread'. Unset it for the default (a writer process)."
+        )
+    if value == "thread" or in_memory(store_url):
+        return "thread"
+    return "process"
+
+
 def create_app(
     source: Workspace | str | Path | None = None,
     *,
@@ -130,14 +143,22 @@ def create_app(
     spool: str | Path | None = None,
     token: str | None = None,
     flush_seconds: float = 0.2,
+    log_writer: str | None = None,
 ) -> FastAPI:
-    """The app for a workspace (or a config path; default ``RETRAINER_CONFIG``)."""
+    """The app for a workspace (or a config path; default ``RETRAINER_CONFIG``).
+
+    ``log_writer``: where the prediction log's inserts run, ``"process"`` (a writer process,
+    see ``serving.writer``; the default unless the store is in memory) or ``"thread"`` (the
+    log's own thread, in this process); default ``RETRAINER_LOG_WRITER``."""
     owns = not isinstance(source, Workspace)
     ws = source if isinstance(source, Workspace) else Workspace.open(source)
     registry = ModelRegistry(ws, alert)
-    logq = None
+    logq, writer = None, None
     if log_predictions:
-        logq = LogQueue(ws.store, spool or spool_dir(ws.spec), flush_seconds=flush_seconds)
+        sink: PredictionSink = ws.store
+        if _log_writer(log_writer, ws.spec.store) == "process":
+            sink = writer = WriterProcess(ws.spec.store, ws.store)
+        logq = LogQueue(sink, spool or spool_dir(ws.spec), flush_seconds=flush_seconds)
     tok = token if token is not None else os.environ.get("RETRAINER_API_TOKEN") or None
     state = ServerState(ws, registry, logq, Metrics(), Jobs(ws), tok, ws.spec.auth.protect_reads)
     for name, m in ws.spec.models.items():
@@ -156,6 +177,8 @@ def create_app(
             state.jobs.close()
             if logq is not None:
                 logq.close()
+            if writer is not None:
+                writer.close()
             if owns:
                 ws.close()
 

@@ -34,14 +34,28 @@ class TooLarge(Exception):
         self.message = message
 
 
+_RID = "retrainer.request_id"
+
+
 def request_id(request: Request) -> str:
     """The caller's ``X-Request-ID`` when it is sane, else a new one (stored on the request)."""
-    rid: str | None = getattr(request.state, "request_id", None)
+    scope = request.scope
+    rid: str | None = scope.get(_RID)
     if rid is None:
-        given = request.headers.get("x-request-id")
+        given = header(request, b"x-request-id")
         rid = given if given and _REQUEST_ID.match(given) else time_ordered_id()  # no syscall
-        request.state.request_id = rid
+        scope[_RID] = rid
     return rid
+
+
+def header(request: Request, name: bytes) -> str | None:
+    """One header's value (``name`` in lower case), read from the ASGI scope: the hot path
+    needs two headers and need not build Starlette's ``Headers`` for them."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
 
 
 def row_errors(problems: list[dict[str, Any]], total: int) -> InputError:

@@ -19,34 +19,24 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError, OperationalError
-
-from ..core.errors import StoreUnavailable
 from ..core.ids import time_ordered_id
 from ..store.predlog import record_rows, request_record
 from .spool import Spool
+from .writer import REFUSED, TRANSIENT, PredictionSink
 
 if TYPE_CHECKING:
     from .registry import Loaded
 
 log = logging.getLogger("retrainer.serving.log")
-TRANSIENT = (StoreUnavailable, OperationalError)
-# The records themselves are bad: refused by the database, or malformed. Kept aside, not retried.
-REFUSED = (DBAPIError, ValueError, KeyError, TypeError)
 
 
 def _refused(exc: Exception) -> bool:
     return isinstance(exc, REFUSED) and not isinstance(exc, TRANSIENT)
-
-
-class PredictionSink(Protocol):
-    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int: ...
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from ..lifecycle.monitor import monitor
 from .admin import decision_view
 from .errors import json_response, log
 from .metrics import Gauge
+from .writer import WriterProcess
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -153,6 +154,22 @@ def scrape_gauges(state: ServerState) -> list[Gauge]:
                 1 if q.store_up else 0
             ),
         ]
+        w = q.store
+        if isinstance(w, WriterProcess):
+            out += [
+                Gauge(
+                    "retrainer_prediction_log_writer_batches_total",
+                    "Prediction-log batches by where they were written.",
+                    "counter",
+                )
+                .add(w.in_child, writer="process")
+                .add(w.in_process, writer="server"),
+                Gauge(
+                    "retrainer_prediction_log_writer_restarts_total",
+                    "Times the writer process was started again after dying.",
+                    "counter",
+                ).add(w.restarts),
+            ]
     return [*out, *_live(state)]
 
 

@@ -1,0 +1,204 @@
+"""The prediction-log writer process: the database half of prediction logging, out of the
+server's process.
+
+``WriterProcess`` is the sink ``LogQueue`` writes its batches to. Its ``log_predictions``
+pickles the records (C code, a few microseconds per request) and hands them over a pipe to a
+child process that binds and inserts them, and waits for the answer with the GIL released. The
+SQL work, which is most of what logging costs, no longer competes with the event loop for the
+interpreter; everything else stays in ``LogQueue`` (the batching, the spool, the replay).
+
+The child is started (``spawn``) with the first batch and writes once it has connected; until
+then, and whenever it has died, the batch is written in-process through ``fallback`` (the
+server's own store), and a dead child is started again with the next batch. What the child's
+store raises comes back as the same kind of error: unreachable (``StoreUnavailable``, the
+batch is spooled and retried) or refused (``RefusedRecords``, a ``ValueError``: set aside).
+
+>>> import tempfile, datetime
+>>> from retrainer.store import SqlStore
+>>> from retrainer.store.predlog import request_record
+>>> url = f"sqlite:///{tempfile.mkdtemp()}/r.db"
+>>> store = SqlStore(url)
+>>> w = WriterProcess(url, store)
+>>> rec = request_record("m", "r1", "1.0.0", "champion", datetime.datetime(2024, 1, 1),
+...                      '{"row": {"x": 1}}', [None], [0.5])
+>>> w.log_predictions([rec])  # the child is starting: written in-process
+1
+>>> w.wait_ready(60), w.log_predictions([{**rec, "input_key": "k2"}]), w.in_child
+(True, 1, 1)
+>>> w.close(); store.count_predictions("m")
+2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import pickle
+import time
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from typing import Any, Protocol
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..core.errors import StoreUnavailable
+
+log = logging.getLogger("retrainer.serving.log")
+TRANSIENT = (StoreUnavailable, OperationalError)
+# The records themselves are bad: refused by the database, or malformed. Kept aside, not retried.
+REFUSED = (DBAPIError, ValueError, KeyError, TypeError)
+
+
+class PredictionSink(Protocol):
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int: ...
+
+
+class RefusedRecords(ValueError):
+    """The writer process's store refused a batch as bad (not retried; set aside)."""
+
+
+def in_memory(url: str) -> bool:
+    """A store another process cannot open (an in-memory SQLite database)."""
+    u = url.strip().lower()
+    return u in ("sqlite://", "sqlite:///:memory:") or "mode=memory" in u
+
+
+def _serve(url: str, conn: Connection) -> None:  # the child process
+    from ..store.predlog import PredictionLogStore
+
+    try:
+        store = PredictionLogStore(url, auto_migrate=False)
+    except Exception as exc:  # reported, then the parent writes in-process
+        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            payload = conn.recv_bytes()
+        except (EOFError, OSError):  # the server went away
+            break
+        if not payload:  # close
+            break
+        try:
+            reply: tuple[str, Any] = ("ok", store.log_predictions(pickle.loads(payload)))
+        except TRANSIENT as exc:
+            reply = ("down", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
+        except REFUSED as exc:
+            reply = ("refused", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # unexpected: the batch is kept (spooled) and retried
+            reply = ("down", f"{type(exc).__name__}: {exc}")
+        conn.send(reply)
+    store.close()
+
+
+class WriterProcess:
+    """A ``PredictionSink`` that writes in a child process (see the module docstring)."""
+
+    def __init__(self, url: str, fallback: PredictionSink) -> None:
+        if in_memory(url):
+            raise ValueError(f"An in-memory store ({url!r}) cannot be written by another process.")
+        self.url = url
+        self.fallback = fallback
+        self.in_child = self.in_process = self.restarts = 0
+        self._proc: Any = None
+        self._conn: Connection | None = None
+        self._ready = False
+        self._closed = False
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
+
+    def start(self) -> None:
+        """Start the child (it connects in the background; ``wait_ready`` waits for it)."""
+        if self._closed or self.alive:
+            return
+        if self._proc is not None:
+            self.restarts += 1
+            log.warning("prediction log: the writer process died; starting another")
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=_serve, args=(self.url, child), name="retrainer-log-writer", daemon=True
+        )
+        self._proc.start()
+        child.close()
+        self._conn, self._ready = parent, False
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the child to connect (starting it if need be);
+        True once it has."""
+        if not self._ready and not self.alive:
+            self.start()
+        deadline = time.monotonic() + timeout
+        while not self._check_ready(max(0.0, deadline - time.monotonic())):
+            if time.monotonic() >= deadline or not self.alive:
+                return False
+        return True
+
+    def _check_ready(self, wait: float = 0.0) -> bool:
+        if self._ready:
+            return True
+        conn = self._conn
+        if conn is None:
+            return False
+        try:
+            if not conn.poll(wait):
+                return False
+            kind, detail = conn.recv()
+        except (EOFError, OSError):
+            self._drop()
+            return False
+        if kind == "ready":
+            self._ready = True
+            return True
+        log.warning("prediction log: the writer process could not open the store: %s", detail)
+        self._drop()
+        return False
+
+    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+        """Write ``records`` in the child, or in-process while it is not there."""
+        if not self._closed and not self.alive:
+            self.start()
+        if self._closed or not self._check_ready():
+            self.in_process += 1
+            return self.fallback.log_predictions(records)
+        conn = self._conn
+        assert conn is not None
+        payload = pickle.dumps(list(records), protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            conn.send_bytes(payload)
+            kind, value = conn.recv()
+        except (EOFError, OSError):  # the child died with the batch: write it here
+            self._drop()
+            self.in_process += 1
+            return self.fallback.log_predictions(records)
+        self.in_child += 1
+        if kind == "ok":
+            return int(value)
+        if kind == "refused":
+            raise RefusedRecords(f"The prediction log refused a batch: {value}")
+        raise StoreUnavailable(f"The writer process cannot reach the store: {value}")
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn, self._ready = None, False
+        if self._proc is not None and not self._proc.is_alive():
+            self._proc.join(0)
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the child after the batch it is writing (call once the queue is drained)."""
+        self._closed = True
+        conn, proc = self._conn, self._proc
+        if conn is not None:
+            with contextlib.suppress(OSError):
+                conn.send_bytes(b"")
+            conn.close()
+        self._conn, self._ready = None, False
+        if proc is not None:
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout)
