@@ -12,8 +12,8 @@ default spec and the demo's tuned spec); River's ARF (10 trees) and Hoeffding ad
 learning one row at a time; last label; majority class. The LightGBM settings are the same
 everywhere (retrainer's family defaults, one thread). A schedule fits every row of its window
 with the default 200 rounds, as a hand-written retraining job would; retrainer trains its own
-way: early stopping on the newest 10% of its evaluation fit settles the rounds, and the final
-fit learns from every row.
+way: an evaluation fit for the gate (the window minus its newest 20%), early stopping on the
+newest 10% of the window to settle the rounds, and a final fit on every row.
 """
 
 from __future__ import annotations

@@ -96,7 +96,7 @@ def test_outliers_beyond_six_iqr():
     df.loc[:4, "age"] = fence * 0.99  # inside the fence: not outliers
     assert check(df).outliers["age"] == 0.0
     df.loc[:5, "age"] = 1e6  # 6 of 100 rows far out, limit 5%
-    report = check(df)
+    report = check(df, iqr_outliers="block")
     assert checks(report) == [("outliers", "age")]
     assert report.outliers["age"] == pytest.approx(0.06)
     assert report.violations[0].message == (
@@ -104,11 +104,22 @@ def test_outliers_beyond_six_iqr():
     )
 
 
+def test_an_iqr_outlier_share_warns_by_default_and_does_not_block():
+    df = frame(100)
+    df.loc[:5, "age"] = 1e6  # a heavy tail, judged by the IQR alone
+    report = check(df)
+    assert report.ok and report.outliers["age"] == pytest.approx(0.06)
+    (warning,) = report.warnings
+    assert (warning.check, warning.feature) == ("outliers", "age")
+    assert "warning: feature 'age': 6.0% of rows beyond 6 IQR" in report.render()
+    assert report.to_dict()["warnings"][0]["feature"] == "age"
+
+
 def test_outlier_fraction_boundary():
     df = frame(100)
     df.loc[:4, "income"] = -1e9  # exactly 5%
-    assert check(df, max_outlier_fraction=0.05).ok
-    assert not check(df, max_outlier_fraction=0.04).ok
+    assert check(df, max_outlier_fraction=0.05, iqr_outliers="block").ok
+    assert not check(df, max_outlier_fraction=0.04, iqr_outliers="block").ok
 
 
 def test_outliers_against_explicit_range():
@@ -130,7 +141,8 @@ def test_constant_quartiles_are_not_judged_by_iqr_but_infinity_is():
     df["age"] = [0.0] * 90 + [1.0] * 10  # a flag: IQR is 0
     assert check(df).ok
     df.loc[:5, "age"] = np.inf
-    assert checks(check(df)) == [("outliers", "age")]
+    assert checks(check(df)) == [("outliers", "age")]  # infinities block even by default
+    assert "6.0% of rows infinite" in check(df).violations[0].message
 
 
 def test_numeric_column_that_is_not_numeric():

@@ -146,3 +146,44 @@ def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stoppi
     by_hand = lightgbm_family.LightGBMModel("classification", ["x"], [], params, 0)
     by_hand.fit(frame[["x"]], frame["target"])  # every row, that many rounds
     assert np.array_equal(fitted.model.predict_raw(frame[["x"]]), by_hand.predict_raw(frame[["x"]]))
+
+
+def test_the_gate_compares_like_with_like_when_the_champion_learnt_later(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace()
+    ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", "1953-01-01"))
+    train(ws, "weather", deploy=True)  # 1.0.0: 1,461 rows up to 1952-12-31
+    ingest_frame(ws, "weather", _years(weather_df, "1953-01-01", "1953-07-01"))
+    # The holdout (the newest 20%) starts in 1952: the evaluation fit is older than 1.0.0.
+    refresh = train(ws, "weather").version.details["gate"]
+    assert refresh["refresh"] and refresh["verdict"] == "pass"
+    assert refresh["handicap"].startswith("the champion learnt from 1461 rows up to 1952-12-31")
+    assert any("shown, not judged" in r for r in refresh["reasons"])
+    assert "catch_up_fit" not in refresh
+    # A new recipe is judged on a fit of its own up to the champion's cut-off.
+    other = train(ws, "weather", family="randomforest").version.details
+    gate = other["gate"]
+    assert not gate["refresh"] and gate["handicap"] is None
+    assert gate["catch_up_fit"]["until"].startswith("1952-12-31")
+    assert 1000 < gate["catch_up_fit"]["rows"] < 1461  # the window's rows before the cut-off
+    assert other["fit_cpu_seconds"] >= gate["catch_up_fit"]["cpu_seconds"] > 0
+
+
+def test_a_heavy_tail_warns_and_trains_a_declared_range_blocks(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    from retrainer.core.errors import QualityError
+
+    rows = _years(weather_df, "1949-01-01", "1952-01-01").copy()
+    rows.loc[rows.index[::10], "visibility"] = 50.0  # 10% far beyond 6 IQR
+    ws = make_workspace()
+    ingest_frame(ws, "weather", rows)
+    v = train(ws, "weather").version
+    assert v.details["quality_warnings"] == [
+        "feature 'visibility': 10.0% of rows beyond 6 IQR, above max_outlier_fraction 5.0%"
+    ]
+    ranged = make_workspace(quality={"ranges": {"visibility": [-10, 10]}})
+    ingest_frame(ranged, "weather", rows)
+    with pytest.raises(QualityError, match=r"outliers  visibility  10.0%"):
+        train(ranged, "weather")

@@ -59,6 +59,15 @@ class Quality(Section):
     )
     min_class_fraction: float = Field(0.01, ge=0, lt=1)
     ranges: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    iqr_outliers: Literal["warn", "block"] = Field(
+        "warn",
+        description=(
+            "A feature without a declared range whose share of values beyond 6 IQR exceeds "
+            "max_outlier_fraction: a warning in the report (heavy-tailed features have such "
+            "shares all along) or a block. Values outside `ranges`, and infinities, always "
+            "block."
+        ),
+    )
 
 
 class FineTune(Section):

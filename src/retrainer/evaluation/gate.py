@@ -95,6 +95,8 @@ class GateResult:
     reasons: tuple[str, ...]
     champion_metrics: dict[str, float] = field(default_factory=dict)
     challenger_metrics: dict[str, float] = field(default_factory=dict)
+    # why a refresh's comparison was shown but not judged (the champion saw more data)
+    handicap: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -362,9 +364,13 @@ def run_gate(
     size_bytes: int | None = None,
     seed: int = 0,
     refresh: bool = False,
+    handicap: str | None = None,
 ) -> GateResult:
     """Judge a challenger against the champion on the same labelled rows (see module doc);
-    ``refresh``: the challenger is the champion's recipe on newer rows.
+    ``refresh``: the challenger is the champion's recipe on newer rows. ``handicap`` (with
+    ``refresh``) says why the challenger's side of the comparison saw less data than the
+    champion: the change is then reported, not judged, since it measures the evaluation
+    protocol rather than the refresh (the guards and budgets still apply).
 
     Classification labels and predictions are class indices; probabilities are the positive
     class's (n,) or an (n, k) matrix. Fewer than ``gate.min_rows`` rows is "insufficient".
@@ -424,7 +430,9 @@ def run_gate(
                 (good if ok else bad).append(text)
             else:  # a refresh need not prove itself on the slice, only show no harm
                 text = text.split("; ")[0]
-                if ci_high < -tolerance:
+                if handicap is not None:
+                    good.append(f"{text}: shown, not judged ({handicap})")
+                elif ci_high < -tolerance:
                     bad.insert(
                         0,
                         f"{text}: the refresh is worse by more than {_num(tolerance)} even "
@@ -471,6 +479,7 @@ def run_gate(
         reasons=tuple(bad + good),
         champion_metrics=_task_metrics(task, y, champ),
         challenger_metrics=_task_metrics(task, y, chal),
+        handicap=handicap if refresh and gate.refresh_tolerance is not None else None,
     )
 
 

@@ -11,7 +11,10 @@ Checks, each named in its :class:`Violation`:
 - ``outliers``: the fraction of rows whose numeric value lies outside ``rules.ranges[feature]``
   when given, else more than 6 IQR beyond the quartiles, above ``rules.max_outlier_fraction``
   (a feature whose quartiles coincide, such as a mostly-zero flag, has no IQR scale and is
-  only checked against an explicit range; infinities are always outliers);
+  only checked against an explicit range; infinities are always outliers). Judged by the IQR
+  alone, the share is a *warning* unless ``rules.iqr_outliers`` is ``"block"``: a heavy-tailed
+  feature (a pressure, an amount) has such a share in every window, and an unattended retrain
+  must not stop on it; a declared range, or infinities above the limit, block;
 - ``min_classes`` and ``class_fraction`` (classification): at least 2 classes, each at least
   ``rules.min_class_fraction`` of the labelled rows.
 
@@ -69,7 +72,8 @@ class Violation:
 
 @dataclass(frozen=True)
 class QualityReport:
-    """What the gate found. ``ok`` is True exactly when there are no violations.
+    """What the gate found. ``ok`` is True exactly when there are no violations; ``warnings``
+    are reported and do not block.
 
     >>> QualityReport(n_rows=500).render()
     'Data quality: ok (500 rows)'
@@ -80,6 +84,7 @@ class QualityReport:
     class_balance: dict[str, float] = field(default_factory=dict)
     missing: dict[str, float] = field(default_factory=dict)
     outliers: dict[str, float] = field(default_factory=dict)
+    warnings: tuple[Violation, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -93,6 +98,7 @@ class QualityReport:
             "class_balance": dict(self.class_balance),
             "missing": dict(self.missing),
             "outliers": dict(self.outliers),
+            "warnings": [v.to_dict() for v in self.warnings],
         }
 
     def render(self) -> str:
@@ -107,6 +113,7 @@ class QualityReport:
             lines += [
                 "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
             ]
+        lines += [f"warning: {w.message}" for w in self.warnings]
         if self.class_balance:
             lines.append(
                 "classes: " + ", ".join(f"{k} {v:.1%}" for k, v in self.class_balance.items())
@@ -177,6 +184,11 @@ def _label_order(label: str) -> tuple[int, float, str]:
         return (0, float(label), label)
     except ValueError:
         return (1, 0.0, label)
+
+
+def _infinite_fraction(values: pd.Series, n: int) -> float:
+    x = values.dropna().to_numpy(dtype=np.float64)
+    return float(np.count_nonzero(np.isinf(x)) / n) if n else 0.0
 
 
 def _outlier_fraction(values: pd.Series, bounds: tuple[float, float] | None, n: int) -> float:
@@ -269,6 +281,7 @@ def check_quality(
 
     missing: dict[str, float] = {}
     outliers: dict[str, float] = {}
+    warned: list[Violation] = []
     for col in [*numeric, *categorical]:
         if col in absent or col in missing:
             continue
@@ -297,25 +310,29 @@ def check_quality(
         bounds = rules.ranges.get(col)
         frac = _outlier_fraction(values, bounds, n)
         outliers[col] = frac
-        if frac > rules.max_outlier_fraction:
+        limit = rules.max_outlier_fraction
+        if frac > limit:
             where = f"outside [{bounds[0]:g}, {bounds[1]:g}]" if bounds else "beyond 6 IQR"
-            shown = _pct(frac, rules.max_outlier_fraction)
-            found.append(
-                Violation(
-                    "outliers",
-                    col,
-                    frac,
-                    rules.max_outlier_fraction,
-                    f"feature {col!r}: {shown[0]} of rows {where}, above max_outlier_fraction "
-                    f"{shown[1]}",
-                )
-            )
+            shown = _pct(frac, limit)
+            text = f"feature {col!r}: {shown[0]} of rows {where}, above max_outlier_fraction"
+            blocks = bounds is not None or rules.iqr_outliers == "block"
+            infinite = _infinite_fraction(values, n)
+            if not blocks and infinite > limit:
+                frac, shown = infinite, _pct(infinite, limit)
+                text = f"feature {col!r}: {shown[0]} of rows infinite, above max_outlier_fraction"
+                blocks = True
+            v = Violation("outliers", col, frac, limit, f"{text} {shown[1]}")
+            if blocks:
+                found.append(v)
+            else:
+                warned.append(v)
     return QualityReport(
         n_rows=n,
         violations=tuple(found),
         class_balance=balance,
         missing=missing,
         outliers=outliers,
+        warnings=tuple(warned),
     )
 
 

@@ -108,6 +108,7 @@ def fine_tune(
         evaluation=evaluation,
         calibrator=base.calibrator,
         fit_seconds=time.process_time() - started,
+        from_recipe=False,
     )
     version = register_fitted(
         ws,

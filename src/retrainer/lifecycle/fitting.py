@@ -2,7 +2,8 @@
 
 The newest ``holdout_fraction`` of rows measures the model; walk-forward folds (when the spec
 asks) measure it again in time order; then the model is refitted on the whole window (minus
-the newest slice when it is kept to fit the calibration map).
+the newest slice when it is kept to fit the calibration map). A boosting family first settles
+its number of rounds by early stopping on the newest 10% of the window, then learns every row.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Fitted:
     calibrator: Calibrator | None = None
     calibration: dict[str, Any] | None = None
     fit_seconds: float = 0.0
+    # Made by the recipe from rows alone (a full fit), so it can be fitted again on a shorter
+    # window; a fine-tune continues the champion and cannot.
+    from_recipe: bool = True
 
 
 def make_model(
@@ -85,25 +89,33 @@ def score(
     return compute_all(model.task, y_enc, pred, metric_proba), y_enc, pred, proba
 
 
+def uses_calibration(spec: ModelSpec) -> bool:
+    return spec.task == "classification" and spec.calibration != "none"
+
+
+def fit_for_evaluation(
+    spec: ModelSpec, family: str, X: pd.DataFrame, y: pd.Series
+) -> tuple[FamilyModel, Calibrator | None]:
+    """The recipe's fit on time-ordered rows: early stopping on the newest 10% where the
+    family uses it, and the calibration map on the newest slice when the spec asks for one."""
+    seed = spec.training.seed
+    if not uses_calibration(spec):
+        return fit_with_early_stopping(make_model(spec, family, seed), X, y), None
+    n_cal = max(20, int(len(X) * CALIBRATION_FRACTION))
+    m = fit_with_early_stopping(make_model(spec, family, seed), X.iloc[:-n_cal], y.iloc[:-n_cal])
+    cal_y = m.encode_target(y.iloc[-n_cal:])
+    return m, fit_calibrator(spec.calibration, m.predict_raw(X.iloc[-n_cal:]), cal_y)
+
+
 def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
     """Evaluate on the temporal holdout (and folds), then refit for serving."""
     started = time.process_time()
     seed = spec.training.seed
     X, y = frame[spec.feature_names], frame["target"]
     train_part, hold = temporal_holdout(len(frame), spec.training.holdout_fraction)
-    use_cal = spec.task == "classification" and spec.calibration != "none"
+    use_cal = uses_calibration(spec)
 
-    def fit_calibrated(Xf: pd.DataFrame, yf: pd.Series) -> tuple[FamilyModel, Calibrator | None]:
-        if not use_cal:
-            return fit_with_early_stopping(make_model(spec, family, seed), Xf, yf), None
-        n_cal = max(20, int(len(Xf) * CALIBRATION_FRACTION))
-        m = fit_with_early_stopping(
-            make_model(spec, family, seed), Xf.iloc[:-n_cal], yf.iloc[:-n_cal]
-        )
-        cal_y = m.encode_target(yf.iloc[-n_cal:])
-        return m, fit_calibrator(spec.calibration, m.predict_raw(Xf.iloc[-n_cal:]), cal_y)
-
-    eval_model, eval_cal = fit_calibrated(X.iloc[train_part], y.iloc[train_part])
+    eval_model, eval_cal = fit_for_evaluation(spec, family, X.iloc[train_part], y.iloc[train_part])
     metrics, y_enc, pred, proba = score(eval_model, X.iloc[hold], y.iloc[hold], eval_cal)
     calibration = None
     if use_cal:
@@ -124,7 +136,7 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
     if spec.validation.scheme == "walk_forward":
         v = spec.validation
         for fold in walk_forward(len(frame), v.folds, v.gap):
-            fm, fc = fit_calibrated(X.iloc[fold.train], y.iloc[fold.train])
+            fm, fc = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
             fold_metrics = score(fm, X.iloc[fold.test], y.iloc[fold.test], fc)[0]
             folds.append(
                 {
@@ -134,13 +146,16 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
                     **fold_metrics,
                 }
             )
-    settled = eval_model.settled_params() if not use_cal else None
-    if spec.training.refit_on_full_window and settled is not None:
-        # The evaluation fit's early stopping chose the model's size; the final fit takes it
-        # and learns from every row, the newest included (they matter most under drift).
+    settled = None
+    if spec.training.refit_on_full_window and not use_cal and eval_model.settled_params():
+        # Early stopping on the newest 10% of the whole window chooses the model's size (the
+        # evaluation fit chose it on older rows, before its holdout, learning from fewer);
+        # the final fit takes that size and learns from every row, the newest included.
+        settled = fit_with_early_stopping(make_model(spec, family, seed), X, y).settled_params()
+    if settled is not None:
         model, cal = make_model(spec, family, seed, settled).fit(X, y), None
     elif spec.training.refit_on_full_window:
-        model, cal = fit_calibrated(X, y)
+        model, cal = fit_for_evaluation(spec, family, X, y)
     else:
         model, cal = eval_model, eval_cal
     return Fitted(

@@ -3,10 +3,23 @@
 Those rows are the tail of the challenger's evaluation slice (its holdout, or a fine-tune's
 validation slice) that is newer than the champion's training window. With too few of them
 the verdict is "insufficient", never a pass.
+
+Both sides must also know the same past. The challenger's evaluation fit ends where its holdout
+begins and learns from the rows before it; a champion trained later than that, or on more rows
+(the usual case for a retrain a few months after the last one), beats it for that reason alone.
+
+- A new recipe (another family or other parameters) is then fitted again on the challenger's
+  rows up to the champion's cut-off, and that fit is what the gate compares ("catch-up fit",
+  recorded in the result).
+- A refresh (the champion's own recipe) has nothing fairer to compare: that recipe on the
+  challenger's rows before its holdout *is* the evaluation fit. Its comparison is reported
+  but not judged (``handicap`` in the result); the guards and budgets still apply, and the
+  live monitor (with automatic rollback) judges it in production.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -14,7 +27,7 @@ import pandas as pd
 
 from ..core.spec import ModelSpec
 from ..evaluation.gate import run_gate
-from .fitting import Fitted
+from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
 from .workspace import Workspace
 
@@ -39,32 +52,78 @@ def gate_against_champion(
         mask[:] = False
     rows = hold[mask]
     y = ev.y_true[mask]
+    chal_pred = ev.predictions[mask]
+    chal_proba = ev.proba[mask] if ev.proba is not None else None
+    catch_up = handicap = None
+    refresh = fitted.family == champion_v.family and fitted.params == champion_v.params
+    cut = None if champion_v.train_end is None else pd.Timestamp(champion_v.train_end)
+    later = cut is not None and cut >= ev.holdout_start
+    eval_rows = len(frame) - len(hold)
+    if refresh and fitted.from_recipe and (later or champion_v.n_rows > eval_rows):
+        # The same recipe on the challenger's rows before its holdout is the evaluation fit
+        # itself: a champion that learnt from more (or later) rows beats it for that alone.
+        handicap = (
+            f"the champion learnt from {champion_v.n_rows} rows up to "
+            f"{_day(champion_v.train_end)}, the challenger's evaluation fit from {eval_rows} "
+            f"rows up to {_day(ev.holdout_start)}; the live monitor watches the refresh"
+        )
+    elif len(rows) and fitted.from_recipe and later and cut is not None:
+        caught = _catch_up(spec, fitted, frame, cut, rows)
+        if caught is not None:
+            chal_pred, chal_proba, catch_up = caught
     champ_pred: np.ndarray
     champ_proba = None
-    chal_proba = None
     if len(rows):
         raw = champion.raw(rows)
         if spec.task == "classification":
             champ_pred, champ_proba = np.argmax(raw, axis=1), raw
-            chal_proba = ev.proba[mask] if ev.proba is not None else None
         else:
             champ_pred = raw
+            chal_proba = None
     else:
         champ_pred = np.empty(0)
     result = run_gate(
         y,
         champ_pred,
-        ev.predictions[mask],
+        chal_pred,
         task=spec.task,
         gate=spec.gate,
         champion_proba=champ_proba,
         challenger_proba=chal_proba,
         size_bytes=size_bytes,
         seed=spec.training.seed,
-        refresh=fitted.family == champion_v.family and fitted.params == champion_v.params,
+        refresh=refresh,
+        handicap=handicap,
     )
     out = result.to_dict()
     out["champion_version"] = champion_name
+    if catch_up is not None:
+        out["catch_up_fit"] = catch_up
     if not same_classes:
         out["reasons"] = [*out["reasons"], "the champion and challenger know different classes"]
     return out
+
+
+def _catch_up(
+    spec: ModelSpec, fitted: Fitted, frame: pd.DataFrame, cut: pd.Timestamp, rows: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]] | None:
+    """The challenger's recipe fitted on its rows up to ``cut``, scored on ``rows`` (those
+    after it); None when too few rows precede the cut or that fit knows other classes."""
+    started = time.process_time()
+    past = frame[frame["event_time"] <= cut]
+    if len(past) < max(spec.quality.min_rows, len(rows)):
+        return None
+    model, cal = fit_for_evaluation(spec, fitted.family, past[spec.feature_names], past["target"])
+    if spec.task == "classification" and model.classes_ != fitted.model.classes_:
+        return None
+    pred, proba = predict_encoded(model, rows[spec.feature_names], cal)
+    info = {
+        "until": cut.isoformat(),
+        "rows": len(past),
+        "cpu_seconds": round(time.process_time() - started, 4),
+    }
+    return pred, proba, info
+
+
+def _day(at: Any) -> str:
+    return pd.Timestamp(at).date().isoformat()

@@ -233,12 +233,26 @@ def train(
         created_by=created_by,
         reason=reason or "full retrain",
         deploy=deploy,
-        details={"fallback": fallback} if fallback else {},
+        details={
+            **({"fallback": fallback} if fallback else {}),
+            **_warnings(the_plan.quality),
+        },
         force=force,
         require_pass=require_pass,
     )
     step("done")
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
+
+
+def _warnings(report: QualityReport) -> dict[str, Any]:
+    """The data-quality warnings the training went ahead with (recorded on the version)."""
+    if not report.warnings:
+        return {}
+    return {"quality_warnings": [w.message for w in report.warnings]}
+
+
+def _gate_cpu(gate: dict[str, Any] | None) -> float:
+    return float(((gate or {}).get("catch_up_fit") or {}).get("cpu_seconds", 0.0))
 
 
 def register_fitted(
@@ -274,7 +288,8 @@ def register_fitted(
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
-        fit_cpu_seconds=round(fitted.fit_seconds, 4),
+        # the training's whole cost: the evaluation fit, the final fit and any gate fit
+        fit_cpu_seconds=round(fitted.fit_seconds + _gate_cpu(gate), 4),
         primary_metric=spec.primary_metric,
     )
     if fitted.folds:
