@@ -397,3 +397,9 @@ def test_concurrent_predicts_while_the_champion_moves(server: Served, ws: Worksp
         return out
 
     assert all(v in champions_during(t0, t1) for t0, t1, _, v in results)
+
+
+def test_the_predict_route_is_matched_first(server: Served) -> None:
+    assert server.app.router.routes[0].path == "/v1/models/{name}/predict"
+    with server.client() as c:  # the documentation routes still answer
+        assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200

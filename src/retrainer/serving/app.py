@@ -257,7 +257,11 @@ def create_app(
         state.metrics.observe(name, version, arm, 200, time.perf_counter() - t0)
         return response
 
-    # The hot route is matched first; the admin and status routes after it.
+    # The hot route is matched first: FastAPI put its /openapi.json and /docs routes ahead of
+    # it, and the admin and status routes come after it.
+    hot = next(r for r in app.router.routes if getattr(r, "endpoint", None) is predict)
+    app.router.routes.remove(hot)
+    app.router.routes.insert(0, hot)
     app.include_router(admin_router(state))
     app.include_router(status_router(state))
 
