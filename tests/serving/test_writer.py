@@ -125,3 +125,16 @@ def test_the_server_logs_through_its_writer_process(server: Served) -> None:
         metrics = c.get("/metrics").text
     assert 'retrainer_prediction_log_writer_batches_total{writer="process"}' in metrics
     assert "retrainer_prediction_log_writer_restarts_total 0" in metrics
+
+
+def test_a_child_that_cannot_start_is_not_spawned_again_and_again(
+    db: tuple[str, SqlStore],
+) -> None:
+    _, store = db
+    w = WriterProcess("nosuchdb://nowhere", store)  # the child cannot open it
+    assert not w.wait_ready(60)
+    for i in range(5):  # within the back-off: written here, no new process each time
+        assert w.log_predictions([_record(i)]) == 2
+    assert w.restarts == 0 and w.in_process == 5 and not w.alive
+    w.close()
+    assert store.count_predictions("m") == 10

@@ -9,7 +9,8 @@ interpreter; everything else stays in ``LogQueue`` (the batching, the spool, the
 
 The child is started (``spawn``) with the first batch and writes once it has connected; until
 then, and whenever it has died, the batch is written in-process through ``fallback`` (the
-server's own store), and a dead child is started again with the next batch. What the child's
+server's own store), and a dead child is started again with a later batch (after 1 s, then
+twice as long while children keep dying, up to a minute). What the child's
 store raises comes back as the same kind of error: unreachable (``StoreUnavailable``, the
 batch is spooled and retried) or refused (``RefusedRecords``, a ``ValueError``: set aside).
 
@@ -105,6 +106,8 @@ class WriterProcess:
         self._conn: Connection | None = None
         self._ready = False
         self._closed = False
+        self._backoff = 0.0
+        self._restart_at = 0.0  # a child that died is not started again before this
 
     @property
     def alive(self) -> bool:
@@ -115,6 +118,8 @@ class WriterProcess:
         if self._closed or self.alive:
             return
         if self._proc is not None:
+            if time.monotonic() < self._restart_at:
+                return  # meanwhile the batches are written in-process
             self.restarts += 1
             log.warning("prediction log: the writer process died; starting another")
         ctx = multiprocessing.get_context("spawn")
@@ -127,9 +132,10 @@ class WriterProcess:
         self._conn, self._ready = parent, False
 
     def wait_ready(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds for the child to connect (starting it if need be);
-        True once it has."""
+        """Wait up to ``timeout`` seconds for the child to connect (starting it if need be,
+        at once); True once it has."""
         if not self._ready and not self.alive:
+            self._restart_at = 0.0
             self.start()
         deadline = time.monotonic() + timeout
         while not self._check_ready(max(0.0, deadline - time.monotonic())):
@@ -151,7 +157,7 @@ class WriterProcess:
             self._drop()
             return False
         if kind == "ready":
-            self._ready = True
+            self._ready, self._backoff = True, 0.0
             return True
         log.warning("prediction log: the writer process could not open the store: %s", detail)
         self._drop()
@@ -182,9 +188,13 @@ class WriterProcess:
         raise StoreUnavailable(f"The writer process cannot reach the store: {value}")
 
     def _drop(self) -> None:
+        """Forget a child that died or could not start; the next one waits 1 s, doubling up to
+        a minute while they keep failing (no process-spawning loop)."""
         if self._conn is not None:
             self._conn.close()
         self._conn, self._ready = None, False
+        self._backoff = min(60.0, max(1.0, 2 * self._backoff))
+        self._restart_at = time.monotonic() + self._backoff
         if self._proc is not None and not self._proc.is_alive():
             self._proc.join(0)
 
