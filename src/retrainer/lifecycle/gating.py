@@ -59,7 +59,8 @@ def gate_against_champion(
     cut = None if champion_v.train_end is None else pd.Timestamp(champion_v.train_end)
     later = cut is not None and cut >= ev.holdout_start
     eval_rows = len(frame) - len(hold)
-    if refresh and fitted.from_recipe and (later or champion_v.n_rows > eval_rows):
+    lenient = refresh and spec.gate.refresh_tolerance is not None  # else judged as a new recipe
+    if lenient and fitted.from_recipe and (later or champion_v.n_rows > eval_rows):
         # The same recipe on the challenger's rows before its holdout is the evaluation fit
         # itself: a champion that learnt from more (or later) rows beats it for that alone.
         handicap = (
