@@ -974,8 +974,9 @@ def render(res: dict[str, Any], quick: bool) -> str:
         "log off): `json.loads` of the body, a float matrix in feature order, predict on the "
         "event loop. No validation, routing or logging: the HTTP floor.",
         f"- **`{rev} --log`** and **`--no-log`** (prediction logging on and off; one worker, "
-        "its defaults otherwise: row validation, routing, the prediction log written in batches "
-        "by a background thread to SQLite), the same workspace's store copied for each: body "
+        "its defaults otherwise: row validation, routing, the prediction log batched by a "
+        "background thread and inserted into SQLite by its writer process), the same "
+        "workspace's store copied for each: body "
         f'`{{"rows": [{{feature: value, …}}]}}` to `POST /v1/models/{MODEL}/predict`; '
         f"retrainer at {res['source']}.",
         "- **`mlflow models serve`**"
