@@ -314,7 +314,8 @@ def run(quick: bool) -> str:
         f"retrainer replays run `maintain` every {MAINTAIN_EVERY} days with actuals one day "
         "late. Accuracy intervals: 95% block bootstrap over 30-day blocks (days are "
         "autocorrelated). Training CPU is process time of the fits (retrainer: each version's "
-        "`fit_cpu_seconds`, which includes its holdout evaluation fit). " + versions(),
+        "`fit_cpu_seconds`: every fit the training made, the evaluation and gate fits included). "
+        + versions(),
     ]
     for name, (df, target, _id, features) in datasets(quick).items():
         print(f"  quality: {name}", flush=True)
