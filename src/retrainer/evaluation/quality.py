@@ -186,27 +186,29 @@ def _label_order(label: str) -> tuple[int, float, str]:
         return (1, 0.0, label)
 
 
-def _infinite_fraction(values: pd.Series, n: int) -> float:
+def _outlier_fraction(
+    values: pd.Series, bounds: tuple[float, float] | None, n: int
+) -> tuple[float, float]:
+    """The fractions of the ``n`` rows that are outliers, and that are infinite (always
+    outliers)."""
+    if not n:
+        return 0.0, 0.0
     x = values.dropna().to_numpy(dtype=np.float64)
-    return float(np.count_nonzero(np.isinf(x)) / n) if n else 0.0
-
-
-def _outlier_fraction(values: pd.Series, bounds: tuple[float, float] | None, n: int) -> float:
-    x = values.dropna().to_numpy(dtype=np.float64)
+    infinite = ~np.isfinite(x)  # missing values were dropped
     if bounds is not None:
         lo, hi = bounds
     else:
-        finite = x[np.isfinite(x)]
+        finite = x[~infinite]
         if len(finite) == 0:
-            return float(np.count_nonzero(~np.isfinite(x)) / n) if n else 0.0
+            return float(np.count_nonzero(infinite) / n), float(np.count_nonzero(infinite) / n)
         q1, q3 = np.quantile(finite, [0.25, 0.75])
         iqr = q3 - q1
         if iqr == 0:
             lo, hi = -math.inf, math.inf  # no scale to judge by: only infinities count
         else:
             lo, hi = q1 - IQR_FENCE * iqr, q3 + IQR_FENCE * iqr
-    outside = ~np.isfinite(x) | (x < lo) | (x > hi)
-    return float(np.count_nonzero(outside) / n) if n else 0.0
+    outside = infinite | (x < lo) | (x > hi)
+    return float(np.count_nonzero(outside) / n), float(np.count_nonzero(infinite) / n)
 
 
 def _check_rules(task: str, numeric: Sequence[str], rules: Quality) -> None:
@@ -308,7 +310,7 @@ def check_quality(
         if values is None:
             continue
         bounds = rules.ranges.get(col)
-        frac = _outlier_fraction(values, bounds, n)
+        frac, infinite = _outlier_fraction(values, bounds, n)
         outliers[col] = frac
         limit = rules.max_outlier_fraction
         if frac > limit:
@@ -316,7 +318,6 @@ def check_quality(
             shown = _pct(frac, limit)
             text = f"feature {col!r}: {shown[0]} of rows {where}, above max_outlier_fraction"
             blocks = bounds is not None or rules.iqr_outliers == "block"
-            infinite = _infinite_fraction(values, n)
             if not blocks and infinite > limit:
                 frac, shown = infinite, _pct(infinite, limit)
                 text = f"feature {col!r}: {shown[0]} of rows infinite, above max_outlier_fraction"

@@ -103,6 +103,7 @@ class LightGBMModel(BoostingModel):
             valid_sets = [self._dataset(val[0], val[1], ref=train)]
             stop = int(self.effective_params["early_stopping_rounds"])
             callbacks.append(lgb.early_stopping(stop, verbose=False))
+        self._scorer = None
         self.booster_ = lgb.train(
             self._booster_params(lr_factor),
             train,
@@ -118,13 +119,12 @@ class LightGBMModel(BoostingModel):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         booster = self.booster_
-        key = (id(booster), booster.current_iteration())
-        cached = self.__dict__.get("_scorer")
-        if cached is None or cached[0] != key:
-            cached = self._scorer = (key, _scorer(booster))
-        if cached[1] is None:
+        scorer = self.__dict__.get("_scorer")
+        if scorer is None:  # built once per booster: _train and _load drop it
+            scorer = self._scorer = _scorer(booster)
+        if scorer is False:
             return np.asarray(booster.predict(X, num_threads=1))
-        return np.asarray(cached[1].predict(X, num_iteration=booster.best_iteration))
+        return np.asarray(scorer.predict(X, num_iteration=booster.best_iteration))
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -136,16 +136,17 @@ class LightGBMModel(BoostingModel):
         return text.encode()
 
     def _load(self, payload: bytes) -> None:
+        self._scorer = None
         self.booster_ = lgb.Booster(model_str=payload.decode())
 
 
 def _scorer(booster: lgb.Booster) -> Any:
     """A predictor kept with the model. ``Booster.predict`` builds one on every call (it
     parses the booster's parameters and copies the keyword arguments): about a fifth of the
-    time to score one row. None when this LightGBM has no such class; then predict as usual."""
+    time to score one row. False when this LightGBM has no such class; then predict as usual."""
     try:
         from lightgbm.basic import _InnerPredictor
 
         return _InnerPredictor.from_booster(booster=booster, pred_parameter={"num_threads": 1})
     except (ImportError, AttributeError, TypeError):
-        return None
+        return False

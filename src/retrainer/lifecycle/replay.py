@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -175,7 +174,7 @@ class _Server:
                 groups.setdefault((r.version, r.arm), []).append(pos)
                 if r.shadow is not None:
                     groups.setdefault((r.shadow, "shadow"), []).append(pos)
-            request_id, key = uuid.uuid4().hex, time_ordered_id()
+            request_id, key = time_ordered_id(), time_ordered_id()
             text: str | bool = inputs_text(spec, rows.iloc[request])
             for (version, arm), where in groups.items():
                 idx = [request[pos] for pos in where]
