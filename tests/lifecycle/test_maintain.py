@@ -70,3 +70,24 @@ def test_a_fine_tuned_champion_counts_the_rows_of_the_training_it_continues() ->
     versions = [base, tune, again, retrain]
     assert _rows_learnt(again, versions) == 3650 + 60 + 40
     assert _rows_learnt(retrain, versions) == 3650  # a full training starts over
+
+
+def test_quality_is_checked_when_an_action_is_due_and_blocks_it(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame, tmp_path: Path
+) -> None:
+    ws = make_workspace(params={"n_estimators": 20}, quality={"ranges": {"temperature": [-60, 60]}})
+    ingest_frame(ws, "weather", weather_df[weather_df["date"] < "1951-01-01"])
+    assert maintain(ws, "weather").deployed
+    quiet = maintain(ws, "weather", dry_run=True).decision
+    assert quiet.action == "nothing" and quiet.numbers["quality_ok"] is None  # not checked
+    bad = weather_df[(weather_df["date"] >= "1951-01-01") & (weather_df["date"] < "1952-01-01")]
+    bad = bad.assign(temperature=bad["temperature"] + 500.0)  # every row out of its range
+    ingest_frame(ws, "weather", bad)  # enough new rows for the new_data rule
+    alerts: list[str] = []
+    ws.alert = lambda model, event, *a, **k: alerts.append(event)  # type: ignore[method-assign]
+    d = maintain(ws, "weather").decision
+    assert d.action == "nothing" and d.numbers["quality_ok"] is False
+    assert d.reasons[0].startswith("blocked by data quality:") and "temperature" in d.reasons[0]
+    assert d.reasons[1].startswith("held back: full_retrain because")
+    assert alerts == ["quality_failed"]
+    assert [v.version for v in ws.store.list_versions("weather")] == ["1.0.0"]

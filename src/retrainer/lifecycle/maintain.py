@@ -4,7 +4,7 @@ stored (taken or not)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..core.clock import utcnow
@@ -51,7 +51,8 @@ def _rows_learnt(champion: ModelVersion, versions: list[ModelVersion]) -> int:
 
 
 def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
-    """Everything the policy needs, measured now."""
+    """Everything the policy needs, measured now, except data quality
+    (:func:`with_quality`)."""
     spec = ws.model_spec(model)
     champion = ws.store.roles(model).champion
     if champion is None:
@@ -84,14 +85,9 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     if "reference" in champ.details:
         s = check_drift(ws, model, now=now).summary
         drift = DataDrift(s.share, s.drift, s.critical, s.drifted)
-    n_rows, _, _ = ws.store.training_stats(model)
     new_rows = ws.store.count_training_rows(model, after=newest.train_end)
     since_champion = ws.store.count_training_rows(model, after=champ.train_end)
     needed = math.ceil(spec.gate.min_rows / spec.fine_tune.validation_fraction)
-    problems: tuple[str, ...] = ()
-    if n_rows:
-        q = quality_of(spec, load_window(ws, spec))
-        problems = tuple(v.message for v in q.violations)
     return MaintenanceState(
         model=model,
         now=now,
@@ -109,9 +105,18 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         drift=drift,
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
-        quality_ok=not problems,
-        quality_problems=problems,
     )
+
+
+def with_quality(ws: Workspace, model: str, state: MaintenanceState) -> MaintenanceState:
+    """``state`` with the data-quality checks of the training window measured (they are
+    left unmeasured until an action is due: loading the window costs more than the rest of
+    the state, and quality only matters to an action)."""
+    spec = ws.model_spec(model)
+    if not ws.store.training_stats(model)[0]:
+        return replace(state, quality_ok=True, quality_problems=())
+    problems = tuple(v.message for v in quality_of(spec, load_window(ws, spec)).violations)
+    return replace(state, quality_ok=not problems, quality_problems=problems)
 
 
 def maintain(
@@ -131,6 +136,9 @@ def maintain(
             return _rollout_turn(ws, model, at, dry_run, triggered_by)
         state = build_state(ws, model, at)
         d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
+        if d.action != "nothing":
+            state = with_quality(ws, model, state)
+            d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         version, deployed, outcome = None, False, "dry run: nothing changed"
         if not dry_run:
             _alert_state(ws, model, state, d)
@@ -174,7 +182,7 @@ def _rollout_turn(
 
 
 def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision) -> None:
-    if not state.quality_ok:
+    if state.quality_ok is False:
         ws.alert(
             model,
             "quality_failed",

@@ -75,9 +75,7 @@ def prediction_records(
     spec = ws.model_spec(model)
     ids = df[spec.id_column].astype(str).tolist() if spec.id_column in df else [None] * len(df)
     text = inputs_text(spec, df) if inputs is True else inputs or None
-    proba_col = None
-    if predictor.task == "classification" and len(predictor.model.classes_) == 2:
-        proba_col = f"proba_{predictor.model.classes_[1]}"
+    outputs, probas = record_outputs(predictor, result)
     return request_record(
         model,
         request_id,
@@ -86,17 +84,43 @@ def prediction_records(
         created_at or utcnow(),
         text,
         ids,
-        [jsonsafe(out) for out in result["prediction"]],
-        [float(p) if p is not None else None for p in result[proba_col]] if proba_col else None,
+        outputs,
+        probas,
         input_key=input_key,
         input_rows=input_rows,
     )
 
 
-def inputs_text(spec: ModelSpec, df: pd.DataFrame) -> str:
-    """The stored input text of a frame's feature values (missing values as null)."""
+def record_outputs(
+    predictor: Predictor, result: pd.DataFrame
+) -> tuple[list[Any], list[float | None] | None]:
+    """What a prediction record stores of ``predict_frame``'s result: the JSON-safe outputs
+    and, for a binary classifier, the positive class's probability per row."""
+    outputs = [jsonsafe(out) for out in result["prediction"]]
+    if predictor.task != "classification" or len(predictor.model.classes_) != 2:
+        return outputs, None
+    col = result[f"proba_{predictor.model.classes_[1]}"]
+    return outputs, [float(p) if p is not None else None for p in col]
+
+
+def input_dicts(spec: ModelSpec, df: pd.DataFrame) -> list[dict[str, Any]]:
+    """A frame's feature values as one dict per row, missing values as ``None``.
+
+    >>> from retrainer.core.spec import ModelSpec
+    >>> spec = ModelSpec(task="classification", target="y", id_column="id",
+    ...     time_column="t", features={"numeric": ["a"]})
+    >>> input_dicts(spec, pd.DataFrame({"a": [1.5, None]}))
+    [{'a': 1.5}, {'a': None}]
+    """
     feats = df[spec.feature_names].astype(object).where(df[spec.feature_names].notna(), None)
-    return json.dumps({"rows": feats.to_dict("records")}, default=str)
+    return feats.to_dict("records")  # type: ignore[return-value]
+
+
+def inputs_text(spec: ModelSpec, df: pd.DataFrame | list[dict[str, Any]]) -> str:
+    """The stored input text of a frame's feature values (missing values as null), or of
+    rows already taken out with :func:`input_dicts`."""
+    rows = input_dicts(spec, df) if isinstance(df, pd.DataFrame) else df
+    return json.dumps({"rows": rows}, default=str)
 
 
 def predict_file(

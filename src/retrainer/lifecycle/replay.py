@@ -38,11 +38,11 @@ from ..core.errors import InputError, RetrainerError
 from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
-from ..store.predlog import record_rows
+from ..store.predlog import record_rows, request_record
 from .feedback import label_key, record_feedback
 from .ingest import ingest_frame
 from .maintain import maintain
-from .predict import inputs_text, predict_frame, prediction_records
+from .predict import input_dicts, inputs_text, predict_frame, record_outputs
 from .predictor import Predictor, load_predictor
 from .train import train
 from .workspace import Workspace
@@ -158,14 +158,40 @@ class _Server:
 
     def serve(self, spec: ModelSpec, rows: pd.DataFrame) -> tuple[list[dict[str, Any]], pd.Series]:
         """Prediction records for ``rows`` (served arms and shadows) and the served output per
-        row (index aligned with ``rows``)."""
+        row (index aligned with ``rows``).
+
+        Each version scores all the rows routed to it (served or shadowed) in one call; the
+        records are then cut per distinct time, one request per time, as a client would have
+        sent them."""
         roles = self.refresh()
+        n = len(rows)
         ids = rows[spec.id_column].astype(str).tolist()
         routes = [route(roles, eid) for eid in ids]
+        scoring: dict[str, list[int]] = {}
+        for i, r in enumerate(routes):
+            scoring.setdefault(r.version, []).append(i)
+            if r.shadow is not None:
+                scoring.setdefault(r.shadow, []).append(i)
+        outputs: dict[str, list[Any]] = {}
+        probas: dict[str, list[float | None] | None] = {}
+        raw: dict[str, list[Any]] = {}
+        for version, idx in scoring.items():
+            result = predict_frame(self.predictor(version), rows.iloc[idx])
+            outs, prob = record_outputs(self.predictor(version), result)
+            outputs[version], raw[version] = [None] * n, [None] * n
+            probas[version] = None if prob is None else [None] * n
+            for k, i in enumerate(idx):
+                outputs[version][i] = outs[k]
+                raw[version][i] = result["prediction"].iat[k]
+                if prob is not None:
+                    probas[version][i] = prob[k]  # type: ignore[index]
+        served = pd.Series(
+            [raw[r.version][i] for i, r in enumerate(routes)], index=rows.index, dtype=object
+        )
+        dicts = input_dicts(spec, rows)
         records: list[dict[str, Any]] = []
-        served = pd.Series([None] * len(rows), index=rows.index, dtype=object)
         # One request per distinct time: its rows stored once, each arm's record names them.
-        by_time = pd.Series(np.arange(len(rows))).groupby(rows[spec.time_column].to_numpy())
+        by_time = pd.Series(np.arange(n)).groupby(rows[spec.time_column].to_numpy())
         for at, positions in by_time.indices.items():
             request = positions.tolist()
             groups: dict[tuple[str, str], list[int]] = {}
@@ -175,30 +201,27 @@ class _Server:
                 if r.shadow is not None:
                     groups.setdefault((r.shadow, "shadow"), []).append(pos)
             request_id, key = time_ordered_id(), time_ordered_id()
-            text: str | bool = inputs_text(spec, rows.iloc[request])
+            text: str | None = inputs_text(spec, [dicts[i] for i in request])
+            created = pd.Timestamp(at).to_pydatetime()
             for (version, arm), where in groups.items():
                 idx = [request[pos] for pos in where]
-                part = rows.iloc[idx]
-                predictor = self.predictor(version)
-                result = predict_frame(predictor, part)
+                prob = probas[version]
                 records.append(
-                    prediction_records(
-                        self.ws,
+                    request_record(
                         self.model,
-                        predictor,
-                        part,
-                        result,
                         request_id,
+                        version,
                         arm,
-                        created_at=pd.Timestamp(at).to_pydatetime(),
+                        created,
+                        text,
+                        [ids[i] for i in idx],
+                        [outputs[version][i] for i in idx],
+                        None if prob is None else [prob[i] for i in idx],
                         input_key=key,
-                        inputs=text,
                         input_rows=where,
                     )
                 )
-                text = False  # stored with the first record
-                if arm != "shadow":
-                    served.iloc[idx] = result["prediction"].to_numpy()
+                text = None  # stored with the first record
         return records, served
 
 

@@ -102,7 +102,7 @@ def _no_champion(c: _Context) -> Fired:
 
 
 def _quality(c: _Context) -> Fired:
-    if c.state.quality_ok:
+    if c.state.quality_ok is not False:
         return None
     problems = "; ".join(c.state.quality_problems) or "the quality checks failed"
     return "nothing", f"{QUALITY_BLOCK}: {problems}"

@@ -12,7 +12,7 @@ measurement simply does not fire.
 ...     model="churn", now=datetime(2025, 1, 1, tzinfo=UTC), champion="1.2.0",
 ...     performance=live)
 >>> state.capabilities.warm_start, state.quality_ok
-(True, True)
+(True, None)
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ class MaintenanceState:
     concept_drift: bool = False
     mean_confidence: float | None = None
     new_rows_since_update: int = 0
-    quality_ok: bool = True
+    quality_ok: bool | None = None  # None: the training window's quality was not checked
     quality_problems: tuple[str, ...] = ()
     regression: LiveRegression | None = None
     # A fine-tune is judged by the gate on its validation slice of the rows newer than the
