@@ -156,6 +156,19 @@ def test_non_finite_and_missing_values(server: Served) -> None:
         codec.handles_missing = True
 
 
+def test_what_only_the_stdlib_parser_reads_meets_the_same_checks(server: Served) -> None:
+    # orjson refuses integers beyond 64 bits; json reads them, and the row check names them
+    big = json.dumps({"row": {**ROW, "temperature": "BIG"}}).replace('"BIG"', "1" + "0" * 400)
+    r = post(server, "/v1/models/weather/predict", content=big.encode())
+    assert r.status_code == 422, r.text
+    first = r.json()["details"]["errors"][0]
+    assert (first["row"], first["field"]) == (0, "temperature")
+    assert first["problem"] == "number too large"
+    wide = {**ROW, "temperature": 2**70}  # beyond 64 bits, still a finite double
+    ok = post(server, "/v1/models/weather/predict", content=json.dumps({"row": wide}).encode())
+    assert ok.status_code == 200, ok.text
+
+
 def test_unknown_model_is_404_listing_the_served_ones(server: Served) -> None:
     r = post(server, "/v1/models/nope/predict", {"row": ROW})
     assert r.status_code == 404

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from starlette.responses import Response
 
@@ -102,6 +103,13 @@ def _text(body: bytes) -> str:
 
 
 def _loads(text: str) -> Any:
+    """The parsed body: orjson (several times faster than ``json`` on a batch of rows), then
+    ``json`` for what it alone accepts (``NaN`` and ``Infinity`` literals, integers beyond 64
+    bits), so the rows then meet the same checks whichever parser read them."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as exc:

@@ -12,6 +12,7 @@ import logging
 import re
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
@@ -70,7 +71,12 @@ def row_errors(problems: list[dict[str, Any]], total: int) -> InputError:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    data = json.dumps(body, allow_nan=False, default=str, separators=(",", ":"))
+    """A JSON response written by orjson (non-finite numbers as ``null``); ``json`` takes what
+    orjson refuses (keys that are not strings, integers beyond 64 bits)."""
+    try:
+        data = orjson.dumps(body, default=str)
+    except TypeError:
+        data = json.dumps(body, allow_nan=False, default=str, separators=(",", ":")).encode()
     return Response(data, status, headers=headers, media_type="application/json")
 
 
