@@ -173,6 +173,34 @@ def test_prediction_log_group_commit(store: SqlStore) -> None:
     assert store.count_predictions("m") == 100
 
 
+def test_prediction_ids_become_visible_in_order(store: SqlStore) -> None:
+    """The monitor folds above an id watermark: a batch must not commit ids below those of a
+    batch still in flight. On PostgreSQL a second writer waits for the first's commit."""
+    import threading
+
+    from sqlalchemy import text
+
+    from retrainer.store.predlog import LOG_LOCK, request_record
+
+    rec = request_record("m", "r", "1.0.0", "champion", datetime(2024, 1, 1), "{}", ["a"], [1])
+    if store.dialect != "postgresql":
+        assert store.log_predictions([rec]) == 1  # SQLite: one writer at a time by design
+        return
+    done = threading.Event()
+    with store.engine.connect() as other, other.begin():  # a writer mid-batch holds the lock
+        other.execute(text("SELECT pg_advisory_xact_lock(:s, hashtext('m'))"), {"s": LOG_LOCK})
+        writer = threading.Thread(target=lambda: (store.log_predictions([rec]), done.set()))
+        writer.start()
+        assert not done.wait(0.5)  # waits for the batch in flight
+        assert store.count_predictions("m") == 0
+    writer.join(30)
+    assert done.is_set() and store.count_predictions("m") == 1
+    other_model = {**rec, "model": "n"}  # another model's batches do not wait
+    with store.engine.connect() as other, other.begin():
+        other.execute(text("SELECT pg_advisory_xact_lock(:s, hashtext('m'))"), {"s": LOG_LOCK})
+        assert store.log_predictions([other_model]) == 1
+
+
 def test_unreachable_store_names_url_without_password() -> None:
     with pytest.raises(StoreUnavailable) as info:
         SqlStore("postgresql+psycopg://app:hunter2@127.0.0.1:1/nowhere")

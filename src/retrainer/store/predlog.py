@@ -14,6 +14,11 @@ it by key and row index: the serving path encodes nothing per row but the output
 older one-row-per-record shape (``features`` as JSON text, ``entity_id``, ``output``, ``proba``)
 are still accepted, e.g. from a spool written before the upgrade.
 
+The monitor folds predictions above an id watermark, so ids must become visible in order. On
+SQLite one writer at a time makes it so; on PostgreSQL a batch takes each of its models'
+prediction-log advisory locks (``LOG_LOCK``) before it inserts, so of two writers (replicas,
+or a replay beside a server) the second draws its ids only after the first has committed.
+
 >>> rec = request_record("m", "r1", "1.0.0", "champion", datetime(2024, 1, 1),
 ...                      '{"rows": [{"x": 1}, {"x": 2}]}', ["a", None], [0.5, 1.5])
 >>> record_rows(rec), input_rows(rec["inputs"])
@@ -33,6 +38,8 @@ from sqlalchemy import Connection, and_, func, or_, select
 from ..core.ids import time_ordered_id
 from . import schema as t
 from .base import StoreBase
+
+LOG_LOCK = 7305413  # advisory lock space of the prediction log (PostgreSQL)
 
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DateTime on SQLite
 _COLUMNS = (
@@ -203,6 +210,12 @@ class PredictionLogStore(StoreBase):
         # waits a switch interval for each row. Values are bound by the driver, in C.
         verb, tail = ("INSERT OR IGNORE", "") if lite else ("INSERT", " ON CONFLICT DO NOTHING")
         with self.write() as conn:
+            if not lite:  # ids in commit order per model (the module docstring)
+                for model in sorted({r["model"] for r in records}):
+                    conn.exec_driver_sql(
+                        "SELECT pg_advisory_xact_lock(%(space)s, hashtext(%(model)s))",
+                        {"space": LOG_LOCK, "model": model},
+                    )
             _insert(
                 conn,
                 f"{verb} INTO prediction_inputs (key, model, created_at, body)",
