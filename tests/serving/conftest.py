@@ -12,43 +12,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 import uvicorn
 import yaml
-from servehelp import PARAMS, RELOAD, Served, free_port
+from servehelp import Served, free_port, spec_dict
 
 from retrainer.alerts import Alert
 from retrainer.core.spec import load_spec
-from retrainer.datasets import WEATHER_FEATURES, weather
+from retrainer.datasets import weather
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.serving.app import create_app
-
-
-def spec_dict(folder: Path) -> dict[str, Any]:
-    return {
-        "store": f"sqlite:///{folder / 'ws.db'}",
-        "artifacts": str(folder / "artifacts"),
-        "models": {
-            "weather": {
-                "task": "classification", "target": "rain", "id_column": "day_id",
-                "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
-                "family": "lightgbm", "params": PARAMS,
-                "serving": {"max_batch_rows": 50, "extra": "forbid", "reload_seconds": RELOAD},
-            },
-            "sales": {
-                "task": "regression", "target": "y", "id_column": "id", "time_column": "ts",
-                "features": {"numeric": ["x"], "categorical": ["plan"]},
-                "family": "lightgbm", "params": PARAMS,
-                "serving": {"unknown_category": "reject", "reload_seconds": RELOAD},
-            },
-        },
-    }  # fmt: skip
 
 
 def sales_frame(n: int = 600) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from retrainer.alerts import Alert
+from retrainer.datasets import WEATHER_FEATURES
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 RELOAD = 0.2
@@ -43,3 +44,24 @@ class Served:
             if time.monotonic() > deadline:
                 raise AssertionError("condition not met in time")
             time.sleep(0.05)
+
+
+def spec_dict(folder: Path) -> dict[str, Any]:
+    return {
+        "store": f"sqlite:///{folder / 'ws.db'}",
+        "artifacts": str(folder / "artifacts"),
+        "models": {
+            "weather": {
+                "task": "classification", "target": "rain", "id_column": "day_id",
+                "time_column": "date", "features": {"numeric": WEATHER_FEATURES},
+                "family": "lightgbm", "params": PARAMS,
+                "serving": {"max_batch_rows": 50, "extra": "forbid", "reload_seconds": RELOAD},
+            },
+            "sales": {
+                "task": "regression", "target": "y", "id_column": "id", "time_column": "ts",
+                "features": {"numeric": ["x"], "categorical": ["plan"]},
+                "family": "lightgbm", "params": PARAMS,
+                "serving": {"unknown_category": "reject", "reload_seconds": RELOAD},
+            },
+        },
+    }  # fmt: skip

@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from ..core.spec import default_config_path
 from .app import _state, app, err, handles_errors
+
+
+def _clean_exit_class() -> type:
+    import uvicorn
+
+    class CleanExit(uvicorn.Server):
+        """uvicorn's server, exiting 0 after the graceful shutdown SIGTERM or SIGINT asked for
+        (uvicorn raises the signal again once it has shut down, so the process would die of
+        it: the documented exit code of a clean stop is 0)."""
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()  # uvicorn 0.54: the signals to raise again
+
+    return CleanExit
 
 
 @app.command()
@@ -23,6 +44,13 @@ def serve(
         bool,
         typer.Option("--log/--no-log", help="Log every prediction (for monitoring, feedback)."),
     ] = True,
+    scheduler: Annotated[
+        bool,
+        typer.Option(
+            "--scheduler/--no-scheduler",
+            help="Run the spec's schedules in the server (one leader across processes).",
+        ),
+    ] = True,
 ) -> None:
     """Serve the REST API: predict, feedback, admin routes, /health, /ready, /metrics, /docs."""
     import uvicorn
@@ -31,12 +59,16 @@ def serve(
 
     config = _state["config"] or default_config_path()
     if workers == 1:
-        application = create_app(config, log_predictions=log_predictions)
+        application = create_app(config, log_predictions=log_predictions, scheduler=scheduler)
         err.print(f"retrainer: serving on http://{host}:{port} (docs at /docs)", highlight=False)
-        uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        cfg = uvicorn.Config(
+            application, host=host, port=port, log_level="warning", access_log=False
+        )
+        _clean_exit_class()(cfg).run()
         return
     os.environ["RETRAINER_CONFIG"] = str(os.path.abspath(config))
     os.environ["RETRAINER_PREDICTION_LOG"] = "on" if log_predictions else "off"
+    os.environ["RETRAINER_SCHEDULER"] = "on" if scheduler else "off"
     err.print(f"retrainer: serving on http://{host}:{port} with {workers} workers", highlight=False)
     uvicorn.run(
         "retrainer.serving.app:app_from_env",

@@ -25,6 +25,7 @@ from ..core.clock import utcnow
 from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, RetrainerError
 from ..core.routing import Route, route
 from ..lifecycle.workspace import Workspace
+from ..scheduler import SchedulerService, build_jobs
 from .admin import Jobs, admin_router
 from .errors import TooLarge, header, install_handlers, json_response, request_id
 from .logqueue import LogItem, LogQueue
@@ -143,6 +144,18 @@ def _log_writer(given: str | None, store_url: str) -> str:
     return "process"
 
 
+def _scheduler_wanted(given: bool | None) -> bool:
+    if given is not None:
+        return given
+    value = os.environ.get("RETRAINER_SCHEDULER", "on").strip().lower()
+    if value not in ("on", "off", "1", "0", "true", "false", ""):
+        raise InputError(
+            f"RETRAINER_SCHEDULER is {value!r}; expected 'on' or 'off'. Unset it for the "
+            "default (on: the server runs the spec's schedules)."
+        )
+    return value not in ("off", "0", "false")
+
+
 def create_app(
     source: Workspace | str | Path | None = None,
     *,
@@ -152,14 +165,20 @@ def create_app(
     token: str | None = None,
     flush_seconds: float = 0.2,
     log_writer: str | None = None,
+    scheduler: bool | None = None,
 ) -> FastAPI:
     """The app for a workspace (or a config path; default ``RETRAINER_CONFIG``).
 
     ``log_writer``: where the prediction log's inserts run, ``"process"`` (a writer process,
     see ``serving.writer``; the default unless the store is in memory) or ``"thread"`` (the
-    log's own thread, in this process); default ``RETRAINER_LOG_WRITER``."""
+    log's own thread, in this process); default ``RETRAINER_LOG_WRITER``.
+
+    ``scheduler``: run the spec's schedules in this process while it serves (default
+    ``RETRAINER_SCHEDULER``, on). Servers and ``retrainer scheduler`` processes on one store
+    elect one leader, so each scheduled run happens once however many there are."""
     owns = not isinstance(source, Workspace)
     ws = source if isinstance(source, Workspace) else Workspace.open(source)
+    jobs = SchedulerService(ws) if _scheduler_wanted(scheduler) and build_jobs(ws.spec) else None
     registry = ModelRegistry(ws, alert)
     logq, writer = None, None
     if log_predictions:
@@ -178,9 +197,13 @@ def create_app(
         registry.start()
         if logq is not None:
             logq.start()
+        if jobs is not None:
+            jobs.start()
         try:
             yield
         finally:
+            if jobs is not None:
+                jobs.stop()  # a running job finishes first: shutdown never cuts a training
             registry.close()
             state.jobs.close()
             if logq is not None:
@@ -297,6 +320,7 @@ def create_app(
 
 def app_from_env() -> FastAPI:
     """The factory ``uvicorn --factory`` calls in each worker (config from RETRAINER_CONFIG;
-    ``RETRAINER_PREDICTION_LOG=off`` turns prediction logging off)."""
+    ``RETRAINER_PREDICTION_LOG=off`` turns prediction logging off, ``RETRAINER_SCHEDULER=off``
+    the schedules)."""
     log = os.environ.get("RETRAINER_PREDICTION_LOG", "on").lower() not in ("off", "0", "false")
     return create_app(None, log_predictions=log)

@@ -71,14 +71,21 @@ def _serve(url: str, conn: Connection) -> None:  # the child process
     try:
         store = PredictionLogStore(url, auto_migrate=False)
     except Exception as exc:  # reported, then the parent writes in-process
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(OSError):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
         return
+    try:
+        _loop(store, conn)
+    except (EOFError, OSError):  # the server went away (or stopped before we were up)
+        pass
+    finally:
+        store.close()
+
+
+def _loop(store: Any, conn: Connection) -> None:
     conn.send(("ready", None))
     while True:
-        try:
-            payload = conn.recv_bytes()
-        except (EOFError, OSError):  # the server went away
-            break
+        payload = conn.recv_bytes()
         if not payload:  # close
             break
         try:
@@ -90,7 +97,6 @@ def _serve(url: str, conn: Connection) -> None:  # the child process
         except Exception as exc:  # unexpected: the batch is kept (spooled) and retried
             reply = ("down", f"{type(exc).__name__}: {exc}")
         conn.send(reply)
-    store.close()
 
 
 class WriterProcess:
