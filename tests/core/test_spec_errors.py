@@ -46,3 +46,17 @@ def test_environment_override_nested_field() -> None:
         {"models": {"m": BASE}}, environ={"RETRAINER_M__TRAINING__HOLDOUT_FRACTION": "0.3"}
     )
     assert spec.model("m").training.holdout_fraction == 0.3
+
+
+def test_a_cors_origin_with_a_path_is_rejected_at_load() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_spec(
+            {"models": {"m": BASE}, "cors": {"allow_origins": ["https://dash.test/app/"]}},
+            source="r.yaml",
+            environ={},
+        )
+    msg = str(info.value)
+    assert "r.yaml: cors" in msg and "'https://dash.test/app/'" in msg and "no path" in msg
+    assert parse_spec({"models": {"m": BASE}}, environ={}).cors.allow_origins == []  # off
+    ok = parse_spec({"models": {"m": BASE}, "cors": {"allow_origins": ["*"]}}, environ={})
+    assert ok.cors.allow_origins == ["*"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -73,7 +74,10 @@ def test_the_report_renders_in_headless_chromium(workspace: Path, tmp_path: Path
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        pytest.skip("chromium is not installed (`make browser` installs it)")
+        missing = "chromium is not installed (`make browser` installs it)"
+        if os.environ.get("RETRAINER_REQUIRE_BROWSER"):
+            pytest.fail(f"RETRAINER_REQUIRE_BROWSER is set but {missing}")
+        pytest.skip(missing)
     with Workspace(parse_spec(demo_spec(workspace), environ={})) as ws:
         page = write_report(ws, "weather", tmp_path / "report.html")
     png = tmp_path / "out.png"

@@ -69,7 +69,10 @@ def test_health_ready_metrics_and_openapi(server: Served) -> None:
     body = spec["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]
     assert "rows" in body["content"]["application/json"]["schema"]["properties"]
     assert get(server, "/docs").status_code == 200
-    post(server, "/v1/models/weather/predict", {"row": ROW})
+    hello = post(
+        server, "/v1/models/weather/predict", {"row": ROW}, headers={"Origin": "https://x.test"}
+    )
+    assert "access-control-allow-origin" not in hello.headers  # CORS is off by default
     text = get(server, "/metrics").text
     for name in ("retrainer_requests_total{", "retrainer_request_seconds_bucket{",
                  "retrainer_prediction_log_queue_rows", "retrainer_served_info{"):  # fmt: skip

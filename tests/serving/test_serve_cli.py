@@ -2,7 +2,7 @@
 
 It serves, runs the spec's schedules under the leader lease (unless ``--no-scheduler``), and on
 SIGTERM flushes the prediction log, releases the lease and exits 0; ``--workers 2`` serves
-from two processes.
+from two processes. The spec's ``cors.allow_origins`` lets a listed browser origin call it.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from retrainer.lifecycle.workspace import Workspace
 from retrainer.scheduler import LEADER_LEASE
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.1)
+DASH = "https://dash.example.com"
 
 
 @pytest.fixture
@@ -31,6 +32,7 @@ def config(trained: Path, tmp_path: Path) -> Path:
     shutil.copy(trained / "ws.db", tmp_path / "ws.db")
     spec = spec_dict(tmp_path)
     spec["models"]["weather"]["schedule"] = {"maintain": "0 */6 * * *"}
+    spec["cors"] = {"allow_origins": [DASH]}
     path = tmp_path / "retrainer.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -81,6 +83,16 @@ def test_serve_runs_the_schedules_and_shuts_down_cleanly(config: Path) -> None:
     proc, url = _serve(config)
     try:
         assert _predict(url) == "1.0.0"
+        # cors.allow_origins: the dashboard's origin may call from a browser, no other may
+        ask = {"Origin": DASH, "Access-Control-Request-Method": "POST"}
+        ask["Access-Control-Request-Headers"] = "authorization,content-type"
+        pre = httpx.options(f"{url}/v1/models/weather/predict", headers=ask, timeout=10)
+        assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == DASH
+        assert "authorization" in pre.headers["access-control-allow-headers"].lower()
+        read = httpx.get(f"{url}/v1/models", headers={"Origin": DASH}, timeout=10)
+        assert read.headers["access-control-allow-origin"] == DASH
+        other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://evil.test"}, timeout=10)
+        assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
         with Workspace.open(config) as ws:
             holder = ws.store.lease_holder(LEADER_LEASE)
             assert holder is not None  # this server leads the scheduler

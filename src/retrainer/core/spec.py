@@ -112,6 +112,24 @@ class Auth(BaseModel):
     protect_reads: bool = False
 
 
+class Cors(BaseModel):
+    """Cross-origin access to the REST service: off unless origins are listed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    allow_origins: list[str] = []
+    allow_headers: list[str] = ["Authorization", "Content-Type"]
+
+    @model_validator(mode="after")
+    def _origins(self) -> Cors:
+        for origin in self.allow_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(
+                    f"origin {origin!r} is not a scheme and host such as "
+                    "'https://dash.example.com' (no path, no trailing slash) or '*'"
+                )
+        return self
+
+
 class Spec(BaseModel):
     """The whole file: where things are stored and every model."""
 
@@ -121,6 +139,7 @@ class Spec(BaseModel):
     artifacts: str = "artifacts"
     models: dict[str, ModelSpec]
     auth: Auth = Auth()
+    cors: Cors = Cors()
     source: str = "<memory>"
 
     def model(self, name: str) -> ModelSpec:

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from ..core.clock import utcnow
@@ -216,6 +217,14 @@ def create_app(
     app = FastAPI(title="retrainer", version="1", lifespan=lifespan)
     app.state.retrainer = state
     install_handlers(app)
+    cors = ws.spec.cors
+    if cors.allow_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors.allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=cors.allow_headers,
+        )
 
     @app.post(
         "/v1/models/{name}/predict",
