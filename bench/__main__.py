@@ -47,11 +47,27 @@ def wrap(name: str, body: str, quick: bool, elapsed: float) -> str:
     )
 
 
-def header(modules: list[str]) -> str:
+def listed_versions(text: str) -> dict[str, str]:
+    """The versions line of an existing page's header, by name.
+
+    >>> listed_versions("- Versions: python 3.11.7, evidently 0.7.23 (own venv, pandas 2.3.3)")
+    {'python': '3.11.7', 'evidently': '0.7.23 (own venv, pandas 2.3.3)'}
+    """
+    m = re.search(r"^- Versions: (.*)$", text, re.M)
+    if m is None:
+        return {}
+    items = (item.split(" ", 1) for item in re.split(r", (?![^()]*\))", m[1]))
+    return {item[0]: item[1] for item in items if len(item) == 2}
+
+
+def header(modules: list[str], kept: dict[str, str] | None = None) -> str:
+    """The page's header; ``kept``: peer versions of sections kept from the page before, whose
+    peers' venvs need not exist now."""
     versions = {"python": platform.python_version()}
     for pkg in ("numpy", "pandas", "scipy"):
         with contextlib.suppress(ImportError):
             versions[pkg] = importlib.import_module(pkg).__version__
+    versions.update({k: v for k, v in (kept or {}).items() if k not in versions})
     for name in modules:
         peers = getattr(importlib.import_module(f"bench.{name}"), "peers", None)
         if peers is not None:
@@ -76,13 +92,15 @@ def write_page(output: Path, new: dict[str, str]) -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     with open(WORK / "benchmarks.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        sections = read_sections(output.read_text()) if output.exists() else {}
+        before = output.read_text() if output.exists() else ""
+        sections = read_sections(before)
         sections.update(new)
         ordered = [sections[n] for n in BENCHES if n in sections]
         ordered += [s for n, s in sections.items() if n not in BENCHES]  # kept, not ours to drop
         output.parent.mkdir(parents=True, exist_ok=True)
         partial = output.with_name(output.name + ".tmp")
-        partial.write_text(header(BENCHES) + "\n" + "\n".join(ordered))
+        kept = listed_versions(before) if set(sections) - set(new) else {}
+        partial.write_text(header(list(new), kept) + "\n" + "\n".join(ordered))
         os.replace(partial, output)
 
 

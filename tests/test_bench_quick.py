@@ -36,3 +36,23 @@ def test_quick_bench_writes_its_section(name: str, tmp_path: Path) -> None:
     assert section, page[:2000]
     assert re.search(r"^\|---\|", section.group(1), re.M), section.group(1)[:2000]
     assert "(quick mode," in section.group(1)
+
+
+def test_a_rerun_keeps_the_peer_versions_of_the_sections_it_keeps(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO))
+    try:
+        from bench.__main__ import write_page
+    finally:
+        sys.path.remove(str(REPO))
+    output = tmp_path / "b.md"
+    output.write_text(
+        "# Benchmarks\n\n- Versions: python 3.0, mlflow 3.17.2 (own venv), "
+        "evidently 0.7.23 (own venv, pandas 2.3.3)\n\n"
+        "<!-- bench:serving -->\nold serving\n<!-- /bench:serving -->\n"
+    )
+    write_page(output, {"ingestion": "<!-- bench:ingestion -->\nnew\n<!-- /bench:ingestion -->\n"})
+    page = output.read_text()
+    assert (
+        "mlflow 3.17.2 (own venv)" in page and "evidently 0.7.23 (own venv, pandas 2.3.3)" in page
+    )
+    assert "python 3.0" not in page and "old serving" in page and "\nnew\n" in page
