@@ -13,7 +13,9 @@ learning one row at a time; last label; majority class. The LightGBM settings ar
 everywhere (retrainer's family defaults, one thread). A schedule fits every row of its window
 with the default 200 rounds, as a hand-written retraining job would; retrainer trains its own
 way: an evaluation fit for the gate (the window minus its newest 20%), early stopping on the
-newest 10% of the window to settle the rounds, and a final fit on every row.
+newest 10% of the window to settle the rounds (the larger of that and the evaluation fit's
+estimate; skipped when the evaluation fit ran all 200 rounds; both stop after 50 rounds without
+improvement), and a final fit on every row with that many rounds.
 """
 
 from __future__ import annotations

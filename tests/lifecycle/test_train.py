@@ -9,8 +9,11 @@ import pandas as pd
 import pytest
 
 from retrainer.core.errors import ConflictError, FamilyUnavailableError, IntegrityError
-from retrainer.families import lightgbm_family
+from retrainer.core.spec import ModelSpec
+from retrainer.families import FamilyModel, lightgbm_family
+from retrainer.lifecycle import fitting
 from retrainer.lifecycle.fine_tune import fine_tune
+from retrainer.lifecycle.fitting import fit_family, fit_with_early_stopping
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.registry_ops import apply_retention, deploy, rollback
@@ -106,9 +109,8 @@ def test_tampered_artifact_is_never_deployed(
     assert len(ws.store.events("weather")) == 1
 
 
-def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stopping_chose() -> None:
+def _linear(n_estimators: int | None = None) -> tuple[ModelSpec, pd.DataFrame]:
     from retrainer.core.spec import parse_spec
-    from retrainer.lifecycle.fitting import fit_family
 
     rng = np.random.default_rng(0)
     n = 1500
@@ -121,22 +123,23 @@ def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stoppi
             "target": (x + rng.normal(size=n) > 0).astype(int),
         }
     )
-    spec = parse_spec(
-        {
-            "models": {
-                "m": {
-                    "task": "classification",
-                    "target": "y",
-                    "id_column": "id",
-                    "time_column": "t",
-                    "features": {"numeric": ["x"]},
-                    "family": "lightgbm",
-                    "params": {"num_threads": 1},
-                }
-            }
-        },
-        environ={},
-    ).models["m"]
+    params: dict[str, int] = {"num_threads": 1}
+    if n_estimators is not None:
+        params["n_estimators"] = n_estimators
+    model = {
+        "task": "classification",
+        "target": "y",
+        "id_column": "id",
+        "time_column": "t",
+        "features": {"numeric": ["x"]},
+        "family": "lightgbm",
+        "params": params,
+    }
+    return parse_spec({"models": {"m": model}}, environ={}).models["m"], frame
+
+
+def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stopping_chose() -> None:
+    spec, frame = _linear()
     fitted = fit_family(spec, "lightgbm", frame)
     booster = fitted.model.booster_  # type: ignore[attr-defined]
     assert fitted.params["n_estimators"] == 200  # the recipe, as the gate compares it
@@ -146,6 +149,23 @@ def test_the_served_boosting_model_learns_every_row_with_the_rounds_early_stoppi
     by_hand = lightgbm_family.LightGBMModel("classification", ["x"], [], params, 0)
     by_hand.fit(frame[["x"]], frame["target"])  # every row, that many rounds
     assert np.array_equal(fitted.model.predict_raw(frame[["x"]]), by_hand.predict_raw(frame[["x"]]))
+
+
+@pytest.mark.parametrize(("cap", "early_stopping_fits"), [(200, 2), (5, 1)])
+def test_the_size_is_settled_again_on_the_whole_window_unless_the_evaluation_fit_hit_the_cap(
+    monkeypatch: pytest.MonkeyPatch, cap: int, early_stopping_fits: int
+) -> None:
+    calls: list[int] = []
+
+    def counted(model: FamilyModel, X: pd.DataFrame, y: pd.Series) -> FamilyModel:
+        calls.append(len(X))
+        return fit_with_early_stopping(model, X, y)
+
+    monkeypatch.setattr(fitting, "fit_with_early_stopping", counted)
+    spec, frame = _linear(cap)
+    booster = fit_family(spec, "lightgbm", frame).model.booster_  # type: ignore[attr-defined]
+    assert calls[0] == 1200 and len(calls) == early_stopping_fits  # 1200: the window minus 20%
+    assert (booster.current_iteration() == cap) == (cap == 5)  # 5 rounds stop no earlier
 
 
 def test_the_gate_compares_like_with_like_when_the_champion_learnt_later(

@@ -65,7 +65,7 @@ class CatBoostModel(BoostingModel):
         "iterations": 300,
         "learning_rate": 0.05,
         "depth": 6,
-        "early_stopping_rounds": 20,
+        "early_stopping_rounds": 50,
         "thread_count": 2,
     }
     accepted_params = _ACCEPTED

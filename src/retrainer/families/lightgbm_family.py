@@ -57,7 +57,7 @@ class LightGBMModel(BoostingModel):
         "learning_rate": 0.05,
         "num_leaves": 31,
         "min_data_in_leaf": 20,
-        "early_stopping_rounds": 20,
+        "early_stopping_rounds": 50,
     }
     accepted_params = _ACCEPTED
     payload_name = "model.txt"

@@ -59,7 +59,7 @@ class XGBoostModel(BoostingModel):
         "learning_rate": 0.05,
         "max_depth": 6,
         "tree_method": "hist",
-        "early_stopping_rounds": 20,
+        "early_stopping_rounds": 50,
         "nthread": 2,
     }
     accepted_params = _ACCEPTED

@@ -3,7 +3,8 @@
 The newest ``holdout_fraction`` of rows measures the model; walk-forward folds (when the spec
 asks) measure it again in time order; then the model is refitted on the whole window (minus
 the newest slice when it is kept to fit the calibration map). A boosting family first settles
-its number of rounds by early stopping on the newest 10% of the window, then learns every row.
+its number of rounds by early stopping on the newest 10% of the window (the larger of that and
+the evaluation fit's estimate, see :func:`larger`), then learns every row.
 """
 
 from __future__ import annotations
@@ -89,6 +90,44 @@ def score(
     return compute_all(model.task, y_enc, pred, metric_proba), y_enc, pred, proba
 
 
+def larger(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The larger of two early-stopping estimates of a model's size, per parameter.
+
+    Both err low: each stops at the first minimum of a noisy curve on a slice a tenth of its
+    rows, and the final fit learns from more rows than either. The evaluation fit's estimate
+    (on the slice before its holdout) and the whole window's are two draws of that error.
+
+    >>> larger({"n_estimators": 60}, {"n_estimators": 85}), larger(None, {"n_estimators": 9})
+    ({'n_estimators': 85}, None)
+    """
+    if a is None or b is None:
+        return a
+    return {k: max(v, b.get(k, v)) for k, v in a.items()}
+
+
+def at_cap(settled: dict[str, Any], params: dict[str, Any]) -> bool:
+    """Whether an early-stopping estimate already reached the most its recipe allows.
+
+    >>> at_cap({"n_estimators": 200}, {"n_estimators": 200}), at_cap({"n_estimators": 90}, {})
+    (True, False)
+    """
+    return all(v >= params.get(k, math.inf) for k, v in settled.items())
+
+
+def settle_size(
+    spec: ModelSpec, family: str, eval_model: FamilyModel, X: pd.DataFrame, y: pd.Series
+) -> dict[str, Any] | None:
+    """The size of the final fit on every row: early stopping on the newest 10% of the whole
+    window, or the evaluation fit's estimate when that is larger (see :func:`larger`). None for
+    a family that settles nothing. When the evaluation fit already ran to its cap no estimate
+    can be larger, so the second early-stopping fit is skipped."""
+    first = eval_model.settled_params()
+    if first is None or at_cap(first, eval_model.effective_params):
+        return first
+    settle = fit_with_early_stopping(make_model(spec, family, seed=spec.training.seed), X, y)
+    return larger(settle.settled_params(), first)
+
+
 def uses_calibration(spec: ModelSpec) -> bool:
     return spec.task == "classification" and spec.calibration != "none"
 
@@ -147,11 +186,8 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
                 }
             )
     settled = None
-    if spec.training.refit_on_full_window and not use_cal and eval_model.settled_params():
-        # Early stopping on the newest 10% of the whole window chooses the model's size (the
-        # evaluation fit chose it on older rows, before its holdout, learning from fewer);
-        # the final fit takes that size and learns from every row, the newest included.
-        settled = fit_with_early_stopping(make_model(spec, family, seed), X, y).settled_params()
+    if spec.training.refit_on_full_window and not use_cal:
+        settled = settle_size(spec, family, eval_model, X, y)
     if settled is not None:
         model, cal = make_model(spec, family, seed, settled).fit(X, y), None
     elif spec.training.refit_on_full_window:
