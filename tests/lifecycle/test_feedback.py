@@ -276,3 +276,40 @@ def test_labels_the_champion_never_saw_are_accepted_and_reported(
     frame = pd.DataFrame({"day_id": ["d1", "d2", "d3"], "rain": [1, "maybe", 2.0]})
     r = record_feedback(ws, MODEL, frame)
     assert (r.matched, r.rejected, r.unseen_labels) == (3, 0, ["2", "maybe"])
+
+
+def test_an_actual_that_arrives_before_its_prediction_is_logged_is_joined_late(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    """The log is written behind the response (and spooled while the store is down): an
+    actual can be stored before the prediction it labels. The monitor joins it, once."""
+    from retrainer.core.clock import SimClock, use_clock
+    from retrainer.lifecycle.monitor import monitor
+
+    ws = make_workspace(store=store_url)
+    clock = SimClock(T0 + timedelta(minutes=5))
+    with use_clock(clock):
+        log(ws, ["seen"])
+        monitor(ws, MODEL, window="30d")  # the watermark passes "seen"'s prediction
+        early = pd.DataFrame({"day_id": ["passed", "ahead", "later", "seen"], "rain": 1})
+        r = record_feedback(ws, MODEL, early)  # received at T0 + 5 min
+        assert (r.matched, r.unmatched) == (1, 3)
+        monitor(ws, MODEL, window="30d")  # the watermark passes the unmatched actuals too
+        log(ws, ["passed"], request_id="r2")  # served at T0, logged only now
+        log(ws, ["later"], at=T0 + timedelta(minutes=9), request_id="r3")  # after the actual
+        fresh = record_feedback(ws, MODEL, pd.DataFrame({"day_id": ["fresh"], "rain": 0}))
+        assert fresh.unmatched == 1  # an actual the watermark has not passed yet
+        log(ws, ["fresh"], request_id="r5")
+        report = monitor(ws, MODEL, window="30d")
+        assert report.version("1.0.0").labelled == 3  # "seen", "passed", "fresh"; not "later"
+        log(ws, ["ahead"], request_id="r4")
+        clock.advance(days=2)  # beyond monitor.late_join (1d) of the actual's arrival
+        assert monitor(ws, MODEL, window="30d").version("1.0.0").labelled == 3
+    links = actual_links(ws)
+    assert links[("passed", None)] and links[("ahead", None)] is None
+    assert links[("later", None)] is None  # served after the actual arrived: not its label
+    rows = ws.store.training_frame(MODEL).set_index("entity_id")
+    assert set(rows.index) == {"seen", "passed", "fresh"} and rows.loc["passed", "target"] == 1
+    with use_clock(clock):
+        again = monitor(ws, MODEL, window="30d")  # nothing left to join: counted once
+    assert again.version("1.0.0").labelled == 3

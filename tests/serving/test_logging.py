@@ -78,9 +78,21 @@ def test_store_down_mid_run_spools_then_replays_everything(server: Served, ws: W
         assert [len(r["outputs"]) for r in spooled] == [2] * 30
         assert json.loads(spooled[0]["inputs"])["rows"][0]["day_id"] == "d0"
         assert len(request_ids(ws)) == before + 10
+        # their actuals arrive while the predictions wait in the spool: stored unmatched
+        actuals = [{"entity_id": f"d{i}", "actual": 1} for i in range(3)]
+        auth = {"Authorization": "Bearer s3cret"}
+        fb = c.post("/v1/models/weather/feedback", json={"actuals": actuals}, headers=auth)
+        assert fb.status_code == 200 and fb.json()["unmatched"] == 3, fb.text
         flaky.down = False
         server.wait_for(lambda: q.spool.pending == 0 and len(request_ids(ws)) == before + 70)
         assert "retrainer_store_up 1" in c.get("/metrics").text
+        assert c.get("/v1/models/weather/status").status_code == 200  # the monitor joins them
+    a = t.actuals.c
+    with ws.store.read() as conn:
+        links = conn.execute(
+            select(a.prediction_id).where(a.entity_id.in_(["d0", "d1", "d2"]))
+        ).all()
+    assert len(links) == 3 and all(r[0] is not None for r in links)
     stored = request_ids(ws)
     assert all(stored.count(rid) == 2 for rid in sent)  # every row once: none lost, none twice
     assert q.spool.path.stat().st_size == 0

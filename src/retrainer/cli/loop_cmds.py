@@ -64,7 +64,7 @@ def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: b
     if r.unmatched:
         err.print(
             f"warning: {r.unmatched} actual(s) match no logged prediction of {model!r}; they "
-            "are stored, but count in no live metric.",
+            "are stored, and joined if their prediction is logged within monitor.late_join.",
             highlight=False,
             markup=False,
         )

@@ -125,8 +125,15 @@ class Monitor(Section):
     min_samples: int = Field(100, ge=1)
     persistence: int = Field(3, ge=1, description="Consecutive checks a drift must persist.")
     actuals_delay: str = "0d"
+    late_join: str = Field(
+        "1d",
+        description=(
+            "How long an actual stored unmatched waits for its prediction to be logged (the "
+            "log is written behind the response, and spooled while the store is down)."
+        ),
+    )
 
-    _w = field_validator("window", "actuals_delay")(_duration)
+    _w = field_validator("window", "actuals_delay", "late_join")(_duration)
 
 
 class Policy(Section):

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.clock import utcnow
+from ..core.durations import parse_duration
 from ..core.errors import InputError, RetrainerError
 from ..core.spec import ModelSpec
 from ..store.feedback import FeedbackOffset, PredictionRef
+from ..store.monitor_store import Folder
 from .ingest import MAX_REPORTED, Reject, _id_text, _scalar
 from .tables import LINE, file_format, read_table
 from .workspace import Workspace
@@ -329,6 +332,49 @@ def _validate(
 def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One actual per (entity id, event time); the last one in the data wins."""
     return list({(r["entity_id"], r["event_time"]): r for r in rows}.values())
+
+
+def join_late_predictions(
+    ws: Workspace, model: str, fold_pairs: Folder, now: datetime | None = None
+) -> int:
+    """Join the actuals that arrived before their prediction was logged; returns how many.
+
+    The prediction log is written behind the response (and spooled while the store is down),
+    so an actual can be stored, unmatched, before the prediction it labels. Each actual
+    received within ``monitor.late_join`` of ``now`` and still unmatched is joined, as
+    :func:`record_feedback` would have, to a prediction served before it was received, and
+    its training row is added; the monitor counts it once (``fold_pairs`` folds the ones it
+    has already passed).
+    """
+    spec = ws.model_spec(model)
+    now = now or utcnow()
+    since = now - parse_duration(spec.monitor.late_join, what="monitor.late_join")
+    waiting = ws.store.unmatched_actuals(model, since)
+    if not waiting:
+        return 0
+    refs = ws.store.predictions_for(model, [w.entity_id for w in waiting])
+    found = []
+    for w in waiting:
+        m = _match([p for p in refs.get(w.entity_id, []) if p.created_at <= w.received_at],
+                   w.event_time)  # fmt: skip
+        if m is not None:
+            found.append((w, m))
+    if not found:
+        return 0
+    feats = ws.store.prediction_features([m.id for _, m in found])
+    training = {
+        w.id: {
+            "entity_id": w.entity_id,
+            "event_time": w.event_time or m.created_at,
+            "target": w.value,
+            "features": _features(feats[m.id], spec.feature_names),
+            "source": "feedback",
+            "ingested_at": now,
+        }
+        for w, m in found
+        if m.id in feats
+    }
+    return ws.store.link_actuals(model, [(w.id, m.id) for w, m in found], training, fold_pairs)
 
 
 def _match(preds: list[PredictionRef], when: Any) -> PredictionRef | None:

@@ -37,7 +37,7 @@ from ..core.errors import RetrainerError
 from ..core.metrics import METRICS, task_metrics
 from ..monitoring.concept import ConceptDriftMonitor
 from ..store.convert import jsonsafe
-from .feedback import label_key
+from .feedback import join_late_predictions, label_key
 from .workspace import Workspace
 
 EPS = float(np.finfo(np.float64).eps)
@@ -108,6 +108,7 @@ def monitor(
         span = parse_duration(text, what="monitor window")
     now = now or utcnow()
     folder = _Folder(ws, model, spec.task)
+    join_late_predictions(ws, model, folder.pairs, now)
     n_pred, n_act = ws.store.fold_monitor(model, folder.predictions, folder.pairs)
     since = _hour(now - span)
     until = _hour(now) + timedelta(hours=1)

@@ -47,6 +47,15 @@ class FeedbackOffset:
 
 
 @dataclass(frozen=True)
+class UnmatchedActual:
+    id: int
+    entity_id: str
+    event_time: datetime | None
+    value: Any
+    received_at: datetime
+
+
+@dataclass(frozen=True)
 class RecordedFeedback:
     inserted: list[int]  # indices (into the rows passed) of actuals newly stored
     training_rows_added: int
@@ -113,16 +122,21 @@ class FeedbackStore(StoreBase):
             rows = [{**actuals[i], "model": model} for i in fresh]
             for j in range(0, len(rows), _CHUNK):
                 conn.execute(t.actuals.insert(), rows[j : j + _CHUNK])
-            known = self._training_ids(conn, model, [r["entity_id"] for r in training_rows])
-            last = {r["entity_id"]: r for r in training_rows if r["entity_id"] not in known}
-            new_rows = [{**r, "model": model} for r in last.values()]
-            for j in range(0, len(new_rows), _CHUNK):
-                self.insert_ignore(
-                    conn, t.training_rows, new_rows[j : j + _CHUNK], ["model", "entity_id"]
-                )
+            added = add_training_rows(self, conn, model, training_rows)
             if offset is not None:
                 self._save_offset(conn, model, offset)
-        return RecordedFeedback(fresh, len(new_rows))
+        return RecordedFeedback(fresh, added)
+
+    def unmatched_actuals(self, model: str, since: datetime) -> list[UnmatchedActual]:
+        """Actuals received at or after ``since`` that no logged prediction was joined to."""
+        c = t.actuals.c
+        q = (
+            select(c.id, c.entity_id, c.event_time, c.value, c.received_at)
+            .where(c.model == model, c.received_at >= since, c.prediction_id.is_(None))
+            .order_by(c.id)
+        )
+        with self.read() as conn:
+            return [UnmatchedActual(*r) for r in conn.execute(q)]
 
     def feedback_offset(self, model: str, source: str) -> FeedbackOffset | None:
         c = t.feedback_offsets.c
@@ -166,11 +180,25 @@ class FeedbackStore(StoreBase):
             keys.update((r.entity_id, r.event_time) for r in conn.execute(q))
         return keys
 
-    def _training_ids(self, conn: Connection, model: str, ids: Sequence[str]) -> set[str]:
-        c = t.training_rows.c
-        unique = list(dict.fromkeys(ids))
-        found: set[str] = set()
-        for i in range(0, len(unique), _CHUNK):
-            q = select(c.entity_id).where(c.model == model, c.entity_id.in_(unique[i : i + _CHUNK]))
-            found.update(r[0] for r in conn.execute(q))
-        return found
+
+def add_training_rows(
+    store: StoreBase, conn: Connection, model: str, rows: Sequence[dict[str, Any]]
+) -> int:
+    """Add the training rows whose entity id the model has no row for (the last one of an id
+    given twice); returns how many."""
+    known = _training_ids(conn, model, [r["entity_id"] for r in rows])
+    last = {r["entity_id"]: r for r in rows if r["entity_id"] not in known}
+    new_rows = [{**r, "model": model} for r in last.values()]
+    for j in range(0, len(new_rows), _CHUNK):
+        store.insert_ignore(conn, t.training_rows, new_rows[j : j + _CHUNK], ["model", "entity_id"])
+    return len(new_rows)
+
+
+def _training_ids(conn: Connection, model: str, ids: Sequence[str]) -> set[str]:
+    c = t.training_rows.c
+    unique = list(dict.fromkeys(ids))
+    found: set[str] = set()
+    for i in range(0, len(unique), _CHUNK):
+        q = select(c.entity_id).where(c.model == model, c.entity_id.in_(unique[i : i + _CHUNK]))
+        found.update(r[0] for r in conn.execute(q))
+    return found

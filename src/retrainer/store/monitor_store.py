@@ -12,18 +12,20 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce
+from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.clock import utcnow
 from . import schema as t
 from .base import StoreBase
+from .feedback import add_training_rows
 
 STATS = [
     c.name for c in t.monitor_aggregates.c if c.name not in ("model", "version", "arm", "hour")
 ]
 KEY = ["model", "version", "arm", "hour"]
 FOLD_CHUNK = 200_000
+_LINK_CHUNK = 5_000
 
 # A folder turns fetched rows (plain tuples; timestamps as text or datetime, JSON values as
 # JSON text) into bucket rows: {version, arm, hour, <stat>: value, ...}.
@@ -75,6 +77,38 @@ class MonitorStore(StoreBase):
                 )
                 n_pred += len(preds)
                 n_act += len(ids)
+
+    def link_actuals(
+        self,
+        model: str,
+        links: Sequence[tuple[int, int]],
+        training_rows: dict[int, dict[str, Any]],
+        fold_pairs: Folder,
+    ) -> int:
+        """Join actuals stored unmatched to the predictions logged after them, as (actual id,
+        prediction id) ``links``; adds the training row of each actual linked (by actual id)
+        and returns how many were linked. One transaction under the model's lock: an actual
+        still unmatched is linked once, and one the monitor's watermark has passed is folded
+        into the buckets here (the others are folded when the monitor reaches them)."""
+        a = t.actuals.c
+        linked: list[int] = []
+        with self.write(model) as conn:
+            for aid, pid in links:
+                done = conn.execute(
+                    update(t.actuals)
+                    .where(a.id == aid, a.model == model, a.prediction_id.is_(None))
+                    .values(prediction_id=pid)
+                )
+                if done.rowcount:
+                    linked.append(aid)
+            rows = [training_rows[i] for i in linked if i in training_rows]
+            add_training_rows(self, conn, model, rows)
+            wm = self._watermark(conn, model)
+            passed = [i for i in linked if i <= wm[1]]
+            for j in range(0, len(passed), _LINK_CHUNK):
+                q = _pairs_query(model, 0, wm[1]).where(a.id.in_(passed[j : j + _LINK_CHUNK]))
+                self._add(conn, model, fold_pairs([tuple(r) for r in conn.execute(q)]))
+        return len(linked)
 
     def monitor_buckets(
         self, model: str, since: datetime | None = None, until: datetime | None = None
