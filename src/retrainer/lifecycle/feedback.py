@@ -89,6 +89,27 @@ def label_key(value: Any) -> str:
     return str(value)
 
 
+def _training_row(
+    spec: ModelSpec,
+    entity_id: str,
+    event_time: Any,
+    value: Any,
+    m: PredictionRef,
+    feats: dict[int, dict[str, Any]],
+    now: Any,
+) -> dict[str, Any]:
+    """The training row an actual adds: the input its prediction scored, labelled; the
+    prediction's time when the actual has none."""
+    return {
+        "entity_id": entity_id,
+        "event_time": event_time or m.created_at,
+        "target": value,
+        "features": _features(feats[m.id], spec.feature_names),
+        "source": "feedback",
+        "ingested_at": now,
+    }
+
+
 def _features(row: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
     """A logged input row as training features: the spec's features only, and a non-finite
     number (accepted for a family that takes missing values) as missing."""
@@ -131,14 +152,7 @@ def record_feedback(
         rows.append({**a, "received_at": now, "prediction_id": m.id if m else None})
         if m is not None and m.id in feats:
             training.append(
-                {
-                    "entity_id": a["entity_id"],
-                    "event_time": a["event_time"] or m.created_at,
-                    "target": a["value"],
-                    "features": _features(feats[m.id], spec.feature_names),
-                    "source": "feedback",
-                    "ingested_at": now,
-                }
+                _training_row(spec, a["entity_id"], a["event_time"], a["value"], m, feats, now)
             )
     recorded = ws.store.record_actuals(model, rows, training, offset)
     matched = sum(1 for i in recorded.inserted if rows[i]["prediction_id"] is not None)
@@ -363,14 +377,7 @@ def join_late_predictions(
         return 0
     feats = ws.store.prediction_features([m.id for _, m in found])
     training = {
-        w.id: {
-            "entity_id": w.entity_id,
-            "event_time": w.event_time or m.created_at,
-            "target": w.value,
-            "features": _features(feats[m.id], spec.feature_names),
-            "source": "feedback",
-            "ingested_at": now,
-        }
+        w.id: _training_row(spec, w.entity_id, w.event_time, w.value, m, feats, now)
         for w, m in found
         if m.id in feats
     }
