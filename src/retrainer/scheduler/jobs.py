@@ -193,8 +193,7 @@ def run_job(
     owner = owner or default_owner()
 
     def skipped(detail: str) -> JobOutcome:
-        run_id = ws.store.record_job_run(job, model, scheduled_for, owner)
-        ws.store.finish_job_run(run_id, "skipped", detail)
+        run_id = ws.store.record_skipped_job_run(job, model, scheduled_for, owner, detail)
         log.info("Scheduled %s of %r skipped: %s", job, model, detail)
         return JobOutcome(run_id, job, model, scheduled_for, "skipped", detail)
 

@@ -209,8 +209,9 @@ class SchedulerService:
         try:
             for at in times:
                 store = self.ws.store
-                run = store.record_job_run(job.kind, job.model, to_naive_utc(at), self.owner)
-                store.finish_job_run(run, "skipped", detail)
+                store.record_skipped_job_run(
+                    job.kind, job.model, to_naive_utc(at), self.owner, detail
+                )
         except Exception:
             log.exception("Recording a skipped run of %s failed.", job.id)
 

@@ -147,16 +147,52 @@ class LeaseStore(StoreBase):
         >>> [(r.job, r.outcome, r.detail) for r in store.job_runs()]
         [('maintain', 'ok', 'nothing to do')]
         """
+        return self._insert_run(job, model, scheduled_for, owner, now=now)
+
+    def record_skipped_job_run(
+        self,
+        job: str,
+        model: str | None,
+        scheduled_for: datetime | None,
+        owner: str,
+        detail: str,
+        *,
+        now: datetime | None = None,
+    ) -> int:
+        """Log a run ``owner`` skipped, finished as it is written: a skip never shows as a
+        running run, which another scheduler would take for the job's run at that time.
+
+        >>> from retrainer.store import SqlStore
+        >>> store = SqlStore("sqlite://")
+        >>> _ = store.record_skipped_job_run("maintain", "churn", None, "host:1:ab", "not leader")
+        >>> [(r.outcome, r.detail, r.finished_at is not None) for r in store.job_runs()]
+        [('skipped', 'not leader', True)]
+        """
+        return self._insert_run(job, model, scheduled_for, owner, now=now, skipped=detail)
+
+    def _insert_run(
+        self,
+        job: str,
+        model: str | None,
+        scheduled_for: datetime | None,
+        owner: str,
+        *,
+        now: datetime | None,
+        skipped: str | None = None,
+    ) -> int:
         _check_name("Job name", job, 128)
         _check_name("Job owner", owner, 128)
+        at = now or utcnow()
         values = {
             "job": job,
             "model": model,
             "scheduled_for": scheduled_for,
-            "started_at": now or utcnow(),
+            "started_at": at,
             "outcome": RUNNING,
             "owner": owner,
         }
+        if skipped is not None:
+            values.update(outcome="skipped", detail=skipped, finished_at=at)
         with self.write() as conn:
             result = conn.execute(t.job_runs.insert().values(**values).returning(t.job_runs.c.id))
             return int(result.scalar_one())
