@@ -43,6 +43,15 @@ class Training(Section):
     refit_on_full_window: bool = Field(
         True, description="After evaluating on the holdout, refit on the whole window."
     )
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Threads a model of this spec trains with; null: every CPU this process may use "
+            "(affinity and cgroup quota), never more. A family's own thread parameter in "
+            "params (num_threads, nthread, thread_count, n_jobs) wins."
+        ),
+    )
 
 
 class Validation(Section):
@@ -234,3 +243,30 @@ class Serving(Section):
     extra: Literal["ignore", "forbid"] = "ignore"
     unknown_category: Literal["accept", "reject"] = "accept"
     reload_seconds: float = Field(5, gt=0)
+
+
+class Data(Section):
+    """Where a model's labelled rows live. ``store`` (default): rows ingested into the store.
+    ``parquet``: the team's Parquet files, read in place (a file, a folder or a glob; any
+    fsspec URL, e.g. ``s3://bucket/events/*.parquet``). ``sql``: a query against the team's
+    own database, read in place; the query may use ``:since`` (and ``:until``) so that only
+    the rows of the time asked for are read. With a source, rows in the store (ingested or
+    added by feedback) are read too; a row of the source wins over a stored row of its id."""
+
+    source: Literal["store", "parquet", "sql"] = "store"
+    path: str | None = Field(None, description="parquet: file, folder or glob (fsspec URL).")
+    url: str | None = Field(None, description="sql: SQLAlchemy URL of the team's database.")
+    query: str | None = Field(None, description="sql: the query giving the labelled rows.")
+
+    @model_validator(mode="after")
+    def _complete(self) -> Data:
+        need = {"store": (), "parquet": ("path",), "sql": ("url", "query")}[self.source]
+        missing = [k for k in need if not getattr(self, k)]
+        if missing:
+            raise ValueError(f"data.source {self.source!r} needs data.{' and data.'.join(missing)}")
+        extra = [k for k in ("path", "url", "query") if k not in need and getattr(self, k)]
+        if extra:
+            raise ValueError(
+                f"data.{extra[0]} does not apply to data.source {self.source!r}; remove it"
+            )
+        return self

@@ -46,16 +46,27 @@ def family_class(name: str) -> type[FamilyModel]:
     return klass
 
 
-def load_model(data: bytes) -> FamilyModel:
-    """Rebuild a fitted model from its artifact bytes (verify them before calling this)."""
+def load_model(data: bytes, *, threads: int | None = None) -> FamilyModel:
+    """Rebuild a fitted model from its artifact bytes (verify them before calling this).
+
+    The artifact holds no thread count: the model computes with ``threads`` (e.g. the spec's
+    ``training.threads`` for a fine-tune), else with the CPUs of the machine that loads it.
+    """
     meta, payload = read_artifact(data)
-    return restore(meta, payload)
+    return restore(meta, payload, threads=threads)
 
 
-def restore(meta: dict[str, Any], payload: bytes) -> FamilyModel:
+def restore(meta: dict[str, Any], payload: bytes, *, threads: int | None = None) -> FamilyModel:
     klass = family_class(meta["family"])
     schema = FeatureSchema.from_dict(meta["schema"])
-    model = klass(meta["task"], schema.numeric, schema.categorical, meta["params"], meta["seed"])
+    model = klass(
+        meta["task"],
+        schema.numeric,
+        schema.categorical,
+        meta["params"],
+        meta["seed"],
+        threads=threads,
+    )
     model.schema_ = schema
     model.classes_ = list(meta["classes"])
     model._restore_meta(meta.get("extra", {}))

@@ -2,8 +2,18 @@
 
 Constructors only store parameters; ``fit`` learns state whose names end in ``_``. The base
 class owns what all families share: the feature schema, class labels, parameter checks,
-predictions in original labels, and the artifact container (a deterministic zip holding
-``meta.json`` and the family's native payload).
+predictions in original labels, the thread count, and the artifact container (a
+deterministic zip holding ``meta.json`` and the family's native payload).
+
+Threads are a property of the machine, not of the recipe. A family names its library's
+thread parameter once (``thread_param``); unless ``params`` set it explicitly, the model
+computes with ``threads`` (the spec's ``training.threads``) or else every CPU this process may
+use (:func:`~retrainer.core.cpus.available_cpus`), never more than those. The count is
+resolved on every use and never saved: a model trained on a large machine and loaded on a
+small one uses the small one's CPUs. ``effective_params`` stays the recipe (what a version
+records and the gate compares); ``runtime_params`` is the recipe plus the resolved count.
+Predictions of fewer than ``BATCH_ROWS`` rows use one thread (waking a pool costs more than
+it saves for a request's rows); larger batches use the training count.
 """
 
 from __future__ import annotations
@@ -19,10 +29,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from ..core.cpus import available_cpus
 from ..core.errors import CapabilityError, ConfigError, InputError, IntegrityError
 from .schema import FeatureSchema
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+# From this many rows a prediction uses the model's threads; below, one thread (see module doc).
+BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,9 @@ class FamilyModel(ABC):
     default_params: ClassVar[dict[str, Any]] = {}
     accepted_params: ClassVar[frozenset[str]] = frozenset()
     payload_name: ClassVar[str] = "model.bin"
+    # The library's own thread-count parameter; None when there is none to set (river, tabpfn)
+    # or the family's members set their own (ensemble).
+    thread_param: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -57,12 +73,24 @@ class FamilyModel(ABC):
         categorical: Sequence[str] = (),
         params: Mapping[str, Any] | None = None,
         seed: int = 0,
+        *,
+        threads: int | None = None,
     ) -> None:
         self.task = task
         self.numeric = list(numeric)
         self.categorical = list(categorical)
         self.params = dict(params or {})
         self.seed = seed
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise ConfigError(
+                f"The threads of a {self.name!r} model must be a whole number of at least 1, "
+                f"or None for every available CPU; got {threads!r}. Fix training.threads.",
+                family=self.name,
+                threads=threads,
+            )
+        self.threads = threads
         unknown = sorted(set(self.params) - self.accepted_params)
         if unknown:
             raise ConfigError(
@@ -75,7 +103,48 @@ class FamilyModel(ABC):
     # ---- public API -------------------------------------------------------------------
     @property
     def effective_params(self) -> dict[str, Any]:
+        """The recipe: the family's defaults overlaid by ``params`` (no machine-made thread
+        count: see ``runtime_params``)."""
         return {**self.default_params, **self.params}
+
+    @property
+    def n_threads(self) -> int:
+        """The threads this model trains (and predicts large batches) with: the family's own
+        thread parameter when ``params`` set it, else ``threads``, else every CPU this process
+        may use; the last two never more than those CPUs. Resolved on every call.
+
+        >>> from retrainer.families.randomforest import RandomForestModel
+        >>> RandomForestModel("regression", ["x"], params={"n_jobs": 3}, threads=1).n_threads
+        3
+        >>> RandomForestModel("regression", ["x"], threads=1).n_threads
+        1
+        >>> RandomForestModel("regression", ["x"]).n_threads == available_cpus()
+        True
+        """
+        if self.thread_param is not None and self.params.get(self.thread_param) is not None:
+            explicit: int = self.params[self.thread_param]
+            return explicit
+        cpus = available_cpus()
+        return cpus if self.threads is None else min(self.threads, cpus)
+
+    @property
+    def runtime_params(self) -> dict[str, Any]:
+        """``effective_params`` with the family's thread parameter set to ``n_threads``: what
+        the family hands its library."""
+        params = self.effective_params
+        if self.thread_param is not None:
+            params[self.thread_param] = self.n_threads
+        return params
+
+    def predict_threads(self, n_rows: int) -> int:
+        """Threads for scoring ``n_rows`` rows: one below ``BATCH_ROWS``, else ``n_threads``.
+
+        >>> from retrainer.families.randomforest import RandomForestModel
+        >>> m = RandomForestModel("regression", ["x"], threads=1)
+        >>> m.predict_threads(1), m.predict_threads(BATCH_ROWS)
+        (1, 1)
+        """
+        return 1 if n_rows < BATCH_ROWS else self.n_threads
 
     def fit(
         self, X: pd.DataFrame, y: pd.Series | np.ndarray, validation: ValidationSet | None = None

@@ -6,6 +6,9 @@ target statistics, not code order). CatBoost refuses NaN in a categorical column
 values and levels unseen in training share the sentinel code ``-1``; numeric NaN is native
 (``nan_mode=Min``). CatBoost stamps each model with its training time and a random GUID; both
 are blanked after every training run, so a fixed seed gives byte-identical artifacts.
+Training uses ``n_threads`` (``thread_count``), a prediction ``predict_threads``; the thread
+count CatBoost records among the training options is dropped too, so the artifact does not
+depend on the machine's CPUs.
 
 >>> import numpy as np, pandas as pd
 >>> X = pd.DataFrame({"x": np.arange(200.0), "c": ["a", "b"] * 100})
@@ -17,6 +20,7 @@ are blanked after every training run, so a fixed seed gives byte-identical artif
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from typing import Any, ClassVar
@@ -66,15 +70,15 @@ class CatBoostModel(BoostingModel):
         "learning_rate": 0.05,
         "depth": 6,
         "early_stopping_rounds": 50,
-        "thread_count": 2,
     }
     accepted_params = _ACCEPTED
     payload_name = "model.cbm"
+    thread_param = "thread_count"
 
     def _estimator(
         self, iterations: int, lr_factor: float
     ) -> catboost.CatBoostClassifier | catboost.CatBoostRegressor:
-        p = {k: v for k, v in self.effective_params.items() if k != "early_stopping_rounds"}
+        p = {k: v for k, v in self.runtime_params.items() if k != "early_stopping_rounds"}
         p.update(
             iterations=iterations,
             learning_rate=float(p["learning_rate"]) * lr_factor,
@@ -118,6 +122,8 @@ class CatBoostModel(BoostingModel):
         metadata = model.get_metadata()
         for key in _VOLATILE_METADATA:
             metadata[key] = ""
+        if "params" in metadata:
+            metadata["params"] = _without_threads(metadata["params"])
         self.model_ = model
 
     def _rounds(self) -> int:
@@ -125,7 +131,7 @@ class CatBoostModel(BoostingModel):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         pool = self._pool(X)
-        threads = int(self.effective_params["thread_count"])
+        threads = self.predict_threads(len(X))
         if isinstance(self.model_, catboost.CatBoostClassifier):
             proba: np.ndarray = self.model_.predict_proba(pool, thread_count=threads)
             return proba
@@ -145,3 +151,16 @@ class CatBoostModel(BoostingModel):
         model = catboost.CatBoostRegressor() if regress else catboost.CatBoostClassifier()
         model.load_model(blob=payload)
         self.model_ = model
+
+
+def _without_threads(params_json: str) -> str:
+    """CatBoost's recorded training options without the thread count (set on every use).
+
+    >>> _without_threads('{"flat_params":{"depth":6,"thread_count":2}}')
+    '{"flat_params":{"depth":6}}'
+    """
+    params = json.loads(params_json)
+    for section in ("flat_params", "system_options"):
+        if isinstance(params.get(section), dict):
+            params[section].pop("thread_count", None)
+    return json.dumps(params, separators=(",", ":"))

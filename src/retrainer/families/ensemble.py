@@ -5,7 +5,9 @@ predictions (regression).
 default to equal and are normalised. Members share the ensemble's feature schema and classes,
 so each handles categoricals and NaN as its own family documents. The ensemble warm-starts
 when every member can; a fine-tune fine-tunes each member on the same rows. The payload is a
-deterministic zip of the members' own artifacts, in member order.
+deterministic zip of the members' own artifacts, in member order. Members run one after the
+other, each with the ensemble's ``threads`` (a member's own thread parameter in
+``member_params`` wins for that member); setting ``threads`` sets it on every member.
 
 >>> import numpy as np, pandas as pd
 >>> X = pd.DataFrame({"x": np.arange(100.0)})
@@ -47,8 +49,10 @@ class EnsembleModel(FamilyModel):
         categorical: Sequence[str] = (),
         params: Mapping[str, Any] | None = None,
         seed: int = 0,
+        *,
+        threads: int | None = None,
     ) -> None:
-        super().__init__(task, numeric, categorical, params, seed)
+        super().__init__(task, numeric, categorical, params, seed, threads=threads)
         p = self.effective_params
         self._member_names = _check_members(p["members"])
         self._weights = _check_weights(p.get("weights"), len(self._member_names))
@@ -61,10 +65,25 @@ class EnsembleModel(FamilyModel):
             handles_missing=all(m.capabilities.handles_missing for m in members),
         )
 
+    @property
+    def threads(self) -> int | None:
+        return self._threads
+
+    @threads.setter
+    def threads(self, value: int | None) -> None:
+        self._threads = value
+        for member in self.__dict__.get("members_", ()):
+            member.threads = value
+
     def _new_members(self) -> list[FamilyModel]:
         return [
             family_class(name)(
-                self.task, self.numeric, self.categorical, self._member_params.get(name), self.seed
+                self.task,
+                self.numeric,
+                self.categorical,
+                self._member_params.get(name),
+                self.seed,
+                threads=self.threads,
             )
             for name in self._member_names
         ]
@@ -103,7 +122,8 @@ class EnsembleModel(FamilyModel):
         return write_zip([(f"{i:02d}-{m.name}.zip", m.save()) for i, m in enumerate(self.members_)])
 
     def _load(self, payload: bytes) -> None:
-        members = [load_model(data) for data in read_zip(payload, "ensemble payload").values()]
+        entries = read_zip(payload, "ensemble payload").values()
+        members = [load_model(data, threads=self.threads) for data in entries]
         names = [m.name for m in members]
         if names != self._member_names:
             raise IntegrityError(

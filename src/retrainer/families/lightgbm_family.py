@@ -6,10 +6,17 @@
 >>> m = LightGBMModel("classification", ["x"], ["c"], {"n_estimators": 20}).fit(X, y)
 >>> m.predict(X.head(2)).tolist(), m.capabilities.warm_start
 ([0, 0], True)
+
+Training uses ``n_threads`` (``num_threads``); a prediction uses ``predict_threads``: one thread
+through a predictor kept with the booster for a request's rows, the model's threads for a
+large batch. The model text LightGBM writes lists the training run's parameters; its thread
+count is written as ``0`` (LightGBM's "OpenMP default"), so the artifact does not depend on the
+machine's CPUs: every call passes its own count.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 import lightgbm as lgb
@@ -18,6 +25,7 @@ import numpy as np
 from .base import Capabilities
 from .boosting import BoostingModel
 
+_THREADS_LINE = re.compile(r"^\[num_threads: -?\d+\]$", re.M)
 _ACCEPTED = frozenset(
     {
         "n_estimators",
@@ -61,18 +69,13 @@ class LightGBMModel(BoostingModel):
     }
     accepted_params = _ACCEPTED
     payload_name = "model.txt"
+    thread_param = "num_threads"
 
     def _booster_params(self, lr_factor: float = 1.0) -> dict[str, Any]:
-        p = self.effective_params
+        p = self.runtime_params
         params = {k: v for k, v in p.items() if k not in ("n_estimators", "early_stopping_rounds")}
         params["learning_rate"] = float(p["learning_rate"]) * lr_factor
-        params.update(
-            verbosity=-1,
-            seed=self.seed,
-            deterministic=True,
-            force_row_wise=True,
-            num_threads=p.get("num_threads", 2),
-        )
+        params.update(verbosity=-1, seed=self.seed, deterministic=True, force_row_wise=True)
         if self.task == "regression":
             params["objective"] = "regression"
         elif self.n_classes == 2:
@@ -119,6 +122,11 @@ class LightGBMModel(BoostingModel):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         booster = self.booster_
+        threads = self.predict_threads(len(X))
+        if threads != 1:  # a large batch: building a predictor per call costs nothing here
+            return np.asarray(
+                booster.predict(X, num_iteration=booster.best_iteration, num_threads=threads)
+            )
         scorer = self.__dict__.get("_scorer")
         if scorer is None:  # built once per booster: _train and _load drop it
             scorer = self._scorer = _scorer(booster)
@@ -133,7 +141,7 @@ class LightGBMModel(BoostingModel):
 
     def _dump(self) -> bytes:
         text: str = self.booster_.model_to_string()
-        return text.encode()
+        return _THREADS_LINE.sub("[num_threads: 0]", text).encode()
 
     def _load(self, payload: bytes) -> None:
         self._scorer = None

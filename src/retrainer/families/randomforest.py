@@ -1,6 +1,10 @@
 """RandomForest (scikit-learn), saved through skops. Fine-tune adds trees fitted on the new
 rows (``warm_start``); missing values go to scikit-learn's native NaN support.
 
+Training uses ``n_threads`` (``n_jobs``), a prediction ``predict_threads``; the estimator
+is saved with ``n_jobs=None``, so an artifact carries no thread count of the machine that
+fitted it.
+
 >>> import numpy as np, pandas as pd
 >>> X = pd.DataFrame({"x": np.arange(100.0)})
 >>> m = RandomForestModel("regression", ["x"], params={"n_estimators": 10}).fit(X, X["x"] * 2)
@@ -29,13 +33,13 @@ class RandomForestModel(FamilyModel):
         "n_estimators": 200,
         "min_samples_leaf": 2,
         "max_features": "sqrt",
-        "n_jobs": -1,
     }
     accepted_params = _ACCEPTED
     payload_name = "model.skops"
+    thread_param = "n_jobs"
 
     def _estimator(self) -> RandomForestClassifier | RandomForestRegressor:
-        params = self.effective_params
+        params = self.runtime_params
         if self.task == "regression":
             params = {k: v for k, v in params.items() if k != "class_weight"}
             if params.get("max_features") == "sqrt":
@@ -62,11 +66,14 @@ class RandomForestModel(FamilyModel):
                 "full retrain."
             )
         added = max(1, min(rounds, est.n_estimators // 2))
-        est.set_params(warm_start=True, n_estimators=est.n_estimators + added)
+        est.set_params(
+            warm_start=True, n_estimators=est.n_estimators + added, n_jobs=self.n_threads
+        )
         est.fit(X, y)
         est.set_params(warm_start=False)
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
+        self.estimator_.n_jobs = self.predict_threads(len(X))
         if self.task == "regression":
             out: np.ndarray = self.estimator_.predict(X)
             return out
@@ -74,9 +81,8 @@ class RandomForestModel(FamilyModel):
         return proba
 
     def _dump(self) -> bytes:
+        self.estimator_.n_jobs = None  # set again before every use
         return skops_io.dumps(self.estimator_)
 
     def _load(self, payload: bytes) -> None:
         self.estimator_ = skops_io.loads(payload)
-        if hasattr(self.estimator_, "n_jobs"):
-            self.estimator_.n_jobs = 1

@@ -118,8 +118,10 @@ class RiverModel(FamilyModel):
         categorical: Sequence[str] = (),
         params: Mapping[str, Any] | None = None,
         seed: int = 0,
+        *,
+        threads: int | None = None,  # unused: River learns one row at a time in Python
     ) -> None:
-        super().__init__(task, numeric, categorical, params, seed)
+        super().__init__(task, numeric, categorical, params, seed, threads=threads)
         other = "regression" if task == "classification" else "classification"
         wrong = sorted(set(self.params) & _TASK_ONLY[other])
         if wrong:

@@ -4,6 +4,8 @@ Categorical columns reach XGBoost as their level codes in a ``DMatrix`` whose fe
 mark them ``'c'`` (``enable_categorical``), so trees split on sets of levels, not on code
 order. Missing values and levels unseen in training are NaN, which XGBoost routes natively.
 With a validation set, training stops early and the booster is cut at its best round.
+Training uses ``n_threads`` (``nthread``); a prediction uses ``predict_threads``, set on the
+booster only when it changes (the booster keeps its last count).
 
 >>> import numpy as np, pandas as pd
 >>> X = pd.DataFrame({"x": np.arange(200.0), "c": ["a", "b"] * 100})
@@ -60,13 +62,14 @@ class XGBoostModel(BoostingModel):
         "max_depth": 6,
         "tree_method": "hist",
         "early_stopping_rounds": 50,
-        "nthread": 2,
     }
     accepted_params = _ACCEPTED
     payload_name = "model.json"
+    thread_param = "nthread"
+    _booster_threads: int | None = None  # the booster's prediction threads; None: not set yet
 
     def _booster_params(self, lr_factor: float = 1.0) -> dict[str, Any]:
-        p = self.effective_params
+        p = self.runtime_params
         params = {k: v for k, v in p.items() if k not in _NOT_BOOSTER}
         params.update(
             learning_rate=float(p["learning_rate"]) * lr_factor, seed=self.seed, verbosity=0
@@ -79,7 +82,7 @@ class XGBoostModel(BoostingModel):
             params.update(objective="multi:softprob", num_class=self.n_classes)
         return params
 
-    def _dmatrix(self, X: np.ndarray, y: np.ndarray | None = None) -> xgb.DMatrix:
+    def _dmatrix(self, X: np.ndarray, y: np.ndarray | None = None, threads: int = 1) -> xgb.DMatrix:
         types = ["q"] * len(self.schema_.numeric) + ["c"] * len(self.schema_.categorical)
         return xgb.DMatrix(
             X,
@@ -87,7 +90,7 @@ class XGBoostModel(BoostingModel):
             missing=np.nan,
             feature_types=types,
             enable_categorical=True,
-            nthread=int(self.effective_params["nthread"]),
+            nthread=threads,
         )
 
     def _train(
@@ -101,12 +104,14 @@ class XGBoostModel(BoostingModel):
     ) -> None:
         evals = []
         stop = None
+        params = self._booster_params(lr_factor)
+        threads = int(params["nthread"])
         if val is not None and len(val[1]) > 0:
-            evals = [(self._dmatrix(*val), "validation")]
+            evals = [(self._dmatrix(*val, threads=threads), "validation")]
             stop = int(self.effective_params["early_stopping_rounds"])
         booster = xgb.train(
-            self._booster_params(lr_factor),
-            self._dmatrix(X, y),
+            params,
+            self._dmatrix(X, y, threads=threads),
             num_boost_round=rounds,
             evals=evals,
             early_stopping_rounds=stop,
@@ -118,12 +123,17 @@ class XGBoostModel(BoostingModel):
             # best_* attributes, so the saved JSON depends on the trees only).
             booster = booster[: booster.best_iteration + 1]
         self.booster_ = booster
+        self._booster_threads = None
 
     def _rounds(self) -> int:
         return int(self.booster_.num_boosted_rounds())  # cut to the best round when stopping
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        out: np.ndarray = self.booster_.predict(self._dmatrix(X))
+        threads = self.predict_threads(len(X))
+        if self._booster_threads != threads:
+            self.booster_.set_param({"nthread": threads})
+            self._booster_threads = threads
+        out: np.ndarray = self.booster_.predict(self._dmatrix(X, threads=threads))
         return out.astype(np.float64)
 
     def _dump(self) -> bytes:
@@ -132,5 +142,5 @@ class XGBoostModel(BoostingModel):
     def _load(self, payload: bytes) -> None:
         booster = xgb.Booster()
         booster.load_model(bytearray(payload))
-        booster.set_param({"nthread": int(self.effective_params["nthread"])})
         self.booster_ = booster
+        self._booster_threads = None

@@ -58,7 +58,14 @@ def make_model(
     params = dict(spec.params) if family == spec.family else {}
     params.update(settled or {})
     klass = family_class(family)
-    return klass(spec.task, spec.features.numeric, spec.features.categorical, params, seed)
+    return klass(
+        spec.task,
+        spec.features.numeric,
+        spec.features.categorical,
+        params,
+        seed,
+        threads=spec.training.threads,
+    )
 
 
 def fit_with_early_stopping(model: FamilyModel, X: pd.DataFrame, y: pd.Series) -> FamilyModel:
