@@ -1,4 +1,8 @@
-"""The Typer app, its shared options, and the one place errors become messages."""
+"""The Typer app, its shared options, and the one place errors become messages.
+
+Cheap to import: command modules import the library (lifecycle, store, model families)
+inside their functions, so ``retrainer --help`` and light commands load only what they use.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +12,16 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
 from ..core.errors import RetrainerError, exit_code
-from ..lifecycle.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ..lifecycle.workspace import Workspace
 
 app = typer.Typer(
     name="retrainer",
@@ -56,6 +62,9 @@ def _root(
 
 @contextmanager
 def workspace() -> Iterator[Workspace]:
+    """The workspace of the ``--config`` spec, closed on exit."""
+    from ..lifecycle.workspace import Workspace
+
     ws = Workspace.open(_state["config"])
     try:
         yield ws

@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..lifecycle import compare as compare_ops
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
 from .train_cmds import _progress
+
+if TYPE_CHECKING:
+    from ..lifecycle.compare import ComparisonResult
 
 DEFAULT_FAMILIES = "randomforest,lightgbm,xgboost,catboost,river"
 
 
 def _fmt(key: str, value: float | None) -> str:
+    from ..lifecycle.compare import LATENCY_KEYS
+
     if value is None:
         return "n/a"
     if key == "artifact_bytes":
         return f"{value / 1024:,.0f} KB" if value < 1024**2 else f"{value / 1024**2:,.1f} MB"
     if key == "peak_rss_mb":
         return f"{value:,.0f}"
-    if key in ("fit_cpu_s", "fine_tune_cpu_s") or key in compare_ops.LATENCY_KEYS:
+    if key in ("fit_cpu_s", "fine_tune_cpu_s") or key in LATENCY_KEYS:
         return f"{value:.3f}" if value < 10 else f"{value:,.1f}"
     return f"{value:.4f}"
 
 
-def render(result: compare_ops.ComparisonResult) -> Table:
+def render(result: ComparisonResult) -> Table:
     """The comparison as a Rich table, the best value of each column in bold green."""
     best = result.best()
     table = Table(
@@ -73,6 +77,8 @@ def compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare model families on the model's window: metrics, fit, fine-tune, latency, size."""
+    from ..lifecycle import compare as compare_ops
+
     names = compare_ops.parse_families(families)
     with workspace() as ws, _progress(not as_json) as step:
         result = compare_ops.compare(ws, model, names, folds=folds, register=register, on_step=step)

@@ -9,11 +9,6 @@ from typing import Annotated
 import typer
 
 from ..core.errors import ConflictError
-from ..core.spec import default_config_path, load_spec
-from ..lifecycle import backup as backup_ops
-from ..lifecycle.ingest import ingest_file
-from ..lifecycle.predict import predict_file
-from ..store.engine import make_engine, migrate, safe_url
 from .app import (
     JsonFlag,
     ModelArg,
@@ -38,6 +33,8 @@ def init(
     as_json: JsonFlag = False,
 ) -> None:
     """Write a commented example retrainer.yaml."""
+    from ..core.spec import default_config_path, load_spec
+
     target = path or _state["config"] or default_config_path()
     if target.exists() and not force:
         raise ConflictError(f"{target} already exists. Pass --force to overwrite it.")
@@ -54,6 +51,9 @@ def init(
 @handles_errors
 def db_upgrade(as_json: JsonFlag = False) -> None:
     """Apply every pending schema migration."""
+    from ..core.spec import load_spec
+    from ..store.engine import make_engine, migrate, safe_url
+
     spec = load_spec(_state["config"])
     engine = make_engine(spec.store)
     try:
@@ -74,6 +74,8 @@ def ingest(
     as_json: JsonFlag = False,
 ) -> None:
     """Add labelled rows; de-duplicated by the id column, all or nothing per file."""
+    from ..lifecycle.ingest import ingest_file
+
     with workspace() as ws:
         result = ingest_file(ws, model, file)
     nothing_usable = result.rejected > 0 and result.inserted + result.duplicates == 0
@@ -110,6 +112,8 @@ def predict(
     as_json: JsonFlag = False,
 ) -> None:
     """Score a file with the champion (or --version) and log the predictions."""
+    from ..lifecycle.predict import predict_file
+
     with workspace() as ws:
         r = predict_file(ws, model, input, out_path, version=version)
     if as_json:
@@ -125,6 +129,8 @@ def backup_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Write the store and every kept artifact to one verified archive."""
+    from ..lifecycle import backup as backup_ops
+
     with workspace() as ws:
         r = backup_ops.backup(ws, path)
     if as_json:
@@ -140,6 +146,8 @@ def restore_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a backup into an empty store (checksums verified first)."""
+    from ..lifecycle import backup as backup_ops
+
     with workspace() as ws:
         r = backup_ops.restore(ws, path)
     if as_json:

@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ..lifecycle.demo import run_demo
 from .app import JsonFlag, app, emit_json, handles_errors, out
 
 
@@ -37,6 +36,7 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """Replay the bundled NOAA weather data through the whole loop on a simulated clock."""
+    from ..lifecycle.demo import run_demo
 
     def say(line: str) -> None:
         if not as_json:

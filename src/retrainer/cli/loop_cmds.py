@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ..lifecycle.feedback import FeedbackResult, feedback_file, follow_feedback
-from ..lifecycle.monitor import monitor as monitor_op
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+
+if TYPE_CHECKING:
+    from ..lifecycle.feedback import FeedbackResult
 
 
 def _fmt(x: object) -> str:
@@ -38,6 +39,8 @@ def feedback(
     as_json: JsonFlag = False,
 ) -> None:
     """Record actual outcomes, joined to the logged predictions by id; idempotent."""
+    from ..lifecycle.feedback import feedback_file, follow_feedback
+
     with workspace() as ws:
         if follow:
             result = follow_feedback(ws, model, file, interval=interval, max_seconds=max_seconds)
@@ -68,12 +71,6 @@ def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: b
             highlight=False,
             markup=False,
         )
-    if r.unseen_labels:
-        err.print(
-            f"warning: label(s) {r.unseen_labels} were never seen by the champion.",
-            highlight=False,
-            markup=False,
-        )
     if nothing_usable:
         err.print(
             f"error: every row of {file} was rejected; fix the rows listed above.",
@@ -93,6 +90,8 @@ def monitor(
     as_json: JsonFlag = False,
 ) -> None:
     """Live metrics per version over a rolling window, and degradation vs. the baseline."""
+    from ..lifecycle.monitor import monitor as monitor_op
+
     with workspace() as ws:
         report = monitor_op(ws, model, window=window)
     if as_json:

@@ -8,9 +8,6 @@ import typer
 from rich.table import Table
 
 from ..core.entities import Decision
-from ..lifecycle.abtest import ab_report
-from ..lifecycle.drift_check import check_drift
-from ..lifecycle.maintain import maintain as maintain_op
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
 
 
@@ -35,6 +32,8 @@ def drift(
     as_json: JsonFlag = False,
 ) -> None:
     """Per-feature data drift of the live window against the champion's reference."""
+    from ..lifecycle.drift_check import check_drift
+
     with workspace() as ws:
         r = check_drift(ws, model, window=window)
     rows = [f.to_dict() for f in r.features]
@@ -67,6 +66,8 @@ def maintain(
     as_json: JsonFlag = False,
 ) -> None:
     """Run monitor → policy → act once; every decision is stored."""
+    from ..lifecycle.maintain import maintain as maintain_op
+
     with workspace() as ws:
         names = [model] if model else sorted(ws.spec.models)
         results = [
@@ -109,6 +110,8 @@ def decisions(
 @handles_errors
 def abtest(model: ModelArg, as_json: JsonFlag = False) -> None:
     """Each arm's live metric since the challenger went on traffic, tested, with a verdict."""
+    from ..lifecycle.abtest import ab_report
+
     with workspace() as ws:
         r = ab_report(ws, model)
     if as_json:

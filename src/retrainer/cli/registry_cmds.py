@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from ..core.views import event_view, roles_view, version_view
-from ..lifecycle import registry_ops
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
 
 
@@ -26,6 +25,8 @@ def versions(
     as_json: JsonFlag = False,
 ) -> None:
     """List a model's versions with lineage, role and holdout metrics."""
+    from ..lifecycle import registry_ops
+
     with workspace() as ws:
         rows = registry_ops.versions_with_roles(ws, model)
         primary = ws.model_spec(model).primary_metric
@@ -133,6 +134,8 @@ def deploy(
     as_json: JsonFlag = False,
 ) -> None:
     """Make a version the champion (verified before the switch)."""
+    from ..lifecycle import registry_ops
+
     with workspace() as ws:
         event = registry_ops.deploy(ws, model, version, reason=reason, forced=force)
     if as_json:
@@ -150,6 +153,8 @@ def rollback(
     as_json: JsonFlag = False,
 ) -> None:
     """Return to the previous champion, or to --to VERSION."""
+    from ..lifecycle import registry_ops
+
     with workspace() as ws:
         event = registry_ops.rollback(ws, model, to=to, reason=reason)
     if as_json:

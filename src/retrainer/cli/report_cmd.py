@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 
-from ..report import write_report
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
 
 
@@ -21,6 +20,8 @@ def report(
     as_json: JsonFlag = False,
 ) -> None:
     """Write an HTML report: live metric, estimates, drift, decisions, versions."""
+    from ..report import write_report
+
     with workspace() as ws:
         ws.model_spec(model)
         path = write_report(ws, model, out_path).resolve()

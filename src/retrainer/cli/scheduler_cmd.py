@@ -6,13 +6,14 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..scheduler import SchedulerService, run_once
-from ..scheduler.jobs import JobOutcome
 from .app import JsonFlag, app, emit_json, err, handles_errors, out, workspace
+
+if TYPE_CHECKING:
+    from ..scheduler.jobs import JobOutcome
 
 
 @app.command()
@@ -29,6 +30,8 @@ def scheduler(
     as_json: JsonFlag = False,
 ) -> None:
     """Run the models' scheduled maintain / full-retrain / fine-tune jobs; one leader runs."""
+    from ..scheduler import SchedulerService, run_once
+
     with workspace() as ws:
         if once:
             runs = run_once(ws, ttl=ttl)

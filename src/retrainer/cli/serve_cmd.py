@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..core.spec import default_config_path
 from .app import _state, app, err, handles_errors
 
 
@@ -55,6 +54,7 @@ def serve(
     """Serve the REST API: predict, feedback, admin routes, /health, /ready, /metrics, /docs."""
     import uvicorn
 
+    from ..core.spec import default_config_path
     from ..serving.app import create_app
 
     config = _state["config"] or default_config_path()

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..core.views import version_view
-from ..lifecycle import fine_tune as fine_tune_ops
-from ..lifecycle import train as train_ops
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+
+if TYPE_CHECKING:
+    from ..lifecycle.train import Step
 
 Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
 Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version champion.")]
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[train_ops.Step]:
+def _progress(enabled: bool) -> Iterator[Step]:
     if not enabled:
         yield lambda _s: None
         return
@@ -56,6 +57,8 @@ def train(
     as_json: JsonFlag = False,
 ) -> None:
     """Fully retrain a model on its window and register a new version."""
+    from ..lifecycle import train as train_ops
+
     with workspace() as ws:
         if dry_run:
             p = train_ops.plan(ws, model, family=family, days_back=days)
@@ -119,6 +122,8 @@ def fine_tune(
     as_json: JsonFlag = False,
 ) -> None:
     """Warm-start the champion on new rows and register a patch version."""
+    from ..lifecycle import fine_tune as fine_tune_ops
+
     with workspace() as ws:
         r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
     view = {

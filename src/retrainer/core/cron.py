@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING, Any
 
 from .clock import to_naive_utc
+
+if TYPE_CHECKING:  # APScheduler is imported when a trigger is made, not with the spec
+    from apscheduler.triggers.base import BaseTrigger
+    from apscheduler.triggers.cron import CronTrigger
 
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
@@ -82,6 +83,8 @@ def cron_trigger(expr: str) -> CronTrigger:
             "APScheduler only on both, so restrict one of them"
         )
     fields[4] = crontab_day_of_week(fields[4])
+    from apscheduler.triggers.cron import CronTrigger
+
     return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
 
 

@@ -1,5 +1,9 @@
 """Metrics that know their direction, so the gate and the monitor never special-case one.
 
+The definitions here (name, task, direction, whether scores are needed) import nothing
+heavy; the numbers come from ``core.metric_fns`` (numpy and scikit-learn), imported the
+first time a metric is computed.
+
 >>> import numpy as np
 >>> m = METRICS["accuracy"]
 >>> m.bigger_is_better, m.better(0.9, 0.8)
@@ -13,14 +17,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
-from sklearn import metrics as skm
+if TYPE_CHECKING:
+    import numpy as np
 
-# y_true, y_pred, proba (probability of the positive class or (n, k) matrix, or None)
-MetricFn = Callable[[np.ndarray, np.ndarray, np.ndarray | None], float]
+    from .metric_fns import MetricFn
 
 
 @dataclass(frozen=True)
@@ -30,8 +33,14 @@ class Metric:
     name: str
     task: str
     bigger_is_better: bool
-    fn: MetricFn
     needs_proba: bool = False
+
+    @property
+    def fn(self) -> MetricFn:
+        """The function computing this metric (imports scikit-learn on first use)."""
+        from .metric_fns import FUNCTIONS
+
+        return FUNCTIONS[self.name]
 
     def compute(self, y_true: np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None) -> float:
         if self.needs_proba and proba is None:
@@ -56,56 +65,18 @@ class Metric:
         return -self.improvement(live, baseline) / abs(baseline)
 
 
-def _pos(proba: np.ndarray | None) -> np.ndarray:
-    assert proba is not None
-    return proba if proba.ndim == 1 else proba[:, 1]
-
-
-def _auc(y: np.ndarray, _p: np.ndarray, proba: np.ndarray | None) -> float:
-    assert proba is not None
-    if proba.ndim == 2 and proba.shape[1] > 2:
-        return float(skm.roc_auc_score(y, proba, multi_class="ovr"))
-    return float(skm.roc_auc_score(y, _pos(proba)))
-
-
-def _logloss(y: np.ndarray, _p: np.ndarray, proba: np.ndarray | None) -> float:
-    assert proba is not None
-    if proba.ndim == 1:
-        proba = np.column_stack([1 - proba, proba])
-    return float(skm.log_loss(y, proba, labels=list(range(proba.shape[1]))))
-
-
-def _brier(y: np.ndarray, _p: np.ndarray, proba: np.ndarray | None) -> float:
-    assert proba is not None
-    if proba.ndim == 2 and proba.shape[1] > 2:
-        onehot = np.eye(proba.shape[1])[y.astype(int)]
-        return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
-    return float(np.mean((_pos(proba) - y) ** 2))
-
-
-def _f1(y: np.ndarray, p: np.ndarray, _s: np.ndarray | None) -> float:
-    average = "binary" if len(np.unique(np.concatenate([y, p]))) <= 2 else "macro"
-    return float(skm.f1_score(y, p, average=average, zero_division=0.0))
-
-
-def _mape(y: np.ndarray, p: np.ndarray, _s: np.ndarray | None) -> float:
-    return float(skm.mean_absolute_percentage_error(y, p))
-
-
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in [
-        Metric("accuracy", "classification", True, lambda y, p, _s: skm.accuracy_score(y, p)),
-        Metric("f1", "classification", True, _f1),
-        Metric("roc_auc", "classification", True, _auc, needs_proba=True),
-        Metric("log_loss", "classification", False, _logloss, needs_proba=True),
-        Metric("brier", "classification", False, _brier, needs_proba=True),
-        Metric("mae", "regression", False, lambda y, p, _s: skm.mean_absolute_error(y, p)),
-        Metric(
-            "rmse", "regression", False, lambda y, p, _s: math.sqrt(skm.mean_squared_error(y, p))
-        ),
-        Metric("r2", "regression", True, lambda y, p, _s: skm.r2_score(y, p)),
-        Metric("mape", "regression", False, _mape),
+        Metric("accuracy", "classification", True),
+        Metric("f1", "classification", True),
+        Metric("roc_auc", "classification", True, needs_proba=True),
+        Metric("log_loss", "classification", False, needs_proba=True),
+        Metric("brier", "classification", False, needs_proba=True),
+        Metric("mae", "regression", False),
+        Metric("rmse", "regression", False),
+        Metric("r2", "regression", True),
+        Metric("mape", "regression", False),
     ]
 }
 

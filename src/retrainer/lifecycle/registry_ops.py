@@ -7,7 +7,6 @@ from typing import Any
 
 from ..core.entities import DeploymentEvent, ModelVersion, Roles
 from ..core.errors import ConflictError, NoChampion
-from ..families import load_model
 from ..store import role_of
 from .workspace import Workspace
 
@@ -19,6 +18,8 @@ def verify_loadable(ws: Workspace, version: ModelVersion) -> None:
             f"Model {version.model!r} version {version.version} was deleted by retention; its "
             "artifact is gone. Pick a version that `retrainer versions` lists as kept."
         )
+    from ..families import load_model  # the family's library, only when a model is loaded
+
     load_model(ws.artifact_bytes(version))
 
 

@@ -1,16 +1,22 @@
-"""A workspace: the spec, the store and the artifact store, opened together."""
+"""A workspace: the spec, the store and the artifact store, opened together.
+
+Model families and alerting are imported on first use (``load``, ``alert``), so opening a
+workspace to read the registry (``retrainer status``) loads no model library.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..alerts import Alert, Alerter
 from ..core.entities import ModelVersion
 from ..core.spec import ModelSpec, Spec, load_spec
-from ..families import FamilyModel, load_model
 from ..store import ArtifactStore, SqlStore
 from ..store.artifacts import signing_key_from_env
+
+if TYPE_CHECKING:
+    from ..alerts import Alerter
+    from ..families import FamilyModel
 
 
 class Workspace:
@@ -35,6 +41,7 @@ class Workspace:
         self.store = store or SqlStore(spec.store)
         self.artifacts = artifacts or ArtifactStore(spec.artifacts, signing_key_from_env())
         self._cache: dict[tuple[str, str], FamilyModel] = {}
+        self._classes: dict[tuple[str, str, str], list[Any]] = {}
         self._alerters: dict[str, Alerter] = {}
 
     @classmethod
@@ -57,12 +64,30 @@ class Workspace:
         """The fitted model of a version, verified, cached per process."""
         key = (model, version)
         if key not in self._cache:
+            from ..families import load_model
+
             v = self.store.get_version(model, version)
             self._cache[key] = load_model(self.artifact_bytes(v))
         return self._cache[key]
 
+    def classes(self, model: str, version: str) -> list[Any]:
+        """A classifier version's class labels, from its verified artifact's metadata, without
+        loading the model (nor importing its family's library). Empty for a regression."""
+        if (model, version) in self._cache:
+            return list(self._cache[(model, version)].classes_)
+        key = ("classes", model, version)
+        if key not in self._classes:
+            from ..families.base import read_artifact
+
+            v = self.store.get_version(model, version)
+            meta, _payload = read_artifact(self.artifact_bytes(v))
+            self._classes[key] = list(meta.get("classes", []))
+        return list(self._classes[key])
+
     def alert(self, model: str, event: str, title: str, text: str = "", **fields: Any) -> None:
         """Send an alert for ``model`` (never blocks, never raises; see alerts.Alerter)."""
+        from ..alerts import Alert, Alerter
+
         if model not in self._alerters:
             self._alerters[model] = Alerter(self.model_spec(model).alerts)
         self._alerters[model].send(Alert(event, model, title, text, fields))  # type: ignore[arg-type]

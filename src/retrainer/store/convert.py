@@ -7,14 +7,13 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import numpy as np
-
 from ..core.entities import Challenger, DeploymentEvent, ModelVersion, Roles
 
 
 def jsonsafe(value: Any) -> Any:
     """Make a value storable as JSON on every backend.
 
+    >>> import numpy as np
     >>> jsonsafe({"a": float("nan"), "b": [1, float("inf")], "c": np.float32(0.5)})
     {'a': None, 'b': [1, None], 'c': 0.5}
     """
@@ -22,7 +21,7 @@ def jsonsafe(value: Any) -> Any:
         return {str(k): jsonsafe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [jsonsafe(v) for v in value]
-    if isinstance(value, np.generic):
+    if type(value).__module__ == "numpy":  # a numpy scalar (numpy itself is not imported here)
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
