@@ -7,26 +7,22 @@ git-ignored ``bench/.work``. For each file, in its own process each (peak RSS ap
 mode runs them in this process, where start-up would outweigh the work):
 
 - retrainer: ``ingest_file`` (what ``retrainer ingest`` calls) into a fresh SQLite workspace,
-  then the same file again (rows are de-duplicated by id, so the second pass must add none);
-- floor: ``pandas.read_csv`` / ``read_parquet`` of the file, the features JSON-encoded by
-  pandas' C encoder, and one ``sqlite3`` ``executemany`` of the same rows into the same table
-  (``training_rows``, created by retrainer's migrations; same WAL and ``synchronous=FULL``
-  pragmas), in one transaction, with no validation.
+  then the same file again (rows are de-duplicated by id and time, so the second pass must
+  add none);
+- floor: ``pandas.read_csv`` / ``read_parquet`` of the file and a write of the same rows to
+  Parquet (pyarrow), with no validation: what storing the rows columnar costs at least.
 
-Both databases are checked afterwards: the row counts equal N and a sample of rows holds the
-same target and features in both.
+retrainer's store is checked afterwards: the row count equals N and a sample of rows holds
+the file's target and features.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import sqlite3
 import sys
 import tempfile
 import time
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +34,6 @@ NUMERIC = [f"num_{i:02d}" for i in range(20)]
 CATEGORICAL = ["region", "plan"]
 FEATURES = [*NUMERIC, *CATEGORICAL]
 SAMPLE = 200  # rows compared between the two databases
-_INSERT = (
-    "INSERT INTO training_rows (model, entity_id, event_time, target, features, source, "
-    "ingested_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
-)
 
 
 def make_frame(n: int, seed: int = 7) -> Any:
@@ -125,64 +117,47 @@ def worker_retrainer(path: Path, db: Path, n: int) -> dict[str, Any]:
 def worker_floor(path: Path, db: Path, n: int) -> dict[str, Any]:
     import pandas as pd
 
-    from retrainer.core.clock import utcnow
-    from retrainer.store import SqlStore
-
-    SqlStore(f"sqlite:///{db}").close()  # the real schema, created by the migrations
-    con = sqlite3.connect(db, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=FULL")
     base = rss_mb()
     started = time.perf_counter()
     df = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     read_s = time.perf_counter() - started
     started = time.perf_counter()
-    feats = df[FEATURES].to_json(orient="records", lines=True, double_precision=15)
-    rows = zip(
-        repeat(MODEL),
-        df["id"].astype(str),
-        df["event_time"].astype(str),
-        df["churned"].astype(str),
-        feats.splitlines(),
-        repeat("file"),
-        repeat(utcnow().isoformat(" ")),
-        strict=False,
-    )
-    con.execute("BEGIN IMMEDIATE")
-    con.executemany(_INSERT, rows)
-    con.execute("COMMIT")
+    out = db.with_suffix(".parquet")
+    df.to_parquet(out, index=False)
     write_s = time.perf_counter() - started
     peak = peak_rss_mb()
-    (stored,) = con.execute("SELECT count(*) FROM training_rows").fetchone()
-    con.close()
-    assert stored == n, stored
+    assert len(df) == n, len(df)
     return {
         "read_seconds": read_s,
         "write_seconds": write_s,
         "seconds": read_s + write_s,
         "base_mb": base,
         "peak_mb": peak,
-        "stored": stored,
+        "stored": len(df),
+        "parquet_mb": out.stat().st_size / 1e6,
     }
 
 
 WORKERS = {"retrainer": worker_retrainer, "floor": worker_floor}
 
 
-def _same_rows(ours: Path, floor: Path, n: int) -> None:
-    """Fail unless a sample of ids holds the same target and features in both databases."""
+def _same_rows(ours: Path, source: Path, n: int) -> None:
+    """Fail unless a sample of ids holds the file's target and features in retrainer's store."""
+    import pandas as pd
+
+    from retrainer.lifecycle.workspace import Workspace
+
     ids = [str(1 + i * (n - 1) // (SAMPLE - 1)) for i in range(SAMPLE)]
-    marks = ",".join("?" * len(ids))
-    query = f"SELECT entity_id, target, features FROM training_rows WHERE entity_id IN ({marks})"
-    found = []
-    for db in (ours, floor):
-        con = sqlite3.connect(db)
-        rows = con.execute(query, ids).fetchall()
-        con.close()
-        found.append({eid: (json.loads(str(y)), json.loads(f)) for eid, y, f in rows})
-    assert len(found[0]) == len(found[1]) == len(set(ids)), (len(found[0]), len(found[1]))
-    for eid, (target, feats) in found[0].items():
-        assert found[1][eid] == (target, feats), (eid, found[1][eid], (target, feats))
+    df = pd.read_csv(source) if source.suffix == ".csv" else pd.read_parquet(source)
+    want = df.assign(id=df["id"].astype(str)).set_index("id").loc[ids]
+    with Workspace(_spec(ours)) as ws:
+        got = ws.store.training_frame(MODEL).set_index("entity_id").loc[ids]
+    assert (got["target"].astype(int) == want["churned"].astype(int)).all()
+    for col in NUMERIC:
+        a, b = got[col].to_numpy(float), want[col].to_numpy(float)
+        assert ((a == b) | (pd.isna(a) & pd.isna(b))).all(), col
+    for col in CATEGORICAL:
+        assert (got[col].astype(str) == want[col].astype(str)).all(), col
 
 
 def run(quick: bool) -> str:
@@ -209,7 +184,7 @@ def run(quick: bool) -> str:
                 else:
                     result = run_worker(["bench.ingestion", w, str(path), str(db), str(n)])
                 results[f"{fmt} {w}"] = result
-            _same_rows(dbs["retrainer"], dbs["floor"], n)
+            _same_rows(dbs["retrainer"], path, n)
     load_after = os.getloadavg()[0]
     return render(results, sizes, n, quick, (load_before, load_after))
 
@@ -234,7 +209,7 @@ def render(
         ours, floor = results[f"{fmt} retrainer"], results[f"{fmt} floor"]
         rows.append(
             [
-                f"{fmt}: floor (pandas read + sqlite3 executemany)",
+                f"{fmt}: floor (pandas read + Parquet write)",
                 seconds(floor["read_seconds"]),
                 seconds(floor["write_seconds"]),
                 seconds(floor["seconds"]),
@@ -280,19 +255,18 @@ def render(
             f"{n:,} labelled rows (integer id, timestamp, 0/1 target, {len(NUMERIC)} numeric "
             f"features with 1% missing in five, {len(CATEGORICAL)} categorical; seeded numpy), "
             f"one file per format ({files}), each ingested into a fresh SQLite store. Floor: "
-            "pandas reads the file, its C encoder writes the features as JSON, and one sqlite3 "
-            "`executemany` inserts the same rows into the same `training_rows` table (same "
-            "pragmas, one transaction), with no validation. retrainer: `ingest_file`, the call "
-            "behind `retrainer ingest` (read, validate every row, de-duplicate by id, insert in "
-            "one transaction). "
+            "pandas reads the file and pyarrow writes the same rows to Parquet, with no "
+            "validation. retrainer: `ingest_file`, the call behind `retrainer ingest` (read a "
+            "chunk at a time, validate every row, de-duplicate by id and time, write columnar "
+            "segments into the store in one transaction). "
             + (
                 "Quick mode: all in one process, so no peak memory."
                 if quick
                 else "Each in its own process; peak RSS with the growth over the process before "
                 "the read in brackets."
             )
-            + f" Row counts equal N in both stores, and a sample of {SAMPLE} rows holds the "
-            "same target and features in both.",
+            + f" The store holds N rows, and a sample of {SAMPLE} holds the file's target and "
+            "features.",
             "",
             table(
                 [
@@ -309,9 +283,10 @@ def render(
             "",
             "### Re-ingesting the same file",
             "",
-            "The same file again into the same store: every id is already stored, so nothing is "
-            "added. A row whose id is stored counts as a duplicate whatever its values: a "
-            "corrected label sent again under the same id is not applied.",
+            "The same file again into the same store: every (id, time) is already stored, so "
+            "nothing is added. A row whose id and time are stored counts as a duplicate whatever "
+            "its values: a corrected label sent again under the same id and time is not "
+            "applied. The check reads only the segments of the file's time range.",
             "",
             table(
                 [

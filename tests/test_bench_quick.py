@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-QUICK_BENCHES = ["drift", "families", "finetune", "monitoring", "ingestion"]
+QUICK_BENCHES = ["drift", "families", "finetune", "monitoring", "ingestion", "scale"]
 
 
 @pytest.mark.parametrize("name", QUICK_BENCHES)

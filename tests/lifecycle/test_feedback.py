@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from retrainer.cli.main import app
@@ -20,6 +21,7 @@ from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.feedback import feedback_file, follow_feedback, record_feedback
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.store import schema as t
+from retrainer.store.segments import encode
 
 MODEL = "weather"
 T0 = datetime(2030, 1, 1, 12, 0)
@@ -53,16 +55,14 @@ def log(
     )
 
 
-def count(ws: Workspace, table: Any) -> int:
-    with ws.store.read() as conn:
-        return int(conn.execute(select(func.count()).select_from(table)).scalar() or 0)
-
-
 def actual_links(ws: Workspace) -> dict[tuple[str, datetime | None], int | None]:
-    a = t.actuals.c
-    with ws.store.read() as conn:
-        rows = conn.execute(select(a.entity_id, a.event_time, a.prediction_id)).all()
-    return {(r.entity_id, r.event_time): r.prediction_id for r in rows}
+    frame = ws.store.actuals_frame(MODEL)
+    return {
+        (e, None if pd.isna(at) else at.to_pydatetime()): None if pd.isna(p) else int(p)
+        for e, at, p in zip(
+            frame["entity_id"], frame["event_time"], frame["prediction_id"], strict=True
+        )
+    }
 
 
 def test_join_reject_dedupe_and_idempotent(
@@ -83,7 +83,7 @@ def test_join_reject_dedupe_and_idempotent(
         (8, "missing target (rain)"),
     ]
     assert r.training_rows_added == 4
-    assert count(ws, t.actuals) == 5 and ws.store.training_stats(MODEL)[0] == 4
+    assert ws.store.count_actuals(MODEL) == 5 and ws.store.training_stats(MODEL)[0] == 4
     links = actual_links(ws)
     assert links[("zz", None)] is None and all(v for k, v in links.items() if k[0] != "zz")
     rows = ws.store.training_frame(MODEL).set_index("entity_id")
@@ -93,7 +93,7 @@ def test_join_reject_dedupe_and_idempotent(
     again = record_feedback(ws, MODEL, frame)  # the same feedback twice changes nothing
     assert (again.received, again.matched, again.unmatched, again.duplicates) == (8, 0, 0, 6)
     assert again.training_rows_added == 0
-    assert count(ws, t.actuals) == 5 and ws.store.training_stats(MODEL)[0] == 4
+    assert ws.store.count_actuals(MODEL) == 5 and ws.store.training_stats(MODEL)[0] == 4
 
 
 def test_repeated_ids_join_the_prediction_nearest_before_the_event(
@@ -124,10 +124,13 @@ def test_repeated_ids_join_the_prediction_nearest_before_the_event(
     assert links[("e1", T0 + timedelta(hours=16))] == champion[10]  # not the shadow at 15h
     assert links[("e1", T0 - timedelta(days=1))] == champion[0]  # all after: the earliest
     assert links[("e1", T0 + timedelta(hours=25))] == champion[20]
-    assert r.training_rows_added == 1  # training rows stay unique per id: the last one
-    assert ws.store.training_frame(MODEL)["event_time"].iloc[0] == pd.Timestamp(
-        T0 + timedelta(hours=25)
-    )
+    # a training row is an id at a time: three observations of e1, three rows
+    assert r.training_rows_added == 3
+    assert ws.store.training_frame(MODEL)["event_time"].tolist() == [
+        pd.Timestamp(T0 - timedelta(days=1)),
+        pd.Timestamp(T0 + timedelta(hours=16)),
+        pd.Timestamp(T0 + timedelta(hours=25)),
+    ]
 
 
 def test_regression_needs_numeric_targets_and_times_must_parse(
@@ -180,7 +183,7 @@ def test_follow_resumes_without_rereading_or_skipping(
     os.replace(rotated, path)
     fourth = follow_feedback(ws, MODEL, path, max_seconds=0)
     assert (fourth.received, fourth.matched) == (2, 2)
-    assert count(ws, t.actuals) == 8
+    assert ws.store.count_actuals(MODEL) == 8
 
 
 def test_feedback_file_formats_and_missing_columns(
@@ -234,7 +237,6 @@ def test_cli_feedback_exit_codes_and_json(
         "rejected": 0,
         "first_rejects": [],
         "training_rows_added": 1,
-        "unseen_labels": [],
     }
     text = cli(config, "feedback", MODEL, good, code=0)
     assert "0 matched, 0 unmatched, 2 duplicates" in text
@@ -255,15 +257,13 @@ def test_cli_feedback_exit_codes_and_json(
     assert "--follow tails plain JSONL files" in text
 
 
-def test_labels_the_champion_never_saw_are_accepted_and_reported(
-    make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+def _champion_with_classes(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, classes: list[Any]
 ) -> None:
     from dataclasses import replace
-    from types import SimpleNamespace
 
     from retrainer.core.entities import ModelVersion
 
-    ws = make_workspace()
     version = ModelVersion(
         model=MODEL, version="0.0.0", parent=None, family="lightgbm", params={},
         created_at=T0, created_by="manual", reason="test", kind="initial", train_start=None,
@@ -271,11 +271,84 @@ def test_labels_the_champion_never_saw_are_accepted_and_reported(
         artifact_uri="mem://none", sha256="0" * 64, hmac=None, size_bytes=1,
     )  # fmt: skip
     ws.store.register(replace(version), "major", deploy=True)
-    monkeypatch.setattr(ws, "load", lambda *_a: SimpleNamespace(classes_=[0, 1]))
-    log(ws, ["d1", "d2", "d3"])
-    frame = pd.DataFrame({"day_id": ["d1", "d2", "d3"], "rain": [1, "maybe", 2.0]})
+    monkeypatch.setattr(ws, "classes", lambda *_a: classes)
+
+
+def test_labels_that_are_not_classes_of_the_model_are_rejected(
+    make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws = make_workspace()
+    _champion_with_classes(ws, monkeypatch, [0, 1])
+    log(ws, ["d1", "d2", "d3", "d4", "d5"])
+    frame = pd.DataFrame(
+        {"day_id": ["d1", "d2", "d3", "d4", "d5"], "rain": [1, "maybe", 2.0, "1", 0.0]}
+    )
     r = record_feedback(ws, MODEL, frame)
-    assert (r.matched, r.rejected, r.unseen_labels) == (3, 0, ["2", "maybe"])
+    assert (r.matched, r.rejected, r.training_rows_added) == (3, 2, 3)
+    assert [(x.line, x.reason) for x in r.first_rejects] == [
+        (2, "label 'rain' = maybe is not a class of the model (known: 0, 1)"),
+        (3, "label 'rain' = 2.0 is not a class of the model (known: 0, 1)"),
+    ]
+    rows = ws.store.training_frame(MODEL).set_index("entity_id")
+    assert sorted(rows.index) == ["d1", "d4", "d5"]
+    assert rows["target"].tolist() == [1, 1, 0]  # "1" and 0.0 stored as the model's classes
+    assert {type(v) for v in rows["target"].tolist()} == {int}
+
+
+def test_text_labels_of_a_regression_are_rejected(
+    make_workspace: Callable[..., Workspace],
+) -> None:
+    ws = make_workspace(
+        task="regression",
+        target="temperature",
+        features={"numeric": [f for f in WEATHER_FEATURES if f != "temperature"]},
+    )
+    log(ws, ["a", "b", "c"])
+    frame = pd.DataFrame({"day_id": ["a", "b", "c"], "temperature": ["yes", "12.5", "inf"]})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.rejected) == (1, 2)
+    assert [x.reason for x in r.first_rejects] == [
+        "non-numeric target 'temperature': yes",
+        "non-numeric target 'temperature': inf",
+    ]
+    assert ws.store.training_frame(MODEL)["target"].tolist() == [12.5]
+
+
+def test_feedback_of_one_batch_reads_each_stored_input_once(
+    store_url: str, make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The join is linear: a batch of N logged rows is fetched and parsed once, not per row."""
+    from retrainer.store import feedback as store_feedback
+    from retrainer.store import predlog
+
+    ws = make_workspace(store=store_url)
+    n = 2_000
+    ids = [f"e{i}" for i in range(n)]
+    body = json.dumps({"rows": [{f: float(i) for f in WEATHER_FEATURES} for i in range(n)]})
+    rec = predlog.request_record(MODEL, "r1", "1.0.0", "champion", T0, body, ids, [1] * n)
+    parquet = pd.DataFrame({f: [float(i) for i in range(n)] for f in WEATHER_FEATURES})
+    ids2 = [f"p{i}" for i in range(n)]
+    rec2 = predlog.request_record(
+        MODEL, "r2", "1.0.0", "champion", T0, encode(pa.Table.from_pandas(parquet)), ids2, [0] * n
+    )
+    ws.store.log_predictions([rec, rec2])
+    parsed: list[int] = []
+    real_rows, real_decode = store_feedback.input_rows, store_feedback.decode
+    monkeypatch.setattr(store_feedback, "input_rows", lambda b: parsed.append(1) or real_rows(b))
+    monkeypatch.setattr(
+        store_feedback, "decode", lambda *a, **k: parsed.append(2) or real_decode(*a, **k)
+    )
+    fetched: list[int] = []
+    real_inputs = ws.store._inputs
+    monkeypatch.setattr(
+        ws.store, "_inputs", lambda conn, keys: fetched.extend(keys) or real_inputs(conn, keys)
+    )
+    frame = pd.DataFrame({"day_id": ids + ids2, "rain": [1] * n + [0] * n})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.training_rows_added) == (2 * n, 2 * n)
+    assert sorted(parsed) == [1, 2] and len(fetched) == 2  # each body fetched and parsed once
+    rows = ws.store.training_frame(MODEL).set_index("entity_id")
+    assert rows.loc["e1999", "temperature"] == 1999.0 and rows.loc["p7", "target"] == 0
 
 
 def test_an_actual_that_arrives_before_its_prediction_is_logged_is_joined_late(

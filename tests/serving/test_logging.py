@@ -87,12 +87,9 @@ def test_store_down_mid_run_spools_then_replays_everything(server: Served, ws: W
         server.wait_for(lambda: q.spool.pending == 0 and len(request_ids(ws)) == before + 70)
         assert "retrainer_store_up 1" in c.get("/metrics").text
         assert c.get("/v1/models/weather/status").status_code == 200  # the monitor joins them
-    a = t.actuals.c
-    with ws.store.read() as conn:
-        links = conn.execute(
-            select(a.prediction_id).where(a.entity_id.in_(["d0", "d1", "d2"]))
-        ).all()
-    assert len(links) == 3 and all(r[0] is not None for r in links)
+    stored_actuals = ws.store.actuals_frame("weather").set_index("entity_id")
+    links = stored_actuals.loc[["d0", "d1", "d2"], "prediction_id"]
+    assert len(links) == 3 and links.notna().all()
     stored = request_ids(ws)
     assert all(stored.count(rid) == 2 for rid in sent)  # every row once: none lost, none twice
     assert q.spool.path.stat().st_size == 0

@@ -7,22 +7,29 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
 import pytest
 from alembic import command
-from sqlalchemy import func, inspect, select
+from sqlalchemy import UniqueConstraint, func, inspect, select
 
 from retrainer.core.entities import ModelVersion
 from retrainer.core.errors import ConflictError, StoreUnavailable, VersionNotFound
 from retrainer.store import SqlStore
 from retrainer.store import schema as t
+from retrainer.store.bulk import insert_keys, lookup_keys
 from retrainer.store.engine import (
+    HEAD,
     _alembic_config,
     current_revision,
     head_revision,
     make_engine,
     write_transaction,
 )
+from retrainer.store.feedback import untimed_keys
 from retrainer.store.predlog import request_record
+from retrainer.store.rows import RowsAdded
+from retrainer.store.segments import encode
 
 
 def draft(model: str = "m", parent: str | None = None, family: str = "lightgbm") -> ModelVersion:
@@ -62,6 +69,38 @@ def test_migrated_schema_matches_metadata(store: SqlStore) -> None:
     for table in t.metadata.sorted_tables:
         cols = {c["name"] for c in insp.get_columns(table.name)}
         assert cols == {c.name for c in table.columns}, table.name
+
+
+def test_the_migrations_give_the_schema_a_new_store_gets(store_url: str) -> None:
+    """A new store gets the newest schema in one step; the migrations must arrive at the same
+    tables, columns and indexes (and HEAD must name the newest migration)."""
+    assert head_revision() == HEAD
+    migrated = make_engine(store_url)
+    with write_transaction(migrated) as conn:
+        command.upgrade(_alembic_config(conn), "head")
+    insp = inspect(migrated)
+    for table in t.metadata.sorted_tables:
+        cols = {c["name"]: c["nullable"] for c in insp.get_columns(table.name)}
+        assert cols == {c.name: c.nullable for c in table.columns}, table.name
+        indexes = {
+            i["name"]: tuple(i["column_names"])
+            for i in insp.get_indexes(table.name)
+            if not i.get("duplicates_constraint")  # PostgreSQL lists a unique constraint too
+        }
+        declared = {i.name: tuple(c.name for c in i.columns) for i in table.indexes}
+        assert indexes == declared, table.name
+        uniques = {
+            u["name"]: tuple(u["column_names"]) for u in insp.get_unique_constraints(table.name)
+        }
+        wanted = {
+            u.name: tuple(c.name for c in u.columns)
+            for u in table.constraints
+            if isinstance(u, UniqueConstraint)
+        }
+        assert uniques == wanted, table.name
+        pk = tuple(insp.get_pk_constraint(table.name)["constrained_columns"])
+        assert pk == tuple(c.name for c in table.primary_key.columns), table.name
+    migrated.dispose()
 
 
 def test_semantic_versions_and_lineage(store: SqlStore) -> None:
@@ -130,28 +169,60 @@ def test_challenger_roles(store: SqlStore) -> None:
     assert store.roles_revision("m") > rev
 
 
+def _rows(ids: range, now: datetime) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "entity_id": [str(i) for i in ids],
+            "event_time": [now + timedelta(days=i) for i in ids],
+            "target": [i % 2 for i in ids],
+            "x": [float(i) for i in ids],
+            "c": [None for _ in ids],
+        }
+    )
+
+
 def test_training_rows_unique_per_entity(store: SqlStore) -> None:
     now = datetime(2024, 1, 1)
-    rows = [
-        {
-            "entity_id": str(i),
-            "event_time": now + timedelta(days=i),
-            "target": i % 2,
-            "features": {"x": float(i), "c": None},
-            "source": "file",
-            "ingested_at": now,
-        }
-        for i in range(20)
-    ]
-    assert store.add_training_rows("m", rows) == 20
-    assert store.add_training_rows("m", rows[:10]) == 0
-    frame = store.training_frame("m", start=now + timedelta(days=5))
+    rows = _rows(range(20), now)
+    assert store.add_training_frame("m", rows, "file") == RowsAdded(20, 0)
+    assert store.add_training_frame("m", rows[:10], "file") == RowsAdded(0, 10)
+    assert store.add_training_frame("m", _rows(range(15, 25), now), "api") == RowsAdded(5, 5)
+    frame = store.training_frame("m", start=now + timedelta(days=5), end=now + timedelta(days=19))
     assert len(frame) == 15 and list(frame["x"][:2]) == [5.0, 6.0]
     assert frame["c"].isna().all()
     n, lo, hi = store.training_stats("m")
-    assert (n, lo, hi) == (20, now, now + timedelta(days=19))
-    after = store.training_frame("m", after=now + timedelta(days=17))
-    assert list(after["entity_id"]) == ["18", "19"]
+    assert (n, lo, hi) == (25, now, now + timedelta(days=24))
+    after = store.training_frame("m", after=now + timedelta(days=21), columns=["x"])
+    assert list(after["entity_id"]) == ["22", "23", "24"] and "c" not in after.columns
+    assert store.count_training_rows("m", after=now + timedelta(days=21)) == 3
+    assert store.known_entity_ids("m", ["3", "24", "99"]) == {"3", "24"}
+
+
+def test_a_segment_holds_a_chunk_and_reads_prune_by_time(
+    store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import retrainer.store.rows as rows_module
+
+    monkeypatch.setattr(rows_module, "SEGMENT_ROWS", 4)
+    now = datetime(2024, 1, 1)
+    assert store.add_training_frame("m", _rows(range(10), now), "file").inserted == 10
+    found = store.segments("m", "rows")
+    assert [s.n_rows for s in found] == [4, 4, 2]
+    assert [s.min_time for s in found] == [now, now + timedelta(days=4), now + timedelta(days=8)]
+    late = store.segments("m", "rows", start=now + timedelta(days=8))
+    assert [s.id for s in late] == [found[-1].id]  # the others are never fetched
+    assert store.training_frame("m")["entity_id"].tolist() == [str(i) for i in range(10)]
+
+
+def test_keys_insert_in_bulk_and_report_what_was_new(store: SqlStore) -> None:
+    with store.write("m") as conn:
+        fresh = insert_keys(conn, "m", "rows", ["a", "b", "c"], 1)
+        again = insert_keys(conn, "m", "rows", ["c", "d", "a"], 2)
+        timed = insert_keys(conn, "m", "actuals", untimed_keys(["a", "b"]), 3)
+        found = lookup_keys(conn, "m", "rows", ["d", "zz", "b"])
+    assert fresh.tolist() == [True, True, True] and again.tolist() == [False, True, False]
+    assert timed.tolist() == [True, True]  # another kind
+    assert sorted(map(tuple, found.tolist())) == [(0, 2), (2, 1)]
 
 
 def test_prediction_log_group_commit(store: SqlStore) -> None:
@@ -222,14 +293,38 @@ def test_a_request_input_is_stored_once_and_shared_by_its_arms(store: SqlStore) 
     assert store.count_predictions("m") == 5
     with store.read() as conn:
         assert conn.execute(select(func.count()).select_from(t.prediction_inputs)).scalar() == 1
-    refs = store.predictions_for("m", ["a", "c"])
-    feats = store.prediction_features([p.id for ps in refs.values() for p in ps])
-    by_arm = {(p.entity_id, p.arm): feats[p.id] for ps in refs.values() for p in ps}
-    assert by_arm[("c", "shadow")] == by_arm[("c", "champion")] == {"x": 3}
-    assert by_arm[("a", "shadow")]["x"] == 1.5
+    cands = store.prediction_candidates("m", ["a", "c"])
+    assert sorted(zip(cands["pos"], cands["served"], strict=True)) == [
+        (0, 0),
+        (0, 1),
+        (1, 0),
+        (1, 1),
+    ]
+    feats = store.input_features(cands["input_key"].tolist(), cands["input_row"].tolist(), ["x"])
+    by_arm = dict(zip(zip(cands["pos"], cands["served"], strict=True), feats["x"], strict=True))
+    assert by_arm[(1, 0)] == by_arm[(1, 1)] == 3  # the shadow arm shares the request's input
+    assert by_arm[(0, 0)] == 1.5
     (chunk,) = list(store.iter_prediction_features("m", since=at))
-    assert len(chunk) == 3 and chunk[1]["x"] != chunk[1]["x"]  # each row once; NaN kept
+    assert len(chunk) == 3 and chunk["x"].isna().tolist() == [False, True, False]  # NaN kept
     assert list(store.iter_prediction_features("m", since=at + timedelta(seconds=1))) == []
+
+
+def test_a_batch_input_is_stored_as_parquet_and_read_once(store: SqlStore) -> None:
+    at = datetime(2024, 1, 1)
+    inputs = pd.DataFrame({"x": [0.5, 1.5, 2.5], "c": ["a", None, "b"]})
+    data = encode(pa.Table.from_pandas(inputs))
+    rec = request_record("m", "r", "1.0.0", "champion", at, data, ["e0", "e1", "e2"], [0, 1, 0])
+    assert store.log_predictions([rec]) == 3
+    with store.read() as conn:
+        body, stored = conn.execute(
+            select(t.prediction_inputs.c.body, t.prediction_inputs.c.data)
+        ).one()
+    assert body is None and bytes(stored) == data
+    feats = store.input_features([rec["input_key"]] * 2, [2, 0], ["x", "c", "missing"])
+    assert feats["x"].tolist() == [2.5, 0.5] and feats["c"].tolist() == ["b", "a"]
+    assert feats["missing"].isna().all()
+    (chunk,) = list(store.iter_prediction_features("m"))
+    assert chunk["x"].tolist() == [0.5, 1.5, 2.5]
 
 
 def test_iterating_inputs_pages_through_equal_times(store: SqlStore) -> None:
@@ -243,7 +338,7 @@ def test_iterating_inputs_pages_through_equal_times(store: SqlStore) -> None:
     store.log_predictions(recs)
     chunks = list(store.iter_prediction_features("m", chunk=3))
     assert [len(c) for c in chunks] == [3, 3, 1]
-    assert sorted(r["i"] for c in chunks for r in c) == list(range(7))
+    assert sorted(i for c in chunks for i in c["i"]) == list(range(7))
 
 
 def test_a_replayed_input_is_not_stored_twice(store: SqlStore) -> None:
@@ -318,7 +413,9 @@ def test_upgrading_keeps_the_features_of_predictions_logged_before_0004(tmp_path
     engine.dispose()
     s = SqlStore(url)  # migrates to head
     assert current_revision(s.engine) == head_revision()
-    (ref,) = s.predictions_for("m", ["e1"])["e1"]
-    assert s.prediction_features([ref.id]) == {ref.id: {"x": 2.5}}
-    assert list(s.iter_prediction_features("m")) == [[{"x": 2.5}]]
+    cands = s.prediction_candidates("m", ["e1"])
+    feats = s.input_features(cands["input_key"].tolist(), cands["input_row"].tolist(), ["x"])
+    assert feats["x"].tolist() == [2.5]
+    (chunk,) = s.iter_prediction_features("m")
+    assert chunk.to_dict("records") == [{"x": 2.5}]
     s.close()

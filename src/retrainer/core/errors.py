@@ -102,6 +102,12 @@ class StoreUnavailable(RetrainerError):
     code = "store_unavailable"
 
 
+class SourceUnavailable(RetrainerError):
+    """A model's own data source (Parquet files, a SQL database) cannot be read."""
+
+    code = "source_unavailable"
+
+
 class AuthError(RetrainerError):
     code = "unauthorized"
 
@@ -126,6 +132,7 @@ _TABLE: dict[str, tuple[int, int]] = {
     CapabilityError.code: (422, 1),
     IntegrityError.code: (500, 1),
     StoreUnavailable.code: (503, 1),
+    SourceUnavailable.code: (503, 1),
     AuthError.code: (401, 2),
     ForbiddenError.code: (403, 2),
 }

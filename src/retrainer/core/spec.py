@@ -26,6 +26,7 @@ from .errors import ConfigError, ModelNotFound
 from .metrics import DEFAULT_PRIMARY, METRICS
 from .spec_sections import (
     Alerts,
+    Data,
     Drift,
     Features,
     FineTune,
@@ -60,6 +61,7 @@ class ModelSpec(BaseModel):
     fallback_family: str | None = "randomforest"
     params: dict[str, Any] = Field(default_factory=dict)
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    data: Data = Data()
     training: Training = Training()
     validation: Validation = Validation()
     quality: Quality = Quality()

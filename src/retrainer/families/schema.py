@@ -79,11 +79,18 @@ class FeatureSchema:
                     feature=col,
                 ) from None
         for k, col in enumerate(self.categorical):
-            levels = self.categories.get(col, ())
-            lookup = {v: i for i, v in enumerate(levels)}
-            codes = [lookup.get(_level(v), np.nan) if not pd.isna(v) else np.nan for v in df[col]]
-            out[:, len(self.numeric) + k] = np.asarray(codes, dtype=np.float64)
+            out[:, len(self.numeric) + k] = self._codes(col, df[col])
         return out
+
+    def _codes(self, col: str, values: pd.Series) -> np.ndarray:
+        """Level codes of a column (NaN for unseen or missing), one lookup per distinct value."""
+        levels = self.categories.get(col, ())
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        lookup = {v: i for i, v in enumerate(levels)}
+        table = np.array(
+            [lookup.get(_level(u), np.nan) for u in uniques] + [np.nan], dtype=np.float64
+        )
+        return table[codes]  # code -1 (missing) takes the last entry, NaN
 
     def row_vector(self, row: Mapping[str, Any]) -> np.ndarray:
         """One row as a (1, p) matrix without building a DataFrame (the serving hot path)."""

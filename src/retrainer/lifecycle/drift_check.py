@@ -6,8 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import pandas as pd
-
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import NoChampion
@@ -49,6 +47,6 @@ def check_drift(
     since = (now or utcnow()) - parse_duration(window or spec.monitor.window, what="window")
     acc = CurrentAccumulator(reference)
     for chunk in ws.store.iter_prediction_features(model, since=since):
-        acc.update(pd.DataFrame.from_records(chunk))
+        acc.update(chunk)
     features = drift_report(reference, acc.result(), spec.drift)
     return DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))

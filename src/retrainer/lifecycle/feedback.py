@@ -4,7 +4,13 @@ rows; from a file, a frame, or a JSONL log followed across restarts.
 An actual joins the prediction of its entity id. When an id was scored more than once, it joins
 the prediction nearest before the actual's event time (the earliest one when all are after it,
 the newest one when the feedback has no time). Served predictions are preferred over shadow
-ones. Unmatched actuals are stored with no prediction and counted, never dropped.
+ones. Unmatched actuals are stored with no prediction and counted, never dropped. A label that
+is not a valid target (not numeric for a regression; not one of the model's classes for a
+classifier) is rejected with its line and never becomes a training row.
+
+The join is set-based and linear in the batch: one query per chunk of entity ids finds their
+predictions, the choice among them is a vectorized as-of join, and each stored input that the
+matches point at is read and parsed once.
 """
 
 from __future__ import annotations
@@ -19,20 +25,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import InputError, RetrainerError
 from ..core.spec import ModelSpec
-from ..store.feedback import FeedbackOffset, PredictionRef
+from ..store.feedback import FeedbackOffset
 from ..store.monitor_store import Folder
-from .ingest import MAX_REPORTED, Reject, _id_text, _scalar
-from .tables import LINE, file_format, read_table
+from .ingest import (
+    MAX_REPORTED,
+    Reasons,
+    Reject,
+    check_labels,
+    id_texts,
+    label_key,
+    level_texts,
+    parse_times,
+)
+from .tables import CHUNK_ROWS, LINE, file_format, iter_table
 from .workspace import Workspace
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    from sqlalchemy import Connection
+
+__all__ = ["FeedbackResult", "feedback_file", "follow_feedback", "label_key", "record_feedback"]
 
 
 @dataclass(frozen=True)
@@ -46,7 +65,6 @@ class FeedbackResult:
     rejected: int
     first_rejects: list[Reject] = field(default_factory=list)
     training_rows_added: int = 0
-    unseen_labels: list[str] = field(default_factory=list)
 
     def __add__(self, other: FeedbackResult) -> FeedbackResult:
         return FeedbackResult(
@@ -57,7 +75,6 @@ class FeedbackResult:
             self.rejected + other.rejected,
             (self.first_rejects + other.first_rejects)[:MAX_REPORTED],
             self.training_rows_added + other.training_rows_added,
-            sorted({*self.unseen_labels, *other.unseen_labels}),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,55 +86,10 @@ class FeedbackResult:
             "rejected": self.rejected,
             "first_rejects": [{"line": r.line, "reason": r.reason} for r in self.first_rejects],
             "training_rows_added": self.training_rows_added,
-            "unseen_labels": self.unseen_labels,
         }
 
 
 EMPTY = FeedbackResult(0, 0, 0, 0, 0)
-
-
-def label_key(value: Any) -> str:
-    """Labels compared across sources: ``1``, ``1.0`` and ``"1"`` are the same label.
-
-    >>> label_key(1.0), label_key("yes"), label_key(np.int64(0))
-    ('1', 'yes', '0')
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
-
-
-def _training_row(
-    spec: ModelSpec,
-    entity_id: str,
-    event_time: Any,
-    value: Any,
-    m: PredictionRef,
-    feats: dict[int, dict[str, Any]],
-    now: Any,
-) -> dict[str, Any]:
-    """The training row an actual adds: the input its prediction scored, labelled; the
-    prediction's time when the actual has none."""
-    return {
-        "entity_id": entity_id,
-        "event_time": event_time or m.created_at,
-        "target": value,
-        "features": _features(feats[m.id], spec.feature_names),
-        "source": "feedback",
-        "ingested_at": now,
-    }
-
-
-def _features(row: dict[str, Any], names: Sequence[str]) -> dict[str, Any]:
-    """A logged input row as training features: the spec's features only, and a non-finite
-    number (accepted for a family that takes missing values) as missing."""
-    out = {}
-    for c in names:
-        v = row.get(c)
-        out[c] = None if type(v) is float and not math.isfinite(v) else v
-    return out
 
 
 def record_feedback(
@@ -128,54 +100,231 @@ def record_feedback(
     where: str = "data",
     rejects: Sequence[Reject] = (),
     offset: FeedbackOffset | None = None,
+    conn: Connection | None = None,
 ) -> FeedbackResult:
     """Join actual outcomes (the spec's id and target columns, optionally its time column) to
     the logged predictions and store them in one transaction; bad rows are rejected with their
     line numbers and the rest goes in. Calling it twice with the same rows changes nothing.
 
     ``rejects`` are lines already refused while reading (e.g. invalid JSON); ``offset`` moves a
-    followed source's position in the same transaction.
+    followed source's position in the same transaction; ``conn``: a write transaction of the
+    caller's (holding the model's lock) to store in, e.g. one for a whole file.
     """
+    import numpy as np
+    import pandas as pd
+
     spec = ws.model_spec(model)
     if LINE not in frame.columns:
         frame = frame.assign(**{LINE: range(1, len(frame) + 1)})
-    actuals, bad = _validate(spec, frame, where)
+    actuals, bad = _validate(spec, frame, where, model_classes(ws, spec))
     bad = [*rejects, *bad]
     received = len(frame) + len(rejects)
-    unique = _dedupe(actuals)
-    refs = ws.store.predictions_for(model, [a["entity_id"] for a in unique])
-    matches = [_match(refs.get(a["entity_id"], []), a["event_time"]) for a in unique]
-    feats = ws.store.prediction_features([m.id for m in matches if m is not None])
-    now = utcnow()
-    rows, training = [], []
-    for a, m in zip(unique, matches, strict=True):
-        rows.append({**a, "received_at": now, "prediction_id": m.id if m else None})
-        if m is not None and m.id in feats:
-            training.append(
-                _training_row(spec, a["entity_id"], a["event_time"], a["value"], m, feats, now)
-            )
-    recorded = ws.store.record_actuals(model, rows, training, offset)
-    matched = sum(1 for i in recorded.inserted if rows[i]["prediction_id"] is not None)
-    stored = len(recorded.inserted)
+    unique = actuals.drop_duplicates(["entity_id", "event_time"], keep="last")
+    unique = unique.reset_index(drop=True)
+    codes, entities = pd.factorize(unique["entity_id"])
+    chosen = match(candidates(ws, model, entities.tolist()), unique, codes)
+    stored = unique.assign(prediction_id=chosen["id"].astype("Int64"))
+    training = _training_rows(ws, spec, unique, chosen)
+    recorded = ws.store.record_actuals(model, stored, training, offset, conn=conn)
+    fresh = recorded.inserted
+    matched = int((fresh & chosen["id"].notna().to_numpy()).sum())
+    n_stored = int(np.count_nonzero(fresh))
     return FeedbackResult(
         received=received,
         matched=matched,
-        unmatched=stored - matched,
-        duplicates=len(actuals) - stored,
+        unmatched=n_stored - matched,
+        duplicates=len(actuals) - n_stored,
         rejected=len(bad),
         first_rejects=sorted(bad, key=lambda r: r.line)[:MAX_REPORTED],
         training_rows_added=recorded.training_rows_added,
-        unseen_labels=_unseen_labels(ws, spec, [rows[i]["value"] for i in recorded.inserted]),
     )
 
 
-def feedback_file(ws: Workspace, model: str, path: str | Path) -> FeedbackResult:
-    """Record the actuals of a CSV, Parquet or JSONL file (invalid JSON lines are rejected)."""
+def feedback_file(
+    ws: Workspace, model: str, path: str | Path, *, chunk_rows: int = CHUNK_ROWS
+) -> FeedbackResult:
+    """Record the actuals of a CSV, Parquet or JSONL file (invalid JSON lines are rejected):
+    all of its valid rows or none (one transaction), read ``chunk_rows`` at a time."""
     p = Path(path)
     if file_format(p) == "jsonl" and p.exists() and p.suffix.lower() != ".gz":
-        chunk = read_jsonl(p, 0, 0, final=True)
-        return record_feedback(ws, model, chunk.frame, where=str(p), rejects=chunk.rejects)
-    return record_feedback(ws, model, read_table(p), where=str(p))
+        chunks: Iterator[tuple[pd.DataFrame, list[Reject]]] = _jsonl_chunks(p, chunk_rows)
+    else:
+        chunks = ((df, []) for df in iter_table(p, chunk_rows))
+    first = next(chunks, None)  # a file that cannot be read fails before the transaction
+    total = EMPTY
+    if first is None:
+        return total
+    with ws.store.write(model) as conn:
+        for df, rejects in _chain(first, chunks):
+            total += record_feedback(ws, model, df, where=str(p), rejects=rejects, conn=conn)
+    return total
+
+
+def _chain(first: Any, rest: Iterator[Any]) -> Iterator[Any]:
+    yield first
+    yield from rest
+
+
+def _jsonl_chunks(p: Path, chunk_rows: int) -> Iterator[tuple[pd.DataFrame, list[Reject]]]:
+    pos, line = 0, 0
+    while True:
+        chunk = read_jsonl(p, pos, line, max_lines=chunk_rows, final=True)
+        if chunk.line == line:
+            return
+        yield chunk.frame, chunk.rejects
+        pos, line = chunk.offset, chunk.line
+
+
+def model_classes(ws: Workspace, spec: ModelSpec) -> list[Any] | None:
+    """The class labels a classifier's feedback must use: the champion's (or the newest
+    version's when none serves); None for a regression or a model with no version yet."""
+    if spec.task != "classification":
+        return None
+    name = ws.store.roles(spec.name).champion
+    if name is None:
+        versions = ws.store.list_versions(spec.name, include_deleted=False)
+        if not versions:
+            return None
+        name = versions[-1].version
+    try:
+        return ws.classes(spec.name, name) or None
+    except RetrainerError:
+        return None
+
+
+def _training_rows(
+    ws: Workspace, spec: ModelSpec, actuals: pd.DataFrame, chosen: pd.DataFrame
+) -> pa.Table | None:
+    """The training rows the actuals add, as an Arrow table: the input each matched
+    prediction scored, labelled; the prediction's time when the actual has none. ``pos``
+    indexes ``actuals``. A batch's Parquet input stays columnar all the way."""
+    import numpy as np
+    import pyarrow as pa
+
+    hit = np.flatnonzero(chosen["id"].notna().to_numpy())
+    if not len(hit):
+        return None
+    feats, have = ws.store.input_table(
+        chosen["input_key"].to_numpy()[hit].tolist(),
+        chosen["input_row"].to_numpy()[hit].astype(np.int64),
+        spec.feature_names,
+    )
+    if not len(have):
+        return None
+    rows = hit[have]
+    times = actuals["event_time"].to_numpy(dtype="datetime64[us]")[rows]
+    fallback = chosen["created_at"].to_numpy(dtype="datetime64[us]")[rows]
+    columns: dict[str, Any] = {
+        "entity_id": pa.array(actuals["entity_id"].to_numpy(dtype=object)[rows], pa.string()),
+        "event_time": pa.array(np.where(np.isnat(times), fallback, times)),
+        "target": pa.Array.from_pandas(actuals["value"].iloc[rows].reset_index(drop=True)),
+    }
+    for col in spec.features.numeric:
+        columns[col] = numeric_column(feats[col])
+    for col in spec.features.categorical:
+        columns[col] = level_column(feats[col])
+    columns["pos"] = pa.array(rows)
+    return pa.table(columns)
+
+
+def numeric_column(values: Any) -> pa.Array:
+    """A logged numeric feature as stored in a training row: float64, missing and non-finite
+    values null (the serving path accepts NaN for families that take missing values)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:
+        x = values.cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        x = pa.array(pd.to_numeric(values.to_pandas(), errors="coerce"), pa.float64())
+    return pc.if_else(pc.is_finite(x), x, pa.scalar(None, pa.float64()))
+
+
+def level_column(values: Any) -> pa.Array:
+    """A logged categorical feature as stored: the text of its level (see ingest)."""
+    import pyarrow as pa
+
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        return values.cast(pa.string())
+    if pa.types.is_null(values.type):
+        return values.cast(pa.string())
+    return pa.array(level_texts(values.to_pandas()), pa.string())
+
+
+def candidates(ws: Workspace, model: str, entity_ids: Sequence[str]) -> pd.DataFrame:
+    """Every logged prediction of the given (distinct) entity ids: ``pos`` indexes
+    ``entity_ids`` (see ``FeedbackStore.prediction_candidates``)."""
+    return ws.store.prediction_candidates(model, entity_ids)
+
+
+def match(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any) -> pd.DataFrame:
+    """For each actual (``event_time`` or NaT; ``codes``: its entity's index into the ids the
+    candidates were asked for), the prediction it joins among the candidates: a frame indexed
+    like ``actuals`` with the chosen prediction's ``id``, ``created_at``, ``input_key`` and
+    ``input_row`` (NaN where none).
+
+    An entity with one candidate, the usual case, takes it (a gather, no search); the others
+    go through an as-of join by entity and time."""
+    import numpy as np
+    import pandas as pd
+
+    cols = ["id", "created_at", "input_key", "input_row"]
+    none = pd.DataFrame({c: np.nan for c in cols}, index=actuals.index)
+    if cands.empty or actuals.empty:
+        return none
+    k = int(max(codes.max(), cands["pos"].max())) + 1
+    served = cands["served"].to_numpy() == 1
+    has_served = np.bincount(cands["pos"][served], minlength=k) > 0
+    cands = cands[served | ~has_served[cands["pos"].to_numpy()]]
+    per_entity = np.bincount(cands["pos"], minlength=k)
+    row_of = np.full(k, -1, dtype=np.int64)
+    row_of[cands["pos"].to_numpy()] = np.arange(len(cands))
+    picked = np.where(per_entity[codes] == 1, row_of[codes], -1)
+    at = np.maximum(picked, 0)
+    miss = picked < 0
+    out = {
+        "id": cands["id"].to_numpy(dtype=np.float64)[at],
+        "created_at": cands["created_at"].to_numpy(dtype="datetime64[ns]")[at],
+        "input_key": cands["input_key"].to_numpy(dtype=object)[at],
+        "input_row": cands["input_row"].to_numpy(dtype=np.float64)[at],
+    }
+    for c, empty in (("id", np.nan), ("created_at", np.datetime64("NaT")), ("input_key", None),
+                     ("input_row", np.nan)):  # fmt: skip
+        out[c][miss] = empty
+    many = np.flatnonzero(per_entity[codes] > 1)
+    if len(many):
+        sub = actuals.iloc[many]
+        chosen = _as_of(cands[np.isin(cands["pos"], codes[many])], sub, codes[many], cols)
+        for c in cols:
+            out[c][many] = chosen[c].to_numpy(dtype=out[c].dtype)
+    return pd.DataFrame(out, index=actuals.index)
+
+
+def _as_of(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any, cols: list[str]) -> Any:
+    """The as-of choice for entities with several candidates: the prediction nearest before
+    the actual's time, else the earliest after it; the newest when the actual has no time."""
+    import pandas as pd
+
+    cands = cands.sort_values(["created_at", "id"], kind="stable")
+    left = pd.DataFrame(
+        {"pos": codes, "event_time": actuals["event_time"].to_numpy()}, index=actuals.index
+    ).reset_index()
+    picked = []
+    timed = left[left["event_time"].notna()].sort_values("event_time", kind="stable")
+    if len(timed):
+        right = cands[["pos", *cols]].assign(
+            event_time=cands["created_at"].astype(timed["event_time"].dtype)
+        )
+        before = pd.merge_asof(timed, right, on="event_time", by="pos")
+        after = pd.merge_asof(timed, right, on="event_time", by="pos", direction="forward")
+        before, after = before.set_index("index")[cols], after.set_index("index")[cols]
+        picked.append(before.where(before["id"].notna(), after))
+    untimed = left[left["event_time"].isna()]
+    if len(untimed):
+        newest = cands.groupby("pos", sort=False).tail(1)[["pos", *cols]]
+        picked.append(untimed.merge(newest, on="pos", how="left").set_index("index")[cols])
+    return pd.concat(picked).reindex(actuals.index)
 
 
 # -- following a JSONL log -------------------------------------------------------------------
@@ -196,6 +345,8 @@ def read_jsonl(
     """Complete lines of a JSONL file from a byte offset (a trailing partial line is left for
     the next read unless ``final``); lines that are not JSON objects become rejects."""
     import json
+
+    import pandas as pd
 
     records: list[dict[str, Any]] = []
     lines: list[int] = []
@@ -302,8 +453,11 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 
 def _validate(
-    spec: ModelSpec, df: pd.DataFrame, where: str
-) -> tuple[list[dict[str, Any]], list[Reject]]:
+    spec: ModelSpec, df: pd.DataFrame, where: str, classes: list[Any] | None
+) -> tuple[pd.DataFrame, list[Reject]]:
+    """The valid actuals (``entity_id``, ``event_time`` or NaT, ``value``) and the rejects."""
+    import pandas as pd
+
     missing = [c for c in (spec.id_column, spec.target) if c not in df.columns]
     if missing:
         have = [c for c in df.columns if c != LINE]
@@ -312,40 +466,32 @@ def _validate(
             f"id and target columns). The data has {have}. Rename the columns or fix the spec.",
             missing=missing,
         )
-    reasons = pd.Series("", index=df.index, dtype=object)
-    reasons[df[spec.id_column].isna()] = f"missing id ({spec.id_column})"
+    rs = Reasons(df.index)
+    rs.flag(df[spec.id_column].isna(), f"missing id ({spec.id_column})")
     target = df[spec.target]
-    reasons[(reasons == "") & target.isna()] = f"missing target ({spec.target})"
-    if spec.task == "regression":
-        numeric = pd.to_numeric(target, errors="coerce")
-        bad = (reasons == "") & (numeric.isna() | ~np.isfinite(numeric.fillna(0.0)))
-        reasons[bad] = f"non-numeric target {spec.target!r}: " + target[bad].astype(str).str[:40]
-        target = numeric
-    else:
-        bad = (reasons == "") & target.map(lambda v: isinstance(v, dict | list))
-        reasons[bad] = f"target {spec.target!r} must be one label, got " + target[bad].astype(str)
+    rs.flag(target.isna(), f"missing target ({spec.target})")
+    values, why = check_labels(spec, target, classes)
+    rs.flag(df.index.isin(why.index), why)
     if spec.time_column in df.columns:
         raw = df[spec.time_column]
-        times = pd.to_datetime(raw, errors="coerce", utc=True, format="mixed")
-        bad = (reasons == "") & times.isna() & raw.notna()
-        reasons[bad] = f"unparseable time in {spec.time_column!r}: " + raw[bad].astype(str).str[:40]
-        event = [None if pd.isna(x) else x.tz_localize(None).to_pydatetime() for x in times]
+        times = parse_times(raw)
+        rs.flag(
+            times.isna() & raw.notna(),
+            f"unparseable time in {spec.time_column!r}: " + raw.astype(str).str[:40],
+        )
+        event = times.dt.tz_localize(None).astype("datetime64[us]")
     else:
-        event = [None] * len(df)
-    ok = (reasons == "").to_numpy()
-    lines = df[LINE].to_numpy()
-    rejects = [Reject(int(lines[i]), str(reasons.iloc[i])) for i in np.flatnonzero(~ok)]
-    ids, values = df[spec.id_column].to_numpy(), target.to_numpy()
-    rows = [
-        {"entity_id": _id_text(ids[i]), "event_time": event[i], "value": _scalar(values[i])}
-        for i in np.flatnonzero(ok)
-    ]
-    return rows, rejects
-
-
-def _dedupe(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One actual per (entity id, event time); the last one in the data wins."""
-    return list({(r["entity_id"], r["event_time"]): r for r in rows}.values())
+        event = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")
+    ok = rs.ok
+    rejects = rs.rejects(df[LINE].to_numpy())
+    actuals = pd.DataFrame(
+        {
+            "entity_id": id_texts(df[spec.id_column][ok]),
+            "event_time": event[ok],
+            "value": values[ok],
+        }
+    ).reset_index(drop=True)
+    return actuals, rejects
 
 
 def join_late_predictions(
@@ -360,48 +506,37 @@ def join_late_predictions(
     its training row is added; the monitor counts it once (``fold_pairs`` folds the ones it
     has already passed).
     """
+    import pandas as pd
+
     spec = ws.model_spec(model)
     now = now or utcnow()
     since = now - parse_duration(spec.monitor.late_join, what="monitor.late_join")
     waiting = ws.store.unmatched_actuals(model, since)
     if not waiting:
         return 0
-    refs = ws.store.predictions_for(model, [w.entity_id for w in waiting])
-    found = []
-    for w in waiting:
-        m = _match([p for p in refs.get(w.entity_id, []) if p.created_at <= w.received_at],
-                   w.event_time)  # fmt: skip
-        if m is not None:
-            found.append((w, m))
-    if not found:
+    actuals = pd.DataFrame(
+        {
+            "entity_id": [w.entity_id for w in waiting],
+            "event_time": pd.to_datetime([w.event_time for w in waiting]).astype("datetime64[us]"),
+            "value": [w.value for w in waiting],
+            "received_at": pd.to_datetime([w.received_at for w in waiting]),
+        }
+    )
+    codes, entities = pd.factorize(actuals["entity_id"])
+    cands = candidates(ws, model, entities.tolist())
+    parts = [
+        match(cands[cands["created_at"] <= received], group, codes[group.index.to_numpy()])
+        for received, group in actuals.groupby("received_at", sort=False)
+    ]
+    chosen = pd.concat(parts).reindex(actuals.index)
+    hit = chosen["id"].notna().to_numpy()
+    if not hit.any():
         return 0
-    feats = ws.store.prediction_features([m.id for _, m in found])
-    training = {
-        w.id: _training_row(spec, w.entity_id, w.event_time, w.value, m, feats, now)
-        for w, m in found
-        if m.id in feats
-    }
-    return ws.store.link_actuals(model, [(w.id, m.id) for w, m in found], training, fold_pairs)
-
-
-def _match(preds: list[PredictionRef], when: Any) -> PredictionRef | None:
-    if not preds:
-        return None
-    served = [p for p in preds if p.arm != "shadow"] or preds
-    if when is None:
-        return served[-1]
-    before = [p for p in served if p.created_at <= when]
-    return before[-1] if before else served[0]
-
-
-def _unseen_labels(ws: Workspace, spec: ModelSpec, values: list[Any]) -> list[str]:
-    if spec.task != "classification" or not values:
-        return []
-    champion = ws.store.roles(spec.name).champion
-    if champion is None:
-        return []
-    try:
-        classes = {label_key(c) for c in ws.load(spec.name, champion).classes_}
-    except RetrainerError:
-        return []
-    return sorted({label_key(v) for v in values} - classes)
+    links = [
+        (waiting[i].segment, waiting[i].row, int(chosen["id"].iloc[i]))
+        for i in range(len(waiting))
+        if hit[i]
+    ]
+    found = actuals[hit].reset_index(drop=True)
+    training = _training_rows(ws, spec, found, chosen[hit].reset_index(drop=True))
+    return ws.store.link_actuals(model, links, training, fold_pairs)

@@ -14,6 +14,7 @@ from ..evaluation.splits import temporal_holdout
 from ..families import ValidationSet, family_class, load_model
 from .fitting import Evaluation, Fitted, score
 from .predictor import load_predictor
+from .sources import row_stats, training_frame
 from .train import register_fitted
 from .workspace import Workspace
 
@@ -27,11 +28,14 @@ class FineTuneResult:
 
 
 def new_rows(ws: Workspace, model: str, champion: ModelVersion, days: int | None) -> pd.DataFrame:
+    """The rows a fine-tune learns: those after the champion's window (or of the last
+    ``days`` days), from the store and the model's data source."""
+    spec = ws.model_spec(model)
     if days:
-        _, _, newest = ws.store.training_stats(model)
+        _, _, newest = row_stats(ws, spec)
         start = (newest or champion.train_end or pd.Timestamp.now()) - timedelta(days=days)
-        return ws.store.training_frame(model, start=start)
-    return ws.store.training_frame(model, after=champion.train_end)
+        return training_frame(ws, spec, start=start)
+    return training_frame(ws, spec, after=champion.train_end)
 
 
 def fine_tune(
@@ -81,7 +85,9 @@ def fine_tune(
         )
     started = time.process_time()
     base = load_predictor(ws, champion)
-    tuned = load_model(ws.artifact_bytes(champion))  # a fresh copy to train further
+    tuned = load_model(
+        ws.artifact_bytes(champion), threads=spec.training.threads
+    )  # a fresh copy to train further
     X, y = frame[spec.feature_names], frame["target"]
     fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
     tuned.fine_tune(

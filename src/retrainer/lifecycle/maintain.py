@@ -20,6 +20,7 @@ from .lease import held_lease
 from .monitor import monitor
 from .registry_ops import rollback
 from .rollout import live_regression
+from .sources import count_rows, row_stats
 from .train import load_window, quality_of, train
 from .workspace import Workspace
 
@@ -85,8 +86,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     if "reference" in champ.details:
         s = check_drift(ws, model, now=now).summary
         drift = DataDrift(s.share, s.drift, s.critical, s.drifted)
-    new_rows = ws.store.count_training_rows(model, after=newest.train_end)
-    since_champion = ws.store.count_training_rows(model, after=champ.train_end)
+    new_rows = count_rows(ws, spec, after=newest.train_end)
+    since_champion = count_rows(ws, spec, after=champ.train_end)
     needed = math.ceil(spec.gate.min_rows / spec.fine_tune.validation_fraction)
     return MaintenanceState(
         model=model,
@@ -113,7 +114,7 @@ def with_quality(ws: Workspace, model: str, state: MaintenanceState) -> Maintena
     left unmeasured until an action is due: loading the window costs more than the rest of
     the state, and quality only matters to an action)."""
     spec = ws.model_spec(model)
-    if not ws.store.training_stats(model)[0]:
+    if not row_stats(ws, spec)[0]:
         return replace(state, quality_ok=True, quality_problems=())
     problems = tuple(v.message for v in quality_of(spec, load_window(ws, spec)).violations)
     return replace(state, quality_ok=not problems, quality_problems=problems)

@@ -286,7 +286,7 @@ class _Folder:
         """[negative, positive] labels of a binary version (None when not binary)."""
         if version not in self._classes:
             try:
-                classes = [label_key(c) for c in self.ws.load(self.model, version).classes_]
+                classes = [label_key(c) for c in self.ws.classes(self.model, version)]
             except RetrainerError:  # artifact gone (retention) or unknown version: infer
                 pos = part.loc[part["proba"].astype(float) > 0.5, "output"]
                 neg = part.loc[part["proba"].astype(float) < 0.5, "output"]

@@ -12,12 +12,12 @@ from typing import Any
 import pandas as pd
 
 from ..core.clock import utcnow
-from ..core.errors import NoChampion
+from ..core.errors import InputError, NoChampion
 from ..core.spec import ModelSpec
 from ..store.convert import jsonsafe
 from ..store.predlog import request_record
 from .predictor import Predictor, load_predictor
-from .tables import LINE, read_table
+from .tables import CHUNK_ROWS, LINE, iter_table
 from .workspace import Workspace
 
 
@@ -63,7 +63,7 @@ def prediction_records(
     *,
     created_at: datetime | None = None,
     input_key: str | None = None,
-    inputs: str | bool = True,
+    inputs: str | bytes | bool = True,
     input_rows: list[int] | None = None,
 ) -> dict[str, Any]:
     """One prediction record (``store.predlog``) for a frame scored by ``predictor``.
@@ -130,17 +130,102 @@ def predict_file(
     out_path: str | Path,
     *,
     version: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
 ) -> BatchResult:
+    """Score a file with the champion (or ``version``), ``chunk_rows`` at a time, and log the
+    predictions: one request, each chunk's feature columns stored once as Parquet. The output
+    file appears whole when every row is scored (written to a temporary name, then renamed)."""
     predictor = resolve_predictor(ws, model, version)
-    df = read_table(input_path)
-    result = predict_frame(predictor, df)
-    out = Path(out_path)
-    if out.suffix.lower() in (".parquet", ".pq"):
-        result.to_parquet(out, index=False)
-    elif out.suffix.lower() in (".jsonl", ".ndjson"):
-        result.to_json(out, orient="records", lines=True)
-    else:
-        result.to_csv(out, index=False)
+    spec = ws.model_spec(model)
     request_id = uuid.uuid4().hex
-    ws.store.log_predictions([prediction_records(ws, model, predictor, df, result, request_id)])
-    return BatchResult(predictor.version.version, len(result), str(out), request_id)
+    out = Path(out_path)
+    rows = 0
+    with _OutputFile(out) as sink:
+        for df in iter_table(input_path, chunk_rows):
+            result = predict_frame(predictor, df)
+            sink.write(result)
+            record = prediction_records(
+                ws, model, predictor, df, result, request_id, inputs=batch_inputs(spec, df)
+            )
+            ws.store.log_predictions([record])
+            rows += len(result)
+    return BatchResult(predictor.version.version, rows, str(out), request_id)
+
+
+def batch_inputs(spec: ModelSpec, df: pd.DataFrame) -> bytes:
+    """A batch's feature columns as the Parquet bytes its stored input holds."""
+    import pyarrow as pa
+
+    from ..store.segments import encode
+
+    present = [c for c in spec.feature_names if c in df.columns]
+    return encode(pa.Table.from_pandas(df[present], preserve_index=False))
+
+
+class _OutputFile:
+    """Scored chunks appended to a CSV, Parquet or JSONL file under a temporary name, renamed
+    into place on success and removed on failure."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        suffix = path.suffix.lower()
+        self.kind = (
+            "parquet" if suffix in (".parquet", ".pq") else
+            "jsonl" if suffix in (".jsonl", ".ndjson") else "csv"
+        )  # fmt: skip
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def __enter__(self) -> _OutputFile:
+        return self
+
+    def write(self, frame: pd.DataFrame) -> None:
+        import pyarrow as pa
+
+        if self.kind == "jsonl":
+            with self.tmp.open("a") as fh:
+                frame.to_json(fh, orient="records", lines=True)
+            return
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+        if self._writer is None:
+            self._schema = table.schema
+            if self.kind == "parquet":
+                import pyarrow.parquet as pq
+
+                self._writer = pq.ParquetWriter(self.tmp, self._schema)
+            else:
+                import pyarrow.csv as pcsv
+
+                self._writer = pcsv.CSVWriter(self.tmp, self._schema)
+        elif table.schema != self._schema:
+            table = _conform(table, self._schema)
+        self._writer.write_table(table)
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if exc_type is None:
+            if not self.tmp.exists():
+                self.tmp.touch()
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """A chunk's table in the first chunk's schema (a column all missing in one chunk, or read
+    as integers in one and as floats in another)."""
+    import pyarrow as pa
+
+    columns = []
+    for f in schema:
+        col = table[f.name] if f.name in table.column_names else pa.nulls(table.num_rows)
+        try:
+            columns.append(col.cast(f.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise InputError(
+                f"Column {f.name!r} holds {col.type} values in a later part of the input but "
+                f"{f.type} values in its first rows. Give the column one type throughout."
+            ) from None
+    return pa.table(columns, schema=schema)

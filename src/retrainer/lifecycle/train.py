@@ -19,6 +19,7 @@ from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from .fitting import Fitted, fit_family, fold_summary
 from .gating import gate_against_champion
+from .sources import describe, row_stats, training_frame
 from .workspace import Workspace
 
 Step = Callable[[str], None]
@@ -78,14 +79,17 @@ def load_window(ws: Workspace, spec: ModelSpec, days_back: int | None = None) ->
     days = days_back or spec.training.window_days
     start = None
     if days:
-        _, _, newest = ws.store.training_stats(spec.name)
+        _, _, newest = row_stats(ws, spec)
         if newest is not None:
             start = newest - timedelta(days=days)
-    frame = ws.store.training_frame(spec.name, start=start)
+    frame = training_frame(ws, spec, start=start)
     if frame.empty:
+        where = "" if spec.data.source == "store" else f" (read from the {describe(spec)})"
         raise InputError(
-            f"Model {spec.name!r} has no training rows{' in the window' if start else ''}. "
-            f"Ingest labelled data first: `retrainer ingest {spec.name} FILE`."
+            f"Model {spec.name!r} has no training rows{' in the window' if start else ''}"
+            f"{where}. Ingest labelled data first: `retrainer ingest {spec.name} FILE`"
+            + ("" if not where else ", or check data.path / data.query in the spec")
+            + "."
         )
     missing = [c for c in spec.feature_names if c not in frame.columns]
     if missing:

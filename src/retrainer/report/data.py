@@ -17,6 +17,7 @@ import pandas as pd
 from ..core.entities import Decision, DeploymentEvent, ModelVersion, Roles
 from ..core.errors import RetrainerError
 from ..lifecycle.monitor import live_metrics, monitor
+from ..lifecycle.sources import training_frame
 from ..lifecycle.workspace import Workspace
 from ..monitoring.drift import CurrentAccumulator, drift_report
 from ..monitoring.reference import ReferenceStats
@@ -132,7 +133,7 @@ def _drift(
         return None
     first = versions.get(champions[0][1])
     start = first.train_end if first is not None else None
-    frame = ws.store.training_frame(model, after=start)
+    frame = training_frame(ws, spec, after=start)
     if frame.empty:
         return None
     years = frame["event_time"].dt.to_period("Y")

@@ -10,28 +10,24 @@ from __future__ import annotations
 from .artifacts import ArtifactStore, StoredArtifact
 from .decisions import DecisionStore
 from .engine import migrate, safe_url
-from .feedback import FeedbackStore
 from .leases import LeaseStore
 from .monitor_store import MonitorStore
 from .predlog import PredictionFeatures, PredictionLogStore
 from .registry import RegistryStore, role_of
-from .rows import RowsStore
 from .state import StateStore
 
 
 class SqlStore(
     DecisionStore,
     StateStore,
-    FeedbackStore,
     MonitorStore,
     LeaseStore,
     PredictionFeatures,
     PredictionLogStore,
-    RowsStore,
     RegistryStore,
 ):
-    """The store: registry, training rows, prediction log, feedback, monitor aggregates,
-    decisions and leases."""
+    """The store: registry, training rows and actuals (columnar segments), prediction log,
+    monitor aggregates, decisions and leases."""
 
 
 __all__ = ["ArtifactStore", "SqlStore", "StoredArtifact", "migrate", "role_of", "safe_url"]

@@ -9,20 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..core.errors import ConfigError, StoreUnavailable
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).parent / "migrations"
+HEAD = "0005"  # the newest migration (a test checks it against the scripts)
 
 
 def safe_url(url: str) -> str:
@@ -110,6 +110,8 @@ def connect(engine: Engine) -> Iterator[Connection]:
 
 
 def _alembic_config(conn: Connection) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = conn
@@ -117,6 +119,10 @@ def _alembic_config(conn: Connection) -> Config:
 
 
 def head_revision() -> str:
+    """The newest migration script's revision (imports Alembic; :data:`HEAD` does not)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     head = ScriptDirectory.from_config(cfg).get_current_head()
@@ -125,18 +131,42 @@ def head_revision() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The schema's revision (None for an empty database), read without Alembic."""
     with connect(engine) as conn:
-        rev: str | None = MigrationContext.configure(conn).get_current_revision()
-        return rev
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rev = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        return None if rev is None else str(rev)
 
 
 def migrate(engine: Engine) -> tuple[str | None, str]:
-    """Upgrade the schema to the newest migration; returns (before, after)."""
+    """Upgrade the schema to the newest migration; returns (before, after). Alembic is
+    imported only when there is something to upgrade. An empty database gets the newest
+    schema in one step (the tables as ``schema`` declares them, stamped at the head), as
+    Alembic advises for new databases; a test checks that the migrations give the same."""
     before = current_revision(engine)
-    head = head_revision()
+    head = HEAD
     if before != head:
         with write_transaction(engine) as conn:
             if conn.dialect.name == "postgresql":  # one migrator at a time across processes
                 conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7305412)")
-            command.upgrade(_alembic_config(conn), "head")
+            if not inspect(conn).has_table("alembic_version"):
+                _create(conn)
+            else:
+                from alembic import command
+
+                command.upgrade(_alembic_config(conn), "head")
     return before, head
+
+
+def _create(conn: Connection) -> None:
+    from sqlalchemy import Column, MetaData, String, Table
+
+    from .schema import metadata
+
+    metadata.create_all(conn)
+    version = Table(
+        "alembic_version", MetaData(), Column("version_num", String(32), primary_key=True)
+    )
+    version.create(conn)
+    conn.execute(version.insert().values(version_num=HEAD))

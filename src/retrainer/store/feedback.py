@@ -1,9 +1,11 @@
-"""Feedback: actual outcomes, the predictions they join, and resumable tailing offsets.
+"""Feedback: actual outcomes in columnar segments, the logged predictions they join, and
+resumable tailing offsets.
 
-Actuals are unique on model, entity id and event time. Every write runs under the model's
-registry lock, so the "already stored?" check and the insert cannot interleave with another
-writer of the same model (and feedback without an event time is de-duplicated too, which a
-unique constraint alone cannot do: SQL treats NULLs as distinct).
+Actuals are unique on model, entity id and event time. One with a time is checked against the
+actuals stored in its time range (the segments and row groups of that range, their id and time
+columns only); one without a time cannot be found by time, so its key is kept in ``row_keys``
+(an index in SQL). Every write runs under the model's write lock: the actuals' segment, their
+keys, the training rows they add and a followed source's offset commit together or not at all.
 """
 
 from __future__ import annotations
@@ -11,28 +13,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, select
 
 from ..core.clock import utcnow
 from . import schema as t
-from .base import StoreBase
+from .bulk import CANDIDATE_COLUMNS, insert_keys, predictions_of
 from .predlog import input_rows
+from .rows import ROWS, RowsStore
+from .segments import SEGMENT_ROWS, decode, row_keys, time_range
 
-_CHUNK = 5_000
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
 
-
-@dataclass(frozen=True)
-class PredictionRef:
-    """A logged prediction, as far as joining an actual to it needs."""
-
-    id: int
-    entity_id: str
-    version: str
-    arm: str
-    request_id: str
-    created_at: datetime
+ACTUALS = "actuals"
+_INPUT_CHUNK = 1_000  # stored inputs fetched per query
 
 
 @dataclass(frozen=True)
@@ -48,7 +46,10 @@ class FeedbackOffset:
 
 @dataclass(frozen=True)
 class UnmatchedActual:
-    id: int
+    """An actual stored with no prediction: where it is (segment, row) and what it says."""
+
+    segment: int
+    row: int
     entity_id: str
     event_time: datetime | None
     value: Any
@@ -57,86 +58,232 @@ class UnmatchedActual:
 
 @dataclass(frozen=True)
 class RecordedFeedback:
-    inserted: list[int]  # indices (into the rows passed) of actuals newly stored
+    inserted: np.ndarray  # mask over the actuals passed: stored now (not stored before)
     training_rows_added: int
 
 
-class FeedbackStore(StoreBase):
-    def predictions_for(
-        self, model: str, entity_ids: Sequence[str]
-    ) -> dict[str, list[PredictionRef]]:
-        """Every logged prediction of these entities, oldest first, by entity id."""
-        c = t.predictions.c
-        found: dict[str, list[PredictionRef]] = {}
-        unique = list(dict.fromkeys(entity_ids))
-        with self.read() as conn:
-            for i in range(0, len(unique), _CHUNK):
-                q = (
-                    select(c.id, c.entity_id, c.version, c.arm, c.request_id, c.created_at)
-                    .where(c.model == model, c.entity_id.in_(unique[i : i + _CHUNK]))
-                    .order_by(c.created_at, c.id)
-                )
-                for r in conn.execute(q):
-                    found.setdefault(r.entity_id, []).append(
-                        PredictionRef(
-                            r.id, r.entity_id, r.version, r.arm, r.request_id, r.created_at
-                        )
-                    )
-        return found
+def untimed_keys(entity_ids: Sequence[str]) -> list[str]:
+    """The index key of actuals without an event time (see ``segments.row_keys``).
 
-    def prediction_features(self, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """The input row each prediction scored (as it was sent), by prediction id."""
-        p, i = t.predictions.c, t.prediction_inputs.c
-        out: dict[int, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(ids))
+    >>> untimed_keys(["a", "b"])
+    ['a\\x1f', 'b\\x1f']
+    """
+    return [f"{e}\x1f" for e in entity_ids]
+
+
+class FeedbackStore(RowsStore):
+    def prediction_candidates(self, model: str, entity_ids: Sequence[str]) -> pd.DataFrame:
+        """Every logged prediction of these entity ids (unique): columns
+        ``CANDIDATE_COLUMNS`` (``pos`` indexes ``entity_ids``; ``served`` is 0 for a shadow
+        arm's). Set-based queries per chunk of ids, never one per id."""
+        import pandas as pd
+
         with self.read() as conn:
-            for j in range(0, len(unique), _CHUNK):
-                q = (
-                    select(p.id, p.input_row, i.key, i.body)
-                    .join(t.prediction_inputs, i.key == p.input_key)
-                    .where(p.id.in_(unique[j : j + _CHUNK]))
-                )
-                parsed: dict[str, list[dict[str, Any]]] = {}
-                for r in conn.execute(q):
-                    rows = parsed.get(r.key)
-                    if rows is None:
-                        rows = parsed[r.key] = input_rows(r.body)
-                    out[r.id] = rows[r.input_row]
-        return out
+            cols = predictions_of(conn, model, entity_ids)
+        return pd.DataFrame(cols, columns=list(CANDIDATE_COLUMNS))
+
+    def input_features(
+        self, keys: Sequence[str], rows: Sequence[int], columns: Sequence[str]
+    ) -> pd.DataFrame:
+        """The logged input row of each (input key, row index) pair, as a frame of
+        ``columns`` indexed by the pair's position (pairs whose input is gone are left out).
+        Each stored input is fetched and parsed once."""
+        table, positions = self.input_table(keys, rows, columns)
+        frame = table.to_pandas()
+        frame.index = positions
+        return frame
+
+    def input_table(
+        self, keys: Sequence[str], rows: Sequence[int], columns: Sequence[str]
+    ) -> tuple[pa.Table, np.ndarray]:
+        """The logged input rows of (input key, row index) pairs as an Arrow table of
+        ``columns`` (missing ones null), in the order of the pairs, and each row's position
+        among the pairs (pairs whose input is gone are left out). Each stored input is fetched
+        and parsed once; a batch's Parquet input is never turned into Python objects."""
+        import numpy as np
+        import pandas as pd
+        import pyarrow as pa
+
+        codes, unique = pd.factorize(np.asarray(keys, dtype=object))
+        rows_arr = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(codes, kind="stable")
+        starts = np.searchsorted(codes[order], np.arange(len(unique)))
+        bounds = [*starts.tolist(), len(order)]
+        parts: list[pa.Table] = []
+        positions: list[np.ndarray] = []
+        with self.read() as conn:
+            for lo in range(0, len(unique), _INPUT_CHUNK):
+                chunk = [str(u) for u in unique[lo : lo + _INPUT_CHUNK]]
+                stored = self._inputs(conn, chunk)
+                for j, key in enumerate(chunk, start=lo):
+                    where = order[bounds[j] : bounds[j + 1]]
+                    if key not in stored:
+                        continue
+                    parts.append(_take(stored[key], rows_arr[where], columns))
+                    positions.append(where)
+        if not parts:
+            empty = pa.table({c: pa.nulls(0) for c in columns})
+            return empty, np.empty(0, dtype=np.int64)
+        table = pa.concat_tables(parts, promote_options="permissive")
+        where = np.concatenate(positions)
+        back = np.argsort(where, kind="stable")
+        return table.take(pa.array(back)), where[back]
+
+    def _inputs(self, conn: Connection, keys: list[str]) -> dict[str, Any]:
+        c = t.prediction_inputs.c
+        found: dict[str, Any] = {}
+        for key, body, data in conn.execute(select(c.key, c.body, c.data).where(c.key.in_(keys))):
+            found[key] = decode(bytes(data)) if data is not None else input_rows(body)
+        return found
 
     def record_actuals(
         self,
         model: str,
-        actuals: Sequence[dict[str, Any]],
-        training_rows: Sequence[dict[str, Any]],
+        actuals: pd.DataFrame,
+        training: pd.DataFrame | None = None,
         offset: FeedbackOffset | None = None,
+        source: str = "feedback",
+        conn: Connection | None = None,
     ) -> RecordedFeedback:
-        """Store actuals (entity_id, event_time, value, received_at, prediction_id) not stored
-        yet, add the training rows whose entity id is new, and move the source offset: all in
-        one transaction."""
-        with self.write(model) as conn:
-            stored = self._actual_keys(conn, model, [a["entity_id"] for a in actuals])
-            fresh = [
-                i for i, a in enumerate(actuals) if (a["entity_id"], a["event_time"]) not in stored
-            ]
-            rows = [{**actuals[i], "model": model} for i in fresh]
-            for j in range(0, len(rows), _CHUNK):
-                conn.execute(t.actuals.insert(), rows[j : j + _CHUNK])
-            added = add_training_rows(self, conn, model, training_rows)
-            if offset is not None:
-                self._save_offset(conn, model, offset)
+        """Store the actuals (``entity_id``, ``event_time``, ``value``, ``prediction_id``;
+        unique on id and time) not stored yet, add the training rows of those (``training``
+        has a ``pos`` column indexing ``actuals``), and move the source offset: all in one
+        transaction (the caller's ``conn``, holding the model's write lock, when given)."""
+        if conn is None:
+            with self.write(model) as own:
+                return self.record_actuals(model, actuals, training, offset, source, own)
+        fresh = self.append_actuals(conn, model, actuals, source)
+        added = 0
+        if training is not None and len(training):
+            added = self.append_rows(conn, model, of_fresh(training, fresh), "feedback").inserted
+        if offset is not None:
+            self._save_offset(conn, model, offset)
         return RecordedFeedback(fresh, added)
+
+    def append_actuals(
+        self, conn: Connection, model: str, actuals: pd.DataFrame, source: str
+    ) -> np.ndarray:
+        """Store the actuals not stored yet (unique within the frame), in segments, in the
+        caller's transaction; returns the mask of those stored now."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        fresh = np.zeros(len(actuals), dtype=bool)
+        for lo in range(0, len(actuals), SEGMENT_ROWS):
+            part = actuals.iloc[lo : lo + SEGMENT_ROWS].reset_index(drop=True)
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            timed = ~part["event_time"].isna().to_numpy()
+            ok = np.zeros(len(part), dtype=bool)
+            segment = self.reserve_segment(conn, model, ACTUALS, source)
+            if timed.any():
+                stamped = table.filter(pa.array(timed))
+                t0, t1 = time_range(stamped)
+                stored = self.stored_keys(conn, model, ACTUALS, t0, t1)
+                new = ~pc.is_in(row_keys(stamped), value_set=stored).to_numpy(zero_copy_only=False)
+                ok[np.flatnonzero(timed)[new]] = True
+            if (~timed).any():
+                where = np.flatnonzero(~timed)
+                ids = part["entity_id"].to_numpy(dtype=object)[where].tolist()
+                ok[where] = insert_keys(conn, model, ACTUALS, untimed_keys(ids), segment)
+            kept = table.filter(pa.array(ok)).sort_by("event_time")
+            self.fill_segment(conn, segment, kept)
+            fresh[lo : lo + len(part)] = ok
+        return fresh
+
+    def rebuild_keys(self, conn: Connection) -> None:
+        """The index keys of the actuals without a time, from the segments (after a
+        restore)."""
+        c = t.segments.c
+        for (model,) in conn.execute(select(c.model).distinct()).all():
+            for kind in (ACTUALS,):
+                found = self.segments(model, kind, conn=conn)
+                cols = ["entity_id", "event_time"]
+                for seg, tb in list(self.iter_segment_tables(found, columns=cols, conn=conn)):
+                    untimed = tb.filter(tb["event_time"].is_null())
+                    if untimed.num_rows:
+                        ids = untimed["entity_id"].to_pylist()
+                        insert_keys(conn, model, kind, untimed_keys(ids), seg.id)
+
+    def row_counts(self, conn: Connection) -> dict[str, int]:
+        """Training rows and actuals stored, over every model."""
+        from sqlalchemy import func
+
+        c = t.segments.c
+        q = select(c.kind, func.sum(c.n_rows)).group_by(c.kind)
+        found = {kind: int(n or 0) for kind, n in conn.execute(q)}
+        return {"training_rows": found.get(ROWS, 0), "actuals": found.get(ACTUALS, 0)}
 
     def unmatched_actuals(self, model: str, since: datetime) -> list[UnmatchedActual]:
         """Actuals received at or after ``since`` that no logged prediction was joined to."""
-        c = t.actuals.c
-        q = (
-            select(c.id, c.entity_id, c.event_time, c.value, c.received_at)
-            .where(c.model == model, c.received_at >= since, c.prediction_id.is_(None))
-            .order_by(c.id)
-        )
+        import numpy as np
+
+        out: list[UnmatchedActual] = []
+        found = self.segments(model, ACTUALS, created_since=since)
+        if not found:
+            return out
+        lk = t.actual_links.c
         with self.read() as conn:
-            return [UnmatchedActual(*r) for r in conn.execute(q)]
+            linked = {
+                (r[0], r[1])
+                for r in conn.execute(
+                    select(lk.segment, lk.row).where(
+                        lk.model == model, lk.segment.in_([s.id for s in found])
+                    )
+                )
+            }
+            for seg, tb in self.iter_segment_tables(found, conn=conn):
+                missing = tb["prediction_id"].is_null().to_numpy(zero_copy_only=False)
+                rows = np.flatnonzero(missing)
+                if not len(rows):
+                    continue
+                ids = tb["entity_id"].to_pylist()
+                times = tb["event_time"].to_pylist()
+                values = tb["value"].to_pylist()
+                for r in rows.tolist():
+                    if (seg.id, r) not in linked:
+                        out.append(
+                            UnmatchedActual(seg.id, r, ids[r], times[r], values[r], seg.created_at)
+                        )
+        return out
+
+    def actuals_frame(self, model: str) -> pd.DataFrame:
+        """Every stored actual: ``entity_id``, ``event_time``, ``value``, ``prediction_id``
+        (the one joined late when it was stored without), ``received_at``, ``segment`` and
+        ``row``. Reads every actuals segment: for inspection and tests, not for the loop."""
+        import pandas as pd
+
+        lk = t.actual_links.c
+        with self.read() as conn:
+            links = {
+                (r[0], r[1]): r[2]
+                for r in conn.execute(
+                    select(lk.segment, lk.row, lk.prediction_id).where(lk.model == model)
+                )
+            }
+            parts = []
+            for seg, tb in self.iter_segment_tables(self.segments(model, ACTUALS), conn=conn):
+                part = tb.to_pandas()
+                part["received_at"] = seg.created_at
+                part["segment"] = seg.id
+                part["row"] = range(len(part))
+                parts.append(part)
+        if not parts:
+            return pd.DataFrame(
+                columns=["entity_id", "event_time", "value", "prediction_id", "received_at",
+                         "segment", "row"]
+            )  # fmt: skip
+        frame = pd.concat(parts, ignore_index=True)
+        late = [links.get((s, r)) for s, r in zip(frame["segment"], frame["row"], strict=True)]
+        frame["prediction_id"] = (
+            frame["prediction_id"]
+            .astype("Int64")
+            .where(pd.Series([x is None for x in late]), pd.array(late, dtype="Int64"))
+        )
+        return frame
+
+    def count_actuals(self, model: str) -> int:
+        return self.segment_totals(model, ACTUALS)[0]
 
     def feedback_offset(self, model: str, source: str) -> FeedbackOffset | None:
         c = t.feedback_offsets.c
@@ -167,38 +314,30 @@ class FeedbackStore(StoreBase):
             },
         )
 
-    def _actual_keys(
-        self, conn: Connection, model: str, ids: Sequence[str]
-    ) -> set[tuple[str, datetime | None]]:
-        c = t.actuals.c
-        unique = list(dict.fromkeys(ids))
-        keys: set[tuple[str, datetime | None]] = set()
-        for i in range(0, len(unique), _CHUNK):
-            q = select(c.entity_id, c.event_time).where(
-                c.model == model, c.entity_id.in_(unique[i : i + _CHUNK])
-            )
-            keys.update((r.entity_id, r.event_time) for r in conn.execute(q))
-        return keys
+
+def of_fresh(training: Any, fresh: np.ndarray) -> Any:
+    """The training rows (a frame or an Arrow table with a ``pos`` column indexing the
+    actuals) of the actuals stored now, without ``pos``."""
+    import pyarrow as pa
+
+    if isinstance(training, pa.Table):
+        keep = fresh[training["pos"].to_numpy()]
+        return training.filter(pa.array(keep)).drop_columns(["pos"])
+    return training[fresh[training["pos"].to_numpy()]].drop(columns=["pos"])
 
 
-def add_training_rows(
-    store: StoreBase, conn: Connection, model: str, rows: Sequence[dict[str, Any]]
-) -> int:
-    """Add the training rows whose entity id the model has no row for (the last one of an id
-    given twice); returns how many."""
-    known = _training_ids(conn, model, [r["entity_id"] for r in rows])
-    last = {r["entity_id"]: r for r in rows if r["entity_id"] not in known}
-    new_rows = [{**r, "model": model} for r in last.values()]
-    for j in range(0, len(new_rows), _CHUNK):
-        store.insert_ignore(conn, t.training_rows, new_rows[j : j + _CHUNK], ["model", "entity_id"])
-    return len(new_rows)
+def _take(stored: Any, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
+    """Rows of one stored input (a pyarrow table or the parsed JSON rows) as a table of
+    ``columns`` (null where the input has no such column)."""
+    import pandas as pd
+    import pyarrow as pa
 
-
-def _training_ids(conn: Connection, model: str, ids: Sequence[str]) -> set[str]:
-    c = t.training_rows.c
-    unique = list(dict.fromkeys(ids))
-    found: set[str] = set()
-    for i in range(0, len(unique), _CHUNK):
-        q = select(c.entity_id).where(c.model == model, c.entity_id.in_(unique[i : i + _CHUNK]))
-        found.update(r[0] for r in conn.execute(q))
-    return found
+    if isinstance(stored, pa.Table):
+        part = stored.take(pa.array(rows))
+        return pa.table(
+            {c: part[c] if c in part.column_names else pa.nulls(part.num_rows) for c in columns}
+        )
+    picked = [stored[r] if 0 <= r < len(stored) and isinstance(stored[r], dict) else {}
+              for r in rows.tolist()]  # fmt: skip
+    frame = pd.DataFrame.from_records(picked, columns=list(columns))
+    return pa.Table.from_pandas(frame, preserve_index=False)

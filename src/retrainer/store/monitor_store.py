@@ -8,31 +8,31 @@ never counts a row twice. A check then sums the buckets in its window.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce, update
+from sqlalchemy import Connection, String, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.clock import utcnow
 from . import schema as t
-from .base import StoreBase
-from .feedback import add_training_rows
+from .bulk import pairs_of
+from .feedback import ACTUALS, FeedbackStore, of_fresh
 
 STATS = [
     c.name for c in t.monitor_aggregates.c if c.name not in ("model", "version", "arm", "hour")
 ]
 KEY = ["model", "version", "arm", "hour"]
 FOLD_CHUNK = 200_000
-_LINK_CHUNK = 5_000
 
 # A folder turns fetched rows (plain tuples; timestamps as text or datetime, JSON values as
 # JSON text) into bucket rows: {version, arm, hour, <stat>: value, ...}.
 Folder = Callable[[Sequence[Any]], list[dict[str, Any]]]
 
 
-class MonitorStore(StoreBase):
+class MonitorStore(FeedbackStore):
     def fold_monitor(
         self,
         model: str,
@@ -41,73 +41,124 @@ class MonitorStore(StoreBase):
         *,
         chunk: int = FOLD_CHUNK,
     ) -> tuple[int, int]:
-        """Fold every prediction and actual above the watermark; returns how many of each."""
+        """Fold every prediction and actual above the watermark; returns how many of each.
+        Predictions go by id, a chunk per transaction; actuals a segment per transaction."""
         n_pred = n_act = 0
         while True:
             with self.write(model) as conn:
                 wm = self._watermark(conn, model)
-                p, a = t.predictions.c, t.actuals.c
+                p = t.predictions.c
                 preds = conn.execute(
                     select(p.id, p.version, p.arm, _raw(p.created_at), p.proba)
                     .where(p.model == model, p.id > wm[0])
                     .order_by(p.id)
                     .limit(chunk)
                 ).all()
-                ids = (
-                    conn.execute(
-                        select(a.id)
-                        .where(a.model == model, a.id > wm[1])
-                        .order_by(a.id)
-                        .limit(chunk)
-                    )
-                    .scalars()
-                    .all()
-                )
-                if not preds and not ids:
+                found = self.segments(model, ACTUALS, above=wm[1], conn=conn)[:1]
+                if not preds and not found:
                     return n_pred, n_act
-                pairs = conn.execute(_pairs_query(model, wm[1], ids[-1])).all() if ids else []
-                self._add(
+                buckets = fold_predictions([tuple(r) for r in preds])
+                for seg, tb in self.iter_segment_tables(found, conn=conn):
+                    buckets += fold_pairs(self._segment_pairs(conn, model, seg.id, tb))
+                    n_act += tb.num_rows
+                self._add(conn, model, buckets)
+                self._set_watermark(
                     conn,
                     model,
-                    fold_predictions([tuple(r) for r in preds])
-                    + fold_pairs([tuple(r) for r in pairs]),
-                )
-                self._set_watermark(
-                    conn, model, (preds[-1][0] if preds else wm[0], ids[-1] if ids else wm[1])
+                    (preds[-1][0] if preds else wm[0], found[0].id if found else wm[1]),
                 )
                 n_pred += len(preds)
-                n_act += len(ids)
+
+    def _segment_pairs(
+        self, conn: Connection, model: str, segment: int, tb: Any, only: Any = None
+    ) -> list[tuple[Any, ...]]:
+        """The labelled pairs of an actuals segment: each actual with the prediction it joined
+        (at feedback time, or later through a link) and that prediction's siblings from other
+        arms, as (value JSON, version, arm, created_at, output JSON, proba) tuples. ``only``:
+        row numbers to keep (the links just made)."""
+        import numpy as np
+
+        pid = tb["prediction_id"].to_numpy(zero_copy_only=False)
+        has = ~tb["prediction_id"].is_null().to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(has)
+        pids = np.where(has, pid, 0).astype(np.int64)[rows]
+        lk = t.actual_links.c
+        late = conn.execute(
+            select(lk.row, lk.prediction_id).where(lk.model == model, lk.segment == segment)
+        ).all()
+        if late:
+            rows = np.concatenate([rows, np.array([r[0] for r in late], dtype=np.int64)])
+            pids = np.concatenate([pids, np.array([r[1] for r in late], dtype=np.int64)])
+        if only is not None:
+            keep = np.isin(rows, np.asarray(list(only), dtype=np.int64))
+            rows, pids = rows[keep], pids[keep]
+        if not len(rows):
+            return []
+        values = tb["value"].to_pylist()
+        texts = {}
+        out = []
+        for pos, version, arm, created, output, proba in pairs_of(conn, pids.tolist()):
+            v = values[int(rows[pos])]
+            key = (type(v), v)
+            if key not in texts:
+                texts[key] = json.dumps(v)
+            out.append((texts[key], version, arm, created, output, proba))
+        return out
 
     def link_actuals(
         self,
         model: str,
-        links: Sequence[tuple[int, int]],
-        training_rows: dict[int, dict[str, Any]],
+        links: Sequence[tuple[int, int, int]],
+        training_rows: Any,
         fold_pairs: Folder,
     ) -> int:
-        """Join actuals stored unmatched to the predictions logged after them, as (actual id,
-        prediction id) ``links``; adds the training row of each actual linked (by actual id)
+        """Join actuals stored unmatched to the predictions logged after them, as (segment,
+        row, prediction id) ``links``; adds the training rows of the actuals linked
+        (``training_rows``: a rows frame with a ``pos`` column indexing ``links``, or None)
         and returns how many were linked. One transaction under the model's lock: an actual
-        still unmatched is linked once, and one the monitor's watermark has passed is folded
-        into the buckets here (the others are folded when the monitor reaches them)."""
-        a = t.actuals.c
+        is linked once, and one whose segment the monitor has folded already is folded into
+        the buckets here (the others are folded when the monitor reaches them)."""
+        lk = t.actual_links.c
+        now = utcnow()
         linked: list[int] = []
         with self.write(model) as conn:
-            for aid, pid in links:
-                done = conn.execute(
-                    update(t.actuals)
-                    .where(a.id == aid, a.model == model, a.prediction_id.is_(None))
-                    .values(prediction_id=pid)
+            done = {
+                (r[0], r[1])
+                for r in conn.execute(
+                    select(lk.segment, lk.row).where(
+                        lk.model == model, lk.segment.in_(sorted({s for s, _r, _p in links}))
+                    )
                 )
-                if done.rowcount:
-                    linked.append(aid)
-            rows = [training_rows[i] for i in linked if i in training_rows]
-            add_training_rows(self, conn, model, rows)
+            }
+            fresh = []
+            for i, (seg, row, pid) in enumerate(links):
+                if (seg, row) in done:
+                    continue
+                done.add((seg, row))
+                linked.append(i)
+                fresh.append(
+                    {"model": model, "segment": seg, "row": row, "prediction_id": pid,
+                     "linked_at": now}
+                )  # fmt: skip
+            if fresh:
+                conn.execute(t.actual_links.insert(), fresh)
+            if training_rows is not None and len(training_rows) and linked:
+                import numpy as np
+
+                chosen = np.zeros(len(links), dtype=bool)
+                chosen[linked] = True
+                self.append_rows(conn, model, of_fresh(training_rows, chosen), "feedback")
             wm = self._watermark(conn, model)
-            passed = [i for i in linked if i <= wm[1]]
-            for j in range(0, len(passed), _LINK_CHUNK):
-                q = _pairs_query(model, 0, wm[1]).where(a.id.in_(passed[j : j + _LINK_CHUNK]))
-                self._add(conn, model, fold_pairs([tuple(r) for r in conn.execute(q)]))
+            passed: dict[int, list[int]] = {}
+            for i in linked:
+                seg, row, _pid = links[i]
+                if seg <= wm[1]:
+                    passed.setdefault(seg, []).append(row)
+            found = self.segments(model, ACTUALS, ids=sorted(passed), conn=conn)
+            for seg_meta, tb in self.iter_segment_tables(found, conn=conn):
+                only = passed[seg_meta.id]
+                self._add(conn, model, fold_pairs(
+                    self._segment_pairs(conn, model, seg_meta.id, tb, only=only)))  # fmt: skip
         return len(linked)
 
     def monitor_buckets(
@@ -191,36 +242,3 @@ def _raw(col: Any) -> Any:
     """A timestamp as the driver returns it (text on SQLite): the folder parses a whole chunk
     at once, far faster than row by row."""
     return type_coerce(col, String).label(col.name)
-
-
-def _text(col: Any) -> Any:
-    """A JSON value as its JSON text on every backend (decoded per distinct value later)."""
-    return cast(col, Text).label(col.name)
-
-
-def _pairs_query(model: str, after: int, last: int) -> Any:
-    """Each actual in (after, last] with the prediction it joined and that prediction's
-    siblings from other arms (a shadow challenger scored on the same request)."""
-    a = t.actuals
-    m = t.predictions.alias("m")
-    p = t.predictions.alias("p")
-    return (
-        select(
-            _text(a.c.value),
-            p.c.version,
-            p.c.arm,
-            _raw(p.c.created_at),
-            _text(p.c.output),
-            p.c.proba,
-        )
-        .select_from(a)
-        .join(m, m.c.id == a.c.prediction_id)
-        .join(
-            p,
-            (p.c.model == m.c.model)
-            & (p.c.entity_id == m.c.entity_id)
-            & (p.c.request_id == m.c.request_id)
-            & ((p.c.id == m.c.id) | (p.c.arm != m.c.arm)),
-        )
-        .where(a.c.model == model, a.c.id > after, a.c.id <= last)
-    )

@@ -4,8 +4,9 @@ A *prediction record* is one request's predictions by one arm::
 
     {"model", "request_id", "version", "arm", "created_at",
      "input_key",            # names the request's input (``time_ordered_id()``)
-     "inputs",               # its JSON text {"rows": [...]} or {"row": {...}}; None when
-                             # another record with the same key carries it (a shadow arm)
+     "inputs",               # its JSON text {"rows": [...]} or {"row": {...}}, or Parquet
+                             # bytes of its feature columns (a batch); None when another
+                             # record with the same key carries it (a shadow arm)
      "entity_ids", "outputs", "probas",   # per row; probas may be None
      "input_rows"}           # each row's position in the input; None: 0, 1, 2, ...
 
@@ -31,13 +32,17 @@ import json
 import math
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, or_, select
 
 from ..core.ids import time_ordered_id
 from . import schema as t
 from .base import StoreBase
+from .segments import decode
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOG_LOCK = 7305413  # advisory lock space of the prediction log (PostgreSQL)
 
@@ -64,7 +69,7 @@ def request_record(
     version: str,
     arm: str,
     created_at: datetime,
-    inputs: str | None,
+    inputs: str | bytes | None,
     entity_ids: Sequence[str | None],
     outputs: Sequence[Any],
     probas: Sequence[float | None] | None = None,
@@ -181,8 +186,11 @@ class PredictionLogStore(StoreBase):
                 r = _from_legacy(r)
             at = r["created_at"].strftime(_SQLITE_TIME) if lite else r["created_at"]
             key, model = r["input_key"], r["model"]
-            if r.get("inputs") is not None:
-                inputs += (key, model, at, r["inputs"])
+            body = r.get("inputs")
+            if isinstance(body, bytes):
+                inputs += (key, model, at, None, body)
+            elif body is not None:
+                inputs += (key, model, at, body, None)
             outputs = list(r["outputs"])
             n = len(outputs)
             ids, probas, where = r["entity_ids"], r.get("probas"), r.get("input_rows")
@@ -218,8 +226,8 @@ class PredictionLogStore(StoreBase):
                     )
             _insert(
                 conn,
-                f"{verb} INTO prediction_inputs (key, model, created_at, body)",
-                4,
+                f"{verb} INTO prediction_inputs (key, model, created_at, body, data)",
+                5,
                 inputs,
                 tail,
             )
@@ -235,14 +243,17 @@ class PredictionLogStore(StoreBase):
 class PredictionFeatures(StoreBase):
     def iter_prediction_features(
         self, model: str, since: datetime | None = None, chunk: int = 1_000
-    ) -> Iterator[list[dict[str, Any]]]:
+    ) -> Iterator[pd.DataFrame]:
         """The rows ``model`` was asked to score since a time (each request's input once,
-        whichever arms scored it), as sent, in chunks of ``chunk`` requests (keyset pagination
-        on time and key, so memory stays bounded)."""
+        whichever arms scored it), as sent, as frames of at most ``chunk`` requests' JSON
+        inputs or one batch input each (keyset pagination on time and key, so memory stays
+        bounded)."""
+        import pandas as pd
+
         c = t.prediction_inputs.c
         after: tuple[datetime, str] | None = None
         while True:
-            q = select(c.created_at, c.key, c.body).where(c.model == model)
+            q = select(c.created_at, c.key, c.body, c.data).where(c.model == model)
             if since is not None:
                 q = q.where(c.created_at >= since)
             if after is not None:
@@ -254,4 +265,14 @@ class PredictionFeatures(StoreBase):
             if not found:
                 return
             after = (found[-1][0], found[-1][1])
-            yield [row for r in found for row in input_rows(r[2])]
+            records: list[dict[str, Any]] = []
+            for r in found:
+                if r[3] is not None:
+                    if records:
+                        yield pd.DataFrame.from_records(records)
+                        records = []
+                    yield decode(bytes(r[3])).to_pandas()
+                else:
+                    records += input_rows(r[2])
+            if records:
+                yield pd.DataFrame.from_records(records)

@@ -235,22 +235,9 @@ class RegistryStore(StoreBase):
         gate: dict[str, Any] | None = None,
         at: datetime | None = None,
     ) -> DeploymentEvent:
-        now = at or utcnow()
-        row = {
-            "model": model,
-            "action": action,
-            "from_version": from_v,
-            "to_version": to_v,
-            "reason": reason,
-            "triggered_by": by,
-            "forced": forced,
-            "gate": jsonsafe(gate) if gate is not None else None,
-            "created_at": now,
-        }
-        key = conn.execute(t.deployments.insert().values(**row)).inserted_primary_key
-        assert key is not None
-        new_id = key[0]
-        return event_from_row(type("R", (), {**row, "id": new_id}))
+        return add_event(
+            conn, model, action, from_v, to_v, reason, by, forced=forced, gate=gate, at=at
+        )
 
     def _move_champion(
         self,
@@ -338,3 +325,34 @@ def role_of(version: ModelVersion, roles: Roles) -> str:
 
 
 __all__ = ["Challenger", "RegistryStore", "role_of"]
+
+
+def add_event(
+    conn: Connection,
+    model: str,
+    action: str,
+    from_v: str | None,
+    to_v: str | None,
+    reason: str,
+    by: str,
+    *,
+    forced: bool = False,
+    gate: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> DeploymentEvent:
+    """Append an event to a model's history, in the caller's transaction."""
+    now = at or utcnow()
+    row = {
+        "model": model,
+        "action": action,
+        "from_version": from_v,
+        "to_version": to_v,
+        "reason": reason,
+        "triggered_by": by,
+        "forced": forced,
+        "gate": jsonsafe(gate) if gate is not None else None,
+        "created_at": now,
+    }
+    key = conn.execute(t.deployments.insert().values(**row)).inserted_primary_key
+    assert key is not None
+    return event_from_row(type("R", (), {**row, "id": key[0]}))

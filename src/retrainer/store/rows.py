@@ -1,45 +1,78 @@
-"""Training rows: append-only, unique per model and entity id."""
+"""Training rows: columnar segments, unique per model, entity id and event time (the first
+row stored with a key wins; later ones are duplicates).
+
+A rows frame has ``entity_id`` (text), ``event_time`` (naive UTC datetimes), ``target`` and
+one column per feature. Appending one is part of the caller's transaction, which holds the
+model's write lock: the new rows' keys are checked against the keys stored in the same time
+range (only the segments and row groups of that range are read, and only their id and time
+columns), and the segments written hold only the rows whose key was new, sorted by time.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import Connection, delete
 
 from . import schema as t
-from .base import StoreBase
+from .registry import add_event
+from .segments import SEGMENT_ROWS, Segment, SegmentStore, row_keys, time_range, to_frame
 
-_CHUNK = 5_000
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+
+ROWS = "rows"
+META = ["entity_id", "event_time", "target"]
 
 
-class RowsStore(StoreBase):
-    def add_training_rows(self, model: str, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert rows (entity_id, event_time, target, features, source, ingested_at) in one
-        transaction; rows whose entity id is already stored are skipped. Returns the number
-        inserted."""
-        c = t.training_rows.c
+@dataclass(frozen=True)
+class RowsAdded:
+    inserted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class RowsDeleted:
+    """What a delete removed (or would remove, in a dry run): rows per source."""
+
+    rows: int
+    by_source: dict[str, int]
+    segments: int
+
+
+def rows_table(frame: pd.DataFrame) -> pa.Table:
+    """A rows frame as the Arrow table a segment stores."""
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+class RowsStore(SegmentStore):
+    def add_training_frame(self, model: str, frame: pd.DataFrame, source: str) -> RowsAdded:
+        """Append rows in their own transaction (see :meth:`append_rows`)."""
         with self.write(model) as conn:
-            count = select(func.count()).select_from(t.training_rows).where(c.model == model)
-            before = conn.execute(count).scalar() or 0
-            for i in range(0, len(rows), _CHUNK):
-                chunk = [{**r, "model": model} for r in rows[i : i + _CHUNK]]
-                self.insert_ignore(conn, t.training_rows, chunk, ["model", "entity_id"])
-            after = conn.execute(count).scalar() or 0
-        return int(after - before)
+            return self.append_rows(conn, model, frame, source)
 
-    def known_entity_ids(self, model: str, ids: Sequence[str]) -> set[str]:
-        c = t.training_rows.c
-        found: set[str] = set()
-        with self.read() as conn:
-            for i in range(0, len(ids), _CHUNK):
-                q = select(c.entity_id).where(
-                    c.model == model, c.entity_id.in_(ids[i : i + _CHUNK])
-                )
-                found.update(r[0] for r in conn.execute(q))
-        return found
+    def append_rows(
+        self, conn: Connection, model: str, frame: pd.DataFrame | pa.Table, source: str
+    ) -> RowsAdded:
+        """Store the rows (a frame or an Arrow table) whose (entity id, event time) is new
+        (the last row of a key given twice), in the caller's transaction, which must hold the
+        model's write lock."""
+        given = len(frame)
+        if not given:
+            return RowsAdded(0, 0)
+        import pyarrow as pa
+
+        table = frame if isinstance(frame, pa.Table) else rows_table(frame)
+        table = new_rows(self, conn, model, ROWS, last_of_each_key(table))
+        for lo in range(0, table.num_rows, SEGMENT_ROWS):
+            self.put_segment(conn, model, ROWS, source, table.slice(lo, SEGMENT_ROWS))
+        return RowsAdded(table.num_rows, given - table.num_rows)
 
     def training_frame(
         self,
@@ -48,46 +81,186 @@ class RowsStore(StoreBase):
         start: datetime | None = None,
         end: datetime | None = None,
         after: datetime | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows in [start, end] (or strictly after ``after``) ordered by time, one column per
-        feature plus ``entity_id``, ``event_time`` and ``target``."""
-        c = t.training_rows.c
-        q = select(c.entity_id, c.event_time, c.target, c.features).where(c.model == model)
-        if start is not None:
-            q = q.where(c.event_time >= start)
-        if end is not None:
-            q = q.where(c.event_time <= end)
-        if after is not None:
-            q = q.where(c.event_time > after)
-        q = q.order_by(c.event_time, c.id)
-        with self.read() as conn:
-            rows = conn.execute(q).all()
-        if not rows:
-            return pd.DataFrame(columns=["entity_id", "event_time", "target"])
-        feats = pd.DataFrame.from_records([r.features for r in rows])
-        meta = pd.DataFrame(
-            {
-                "entity_id": [r.entity_id for r in rows],
-                "event_time": pd.to_datetime([r.event_time for r in rows]),
-                "target": [r.target for r in rows],
-            }
-        )
-        return pd.concat([meta, feats], axis=1)
+        """Rows in [start, end] (or strictly after ``after``) ordered by time (then by when
+        they were stored): ``entity_id``, ``event_time``, ``target`` and the features
+        (``columns`` only, when given)."""
+        import pandas as pd
+
+        tables = [
+            tb for _seg, tb in self.iter_rows(model, start=start, end=end, after=after,
+                                               columns=columns)
+        ]  # fmt: skip
+        frame = to_frame(tables)
+        if frame.empty:
+            return pd.DataFrame(columns=META)
+        frame = frame.sort_values("event_time", kind="stable", ignore_index=True)
+        frame["event_time"] = pd.to_datetime(frame["event_time"])
+        return frame
+
+    def iter_rows(
+        self,
+        model: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        after: datetime | None = None,
+        columns: Sequence[str] | None = None,
+        source: str | None = None,
+    ) -> Iterator[tuple[Segment, pa.Table]]:
+        """Each segment's rows that meet the time filters, one segment at a time."""
+        found = self.segments(model, ROWS, start=start, end=end, after=after, source=source)
+        cols = None if columns is None else list(dict.fromkeys([*META, *columns]))
+        filters = _time_filters(start, end, after)
+        for seg, tb in self.iter_segment_tables(found, columns=cols, filters=filters):
+            if tb.num_rows:
+                yield seg, tb
 
     def count_training_rows(self, model: str, after: datetime | None = None) -> int:
-        """Rows of ``model`` (strictly newer than ``after`` when given)."""
-        c = t.training_rows.c
-        q = select(func.count()).select_from(t.training_rows).where(c.model == model)
-        if after is not None:
-            q = q.where(c.event_time > after)
-        with self.read() as conn:
-            return int(conn.execute(q).scalar() or 0)
+        """Rows of ``model`` (strictly newer than ``after`` when given). Segments wholly after
+        it count from their metadata; only those straddling it are read (one column)."""
+        if after is None:
+            return self.segment_totals(model, ROWS)[0]
+        n = 0
+        straddling = []
+        for seg in self.segments(model, ROWS, after=after):
+            if seg.min_time is not None and seg.min_time > after:
+                n += seg.n_rows
+            else:
+                straddling.append(seg)
+        filters = _time_filters(None, None, after)
+        for _seg, tb in self.iter_segment_tables(
+            straddling, columns=["event_time"], filters=filters
+        ):
+            n += tb.num_rows
+        return n
 
     def training_stats(self, model: str) -> tuple[int, datetime | None, datetime | None]:
-        c = t.training_rows.c
-        q = select(func.count(), func.min(c.event_time), func.max(c.event_time)).where(
-            c.model == model
+        """(rows, oldest event time, newest event time), from segment metadata alone."""
+        return self.segment_totals(model, ROWS)
+
+    def row_sources(self, model: str) -> dict[str, int]:
+        """Training rows per source (``file``, ``api``, ``feedback``, ...)."""
+        from sqlalchemy import func, select
+
+        c = t.segments.c
+        q = (
+            select(c.source, func.sum(c.n_rows))
+            .where(c.model == model, c.kind == ROWS)
+            .group_by(c.source)
+            .order_by(c.source)
         )
         with self.read() as conn:
-            n, lo, hi = conn.execute(q).one()
-        return int(n), lo, hi
+            return {src: int(n or 0) for src, n in conn.execute(q)}
+
+    def known_entity_ids(self, model: str, ids: Sequence[str]) -> set[str]:
+        """The given ids that have a stored training row (reads every segment's id column)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        wanted = pa.array(list(ids), type=pa.string())
+        found: set[str] = set()
+        for _seg, tb in self.iter_segment_tables(self.segments(model, ROWS), columns=["entity_id"]):
+            hit = pc.is_in(wanted, value_set=tb["entity_id"].combine_chunks().cast(pa.string()))
+            found.update(wanted.filter(hit).to_pylist())
+        return found
+
+    def delete_rows(
+        self,
+        model: str,
+        *,
+        source: str | None = None,
+        ids: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        dry_run: bool = True,
+        reason: str = "",
+        by: str = "manual",
+    ) -> RowsDeleted:
+        """Delete the training rows that meet every filter given (source, ids, event time in
+        [since, until)); each segment touched is replaced by one without those rows and an
+        event records it in the model's history, in one transaction. ``dry_run`` counts and
+        changes nothing."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        id_set = pa.array(list(ids), type=pa.string()) if ids is not None else None
+        total, touched = 0, 0
+        by_source: dict[str, int] = {}
+        with self.read() if dry_run else self.write(model) as conn:
+            found = self.segments(model, ROWS, start=since, source=source, conn=conn)
+            if until is not None:
+                found = [s for s in found if s.min_time is None or s.min_time < until]
+            for seg, tb in list(self.iter_segment_tables(found, conn=conn)):
+                mask = np.ones(tb.num_rows, dtype=bool)
+                if id_set is not None:
+                    ids_col = tb["entity_id"].cast(pa.string())
+                    mask &= pc.is_in(ids_col, value_set=id_set).to_numpy(zero_copy_only=False)
+                times = tb["event_time"]
+                if since is not None:
+                    mask &= pc.greater_equal(times, pa.scalar(since, times.type)).to_numpy(
+                        zero_copy_only=False
+                    )
+                if until is not None:
+                    mask &= pc.less(times, pa.scalar(until, times.type)).to_numpy(
+                        zero_copy_only=False
+                    )
+                gone = int(mask.sum())
+                if not gone:
+                    continue
+                total += gone
+                touched += 1
+                by_source[seg.source] = by_source.get(seg.source, 0) + gone
+                if dry_run:
+                    continue
+                conn.execute(delete(t.segments).where(t.segments.c.id == seg.id))
+                kept = tb.filter(pa.array(~mask))
+                if kept.num_rows:
+                    self.put_segment(conn, model, ROWS, seg.source, kept)
+            if total and not dry_run:
+                add_event(conn, model, "rows_delete", None, None, reason, by)
+        return RowsDeleted(total, by_source, touched)
+
+
+def last_of_each_key(table: pa.Table) -> pa.Table:
+    """The table with one row per key (see ``segments.row_keys``): the last one given."""
+    import pyarrow.compute as pc
+
+    keys = row_keys(table)
+    if pc.count_distinct(keys).as_py() == table.num_rows:
+        return table  # the usual case, checked in C
+    import pyarrow as pa
+
+    repeated = keys.to_pandas().duplicated(keep="last").to_numpy()
+    return table.filter(pa.array(~repeated))
+
+
+def new_rows(
+    store: SegmentStore, conn: Connection, model: str, kind: str, table: pa.Table
+) -> pa.Table:
+    """The rows of ``table`` (unique keys, all with an event time) whose key is not stored
+    yet for the model and kind, sorted by event time."""
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return table
+    lo, hi = time_range(table)
+    stored = store.stored_keys(conn, model, kind, lo, hi)
+    if len(stored):
+        table = table.filter(pc.invert(pc.is_in(row_keys(table), value_set=stored)))
+    return table.sort_by("event_time")
+
+
+def _time_filters(
+    start: datetime | None, end: datetime | None, after: datetime | None
+) -> list[tuple[str, str, Any]] | None:
+    filters: list[tuple[str, str, Any]] = []
+    if start is not None:
+        filters.append(("event_time", ">=", start))
+    if end is not None:
+        filters.append(("event_time", "<=", end))
+    if after is not None:
+        filters.append(("event_time", ">", after))
+    return filters or None

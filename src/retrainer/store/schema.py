@@ -15,6 +15,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -97,31 +98,61 @@ deployments = Table(
     Index("ix_deployments_model", "model", "id"),
 )
 
-training_rows = Table(
-    "training_rows",
+# Bulk rows (training rows, actuals) live in columnar segments: Parquet bytes, one SQL row per
+# segment with what reads prune on (see ``store.segments``).
+segments = Table(
+    "segments",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("model", String(64), nullable=False),
-    Column("entity_id", String(128), nullable=False),
-    Column("event_time", DateTime, nullable=False),
-    Column("target", Json, nullable=False),
-    Column("features", Json, nullable=False),
+    Column("kind", String(16), nullable=False),
     Column("source", String(32), nullable=False),
-    Column("ingested_at", DateTime, nullable=False),
-    UniqueConstraint("model", "entity_id", name="uq_training_rows_model_entity"),
-    Index("ix_training_rows_time", "model", "event_time"),
+    Column("n_rows", Integer, nullable=False),
+    Column("min_time", DateTime),
+    Column("max_time", DateTime),
+    Column("created_at", DateTime, nullable=False),
+    Column("size_bytes", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Index("ix_segments_model", "model", "kind", "id"),
 )
 
-# A request's inputs are stored once, as the JSON text it arrived in ({"rows": [...]} or
-# {"row": {...}}); each prediction names its input by key and row index. Per-row work on the
-# serving path is then one narrow insert, and a shadow arm shares the request's input.
+# The keys that de-duplicate segment rows: a training row's entity id; an actual's entity id
+# and event time (``store.feedback.actual_keys``). Each points at the segment holding its row.
+# Clustered on the key on SQLite (no rowid), so a batch of sorted keys is written in order.
+row_keys = Table(
+    "row_keys",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),
+    Column("key", String(192), primary_key=True),
+    Column("segment", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# An actual stored with no prediction and joined later (``monitor.late_join``): its segment and
+# row, and the prediction it joined. Rare by nature, so one SQL row each.
+actual_links = Table(
+    "actual_links",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("segment", BigInteger, primary_key=True),
+    Column("row", Integer, primary_key=True),
+    Column("prediction_id", BigInteger, nullable=False),
+    Column("linked_at", DateTime, nullable=False),
+)
+
+# A request's inputs are stored once: as the JSON text it arrived in ({"rows": [...]} or
+# {"row": {...}}) from the REST service, or as Parquet (``data``) from a batch; each prediction
+# names its input by key and row index. Per-row work on the serving path is then one narrow
+# insert, and a shadow arm shares the request's input.
 prediction_inputs = Table(
     "prediction_inputs",
     metadata,
     Column("key", String(32), primary_key=True),
     Column("model", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
-    Column("body", Text, nullable=False),
+    Column("body", Text),
+    Column("data", LargeBinary),
     Index("ix_prediction_inputs_time", "model", "created_at"),
 )
 
@@ -147,20 +178,6 @@ predictions = Table(
         sqlite_where=text("entity_id IS NOT NULL"),
         postgresql_where=text("entity_id IS NOT NULL"),
     ),
-)
-
-actuals = Table(
-    "actuals",
-    metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
-    Column("model", String(64), nullable=False),
-    Column("entity_id", String(128), nullable=False),
-    Column("event_time", DateTime),
-    Column("value", Json, nullable=False),
-    Column("received_at", DateTime, nullable=False),
-    Column("prediction_id", BigInteger),
-    UniqueConstraint("model", "entity_id", "event_time", name="uq_actuals_model_entity_time"),
-    Index("ix_actuals_received", "model", "received_at"),
 )
 
 decisions = Table(
@@ -244,13 +261,12 @@ monitor_watermarks = Table(
     metadata,
     Column("model", String(64), primary_key=True),
     Column("last_prediction_id", BigInteger, nullable=False),
-    Column("last_actual_id", BigInteger, nullable=False),
+    Column("last_actual_id", BigInteger, nullable=False),  # the last actuals segment folded
     Column("updated_at", DateTime, nullable=False),
 )
 
 # Monitoring folds rows above a watermark per model: (model, id) keeps that a range scan.
 Index("ix_predictions_model_id", predictions.c.model, predictions.c.id)
-Index("ix_actuals_model_id", actuals.c.model, actuals.c.id)
 
 # Small per-model state the loop keeps between turns (e.g. the concept-drift detector).
 model_state = Table(
