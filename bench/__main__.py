@@ -24,7 +24,16 @@ from pathlib import Path
 
 from .common import REPO, WORK, machine
 
-BENCHES = ["drift", "families", "finetune", "monitoring", "ingestion", "serving", "quality"]
+BENCHES = [
+    "drift",
+    "families",
+    "finetune",
+    "monitoring",
+    "ingestion",
+    "serving",
+    "quality",
+    "scale",
+]
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 _SECTION = re.compile(
