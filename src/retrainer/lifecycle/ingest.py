@@ -73,7 +73,7 @@ def ingest_file(
             frame, bad = prepare_frame(spec, df, str(path))
             rejected += len(bad)
             rejects = (rejects + bad)[:MAX_REPORTED]
-            added = ws.store.append_rows(conn, model, frame, source)
+            added = ws.store.append_rows(conn, model, frame, source, unique=True)
             inserted += added.inserted
             duplicates += added.duplicates
     return IngestResult(inserted, duplicates, rejected, rejects)
@@ -138,8 +138,8 @@ def prepare_frame(
     spec: ModelSpec, df: pd.DataFrame, where: str
 ) -> tuple[pd.DataFrame, list[Reject]]:
     """Validate a frame against the spec; returns the storable rows (``entity_id``,
-    ``event_time``, ``target``, features) and the rejected lines. Vectorized: no Python work
-    per row. (Rows given twice are resolved when stored: the last one of a key wins.)"""
+    ``event_time``, ``target``, features; the last row of an id and time given twice) and the
+    rejected lines. Vectorized: no Python work per row."""
     import numpy as np
     import pandas as pd
 
@@ -187,6 +187,7 @@ def prepare_frame(
         frame[col] = v.where(np.isfinite(v))
     for col in spec.features.categorical:
         frame[col] = level_texts(df[col][ok])
+    frame = frame.drop_duplicates(["entity_id", "event_time"], keep="last")
     return frame.reset_index(drop=True), rs.rejects(df[LINE].to_numpy())
 
 

@@ -221,7 +221,7 @@ class _Folder:
         return _group(df, ["n_pred", "n_conf", "sum_conf"])
 
     def pairs(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        if not rows:
+        if len(rows) == 0:  # rows: tuples, or a frame of the same columns
             return []
         df = pd.DataFrame(
             rows, columns=["value", "version", "arm", "created_at", "output", "proba"]

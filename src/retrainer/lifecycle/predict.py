@@ -96,11 +96,16 @@ def record_outputs(
 ) -> tuple[list[Any], list[float | None] | None]:
     """What a prediction record stores of ``predict_frame``'s result: the JSON-safe outputs
     and, for a binary classifier, the positive class's probability per row."""
-    outputs = [jsonsafe(out) for out in result["prediction"]]
+    said = result["prediction"]
+    if pd.api.types.is_numeric_dtype(said) and not pd.api.types.is_bool_dtype(said):
+        outputs = said.tolist()  # numbers as Python numbers; the log writes NaN as null
+    else:
+        safe = {u: jsonsafe(u) for u in said.unique()}  # class labels: a few distinct values
+        outputs = said.map(safe).tolist()
     if predictor.task != "classification" or len(predictor.model.classes_) != 2:
         return outputs, None
     col = result[f"proba_{predictor.model.classes_[1]}"]
-    return outputs, [float(p) if p is not None else None for p in col]
+    return outputs, pd.to_numeric(col, errors="coerce").astype(float).tolist()
 
 
 def input_dicts(spec: ModelSpec, df: pd.DataFrame) -> list[dict[str, Any]]:

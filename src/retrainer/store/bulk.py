@@ -158,7 +158,7 @@ def predictions_of(conn: Connection, model: str, entity_ids: Sequence[str]) -> d
 
     parts: list[dict[str, Any]] = []
     order = sort_order(entity_ids)
-    ordered = [entity_ids[i] for i in order.tolist()]
+    ordered = np.asarray(entity_ids, dtype=object)[order].tolist()
     for lo in range(0, len(ordered), CHUNK):
         part = ordered[lo : lo + CHUNK]
         if _is_sqlite(conn):
@@ -228,30 +228,58 @@ def predictions_of(conn: Connection, model: str, entity_ids: Sequence[str]) -> d
 PAIR_COLUMNS = ("pos", "version", "arm", "created_at", "output", "proba")
 
 
-def pairs_of(conn: Connection, prediction_ids: Sequence[int]) -> list[tuple[Any, ...]]:
+def pairs_of(conn: Connection, prediction_ids: Any) -> dict[str, Any]:
     """For each prediction id (by position), that prediction and its siblings from other arms
-    (a shadow challenger scored on the same request), as rows of ``PAIR_COLUMNS``; ``output``
-    is JSON text, ``created_at`` the driver's value."""
-    out: list[tuple[Any, ...]] = []
-    for lo in range(0, len(prediction_ids), CHUNK):
-        part = [int(i) for i in prediction_ids[lo : lo + CHUNK]]
+    (a shadow challenger scored on the same request), as arrays named by ``PAIR_COLUMNS``;
+    ``output`` is JSON text, ``created_at`` the driver's value.
+
+    On SQLite in two statements: the predictions themselves, read by id in id order, each
+    column one JSON array; then their siblings (rare: only where a shadow arm also scored),
+    through the entity index."""
+    import numpy as np
+
+    parts: list[dict[str, Any]] = []
+    ids = np.asarray(prediction_ids, dtype=np.int64)
+    order = np.argsort(ids, kind="stable")
+    for lo in range(0, len(ids), CHUNK):
+        where = order[lo : lo + CHUNK]
+        part = ids[where].tolist()
         if _is_sqlite(conn):
-            res = conn.exec_driver_sql(
-                "SELECT j.key + ?, p.version, p.arm, p.created_at, CAST(p.output AS TEXT), "
+            found = conn.exec_driver_sql(
+                "SELECT json_group_array(j.key), json_group_array(p.version), "
+                "json_group_array(p.arm), json_group_array(p.created_at), "
+                "json_group_array(CAST(p.output AS TEXT)), json_group_array(p.proba) "
+                "FROM json_each(?) AS j CROSS JOIN predictions AS p ON p.id = j.value",
+                (orjson.dumps(part),),
+            ).one()
+            cols = [orjson.loads(text) for text in found]
+            siblings = conn.exec_driver_sql(
+                "SELECT j.key, p.version, p.arm, p.created_at, CAST(p.output AS TEXT), "
                 "p.proba FROM json_each(?) AS j CROSS JOIN predictions AS m ON m.id = j.value "
                 "JOIN predictions AS p INDEXED BY ix_predictions_entity "
                 "ON p.model = m.model AND p.entity_id = m.entity_id "
-                "AND p.request_id = m.request_id AND (p.id = m.id OR p.arm != m.arm) "
+                "AND p.request_id = m.request_id AND p.arm != m.arm "
                 "AND p.entity_id IS NOT NULL",
-                (lo, orjson.dumps(part)),
-            )
+                (orjson.dumps(part),),
+            ).cursor.fetchall()
+            for k, values in enumerate(zip(*siblings, strict=True)) if siblings else ():
+                cols[k] += list(values)
         else:
-            _copy_temp(conn, "bulk_ids", "pos bigint, pid bigint", list(enumerate(part, lo)))
-            res = conn.exec_driver_sql(
+            _copy_temp(conn, "bulk_ids", "pos bigint, pid bigint", list(enumerate(part)))
+            rows = conn.exec_driver_sql(
                 "SELECT q.pos, p.version, p.arm, p.created_at, CAST(p.output AS TEXT), p.proba "
                 "FROM bulk_ids AS q JOIN predictions AS m ON m.id = q.pid JOIN predictions AS p "
                 "ON p.model = m.model AND p.entity_id = m.entity_id "
                 "AND p.request_id = m.request_id AND (p.id = m.id OR p.arm <> m.arm)",
+            ).cursor.fetchall()
+            cols = (
+                [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in PAIR_COLUMNS]
             )
-        out += res.cursor.fetchall()
-    return out
+        positions = np.asarray(cols[0], dtype=np.int64)
+        block = {"pos": where[positions] if len(positions) else positions}
+        for name, values in zip(PAIR_COLUMNS[1:], cols[1:], strict=True):
+            block[name] = np.asarray(values, dtype=object)
+        parts.append(block)
+    if not parts:
+        return {c: np.empty(0, dtype=np.int64 if c == "pos" else object) for c in PAIR_COLUMNS}
+    return {c: np.concatenate([p[c] for p in parts]) for c in PAIR_COLUMNS}

@@ -63,6 +63,9 @@ def make_engine(url: str) -> Engine:
     )
 
 
+_SQLITE_CACHE_KIB = 65_536  # page cache per connection: bulk key probes stay in memory
+
+
 def _sqlite_setup(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
@@ -72,6 +75,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -126,6 +126,8 @@ class FeedbackStore(RowsStore):
             return empty, np.empty(0, dtype=np.int64)
         table = pa.concat_tables(parts, promote_options="permissive")
         where = np.concatenate(positions)
+        if len(where) < 2 or bool((where[1:] > where[:-1]).all()):
+            return table, where  # in order already (e.g. the rows of one batch input)
         back = np.argsort(where, kind="stable")
         return table.take(pa.array(back)), where[back]
 
@@ -155,7 +157,8 @@ class FeedbackStore(RowsStore):
         fresh = self.append_actuals(conn, model, actuals, source)
         added = 0
         if training is not None and len(training):
-            added = self.append_rows(conn, model, of_fresh(training, fresh), "feedback").inserted
+            rows = of_fresh(training, fresh)  # one per actual: unique ids and times
+            added = self.append_rows(conn, model, rows, "feedback", unique=True).inserted
         if offset is not None:
             self._save_offset(conn, model, offset)
         return RecordedFeedback(fresh, added)

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ..core.clock import utcnow
 from . import schema as t
-from .bulk import pairs_of
+from .bulk import PAIR_COLUMNS, pairs_of
 from .feedback import ACTUALS, FeedbackStore, of_fresh
 
 STATS = [
@@ -53,11 +53,11 @@ class MonitorStore(FeedbackStore):
                     .where(p.model == model, p.id > wm[0])
                     .order_by(p.id)
                     .limit(chunk)
-                ).all()
+                ).cursor.fetchall()  # plain tuples: no result-row object per row
                 found = self.segments(model, ACTUALS, above=wm[1], conn=conn)[:1]
                 if not preds and not found:
                     return n_pred, n_act
-                buckets = fold_predictions([tuple(r) for r in preds])
+                buckets = fold_predictions(preds)
                 for seg, tb in self.iter_segment_tables(found, conn=conn):
                     buckets += fold_pairs(self._segment_pairs(conn, model, seg.id, tb))
                     n_act += tb.num_rows
@@ -74,8 +74,8 @@ class MonitorStore(FeedbackStore):
     ) -> list[tuple[Any, ...]]:
         """The labelled pairs of an actuals segment: each actual with the prediction it joined
         (at feedback time, or later through a link) and that prediction's siblings from other
-        arms, as (value JSON, version, arm, created_at, output JSON, proba) tuples. ``only``:
-        row numbers to keep (the links just made)."""
+        arms, as a frame (value JSON, version, arm, created_at, output JSON, proba; the fold
+        takes it as its rows). ``only``: row numbers to keep (the links just made)."""
         import numpy as np
 
         pid = tb["prediction_id"].to_numpy(zero_copy_only=False)
@@ -94,16 +94,15 @@ class MonitorStore(FeedbackStore):
             rows, pids = rows[keep], pids[keep]
         if not len(rows):
             return []
-        values = tb["value"].to_pylist()
-        texts = {}
-        out = []
-        for pos, version, arm, created, output, proba in pairs_of(conn, pids.tolist()):
-            v = values[int(rows[pos])]
-            key = (type(v), v)
-            if key not in texts:
-                texts[key] = json.dumps(v)
-            out.append((texts[key], version, arm, created, output, proba))
-        return out
+        import pandas as pd
+
+        cols = pairs_of(conn, pids)
+        values = tb["value"].to_pandas().to_numpy(dtype=object)[rows[cols["pos"]]]
+        texts = pd.Series(values, dtype=object)
+        texts = texts.map({u: json.dumps(u) for u in texts.unique()})
+        frame = pd.DataFrame({"value": texts, **{c: cols[c] for c in PAIR_COLUMNS[1:]}})
+        frame["proba"] = pd.to_numeric(frame["proba"], errors="coerce")
+        return frame  # type: ignore[return-value]
 
     def link_actuals(
         self,

@@ -58,18 +58,28 @@ class RowsStore(SegmentStore):
             return self.append_rows(conn, model, frame, source)
 
     def append_rows(
-        self, conn: Connection, model: str, frame: pd.DataFrame | pa.Table, source: str
+        self,
+        conn: Connection,
+        model: str,
+        frame: pd.DataFrame | pa.Table,
+        source: str,
+        *,
+        unique: bool = False,
     ) -> RowsAdded:
         """Store the rows (a frame or an Arrow table) whose (entity id, event time) is new
-        (the last row of a key given twice), in the caller's transaction, which must hold the
-        model's write lock."""
+        (the last row of a key given twice; ``unique``: the caller guarantees there is none),
+        in the caller's transaction, which must hold the model's write lock."""
         given = len(frame)
         if not given:
             return RowsAdded(0, 0)
         import pyarrow as pa
 
+        if not unique and not isinstance(frame, pa.Table):
+            frame = frame.drop_duplicates(["entity_id", "event_time"], keep="last")
         table = frame if isinstance(frame, pa.Table) else rows_table(frame)
-        table = new_rows(self, conn, model, ROWS, last_of_each_key(table))
+        if not unique and isinstance(frame, pa.Table):
+            table = last_of_each_key(table)
+        table = new_rows(self, conn, model, ROWS, table)
         for lo in range(0, table.num_rows, SEGMENT_ROWS):
             self.put_segment(conn, model, ROWS, source, table.slice(lo, SEGMENT_ROWS))
         return RowsAdded(table.num_rows, given - table.num_rows)
