@@ -419,3 +419,74 @@ def test_upgrading_keeps_the_features_of_predictions_logged_before_0004(tmp_path
     (chunk,) = s.iter_prediction_features("m")
     assert chunk.to_dict("records") == [{"x": 2.5}]
     s.close()
+
+
+def test_upgrading_0004_moves_training_rows_and_actuals_into_segments(store_url: str) -> None:
+    """Migration 0005 on a store with rows: the training rows and actuals become segments with
+    their values and types, an actual without a time keeps a key, and the monitor's watermark
+    moves from the last actual folded to the last segment folded (nothing counted twice)."""
+    from sqlalchemy import JSON, DateTime, column, table
+
+    engine = make_engine(store_url)
+    at = datetime(2024, 3, 1)
+    rows_t = table(
+        "training_rows",
+        *(column(c) for c in ("model", "entity_id", "source")),
+        column("event_time", DateTime()),
+        column("ingested_at", DateTime()),
+        column("target", JSON()),
+        column("features", JSON()),
+    )
+    acts_t = table(
+        "actuals",
+        *(column(c) for c in ("id", "model", "entity_id", "prediction_id")),
+        column("event_time", DateTime()),
+        column("received_at", DateTime()),
+        column("value", JSON()),
+    )
+    with write_transaction(engine) as conn:
+        command.upgrade(_alembic_config(conn), "0004")
+        conn.execute(
+            rows_t.insert(),
+            [
+                {"model": "m", "entity_id": f"e{i}", "source": "file",
+                 "event_time": at + timedelta(days=i), "ingested_at": at, "target": i % 2,
+                 "features": {"x": float(i), "c": ["a", "b", None][i]}}
+                for i in range(3)
+            ],
+        )  # fmt: skip
+        conn.execute(
+            acts_t.insert(),
+            [
+                {"id": 1, "model": "m", "entity_id": "e0", "prediction_id": 11,
+                 "event_time": at, "received_at": at, "value": 1},
+                {"id": 2, "model": "m", "entity_id": "e1", "prediction_id": None,
+                 "event_time": None, "received_at": at, "value": 0},
+                {"id": 3, "model": "m", "entity_id": "e2", "prediction_id": 13,
+                 "event_time": at, "received_at": at + timedelta(hours=1), "value": 1},
+            ],
+        )  # fmt: skip
+        conn.exec_driver_sql(
+            "INSERT INTO monitor_watermarks (model, last_prediction_id, last_actual_id, "
+            "updated_at) VALUES ('m', 0, 2, '2024-03-01 00:00:00')"
+        )
+    engine.dispose()
+    s = SqlStore(store_url)  # migrates to head
+    try:
+        frame = s.training_frame("m")
+        assert frame["entity_id"].tolist() == ["e0", "e1", "e2"]
+        assert frame["x"].tolist() == [0.0, 1.0, 2.0] and frame["target"].tolist() == [0, 1, 0]
+        assert frame["c"].tolist()[:2] == ["a", "b"] and pd.isna(frame["c"].iloc[2])
+        acts = s.actuals_frame("m").set_index("entity_id")
+        assert acts.loc["e0", "prediction_id"] == 11 and pd.isna(acts.loc["e1", "prediction_id"])
+        (folded,) = acts.loc[["e0", "e1"], "segment"].unique().tolist()  # one run, folded
+        assert acts.loc["e2", "segment"] > folded  # another run, not folded yet
+        assert s.monitor_watermark("m") == (0, folded)
+        with s.write("m") as conn:  # the untimed actual's key came along: a resend is known
+            again = pd.DataFrame(
+                {"entity_id": ["e1"], "event_time": pd.Series([pd.NaT], dtype="datetime64[us]"),
+                 "value": [0], "prediction_id": pd.array([None], dtype="Int64")}
+            )  # fmt: skip
+            assert s.append_actuals(conn, "m", again, "feedback").tolist() == [False]
+    finally:
+        s.close()

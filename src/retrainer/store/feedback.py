@@ -22,7 +22,7 @@ from . import schema as t
 from .bulk import CANDIDATE_COLUMNS, insert_keys, predictions_of
 from .predlog import input_rows
 from .rows import ROWS, RowsStore
-from .segments import SEGMENT_ROWS, decode, row_keys, time_range
+from .segments import SEGMENT_ROWS, by_time, decode, row_keys, time_range
 
 if TYPE_CHECKING:
     import numpy as np
@@ -189,7 +189,7 @@ class FeedbackStore(RowsStore):
                 where = np.flatnonzero(~timed)
                 ids = part["entity_id"].to_numpy(dtype=object)[where].tolist()
                 ok[where] = insert_keys(conn, model, ACTUALS, untimed_keys(ids), segment)
-            kept = table.filter(pa.array(ok)).sort_by("event_time")
+            kept = by_time(table.filter(pa.array(ok)))
             self.fill_segment(conn, segment, kept)
             fresh[lo : lo + len(part)] = ok
         return fresh

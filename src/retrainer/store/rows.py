@@ -19,7 +19,15 @@ from sqlalchemy import Connection, delete
 
 from . import schema as t
 from .registry import add_event
-from .segments import SEGMENT_ROWS, Segment, SegmentStore, row_keys, time_range, to_frame
+from .segments import (
+    SEGMENT_ROWS,
+    Segment,
+    SegmentStore,
+    by_time,
+    row_keys,
+    time_range,
+    to_frame,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -260,7 +268,7 @@ def new_rows(
     stored = store.stored_keys(conn, model, kind, lo, hi)
     if len(stored):
         table = table.filter(pc.invert(pc.is_in(row_keys(table), value_set=stored)))
-    return table.sort_by("event_time")
+    return by_time(table)
 
 
 def _time_filters(

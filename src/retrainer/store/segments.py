@@ -106,6 +106,20 @@ def decode(data: bytes, columns: Sequence[str] | None = None, filters: Any = Non
     return pq.read_table(io.BytesIO(data), columns=cols, filters=filters)
 
 
+def by_time(table: pa.Table) -> pa.Table:
+    """The rows sorted by event time (stable; nulls last), unless they already are."""
+    import pyarrow.compute as pc
+
+    times = table["event_time"]
+    if times.null_count == 0 and table.num_rows > 1:
+        t = times.cast("int64").to_numpy()
+        if bool((t[1:] >= t[:-1]).all()):
+            return table
+    if pc.all(pc.is_null(times)).as_py():
+        return table
+    return table.sort_by("event_time")
+
+
 def time_range(table: pa.Table, column: str = "event_time") -> tuple[Any, Any]:
     """(min, max) of a timestamp column as datetimes (None for an empty or all-null column)."""
     import pyarrow.compute as pc

@@ -52,7 +52,7 @@ def _column(values: list[Any]) -> Any:
         if len(present) and (num.dropna() % 1 == 0).all() and s.notna().all():
             return num.astype("int64")
         return num
-    return s.map(lambda v: None if v is None else str(v))
+    return s.map(lambda v: None if v is None or v != v else str(v))  # NaN: missing
 
 
 def _parquet(frame: Any) -> bytes:
