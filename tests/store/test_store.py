@@ -214,6 +214,19 @@ def test_a_segment_holds_a_chunk_and_reads_prune_by_time(
     assert store.training_frame("m")["entity_id"].tolist() == [str(i) for i in range(10)]
 
 
+def test_small_segments_are_merged_once_there_are_many(store: SqlStore) -> None:
+    now = datetime(2024, 1, 1)
+    for day in range(20):  # a day of feedback at a time: twenty 3-row segments
+        frame = _rows(range(day * 3, day * 3 + 3), now)
+        assert store.add_training_frame("m", frame, "feedback").inserted == 3
+    found = store.segments("m", "rows")
+    assert len(found) == 5 and found[0].n_rows == 48  # sixteen merged, four not yet
+    assert found[0].min_time == now and found[0].max_time == now + timedelta(days=47)
+    frame = store.training_frame("m")
+    assert frame["entity_id"].tolist() == [str(i) for i in range(60)]
+    assert store.add_training_frame("m", _rows(range(60), now), "feedback").inserted == 0
+
+
 def test_keys_insert_in_bulk_and_report_what_was_new(store: SqlStore) -> None:
     with store.write("m") as conn:
         fresh = insert_keys(conn, "m", "rows", ["a", "b", "c"], 1)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ROWS = "rows"
+COMPACT_AT = 16  # small segments of a model and source that get merged
 META = ["entity_id", "event_time", "target"]
 
 
@@ -90,7 +91,53 @@ class RowsStore(SegmentStore):
         table = new_rows(self, conn, model, ROWS, table)
         for lo in range(0, table.num_rows, SEGMENT_ROWS):
             self.put_segment(conn, model, ROWS, source, table.slice(lo, SEGMENT_ROWS))
+        if table.num_rows:
+            self.compact_rows(conn, model, source)
         return RowsAdded(table.num_rows, given - table.num_rows)
+
+    def compact_rows(self, conn: Connection, model: str, source: str) -> int:
+        """Merge a model's small training-row segments of one source (fewer than
+        ``SEGMENT_ROWS / 4`` rows each, e.g. a day of feedback at a time) once there are
+        ``COMPACT_AT`` of them, into segments of up to ``SEGMENT_ROWS`` rows sorted by time,
+        in the caller's transaction. Reads then decode a few segments instead of one per
+        batch. Returns how many segments were merged."""
+        import pyarrow as pa
+        from sqlalchemy import select
+
+        c = t.segments.c
+        small = conn.execute(
+            select(c.id, c.n_rows)
+            .where(
+                c.model == model,
+                c.kind == ROWS,
+                c.source == source,
+                c.n_rows > 0,
+                c.n_rows < SEGMENT_ROWS // 4,
+            )
+            .order_by(c.id)
+        ).all()
+        if len(small) < COMPACT_AT:
+            return 0
+        groups: list[list[int]] = [[]]
+        total = 0
+        for seg_id, n in small:
+            if total + n > SEGMENT_ROWS and groups[-1]:
+                groups.append([])
+                total = 0
+            groups[-1].append(seg_id)
+            total += n
+        merged = 0
+        for ids in (g for g in groups if len(g) > 1):
+            found = self.segments(model, ROWS, ids=ids, conn=conn)
+            tables = [tb for _seg, tb in self._tables(conn, found, None, None)]
+            try:
+                table = pa.concat_tables(tables, promote_options="permissive")
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                continue  # columns whose types changed between batches: left as they are
+            conn.execute(delete(t.segments).where(t.segments.c.id.in_(ids)))
+            self.put_segment(conn, model, ROWS, source, by_time(table))
+            merged += len(ids)
+        return merged
 
     def training_frame(
         self,

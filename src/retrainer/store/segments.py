@@ -96,14 +96,59 @@ def row_keys(table: pa.Table) -> pa.Array:
     return pc.binary_join_element_wise(table["entity_id"].cast(pa.string()), text, "\x1f")
 
 
+_OPS = {
+    ">=": lambda lo, hi, v: hi >= v,
+    ">": lambda lo, hi, v: hi > v,
+    "<=": lambda lo, hi, v: lo <= v,
+    "<": lambda lo, hi, v: lo < v,
+}
+
+
 def decode(data: bytes, columns: Sequence[str] | None = None, filters: Any = None) -> pa.Table:
-    """Parquet bytes as a table: only ``columns`` (those present), rows passing ``filters``."""
+    """Parquet bytes as a table: only ``columns`` (those present), rows passing ``filters``
+    (``(column, op, value)`` terms, all true; op one of >=, >, <=, <). Row groups whose
+    statistics rule a filter out are not read; the rest are filtered row by row.
+
+    >>> import pyarrow as pa
+    >>> data = encode(pa.table({"event_time": [1, 2, 3], "x": [0.5, 1.5, 2.5]}))
+    >>> decode(data, ["x", "nope"], [("event_time", ">", 1)]).to_pydict()
+    {'x': [1.5, 2.5]}
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(io.BytesIO(data))
-    present = set(source.schema_arrow.names)
-    cols = None if columns is None else [c for c in columns if c in present]
-    return pq.read_table(io.BytesIO(data), columns=cols, filters=filters)
+    source = pq.ParquetFile(pa.BufferReader(data))
+    names = source.schema_arrow.names
+    cols = names if columns is None else [c for c in columns if c in names]
+    terms = [f for f in filters or () if f[0] in names]
+    wanted = cols + [c for c, _op, _v in terms if c not in cols]
+    groups = [g for g in range(source.num_row_groups) if _may_match(source, g, terms)]
+    table = source.read_row_groups(groups, columns=wanted)
+    if terms:
+        ops = {">=": pc.greater_equal, ">": pc.greater, "<=": pc.less_equal, "<": pc.less}
+        mask = None
+        for c, op, v in terms:
+            term = ops[op](table[c], pa.scalar(v, type=table.schema.field(c).type))
+            mask = term if mask is None else pc.and_(mask, term)
+        table = table.filter(pc.fill_null(mask, False))
+    return table.select(cols)
+
+
+def _may_match(source: Any, group: int, terms: Sequence[tuple[str, str, Any]]) -> bool:
+    """Whether a row group's statistics leave room for rows meeting every term."""
+    meta = source.metadata.row_group(group)
+    names = source.schema_arrow.names
+    for c, op, v in terms:
+        stats = meta.column(names.index(c)).statistics
+        if stats is None or not stats.has_min_max:
+            continue
+        try:
+            if not _OPS[op](stats.min, stats.max, v):
+                return False
+        except TypeError:  # statistics of another type than the value: read the group
+            continue
+    return True
 
 
 def by_time(table: pa.Table) -> pa.Table:
