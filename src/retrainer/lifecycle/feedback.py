@@ -475,10 +475,11 @@ def _validate(
     if spec.time_column in df.columns:
         raw = df[spec.time_column]
         times = parse_times(raw)
-        rs.flag(
-            times.isna() & raw.notna(),
-            f"unparseable time in {spec.time_column!r}: " + raw.astype(str).str[:40],
-        )
+        unparsed = times.isna() & raw.notna()
+        if unparsed.any():
+            rs.flag(
+                unparsed, f"unparseable time in {spec.time_column!r}: " + raw.astype(str).str[:40]
+            )
         event = times.dt.tz_localize(None).astype("datetime64[us]")
     else:
         event = pd.Series(pd.NaT, index=df.index, dtype="datetime64[us]")

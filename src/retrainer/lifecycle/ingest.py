@@ -158,10 +158,11 @@ def prepare_frame(
     rs.flag(df[spec.id_column].isna(), f"missing id ({spec.id_column})")
     raw_time = df[spec.time_column]
     times = parse_times(raw_time)
-    rs.flag(
-        times.isna(),
-        f"unparseable time in {spec.time_column!r}: " + raw_time.astype(str).str.slice(0, 40),
-    )
+    if times.isna().any():  # the reasons' text is built only for a chunk that needs it
+        rs.flag(
+            times.isna(),
+            f"unparseable time in {spec.time_column!r}: " + raw_time.astype(str).str.slice(0, 40),
+        )
     target = df[spec.target]
     rs.flag(target.isna(), f"missing target ({spec.target})")
     target, why = check_labels(spec, target, None)
