@@ -140,11 +140,3 @@ class Decision:
     dry_run: bool = False
     outcome: str | None = None
     id: int | None = None
-
-
-@dataclass(frozen=True)
-class TrainingRow:
-    entity_id: str
-    event_time: datetime
-    target: Any
-    features: dict[str, Any]

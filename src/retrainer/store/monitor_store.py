@@ -42,7 +42,9 @@ class MonitorStore(FeedbackStore):
         chunk: int = FOLD_CHUNK,
     ) -> tuple[int, int]:
         """Fold every prediction and actual above the watermark; returns how many of each.
-        Predictions go by id, a chunk per transaction; actuals a segment per transaction."""
+        Each transaction takes a chunk of predictions by id and the next actuals segments up
+        to a chunk of rows (at least one segment; many small ones, e.g. one per REST call,
+        together)."""
         n_pred = n_act = 0
         while True:
             with self.write(model) as conn:
@@ -54,7 +56,7 @@ class MonitorStore(FeedbackStore):
                     .order_by(p.id)
                     .limit(chunk)
                 ).cursor.fetchall()  # plain tuples: no result-row object per row
-                found = self.segments(model, ACTUALS, above=wm[1], conn=conn)[:1]
+                found = _up_to(self.segments(model, ACTUALS, above=wm[1], conn=conn), chunk)
                 if not preds and not found:
                     return n_pred, n_act
                 buckets = fold_predictions(preds)
@@ -65,7 +67,7 @@ class MonitorStore(FeedbackStore):
                 self._set_watermark(
                     conn,
                     model,
-                    (preds[-1][0] if preds else wm[0], found[0].id if found else wm[1]),
+                    (preds[-1][0] if preds else wm[0], found[-1].id if found else wm[1]),
                 )
                 n_pred += len(preds)
 
@@ -235,6 +237,18 @@ class MonitorStore(FeedbackStore):
         else:
             sets = {c: table.c[c] + ins.excluded[c] for c in cols}
         conn.execute(ins.on_conflict_do_update(index_elements=keys, set_=sets), rows)
+
+
+def _up_to(found: Sequence[Any], rows: int) -> list[Any]:
+    """The first segments of ``found`` holding at most ``rows`` rows (at least one)."""
+    out: list[Any] = []
+    total = 0
+    for seg in found:
+        if out and total + seg.n_rows > rows:
+            break
+        out.append(seg)
+        total += seg.n_rows
+    return out
 
 
 def _raw(col: Any) -> Any:

@@ -221,23 +221,9 @@ class RegistryStore(StoreBase):
                 self._event(conn, model, "delete", v, None, reason, by)
 
     # ---- helpers inside a transaction ---------------------------------------------------
-    def _event(
-        self,
-        conn: Connection,
-        model: str,
-        action: str,
-        from_v: str | None,
-        to_v: str | None,
-        reason: str,
-        by: str,
-        *,
-        forced: bool = False,
-        gate: dict[str, Any] | None = None,
-        at: datetime | None = None,
-    ) -> DeploymentEvent:
-        return add_event(
-            conn, model, action, from_v, to_v, reason, by, forced=forced, gate=gate, at=at
-        )
+    def _event(self, conn: Connection, *args: Any, **kwargs: Any) -> DeploymentEvent:
+        """An event in ``conn``'s transaction (see :func:`add_event`)."""
+        return add_event(conn, *args, **kwargs)
 
     def _move_champion(
         self,
