@@ -9,7 +9,8 @@ from typing import Any
 
 from ..core.clock import utcnow
 from ..core.errors import ConflictError
-from .rollout import arms, step_started
+from ..evaluation.arms import ArmComparison
+from .rollout import arms, significance, step_started
 from .workspace import Workspace
 
 
@@ -43,16 +44,7 @@ def ab_report(ws: Workspace, model: str, now: datetime | None = None) -> ABRepor
     since = ch.started_at if ch.mode == "ab" else step_started(ws, model, ch)
     report, cmp, _ = arms(ws, model, ch, since, now)
     rows = [v.to_dict() for v in report.versions if v.version in (roles.champion, ch.version)]
-    verdict = (
-        "not enough labelled predictions yet"
-        if cmp is None
-        else {
-            "challenger_better": f"challenger {ch.version} is better (p = {cmp.p_value:.3g})",
-            "challenger_worse": f"challenger {ch.version} is worse (p = {cmp.p_value:.3g})",
-            "inconclusive": "no significant difference yet"
-            + (f" (p = {cmp.p_value:.3g})" if cmp.p_value is not None else f" ({cmp.test} test)"),
-        }[cmp.verdict]
-    )
+    verdict = "not enough labelled predictions yet" if cmp is None else _verdict(ch.version, cmp)
     return ABReport(
         model,
         roles.champion,
@@ -64,3 +56,12 @@ def ab_report(ws: Workspace, model: str, now: datetime | None = None) -> ABRepor
         None if cmp is None else cmp.to_dict(),
         verdict,
     )
+
+
+def _verdict(challenger: str, cmp: ArmComparison) -> str:
+    """The verdict in words; the p-value only where the metric has a test (r2 has none)."""
+    if cmp.verdict == "challenger_better":
+        return f"challenger {challenger} is better ({significance(cmp)})"
+    if cmp.verdict == "challenger_worse":
+        return f"challenger {challenger} is worse ({significance(cmp)})"
+    return f"no significant difference yet: {significance(cmp)}"

@@ -58,6 +58,24 @@ def start(ws: Workspace, model: str, version: ModelVersion, *, by: str, reason: 
     return f"{version.version} started as {r.mode} challenger at {fraction:.0%}"
 
 
+def significance(cmp: ArmComparison) -> str:
+    """The arms' p-value in words, or why there is none (a metric without a test from the
+    arms' aggregates, such as r2, has no p-value: never format None as a number).
+
+    >>> from retrainer.evaluation.arms import compare_arms
+    >>> significance(compare_arms("accuracy", 0.80, 5000, 0.83, 5000, significance=0.05))
+    'p = 0.000112'
+    >>> significance(compare_arms("r2", 0.80, 500, 0.83, 500, significance=0.05))
+    'no significance test for r2 from live aggregates (only accuracy and mae have one)'
+    """
+    if cmp.p_value is None:
+        return (
+            f"no significance test for {cmp.metric} from live aggregates "
+            "(only accuracy and mae have one)"
+        )
+    return f"p = {cmp.p_value:.3g}"
+
+
 def step_started(ws: Workspace, model: str, ch: Challenger) -> datetime:
     """When the challenger's current step began (its start or its last canary step)."""
     for e in reversed(ws.store.events(model, limit=50)):
@@ -153,19 +171,19 @@ def advance(
         )
     if ch.mode == "ab":
         if cmp.verdict == "challenger_better":
-            return _promote(ws, model, ch, by, f"A/B: {vs}, p = {cmp.p_value:.3g}", numbers)
+            return _promote(ws, model, ch, by, f"A/B: {vs}, {significance(cmp)}", numbers)
         if too_long:
             return _withdraw(
                 ws,
                 model,
                 ch,
                 by,
-                f"A/B: {vs}, p = {cmp.p_value}: no significant "
+                f"A/B: {vs}, {significance(cmp)}: no significant "
                 f"difference after {MAX_WATCHES} windows; champion kept",
                 numbers,
             )
         return RolloutStep(
-            "nothing", (f"A/B: {vs}: not significant yet (p = {cmp.p_value})",), numbers
+            "nothing", (f"A/B: {vs}: not significant yet ({significance(cmp)})",), numbers
         )
     if ch.mode == "canary":
         higher = [s for s in r.steps if s > ch.fraction + 1e-9]
