@@ -733,7 +733,9 @@ def test_params_the_family_does_not_accept(trained: Cli) -> None:
     )
     res = bad("train", MODEL, code=2)
     assert "['max_leafs']" in text(res) and "'lightgbm' family" in text(res)
-    assert "Accepted:" in text(res) and "num_leaves" in text(res)
+    assert "did you mean 'num_leaves'" in text(res) and "Accepted:" in text(res)
+    res = bad("train", MODEL, "--dry-run", code=2)  # the dry run refuses it as well
+    assert "['max_leafs']" in text(res)
     assert snapshot(trained) == before  # no silent fallback to another family
 
 

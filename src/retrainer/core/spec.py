@@ -23,6 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, ModelNotFound
+from .family_params import check_params
 from .metrics import DEFAULT_PRIMARY, METRICS
 from .spec_sections import (
     Alerts,
@@ -59,7 +60,13 @@ class ModelSpec(BaseModel):
     features: Features
     family: str = "lightgbm"
     fallback_family: str | None = "randomforest"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "Parameters of `family` (flat), or kept per family: `{lightgbm: {...}, "
+            "randomforest: {...}}`, each family (the chosen one and the fallback) taking its own."
+        ),
+    )
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
     data: Data = Data()
     training: Training = Training()
@@ -83,6 +90,13 @@ class ModelSpec(BaseModel):
                 raise ValueError(
                     f"{key} {fam!r} is not a model family; valid: {', '.join(FAMILIES)}"
                 )
+        self._check_params()
+        if self.calibration != "none" and self.task != "classification":
+            raise ValueError(
+                f"calibration {self.calibration!r} applies to classifiers only (it maps "
+                "class scores to probabilities); this model does regression. Remove "
+                "calibration or set it to 'none'"
+            )
         feats = self.features.all
         if not feats:
             raise ValueError("features lists no column; add features.numeric or .categorical")
@@ -99,6 +113,58 @@ class ModelSpec(BaseModel):
                 f"gate.primary_metric {metric!r} is not a {self.task} metric; valid: {valid}"
             )
         return self
+
+    @property
+    def params_per_family(self) -> bool:
+        """True when ``params`` holds one section per family rather than flat parameters."""
+        return bool(self.params) and all(k in FAMILIES for k in self.params)
+
+    def params_for(self, family: str) -> dict[str, Any]:
+        """The parameters ``family`` trains with: its own section of per-family ``params``;
+        with flat ``params``, those for the spec's ``family`` and none for another (the
+        fallback, a ``--family`` override).
+
+        >>> m = ModelSpec(task="regression", target="y", id_column="i", time_column="t",
+        ...     features={"numeric": ["x"]}, family="lightgbm",
+        ...     params={"lightgbm": {"num_leaves": 7}, "randomforest": {"max_depth": 4}})
+        >>> m.params_for("lightgbm"), m.params_for("randomforest"), m.params_for("xgboost")
+        ({'num_leaves': 7}, {'max_depth': 4}, {})
+        """
+        if self.params_per_family:
+            return dict(self.params.get(family) or {})
+        return dict(self.params) if family == self.family else {}
+
+    def _check_params(self) -> None:
+        named = sorted(k for k in self.params if k in FAMILIES)
+        flat = sorted(k for k in self.params if k not in FAMILIES)
+        if named and flat:
+            raise ValueError(
+                f"params mixes per-family sections {named} with flat parameters {flat}; "
+                f"put every parameter under its family, e.g. params: {{{named[0]}: "
+                f"{{{flat[0]}: ...}}}}"
+            )
+        if not named:
+            try:
+                check_params(self.family, self.task, self.params)
+            except ValueError as exc:
+                raise ValueError(
+                    f"params: {exc}. (Flat params belong to family {self.family!r}; to keep "
+                    "parameters for several families, write params: {<family>: {...}})"
+                ) from None
+            return
+        for fam in named:
+            section = self.params[fam]
+            if section is None:
+                continue
+            if not isinstance(section, dict):
+                raise ValueError(
+                    f"params.{fam} must be a mapping of parameter -> value, got "
+                    f"{type(section).__name__}"
+                )
+            try:
+                check_params(fam, self.task, section)
+            except ValueError as exc:
+                raise ValueError(f"params.{fam}: {exc}") from None
 
     @property
     def primary_metric(self) -> str:

@@ -31,6 +31,7 @@ import pandas as pd
 
 from ..core.cpus import available_cpus
 from ..core.errors import CapabilityError, ConfigError, InputError, IntegrityError
+from ..core.family_params import check_params
 from .schema import FeatureSchema
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -91,14 +92,14 @@ class FamilyModel(ABC):
                 threads=threads,
             )
         self.threads = threads
-        unknown = sorted(set(self.params) - self.accepted_params)
-        if unknown:
+        try:
+            check_params(self.name, task, self.params)
+        except ValueError as exc:
             raise ConfigError(
-                f"Parameter(s) {unknown} are not accepted by the {self.name!r} family. "
-                f"Accepted: {', '.join(sorted(self.accepted_params))}.",
+                f"{str(exc)[0].upper()}{str(exc)[1:]}.",
                 family=self.name,
-                params=unknown,
-            )
+                params=sorted(self.params),
+            ) from None
 
     # ---- public API -------------------------------------------------------------------
     @property

@@ -29,33 +29,12 @@ import catboost
 import numpy as np
 import pandas as pd
 
+from ..core.family_params import ACCEPTED
 from .base import Capabilities
 from .boosting import BoostingModel
 
 MISSING_CODE = -1
-_ACCEPTED = frozenset(
-    {
-        "iterations",
-        "learning_rate",
-        "depth",
-        "l2_leaf_reg",
-        "border_count",
-        "one_hot_max_size",
-        "random_strength",
-        "bagging_temperature",
-        "bootstrap_type",
-        "subsample",
-        "rsm",
-        "min_data_in_leaf",
-        "grow_policy",
-        "max_leaves",
-        "leaf_estimation_iterations",
-        "max_ctr_complexity",
-        "auto_class_weights",
-        "early_stopping_rounds",
-        "thread_count",
-    }
-)
+_ACCEPTED = ACCEPTED["catboost"]
 # Metadata CatBoost writes that differs between two identical training runs.
 _VOLATILE_METADATA = ("train_finish_time", "model_guid")
 

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import ConfigError, IntegrityError
+from ..core.family_params import ACCEPTED
 from . import FAMILY_MODULES, family_class, load_model
 from .base import Capabilities, FamilyModel, read_zip, write_zip
 
@@ -39,7 +40,7 @@ class EnsembleModel(FamilyModel):
     name = "ensemble"
     capabilities = Capabilities(warm_start=True)
     default_params: ClassVar[dict[str, Any]] = {"members": ["randomforest", "xgboost"]}
-    accepted_params = frozenset({"members", "weights", "member_params"})
+    accepted_params = ACCEPTED["ensemble"]
     payload_name = "members.zip"
 
     def __init__(

@@ -22,39 +22,12 @@ from typing import Any, ClassVar
 import lightgbm as lgb
 import numpy as np
 
+from ..core.family_params import ACCEPTED
 from .base import Capabilities
 from .boosting import BoostingModel
 
 _THREADS_LINE = re.compile(r"^\[num_threads: -?\d+\]$", re.M)
-_ACCEPTED = frozenset(
-    {
-        "n_estimators",
-        "learning_rate",
-        "num_leaves",
-        "max_depth",
-        "min_data_in_leaf",
-        "min_child_samples",
-        "feature_fraction",
-        "colsample_bytree",
-        "bagging_fraction",
-        "subsample",
-        "bagging_freq",
-        "lambda_l1",
-        "lambda_l2",
-        "reg_alpha",
-        "reg_lambda",
-        "min_gain_to_split",
-        "max_bin",
-        "early_stopping_rounds",
-        "num_threads",
-        "min_sum_hessian_in_leaf",
-        "cat_smooth",
-        "max_cat_to_onehot",
-        "extra_trees",
-        "is_unbalance",
-        "path_smooth",
-    }
-)
+_ACCEPTED = ACCEPTED["lightgbm"]
 
 
 class LightGBMModel(BoostingModel):

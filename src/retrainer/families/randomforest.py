@@ -20,10 +20,11 @@ import numpy as np
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from ..core.errors import InputError
+from ..core.family_params import ACCEPTED
 from . import skops_io
 from .base import Capabilities, FamilyModel
 
-_ACCEPTED = frozenset(RandomForestClassifier().get_params()) - {"random_state", "warm_start"}
+_ACCEPTED = ACCEPTED["randomforest"]
 
 
 class RandomForestModel(FamilyModel):

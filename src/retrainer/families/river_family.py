@@ -28,7 +28,7 @@ from __future__ import annotations
 import io
 import pickle
 import random
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable
 from typing import Any, ClassVar, cast
 
 import numpy as np
@@ -36,30 +36,10 @@ import pandas as pd
 from river import compose, forest, linear_model
 from river.proba.base import Distribution
 
-from ..core.errors import ConfigError, IntegrityError
+from ..core.errors import IntegrityError
+from ..core.family_params import ACCEPTED
 from .base import Capabilities, FamilyModel
 
-_SHARED = {
-    "n_models",
-    "max_features",
-    "lambda_value",
-    "grace_period",
-    "max_depth",
-    "delta",
-    "tau",
-    "leaf_prediction",
-    "disable_weighted_vote",
-    "binary_split",
-    "max_size",
-    "remove_poor_attrs",
-    "merit_preprune",
-}
-_TASK_ONLY = {
-    "classification": frozenset(
-        {"split_criterion", "nb_threshold", "min_branch_fraction", "max_share_to_split"}
-    ),
-    "regression": frozenset({"aggregation_method", "model_selector_decay", "min_samples_split"}),
-}
 _PICKLE_PROTOCOL = 4
 
 # The unpickler's allow-list: module -> names (None = any plain public name).
@@ -108,30 +88,8 @@ class RiverModel(FamilyModel):
     name = "river"
     capabilities = Capabilities(warm_start=True, incremental=True, native_categorical=True)
     default_params: ClassVar[dict[str, Any]] = {"n_models": 10}
-    accepted_params = frozenset(_SHARED) | _TASK_ONLY["classification"] | _TASK_ONLY["regression"]
+    accepted_params = ACCEPTED["river"]
     payload_name = "model.pkl"
-
-    def __init__(
-        self,
-        task: str,
-        numeric: Sequence[str],
-        categorical: Sequence[str] = (),
-        params: Mapping[str, Any] | None = None,
-        seed: int = 0,
-        *,
-        threads: int | None = None,  # unused: River learns one row at a time in Python
-    ) -> None:
-        super().__init__(task, numeric, categorical, params, seed, threads=threads)
-        other = "regression" if task == "classification" else "classification"
-        wrong = sorted(set(self.params) & _TASK_ONLY[other])
-        if wrong:
-            accepted = sorted(_SHARED | _TASK_ONLY.get(task, frozenset()))
-            raise ConfigError(
-                f"Parameter(s) {wrong} of the 'river' family apply to {other} only; this "
-                f"model does {task}. Accepted for {task}: {', '.join(accepted)}.",
-                family=self.name,
-                params=wrong,
-            )
 
     # ---- public API -------------------------------------------------------------------
     def partial_fit(self, X: pd.DataFrame, y: pd.Series | np.ndarray) -> RiverModel:

@@ -46,6 +46,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..core.errors import FamilyUnavailableError, IntegrityError, TrainingError
+from ..core.family_params import ACCEPTED
 from .base import Capabilities, FamilyModel, read_zip, write_zip
 
 ENV_WEIGHTS = "RETRAINER_TABPFN_WEIGHTS"
@@ -112,7 +113,7 @@ class TabPFNModel(FamilyModel):
         "ignore_pretraining_limits": False,
         "device": "cpu",
     }
-    accepted_params = frozenset({"weights_path", *default_params})
+    accepted_params = ACCEPTED["tabpfn"]
     payload_name = "context.zip"
 
     # ---- weights ----------------------------------------------------------------------

@@ -22,34 +22,11 @@ from typing import Any, ClassVar
 import numpy as np
 import xgboost as xgb
 
+from ..core.family_params import ACCEPTED
 from .base import Capabilities
 from .boosting import BoostingModel
 
-_ACCEPTED = frozenset(
-    {
-        "n_estimators",
-        "learning_rate",
-        "max_depth",
-        "max_leaves",
-        "min_child_weight",
-        "subsample",
-        "colsample_bytree",
-        "colsample_bylevel",
-        "colsample_bynode",
-        "reg_alpha",
-        "reg_lambda",
-        "gamma",
-        "max_delta_step",
-        "max_bin",
-        "grow_policy",
-        "max_cat_to_onehot",
-        "max_cat_threshold",
-        "scale_pos_weight",
-        "tree_method",
-        "early_stopping_rounds",
-        "nthread",
-    }
-)
+_ACCEPTED = ACCEPTED["xgboost"]
 _NOT_BOOSTER = ("n_estimators", "early_stopping_rounds")
 
 

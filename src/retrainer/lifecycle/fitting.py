@@ -55,7 +55,7 @@ class Fitted:
 def make_model(
     spec: ModelSpec, family: str, seed: int, settled: dict[str, Any] | None = None
 ) -> FamilyModel:
-    params = dict(spec.params) if family == spec.family else {}
+    params = spec.params_for(family)
     params.update(settled or {})
     klass = family_class(family)
     return klass(
