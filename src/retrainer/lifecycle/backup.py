@@ -73,6 +73,13 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
     tmp = p.with_name(p.name + ".partial")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)  # `backup backups/today.tar.gz` just works
+    except OSError as exc:
+        raise InputError(
+            f"Cannot create the backup's folder {str(p.parent)!r}: {exc.strerror}. Pick a "
+            "path in a folder you can write."
+        ) from exc
     with tarfile.open(tmp, "w:gz") as tar:
         with ws.store.read() as conn:
             for table in TABLES:
