@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,6 +41,8 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable J
 ModelArg = Annotated[str, typer.Argument(help="Model name from the spec.")]
 
 _state: dict[str, Any] = {"config": None}
+log = logging.getLogger("retrainer.cli")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -55,9 +58,50 @@ def _root(
             help="Spec file (default retrainer.yaml).",
         ),
     ] = None,
+    log_level: Annotated[
+        str | None,
+        typer.Option(
+            "--log-level",
+            envvar="RETRAINER_LOG_LEVEL",
+            help="Log to stderr from this level: DEBUG (what each step does), INFO, "
+            "WARNING (default) or ERROR.",
+        ),
+    ] = None,
 ) -> None:
     """Keep tabular ML models good after they ship."""
     _state["config"] = config
+    if log_level is not None:
+        setup_logging(log_level)
+    log.debug("config %s", config or "retrainer.yaml (default)")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the ``sys.stderr`` of the moment (a test runner swaps it per command)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+def setup_logging(level: str) -> None:
+    """Send the ``retrainer`` loggers' records from ``level`` on to stderr.
+
+    A bad level is a usage error (exit 2) that lists the valid ones.
+    """
+    name = level.strip().upper()
+    if name not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{level!r} is not a log level; use one of {', '.join(LOG_LEVELS)} "
+            "(--log-level or RETRAINER_LOG_LEVEL).",
+            param_hint="'--log-level' / RETRAINER_LOG_LEVEL",
+        )
+    root = logging.getLogger("retrainer")
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(name)
 
 
 @contextmanager
@@ -66,10 +110,21 @@ def workspace() -> Iterator[Workspace]:
     from ..lifecycle.workspace import Workspace
 
     ws = Workspace.open(_state["config"])
+    if log.isEnabledFor(logging.DEBUG):
+        from ..store.engine import safe_url
+
+        log.debug(
+            "spec %s: models %s; store %s; artifacts %s",
+            ws.spec.source,
+            ", ".join(sorted(ws.spec.models)),
+            safe_url(ws.spec.store),
+            ws.spec.artifacts,
+        )
     try:
         yield ws
     finally:
         ws.close()
+        log.debug("store closed")
 
 
 def emit_json(payload: Any) -> None:
@@ -81,9 +136,14 @@ def handles_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        name = fn.__name__.replace("_", "-")
+        log.debug("%s: %s", name, ", ".join(f"{k}={v!r}" for k, v in kwargs.items()))
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            log.debug("%s: done", name)
+            return result
         except RetrainerError as exc:
+            log.debug("%s: failed with %s (exit %d)", name, exc.code, exit_code(exc))
             if kwargs.get("as_json"):
                 emit_json(exc.to_dict())
             else:

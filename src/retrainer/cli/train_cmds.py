@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..core.views import version_view
-from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
 
 if TYPE_CHECKING:
     from ..lifecycle.train import Step
@@ -20,9 +20,12 @@ Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version cha
 
 
 @contextmanager
-def _progress(enabled: bool) -> Iterator[Step]:
+def _progress(enabled: bool, model: str = "") -> Iterator[Step]:
+    def logged(s: str) -> None:
+        log.debug("train %s: %s", model, s)
+
     if not enabled:
-        yield lambda _s: None
+        yield logged
         return
     with Progress(
         SpinnerColumn(),
@@ -32,7 +35,12 @@ def _progress(enabled: bool) -> Iterator[Step]:
         transient=True,
     ) as bar:
         task = bar.add_task("training", total=None)
-        yield lambda s: bar.update(task, description=s)
+
+        def show(s: str) -> None:
+            logged(s)
+            bar.update(task, description=s)
+
+        yield show
 
 
 @app.command()
@@ -75,7 +83,7 @@ def train(
             if not p.quality.ok:
                 raise typer.Exit(1)
             return
-        with _progress(not as_json) as step:
+        with _progress(not as_json, model) as step:
             r = train_ops.train(
                 ws,
                 model,

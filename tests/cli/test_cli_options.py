@@ -1,0 +1,62 @@
+"""Global and per-command options through the real CLI: --log-level, train --all, --as-of."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from clihelp import MODEL, Cli, invoke, text, write_config
+from conftest import weather_model
+
+PARAMS = {"n_estimators": 20, "num_threads": 1}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for key in list(os.environ):
+        if key.startswith("RETRAINER_") and key not in (
+            "RETRAINER_TEST_POSTGRES",
+            "RETRAINER_REQUIRE_POSTGRES",
+        ):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("COLUMNS", "2000")
+    monkeypatch.chdir(tmp_path)
+
+
+def make_cli(tmp_path: Path, **models: dict[str, Any]) -> Cli:
+    bodies = models or {MODEL: weather_model(params=PARAMS)}
+    return Cli(write_config(tmp_path / "retrainer.yaml", bodies))
+
+
+# ---- --log-level ------------------------------------------------------------------------
+
+
+def test_debug_log_level_says_what_the_command_does(
+    tmp_path: Path, weather_csv: Callable[[str, str], Path]
+) -> None:
+    cli = make_cli(tmp_path)
+    cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
+    res = cli("--log-level", "DEBUG", "train", MODEL)
+    assert "DEBUG retrainer.cli: train: model='weather'" in res.stderr
+    assert "store sqlite:///" in res.stderr and "models weather" in res.stderr
+    assert "train weather: fitting lightgbm" in res.stderr
+    assert "DEBUG" not in res.stdout  # logs go to stderr only
+
+    quiet = cli("--log-level", "warning", "status")
+    assert "DEBUG" not in quiet.stderr
+    by_env = cli.with_env(RETRAINER_LOG_LEVEL="debug")("status")
+    assert "DEBUG retrainer.cli: status" in by_env.stderr
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_bad_log_level_is_a_usage_error(tmp_path: Path, how: str) -> None:
+    cli = make_cli(tmp_path)
+    if how == "option":
+        res = cli("--log-level", "LOUD", "status", code=2)
+    else:
+        res = cli.with_env(RETRAINER_LOG_LEVEL="LOUD")("status", code=2)
+    msg = text(res)
+    assert "'LOUD' is not a log level" in msg and "DEBUG, INFO, WARNING, ERROR" in msg
