@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -60,3 +61,37 @@ def test_bad_log_level_is_a_usage_error(tmp_path: Path, how: str) -> None:
         res = cli.with_env(RETRAINER_LOG_LEVEL="LOUD")("status", code=2)
     msg = text(res)
     assert "'LOUD' is not a log level" in msg and "DEBUG, INFO, WARNING, ERROR" in msg
+
+
+# ---- train --all ------------------------------------------------------------------------
+
+
+def test_train_all_gives_one_result_per_model_and_the_worst_exit_code(
+    tmp_path: Path, weather_csv: Callable[[str, str], Path]
+) -> None:
+    rows = weather_csv("1949-01-01", "1951-01-01")
+    cli = make_cli(
+        tmp_path,
+        weather=weather_model(params=PARAMS),
+        rf=weather_model(family="randomforest", params={"n_estimators": 10, "n_jobs": 1}),
+    )
+    cli("ingest", "weather", rows)
+    res = cli("train", "--all", "--json", code=2)  # rf has no rows: exit 2, weather trained
+    results = {r["model"]: r for r in json.loads(res.stdout)}
+    assert set(results) == {"weather", "rf"}
+    assert results["weather"]["exit"] == 0 and results["weather"]["result"]["version"] == "1.0.0"
+    assert results["rf"]["exit"] == 2 and "has no training rows" in results["rf"]["message"]
+
+    cli("ingest", "rf", rows)
+    res = cli("train", "--all")
+    assert "2 of 2 models trained" in text(res)
+    assert "weather 1.1.0" in text(res) and "rf 1.0.0" in text(res)
+    plans = cli.json("train", "--all", "--dry-run")
+    assert [p["model"] for p in plans] == ["weather", "rf"]
+    assert all(p["exit"] == 0 and p["result"]["family"] for p in plans)
+
+
+def test_train_needs_a_model_or_all_but_not_both(tmp_path: Path) -> None:
+    cli = make_cli(tmp_path)
+    for args in (("train",), ("train", MODEL, "--all")):
+        assert "name one MODEL, or pass --all" in text(cli(*args, code=2))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..core.views import version_view
@@ -14,6 +15,7 @@ from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, o
 
 if TYPE_CHECKING:
     from ..lifecycle.train import Step
+    from ..lifecycle.workspace import Workspace
 
 Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
 Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version champion.")]
@@ -46,7 +48,13 @@ def _progress(enabled: bool, model: str = "") -> Iterator[Step]:
 @app.command()
 @handles_errors
 def train(
-    model: ModelArg,
+    model: Annotated[
+        str | None, typer.Argument(help="Model name from the spec (or --all).")
+    ] = None,
+    all_models: Annotated[
+        bool,
+        typer.Option("--all", help="Train every model of the spec, one result each."),
+    ] = False,
     family: Family = None,
     deploy: Deploy = False,
     days: Annotated[
@@ -64,45 +72,109 @@ def train(
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Fully retrain a model on its window and register a new version."""
+    """Fully retrain a model (or every model with --all) and register a new version."""
+    if (model is None) == (not all_models):
+        raise typer.BadParameter(
+            "name one MODEL, or pass --all for every model of the spec (not both)",
+            param_hint="MODEL / --all",
+        )
+    options: dict[str, Any] = {
+        "family": family,
+        "deploy": deploy,
+        "days": days,
+        "dry_run": dry_run,
+        "allow_quality_warnings": allow_quality_warnings,
+        "reason": reason,
+        "force": force,
+        "as_json": as_json,
+    }
+    with workspace() as ws:
+        if model is not None:
+            code = _train_one(ws, model, **options)
+            if code:
+                raise typer.Exit(code)
+            return
+        results = []
+        for name in ws.spec.models:
+            log.debug("train --all: %s", name)
+            results.append(_train_each(ws, name, options))
+    worst = max((r["exit"] for r in results), default=0)
+    if as_json:
+        emit_json(results)
+    else:
+        ok = sum(r["exit"] == 0 for r in results)
+        out.print(f"{ok} of {len(results)} models trained" + (" (dry run)" if dry_run else ""))
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _train_each(ws: Workspace, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """One model of ``train --all``: its result, or its error, and its exit code."""
+    from ..core.errors import RetrainerError, exit_code
+
+    captured: list[Any] = []
+    as_json = options["as_json"]
+    try:
+        code = _train_one(ws, name, **options, sink=captured.append if as_json else None)
+    except RetrainerError as exc:
+        if not as_json:
+            err.print(f"[bold red]error[/] ({name}): {escape(exc.message)}", highlight=False)
+        return {"model": name, "exit": exit_code(exc), **exc.to_dict()}
+    return {"model": name, "exit": code, "result": captured[0] if captured else None}
+
+
+def _train_one(
+    ws: Workspace,
+    model: str,
+    *,
+    family: str | None,
+    deploy: bool,
+    days: int | None,
+    dry_run: bool,
+    allow_quality_warnings: bool,
+    reason: str,
+    force: bool,
+    as_json: bool,
+    sink: Callable[[Any], None] | None = None,
+) -> int:
+    """Train (or plan) one model and print its result; returns the exit code."""
     from ..lifecycle import train as train_ops
 
-    with workspace() as ws:
-        if dry_run:
-            p = train_ops.plan(ws, model, family=family, days_back=days)
-            if as_json:
-                emit_json(p.to_dict())
-                return
-            w = p.window
-            out.print(
-                f"[bold]{model}[/] would train [bold]{p.family}[/] "
-                f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})"
-            )
-            out.print(f"window {w.start} → {w.end}: {w.rows} rows; classes {p.class_balance}")
-            out.print(p.quality.render(), markup=False, highlight=False)
-            if not p.quality.ok:
-                raise typer.Exit(1)
-            return
-        with _progress(not as_json, model) as step:
-            r = train_ops.train(
-                ws,
-                model,
-                family=family,
-                deploy=deploy,
-                days_back=days,
-                allow_quality_warnings=allow_quality_warnings,
-                reason=reason,
-                on_step=step,
-            )
-        role = "champion" if r.deployed else "archived"
+    show = sink or emit_json
+    if dry_run:
+        p = train_ops.plan(ws, model, family=family, days_back=days)
+        if as_json:
+            show(p.to_dict())  # the plan's quality.ok says it; the exit code stays 0
+            return 0
+        w = p.window
+        out.print(
+            f"[bold]{model}[/] would train [bold]{p.family}[/] "
+            f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})"
+        )
+        out.print(f"window {w.start} → {w.end}: {w.rows} rows; classes {p.class_balance}")
+        out.print(p.quality.render(), markup=False, highlight=False)
+        return 0 if p.quality.ok else 1
+    with _progress(not as_json, model) as step:
+        r = train_ops.train(
+            ws,
+            model,
+            family=family,
+            deploy=deploy,
+            days_back=days,
+            allow_quality_warnings=allow_quality_warnings,
+            reason=reason,
+            on_step=step,
+            force=force,
+        )
+    role = "champion" if r.deployed else "archived"
     view = {
         **version_view(r.version, role),
         "deployed": r.deployed,
         "gate": r.version.details.get("gate"),
     }
     if as_json:
-        emit_json(view)
-        return
+        show(view)
+        return 0
     primary = r.version.details.get("primary_metric", "")
     note = f" (fallback from {view['fallback']['requested']})" if view.get("fallback") else ""
     out.print(
@@ -118,6 +190,7 @@ def train(
             highlight=False,
             markup=False,
         )
+    return 0
 
 
 @app.command("fine-tune")
