@@ -243,8 +243,12 @@ def test_budgets() -> None:
     slow = run_gate(
         y, champion, challenger, task="classification", gate=gate, latency_ms=25, size_bytes=900
     )
-    assert slow.verdict == "reject" and slow.reasons[0] == "latency 25 ms exceeds the 20 ms budget"
-    with pytest.raises(InputError, match=r"latency budget \(20 ms\) but no measured latency"):
+    assert slow.verdict == "reject" and slow.reasons[0] == (
+        "p95 single-row latency 25 ms exceeds the 20 ms budget"
+    )
+    with pytest.raises(
+        InputError, match=r"latency budget \(20 ms\) but no measured p95 single-row latency"
+    ):
         run_gate(y, champion, challenger, task="classification", gate=gate, size_bytes=1)
 
 

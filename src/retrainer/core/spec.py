@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .custom_metrics import check_gate
 from .errors import ConfigError, ModelNotFound
 from .family_params import check_params
 from .metrics import DEFAULT_PRIMARY, METRICS
@@ -106,12 +107,7 @@ class ModelSpec(BaseModel):
         for key in ("target", "id_column", "time_column"):
             if getattr(self, key) in feats:
                 raise ValueError(f"{key} {getattr(self, key)!r} is also listed as a feature")
-        metric = self.gate.primary_metric
-        if metric is not None and (metric not in METRICS or METRICS[metric].task != self.task):
-            valid = [m.name for m in METRICS.values() if m.task == self.task]
-            raise ValueError(
-                f"gate.primary_metric {metric!r} is not a {self.task} metric; valid: {valid}"
-            )
+        check_gate(self.gate, self.task)
         return self
 
     @property
@@ -168,7 +164,10 @@ class ModelSpec(BaseModel):
 
     @property
     def primary_metric(self) -> str:
-        return self.gate.primary_metric or DEFAULT_PRIMARY[self.task]
+        """The metric the monitor, policy and rollouts watch: the gate's primary metric, or
+        the task's default when the gate decides on a user metric (gate.metrics)."""
+        metric = self.gate.primary_metric
+        return metric if metric in METRICS else DEFAULT_PRIMARY[self.task]
 
     @property
     def feature_names(self) -> list[str]:

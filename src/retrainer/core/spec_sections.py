@@ -86,27 +86,108 @@ class FineTune(Section):
     rounds: int = Field(100, ge=1, description="Boosting rounds or trees added at most.")
 
 
+class GuardRule(Section):
+    """A guard metric's rule: bound a loss (``max_loss``) or require a gain
+    (``min_improvement``), both absolute and in the metric's good direction."""
+
+    max_loss: float | None = Field(None, ge=0, description="Largest regression tolerated.")
+    min_improvement: float | None = Field(
+        None, ge=0, description="Improvement required (with the gate's significance test)."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> GuardRule:
+        if (self.max_loss is None) == (self.min_improvement is None):
+            raise ValueError(
+                "a guard takes exactly one of max_loss or min_improvement, e.g. "
+                "{f1: {min_improvement: 0.01}} or {roc_auc: {max_loss: 0.005}}"
+            )
+        return self
+
+
+class MetricDef(Section):
+    """A user metric: ``expression`` over tp, fp, tn, fn, or ``function`` by import path."""
+
+    expression: str | None = Field(
+        None, description="Arithmetic over tp, fp, tn, fn, e.g. 'fn / (tp + fn)'."
+    )
+    function: str | None = Field(
+        None, description="'package.module:function' called as f(y_true, y_pred[, proba])."
+    )
+    greater_is_better: bool = Field(description="The metric's direction.")
+
+    @model_validator(mode="after")
+    def _one(self) -> MetricDef:
+        if (self.expression is None) == (self.function is None):
+            raise ValueError("a custom metric takes exactly one of expression or function")
+        return self
+
+
 class Gate(Section):
     primary_metric: str | None = Field(None, description="Default: accuracy or mae.")
     min_improvement: float = Field(
         0.01, ge=0, description="A new recipe must improve the primary metric by this much."
     )
-    significance: float = Field(0.05, gt=0, lt=1)
+    significance: float | None = Field(
+        0.05,
+        gt=0,
+        lt=1,
+        description=(
+            "Paired-bootstrap p-value a required improvement must be below; null: a plain "
+            "comparison (the observed improvement alone decides)."
+        ),
+    )
     refresh_tolerance: float | None = Field(
         0.01,
         ge=0,
         description=(
-            "A refresh (same family and parameters as the champion, newer rows) passes unless "
-            "its primary metric is worse by more than this; null: judged like a new recipe."
+            "A refresh (same family and parameters as the champion, newer rows) is rejected "
+            "only when even the upper end of the bootstrap interval of its improvement is "
+            "below -refresh_tolerance (with significance null: when the observed change is); "
+            "null: judged like a new recipe."
         ),
     )
     bootstrap_samples: int = Field(1000, ge=100)
-    guards: dict[str, float] = Field(
-        default_factory=dict, description="Guard metric -> largest regression tolerated."
+    guards: dict[str, GuardRule] = Field(
+        default_factory=dict,
+        description=(
+            "Guard metric -> largest regression tolerated (a number, or {max_loss: x}), or "
+            "{min_improvement: x}: the improvement it must show."
+        ),
     )
-    max_latency_ms: float | None = Field(None, gt=0)
+    metrics: dict[str, MetricDef] = Field(
+        default_factory=dict, description="User metrics, usable as primary metric or guard."
+    )
+    max_latency_ms: float | None = Field(
+        None, gt=0, description="Largest p95 single-row prediction latency, measured in training."
+    )
+    max_memory_mb: float | None = Field(
+        None, gt=0, description="Largest peak RSS growth of loading the model and predicting."
+    )
     max_size_bytes: int | None = Field(None, gt=0)
     min_rows: int = Field(100, ge=10)
+
+    @field_validator("guards", mode="before")
+    @classmethod
+    def _guards(cls, v: object) -> object:
+        """A bare number is the original form: the largest regression tolerated."""
+        if not isinstance(v, dict):
+            return v
+        return {
+            k: {"max_loss": x} if isinstance(x, int | float) and not isinstance(x, bool) else x
+            for k, x in v.items()
+        }
+
+    @property
+    def live_significance(self) -> float:
+        """The level of live A/B and canary comparisons: ``significance``, or 0.05 when the
+        gate compares plainly (live arms always need a test: their samples keep growing)."""
+        return 0.05 if self.significance is None else self.significance
+
+    @property
+    def measures_serving(self) -> bool:
+        """Whether training must measure latency and memory (a budget names them)."""
+        return self.max_latency_ms is not None or self.max_memory_mb is not None
 
 
 class Drift(Section):

@@ -39,12 +39,14 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike
 
+from ..core.custom_metrics import CustomMetric, count_masks, gate_metrics
 from ..core.errors import ConfigError, InputError
-from ..core.metrics import DEFAULT_PRIMARY, METRICS, Metric, task_metrics
-from ..core.spec_sections import Gate
+from ..core.metrics import DEFAULT_PRIMARY, Metric, task_metrics
+from ..core.spec_sections import Gate, GuardRule
 
 Verdict = Literal["pass", "reject", "insufficient"]
 TEST_NAME = "paired_bootstrap"
+PLAIN = "plain_comparison"
 _CHUNK_CELLS = 2_000_000  # resampled cells held in memory at once
 
 # Row multiplicities (resamples, rows) -> one metric value per resample.
@@ -54,14 +56,17 @@ _Scores = tuple[np.ndarray, np.ndarray | None]  # (predictions, probabilities or
 
 @dataclass(frozen=True)
 class GuardResult:
-    """One guard metric: how much the challenger regresses against the tolerance."""
+    """One guard metric: how much the challenger regresses against the tolerance
+    (``max_loss``), or whether it improves by ``min_improvement`` (with the gate's test)."""
 
     metric: str
     champion: float
     challenger: float
     regression: float  # -improvement: positive means the challenger is worse
-    tolerance: float
+    tolerance: float | None  # the largest regression tolerated (a max_loss guard)
     ok: bool
+    min_improvement: float | None = None  # the improvement required (a min_improvement guard)
+    p_value: float | None = None  # its paired-bootstrap p-value, when significance is set
 
 
 @dataclass(frozen=True)
@@ -79,15 +84,15 @@ class GateResult:
     min_improvement: float
     refresh: bool
     refresh_tolerance: float | None  # the tolerance a refresh was judged with
-    test: str
+    test: str  # paired_bootstrap, or plain_comparison when significance is null
     bootstrap_samples: int
     p_value: float | None
-    significance: float
+    significance: float | None
     ci_low: float | None  # one-sided (1 - significance) lower bound of the improvement
     ci_high: float | None
-    ci_level: float  # coverage of [ci_low, ci_high]: 1 - 2 * significance
+    ci_level: float | None  # coverage of [ci_low, ci_high]: 1 - 2 * significance
     guards: tuple[GuardResult, ...]
-    latency_ms: float | None
+    latency_ms: float | None  # p95 of single-row predictions
     max_latency_ms: float | None
     size_bytes: int | None
     max_size_bytes: int | None
@@ -97,6 +102,8 @@ class GateResult:
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     # why a refresh's comparison was shown but not judged (the champion saw more data)
     handicap: str | None = None
+    memory_mb: float | None = None  # peak RSS growth of loading the model and predicting
+    max_memory_mb: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -204,6 +211,10 @@ def _stat(metric: Metric, y: np.ndarray, pred: np.ndarray, proba: np.ndarray | N
     """The metric on each resample, equal to ``metric.compute`` on the resampled rows; a
     metric without a fast path falls back to ``metric.compute`` per resample."""
     name = metric.name
+    if isinstance(metric, CustomMetric) and metric.expression is not None:
+        return metric.counts_stat({k: v.astype(float) for k, v in count_masks(y, pred).items()})
+    if isinstance(metric, CustomMetric):
+        name = ""  # a user function: computed on each resample
     err = pred.astype(float) - y.astype(float) if metric.task == "regression" else None
     if name == "accuracy":
         return _mean((y == pred).astype(float))
@@ -259,6 +270,7 @@ def paired_bootstrap(
     """Improvements of challenger over champion on ``samples`` shared resamples of the rows.
 
     >>> import numpy as np
+    >>> from retrainer.core.metrics import METRICS
     >>> y = np.array([0, 1, 1, 0, 1, 0, 1, 1])
     >>> d = paired_bootstrap(METRICS["accuracy"], y, (1 - y, None), (y, None), samples=5, seed=0)
     >>> d.tolist()
@@ -279,14 +291,21 @@ def paired_bootstrap(
 # --- the gate ----------------------------------------------------------------------------
 
 
-def _metric(name: str, task: str, role: str) -> Metric:
-    allowed = [m.name for m in task_metrics(task)]
-    if name not in METRICS or METRICS[name].task != task:
+def _metrics(gate: Gate, task: str) -> dict[str, Metric]:
+    try:
+        return gate_metrics(gate, task)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}. Fix gate.metrics in the model's spec.") from None
+
+
+def _metric(name: str, task: str, role: str, known: dict[str, Metric]) -> Metric:
+    if name not in known:
         raise ConfigError(
             f"The gate's {role} {name!r} is not a {task} metric. Expected one of "
-            f"{', '.join(allowed)}; fix gate in the model's spec."
+            f"{', '.join(known)}; fix gate in the model's spec (user metrics go under "
+            "gate.metrics)."
         )
-    return METRICS[name]
+    return known[name]
 
 
 def _array(value: ArrayLike, name: str, n: int | None, ndims: tuple[int, ...] = (1,)) -> np.ndarray:
@@ -306,20 +325,58 @@ def _model(pred: ArrayLike, proba: ArrayLike | None, who: str, n: int) -> _Score
 
 
 def _guard(
-    metric: Metric, tolerance: float, y: np.ndarray, champ: _Scores, chal: _Scores
-) -> GuardResult:
+    metric: Metric,
+    rule: GuardRule,
+    y: np.ndarray,
+    champ: _Scores,
+    chal: _Scores,
+    gate: Gate,
+    seed: int,
+) -> tuple[GuardResult, str]:
+    """The guard's result and its sentence."""
     before, after = metric.compute(y, *champ), metric.compute(y, *chal)
     regression = -metric.improvement(after, before)
-    ok = math.isfinite(regression) and regression <= tolerance
-    return GuardResult(metric.name, before, after, regression, tolerance, ok)
+    change = f"guard {metric.name} {_num(before)} -> {_num(after)}"
+    if rule.min_improvement is None:
+        tolerance = float(rule.max_loss or 0.0)
+        ok = math.isfinite(regression) and regression <= tolerance
+        text = f"{change}: regression {_num(regression)} (tolerance {_num(tolerance)})"
+        result = GuardResult(metric.name, before, after, regression, tolerance, ok)
+        return result, text if ok or math.isfinite(regression) else f"{text}, undefined"
+    need = rule.min_improvement
+    improvement = -regression
+    ok = math.isfinite(improvement) and improvement >= need
+    text = f"{change}: improves by {_num(improvement)} (needs {_num(need)})"
+    p_value = None
+    if gate.significance is not None and ok:
+        d = paired_bootstrap(metric, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
+        d = d[np.isfinite(d)]
+        p_value = float((1 + np.sum(d <= 0)) / (len(d) + 1)) if len(d) else None
+        ok = p_value is not None and p_value < gate.significance
+        text += (
+            f", {TEST_NAME} p = {p_value:.3g}"
+            + ("" if ok else f", not below {gate.significance:g}: may be chance")
+            if p_value is not None
+            else ", undefined on every bootstrap resample"
+        )
+    elif not math.isfinite(improvement):
+        text += ", undefined"
+    result = GuardResult(metric.name, before, after, regression, None, ok, need, p_value)
+    return result, text
+
+
+def _rule(rule: GuardRule | float) -> GuardRule:
+    """A guard's rule; a bare number (a copy that skipped validation) is a max_loss."""
+    return rule if isinstance(rule, GuardRule) else GuardRule(max_loss=float(rule))
 
 
 def _budgets(
-    gate: Gate, latency_ms: float | None, size_bytes: int | None
+    gate: Gate, latency_ms: float | None, size_bytes: int | None, memory_mb: float | None
 ) -> tuple[list[str], list[str]]:
     bad, good = [], []
     for what, unit, value, limit, arg in (
-        ("latency", "ms", latency_ms, gate.max_latency_ms, "latency_ms"),
+        ("p95 single-row latency", "ms", latency_ms, gate.max_latency_ms, "latency_ms"),
+        ("peak memory growth", "MB", memory_mb, gate.max_memory_mb, "memory_mb"),
         ("size", "bytes", size_bytes, gate.max_size_bytes, "size_bytes"),
     ):
         if limit is None:
@@ -362,6 +419,7 @@ def run_gate(
     challenger_proba: ArrayLike | None = None,
     latency_ms: float | None = None,
     size_bytes: int | None = None,
+    memory_mb: float | None = None,
     seed: int = 0,
     refresh: bool = False,
     handicap: str | None = None,
@@ -379,23 +437,28 @@ def run_gate(
         raise ConfigError(
             f"Task {task!r} is unknown. Expected one of: {', '.join(DEFAULT_PRIMARY)}."
         )
-    primary = _metric(gate.primary_metric or DEFAULT_PRIMARY[task], task, "primary metric")
-    guards = {_metric(name, task, "guard metric"): tol for name, tol in gate.guards.items()}
+    known = _metrics(gate, task)
+    primary = _metric(gate.primary_metric or DEFAULT_PRIMARY[task], task, "primary metric", known)
+    guards = [
+        (_metric(name, task, "guard metric", known), _rule(r)) for name, r in gate.guards.items()
+    ]
     y = _array(y_true, "y_true", None)
     n = len(y)
     champ = _model(champion_pred, champion_proba, "champion", n)
     chal = _model(challenger_pred, challenger_proba, "challenger", n)
-    for m in [primary, *guards]:
+    for m in [primary, *(g for g, _ in guards)]:
         if m.needs_proba and (champ[1] is None or chal[1] is None):
             raise InputError(
                 f"The gate metric {m.name!r} needs probabilities from both models. Pass "
                 "champion_proba and challenger_proba, or choose a metric on labels."
             )
-    bad, good = _budgets(gate, latency_ms, size_bytes)
+    bad, good = _budgets(gate, latency_ms, size_bytes, memory_mb)
     before, after = primary.compute(y, *champ), primary.compute(y, *chal)
     improvement = primary.improvement(after, before)
-    guard_results = tuple(_guard(m, tol, y, champ, chal) for m, tol in guards.items())
-    level = 1 - 2 * gate.significance
+    judged = [_guard(m, rule, y, champ, chal, gate, seed) for m, rule in guards]
+    guard_results = tuple(g for g, _ in judged)
+    alpha = gate.significance
+    level = None if alpha is None else 1 - 2 * alpha
     p_value = ci_low = ci_high = None
     verdict: Verdict = "reject"
     if n < gate.min_rows:
@@ -419,36 +482,40 @@ def run_gate(
                 good.insert(0, f"{change}: improves by {_num(improvement)} (needs {needs})")
             else:
                 bad.insert(0, f"{change}: improves by only {_num(improvement)}, needs {needs}")
-        d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
-        d = d[np.isfinite(d)]
+        d = np.array([improvement])
+        if alpha is not None:
+            d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
+            d = d[np.isfinite(d)]
         if len(d) == 0:
             verdict = "insufficient"
             bad.insert(0, f"{primary.name} is undefined on every bootstrap resample")
         else:
-            p_value, ci_low, ci_high, ok, text = _test(d, gate.significance)
+            if alpha is not None:
+                p_value, ci_low, ci_high, ok, text = _test(d, alpha)
+            else:  # a plain comparison: the observed change is both ends
+                ci_high, ok = improvement, True
+                text = f"{PLAIN} (significance null): no test, the observed change decides"
             if tolerance is None:
                 (good if ok else bad).append(text)
             else:  # a refresh need not prove itself on the slice, only show no harm
                 text = text.split("; ")[0]
+                end = "even at the interval's upper end" if alpha is not None else "as observed"
                 if handicap is not None:
                     good.append(f"{text}: shown, not judged ({handicap})")
                 elif ci_high < -tolerance:
                     bad.insert(
                         0,
-                        f"{text}: the refresh is worse by more than {_num(tolerance)} even "
-                        "at the interval's upper end (look at the newest rows for a change in "
-                        "the data; `deploy --force` deploys it anyway)",
+                        f"{text}: the refresh is worse by more than {_num(tolerance)} {end} "
+                        "(look at the newest rows for a change in the data; `deploy --force` "
+                        "deploys it anyway)",
                     )
                 else:
-                    good.append(f"{text}: no evidence it is worse by more than {_num(tolerance)}")
-    for g in guard_results:
-        text = (
-            f"guard {g.metric} {_num(g.champion)} -> {_num(g.challenger)}: regression "
-            f"{_num(g.regression)} (tolerance {_num(g.tolerance)})"
-        )
-        (good if g.ok else bad).append(
-            text if g.ok or math.isfinite(g.regression) else f"{text}, undefined"
-        )
+                    good.append(
+                        f"{text}: shown, not judged: no evidence it is worse by more than "
+                        f"{_num(tolerance)}"
+                    )
+    for g, text in judged:
+        (good if g.ok else bad).append(text)
     if verdict == "reject" and not bad:
         verdict = "pass"
     return GateResult(
@@ -463,8 +530,8 @@ def run_gate(
         min_improvement=gate.min_improvement,
         refresh=refresh,
         refresh_tolerance=gate.refresh_tolerance if refresh else None,
-        test=TEST_NAME,
-        bootstrap_samples=gate.bootstrap_samples,
+        test=TEST_NAME if alpha is not None else PLAIN,
+        bootstrap_samples=gate.bootstrap_samples if alpha is not None else 0,
         p_value=p_value,
         significance=gate.significance,
         ci_low=ci_low,
@@ -480,8 +547,71 @@ def run_gate(
         champion_metrics=_task_metrics(task, y, champ),
         challenger_metrics=_task_metrics(task, y, chal),
         handicap=handicap if refresh and gate.refresh_tolerance is not None else None,
+        memory_mb=memory_mb,
+        max_memory_mb=gate.max_memory_mb,
     )
 
 
 def _task_metrics(task: str, y: np.ndarray, model: _Scores) -> dict[str, float]:
     return {m.name: m.compute(y, *model) for m in task_metrics(task)} if len(y) else {}
+
+
+def _shown(x: Any) -> str:
+    return "undefined" if x is None else _num(x)
+
+
+def summary_line(gate: dict[str, Any]) -> str:
+    """One line for a stored gate result (``GateResult.to_dict()`` plus champion_version).
+
+    A refresh that passes is said as such: its comparison is shown, not judged (it passes
+    unless clearly worse), so "gate pass" would claim a win it did not have to show.
+
+    >>> g = {"verdict": "pass", "refresh": True, "refresh_tolerance": 0.01, "metric": "mae",
+    ...      "champion": 2.0, "challenger": 2.004, "improvement": -0.004,
+    ...      "champion_version": "1.0.0", "reasons": []}
+    >>> summary_line(g)
+    'refresh allowed vs 1.0.0: mae 2 -> 2.004, worse by 0.004: shown, not judged'
+    """
+    if gate.get("budgets_only"):
+        return str(gate.get("summary"))
+    who = gate.get("champion_version")
+    change = f"{gate.get('metric')} {_shown(gate.get('champion'))} -> " + _shown(
+        gate.get("challenger")
+    )
+    if gate.get("verdict") != "pass":
+        first = (gate.get("reasons") or [""])[0]
+        return f"gate {gate.get('verdict')} vs {who}: {first}"
+    if gate.get("refresh") and gate.get("refresh_tolerance") is not None:
+        d = gate.get("improvement") or 0.0
+        how = f"better by {_num(d)}" if d >= 0 else f"worse by {_num(-d)}"
+        return f"refresh allowed vs {who}: {change}, {how}: shown, not judged"
+    return f"gate pass vs {who}: {change}, improves by {_num(gate.get('improvement') or 0.0)}"
+
+
+def budget_gate(
+    gate: Gate, latency_ms: float | None, memory_mb: float | None, size_bytes: int | None
+) -> dict[str, Any] | None:
+    """The budgets alone, for a first version (no champion to compare with): None when the
+    spec sets no budget, else a JSON-safe result whose verdict is pass or reject.
+
+    >>> budget_gate(Gate(max_memory_mb=50), 3.0, 80.0, 1000)["reasons"]
+    ['peak memory growth 80 MB exceeds the 50 MB budget']
+    """
+    if gate.max_latency_ms is None and gate.max_memory_mb is None and gate.max_size_bytes is None:
+        return None
+    bad, good = _budgets(gate, latency_ms, size_bytes, memory_mb)
+    verdict = "reject" if bad else "pass"
+    return {
+        "verdict": verdict,
+        "budgets_only": True,
+        "champion_version": None,
+        "latency_ms": latency_ms,
+        "max_latency_ms": gate.max_latency_ms,
+        "memory_mb": memory_mb,
+        "max_memory_mb": gate.max_memory_mb,
+        "size_bytes": size_bytes,
+        "max_size_bytes": gate.max_size_bytes,
+        "reasons": bad + good,
+        "summary": f"budgets {'exceeded' if bad else 'held'} (first version): "
+        + "; ".join(bad or good),
+    }

@@ -35,6 +35,8 @@ class Evaluation:
     proba: np.ndarray | None
     holdout_ids: list[str]
     holdout_start: pd.Timestamp
+    # classification: {"labels": [...], "matrix": rows actual x columns predicted} on the holdout
+    confusion: dict[str, Any] | None = None
 
 
 @dataclass
@@ -177,6 +179,9 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
         proba,
         frame["entity_id"].iloc[hold].tolist(),
         frame["event_time"].iloc[hold.start],
+        confusion_matrix(eval_model.classes_, y_enc, pred)
+        if spec.task == "classification"
+        else None,
     )
     folds: list[dict[str, float]] = []
     if spec.validation.scheme == "walk_forward":
@@ -211,6 +216,22 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
         calibration=calibration,
         fit_seconds=time.process_time() - started,
     )
+
+
+def confusion_matrix(labels: list[Any], y: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
+    """Counts of (actual, predicted) class pairs: rows are actual, columns predicted, in the
+    order of ``labels`` (the model's classes; ``y`` and ``pred`` are their indices).
+
+    >>> confusion_matrix(["no", "yes"], np.array([0, 1, 1, 0]), np.array([0, 1, 0, 0]))
+    {'labels': ['no', 'yes'], 'matrix': [[2, 0], [1, 1]]}
+    """
+    k = len(labels)
+    counts = np.bincount(y.astype(int) * k + pred.astype(int), minlength=k * k).reshape(k, k)
+    return {"labels": [_plain(v) for v in labels], "matrix": counts.tolist()}
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def fold_summary(folds: list[dict[str, float]]) -> dict[str, dict[str, float]]:

@@ -26,20 +26,31 @@ import numpy as np
 import pandas as pd
 
 from ..core.spec import ModelSpec
-from ..evaluation.gate import run_gate
+from ..evaluation.gate import budget_gate, run_gate, summary_line
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
 from .workspace import Workspace
 
 
 def gate_against_champion(
-    ws: Workspace, spec: ModelSpec, fitted: Fitted, frame: pd.DataFrame, size_bytes: int
+    ws: Workspace,
+    spec: ModelSpec,
+    fitted: Fitted,
+    frame: pd.DataFrame,
+    size_bytes: int,
+    cost: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
-    """The gate result (JSON-safe) of ``fitted`` against the current champion, or None
-    when there is no champion."""
+    """The gate result (JSON-safe) of ``fitted`` against the current champion. Without a
+    champion: the budgets alone when the spec sets one, else None. ``cost``: the measured
+    serving cost (``serving_cost.measure``), whose p95 single-row latency and peak memory
+    growth the budgets judge."""
+    latency_ms = memory_mb = None
+    if cost is not None:
+        latency_ms = cost["latency_ms"]["single_row"]["p95"]
+        memory_mb = cost["memory_mb"]
     champion_name = ws.store.roles(spec.name).champion
     if champion_name is None:
-        return None
+        return budget_gate(spec.gate, latency_ms, memory_mb, size_bytes)
     champion_v = ws.store.get_version(spec.name, champion_name)
     champion = load_predictor(ws, champion_v)
     ev = fitted.evaluation
@@ -81,8 +92,10 @@ def gate_against_champion(
         else:
             champ_pred = raw
             chal_proba = None
-    else:
+    else:  # nothing newer than the champion's rows: "insufficient", on any metric
         champ_pred = np.empty(0)
+        if spec.task == "classification" and chal_proba is not None:
+            champ_proba = np.empty((0, *chal_proba.shape[1:]))
     result = run_gate(
         y,
         champ_pred,
@@ -92,6 +105,8 @@ def gate_against_champion(
         champion_proba=champ_proba,
         challenger_proba=chal_proba,
         size_bytes=size_bytes,
+        latency_ms=latency_ms,
+        memory_mb=memory_mb,
         seed=spec.training.seed,
         refresh=refresh,
         handicap=handicap,
@@ -102,6 +117,7 @@ def gate_against_champion(
         out["catch_up_fit"] = catch_up
     if not same_classes:
         out["reasons"] = [*out["reasons"], "the champion and challenger know different classes"]
+    out["summary"] = summary_line(out)
     return out
 
 

@@ -105,7 +105,7 @@ def arms(
         champ.labelled,
         b,
         chal.labelled,
-        significance=spec.gate.significance,
+        significance=spec.gate.live_significance,
         champion_rmse=champ.metrics.get("rmse"),
         challenger_rmse=chal.metrics.get("rmse"),
     )

@@ -266,6 +266,20 @@ def _gate_cpu(gate: dict[str, Any] | None) -> float:
     return float(((gate or {}).get("catch_up_fit") or {}).get("cpu_seconds", 0.0))
 
 
+def serving_cost(
+    spec: ModelSpec, fitted: Fitted, frame: pd.DataFrame, data: bytes
+) -> dict[str, Any] | None:
+    """Latency and memory of the artifact ``data`` on the holdout's rows, measured in a fresh
+    process as serving loads it; None unless the gate sets a latency or memory budget."""
+    if not spec.gate.measures_serving:
+        return None
+    from .serving_cost import measure
+
+    hold = frame.iloc[len(frame) - len(fitted.evaluation.holdout_ids) :][spec.feature_names]
+    cal = fitted.calibrator.to_dict() if fitted.calibrator is not None else None
+    return measure(data, cal, hold, fitted.family)
+
+
 def register_fitted(
     ws: Workspace,
     spec: ModelSpec,
@@ -286,7 +300,8 @@ def register_fitted(
     """Write the artifact durably, gate it against the champion, then register the version
     (and deploy it when asked and allowed) in one transaction."""
     data = fitted.model.save()
-    gate = gate_against_champion(ws, spec, fitted, frame, len(data))
+    cost = serving_cost(spec, fitted, frame, data)
+    gate = gate_against_champion(ws, spec, fitted, frame, len(data), cost)
     verdict = None if gate is None else gate["verdict"]
     allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
     do_deploy = deploy and (allowed or force)
@@ -295,6 +310,10 @@ def register_fitted(
     extra: dict[str, Any] = dict(details or {})
     if gate is not None:
         extra["gate"] = gate
+    if cost is not None:
+        extra["serving_cost"] = cost
+    if fitted.evaluation.confusion is not None:
+        extra["confusion_matrix"] = fitted.evaluation.confusion
     extra["deployed"] = do_deploy
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
