@@ -108,7 +108,8 @@ def test_critical_degradation_and_critical_drift_retrain_fully() -> None:
     d = decide(healthy(performance=perf(0.6)), POLICY, ROLLOUT)
     assert d.action == "full_retrain"
     assert d.reasons[0] == (
-        "critical degradation: live accuracy 0.6 is 31% below baseline 0.87 (threshold 25%)"
+        "critical degradation: live accuracy 0.6 is 31% below baseline 0.87 "
+        "(policy.critical_degradation: 25%)"
     )
     drift = DataDrift(share=0.7, drift=True, critical=True, drifted=("age", "plan"))
     d = decide(healthy(drift=drift), POLICY, ROLLOUT)
@@ -123,22 +124,19 @@ def test_age_and_fine_tune_count_force_a_full_retrain_unless_disabled() -> None:
     d = decide(old, POLICY, ROLLOUT)
     assert (d.action, d.reasons[0]) == (
         "full_retrain",
-        "91.5 days since the last full retrain (limit 90)",
+        "91.5 days since the last full retrain (policy.max_days_since_full_retrain: 90)",
     )
     assert act(old, Policy(max_days_since_full_retrain=None)) == "nothing"
-    many = healthy(fine_tunes_since_full_retrain=6)
-    assert decide(many, POLICY, ROLLOUT).reasons[0] == (
-        "6 fine-tunes since the last full retrain (limit 5)"
-    )
-    assert act(healthy(fine_tunes_since_full_retrain=5)) == "nothing"
-    assert act(many, Policy(max_fine_tunes=None)) == "nothing"
+    assert act(healthy(fine_tunes_since_full_retrain=9)) == "nothing"  # nothing due
 
 
 def test_moderate_degradation_fine_tunes_or_retrains_without_warm_start() -> None:
     state = healthy(performance=perf(0.712, baseline=0.871))
     d = decide(state, POLICY, ROLLOUT)
     assert (d.action, d.numbers["rule"]) == ("fine_tune", "degradation")
-    assert d.reasons == ("live accuracy 0.712 is 18.3% below baseline 0.871 (threshold 15%)",)
+    assert d.reasons == (
+        "live accuracy 0.712 is 18.3% below baseline 0.871 (policy.degradation: 15%)",
+    )
     assert d.numbers["degradation"] == pytest.approx((0.871 - 0.712) / 0.871)
     cold = replace(state, capabilities=Capabilities(warm_start=False))
     d = decide(cold, POLICY, ROLLOUT)
@@ -175,7 +173,7 @@ def test_incremental_families_update_after_enough_rows() -> None:
     d = decide(healthy(capabilities=inc, new_rows_since_update=100), POLICY, ROLLOUT)
     assert (d.action, d.reasons[0]) == (
         "incremental_update",
-        "100 new labelled rows since the last update (every 100)",
+        "100 new labelled rows since the last update (policy.incremental_update_threshold: 100)",
     )
     assert act(healthy(capabilities=inc, new_rows_since_update=99)) == "nothing"
     assert act(healthy(new_rows_since_update=10_000)) == "nothing"  # not incremental
@@ -183,7 +181,10 @@ def test_incremental_families_update_after_enough_rows() -> None:
 
 def test_stale_model_fine_tunes_unless_disabled() -> None:
     d = decide(healthy(days_since_update=8), POLICY, ROLLOUT)
-    assert (d.action, d.reasons[0]) == ("fine_tune", "8 days since the last update (limit 7)")
+    assert (d.action, d.reasons[0]) == (
+        "fine_tune",
+        "8 days since the last update (policy.max_days_since_update: 7)",
+    )
     assert act(healthy(days_since_update=8), Policy(max_days_since_update=None)) == "nothing"
     cold = Capabilities(warm_start=False)
     assert act(healthy(days_since_update=8, capabilities=cold)) == "full_retrain"
@@ -194,7 +195,8 @@ def test_enough_new_rows_retrain_in_full_and_a_rejected_attempt_waits_as_long_ag
     d = decide(state, Policy(), ROLLOUT)
     assert (d.action, d.numbers["rule"]) == ("full_retrain", "new_data")
     assert d.reasons[0] == (
-        "365 new labelled rows since the last training, 10% of the champion's 3650 (retrain at 10%)"
+        "365 new labelled rows since the last training, 10% of the champion's 3650 "
+        "(policy.new_data_fraction: 10%)"
     )
     assert act(replace(state, new_rows_since_update=364), Policy()) == "nothing"
     assert act(state, Policy(new_data_fraction=None)) == "nothing"
@@ -210,7 +212,10 @@ def test_low_confidence_fine_tunes_only_when_enabled() -> None:
     state = healthy(mean_confidence=0.55)
     assert act(state) == "nothing"
     d = decide(state, Policy(min_confidence=0.6), ROLLOUT)
-    assert (d.action, d.reasons[0]) == ("fine_tune", "mean confidence 0.55 is below 0.6")
+    assert (d.action, d.reasons[0]) == (
+        "fine_tune",
+        "mean confidence 0.55 is below 0.6 (policy.min_confidence)",
+    )
 
 
 def test_state_validation_names_field_and_value() -> None:
@@ -239,17 +244,20 @@ def test_priority_order() -> None:
         capabilities=Capabilities(incremental=True),
         new_rows_since_update=1000,
         champion_rows=5000,
+        live_metrics={"accuracy": 0.5},
     )
-    policy = POLICY.model_copy(update={"min_confidence": 0.6})
+    policy = POLICY.model_copy(update={"min_confidence": 0.6, "floors": {"accuracy": 0.65}})
     # (the rule expected to decide, its action, the change that silences it)
     expected: list[tuple[str | None, str, dict[str, Any]]] = [
         ("data_quality", "nothing", {"quality_ok": True}),
         ("live_regression", "rollback", {"regression": None}),
         ("critical_degradation", "full_retrain", {"performance": perf(0.7)}),
+        ("floors", "full_retrain", {"live_metrics": {"accuracy": 0.7}}),
         ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drift=True)}),
         ("full_retrain_age", "full_retrain", {"days_since_full_retrain": 5}),
         ("new_data", "full_retrain", {"champion_rows": 0}),
-        ("fine_tune_count", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
+        # 9 fine-tunes made: max_fine_tunes (5) turns the due fine-tune into a full retrain
+        ("degradation", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
         ("degradation", "fine_tune", {"performance": perf(0.87)}),
         ("data_drift", "fine_tune", {"drift": None}),
         ("concept_drift", "fine_tune", {"concept_drift": False}),
@@ -258,7 +266,7 @@ def test_priority_order() -> None:
         ("low_confidence", "fine_tune", {"mean_confidence": 0.9}),
         (None, "nothing", {}),
     ]
-    assert [rule for rule, _, _ in expected[:-1]] == list(RULE_NAMES[1:])
+    assert list(dict.fromkeys(rule for rule, _, _ in expected[:-1])) == list(RULE_NAMES[1:])
     state = everything
     for rule, action, change in expected:
         d = decide(state, policy, ROLLOUT)
@@ -354,3 +362,114 @@ def test_decisions_are_pure_and_json_safe(state: MaintenanceState, policy: Polic
     assert first == second
     assert first.action in SEVERITY and first.reasons
     json.dumps(first.numbers, allow_nan=False)
+
+
+# --- issue 14: points, floors, max_fine_tunes, age -------------------------------------
+
+
+def test_degradation_in_absolute_points_fine_tunes_and_critical_points_retrain() -> None:
+    policy = Policy(degradation_points=0.05, critical_degradation_points=0.10)
+    # 0.87 -> 0.81: 6 points (6.9% relative: below the relative 15%)
+    d = decide(healthy(performance=perf(0.81)), policy, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("fine_tune", "degradation")
+    assert d.reasons[0] == (
+        "live accuracy 0.81 is 0.06 points worse than baseline 0.87 "
+        "(policy.degradation_points: 0.05)"
+    )
+    assert d.numbers["degradation_points"] == pytest.approx(0.06)
+    assert decide(healthy(performance=perf(0.83)), policy, ROLLOUT).action == "nothing"
+    crit = decide(healthy(performance=perf(0.76)), policy, ROLLOUT)
+    assert (crit.action, crit.numbers["rule"]) == ("full_retrain", "critical_degradation")
+    assert crit.reasons[0] == (
+        "critical degradation: live accuracy 0.76 is 0.11 points worse than baseline 0.87 "
+        "(policy.critical_degradation_points: 0.1)"
+    )
+    # both thresholds crossed: both named
+    both = decide(healthy(performance=perf(0.70)), policy, ROLLOUT).reasons[0]
+    assert "(policy.critical_degradation: 25%)" not in both  # 19.5% relative
+    assert "below baseline 0.87 (policy.degradation: 15%)" not in both
+    assert "0.17 points worse than baseline 0.87 (policy.critical_degradation_points: 0.1)" in both
+
+
+def test_points_of_a_smaller_is_better_metric_count_upwards() -> None:
+    mae = LivePerformance("mae", live=2.25, baseline=2.0, n_samples=500)  # 12.5% relative
+    d = decide(healthy(performance=mae), Policy(degradation_points=0.2), ROLLOUT)
+    assert d.action == "fine_tune"
+    assert "live mae 2.25 is 0.25 points worse than baseline 2" in d.reasons[0]
+
+
+def test_points_on_too_few_samples_do_not_count() -> None:
+    d = decide(healthy(performance=perf(0.5, n=20)), Policy(degradation_points=0.05), ROLLOUT)
+    assert d.action == "nothing"
+
+
+def test_points_thresholds_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match=r"degradation_points \(0.1\) must be below"):
+        Policy(degradation_points=0.1, critical_degradation_points=0.05)
+
+
+def test_a_live_metric_below_its_floor_retrains_in_full() -> None:
+    policy = Policy(floors={"accuracy": 0.85})
+    state = healthy(performance=perf(0.84), live_metrics={"accuracy": 0.84, "f1": 0.7})
+    d = decide(state, policy, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "floors")
+    assert d.reasons[0] == (
+        "live accuracy 0.84 is below its floor 0.85 (policy.floors.accuracy) on 500 labelled rows"
+    )
+    assert d.numbers["floors"] == {"accuracy": 0.85}
+    at_floor = replace(state, live_metrics={"accuracy": 0.85})
+    assert decide(at_floor, policy, ROLLOUT).action == "nothing"
+    few = replace(state, performance=perf(0.84, n=20))
+    assert decide(few, policy, ROLLOUT).action == "nothing"
+
+
+def test_a_ceiling_for_a_smaller_is_better_metric() -> None:
+    mae = LivePerformance("mae", live=3.2, baseline=3.0, n_samples=500)
+    state = healthy(performance=mae, live_metrics={"mae": 3.2})
+    d = decide(state, Policy(floors={"mae": 3.1}), ROLLOUT)
+    assert d.action == "full_retrain"
+    assert d.reasons[0].startswith("live mae 3.2 is above its ceiling 3.1 (policy.floors.mae)")
+
+
+def test_floors_name_known_metrics_of_the_task() -> None:
+    with pytest.raises(ValueError, match=r"unknown metric 'acuracy'; did you mean 'accuracy'"):
+        Policy(floors={"acuracy": 0.85})
+    with pytest.raises(ValueError, match=r"policy.floors.mae: mae is a regression metric"):
+        Policy(floors={"mae": 1.0}).check_task("classification")
+
+
+@pytest.mark.parametrize("limit", [0, 1, 5])
+def test_max_fine_tunes_means_a_full_retrain_after_that_many(limit: int) -> None:
+    """Count the fine-tunes a due trigger makes before the first full retrain."""
+    policy = Policy(max_fine_tunes=limit)
+    made = 0
+    while True:
+        state = healthy(performance=perf(0.72), fine_tunes_since_full_retrain=made)
+        d = decide(state, policy, ROLLOUT)
+        if d.action == "full_retrain":
+            break
+        assert d.action == "fine_tune"
+        made += 1
+    assert made == limit
+    if limit:
+        assert d.reasons[0].endswith(
+            f"; {limit} fine-tunes since the last full retrain reach policy.max_fine_tunes "
+            f"({limit}), so a full retrain instead of another"
+        )
+    unlimited = healthy(performance=perf(0.72), fine_tunes_since_full_retrain=50)
+    assert decide(unlimited, Policy(max_fine_tunes=None), ROLLOUT).action == "fine_tune"
+
+
+def test_max_fine_tunes_applies_to_an_age_fine_tune() -> None:
+    state = healthy(days_since_update=8, fine_tunes_since_full_retrain=5)
+    d = decide(state, POLICY, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "days_since_update")
+    assert "reach policy.max_fine_tunes (5)" in d.reasons[0]
+
+
+def test_new_data_fraction_is_its_own_rule() -> None:
+    assert "new_data" in RULE_NAMES
+    state = healthy(champion_rows=1000, new_rows_since_update=250)
+    d = decide(state, Policy(new_data_fraction=0.25), ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "new_data")
+    assert d.reasons[0].endswith("(policy.new_data_fraction: 25%)")

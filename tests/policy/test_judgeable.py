@@ -18,16 +18,30 @@ def _state(rows: int, **kw: object) -> MaintenanceState:
         champion="1.0.0",
         days_since_full_retrain=10,
         days_since_update=30,
+        fine_tunes_since_full_retrain=0,
         rows_since_champion=rows,
         fine_tune_rows_needed=1000,
         **kw,
     )
 
 
-def test_staleness_without_enough_new_rows_waits() -> None:
-    d = decide(_state(200), Policy(max_days_since_update=7), Rollout())
+def test_staleness_fires_on_age_with_few_new_rows_and_says_what_is_judged() -> None:
+    d = decide(_state(200, fine_tune_min_rows=50), Policy(max_days_since_update=7), Rollout())
+    assert (d.action, d.numbers["rule"]) == ("fine_tune", "days_since_update")
+    assert d.reasons[0] == (
+        "30 days since the last update (policy.max_days_since_update: 7); a fine-tune on the "
+        "200 new rows there are, judged on what is there (the gate wants 1000 to judge it "
+        "fully and keeps the champion when its slice is too small)"
+    )
+
+
+def test_staleness_without_rows_to_learn_from_waits_and_notes_why() -> None:
+    d = decide(_state(20, fine_tune_min_rows=50), Policy(max_days_since_update=7), Rollout())
     assert d.action == "nothing"
-    assert any("a fine-tune needs 1000 to be judged" in r for r in d.reasons)
+    assert any(
+        "only 20 new rows: a fine-tune needs at least 50 (fine_tune.min_rows)" in r
+        for r in d.reasons
+    )
 
 
 def test_staleness_with_enough_new_rows_fine_tunes() -> None:

@@ -108,6 +108,7 @@ class ModelSpec(BaseModel):
             if getattr(self, key) in feats:
                 raise ValueError(f"{key} {getattr(self, key)!r} is also listed as a feature")
         check_gate(self.gate, self.task)
+        self.policy.check_task(self.task)
         return self
 
     @property

@@ -6,12 +6,15 @@ ordered are checked here, at load time, so a contradictory policy never reaches 
 
 from __future__ import annotations
 
+import difflib
+import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .cron import cron_trigger
 from .durations import parse_duration
+from .metrics import METRICS
 
 
 class Section(BaseModel):
@@ -81,6 +84,14 @@ class Quality(Section):
 
 class FineTune(Section):
     learning_rate_factor: float = Field(0.5, gt=0, le=1)
+    learning_rate: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Absolute learning rate of the added rounds (boosting families); when set it "
+            "replaces learning_rate_factor."
+        ),
+    )
     validation_fraction: float = Field(0.1, gt=0, lt=0.5)
     min_rows: int = Field(50, ge=1)
     rounds: int = Field(100, ge=1, description="Boosting rounds or trees added at most.")
@@ -227,10 +238,42 @@ class Monitor(Section):
 
 
 class Policy(Section):
-    critical_degradation: float = Field(0.25, gt=0)
-    degradation: float = Field(0.15, gt=0)
+    critical_degradation: float = Field(
+        0.25, gt=0, description="Live primary metric this much (relative) worse: full retrain."
+    )
+    degradation: float = Field(
+        0.15, gt=0, description="Live primary metric this much (relative) worse: fine-tune."
+    )
+    critical_degradation_points: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Live primary metric this many points (absolute, e.g. 0.10 = 10 accuracy points) "
+            "worse than the baseline: full retrain."
+        ),
+    )
+    degradation_points: float | None = Field(
+        None,
+        gt=0,
+        description="Live primary metric this many points (absolute) worse: fine-tune.",
+    )
+    floors: dict[str, float] = Field(
+        default_factory=dict,
+        description=(
+            "Metric -> the worst live value tolerated (a floor for bigger-is-better metrics "
+            "such as accuracy, a ceiling for smaller-is-better ones such as mae): full "
+            "retrain when the champion's live value is worse."
+        ),
+    )
     max_days_since_full_retrain: float | None = Field(365, gt=0)
-    max_fine_tunes: int | None = Field(5, ge=0)
+    max_fine_tunes: int | None = Field(
+        5,
+        ge=0,
+        description=(
+            "Fine-tunes allowed since the last full retrain: once this many were made, the "
+            "next due fine-tune is a full retrain (5: five fine-tunes, then a full retrain)."
+        ),
+    )
     max_days_since_update: float | None = Field(
         None, gt=0, description="Fine-tune after this many days without any training."
     )
@@ -246,6 +289,22 @@ class Policy(Section):
     incremental_update_threshold: int = Field(100, ge=1)
     rollback_on_regression: bool = True
 
+    @field_validator("floors")
+    @classmethod
+    def _floors(cls, v: dict[str, float]) -> dict[str, float]:
+        unknown = [name for name in v if name not in METRICS]
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(METRICS), n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"policy.floors names unknown metric {unknown[0]!r}; {hint}valid: "
+                f"{', '.join(sorted(METRICS))}"
+            )
+        bad = [name for name, x in v.items() if not math.isfinite(x)]
+        if bad:
+            raise ValueError(f"policy.floors.{bad[0]} must be a finite number, got {v[bad[0]]!r}")
+        return v
+
     @model_validator(mode="after")
     def _ordered(self) -> Policy:
         if self.degradation >= self.critical_degradation:
@@ -254,7 +313,24 @@ class Policy(Section):
                 f"policy.critical_degradation ({self.critical_degradation}): the fine-tune "
                 "threshold cannot be above the full-retrain threshold"
             )
+        low, high = self.degradation_points, self.critical_degradation_points
+        if low is not None and high is not None and low >= high:
+            raise ValueError(
+                f"policy.degradation_points ({low}) must be below "
+                f"policy.critical_degradation_points ({high}): the fine-tune threshold "
+                "cannot be above the full-retrain threshold"
+            )
         return self
+
+    def check_task(self, task: str) -> None:
+        """Raise ValueError when a floor names a metric the task does not measure."""
+        for name in self.floors:
+            if METRICS[name].task != task:
+                valid = sorted(m.name for m in METRICS.values() if m.task == task)
+                raise ValueError(
+                    f"policy.floors.{name}: {name} is a {METRICS[name].task} metric, but this "
+                    f"model does {task}; a {task} floor is one of {', '.join(valid)}"
+                )
 
 
 class Rollout(Section):

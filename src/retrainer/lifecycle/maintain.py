@@ -73,12 +73,14 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     report = monitor(ws, model, now=now)
     concept = bool(report.concept and report.concept.get("drift"))
     perf = None
+    live_metrics: dict[str, float] = {}
     try:
         live = report.version(champion, "champion")
         value = live.metrics.get(spec.primary_metric)
         base = live.baseline.get(spec.primary_metric)
         if value is not None and base is not None:
             perf = LivePerformance(spec.primary_metric, value, base, live.labelled)
+        live_metrics = {k: v for k, v in live.metrics.items() if v is not None}
         confidence = live.mean_confidence
     except KeyError:
         confidence = None
@@ -97,6 +99,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         concept_drift=concept,
         rows_since_champion=since_champion,
         fine_tune_rows_needed=needed,
+        fine_tune_min_rows=spec.fine_tune.min_rows,
+        live_metrics=live_metrics,
         champion_rows=_rows_learnt(champ, versions),
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
@@ -225,5 +229,7 @@ def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, b
             f"gate {gate['verdict']} vs {gate.get('champion_version')}: kept the champion",
         )
     what = rollout.start(ws, model, v, by=by, reason=reason)
-    verdict = "first version" if gate is None else f"gate pass vs {gate.get('champion_version')}"
+    from ..evaluation.gate import summary_line
+
+    verdict = "first version" if gate is None else summary_line(gate)
     return v.version, what.startswith("deployed"), f"{verdict}: {what}"

@@ -16,7 +16,9 @@ holds the raw values.
 >>> d.action
 'fine_tune'
 >>> d.reasons[0]
-'live accuracy 0.712 is 18.3% below baseline 0.871 (threshold 15%)'
+'live accuracy 0.712 is 18.3% below baseline 0.871 (policy.degradation: 15%)'
+>>> decide(state, Policy(degradation_points=0.1), Rollout()).reasons[0].split(" and ")[1]
+'0.159 points worse than baseline 0.871 (policy.degradation_points: 0.1)'
 >>> decide(state, Policy(degradation=0.2), Rollout()).action
 'nothing'
 """
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.entities import Action, Decision
+from ..core.metrics import METRICS
 from ..core.spec_sections import Policy, Rollout
 from .state import MaintenanceState
 
@@ -72,16 +75,35 @@ class _Context:
         return value if math.isfinite(value) else None
 
     @property
+    def points(self) -> float | None:
+        """Absolute degradation when it counts (same conditions as ``degradation``)."""
+        perf = self.state.performance
+        if perf is None or perf.n_samples < self.min_samples:
+            return None
+        value = perf.points
+        return value if math.isfinite(value) else None
+
+    @property
     def fine_tune_judgeable(self) -> bool:
         s = self.state
         return s.rows_since_champion >= s.fine_tune_rows_needed
 
-    def tune(self, reason: str) -> tuple[Action, str]:
-        """A fine-tune; a full retrain when the family cannot warm start, or when too few new
-        rows exist for the gate to judge a fine-tune (it could never be deployed)."""
+    def tune(self, reason: str, *, judge_what_is_there: bool = False) -> tuple[Action, str]:
+        """A fine-tune; a full retrain when the family cannot warm start, when
+        ``policy.max_fine_tunes`` fine-tunes were already made since the last full retrain,
+        or when too few new rows exist for the gate to judge a fine-tune (it could never be
+        deployed) unless ``judge_what_is_there``."""
         s = self.state
         if not s.capabilities.warm_start:
             return "full_retrain", f"{reason}; the family cannot warm start, so a full retrain"
+        count, limit = s.fine_tunes_since_full_retrain, self.policy.max_fine_tunes
+        if limit is not None and count >= limit:
+            return "full_retrain", (
+                f"{reason}; {count} fine-tunes since the last full retrain reach "
+                f"policy.max_fine_tunes ({limit}), so a full retrain instead of another"
+            )
+        if judge_what_is_there:
+            return "fine_tune", reason
         if not self.fine_tune_judgeable:
             return "full_retrain", (
                 f"{reason}; a fine-tune on {s.rows_since_champion} new rows could not be judged "
@@ -121,20 +143,66 @@ def _regression(c: _Context) -> Fired:
     )
 
 
-def _degradation_reason(c: _Context, threshold: float) -> str:
+def _degradation_reason(c: _Context, relative: float | None, points: float | None, key: str) -> str:
+    """What crossed: the relative drop against ``policy.<key>`` and/or the absolute drop
+    against ``policy.<key>_points`` (None: that threshold was not crossed)."""
     perf = c.state.performance
-    assert perf is not None and c.degradation is not None
-    return (
-        f"live {perf.metric} {_num(perf.live)} is {_pct(c.degradation)} below baseline "
-        f"{_num(perf.baseline)} (threshold {_pct(threshold)})"
+    assert perf is not None
+    head = f"live {perf.metric} {_num(perf.live)} is "
+    parts = []
+    if relative is not None:
+        assert c.degradation is not None
+        parts.append(
+            f"{_pct(c.degradation)} below baseline {_num(perf.baseline)} "
+            f"(policy.{key}: {_pct(relative)})"
+        )
+    if points is not None:
+        assert c.points is not None
+        parts.append(
+            f"{_num(c.points)} points worse than baseline {_num(perf.baseline)} "
+            f"(policy.{key}_points: {_num(points)})"
+        )
+    return head + " and ".join(parts)
+
+
+def _crossed(
+    c: _Context, relative: float | None, points: float | None
+) -> tuple[float | None, float | None]:
+    """The relative and absolute thresholds that the live degradation exceeds."""
+    rel = (
+        relative
+        if relative is not None and c.degradation is not None and c.degradation > relative
+        else None
     )
+    pts = points if points is not None and c.points is not None and c.points > points else None
+    return rel, pts
 
 
 def _critical_degradation(c: _Context) -> Fired:
-    limit = c.policy.critical_degradation
-    if c.degradation is None or c.degradation <= limit:
+    p = c.policy
+    rel, pts = _crossed(c, p.critical_degradation, p.critical_degradation_points)
+    if rel is None and pts is None:
         return None
-    return "full_retrain", "critical degradation: " + _degradation_reason(c, limit)
+    return "full_retrain", "critical degradation: " + _degradation_reason(
+        c, rel, pts, "critical_degradation"
+    )
+
+
+def _floors(c: _Context) -> Fired:
+    """An absolute limit per metric (a floor, or a ceiling for smaller-is-better metrics)."""
+    perf = c.state.performance
+    if not c.policy.floors or perf is None or perf.n_samples < c.min_samples:
+        return None
+    broken = []
+    for name, limit in c.policy.floors.items():
+        value = c.state.live_metrics.get(name)
+        if value is None or not math.isfinite(value) or not METRICS[name].better(limit, value):
+            continue
+        side = "below its floor" if METRICS[name].bigger_is_better else "above its ceiling"
+        broken.append(f"live {name} {_num(value)} is {side} {_num(limit)} (policy.floors.{name})")
+    if not broken:
+        return None
+    return "full_retrain", f"{'; '.join(broken)} on {perf.n_samples} labelled rows"
 
 
 def _drift_reason(c: _Context) -> str:
@@ -154,7 +222,10 @@ def _full_retrain_age(c: _Context) -> Fired:
     days, limit = c.state.days_since_full_retrain, c.policy.max_days_since_full_retrain
     if days is None or limit is None or days <= limit:
         return None
-    return "full_retrain", f"{_days(days)} days since the last full retrain (limit {_days(limit)})"
+    return "full_retrain", (
+        f"{_days(days)} days since the last full retrain "
+        f"(policy.max_days_since_full_retrain: {_days(limit)})"
+    )
 
 
 def _new_data(c: _Context) -> Fired:
@@ -169,22 +240,15 @@ def _new_data(c: _Context) -> Fired:
     return "full_retrain", (
         f"{s.new_rows_since_update} new labelled rows since the last training, "
         f"{_pct(s.new_rows_since_update / s.champion_rows)} of the champion's "
-        f"{s.champion_rows} (retrain at {_pct(share)})"
+        f"{s.champion_rows} (policy.new_data_fraction: {_pct(share)})"
     )
 
 
-def _fine_tune_count(c: _Context) -> Fired:
-    count, limit = c.state.fine_tunes_since_full_retrain, c.policy.max_fine_tunes
-    if limit is None or count <= limit:
-        return None
-    return "full_retrain", f"{count} fine-tunes since the last full retrain (limit {limit})"
-
-
 def _degradation(c: _Context) -> Fired:
-    limit = c.policy.degradation
-    if c.degradation is None or c.degradation <= limit:
+    rel, pts = _crossed(c, c.policy.degradation, c.policy.degradation_points)
+    if rel is None and pts is None:
         return None
-    return c.tune(_degradation_reason(c, limit))
+    return c.tune(_degradation_reason(c, rel, pts, "degradation"))
 
 
 def _data_drift(c: _Context) -> Fired:
@@ -203,24 +267,42 @@ def _incremental(c: _Context) -> Fired:
     rows, limit = c.state.new_rows_since_update, c.policy.incremental_update_threshold
     if not c.state.capabilities.incremental or rows < limit:
         return None
-    return "incremental_update", f"{rows} new labelled rows since the last update (every {limit})"
+    return "incremental_update", (
+        f"{rows} new labelled rows since the last update "
+        f"(policy.incremental_update_threshold: {limit})"
+    )
 
 
 def _stale(c: _Context) -> Fired:
-    """Age alone is a reason only when there is enough new data to learn from and judge."""
-    days, limit = c.state.days_since_update, c.policy.max_days_since_update
+    """Age fires on its own, with however few new rows: the fine-tune learns and is judged on
+    what is there (the gate may find too few rows to judge it and keep the champion), and
+    the reason says so. Only with fewer new rows than a fine-tune can run on at all
+    (``fine_tune.min_rows``) does age wait, with a note."""
+    s = c.state
+    days, limit = s.days_since_update, c.policy.max_days_since_update
     if days is None or limit is None or days <= limit:
         return None
-    if c.state.capabilities.warm_start and not c.fine_tune_judgeable:
+    reason = (
+        f"{_days(days)} days since the last update (policy.max_days_since_update: {_days(limit)})"
+    )
+    if not s.capabilities.warm_start:
+        return c.tune(reason)
+    if s.rows_since_champion < s.fine_tune_min_rows:
         return None
-    return c.tune(f"{_days(days)} days since the last update (limit {_days(limit)})")
+    if not c.fine_tune_judgeable:
+        reason += (
+            f"; a fine-tune on the {s.rows_since_champion} new rows there are, judged on what "
+            f"is there (the gate wants {s.fine_tune_rows_needed} to judge it fully and keeps "
+            "the champion when its slice is too small)"
+        )
+    return c.tune(reason, judge_what_is_there=True)
 
 
 def _low_confidence(c: _Context) -> Fired:
     conf, limit = c.state.mean_confidence, c.policy.min_confidence
     if conf is None or limit is None or conf >= limit:
         return None
-    return c.tune(f"mean confidence {_num(conf)} is below {_num(limit)}")
+    return c.tune(f"mean confidence {_num(conf)} is below {_num(limit)} (policy.min_confidence)")
 
 
 _RULES: tuple[tuple[str, Rule], ...] = (
@@ -228,10 +310,10 @@ _RULES: tuple[tuple[str, Rule], ...] = (
     ("data_quality", _quality),
     ("live_regression", _regression),
     ("critical_degradation", _critical_degradation),
+    ("floors", _floors),
     ("critical_drift", _critical_drift),
     ("full_retrain_age", _full_retrain_age),
     ("new_data", _new_data),
-    ("fine_tune_count", _fine_tune_count),
     ("degradation", _degradation),
     ("data_drift", _data_drift),
     ("concept_drift", _concept_drift),
@@ -270,10 +352,13 @@ def _notes(c: _Context) -> list[str]:
         )
     days, limit = c.state.days_since_update, c.policy.max_days_since_update
     stale = days is not None and limit is not None and days > limit
-    if stale and days is not None and c.state.capabilities.warm_start and not c.fine_tune_judgeable:
+    s = c.state
+    few = s.rows_since_champion < s.fine_tune_min_rows
+    if stale and days is not None and s.capabilities.warm_start and few:
         notes.append(
-            f"{_days(days)} days since the last update, but only {c.state.rows_since_champion} "
-            f"new rows: a fine-tune needs {c.state.fine_tune_rows_needed} to be judged"
+            f"{_days(days)} days since the last update, but only {s.rows_since_champion} "
+            f"new rows: a fine-tune needs at least {s.fine_tune_min_rows} "
+            "(fine_tune.min_rows) to learn from"
         )
     return notes
 
@@ -293,7 +378,10 @@ def _all_clear(c: _Context) -> str:
             f"{math.ceil(p.new_data_fraction * s.champion_rows)})"
         )
     if p.max_fine_tunes is not None:
-        parts.append(f"{s.fine_tunes_since_full_retrain} fine-tunes (limit {p.max_fine_tunes})")
+        parts.append(
+            f"{s.fine_tunes_since_full_retrain} fine-tunes (the next due one is a full retrain "
+            f"from {p.max_fine_tunes})"
+        )
     if s.days_since_update is not None and p.max_days_since_update is not None:
         parts.append(
             f"{_days(s.days_since_update)} days since update "
@@ -326,10 +414,17 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "degradation_counted": c.degradation is not None,
         "degradation_threshold": c.policy.degradation,
         "critical_degradation_threshold": c.policy.critical_degradation,
+        "degradation_points": _finite(perf.points) if perf else None,
+        "degradation_points_threshold": c.policy.degradation_points,
+        "critical_degradation_points_threshold": c.policy.critical_degradation_points,
+        "floors": dict(c.policy.floors),
+        "live_metrics": {k: _finite(v) for k, v in s.live_metrics.items()},
         "days_since_full_retrain": s.days_since_full_retrain,
         "max_days_since_full_retrain": c.policy.max_days_since_full_retrain,
         "fine_tunes_since_full_retrain": s.fine_tunes_since_full_retrain,
         "max_fine_tunes": c.policy.max_fine_tunes,
+        "rows_since_champion": s.rows_since_champion,
+        "fine_tune_rows_needed": s.fine_tune_rows_needed,
         "days_since_update": s.days_since_update,
         "max_days_since_update": c.policy.max_days_since_update,
         "drift_share": drift.share if drift else None,

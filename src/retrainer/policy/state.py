@@ -73,6 +73,20 @@ class LivePerformance:
         """Relative degradation (0.2 = 20% worse than baseline); NaN when undefined."""
         return METRICS[self.metric].degradation(self.live, self.baseline)
 
+    @property
+    def points(self) -> float:
+        """Absolute degradation in the metric's own units (0.05 = 5 accuracy points worse);
+        NaN when undefined.
+
+        >>> round(LivePerformance("accuracy", 0.80, 0.86, 500).points, 3)
+        0.06
+        >>> round(LivePerformance("mae", 2.5, 2.0, 500).points, 3)
+        0.5
+        """
+        if not (math.isfinite(self.live) and math.isfinite(self.baseline)):
+            return math.nan
+        return -METRICS[self.metric].improvement(self.live, self.baseline)
+
 
 @dataclass(frozen=True)
 class DataDrift:
@@ -140,6 +154,10 @@ class MaintenanceState:
     rows_since_champion: int = 0
     fine_tune_rows_needed: int = 0
     champion_rows: int = 0  # the rows the champion was trained on
+    # fine_tune.min_rows: below this many new rows there is nothing to fine-tune on at all
+    fine_tune_min_rows: int = 0
+    # the champion's live metrics over the same labelled rows as ``performance`` (for floors)
+    live_metrics: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         owner = "MaintenanceState"
