@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -15,12 +15,36 @@ def _fmt(x: object) -> str:
     return f"{x:.4f}" if isinstance(x, float) else ("-" if x is None else str(x))
 
 
+def _cost(c: dict[str, Any]) -> str:
+    one, batch = c["latency_ms"]["single_row"], c["latency_ms"]["batch"]
+    return (
+        f"single row p50 {one['p50']:.3g} ms, p95 {one['p95']:.3g} ms; batch of "
+        f"{batch['rows']} p50 {batch['p50']:.3g} ms, p95 {batch['p95']:.3g} ms; peak memory "
+        f"growth {c['memory_mb']:.3g} MB"
+    )
+
+
+def _confusion(cm: dict[str, Any]) -> str:
+    labels = [str(x) for x in cm["labels"]]
+    width = max(len(x) for x in [*labels, *(str(n) for r in cm["matrix"] for n in r)]) + 2
+    head = " " * width + "".join(x.rjust(width) for x in labels) + "  (predicted)"
+    rows = [
+        label.rjust(width) + "".join(str(n).rjust(width) for n in row)
+        for label, row in zip(labels, cm["matrix"], strict=True)
+    ]
+    return "\n".join([head, *rows])
+
+
 @app.command()
 @handles_errors
 def versions(
     model: ModelArg,
     detail: Annotated[
-        bool, typer.Option("--detail", help="Show folds, params, calibration.")
+        bool,
+        typer.Option(
+            "--detail",
+            help="Show folds, params, calibration, confusion matrix and serving cost.",
+        ),
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -61,6 +85,11 @@ def versions(
                 out.print(f"  {primary}: {_fmt(s.get('mean'))} ± {_fmt(s.get('std'))}")
             if v.get("calibration"):
                 out.print(f"[bold]{v['version']}[/] calibration: {v['calibration']}")
+            if v.get("serving_cost"):
+                out.print(f"[bold]{v['version']}[/] serving cost: {_cost(v['serving_cost'])}")
+            if v.get("confusion_matrix"):
+                out.print(f"[bold]{v['version']}[/] holdout confusion (rows actual):")
+                out.print(_confusion(v["confusion_matrix"]), markup=False, highlight=False)
 
 
 @app.command()

@@ -184,9 +184,10 @@ def _train_one(
     )
     gate = view["gate"]
     if gate:
+        from ..evaluation.gate import summary_line
+
         out.print(
-            f"gate vs {gate['champion_version']}: {gate['verdict']} — "
-            + "; ".join(gate["reasons"]),
+            summary_line(gate) + " — " + "; ".join(gate["reasons"]),
             highlight=False,
             markup=False,
         )

@@ -49,6 +49,8 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
             folds=d.get("folds", []),
             calibration=d.get("calibration"),
             features=v.feature_schema,
+            confusion_matrix=d.get("confusion_matrix"),
+            serving_cost=d.get("serving_cost"),
         )
     return out
 

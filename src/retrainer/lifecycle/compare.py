@@ -44,6 +44,7 @@ from ..core.metrics import task_metrics
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout, walk_forward
 from ..families import FAMILY_MODULES, FamilyModel, ValidationSet, load_model
+from .fine_tune import learning_rate_factor
 from .fitting import fit_with_early_stopping, fold_summary, make_model, score
 from .workspace import Workspace
 
@@ -389,7 +390,7 @@ def _fine_tune_time(
             Xn.iloc[fit_part],
             yn.iloc[fit_part],
             ValidationSet(Xn.iloc[val], yn.iloc[val]),
-            learning_rate_factor=spec.fine_tune.learning_rate_factor,
+            learning_rate_factor=learning_rate_factor(spec, base),
             rounds=spec.fine_tune.rounds,
         )
     except RetrainerError as exc:

@@ -10,8 +10,9 @@ import pandas as pd
 
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
+from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
-from ..families import ValidationSet, family_class, load_model
+from ..families import FamilyModel, ValidationSet, family_class, load_model
 from .fitting import Evaluation, Fitted, score
 from .predictor import load_predictor
 from .sources import row_stats, training_frame
@@ -36,6 +37,33 @@ def new_rows(ws: Workspace, model: str, champion: ModelVersion, days: int | None
         start = (newest or champion.train_end or pd.Timestamp.now()) - timedelta(days=days)
         return training_frame(ws, spec, start=start)
     return training_frame(ws, spec, after=champion.train_end)
+
+
+def learning_rate_factor(spec: ModelSpec, model: FamilyModel) -> float:
+    """The factor the fine-tune's rounds scale the model's learning rate by: the spec's
+    ``fine_tune.learning_rate_factor``, or ``fine_tune.learning_rate`` (absolute) over the
+    model's own rate.
+
+    >>> from retrainer.core.spec import parse_spec
+    >>> from retrainer.lifecycle.fitting import make_model
+    >>> spec = parse_spec({"models": {"m": {"task": "regression", "target": "y",
+    ...     "id_column": "id", "time_column": "t", "features": {"numeric": ["x"]},
+    ...     "family": "lightgbm", "params": {"learning_rate": 0.1},
+    ...     "fine_tune": {"learning_rate": 0.03}}}}, environ={}).models["m"]
+    >>> round(learning_rate_factor(spec, make_model(spec, "lightgbm", 0)), 6)
+    0.3
+    """
+    absolute = spec.fine_tune.learning_rate
+    if absolute is None:
+        return spec.fine_tune.learning_rate_factor
+    base = model.effective_params.get("learning_rate")
+    if base is None:
+        raise InputError(
+            f"fine_tune.learning_rate is set for model {spec.name!r}, but its "
+            f"{model.name!r} family has no learning rate. Remove fine_tune.learning_rate "
+            "(it applies to lightgbm, xgboost and catboost), or use learning_rate_factor."
+        )
+    return float(absolute) / float(base)
 
 
 def fine_tune(
@@ -94,7 +122,7 @@ def fine_tune(
         X.iloc[fit_part],
         y.iloc[fit_part],
         ValidationSet(X.iloc[val], y.iloc[val]),
-        learning_rate_factor=spec.fine_tune.learning_rate_factor,
+        learning_rate_factor=learning_rate_factor(spec, tuned),
         rounds=spec.fine_tune.rounds,
     )
     metrics, y_enc, pred, proba = score(tuned, X.iloc[val], y.iloc[val], base.calibrator)
