@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clihelp import MODEL, Cli, invoke, text, write_config
+from clihelp import MODEL, Cli, text, write_config
+
 from conftest import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
@@ -95,3 +96,48 @@ def test_train_needs_a_model_or_all_but_not_both(tmp_path: Path) -> None:
     cli = make_cli(tmp_path)
     for args in (("train",), ("train", MODEL, "--all")):
         assert "name one MODEL, or pass --all" in text(cli(*args, code=2))
+
+
+# ---- --as-of ----------------------------------------------------------------------------
+
+
+def test_as_of_runs_monitor_drift_and_maintain_as_if_now_were_then(
+    tmp_path: Path, weather_csv: Callable[[str, str], Path]
+) -> None:
+    from datetime import timedelta
+
+    from retrainer.core.clock import utcnow
+
+    cli = make_cli(tmp_path)
+    cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
+    cli("train", MODEL, "--deploy")
+    trained_at = utcnow()
+    scored = tmp_path / "scored.csv"
+    cli("predict", MODEL, weather_csv("1951-01-01", "1951-03-01"), "-o", scored)
+    month_ago = (utcnow() - timedelta(days=30)).replace(microsecond=0)
+
+    assert cli.json("monitor", MODEL)["versions"][0]["predictions"] == 59
+    then = cli.json("monitor", MODEL, "--as-of", month_ago.isoformat())
+    assert then["versions"] == []  # the predictions came after that moment
+    assert then["until"].startswith((month_ago + timedelta(hours=1)).strftime("%Y-%m-%dT%H"))
+
+    assert "drift over 59 rows" in text(cli("drift", MODEL))
+    assert "drift over 0 rows" in text(cli("drift", MODEL, "--as-of", month_ago.isoformat()))
+
+    decision = cli.json("maintain", MODEL, "--dry-run", "--as-of", f"{trained_at.isoformat()}Z")
+    assert decision["taken_at"] == trained_at.isoformat()
+    assert not decision["numbers"].get("live_samples")  # nothing scored yet at that time
+    res = cli("maintain", MODEL, "--as-of", month_ago.isoformat(), code=2)
+    assert "is before champion 1.0.0 of 'weather' was created" in text(res)
+    everyone = cli("maintain", "--all", "--json", "--as-of", month_ago.isoformat(), code=2)
+    assert json.loads(everyone.stdout)[0]["error"] == "input_invalid"
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("yesterday", "'yesterday' is not a time"), ("2999-01-01", "is in the future")],
+)
+def test_bad_as_of_is_a_usage_error(tmp_path: Path, value: str, message: str) -> None:
+    cli = make_cli(tmp_path)
+    for command in ("monitor", "drift", "maintain"):
+        assert message in text(cli(command, MODEL, "--as-of", value, code=2))

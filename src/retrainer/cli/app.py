@@ -12,6 +12,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -38,6 +39,15 @@ out = Console()
 err = Console(stderr=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+AsOf = Annotated[
+    str | None,
+    typer.Option(
+        "--as-of",
+        metavar="TIME",
+        help="Run as if now were TIME (ISO 8601, e.g. 2024-03-01T06:00; UTC unless it has "
+        "an offset), for backfills.",
+    ),
+]
 ModelArg = Annotated[str, typer.Argument(help="Model name from the spec.")]
 
 _state: dict[str, Any] = {"config": None}
@@ -125,6 +135,46 @@ def workspace() -> Iterator[Workspace]:
     finally:
         ws.close()
         log.debug("store closed")
+
+
+def parse_as_of(value: str) -> datetime:
+    """An ``--as-of`` value as naive UTC; a bad or future time is a usage error (exit 2).
+
+    >>> parse_as_of("2024-03-01T06:00+01:00").isoformat()
+    '2024-03-01T05:00:00'
+    """
+    from ..core.clock import to_naive_utc, utcnow
+
+    try:
+        at = to_naive_utc(datetime.fromisoformat(value.strip()))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a time; give ISO 8601, e.g. 2024-03-01 or 2024-03-01T06:00 "
+            "(UTC) or 2024-03-01T06:00+01:00.",
+            param_hint="'--as-of'",
+        ) from None
+    if at > utcnow():
+        raise typer.BadParameter(
+            f"{value!r} is in the future; --as-of replays a past moment (a backfill). "
+            "Drop it to run as of now.",
+            param_hint="'--as-of'",
+        )
+    return at
+
+
+@contextmanager
+def as_of_clock(value: str | None) -> Iterator[None]:
+    """Run the block as if now were ``value`` (the project's clock, so every time the
+    operation reads or writes is that moment); a no-op without a value."""
+    if value is None:
+        yield
+        return
+    from ..core.clock import use_clock
+
+    at = parse_as_of(value)
+    log.debug("as of %s (UTC)", at.isoformat())
+    with use_clock(lambda: at):
+        yield
 
 
 def emit_json(payload: Any) -> None:

@@ -8,7 +8,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
+from .app import (
+    AsOf,
+    JsonFlag,
+    ModelArg,
+    app,
+    as_of_clock,
+    emit_json,
+    err,
+    handles_errors,
+    out,
+    workspace,
+)
 
 if TYPE_CHECKING:
     from ..lifecycle.feedback import FeedbackResult
@@ -87,12 +98,13 @@ def monitor(
         str | None,
         typer.Option("--window", help="Rolling window, e.g. 24h or 7d (default: the spec's)."),
     ] = None,
+    as_of: AsOf = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Live metrics per version over a rolling window, and degradation vs. the baseline."""
     from ..lifecycle.monitor import monitor as monitor_op
 
-    with workspace() as ws:
+    with workspace() as ws, as_of_clock(as_of):
         report = monitor_op(ws, model, window=window)
     if as_json:
         emit_json(report.to_dict())

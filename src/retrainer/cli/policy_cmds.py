@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..core.entities import Decision
-from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
+from .app import (
+    AsOf,
+    JsonFlag,
+    ModelArg,
+    app,
+    as_of_clock,
+    emit_json,
+    err,
+    handles_errors,
+    out,
+    workspace,
+)
+
+if TYPE_CHECKING:
+    from ..lifecycle.workspace import Workspace
 
 
 def decision_view(d: Decision) -> dict[str, Any]:
@@ -29,12 +43,13 @@ def decision_view(d: Decision) -> dict[str, Any]:
 def drift(
     model: ModelArg,
     window: Annotated[str | None, typer.Option(help="Window, e.g. 7d (spec default).")] = None,
+    as_of: AsOf = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Per-feature data drift of the live window against the champion's reference."""
     from ..lifecycle.drift_check import check_drift
 
-    with workspace() as ws:
+    with workspace() as ws, as_of_clock(as_of):
         r = check_drift(ws, model, window=window)
     rows = [f.to_dict() for f in r.features]
     if as_json:
@@ -63,26 +78,76 @@ def maintain(
         bool, typer.Option("--dry-run", help="Decide and print; change nothing.")
     ] = False,
     wait: Annotated[float, typer.Option(help="Seconds to wait for another maintain's lease.")] = 0,
+    all_models: Annotated[
+        bool, typer.Option("--all", help="Every model of the spec (as when MODEL is omitted).")
+    ] = False,
+    as_of: AsOf = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Run monitor → policy → act once; every decision is stored."""
+    from ..core.errors import RetrainerError, exit_code
     from ..lifecycle.maintain import maintain as maintain_op
 
-    with workspace() as ws:
-        names = [model] if model else sorted(ws.spec.models)
-        results = [
-            maintain_op(ws, n, dry_run=dry_run, triggered_by="manual", wait=wait) for n in names
-        ]
-    views = [
-        {**decision_view(r.decision), "version": r.version, "deployed": r.deployed} for r in results
-    ]
-    if as_json:
-        emit_json(views[0] if model else views)
+    if model and all_models:
+        raise typer.BadParameter("name one MODEL or pass --all, not both", param_hint="--all")
+    if model:  # one model: its error is the command's error
+        with workspace() as ws, as_of_clock(as_of):
+            _after_champion(ws, model, as_of)
+            r = maintain_op(ws, model, dry_run=dry_run, triggered_by="manual", wait=wait)
+        view = {**decision_view(r.decision), "version": r.version, "deployed": r.deployed}
+        if as_json:
+            emit_json(view)
+            return
+        _print_decision(view)
         return
-    for v in views:
-        out.print(f"[bold]{v['model']}[/]: {v['action']} — {v['outcome']}")
-        for reason in v["reasons"]:
-            out.print(f"  • {reason}", highlight=False, markup=False)
+    views: list[dict[str, Any]] = []
+    worst = 0
+    with workspace() as ws, as_of_clock(as_of):
+        for name in sorted(ws.spec.models):  # one model failing does not stop the others
+            try:
+                _after_champion(ws, name, as_of)
+                r = maintain_op(ws, name, dry_run=dry_run, triggered_by="manual", wait=wait)
+            except RetrainerError as exc:
+                worst = max(worst, exit_code(exc))
+                views.append({"model": name, **exc.to_dict()})
+                if not as_json:
+                    err.print(f"{name}: error: {exc.message}", highlight=False, markup=False)
+                continue
+            views.append(
+                {**decision_view(r.decision), "version": r.version, "deployed": r.deployed}
+            )
+            if not as_json:
+                _print_decision(views[-1])
+    if as_json:
+        emit_json(views)
+    if worst:
+        raise typer.Exit(worst)
+
+
+def _after_champion(ws: Workspace, model: str, as_of: str | None) -> None:
+    """A backfill runs on today's registry: refuse a moment before its champion existed."""
+    if as_of is None:
+        return
+    from ..core.clock import utcnow
+    from ..core.errors import InputError
+
+    champion = ws.store.roles(model).champion
+    if champion is None:
+        return
+    created = ws.store.get_version(model, champion).created_at
+    if utcnow() < created:
+        raise InputError(
+            f"--as-of {as_of} is before champion {champion} of {model!r} was created "
+            f"({created:%Y-%m-%dT%H:%M:%S}); maintain judges today's champion, so give a time "
+            "at or after that.",
+            model=model,
+        )
+
+
+def _print_decision(v: dict[str, Any]) -> None:
+    out.print(f"[bold]{v['model']}[/]: {v['action']} — {v['outcome']}")
+    for reason in v["reasons"]:
+        out.print(f"  • {reason}", highlight=False, markup=False)
 
 
 @app.command()

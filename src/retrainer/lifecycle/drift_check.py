@@ -44,9 +44,10 @@ def check_drift(
         raise NoChampion(f"Model {model!r} has no champion, so there is no reference to compare.")
     v = ws.store.get_version(model, name)
     reference = ReferenceStats.from_dict(v.details["reference"])
-    since = (now or utcnow()) - parse_duration(window or spec.monitor.window, what="window")
+    until = now or utcnow()
+    since = until - parse_duration(window or spec.monitor.window, what="window")
     acc = CurrentAccumulator(reference)
-    for chunk in ws.store.iter_prediction_features(model, since=since):
+    for chunk in ws.store.iter_prediction_features(model, since=since, until=until):
         acc.update(chunk)
     features = drift_report(reference, acc.result(), spec.drift)
     return DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))

@@ -287,9 +287,14 @@ class PredictionLogStore(StoreBase):
 
 class PredictionFeatures(StoreBase):
     def iter_prediction_features(
-        self, model: str, since: datetime | None = None, chunk: int = 1_000
+        self,
+        model: str,
+        since: datetime | None = None,
+        chunk: int = 1_000,
+        until: datetime | None = None,
     ) -> Iterator[pd.DataFrame]:
-        """The rows ``model`` was asked to score since a time (each request's input once,
+        """The rows ``model`` was asked to score since a time (and up to ``until``, inclusive)
+        (each request's input once,
         whichever arms scored it), as sent, as frames of at most ``chunk`` requests' JSON
         inputs or one batch input each (keyset pagination on time and key, so memory stays
         bounded)."""
@@ -301,6 +306,8 @@ class PredictionFeatures(StoreBase):
             q = select(c.created_at, c.key, c.body, c.data).where(c.model == model)
             if since is not None:
                 q = q.where(c.created_at >= since)
+            if until is not None:
+                q = q.where(c.created_at <= until)
             if after is not None:
                 q = q.where(
                     or_(c.created_at > after[0], and_(c.created_at == after[0], c.key > after[1]))
