@@ -102,3 +102,9 @@ def test_calibration_on_a_regression_is_refused(tmp_path: Path) -> None:
         msg = text(cli(*args, code=2))
         assert "calibration 'sigmoid' applies to classifiers only" in msg
         assert "set it to 'none'" in msg
+
+
+def test_unknown_schedule_time_zone_is_refused(tmp_path: Path) -> None:
+    cli = make_cli(tmp_path, schedule={"maintain": "0 22 * * *", "timezone": "Mars/Olympus"})
+    msg = text(cli("status", code=2))
+    assert "models.weather.schedule.timezone: 'Mars/Olympus' is not an IANA time zone" in msg

@@ -1,4 +1,5 @@
-"""Crontab expressions as APScheduler triggers, in UTC, with standard crontab meaning.
+"""Crontab expressions as APScheduler triggers, in UTC or a named time zone
+(``schedule.timezone``), with standard crontab meaning.
 
 APScheduler 3 reads a numeric day of week with 0 = Monday; crontab means 0 (and 7) =
 Sunday. :func:`cron_trigger` rewrites the day-of-week field to names so ``0 3 * * 0`` runs
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .clock import to_naive_utc
 
@@ -28,7 +30,8 @@ if TYPE_CHECKING:  # APScheduler is imported when a trigger is made, not with th
 DAY_NAMES = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
 _ITEM = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
 FORMAT_HINT = (
-    "Expected five fields 'minute hour day-of-month month day-of-week' in UTC, "
+    "Expected five fields 'minute hour day-of-month month day-of-week' (in UTC, or in "
+    "schedule.timezone), "
     "e.g. '0 */6 * * *' (every 6 hours) or '0 2 1 */3 *' (02:00 on the 1st, quarterly)."
 )
 
@@ -72,8 +75,31 @@ def crontab_day_of_week(field: str) -> str:
     return ",".join(DAY_NAMES[d] for d in sorted(days))
 
 
-def cron_trigger(expr: str) -> CronTrigger:
-    """A UTC CronTrigger for a five-field crontab expression (ValueError when invalid)."""
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone ``name`` (ValueError naming it when unknown).
+
+    >>> zone("America/New_York").key
+    'America/New_York'
+    """
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"{name!r} is not an IANA time zone; use a name such as 'UTC', "
+            "'America/New_York' or 'Europe/Berlin'"
+        ) from None
+
+
+def cron_trigger(expr: str, timezone: str = "UTC") -> CronTrigger:
+    """A CronTrigger for a five-field crontab expression read in ``timezone`` (wall-clock
+    times there, across daylight-saving changes); ValueError when either is invalid.
+
+    >>> from datetime import datetime
+    >>> nightly = cron_trigger("0 22 * * *", "America/New_York")
+    >>> next_fire(nightly, datetime(2024, 1, 15)), next_fire(nightly, datetime(2024, 7, 15))
+    (datetime.datetime(2024, 1, 15, 3, 0), datetime.datetime(2024, 7, 15, 2, 0))
+    """
+    tz = zone(timezone)
     fields = expr.split()
     if len(fields) != 5:
         raise ValueError(f"wrong number of fields: got {len(fields)}, expected 5")
@@ -85,7 +111,7 @@ def cron_trigger(expr: str) -> CronTrigger:
     fields[4] = crontab_day_of_week(fields[4])
     from apscheduler.triggers.cron import CronTrigger
 
-    return CronTrigger.from_crontab(" ".join(fields), timezone=UTC)
+    return CronTrigger.from_crontab(" ".join(fields), timezone=tz)
 
 
 def _aware(value: datetime) -> datetime:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .cron import cron_trigger
+from .cron import cron_trigger, zone
 from .durations import parse_duration
 from .metrics import METRICS
 
@@ -358,6 +358,19 @@ class Schedule(Section):
     full_retrain: str | None = None
     fine_tune: str | None = None
     grace_seconds: int = Field(3600, ge=0)
+    timezone: str = Field(
+        "UTC",
+        description=(
+            "IANA time zone the cron expressions are read in, e.g. 'America/New_York': "
+            "'0 22 * * *' fires at 22:00 there, before and after a daylight-saving change."
+        ),
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        zone(v)
+        return v
 
     @field_validator("maintain", "full_retrain", "fine_tune")
     @classmethod

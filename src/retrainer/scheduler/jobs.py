@@ -51,13 +51,14 @@ class ScheduledJob:
     kind: str
     cron: str
     grace_seconds: int
+    timezone: str = "UTC"  # the zone the cron expression is read in (schedule.timezone)
 
     @property
     def id(self) -> str:
         return f"{self.model}:{self.kind}"
 
     def trigger(self) -> CronTrigger:
-        return cron_trigger(self.cron)
+        return cron_trigger(self.cron, self.timezone)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -113,7 +114,8 @@ schedule.fine_tune: '0 0 31 2 *' (it never fires). ...
             if expr is None:
                 continue
             try:
-                problem = None if next_fire(cron_trigger(expr), utcnow()) else "it never fires"
+                trigger = cron_trigger(expr, model.schedule.timezone)
+                problem = None if next_fire(trigger, utcnow()) else "it never fires"
             except ValueError as exc:
                 problem = str(exc)
             if problem:
@@ -132,7 +134,7 @@ def build_jobs(spec: Spec) -> list[ScheduledJob]:
     fine_tune). Validates the cron expressions first."""
     validate_schedules(spec)
     return [
-        ScheduledJob(name, kind, expr, model.schedule.grace_seconds)
+        ScheduledJob(name, kind, expr, model.schedule.grace_seconds, model.schedule.timezone)
         for name, model in sorted(spec.models.items())
         for kind in KINDS
         if (expr := getattr(model.schedule, kind)) is not None
