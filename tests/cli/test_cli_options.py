@@ -141,3 +141,24 @@ def test_bad_as_of_is_a_usage_error(tmp_path: Path, value: str, message: str) ->
     cli = make_cli(tmp_path)
     for command in ("monitor", "drift", "maintain"):
         assert message in text(cli(command, MODEL, "--as-of", value, code=2))
+
+
+# ---- monitor's wording ------------------------------------------------------------------
+
+
+def test_monitor_says_worse_or_better_by_the_metric_direction(
+    tmp_path: Path, weather_csv: Callable[[str, str], Path]
+) -> None:
+    cli = make_cli(tmp_path, weather=weather_model(params=PARAMS, monitor={"min_samples": 10}))
+    cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
+    cli("train", MODEL, "--deploy")
+    live = weather_csv("1951-01-01", "1951-03-01")
+    cli("predict", MODEL, live, "-o", tmp_path / "scored.csv")
+    cli("feedback", MODEL, live)
+    report = cli.json("monitor", MODEL)["versions"][0]
+    degradation = report["degradation"]
+    assert degradation is not None and degradation != 0
+    word = "worse" if degradation > 0 else "better"
+    shown = text(cli("monitor", MODEL))
+    assert f"{word} by {abs(degradation):.1%}" in shown
+    assert f"{degradation:+.1%}" not in shown

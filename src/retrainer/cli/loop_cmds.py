@@ -90,6 +90,20 @@ def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: b
         )
 
 
+def change_text(degradation: float | None) -> str:
+    """A relative degradation (positive = worse, whatever the metric's direction) in words.
+
+    >>> change_text(0.018), change_text(-0.05), change_text(0.0), change_text(None)
+    ('worse by 1.8%', 'better by 5.0%', 'no change', '-')
+    """
+    if degradation is None:
+        return "-"
+    if round(degradation, 3) == 0:
+        return "no change"
+    word = "worse" if degradation > 0 else "better"
+    return f"{word} by {abs(degradation):.1%}"
+
+
 @app.command()
 @handles_errors
 def monitor(
@@ -113,8 +127,8 @@ def monitor(
     table = Table(
         title=f"{model}: live, last {report.window} (since {report.since:%Y-%m-%d %H:00})"
     )
-    for col in ("version", "arm", "predictions", "labelled", primary, "baseline", "degradation",
-                "confidence"):  # fmt: skip
+    for col in ("version", "arm", "predictions", "labelled", primary, "baseline",
+                "vs baseline", "confidence"):  # fmt: skip
         table.add_column(col)
     for v in report.versions:
         table.add_row(
@@ -124,7 +138,7 @@ def monitor(
             str(v.labelled),
             _fmt(v.metrics.get(primary)),
             _fmt(v.baseline.get(primary)),
-            "-" if v.degradation is None else f"{v.degradation:+.1%}",
+            change_text(v.degradation),
             _fmt(v.mean_confidence),
         )
     if not report.versions:
