@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -34,8 +35,12 @@ def _fmt(x: object) -> str:
 def feedback(
     model: ModelArg,
     file: Annotated[
-        Path, typer.Argument(help="CSV, Parquet or JSONL with the id and target columns.")
-    ],
+        Path | None,
+        typer.Argument(
+            help="CSV, Parquet or JSONL with the id and target columns; none: pull from "
+            "--from-url or the spec's feedback.url."
+        ),
+    ] = None,
     follow: Annotated[
         bool,
         typer.Option("--follow", help="Tail a JSONL file; resume where the last run stopped."),
@@ -47,26 +52,146 @@ def feedback(
         float | None,
         typer.Option("--max-seconds", min=0, help="Stop following after this many seconds."),
     ] = None,
+    id_field: Annotated[
+        str | None, typer.Option("--id-field", help="Field holding the spec's id column.")
+    ] = None,
+    label_field: Annotated[
+        str | None, typer.Option("--label-field", help="Field holding the spec's target.")
+    ] = None,
+    time_field: Annotated[
+        str | None, typer.Option("--time-field", help="Field holding the spec's time column.")
+    ] = None,
+    from_url: Annotated[
+        str | None,
+        typer.Option("--from-url", help="Pull from this HTTP JSON API, page by page."),
+    ] = None,
+    records: Annotated[
+        str | None,
+        typer.Option("--records", help="Dotted path of the records in a page ('' = the body)."),
+    ] = None,
+    next_field: Annotated[
+        str | None,
+        typer.Option("--next", help="Dotted path of the next page's link (or cursor)."),
+    ] = None,
+    cursor_param: Annotated[
+        str | None,
+        typer.Option("--cursor-param", help="Query parameter the --next value is a cursor for."),
+    ] = None,
+    since_param: Annotated[
+        str | None,
+        typer.Option("--since-param", help="Query parameter the stored since-cursor goes in."),
+    ] = None,
+    since_field: Annotated[
+        str | None,
+        typer.Option("--since-field", help="Record field of the cursor (default: time field)."),
+    ] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Start from this cursor instead of the stored one."),
+    ] = None,
+    token_env: Annotated[
+        str | None,
+        typer.Option("--token-env", help="Environment variable holding a bearer token."),
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", min=0.001, help="Seconds per HTTP request.")
+    ] = None,
+    retries: Annotated[
+        int | None, typer.Option("--retries", min=0, help="Retries of a failed page request.")
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Record actual outcomes, joined to the logged predictions by id; idempotent."""
+    """Record actual outcomes, joined to the logged predictions by id; idempotent. From a
+    file, a followed JSONL log, or an HTTP JSON API (resumed from its since-cursor)."""
     from ..lifecycle.feedback import feedback_file, follow_feedback
+    from ..lifecycle.feedback_fields import FieldMap
 
+    api = {
+        "--records": records,
+        "--next": next_field,
+        "--cursor-param": cursor_param,
+        "--since-param": since_param,
+        "--since-field": since_field,
+        "--since": since,
+        "--token-env": token_env,
+        "--timeout": timeout,
+        "--retries": retries,
+    }
+    _check_feedback_source(file, from_url, follow, api)
+    pulled = None
     with workspace() as ws:
-        if follow:
-            result = follow_feedback(ws, model, file, interval=interval, max_seconds=max_seconds)
+        if file is None:
+            from ..lifecycle.feedback_http import feedback_from_url, http_source
+
+            source, fields = http_source(
+                ws.model_spec(model).feedback,
+                model,
+                url=from_url,
+                records=records,
+                next=next_field,
+                cursor_param=cursor_param,
+                since_param=since_param,
+                since_field=since_field,
+                token_env=token_env,
+                timeout_seconds=timeout,
+                retries=retries,
+                id_field=id_field,
+                label_field=label_field,
+                time_field=time_field,
+            )
+            pulled = feedback_from_url(ws, model, source, fields, since=since)
+            result = pulled.result
         else:
-            result = feedback_file(ws, model, file)
+            mapped = (id_field, label_field, time_field)
+            names = FieldMap(*mapped) if any(mapped) else None
+            if follow:
+                result = follow_feedback(
+                    ws, model, file, interval=interval, max_seconds=max_seconds, fields=names
+                )
+            else:
+                result = feedback_file(ws, model, file, fields=names)
     nothing_usable = result.rejected > 0 and result.rejected == result.received
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(pulled.to_dict() if pulled is not None else result.to_dict())
     else:
-        _print_feedback(model, file, result, nothing_usable)
+        where = pulled.source if pulled is not None else str(file)
+        _print_feedback(model, where, result, nothing_usable, "record" if pulled else "line")
+        if pulled is not None:
+            out.print(
+                f"{pulled.source}: {pulled.pages} page(s); since-cursor "
+                f"{_fmt(pulled.since)} -> {_fmt(pulled.cursor)}",
+                highlight=False,
+                markup=False,
+            )
     if nothing_usable:
         raise typer.Exit(2)
 
 
-def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: bool) -> None:
+def _check_feedback_source(
+    file: Path | None, url: str | None, follow: bool, api: Mapping[str, object]
+) -> None:
+    from ..core.errors import InputError
+
+    if file is not None and url is not None:
+        raise InputError(
+            f"Give either FILE ({file}) or --from-url, not both: one feedback source per run."
+        )
+    if file is None and follow:
+        raise InputError(
+            "--follow tails a JSONL FILE; an HTTP API is pulled once per run from its "
+            "since-cursor (schedule `retrainer feedback MODEL` to keep pulling)."
+        )
+    given = [k for k, v in api.items() if v is not None]
+    if file is not None and given:
+        raise InputError(
+            f"{', '.join(given)} apply to an HTTP API pull, not to FILE {file}. Drop them, or "
+            "pull with --from-url URL."
+        )
+
+
+def _print_feedback(
+    model: str, where: str, r: FeedbackResult, nothing_usable: bool, unit: str = "line"
+) -> None:
     out.print(
         f"{model}: {r.received} received, {r.matched} matched, {r.unmatched} unmatched, "
         f"{r.duplicates} duplicates, {r.rejected} rejected; "
@@ -74,7 +199,7 @@ def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: b
         highlight=False,
     )
     for rej in r.first_rejects:
-        err.print(f"  line {rej.line}: {rej.reason}", highlight=False, markup=False)
+        err.print(f"  {unit} {rej.line}: {rej.reason}", highlight=False, markup=False)
     if r.unmatched:
         err.print(
             f"warning: {r.unmatched} actual(s) match no logged prediction of {model!r}; they "
@@ -84,7 +209,7 @@ def _print_feedback(model: str, file: Path, r: FeedbackResult, nothing_usable: b
         )
     if nothing_usable:
         err.print(
-            f"error: every row of {file} was rejected; fix the rows listed above.",
+            f"error: every {unit} of {where} was rejected; fix the {unit}s listed above.",
             highlight=False,
             markup=False,
         )

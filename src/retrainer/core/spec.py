@@ -31,6 +31,7 @@ from .spec_sections import (
     Data,
     Drift,
     Features,
+    Feedback,
     FineTune,
     Gate,
     Monitor,
@@ -70,6 +71,7 @@ class ModelSpec(BaseModel):
     )
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
     data: Data = Data()
+    feedback: Feedback = Feedback()
     training: Training = Training()
     validation: Validation = Validation()
     quality: Quality = Quality()

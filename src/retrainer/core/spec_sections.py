@@ -440,3 +440,49 @@ class Data(Section):
                 f"data.{extra[0]} does not apply to data.source {self.source!r}; remove it"
             )
         return self
+
+
+class Feedback(Section):
+    """The HTTP JSON API that ``retrainer feedback MODEL`` (no FILE) pulls actuals from, page
+    by page, resuming from the newest ``since_field`` value already taken. Unused without
+    ``url``; every key can be overridden by the command's options."""
+
+    url: str | None = Field(None, description="First page of the API (http or https).")
+    records: str = Field(
+        "records", description="Dotted path to the list of records in a page; '' = the body."
+    )
+    next: str | None = Field(
+        None, description="Dotted path to the next page's link (or cursor); null: one page."
+    )
+    cursor_param: str | None = Field(
+        None, description="Query parameter the `next` value is sent in; null: it is a link."
+    )
+    since_param: str | None = Field(
+        None, description="Query parameter the stored since-cursor is sent in."
+    )
+    since_field: str | None = Field(
+        None, description="Record field whose newest value is the cursor; default: time field."
+    )
+    token_env: str | None = Field(
+        None, description="Environment variable holding a bearer token (never printed)."
+    )
+    timeout_seconds: float = Field(10, gt=0)
+    retries: int = Field(3, ge=0, description="Retries of a timeout, 429 or 5xx per page.")
+    id_field: str | None = Field(None, description="Record field holding the id column.")
+    label_field: str | None = Field(None, description="Record field holding the target.")
+    time_field: str | None = Field(None, description="Record field holding the time column.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.lower().startswith(("http://", "https://")):
+            raise ValueError("feedback.url must start with http:// or https://")
+        return v
+
+    @model_validator(mode="after")
+    def _cursor(self) -> Feedback:
+        if self.cursor_param and not self.next:
+            raise ValueError(
+                "feedback.cursor_param needs feedback.next (the field holding the cursor)"
+            )
+        return self

@@ -33,6 +33,7 @@ from ..core.errors import InputError, RetrainerError
 from ..core.spec import ModelSpec
 from ..store.feedback import FeedbackOffset
 from ..store.monitor_store import Folder
+from .feedback_fields import FieldMap
 from .ingest import (
     MAX_REPORTED,
     Reasons,
@@ -101,6 +102,7 @@ def record_feedback(
     rejects: Sequence[Reject] = (),
     offset: FeedbackOffset | None = None,
     conn: Connection | None = None,
+    fields: FieldMap | None = None,
 ) -> FeedbackResult:
     """Join actual outcomes (the spec's id and target columns, optionally its time column) to
     the logged predictions and store them in one transaction; bad rows are rejected with their
@@ -108,12 +110,15 @@ def record_feedback(
 
     ``rejects`` are lines already refused while reading (e.g. invalid JSON); ``offset`` moves a
     followed source's position in the same transaction; ``conn``: a write transaction of the
-    caller's (holding the model's lock) to store in, e.g. one for a whole file.
+    caller's (holding the model's lock) to store in, e.g. one for a whole file; ``fields``:
+    the source's names for the spec's id, target and time columns.
     """
     import numpy as np
     import pandas as pd
 
     spec = ws.model_spec(model)
+    if fields is not None:
+        frame = fields.apply(frame, spec, where)
     if LINE not in frame.columns:
         frame = frame.assign(**{LINE: range(1, len(frame) + 1)})
     actuals, bad = _validate(spec, frame, where, model_classes(ws, spec))
@@ -141,10 +146,16 @@ def record_feedback(
 
 
 def feedback_file(
-    ws: Workspace, model: str, path: str | Path, *, chunk_rows: int = CHUNK_ROWS
+    ws: Workspace,
+    model: str,
+    path: str | Path,
+    *,
+    chunk_rows: int = CHUNK_ROWS,
+    fields: FieldMap | None = None,
 ) -> FeedbackResult:
     """Record the actuals of a CSV, Parquet or JSONL file (invalid JSON lines are rejected):
-    all of its valid rows or none (one transaction), read ``chunk_rows`` at a time."""
+    all of its valid rows or none (one transaction), read ``chunk_rows`` at a time; ``fields``
+    maps the file's names onto the spec's id, target and time columns."""
     p = Path(path)
     if file_format(p) == "jsonl" and p.exists() and p.suffix.lower() != ".gz":
         chunks: Iterator[tuple[pd.DataFrame, list[Reject]]] = _jsonl_chunks(p, chunk_rows)
@@ -156,7 +167,9 @@ def feedback_file(
         return total
     with ws.store.write(model) as conn:
         for df, rejects in _chain(first, chunks):
-            total += record_feedback(ws, model, df, where=str(p), rejects=rejects, conn=conn)
+            total += record_feedback(
+                ws, model, df, where=str(p), rejects=rejects, conn=conn, fields=fields
+            )
     return total
 
 
@@ -387,6 +400,7 @@ def follow_feedback(
     max_seconds: float | None = None,
     batch_lines: int = 10_000,
     stop: threading.Event | None = None,
+    fields: FieldMap | None = None,
 ) -> FeedbackResult:
     """Tail a JSONL file of actuals, resuming where the last run stopped (byte offset and file
     identity kept in the store, moved in the same transaction as the rows), until SIGINT,
@@ -412,7 +426,13 @@ def follow_feedback(
                 head = hashlib.sha256(chunk.head).hexdigest() if chunk.head else ""
                 moved = replace(pos, offset=chunk.offset, line=chunk.line, head_hash=head)
                 total += record_feedback(
-                    ws, model, chunk.frame, where=str(p), rejects=chunk.rejects, offset=moved
+                    ws,
+                    model,
+                    chunk.frame,
+                    where=str(p),
+                    rejects=chunk.rejects,
+                    offset=moved,
+                    fields=fields,
                 )
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if remaining <= 0:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select
 
 from ..core.clock import utcnow
 from . import schema as t
@@ -22,16 +22,28 @@ class StateStore(StoreBase):
             ).first()
         return None if row is None else (row.version, row.value)
 
-    def put_state(self, model: str, key: str, version: str | None, value: Any) -> None:
+    def put_state(
+        self,
+        model: str,
+        key: str,
+        version: str | None,
+        value: Any,
+        conn: Connection | None = None,
+    ) -> None:
+        """Store ``value`` under ``key``, in the caller's write transaction ``conn`` when given
+        (e.g. a feedback source's cursor, moved with the rows it stored)."""
+        if conn is None:
+            with self.write() as own:
+                self.put_state(model, key, version, value, own)
+            return
         c = t.model_state.c
-        with self.write() as conn:
-            conn.execute(delete(t.model_state).where(c.model == model, c.key == key))
-            conn.execute(
-                t.model_state.insert().values(
-                    model=model,
-                    key=key,
-                    version=version,
-                    value=jsonsafe(value),
-                    updated_at=utcnow(),
-                )
+        conn.execute(delete(t.model_state).where(c.model == model, c.key == key))
+        conn.execute(
+            t.model_state.insert().values(
+                model=model,
+                key=key,
+                version=version,
+                value=jsonsafe(value),
+                updated_at=utcnow(),
             )
+        )
