@@ -246,7 +246,9 @@ def test_priority_order() -> None:
         champion_rows=5000,
         live_metrics={"accuracy": 0.5},
     )
-    policy = POLICY.model_copy(update={"min_confidence": 0.6, "floors": {"accuracy": 0.65}})
+    policy = POLICY.model_copy(
+        update={"min_confidence": 0.6, "floors": {"accuracy": 0.65}, "fine_tune_every_rows": 500}
+    )
     # (the rule expected to decide, its action, the change that silences it)
     expected: list[tuple[str | None, str, dict[str, Any]]] = [
         ("data_quality", "nothing", {"quality_ok": True}),
@@ -261,7 +263,8 @@ def test_priority_order() -> None:
         ("degradation", "fine_tune", {"performance": perf(0.87)}),
         ("data_drift", "fine_tune", {"drift": None}),
         ("concept_drift", "fine_tune", {"concept_drift": False}),
-        ("incremental_update", "incremental_update", {"new_rows_since_update": 0}),
+        ("incremental_update", "incremental_update", {"capabilities": Capabilities()}),
+        ("fine_tune_rows", "fine_tune", {"new_rows_since_update": 0}),
         ("days_since_update", "fine_tune", {"days_since_update": 1}),
         ("low_confidence", "fine_tune", {"mean_confidence": 0.9}),
         (None, "nothing", {}),
@@ -473,3 +476,30 @@ def test_new_data_fraction_is_its_own_rule() -> None:
     d = decide(state, Policy(new_data_fraction=0.25), ROLLOUT)
     assert (d.action, d.numbers["rule"]) == ("full_retrain", "new_data")
     assert d.reasons[0].endswith("(policy.new_data_fraction: 25%)")
+
+
+def test_fine_tune_every_rows_updates_a_batch_learner_on_what_is_there() -> None:
+    from datetime import UTC, datetime
+
+    from retrainer.core.spec_sections import Policy, Rollout
+    from retrainer.policy.decide import decide
+    from retrainer.policy.state import MaintenanceState
+
+    def state(rows: int) -> MaintenanceState:
+        return MaintenanceState(
+            model="device",
+            now=datetime(2026, 5, 3, tzinfo=UTC),
+            champion="1.0.0",
+            days_since_full_retrain=2,
+            days_since_update=2,
+            new_rows_since_update=rows,
+            rows_since_champion=rows,
+        )
+
+    policy = Policy(fine_tune_every_rows=100, new_data_fraction=None)
+    assert decide(state(99), policy, Rollout()).action == "nothing"
+    d = decide(state(120), policy, Rollout())
+    assert d.action == "fine_tune"  # far fewer than the gate's 1,000: judged on what is there
+    assert d.reasons[0].startswith("120 new labelled rows since the last update")
+    assert "policy.fine_tune_every_rows: 100" in d.reasons[0]
+    assert decide(state(5000), Policy(new_data_fraction=None), Rollout()).action == "nothing"

@@ -287,6 +287,14 @@ class Policy(Section):
     )
     min_confidence: float | None = Field(None, gt=0, lt=1)
     incremental_update_threshold: int = Field(100, ge=1)
+    fine_tune_every_rows: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Warm-start families: fine-tune once this many new labelled rows exist since the "
+            "last update, judged on what is there."
+        ),
+    )
     rollback_on_regression: bool = True
 
     @field_validator("floors")

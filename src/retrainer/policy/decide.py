@@ -273,6 +273,19 @@ def _incremental(c: _Context) -> Fired:
     )
 
 
+def _fine_tune_rows(c: _Context) -> Fired:
+    """A warm-start update once enough new labelled rows exist, judged on what is there: the
+    "update every N rows" of families that learn in batches (an incremental family updates
+    through ``incremental_update`` instead)."""
+    rows, limit = c.state.new_rows_since_update, c.policy.fine_tune_every_rows
+    if limit is None or rows < limit or c.state.capabilities.incremental:
+        return None
+    return c.tune(
+        f"{rows} new labelled rows since the last update (policy.fine_tune_every_rows: {limit})",
+        judge_what_is_there=True,
+    )
+
+
 def _stale(c: _Context) -> Fired:
     """Age fires on its own, with however few new rows: the fine-tune learns and is judged on
     what is there (the gate may find too few rows to judge it and keep the champion), and
@@ -318,6 +331,7 @@ _RULES: tuple[tuple[str, Rule], ...] = (
     ("data_drift", _data_drift),
     ("concept_drift", _concept_drift),
     ("incremental_update", _incremental),
+    ("fine_tune_rows", _fine_tune_rows),
     ("days_since_update", _stale),
     ("low_confidence", _low_confidence),
 )
