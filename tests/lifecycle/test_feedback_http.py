@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from retrainer.cli.main import app
 from retrainer.core.errors import ConfigError, InputError
 from retrainer.core.spec_sections import Feedback
-from retrainer.lifecycle.feedback import follow_feedback
+from retrainer.lifecycle.feedback import feedback_file, follow_feedback
 from retrainer.lifecycle.feedback_fields import FieldMap
 from retrainer.lifecycle.feedback_http import (
     HttpSource,
@@ -56,6 +56,7 @@ class FeedApi:
         self.canned: dict[str, tuple[int, str, bytes]] = {}
         self.failures: list[int] = []
         self.token: str | None = None
+        self.release = threading.Event()  # what /slow waits for
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -85,6 +86,9 @@ class FeedApi:
             return self.failures.pop(0), "text/plain", b"busy"
         if path in self.canned:
             return self.canned[path]
+        if path.startswith("/slow"):
+            self.release.wait(30)  # past the client's timeout; released at teardown
+            return 200, "application/json", b'{"data": []}'
         parts = urlsplit(path)
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         if parts.path == "/cursor":
@@ -109,6 +113,7 @@ class FeedApi:
         return 200, "application/json", json.dumps(body).encode()
 
     def close(self) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
         self.thread.join()
@@ -166,6 +171,21 @@ def test_pages_cursor_resume_and_refetch(
     assert (again.pages, r.received, r.matched, r.unmatched, r.duplicates) == (4, 12, 0, 0, 12)
     assert again.cursor == task(11)["completed_at"]
     assert ws.store.count_actuals(MODEL) == 12 and ws.store.training_stats(MODEL)[0] == 12
+
+
+def test_the_same_task_from_a_log_and_the_api_is_stored_once(
+    make_workspace: Callable[..., Workspace], feed: FeedApi, tmp_path: Path
+) -> None:
+    ws = make_workspace()
+    log(ws, [f"t{i}" for i in range(4)])
+    feed.tasks = [task(i) for i in range(4)]
+    automation = tmp_path / "automation_logs.jsonl"
+    automation.write_text("".join(json.dumps(task(i)) + "\n" for i in (0, 1, 5)))
+    from_log = feedback_file(ws, MODEL, automation, fields=FIELDS)
+    assert (from_log.received, from_log.matched, from_log.unmatched) == (3, 2, 1)
+    got = feedback_from_url(ws, MODEL, source(feed.url + "/feed"), FIELDS).result
+    assert (got.received, got.matched, got.duplicates) == (4, 2, 2)  # t0, t1 came from the log
+    assert ws.store.count_actuals(MODEL) == 5 and ws.store.training_stats(MODEL)[0] == 4
 
 
 def test_a_bad_page_stores_nothing_from_the_run(
@@ -325,6 +345,9 @@ def test_cli_retries_a_busy_api(config: Path, feed: FeedApi) -> None:
     text = cli(config, *args, "--retries", "1", code=1)
     assert "failed after 2 attempt(s): HTTP 503 Service Unavailable" in text
     assert "/feed?since=" in text  # the resumed run asked from the stored cursor
+    slow = ["feedback", MODEL, "--from-url", feed.url + "/slow", "--timeout", "0.2"]
+    text = cli(config, *slow, "--retries", "0", code=1)
+    assert f"GET {feed.url}/slow failed after 1 attempt(s): ReadTimeout" in text
 
 
 def test_cli_rejects_a_mix_of_sources(config: Path, tmp_path: Path) -> None:

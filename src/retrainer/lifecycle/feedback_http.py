@@ -380,8 +380,14 @@ def _no_records(page: str, path: str, body: Any, found: Any) -> str:
 
 
 def _newest(values: list[Any], field: str, shown: str) -> Any:
-    """The newest of cursor values: numbers by value, texts by time when they all parse as
-    times, else as text. None when there is none."""
+    """The newest of cursor values: numbers by value; texts by time when they parse as times
+    (a text that does not is a rejected record's), else as text. None when there is none.
+
+    >>> _newest(["2030-01-02T00:00:00Z", "not a time", "2030-01-01T00:00:00Z"], "t", "u")
+    '2030-01-02T00:00:00Z'
+    >>> _newest(["01J2", "01J9", None], "id", "u"), _newest([3, 12.5], "seq", "u")
+    ('01J9', 12.5)
+    """
     import pandas as pd
 
     vals = [v for v in values if v is not None]
@@ -391,8 +397,8 @@ def _newest(values: list[Any], field: str, shown: str) -> Any:
         return max(vals)
     if all(isinstance(v, str) for v in vals):
         times = parse_times(pd.Series(vals, dtype=object))
-        if times.notna().all():
-            return vals[int(times.argmax())]
+        if times.notna().any():  # the ones that do not parse are rejected records
+            return vals[int(times.argmax(skipna=True))]
         return max(vals)
     kinds = sorted({type(v).__name__ for v in vals})
     raise InputError(
