@@ -177,17 +177,21 @@ def _train_one(
         return 0
     primary = r.version.details.get("primary_metric", "")
     note = f" (fallback from {view['fallback']['requested']})" if view.get("fallback") else ""
+    gate = view["gate"]
+    verdict = gate.get("verdict") if gate else None
+    forced = r.deployed and verdict not in (None, "pass", "insufficient")
     out.print(
         f"{model} {r.version.version}: {r.version.family}{note}, {r.version.n_rows} rows, "
         f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
-        + (" — deployed" if r.deployed else "")
+        + (" — deployed" + (" (forced past the gate)" if forced else "") if r.deployed else "")
     )
-    gate = view["gate"]
     if gate:
         from ..evaluation.gate import summary_line
 
+        # a verdict other than pass already carries its first reason in the summary
+        rest = gate["reasons"][1:] if verdict != "pass" else gate["reasons"]
         out.print(
-            summary_line(gate) + " — " + "; ".join(gate["reasons"]),
+            summary_line(gate) + "".join(f"; {why}" for why in rest),
             highlight=False,
             markup=False,
         )
