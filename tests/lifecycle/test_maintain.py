@@ -55,7 +55,7 @@ def test_a_fine_tuned_champion_counts_the_rows_of_the_training_it_continues() ->
     from datetime import datetime as dt
 
     from retrainer.core.entities import ModelVersion
-    from retrainer.lifecycle.maintain import _rows_learnt
+    from retrainer.lifecycle.rollout import rows_learnt as _rows_learnt
 
     base = ModelVersion(
         model="m", version="1.0.0", parent=None, family="lightgbm", params={},

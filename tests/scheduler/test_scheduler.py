@@ -276,7 +276,7 @@ def test_scheduled_training_takes_the_model_lease_and_records_the_version(
     assert (full.job, full.outcome, full.detail) == (
         "full_retrain",
         "ok",
-        "1.0.0 deployed as champion",
+        "first version: deployed 1.0.0",
     )
     [version] = ws.store.list_versions("weather")
     assert version.created_by == "schedule"

@@ -35,15 +35,26 @@ log = logging.getLogger("retrainer.alerts")
 
 Event = Literal[
     "deploy",
+    "challenger_started",
     "rollback",
     "gate_rejected",
+    "retrained",
+    "training_shrunk",
+    "critical_degradation",
     "critical_drift",
     "quality_failed",
     "job_failed",
     "reload_failed",
 ]
 EVENTS: Final[tuple[str, ...]] = get_args(Event)
-_COLORS = {"deploy": "good", "rollback": "warning", "gate_rejected": "warning"}
+_COLORS = {
+    "deploy": "good",
+    "challenger_started": "good",
+    "retrained": "good",
+    "rollback": "warning",
+    "gate_rejected": "warning",
+    "training_shrunk": "warning",
+}
 _STOP: Final = object()
 
 
@@ -76,7 +87,8 @@ class Alert:
     Traceback (most recent call last):
     ...
     retrainer.core.errors.InputError: Alert event 'deployed' is not known. Expected one of: \
-deploy, rollback, gate_rejected, critical_drift, quality_failed, job_failed, reload_failed.
+deploy, challenger_started, rollback, gate_rejected, retrained, training_shrunk, \
+critical_degradation, critical_drift, quality_failed, job_failed, reload_failed.
     """
 
     event: Event
@@ -162,7 +174,7 @@ class Alerter:
     def send(self, alert: Alert) -> bool:
         """Log the alert and queue it for the webhooks when its event is enabled. Returns
         True when queued; never blocks and never raises."""
-        level = logging.INFO if alert.event == "deploy" else logging.WARNING
+        level = logging.INFO if _COLORS.get(alert.event) == "good" else logging.WARNING
         log.log(level, "[%s] %s: %s. %s", alert.model, alert.event, alert.title, alert.text)
         if not self.spec_alerts.webhooks or alert.event not in self.spec_alerts.events:
             return False

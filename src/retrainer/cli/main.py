@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (registers commands)
     policy_cmds,
     registry_cmds,
     report_cmd,
+    rollout_cmd,
     rows_cmds,
     scheduler_cmd,
     serve_cmd,

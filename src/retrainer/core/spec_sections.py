@@ -395,21 +395,51 @@ class Schedule(Section):
         return v
 
 
+ALERT_EVENTS: tuple[str, ...] = (
+    "deploy",
+    "challenger_started",
+    "rollback",
+    "gate_rejected",
+    "retrained",
+    "training_shrunk",
+    "critical_degradation",
+    "critical_drift",
+    "quality_failed",
+    "job_failed",
+    "reload_failed",
+)
+
+
 class Alerts(Section):
     webhooks: list[str] = Field(default_factory=list)
     events: list[str] = Field(
-        default_factory=lambda: [
-            "deploy",
-            "rollback",
-            "gate_rejected",
-            "critical_drift",
-            "quality_failed",
-            "job_failed",
-            "reload_failed",
-        ]
+        default_factory=lambda: [e for e in ALERT_EVENTS if e != "retrained"],
+        description="Events posted to the webhooks (every event is logged).",
     )
     timeout_seconds: float = Field(5, gt=0)
     retries: int = Field(3, ge=0)
+    training_shrink: float | None = Field(
+        0.3,
+        gt=0,
+        lt=1,
+        description=(
+            "A full retrain whose training window has this fraction fewer rows than the "
+            "champion learnt from (0.3: 30% fewer) raises `training_shrunk`; null: never."
+        ),
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _events(cls, v: list[str]) -> list[str]:
+        for event in v:
+            if event not in ALERT_EVENTS:
+                close = difflib.get_close_matches(event, ALERT_EVENTS, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}? " if close else ""
+                raise ValueError(
+                    f"alerts.events lists unknown event {event!r}; {hint}valid: "
+                    f"{', '.join(ALERT_EVENTS)}"
+                )
+        return v
 
 
 class Retention(Section):

@@ -38,17 +38,13 @@ def _days(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else (now - then).total_seconds() / 86400
 
 
-def _rows_learnt(champion: ModelVersion, versions: list[ModelVersion]) -> int:
-    """The rows a version learnt from: a fine-tune's own rows plus those of the full training
-    it continues (its ``n_rows`` counts only the rows it was tuned on)."""
-    by_name = {v.version: v for v in versions}
-    rows, v = 0, champion
-    while True:
-        rows += v.n_rows
-        parent = by_name.get(v.parent) if v.parent else None
-        if v.kind in FULL or parent is None:
-            return rows
-        v = parent
+def fine_tunes_since_full_retrain(versions: list[ModelVersion]) -> list[ModelVersion]:
+    """The fine-tunes (and incremental updates) registered after the newest full training,
+    deployed or not: what ``policy.max_fine_tunes`` counts."""
+    by_time = sorted(versions, key=lambda v: v.created_at)
+    full = [v for v in by_time if v.kind in FULL]
+    since = full[-1].created_at if full else None
+    return [v for v in by_time if v.kind == "fine_tune" and (since is None or v.created_at > since)]
 
 
 def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
@@ -64,11 +60,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     by_time = sorted(versions, key=lambda v: v.created_at)
     full = [v for v in by_time if v.kind in FULL]
     last_full = full[-1] if full else None
-    tunes = [
-        v
-        for v in by_time
-        if v.kind == "fine_tune" and (last_full is None or v.created_at > last_full.created_at)
-    ]
+    tunes = fine_tunes_since_full_retrain(versions)
     newest = by_time[-1]
     report = monitor(ws, model, now=now)
     concept = bool(report.concept and report.concept.get("drift"))
@@ -101,7 +93,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         fine_tune_rows_needed=needed,
         fine_tune_min_rows=spec.fine_tune.min_rows,
         live_metrics=live_metrics,
-        champion_rows=_rows_learnt(champ, versions),
+        champion_rows=rollout.rows_learnt(champ, versions),
         capabilities=Capabilities(caps.warm_start, caps.incremental),
         days_since_full_retrain=_days(now, last_full.created_at if last_full else None),
         fine_tunes_since_full_retrain=len(tunes),
@@ -194,6 +186,21 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
             "data quality blocks training",
             "; ".join(state.quality_problems),
         )
+    perf = state.performance
+    if "critical_degradation" in d.numbers.get("fired", []) and perf is not None:
+        ws.alert(
+            model,
+            "critical_degradation",
+            f"critical degradation of champion {state.champion}",
+            f"live {perf.metric} {perf.live:.4g} against baseline {perf.baseline:.4g} "
+            f"({perf.degradation:.1%} worse, {perf.points:.4g} points) on {perf.n_samples} "
+            f"labelled rows; decision: {d.action}",
+            metric=perf.metric,
+            live=round(perf.live, 4),
+            baseline=round(perf.baseline, 4),
+            samples=perf.n_samples,
+            action=d.action,
+        )
     if state.drift is not None and state.drift.critical:
         ws.alert(
             model,
@@ -204,12 +211,16 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
 
 
 def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, bool, str]:
+    """Carry out the decision. A trained candidate goes through the gate and the spec's
+    rollout in :func:`rollout.place`, the path every training that deploys takes."""
     reason = d.reasons[0] if d.reasons else d.action
     try:
         if d.action == "full_retrain":
-            v = train(ws, model, created_by=by, reason=reason).version
+            v = train(ws, model, created_by=by, reason=reason, deploy=True, require_pass=True)
+            version = v.version
         elif d.action in ("fine_tune", "incremental_update"):
-            v = fine_tune(ws, model, created_by=by, reason=reason).version
+            f = fine_tune(ws, model, created_by=by, reason=reason, deploy=True, require_pass=True)
+            version = f.version
         elif d.action == "rollback":
             ev = rollback(ws, model, reason=reason, triggered_by=by)
             return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}"
@@ -219,17 +230,5 @@ def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, b
         return None, False, f"not done: {exc.message.splitlines()[0]}"
     except RetrainerError as exc:
         return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}"
-    gate = v.details.get("gate")
-    if gate is not None and gate["verdict"] != "pass":
-        why = "; ".join(gate.get("reasons", []))
-        ws.alert(model, "gate_rejected", f"gate {gate['verdict']}: {v.version} not deployed", why)
-        return (
-            v.version,
-            False,
-            f"gate {gate['verdict']} vs {gate.get('champion_version')}: kept the champion",
-        )
-    what = rollout.start(ws, model, v, by=by, reason=reason)
-    from ..evaluation.gate import summary_line
-
-    verdict = "first version" if gate is None else summary_line(gate)
-    return v.version, what.startswith("deployed"), f"{verdict}: {what}"
+    deployed = bool(version.details.get("deployed"))
+    return version.version, deployed, rollout.outcome(version, ws.store.roles(model))

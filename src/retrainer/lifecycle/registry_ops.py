@@ -49,7 +49,7 @@ def deploy(
             f"Model {model!r}: the gate rejected version {version} against champion "
             f"{current}: {reasons}. Deploy anyway with --force (recorded as forced)."
         )
-    return ws.store.move_champion(
+    event = ws.store.move_champion(
         model,
         version,
         "deploy",
@@ -59,6 +59,9 @@ def deploy(
         gate=gate,
         expect_champion=current,
     )
+    title = f"deployed {version}" + (" (forced past the gate)" if forced else "")
+    ws.alert(model, "deploy", title, reason, by=triggered_by, previous=current)
+    return event
 
 
 def rollback_target(ws: Workspace, model: str) -> str:

@@ -24,12 +24,15 @@ from typing import Any
 
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
-from ..core.entities import Challenger, ModelVersion
+from ..core.entities import Challenger, ModelVersion, Roles
+from ..core.errors import ConflictError, InputError, NoChampion
 from ..core.metrics import METRICS
+from ..core.spec import ModelSpec
+from ..core.spec_sections import Rollout
 from ..evaluation.arms import ArmComparison, compare_arms
 from ..policy.state import LiveRegression
 from .monitor import MonitorReport, monitor
-from .registry_ops import deploy
+from .registry_ops import deploy, verify_loadable
 from .workspace import Workspace
 
 MAX_WATCHES = 4
@@ -44,18 +47,246 @@ class RolloutStep:
     version: str | None = None
 
 
-def start(ws: Workspace, model: str, version: ModelVersion, *, by: str, reason: str) -> str:
-    """Put a gate-approved version on traffic per the spec's rollout mode; returns what
-    happened."""
+@dataclass(frozen=True)
+class Placement:
+    """Where a newly trained candidate goes, decided before it is registered so that the
+    version and its role change are written in one transaction. Every path that produces a
+    candidate (``train``/``fine-tune --deploy``, ``maintain``, scheduled jobs, REST train)
+    decides it with :func:`place`."""
+
+    champion: bool = False
+    challenger: tuple[str, float] | None = None  # (mode, fraction)
+    forced: bool = False
+    held: str | None = None  # why a deploy that was asked for did not happen
+
+
+def first_fraction(rollout: Rollout, mode: str) -> float:
+    """The traffic a challenger of ``mode`` starts with: all of it (shadow), the A/B share,
+    or the canary's first step."""
+    return {"shadow": 1.0, "ab": rollout.fraction, "canary": rollout.steps[0]}[mode]
+
+
+def place(
+    rollout: Rollout,
+    roles: Roles,
+    gate: dict[str, Any] | None,
+    *,
+    deploy: bool,
+    force: bool = False,
+    require_pass: bool = False,
+) -> Placement:
+    """The gate's verdict and the spec's rollout applied to a candidate.
+
+    The gate must pass (an "insufficient" verdict is enough unless ``require_pass``);
+    ``force`` overrides it and deploys directly, recorded as forced. A passing candidate
+    becomes champion with ``rollout.mode: direct`` (or when there is no champion), else it
+    starts as a shadow, A/B or canary challenger, unless another challenger is on traffic.
+
+    >>> from retrainer.core.entities import Roles
+    >>> from retrainer.core.spec_sections import Rollout
+    >>> ok = {"verdict": "pass", "champion_version": "1.0.0"}
+    >>> place(Rollout(mode="ab", fraction=0.1), Roles("m", "1.0.0", None), ok, deploy=True)
+    Placement(champion=False, challenger=('ab', 0.1), forced=False, held=None)
+    >>> place(Rollout(), Roles("m", "1.0.0", None), ok | {"verdict": "reject"}, deploy=True).held
+    'gate reject vs 1.0.0: kept the champion'
+    """
+    if not deploy:
+        return Placement()
+    verdict = None if gate is None else gate["verdict"]
+    allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
+    if not allowed and not force:
+        assert gate is not None
+        return Placement(
+            held=f"gate {verdict} vs {gate.get('champion_version')}: kept the champion"
+        )
+    if not allowed or rollout.mode == "direct" or roles.champion is None:
+        return Placement(champion=True, forced=not allowed)
+    if roles.challenger is not None:
+        ch = roles.challenger
+        return Placement(
+            held=(
+                f"{ch.mode} challenger {ch.version} is on traffic: its rollout finishes first "
+                f"(stop it with `retrainer rollout stop {roles.model}`)"
+            )
+        )
+    return Placement(challenger=(rollout.mode, first_fraction(rollout, rollout.mode)))
+
+
+def outcome(version: ModelVersion, roles: Roles) -> str:
+    """What became of a registered candidate, in the words ``maintain`` and the scheduler
+    record: the gate's verdict, then deployed, started as a challenger, or kept back."""
+    d, v = version.details, version.version
+    gate = d.get("gate")
+    verdict = (
+        "first version"
+        if gate is None
+        else f"gate {gate['verdict']} vs {gate.get('champion_version')}"
+    )
+    if d.get("forced"):
+        verdict += " (forced)"
+    if d.get("deployed"):
+        return f"{verdict}: deployed {v}"
+    if roles.challenger is not None and roles.challenger.version == v:
+        ch = roles.challenger
+        return f"{verdict}: {v} started as {ch.mode} challenger at {ch.fraction:.0%}"
+    if d.get("held"):
+        return f"{d['held']}; {v} registered"
+    return f"{verdict}: {v} registered, not deployed"
+
+
+def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Placement) -> None:
+    """The alerts of a registered candidate: retrained, training_shrunk, and deploy,
+    challenger_started or gate_rejected (each sent when ``alerts.events`` lists it)."""
+    d, v, model = version.details, version.version, spec.name
+    primary = d.get("primary_metric", spec.primary_metric)
+    value = version.metrics.get(primary)
+    gate = d.get("gate") or {}
+    fields: dict[str, Any] = {"version": v, "kind": version.kind, "rows": version.n_rows}
+    if value is not None:
+        fields[f"holdout {primary}"] = f"{value:.4g}"
+    if gate:
+        fields["gate"] = f"{gate['verdict']} vs {gate.get('champion_version')}"
+    ws.alert(model, "retrained", f"{version.kind} {v} registered", version.reason, **fields)
+    shrunk = d.get("training_shrunk")
+    if shrunk:
+        ws.alert(
+            model,
+            "training_shrunk",
+            f"training set of {v} shrank by {shrunk['fraction']:.0%}",
+            f"{v} trained on {version.n_rows} rows; champion {shrunk['champion']} learnt from "
+            f"{shrunk['champion_rows']} (alerts.training_shrink: {shrunk['limit']:.0%}). "
+            "Check the data source and training.window_days.",
+            **shrunk,
+        )
+    why = "; ".join(gate.get("reasons", []))
+    if placed.champion:
+        forced = " (forced past the gate)" if placed.forced else ""
+        ws.alert(model, "deploy", f"deployed {v}{forced}", version.reason, **fields)
+    elif placed.challenger is not None:
+        mode, fraction = placed.challenger
+        ws.alert(
+            model,
+            "challenger_started",
+            f"{v} started as {mode} challenger at {fraction:.0%}",
+            version.reason,
+            **fields,
+        )
+    elif placed.held and gate and gate.get("verdict") != "pass":
+        ws.alert(model, "gate_rejected", f"gate {gate['verdict']}: {v} not deployed", why, **fields)
+
+
+def training_shrunk(ws: Workspace, spec: ModelSpec, kind: str, rows: int) -> dict[str, Any] | None:
+    """For a full retrain: the numbers when its window has markedly fewer rows than the
+    champion learnt from (``alerts.training_shrink``), else None."""
+    limit = spec.alerts.training_shrink
+    champion = ws.store.roles(spec.name).champion
+    if limit is None or champion is None or kind not in ("initial", "full_retrain"):
+        return None
+    versions = ws.store.list_versions(spec.name)
+    champ = next(v for v in versions if v.version == champion)
+    learnt = rows_learnt(champ, versions)
+    if learnt <= 0 or rows >= (1 - limit) * learnt:
+        return None
+    return {
+        "rows": rows,
+        "champion": champion,
+        "champion_rows": learnt,
+        "fraction": round(1 - rows / learnt, 4),
+        "limit": limit,
+    }
+
+
+def rows_learnt(champion: ModelVersion, versions: list[ModelVersion]) -> int:
+    """The rows a version learnt from: a fine-tune's own rows plus those of the full training
+    it continues (its ``n_rows`` counts only the rows it was tuned on)."""
+    by_name = {v.version: v for v in versions}
+    rows, v = 0, champion
+    while True:
+        rows += v.n_rows
+        parent = by_name.get(v.parent) if v.parent else None
+        if v.kind in ("initial", "full_retrain") or parent is None:
+            return rows
+        v = parent
+
+
+def start(
+    ws: Workspace,
+    model: str,
+    version: ModelVersion,
+    *,
+    by: str,
+    reason: str,
+    mode: str | None = None,
+    fraction: float | None = None,
+) -> str:
+    """Put an existing version on traffic: per the spec's rollout (``mode`` None), or as a
+    ``mode`` challenger (shadow, ab, canary) at ``fraction`` (default: the spec's first
+    fraction for that mode). Returns what happened; the event is in the history."""
     spec = ws.model_spec(model)
     r = spec.rollout
+    roles = ws.store.roles(model)
     gate = version.details.get("gate")
-    if r.mode == "direct" or ws.store.roles(model).champion is None:
+    chosen = mode or r.mode
+    if chosen == "direct" or (roles.champion is None and mode is None):
         deploy(ws, model, version.version, reason=reason, triggered_by=by, gate=gate)
         return f"deployed {version.version}"
-    fraction = {"shadow": 1.0, "ab": r.fraction, "canary": r.steps[0]}[r.mode]
-    ws.store.set_challenger(model, version.version, r.mode, fraction, reason, by, gate=gate)
-    return f"{version.version} started as {r.mode} challenger at {fraction:.0%}"
+    _check_start(model, version.version, roles, chosen, fraction)
+    verify_loadable(ws, version)
+    share = fraction if fraction is not None else first_fraction(r, chosen)
+    ws.store.set_challenger(model, version.version, chosen, share, reason, by, gate=gate)
+    what = f"{version.version} started as {chosen} challenger at {share:.0%}"
+    ws.alert(model, "challenger_started", what, reason, by=by)
+    return what
+
+
+def _check_start(model: str, version: str, roles: Roles, mode: str, fraction: float | None) -> None:
+    if mode not in ("shadow", "ab", "canary"):
+        raise InputError(
+            f"Rollout mode {mode!r} is not known for a challenger. Expected one of: shadow, "
+            "ab, canary (a direct switch is `retrainer deploy`).",
+            mode=mode,
+        )
+    if fraction is not None and mode == "shadow":
+        raise InputError(
+            "--fraction does not apply to a shadow rollout: a shadow challenger scores every "
+            "request (its answers are logged, never returned). Drop --fraction, or use --mode "
+            "ab or canary."
+        )
+    if fraction is not None and not 0 < fraction < 1:
+        raise InputError(
+            f"--fraction must be a share of traffic in (0, 1), e.g. 0.1. Got {fraction!r} "
+            "instead; a full switch is `retrainer deploy`.",
+            fraction=fraction,
+        )
+    if roles.champion is None:
+        raise NoChampion(
+            f"Model {model!r} has no champion for a {mode} challenger to run beside. Deploy "
+            f"one first: `retrainer deploy {model} {version}`."
+        )
+    if roles.champion == version:
+        raise ConflictError(
+            f"Model {model!r}: version {version} is the champion; a challenger must be another "
+            "version. Pick one from `retrainer versions`."
+        )
+    ch = roles.challenger
+    if ch is not None:
+        raise ConflictError(
+            f"Model {model!r} already has {ch.mode} challenger {ch.version} on traffic at "
+            f"{ch.fraction:.0%}. Stop it first: `retrainer rollout stop {model}`."
+        )
+
+
+def stop(ws: Workspace, model: str, *, by: str, reason: str) -> str:
+    """Take the challenger off traffic (the champion keeps serving); recorded in history."""
+    ws.model_spec(model)
+    ch = ws.store.roles(model).challenger
+    if ch is None:
+        raise ConflictError(
+            f"Model {model!r} has no challenger on traffic, so there is no rollout to stop. "
+            f"`retrainer status {model}` shows who serves."
+        )
+    ws.store.set_challenger(model, None, None, None, reason, by, action="stop_challenger")
+    return f"stopped {ch.mode} challenger {ch.version} (was at {ch.fraction:.0%})"
 
 
 def significance(cmp: ArmComparison) -> str:

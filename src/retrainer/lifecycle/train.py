@@ -17,6 +17,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.quality import QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
+from . import rollout
 from .fitting import Fitted, fit_family, fold_summary
 from .gating import gate_against_champion
 from .sources import describe, row_stats, training_frame
@@ -298,14 +299,22 @@ def register_fitted(
     window_start: Any = None,
 ) -> ModelVersion:
     """Write the artifact durably, gate it against the champion, then register the version
-    (and deploy it when asked and allowed) in one transaction."""
+    and, when ``deploy`` is asked, put it where the gate and the spec's rollout say
+    (:func:`rollout.place`: champion, or a shadow/A/B/canary challenger), all in one
+    transaction; then send its alerts (:func:`rollout.announce`)."""
     data = fitted.model.save()
     cost = serving_cost(spec, fitted, frame, data)
     gate = gate_against_champion(ws, spec, fitted, frame, len(data), cost)
-    verdict = None if gate is None else gate["verdict"]
-    allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
-    do_deploy = deploy and (allowed or force)
-    forced = do_deploy and not allowed
+    placed = rollout.place(
+        spec.rollout,
+        ws.store.roles(spec.name),
+        gate,
+        deploy=deploy,
+        force=force,
+        require_pass=require_pass,
+    )
+    do_deploy, forced = placed.champion, placed.forced
+    shrunk = rollout.training_shrunk(ws, spec, kind, len(frame))
     art = ws.artifacts.put(spec.name, data)
     extra: dict[str, Any] = dict(details or {})
     if gate is not None:
@@ -315,6 +324,12 @@ def register_fitted(
     if fitted.evaluation.confusion is not None:
         extra["confusion_matrix"] = fitted.evaluation.confusion
     extra["deployed"] = do_deploy
+    if forced:
+        extra["forced"] = True
+    if placed.held:
+        extra["held"] = placed.held
+    if shrunk:
+        extra["training_shrunk"] = shrunk
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
@@ -357,11 +372,13 @@ def register_fitted(
         draft,
         bump,
         deploy=do_deploy,
+        challenger=placed.challenger,
         reason=reason,
         triggered_by=created_by,
         gate=gate,
         forced=forced,
     )
+    rollout.announce(ws, spec, version, placed)
     from .registry_ops import apply_retention
 
     apply_retention(ws, spec.name)

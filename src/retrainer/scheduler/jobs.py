@@ -32,7 +32,8 @@ from ..core.errors import ConfigError, InputError, LeaseHeld, RetrainerError
 from ..core.spec import Spec
 from ..lifecycle.fine_tune import fine_tune
 from ..lifecycle.lease import default_owner, held_lease
-from ..lifecycle.maintain import maintain
+from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain
+from ..lifecycle.rollout import outcome
 from ..lifecycle.train import train
 from ..lifecycle.workspace import Workspace
 from .leader import LEADER_LEASE
@@ -229,28 +230,27 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
             d, said = r.decision, r.decision.outcome or ""
             return ("failed" if said.startswith("failed") else "ok"), f"{d.action}: {said}"
         with held_lease(ws, f"model:{model}", owner=owner):
+            job, reason = _what_to_train(ws, job, model)
             if job == "full_retrain":
                 t = train(
-                    ws,
-                    model,
-                    created_by="schedule",
-                    deploy=True,
-                    require_pass=True,
-                    reason="scheduled full retrain",
+                    ws, model, created_by="schedule", deploy=True, require_pass=True, reason=reason
                 )
-                return "ok", _registered(t.version.version, t.deployed)
-            try:
-                f = fine_tune(
-                    ws,
-                    model,
-                    deploy=True,
-                    require_pass=True,
-                    created_by="schedule",
-                    reason="scheduled fine-tune",
-                )
-            except InputError as exc:  # too few new rows: nothing to learn from yet
-                return "skipped", f"not enough new rows: {exc.message}"
-            return "ok", _registered(f.version.version, f.deployed)
+                version = t.version
+            else:
+                try:
+                    f = fine_tune(
+                        ws,
+                        model,
+                        deploy=True,
+                        require_pass=True,
+                        created_by="schedule",
+                        reason=reason,
+                    )
+                except InputError as exc:  # too few new rows: nothing to learn from yet
+                    return "skipped", f"not enough new rows: {exc.message}"
+                version = f.version
+            said = outcome(version, ws.store.roles(model))
+            return "ok", said if reason.startswith("scheduled") else f"{reason}; {said}"
     except LeaseHeld as exc:
         return "skipped", f"model lease held: {exc.message}"
     except RetrainerError as exc:
@@ -260,10 +260,18 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
         return "failed", f"{type(exc).__name__}: {exc}"
 
 
-def _registered(version: str, deployed: bool) -> str:
-    if deployed:
-        return f"{version} deployed as champion"
-    return f"{version} registered; the gate kept the champion"
+def _what_to_train(ws: Workspace, job: str, model: str) -> tuple[str, str]:
+    """The job to run and its reason: a scheduled fine-tune once ``policy.max_fine_tunes``
+    fine-tunes were made since the last full retrain is a full retrain, as with maintain."""
+    limit = ws.model_spec(model).policy.max_fine_tunes
+    if job == "fine_tune" and limit is not None:
+        made = len(fine_tunes_since_full_retrain(ws.store.list_versions(model)))
+        if made >= limit:
+            return "full_retrain", (
+                f"{made} fine-tunes since the last full retrain reach policy.max_fine_tunes "
+                f"({limit}): this scheduled fine-tune is a full retrain"
+            )
+    return job, {"full_retrain": "scheduled full retrain", "fine_tune": "scheduled fine-tune"}[job]
 
 
 def _alert_failure(
