@@ -207,3 +207,23 @@ def test_a_shrinking_training_set_is_alerted_to_a_webhook(
         "fraction": 0.7255,
         "limit": 0.3,
     }
+
+
+def test_a_scheduled_fine_tune_past_max_fine_tunes_is_a_full_retrain(
+    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path]
+) -> None:
+    config = config_file(
+        params=PARAMS, schedule={"fine_tune": "0 * * * *"}, policy={"max_fine_tunes": 0}
+    )
+    cli(config, "ingest", "weather", weather_csv("1949-01-01", "1952-01-01"))
+    cli(config, "train", "weather", "--deploy")
+    cli(config, "ingest", "weather", weather_csv("1952-01-01", "1953-01-01"))
+    [run] = as_json(config, "scheduler", "--once")["runs"]
+    assert (run["job"], run["outcome"]) == ("fine_tune", "ok"), run
+    assert run["detail"].startswith(
+        "0 fine-tunes since the last full retrain reach policy.max_fine_tunes (0): this "
+        "scheduled fine-tune is a full retrain; gate "
+    )
+    with Workspace.open(config) as ws:
+        newest = ws.store.list_versions("weather")[-1]
+    assert (newest.version, newest.kind, newest.created_by) == ("1.1.0", "full_retrain", "schedule")
