@@ -51,6 +51,8 @@ def test_debug_log_level_says_what_the_command_does(
     assert "DEBUG" not in quiet.stderr
     by_env = cli.with_env(RETRAINER_LOG_LEVEL="debug")("status")
     assert "DEBUG retrainer.cli: status" in by_env.stderr
+    after = cli("status")  # the next command in this process logs as by default again
+    assert "DEBUG" not in after.stderr and "DEBUG" not in after.stdout
 
 
 @pytest.mark.parametrize("how", ["option", "env"])

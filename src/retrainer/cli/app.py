@@ -82,6 +82,8 @@ def _root(
     _state["config"] = config
     if log_level is not None:
         setup_logging(log_level)
+    else:  # a command without the option logs as by default, whatever ran before in-process
+        _drop_handler()
     log.debug("config %s", config or "retrainer.yaml (default)")
 
 
@@ -91,6 +93,15 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     def emit(self, record: logging.LogRecord) -> None:
         self.stream = sys.stderr
         super().emit(record)
+
+
+def _drop_handler() -> logging.Logger:
+    """The ``retrainer`` logger without a handler or level a previous command set."""
+    root = logging.getLogger("retrainer")
+    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
+        root.removeHandler(old)
+    root.setLevel(logging.NOTSET)
+    return root
 
 
 def setup_logging(level: str) -> None:
@@ -105,9 +116,7 @@ def setup_logging(level: str) -> None:
             "(--log-level or RETRAINER_LOG_LEVEL).",
             param_hint="'--log-level' / RETRAINER_LOG_LEVEL",
         )
-    root = logging.getLogger("retrainer")
-    for old in [h for h in root.handlers if isinstance(h, _StderrHandler)]:
-        root.removeHandler(old)
+    root = _drop_handler()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
