@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ..core.views import version_view
+from ..core.views import candidate_role, placement_text, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def _train_one(
             on_step=step,
             force=force,
         )
-    role = "champion" if r.deployed else "archived"
+    role = candidate_role(r.version, r.deployed)
     view = {
         **version_view(r.version, role),
         "deployed": r.deployed,
@@ -179,11 +179,10 @@ def _train_one(
     note = f" (fallback from {view['fallback']['requested']})" if view.get("fallback") else ""
     gate = view["gate"]
     verdict = gate.get("verdict") if gate else None
-    forced = r.deployed and verdict not in (None, "pass", "insufficient")
     out.print(
         f"{model} {r.version.version}: {r.version.family}{note}, {r.version.n_rows} rows, "
         f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
-        + (" — deployed" + (" (forced past the gate)" if forced else "") if r.deployed else "")
+        + placement_text(r.version, r.deployed)
     )
     if gate:
         from ..evaluation.gate import summary_line
@@ -213,7 +212,7 @@ def fine_tune(
     with workspace() as ws:
         r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
     view = {
-        **version_view(r.version, "champion" if r.deployed else "archived"),
+        **version_view(r.version, candidate_role(r.version, r.deployed)),
         "deployed": r.deployed,
         "champion_metrics": r.champion_metrics,
         "gate": r.version.details.get("gate"),
@@ -226,5 +225,5 @@ def fine_tune(
         f"{model} {r.version.version} (from {r.version.parent}): {r.version.n_rows} new rows, "
         f"validation {primary} {r.version.metrics.get(primary, float('nan')):.4f} vs champion "
         f"{r.champion_metrics.get(primary, float('nan')):.4f}"
-        + (" — deployed" if r.deployed else "")
+        + placement_text(r.version, r.deployed)
     )

@@ -17,6 +17,35 @@ def _iso(v: Any) -> str | None:
     return None if v is None else v.isoformat()
 
 
+def candidate_role(v: ModelVersion, deployed: bool) -> str:
+    """The role a version just trained or imported took: champion, challenger (started as a
+    shadow/A/B/canary by the spec's rollout) or archived (kept back, or not asked to deploy).
+
+    >>> from datetime import datetime
+    >>> v = ModelVersion("m", "1.1.0", "1.0.0", "lightgbm", {}, datetime(2026, 1, 1), "manual",
+    ...     "", "full_retrain", None, None, 10, "", {}, {}, "file:///a", "0" * 64, None, 1,
+    ...     details={"challenger": {"mode": "ab", "fraction": 0.1}})
+    >>> candidate_role(v, False), placement_text(v, False)
+    ('challenger', ' — started as ab challenger at 10%')
+    """
+    if deployed:
+        return "champion"
+    return "challenger" if v.details.get("challenger") else "archived"
+
+
+def placement_text(v: ModelVersion, deployed: bool) -> str:
+    """Where a new version went, for a one-line summary (empty when it was not asked to
+    deploy and nothing held it back)."""
+    d = v.details
+    if deployed:
+        return " — deployed" + (" (forced past the gate)" if d.get("forced") else "")
+    ch = d.get("challenger")
+    if ch:
+        share = "" if ch["mode"] == "shadow" else f" at {ch['fraction']:.0%}"
+        return f" — started as {ch['mode']} challenger{share}"
+    return f" — not deployed: {d['held']}" if d.get("held") else ""
+
+
 def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": v.version,

@@ -328,6 +328,8 @@ def register_fitted(
         extra["forced"] = True
     if placed.held:
         extra["held"] = placed.held
+    if placed.challenger is not None:
+        extra["challenger"] = {"mode": placed.challenger[0], "fraction": placed.challenger[1]}
     if shrunk:
         extra["training_shrunk"] = shrunk
     extra.update(

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ..core.clock import utcnow
 from ..core.errors import InputError, RetrainerError
-from ..core.views import event_view, version_view
+from ..core.views import candidate_role, event_view, version_view
 from ..lifecycle import registry_ops
 from ..lifecycle.feedback import record_feedback
 from ..lifecycle.maintain import maintain
@@ -139,7 +139,7 @@ def admin_router(state: ServerState) -> APIRouter:
                 created_by="api",
                 reason="train via api",
             )
-            role = "champion" if res.deployed else "archived"
+            role = candidate_role(res.version, res.deployed)
             return {
                 **version_view(res.version, role),
                 "deployed": res.deployed,
