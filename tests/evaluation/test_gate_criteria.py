@@ -135,3 +135,77 @@ def test_budgets_without_a_champion() -> None:
     over = budget_gate(Gate(max_latency_ms=5), 9.0, 20.0, 10)
     assert over is not None and over["verdict"] == "reject"
     assert over["reasons"] == ["p95 single-row latency 9 ms exceeds the 5 ms budget"]
+
+
+def _counts(tp: int, fp: int, tn: int, fn: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions with exactly these confusion counts of class 1."""
+    y = np.array([1] * tp + [0] * fp + [0] * tn + [1] * fn)
+    p = np.array([1] * tp + [1] * fp + [0] * tn + [0] * fn)
+    return y, p
+
+
+FAILURE_RATE = {"failure_rate": {"expression": "fp / (tp + fp)", "greater_is_better": False}}
+
+
+def test_a_guard_can_require_a_relative_improvement() -> None:
+    # the same 1000 tasks scored twice: the champion lets 200 of 1000 approved tasks fail
+    # (20%); the challenger approves ten failing tasks fewer: 190 of 990, 4% lower, not 5%
+    y, champion = _counts(tp=800, fp=200, tn=0, fn=0)
+    challenger = np.r_[champion[:800], np.zeros(10, int), champion[810:]]
+    rule = {"failure_rate": {"min_relative_improvement": 0.05}}
+    gate = Gate(significance=None, min_improvement=0.0, metrics=FAILURE_RATE, guards=rule)
+    r = run_gate(y, champion, challenger, task="classification", gate=gate)
+    (g,) = r.guards
+    assert g.champion == pytest.approx(0.2) and g.challenger == pytest.approx(190 / 990)
+    assert g.relative_improvement == pytest.approx((0.2 - 190 / 990) / 0.2)
+    assert g.ok is False  # 190/990 is 4.04% lower, not 5%
+    assert "needs 5.00%" in r.reasons[0] and "of the champion's value" in r.reasons[0]
+    assert r.verdict == "reject"
+    # 20 fewer approved failures: 180/980 is 8.2% lower: the guard holds
+    better = np.r_[champion[:800], np.zeros(20, int), champion[820:]]
+    r = run_gate(y, champion, better, task="classification", gate=gate)
+    assert r.guards[0].ok and r.verdict == "pass"
+    assert r.guards[0].min_relative_improvement == 0.05 and r.guards[0].min_improvement is None
+    assert r.to_dict()["guards"][0]["relative_improvement"] == pytest.approx(1 - (180 / 980) / 0.2)
+
+
+def test_a_relative_improvement_of_exactly_the_requirement_passes() -> None:
+    # 0.20 -> 0.19 is 5% whatever the rounding of 0.01 / 0.20
+    y, champion = _counts(tp=160, fp=40, tn=0, fn=0)
+    challenger = champion.copy()
+    challenger[160:162] = 0  # two of the 40 failures no longer approved: 38 of 200
+    share = {"fail_share": {"expression": "fp / (tp + fp + tn + fn)", "greater_is_better": False}}
+    gate = Gate(
+        significance=None,
+        min_improvement=0.0,
+        metrics=share,
+        guards={"fail_share": {"min_relative_improvement": 0.05}},
+    )
+    (g,) = run_gate(y, champion, challenger, task="classification", gate=gate).guards
+    assert g.champion == pytest.approx(0.2) and g.challenger == pytest.approx(0.19)
+    assert g.ok
+
+
+def test_a_relative_guard_with_the_significance_test_and_a_zero_champion() -> None:
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 800)
+    champion, challenger = noisy(y, 0.75, rng), noisy(y, 0.90, rng)
+    rule = {"failure_rate": {"min_relative_improvement": 0.05}}
+    gate = Gate(min_improvement=0.0, metrics=FAILURE_RATE, guards=rule)
+    (g,) = run_gate(y, champion, challenger, task="classification", gate=gate).guards
+    assert g.ok and g.p_value is not None and g.p_value < 0.05
+    # a champion that never approves a failing task: no relative improvement exists
+    y, perfect = _counts(tp=50, fp=0, tn=50, fn=0)
+    r = run_gate(y, perfect, perfect, task="classification", gate=gate)
+    assert not r.guards[0].ok and r.guards[0].relative_improvement is None
+    assert "undefined against a champion at 0" in " ".join(r.reasons)
+
+
+def test_a_guard_rule_takes_exactly_one_requirement() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="min_relative_improvement"):
+        Gate(guards={"f1": {"min_improvement": 0.01, "min_relative_improvement": 0.05}})
+    with pytest.raises(ValidationError, match="less than 1"):
+        Gate(guards={"f1": {"min_relative_improvement": 5}})
+    assert Gate(guards={"f1": {"min_relative_improvement": 0.05}}).guards["f1"].max_loss is None

@@ -98,20 +98,33 @@ class FineTune(Section):
 
 
 class GuardRule(Section):
-    """A guard metric's rule: bound a loss (``max_loss``) or require a gain
-    (``min_improvement``), both absolute and in the metric's good direction."""
+    """A guard metric's rule: bound a loss (``max_loss``) or require a gain, absolute
+    (``min_improvement``) or relative to the champion's value (``min_relative_improvement``),
+    each in the metric's good direction."""
 
     max_loss: float | None = Field(None, ge=0, description="Largest regression tolerated.")
     min_improvement: float | None = Field(
         None, ge=0, description="Improvement required (with the gate's significance test)."
     )
+    min_relative_improvement: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description=(
+            "Improvement required as a fraction of the champion's value (0.05: a failure "
+            "rate 5% lower, 0.20 -> 0.19), with the gate's significance test."
+        ),
+    )
 
     @model_validator(mode="after")
     def _one(self) -> GuardRule:
-        if (self.max_loss is None) == (self.min_improvement is None):
+        given = [self.max_loss, self.min_improvement, self.min_relative_improvement]
+        if sum(x is not None for x in given) != 1:
             raise ValueError(
-                "a guard takes exactly one of max_loss or min_improvement, e.g. "
-                "{f1: {min_improvement: 0.01}} or {roc_auc: {max_loss: 0.005}}"
+                "a guard takes exactly one of max_loss, min_improvement or "
+                "min_relative_improvement, e.g. {f1: {min_improvement: 0.01}}, "
+                "{failure_rate: {min_relative_improvement: 0.05}} or "
+                "{roc_auc: {max_loss: 0.005}}"
             )
         return self
 
@@ -163,7 +176,8 @@ class Gate(Section):
         default_factory=dict,
         description=(
             "Guard metric -> largest regression tolerated (a number, or {max_loss: x}), or "
-            "{min_improvement: x}: the improvement it must show."
+            "{min_improvement: x}: the improvement it must show, or "
+            "{min_relative_improvement: x}: that improvement as a fraction of the champion's."
         ),
     )
     metrics: dict[str, MetricDef] = Field(

@@ -48,6 +48,7 @@ Verdict = Literal["pass", "reject", "insufficient"]
 TEST_NAME = "paired_bootstrap"
 PLAIN = "plain_comparison"
 _CHUNK_CELLS = 2_000_000  # resampled cells held in memory at once
+_EPS = 1e-9  # 0.20 -> 0.19 is a 5% improvement, whatever the floating-point rounding says
 
 # Row multiplicities (resamples, rows) -> one metric value per resample.
 Stat = Callable[[np.ndarray], np.ndarray]
@@ -57,7 +58,8 @@ _Scores = tuple[np.ndarray, np.ndarray | None]  # (predictions, probabilities or
 @dataclass(frozen=True)
 class GuardResult:
     """One guard metric: how much the challenger regresses against the tolerance
-    (``max_loss``), or whether it improves by ``min_improvement`` (with the gate's test)."""
+    (``max_loss``), or whether it improves by ``min_improvement`` (absolute) or by
+    ``min_relative_improvement`` (a fraction of the champion's value), with the gate's test."""
 
     metric: str
     champion: float
@@ -67,6 +69,10 @@ class GuardResult:
     ok: bool
     min_improvement: float | None = None  # the improvement required (a min_improvement guard)
     p_value: float | None = None  # its paired-bootstrap p-value, when significance is set
+    # a min_relative_improvement guard: the fraction of the champion's value required, and
+    # the improvement observed as that fraction (None when the champion's value is 0)
+    min_relative_improvement: float | None = None
+    relative_improvement: float | None = None
 
 
 @dataclass(frozen=True)
@@ -337,16 +343,27 @@ def _guard(
     before, after = metric.compute(y, *champ), metric.compute(y, *chal)
     regression = -metric.improvement(after, before)
     change = f"guard {metric.name} {_num(before)} -> {_num(after)}"
-    if rule.min_improvement is None:
+    if rule.min_improvement is None and rule.min_relative_improvement is None:
         tolerance = float(rule.max_loss or 0.0)
         ok = math.isfinite(regression) and regression <= tolerance
         text = f"{change}: regression {_num(regression)} (tolerance {_num(tolerance)})"
         result = GuardResult(metric.name, before, after, regression, tolerance, ok)
         return result, text if ok or math.isfinite(regression) else f"{text}, undefined"
-    need = rule.min_improvement
     improvement = -regression
-    ok = math.isfinite(improvement) and improvement >= need
-    text = f"{change}: improves by {_num(improvement)} (needs {_num(need)})"
+    need_rel = rule.min_relative_improvement
+    relative = None
+    if need_rel is not None:  # a share of the champion's value: 0.05 of 0.20 is 0.01
+        if math.isfinite(improvement) and math.isfinite(before) and before != 0:
+            relative = improvement / abs(before)
+        ok = relative is not None and relative >= need_rel - _EPS
+        shown = "undefined" if relative is None else f"{relative:.2%}"
+        text = f"{change}: improves by {shown} of the champion's value (needs {need_rel:.2%})"
+        if relative is None and math.isfinite(improvement):
+            text += f": undefined against a champion at {_num(before)}"
+    else:
+        need = float(rule.min_improvement or 0.0)
+        ok = math.isfinite(improvement) and improvement >= need
+        text = f"{change}: improves by {_num(improvement)} (needs {_num(need)})"
     p_value = None
     if gate.significance is not None and ok:
         d = paired_bootstrap(metric, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
@@ -361,7 +378,18 @@ def _guard(
         )
     elif not math.isfinite(improvement):
         text += ", undefined"
-    result = GuardResult(metric.name, before, after, regression, None, ok, need, p_value)
+    result = GuardResult(
+        metric.name,
+        before,
+        after,
+        regression,
+        None,
+        ok,
+        rule.min_improvement,
+        p_value,
+        need_rel,
+        relative,
+    )
     return result, text
 
 
