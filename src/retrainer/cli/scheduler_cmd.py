@@ -29,7 +29,8 @@ def scheduler(
     ] = 30.0,
     as_json: JsonFlag = False,
 ) -> None:
-    """Run the models' scheduled maintain / full-retrain / fine-tune jobs; one leader runs."""
+    """Run the models' scheduled maintain / full-retrain / fine-tune / feedback jobs; one
+    leader runs."""
     from ..scheduler import SchedulerService, run_once
 
     with workspace() as ws:

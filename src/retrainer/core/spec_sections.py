@@ -379,6 +379,9 @@ class Schedule(Section):
     maintain: str | None = Field(None, description="Cron expression, e.g. '0 */6 * * *'.")
     full_retrain: str | None = None
     fine_tune: str | None = None
+    feedback: str | None = Field(
+        None, description="When to pull actuals from the feedback API (the feedback section)."
+    )
     grace_seconds: int = Field(3600, ge=0)
     timezone: str = Field(
         "UTC",
@@ -394,7 +397,7 @@ class Schedule(Section):
         zone(v)
         return v
 
-    @field_validator("maintain", "full_retrain", "fine_tune")
+    @field_validator("maintain", "full_retrain", "fine_tune", "feedback")
     @classmethod
     def _cron(cls, v: str | None) -> str | None:
         if v is None:

@@ -40,13 +40,13 @@ from .leader import LEADER_LEASE
 
 log = logging.getLogger("retrainer.scheduler")
 
-KINDS: Final = ("maintain", "full_retrain", "fine_tune")
+KINDS: Final = ("maintain", "full_retrain", "fine_tune", "feedback")
 DONE: Final = ("running", "ok", "failed")  # outcomes that count as "this time already ran"
 
 
 @dataclass(frozen=True)
 class ScheduledJob:
-    """One cron job of one model: ``kind`` is maintain, full_retrain or fine_tune."""
+    """One cron job of one model: ``kind`` is maintain, full_retrain, fine_tune or feedback."""
 
     model: str
     kind: str
@@ -110,6 +110,16 @@ def validate_schedules(spec: Spec) -> None:
 schedule.fine_tune: '0 0 31 2 *' (it never fires). ...
     """
     for name, model in spec.models.items():
+        if model.schedule.feedback is not None and model.feedback.url is None:
+            raise ConfigError(
+                f"Model {name!r} schedules a feedback pull (schedule.feedback: "
+                f"{model.schedule.feedback!r}) but has no feedback.url to pull from. Set "
+                "feedback.url (and feedback.records, next, since_param as the API needs) or "
+                "remove schedule.feedback.",
+                model=name,
+                key="schedule.feedback",
+                value=model.schedule.feedback,
+            )
         for kind in KINDS:
             expr = getattr(model.schedule, kind)
             if expr is None:
@@ -132,7 +142,7 @@ schedule.fine_tune: '0 0 31 2 *' (it never fires). ...
 
 def build_jobs(spec: Spec) -> list[ScheduledJob]:
     """Every scheduled job of the spec, by model then kind (maintain, full_retrain,
-    fine_tune). Validates the cron expressions first."""
+    fine_tune, feedback). Validates the cron expressions first."""
     validate_schedules(spec)
     return [
         ScheduledJob(name, kind, expr, model.schedule.grace_seconds, model.schedule.timezone)
@@ -182,7 +192,8 @@ def run_job(
     is_leader: Callable[[], bool] | None = None,
     alert: Callable[[Alert], object] | None = None,
 ) -> JobOutcome:
-    """Run job ``job`` (maintain, full_retrain, fine_tune) of ``model`` once and record it.
+    """Run job ``job`` (maintain, full_retrain, fine_tune, feedback) of ``model`` once and
+    record it. A feedback job pulls the spec's ``feedback`` API from its since-cursor.
 
     ``is_leader`` is asked right before the work (a non-leader records ``skipped``);
     ``alert`` receives the ``job_failed`` alert (default: the model's webhooks, flushed
@@ -229,6 +240,8 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
             r = maintain(ws, model, triggered_by="schedule")
             d, said = r.decision, r.decision.outcome or ""
             return ("failed" if said.startswith("failed") else "ok"), f"{d.action}: {said}"
+        if job == "feedback":
+            return "ok", _pull_feedback(ws, model)
         with held_lease(ws, f"model:{model}", owner=owner):
             job, reason = _what_to_train(ws, job, model)
             if job == "full_retrain":
@@ -258,6 +271,22 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
     except Exception as exc:  # a bug must not kill the scheduler; it is recorded and alerted
         log.exception("Scheduled %s of %r raised.", job, model)
         return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def _pull_feedback(ws: Workspace, model: str) -> str:
+    """Pull the spec's feedback API once (as ``retrainer feedback MODEL``) and say what came."""
+    from ..lifecycle.feedback_http import feedback_from_url, http_source
+
+    source, fields = http_source(ws.model_spec(model).feedback, model)
+    pulled = feedback_from_url(ws, model, source, fields)
+    r = pulled.result
+    since = "none" if pulled.since is None else pulled.since
+    return (
+        f"{r.received} received, {r.matched} matched, {r.unmatched} unmatched, "
+        f"{r.duplicates} duplicates, {r.rejected} rejected; {r.training_rows_added} training "
+        f"rows added from {pulled.source} ({pulled.pages} page(s), since-cursor "
+        f"{since} -> {pulled.cursor})"
+    )
 
 
 def _what_to_train(ws: Workspace, job: str, model: str) -> tuple[str, str]:
