@@ -270,5 +270,11 @@ def monitor(
         out.print(f"{model}: no predictions logged in the last {report.window}.")
     else:
         out.print(table)
+    from .registry_cmds import confusion_text
+
+    for v in report.versions:
+        if v.confusion_matrix is not None:
+            out.print(f"[bold]{v.version}[/] ({v.arm}) live confusion (rows actual):")
+            out.print(confusion_text(v.confusion_matrix), markup=False, highlight=False)
     for note in report.notes:
         err.print(f"note: {note}", highlight=False, markup=False)

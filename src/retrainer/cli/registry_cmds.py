@@ -24,7 +24,8 @@ def _cost(c: dict[str, Any]) -> str:
     )
 
 
-def _confusion(cm: dict[str, Any]) -> str:
+def confusion_text(cm: dict[str, Any]) -> str:
+    """A confusion matrix as aligned text: rows actual, columns predicted."""
     labels = [str(x) for x in cm["labels"]]
     width = max(len(x) for x in [*labels, *(str(n) for r in cm["matrix"] for n in r)]) + 2
     head = " " * width + "".join(x.rjust(width) for x in labels) + "  (predicted)"
@@ -89,7 +90,7 @@ def versions(
                 out.print(f"[bold]{v['version']}[/] serving cost: {_cost(v['serving_cost'])}")
             if v.get("confusion_matrix"):
                 out.print(f"[bold]{v['version']}[/] holdout confusion (rows actual):")
-                out.print(_confusion(v["confusion_matrix"]), markup=False, highlight=False)
+                out.print(confusion_text(v["confusion_matrix"]), markup=False, highlight=False)
 
 
 @app.command()

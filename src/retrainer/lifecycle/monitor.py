@@ -10,6 +10,12 @@ Exact from the sums: accuracy, binary f1 and confusion-based counts, log loss an
 Not summable and reported as null (with a note): ROC AUC; and for multi-class models the macro
 f1, log loss and Brier score (the prediction log keeps the label only).
 
+Each binary classifier version also gets its live confusion matrix over the window
+(``confusion_matrix``: labels and counts, rows actual, columns predicted, the shape of the
+holdout one ``versions --detail`` shows), read from the same bucket sums as its f1: the
+true/false positive/negative counts of the joined pairs whose actual is one of its two
+classes. A multi-class version's is null (the buckets keep only whether each pair was right).
+
 >>> from retrainer.core.spec import parse_spec
 >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://mon", "models": {"m": {
 ...     "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
@@ -54,6 +60,8 @@ class VersionMonitor:
     mean_confidence: float | None
     baseline: dict[str, float | None]
     degradation: float | None
+    # binary classifiers: {"labels": [neg, pos], "matrix": rows actual x columns predicted}
+    confusion_matrix: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonsafe(self.__dict__)  # type: ignore[no-any-return]
@@ -129,6 +137,9 @@ def monitor(
                 f"monitor.min_samples={spec.monitor.min_samples}; no degradation reported."
             )
         conf = b["sum_conf"] / b["n_conf"] if b["n_conf"] else None
+        confusion = None
+        if spec.task == "classification":
+            confusion = live_confusion(folder.labels(b["version"]), b)
         versions.append(
             VersionMonitor(
                 b["version"],
@@ -139,6 +150,7 @@ def monitor(
                 conf,
                 baseline,
                 degradation,
+                confusion,
             )
         )
     concept = _concept(ws, model, folder)
@@ -199,6 +211,27 @@ def live_metrics(task: str, s: dict[str, Any]) -> dict[str, float | None]:
         sst = s["sum_y2"] - s["sum_y"] ** 2 / n
         out["r2"] = 1 - s["sum_sq"] / sst if sst > 0 else (1.0 if s["sum_sq"] == 0 else 0.0)
     return out
+
+
+def live_confusion(labels: Sequence[Any] | None, s: dict[str, Any]) -> dict[str, Any] | None:
+    """A binary version's confusion matrix from its summed bucket statistics: rows actual,
+    columns predicted, in the order ``labels`` = [negative, positive]. None for a version that
+    is not binary; when its labels are unknown (``None``) but pairs were counted, they are
+    named ``negative`` and ``positive``.
+
+    >>> live_confusion([0, 1], {"tp": 5, "fp": 1, "tn": 7, "fn": 2})
+    {'labels': [0, 1], 'matrix': [[7, 1], [2, 5]]}
+    >>> live_confusion(None, {"tp": 1, "fp": 0, "tn": 0, "fn": 0})["labels"]
+    ['negative', 'positive']
+    >>> live_confusion(["a", "b", "c"], {"tp": 0, "fp": 0, "tn": 0, "fn": 0}) is None
+    True
+    """
+    tn, fp, fn, tp = (int(s[k]) for k in ("tn", "fp", "fn", "tp"))
+    if labels is None and tn + fp + fn + tp:  # counted, so binary when folded
+        labels = ["negative", "positive"]
+    if labels is None or len(labels) != 2:
+        return None
+    return {"labels": list(labels), "matrix": [[tn, fp], [fn, tp]]}
 
 
 class _Folder:
@@ -281,6 +314,21 @@ class _Folder:
         for (version, arm), idx in df.groupby(["version", "arm"], sort=False).groups.items():
             e = err.loc[idx].to_numpy(dtype=float)
             self.errors.append((str(version), str(arm), e[np.isfinite(e)]))
+
+    def labels(self, version: str) -> list[Any] | None:
+        """A version's class labels as its model knows them: from its artifact, else from the
+        holdout confusion matrix recorded on the version; None when neither is there (its
+        artifact deleted by retention, or an unregistered version)."""
+        try:
+            return self.ws.classes(self.model, version)
+        except RetrainerError:
+            pass
+        try:
+            details = self.ws.store.get_version(self.model, version).details
+        except RetrainerError:
+            return None
+        held = (details.get("confusion_matrix") or {}).get("labels")
+        return list(held) if held else None
 
     def _version_classes(self, version: str, part: pd.DataFrame) -> list[str] | None:
         """[negative, positive] labels of a binary version (None when not binary)."""
