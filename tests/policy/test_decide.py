@@ -245,6 +245,7 @@ def test_priority_order() -> None:
         new_rows_since_update=1000,
         champion_rows=5000,
         live_metrics={"accuracy": 0.5},
+        new_features=("shift_percentage",),
     )
     policy = POLICY.model_copy(
         update={"min_confidence": 0.6, "floors": {"accuracy": 0.65}, "fine_tune_every_rows": 500}
@@ -253,6 +254,7 @@ def test_priority_order() -> None:
     expected: list[tuple[str | None, str, dict[str, Any]]] = [
         ("data_quality", "nothing", {"quality_ok": True}),
         ("live_regression", "rollback", {"regression": None}),
+        ("new_features", "full_retrain", {"new_features": ()}),
         ("critical_degradation", "full_retrain", {"performance": perf(0.7)}),
         ("floors", "full_retrain", {"live_metrics": {"accuracy": 0.7}}),
         ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drift=True)}),
@@ -503,3 +505,14 @@ def test_fine_tune_every_rows_updates_a_batch_learner_on_what_is_there() -> None
     assert d.reasons[0].startswith("120 new labelled rows since the last update")
     assert "policy.fine_tune_every_rows: 100" in d.reasons[0]
     assert decide(state(5000), Policy(new_data_fraction=None), Rollout()).action == "nothing"
+
+
+def test_a_feature_the_champion_never_saw_is_a_full_retrain_naming_it() -> None:
+    d = decide(healthy(new_features=("shift_percentage", "overtime_hours")), POLICY, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "new_features")
+    assert d.reasons[0] == (
+        "new feature(s) shift_percentage, overtime_hours in the spec, not in champion "
+        "1.2.0's schema: a full retrain learns them"
+    )
+    assert d.numbers["new_features"] == ["shift_percentage", "overtime_hours"]
+    assert decide(healthy(), POLICY, ROLLOUT).numbers["new_features"] == []

@@ -42,6 +42,14 @@ class Training(Section):
     holdout_fraction: float = Field(
         0.2, gt=0, lt=0.9, description="Newest fraction of the window held out for metrics."
     )
+    holdout_days: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Hold out the rows of the window's last N days (by event time) instead of "
+            "holdout_fraction; must be shorter than window_days."
+        ),
+    )
     seed: int = Field(0, description="Random seed; the same seed gives the same model.")
     refit_on_full_window: bool = Field(
         True, description="After evaluating on the holdout, refit on the whole window."
@@ -56,6 +64,17 @@ class Training(Section):
         ),
     )
 
+    @model_validator(mode="after")
+    def _holdout_inside_window(self) -> Training:
+        days, window = self.holdout_days, self.window_days
+        if days is not None and window is not None and days >= window:
+            raise ValueError(
+                f"training.holdout_days ({days}) must be shorter than training.window_days "
+                f"({window}): the holdout is the window's last {days} days and the model "
+                f"needs older rows to learn from; lower holdout_days or widen window_days"
+            )
+        return self
+
 
 class Validation(Section):
     scheme: Literal["holdout", "walk_forward"] = "holdout"
@@ -63,8 +82,41 @@ class Validation(Section):
     gap: int = Field(0, ge=0, description="Rows skipped between each fold's train and test.")
 
 
+class QualitySeverity(Section):
+    """What a quality violation does, per trigger of the training: ``block`` refuses to
+    train, ``warn`` records the violations on the version and trains. Violations that make
+    training impossible (a missing column, unlabelled rows, non-numeric values, one class)
+    block on every trigger."""
+
+    manual: Literal["warn", "block"] = Field(
+        "block", description="`retrainer train`, `fine-tune` and `maintain` from the CLI."
+    )
+    api: Literal["warn", "block"] = Field("block", description="REST train and maintain.")
+    schedule: Literal["warn", "block"] = Field(
+        "block", description="Scheduled jobs (retrainer serve / retrainer scheduler)."
+    )
+
+    def of(self, trigger: str) -> Literal["warn", "block"]:
+        """The severity for a training started by ``trigger`` (a version's ``created_by``);
+        any other trigger (a library call) is judged as manual."""
+        if trigger == "schedule":
+            return self.schedule
+        if trigger == "api":
+            return self.api
+        return self.manual
+
+
 class Quality(Section):
     min_rows: int = Field(100, ge=1)
+    min_days: int | None = Field(
+        None,
+        ge=1,
+        description="The labelled rows must span at least N days (oldest to newest event).",
+    )
+    severity: QualitySeverity = Field(
+        default_factory=QualitySeverity,
+        description="Per trigger (manual, api, schedule): a violation blocks or warns.",
+    )
     max_missing_fraction: float = Field(0.2, ge=0, le=1)
     max_outlier_fraction: float = Field(
         0.05, ge=0, le=1, description="Rows outside the ranges (or beyond 6 IQR) per feature."

@@ -4,6 +4,8 @@ Checks, each named in its :class:`Violation`:
 
 - ``column_missing``: a feature or the target is not a column of the frame;
 - ``min_rows``: fewer rows than ``rules.min_rows``;
+- ``min_days``: the rows' event times (the ``time`` column) span fewer than
+  ``rules.min_days`` days;
 - ``target_missing``: rows without a label (none are allowed);
 - ``not_numeric``: values of a numeric feature (or a regression target) that do not parse
   as numbers (none are allowed);
@@ -19,6 +21,9 @@ Checks, each named in its :class:`Violation`:
   ``rules.min_class_fraction`` of the labelled rows.
 
 A limit is breached only when strictly exceeded: exactly 20% missing passes a 20% limit.
+What a violation does depends on who started the training (``rules.severity``, see
+:meth:`QualityReport.with_severity`): a scheduled run may record it and go on where a
+manual one refuses.
 
 >>> import pandas as pd
 >>> from retrainer.core.spec_sections import Quality
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +52,9 @@ from ..core.spec_sections import Quality
 TASKS = ("classification", "regression")
 IQR_FENCE = 6.0
 # Checks whose value and limit are row or class counts; every other check compares fractions.
-_COUNTS = frozenset({"min_rows", "min_classes"})
+_COUNTS = frozenset({"min_rows", "min_days", "min_classes"})
+# Violations no model can be trained past: they block whatever ``rules.severity`` says.
+STRUCTURAL = frozenset({"column_missing", "target_missing", "not_numeric", "min_classes"})
 
 
 @dataclass(frozen=True)
@@ -119,6 +126,22 @@ class QualityReport:
                 "classes: " + ", ".join(f"{k} {v:.1%}" for k, v in self.class_balance.items())
             )
         return "\n".join(lines)
+
+    def with_severity(self, severity: str) -> QualityReport:
+        """This report as a training of that severity sees it: with ``"warn"`` every
+        violation but the :data:`STRUCTURAL` ones becomes a warning (recorded, not
+        blocking); ``"block"`` leaves it as it is.
+
+        >>> v = Violation("min_rows", None, 80.0, 100.0, "80 rows, below min_rows 100")
+        >>> r = QualityReport(n_rows=80, violations=(v,)).with_severity("warn")
+        >>> r.ok, [w.message for w in r.warnings]
+        (True, ['80 rows, below min_rows 100'])
+        """
+        if severity == "block":
+            return self
+        kept = tuple(v for v in self.violations if v.check in STRUCTURAL)
+        demoted = tuple(v for v in self.violations if v.check not in STRUCTURAL)
+        return replace(self, violations=kept, warnings=(*demoted, *self.warnings))
 
     def raise_if_failed(self) -> None:
         """Raise :class:`QualityError` listing every violation; do nothing when ``ok``."""
@@ -240,8 +263,10 @@ def check_quality(
     numeric: Sequence[str],
     categorical: Sequence[str],
     rules: Quality,
+    time: str | None = None,
 ) -> QualityReport:
     """Run every check on ``df``; the report lists each violation (``report.ok`` when none).
+    ``time`` names the event-time column ``rules.min_days`` measures the span of.
 
     Invalid rules (an unknown task, a range for a feature that is not numeric) raise
     :class:`ConfigError`; problems with the data are violations, never exceptions.
@@ -276,6 +301,9 @@ def check_quality(
                 f"{n} rows, below min_rows {rules.min_rows}",
             )
         )
+
+    if rules.min_days is not None and time is not None and n:
+        found += _check_span(df[time], rules.min_days)
 
     balance: dict[str, float] = {}
     if target not in absent:
@@ -335,6 +363,27 @@ def check_quality(
         outliers=outliers,
         warnings=tuple(warned),
     )
+
+
+def _check_span(times: pd.Series, min_days: int) -> list[Violation]:
+    """A ``min_days`` violation when the rows' event times span fewer than ``min_days``."""
+    stamps = pd.to_datetime(times).dropna()
+    if stamps.empty:
+        return []
+    first, last = stamps.min(), stamps.max()
+    span = (last - first).total_seconds() / 86400
+    if span >= min_days:
+        return []
+    return [
+        Violation(
+            "min_days",
+            None,
+            round(span, 1),
+            float(min_days),
+            f"the labelled rows span {span:.1f} days ({first.date()} to {last.date()}), "
+            f"below min_days {min_days}",
+        )
+    ]
 
 
 def _not_numeric_violation(

@@ -8,7 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..core.errors import InputError
 
@@ -26,6 +28,31 @@ def temporal_holdout(n: int, fraction: float) -> tuple[slice, slice]:
     if n - n_test < 2:
         raise InputError(f"{n} rows cannot be split into train and a {fraction:.0%} holdout.")
     return slice(0, n - n_test), slice(n - n_test, n)
+
+
+def holdout_by_days(times: Sequence[Any], days: int) -> tuple[slice, slice]:
+    """The oldest rows train, those of the last ``days`` days (after the newest time minus
+    ``days``) test; ``times`` sorted oldest first.
+
+    >>> import pandas as pd
+    >>> holdout_by_days(pd.date_range("2026-01-01", periods=10, freq="D"), 3)
+    (slice(0, 7, None), slice(7, 10, None))
+    """
+    import pandas as pd
+
+    stamps = pd.DatetimeIndex(pd.to_datetime(pd.Series(times)))
+    if len(stamps) == 0:
+        raise InputError("No rows to split into train and a holdout.")
+    cut = stamps[-1] - pd.Timedelta(days=days)
+    n_train = int(stamps.searchsorted(cut, side="right"))
+    n = len(stamps)
+    if n_train < 2:
+        raise InputError(
+            f"training.holdout_days ({days}) leaves {n_train} row(s) to train on: all {n} rows "
+            f"of the window lie within {days} days of the newest ({stamps[-1]}). Lower "
+            "holdout_days, or train on a longer window."
+        )
+    return slice(0, n_train), slice(n_train, n)
 
 
 def max_folds(n: int, min_train: int = 20, min_test: int = 10, gap: int = 0) -> int:

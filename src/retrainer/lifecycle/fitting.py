@@ -1,10 +1,11 @@
 """Fit and evaluate one family on a time-ordered frame. Pure computation, no storage.
 
-The newest ``holdout_fraction`` of rows measures the model; walk-forward folds (when the spec
-asks) measure it again in time order; then the model is refitted on the whole window (minus
-the newest slice when it is kept to fit the calibration map). A boosting family first settles
-its number of rounds by early stopping on the newest 10% of the window (the larger of that and
-the evaluation fit's estimate, see :func:`larger`), then learns every row.
+The newest ``holdout_fraction`` of rows (or the window's last ``holdout_days`` days) measures
+the model; walk-forward folds (when the spec asks) measure it again in time order; then the
+model is refitted on the whole window (minus the newest slice when it is kept to fit the
+calibration map). A boosting family first settles its number of rounds by early stopping on the
+newest 10% of the window (the larger of that and the evaluation fit's estimate, see
+:func:`larger`), then learns every row.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from ..core.metrics import compute_all
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator, calibration_report, fit_calibrator
-from ..evaluation.splits import temporal_holdout, walk_forward
+from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
 
 EARLY_STOP_FRACTION = 0.1
@@ -155,12 +156,21 @@ def fit_for_evaluation(
     return m, fit_calibrator(spec.calibration, m.predict_raw(X.iloc[-n_cal:]), cal_y)
 
 
+def holdout_slices(spec: ModelSpec, frame: pd.DataFrame) -> tuple[slice, slice]:
+    """The rows that train and the rows that measure: the window's last
+    ``training.holdout_days`` days when set, else its newest ``holdout_fraction``."""
+    days = spec.training.holdout_days
+    if days is not None:
+        return holdout_by_days(frame["event_time"], days)
+    return temporal_holdout(len(frame), spec.training.holdout_fraction)
+
+
 def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
     """Evaluate on the temporal holdout (and folds), then refit for serving."""
     started = time.process_time()
     seed = spec.training.seed
     X, y = frame[spec.feature_names], frame["target"]
-    train_part, hold = temporal_holdout(len(frame), spec.training.holdout_fraction)
+    train_part, hold = holdout_slices(spec, frame)
     use_cal = uses_calibration(spec)
 
     eval_model, eval_cal = fit_for_evaluation(spec, family, X.iloc[train_part], y.iloc[train_part])

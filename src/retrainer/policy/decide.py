@@ -178,6 +178,18 @@ def _crossed(
     return rel, pts
 
 
+def _new_features(c: _Context) -> Fired:
+    """The spec lists a feature the champion never saw: only a full retrain (a new major
+    version) learns it; a fine-tune cannot change the feature schema."""
+    new = c.state.new_features
+    if not new:
+        return None
+    return "full_retrain", (
+        f"new feature(s) {', '.join(new)} in the spec, not in champion {c.state.champion}'s "
+        "schema: a full retrain learns them"
+    )
+
+
 def _critical_degradation(c: _Context) -> Fired:
     p = c.policy
     rel, pts = _crossed(c, p.critical_degradation, p.critical_degradation_points)
@@ -322,6 +334,7 @@ _RULES: tuple[tuple[str, Rule], ...] = (
     ("no_champion", _no_champion),
     ("data_quality", _quality),
     ("live_regression", _regression),
+    ("new_features", _new_features),
     ("critical_degradation", _critical_degradation),
     ("floors", _floors),
     ("critical_drift", _critical_drift),
@@ -453,6 +466,7 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "new_data_fraction": c.policy.new_data_fraction,
         "incremental_update_threshold": c.policy.incremental_update_threshold,
         "quality_ok": s.quality_ok,
+        "new_features": list(s.new_features),
         "regression_drop": _finite(r.drop) if r else None,
         "regression_samples": r.n_samples if r else None,
         "auto_rollback_drop": c.rollout.auto_rollback_drop,

@@ -158,6 +158,8 @@ class MaintenanceState:
     fine_tune_min_rows: int = 0
     # the champion's live metrics over the same labelled rows as ``performance`` (for floors)
     live_metrics: dict[str, float] = field(default_factory=dict)
+    # features of the spec the champion was not trained on (the team added a column)
+    new_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         owner = "MaintenanceState"
