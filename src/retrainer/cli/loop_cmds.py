@@ -276,5 +276,13 @@ def monitor(
         if v.confusion_matrix is not None:
             out.print(f"[bold]{v.version}[/] ({v.arm}) live confusion (rows actual):")
             out.print(confusion_text(v.confusion_matrix), markup=False, highlight=False)
+        cov = v.interval_coverage
+        if cov is not None and cov["live"] is not None:
+            out.print(
+                f"{v.version} ({v.arm}) interval coverage: {cov['live']:.0%} of "
+                f"{cov['labelled']:.0f} actuals inside (calibrated for {cov['target']:.0%})",
+                markup=False,
+                highlight=False,
+            )
     for note in report.notes:
         err.print(f"note: {note}", highlight=False, markup=False)

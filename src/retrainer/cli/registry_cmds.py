@@ -87,6 +87,14 @@ def versions(
             if v.get("calibration"):
                 out.print(f"[bold]{v['version']}[/] calibration: {v['calibration']}")
             if v.get("serving_cost"):
+            if v.get("feature_set"):
+                out.print(f"[bold]{v['version']}[/] feature set: {feature_set_text(v)}")
+            if v.get("interval"):
+                iv = v["interval"]
+                out.print(
+                    f"[bold]{v['version']}[/] interval: prediction ± {iv['half_width']:.4g} "
+                    f"covers {iv['coverage']:.0%} (from {iv['residuals']} held-out residuals)"
+                )
                 out.print(f"[bold]{v['version']}[/] serving cost: {_cost(v['serving_cost'])}")
             if v.get("confusion_matrix"):
                 out.print(f"[bold]{v['version']}[/] holdout confusion (rows actual):")
@@ -191,3 +199,11 @@ def rollback(
         emit_json(event_view(event))
     else:
         out.print(f"{model}: rolled back {event.from_version} → {event.to_version}")
+
+
+def feature_set_text(v: dict[str, Any]) -> str:
+    """The feature set a version trained on, and why when it fell back to it."""
+    fs = v["feature_set"]
+    if not fs.get("reason"):
+        return str(fs["name"])
+    return f"{fs['name']} (fell back from {fs['requested']}: {fs['reason']})"

@@ -22,9 +22,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from . import feature_sets
 from .custom_metrics import check_gate
 from .errors import ConfigError, ModelNotFound
 from .family_params import check_params
+from .feature_sets import check_sets
 from .metrics import DEFAULT_PRIMARY, METRICS
 from .spec_sections import (
     Alerts,
@@ -59,7 +61,31 @@ class ModelSpec(BaseModel):
     target: str
     id_column: str
     time_column: str
-    features: Features
+    features: Features = Field(
+        default_factory=Features,
+        description="The feature columns; or leave it out and name sets in `feature_sets`.",
+    )
+    feature_sets: dict[str, Features] = Field(
+        default_factory=dict,
+        description=(
+            "Named feature sets (`{original: {numeric, categorical}, enhanced: {...}}`), one "
+            "chosen by `feature_set`; instead of `features`."
+        ),
+    )
+    feature_set: str | None = Field(
+        None,
+        description=(
+            "The feature set trainings use (default: the fallback set); "
+            "`RETRAINER_<MODEL>__FEATURE_SET=original` switches it."
+        ),
+    )
+    fallback_feature_set: str | None = Field(
+        None,
+        description=(
+            "The set a training uses when the chosen set's columns are missing from the rows "
+            "(default: the first set); the version records that it fell back and why."
+        ),
+    )
     family: str = "lightgbm"
     fallback_family: str | None = "randomforest"
     params: dict[str, Any] = Field(
@@ -69,7 +95,19 @@ class ModelSpec(BaseModel):
             "randomforest: {...}}`, each family (the chosen one and the fallback) taking its own."
         ),
     )
-    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    calibration: Literal["none", "sigmoid", "isotonic", "conformal"] = Field(
+        "none",
+        description=(
+            "Classifiers: `sigmoid` or `isotonic` probabilities. Regression: `conformal`, a "
+            "prediction interval from the holdout's residuals (split conformal)."
+        ),
+    )
+    calibration_coverage: float = Field(
+        0.9,
+        gt=0,
+        lt=1,
+        description="With `calibration: conformal`, the share of actuals the interval covers.",
+    )
     data: Data = Data()
     feedback: Feedback = Feedback()
     training: Training = Training()
@@ -94,24 +132,41 @@ class ModelSpec(BaseModel):
                     f"{key} {fam!r} is not a model family; valid: {', '.join(FAMILIES)}"
                 )
         self._check_params()
-        if self.calibration != "none" and self.task != "classification":
+        if self.calibration == "conformal" and self.task != "regression":
+            raise ValueError(
+                "calibration 'conformal' gives a regression model a prediction interval; "
+                "this model does classification. Use 'sigmoid' or 'isotonic' for calibrated "
+                "probabilities"
+            )
+        if self.calibration in ("sigmoid", "isotonic") and self.task != "classification":
             raise ValueError(
                 f"calibration {self.calibration!r} applies to classifiers only (it maps "
-                "class scores to probabilities); this model does regression. Remove "
-                "calibration or set it to 'none'"
+                "class scores to probabilities); this model does regression. Use "
+                "'conformal' for a calibrated prediction interval, or 'none'"
             )
-        feats = self.features.all
-        if not feats:
-            raise ValueError("features lists no column; add features.numeric or .categorical")
-        dup = sorted({f for f in feats if feats.count(f) > 1})
-        if dup:
-            raise ValueError(f"features list {dup} more than once")
-        for key in ("target", "id_column", "time_column"):
-            if getattr(self, key) in feats:
-                raise ValueError(f"{key} {getattr(self, key)!r} is also listed as a feature")
+        self._check_features()
         check_gate(self.gate, self.task)
         self.policy.check_task(self.task)
         return self
+
+    def _check_features(self) -> None:
+        if self.feature_sets and self.features.all:
+            raise ValueError(
+                "features and feature_sets are both given; list the columns once: either "
+                "features: {numeric, categorical}, or named sets under feature_sets"
+            )
+        check_sets(self.feature_sets, self.feature_set, self.fallback_feature_set)
+        groups = {n: fs.all for n, fs in self.feature_sets.items()} or {"": self.features.all}
+        for name, feats in groups.items():
+            where = f"feature_sets.{name}" if name else "features"
+            if not feats:
+                raise ValueError("features lists no column; add features.numeric or .categorical")
+            dup = sorted({f for f in feats if feats.count(f) > 1})
+            if dup:
+                raise ValueError(f"{where} list {dup} more than once")
+            for key in ("target", "id_column", "time_column"):
+                if getattr(self, key) in feats:
+                    raise ValueError(f"{key} {getattr(self, key)!r} is also listed in {where}")
 
     @property
     def params_per_family(self) -> bool:
@@ -173,8 +228,20 @@ class ModelSpec(BaseModel):
         return metric if metric in METRICS else DEFAULT_PRIMARY[self.task]
 
     @property
+    def active_features(self) -> Features:
+        """The feature columns trainings use: the set ``feature_set`` chooses, or
+        ``features`` (see :mod:`retrainer.core.feature_sets`)."""
+        return feature_sets.active(self)
+
+    @property
+    def stored_features(self) -> Features:
+        """Every column of every feature set: what ingest keeps and predictions log."""
+        return feature_sets.stored(self)
+
+    @property
     def feature_names(self) -> list[str]:
-        return self.features.all
+        """The names of :attr:`active_features`, numeric first."""
+        return self.active_features.all
 
 
 class Auth(BaseModel):

@@ -69,6 +69,10 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
         out["folds_summary"] = d["folds_summary"]
     if d.get("fallback"):
         out["fallback"] = d["fallback"]
+    if d.get("feature_set"):  # the named set it trained on, and why when it fell back
+        out["feature_set"] = d["feature_set"]
+    if d.get("interval"):  # a regression's calibrated prediction interval
+        out["interval"] = d["interval"]
     if detail:
         out.update(
             params=v.params,

@@ -238,7 +238,7 @@ def compare(
     on_step: Step | None = None,
 ) -> ComparisonResult:
     """Measure each family on ``model``'s training window; register versions only if asked."""
-    from .train import load_window, quality_of, train
+    from .train import choose_features, load_window, quality_of, train
 
     step = on_step or (lambda _s: None)
     spec = ws.model_spec(model)
@@ -248,6 +248,7 @@ def compare(
     gap = spec.validation.gap if walk else 0
     step("loading rows")
     frame = load_window(ws, spec)
+    spec = choose_features(spec, frame).spec  # the families compete on the set a training uses
     walk_forward(len(frame), n_folds, gap)  # too few rows fail here, before any work
     fine_tune_rows = _fine_tune_split(len(frame))[1]
     if register:

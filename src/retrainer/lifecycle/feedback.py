@@ -220,7 +220,7 @@ def _training_rows(
     feats, have = ws.store.input_table(
         chosen["input_key"].to_numpy()[hit].tolist(),
         chosen["input_row"].to_numpy()[hit].astype(np.int64),
-        spec.feature_names,
+        spec.stored_features.all,  # every set's columns: a challenger may use others
     )
     if not len(have):
         return None
@@ -232,9 +232,9 @@ def _training_rows(
         "event_time": pa.array(np.where(np.isnat(times), fallback, times)),
         "target": pa.Array.from_pandas(actuals["value"].iloc[rows].reset_index(drop=True)),
     }
-    for col in spec.features.numeric:
+    for col in spec.stored_features.numeric:
         columns[col] = numeric_column(feats[col])
-    for col in spec.features.categorical:
+    for col in spec.stored_features.categorical:
         columns[col] = level_column(feats[col])
     columns["pos"] = pa.array(rows)
     return pa.table(columns)

@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pandas as pd
 
+from ..core import feature_sets
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
 from ..core.spec import ModelSpec
@@ -94,9 +95,12 @@ def fine_tune(
             f"{model}`."
         )
     schema = champion.feature_schema
+    frame = new_rows(ws, model, champion, days)
+    if len(frame):  # the set a training on these rows would use (the flag's, or fallback)
+        spec = feature_sets.resolve(spec, feature_sets.present_columns(frame)).spec
     if (list(schema["numeric"]), list(schema["categorical"])) != (
-        spec.features.numeric,
-        spec.features.categorical,
+        spec.active_features.numeric,
+        spec.active_features.categorical,
     ):
         raise CapabilityError(
             f"The spec's features of {model!r} differ from champion {champion.version}'s "

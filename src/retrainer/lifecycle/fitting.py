@@ -63,8 +63,8 @@ def make_model(
     klass = family_class(family)
     return klass(
         spec.task,
-        spec.features.numeric,
-        spec.features.categorical,
+        spec.active_features.numeric,
+        spec.active_features.categorical,
         params,
         seed,
         threads=spec.training.threads,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError
+from ..core.feature_sets import required as spec_required
 from ..core.spec import ModelSpec
 from .tables import CHUNK_ROWS, LINE, iter_table
 from .workspace import Workspace
@@ -145,8 +146,11 @@ def prepare_frame(
 
     if LINE not in df.columns:
         df = df.assign(**{LINE: range(1, len(df) + 1)})
-    needed = [spec.id_column, spec.time_column, spec.target, *spec.feature_names]
+    needed = [spec.id_column, spec.time_column, spec.target, *spec_required(spec).all]
     missing = [c for c in needed if c not in df.columns]
+    kept = spec.stored_features  # a feature set's columns beyond the fallback's, when given
+    numeric_cols = [c for c in kept.numeric if c in df.columns]
+    categorical_cols = [c for c in kept.categorical if c in df.columns]
     if missing:
         have = [c for c in df.columns if c != LINE]
         raise InputError(
@@ -168,7 +172,7 @@ def prepare_frame(
     target, why = check_labels(spec, target, None)
     rs.flag(df.index.isin(why.index), why)
     numeric: dict[str, pd.Series] = {}
-    for col in spec.features.numeric:
+    for col in numeric_cols:
         raw = df[col]
         num = pd.to_numeric(raw, errors="coerce")
         bad = num.isna() & raw.notna()
@@ -183,10 +187,10 @@ def prepare_frame(
             "target": target[ok],
         }
     )
-    for col in spec.features.numeric:
+    for col in numeric_cols:
         v = numeric[col][ok]
         frame[col] = v.where(np.isfinite(v))
-    for col in spec.features.categorical:
+    for col in categorical_cols:
         frame[col] = level_texts(df[col][ok])
     frame = frame.drop_duplicates(["entity_id", "event_time"], keep="last")
     return frame.reset_index(drop=True), rs.rejects(df[LINE].to_numpy())

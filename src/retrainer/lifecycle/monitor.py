@@ -41,6 +41,7 @@ from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import RetrainerError
 from ..core.metrics import METRICS, task_metrics
+from ..evaluation.conformal import ConformalInterval
 from ..monitoring.concept import ConceptDriftMonitor
 from ..store.convert import jsonsafe
 from .feedback import join_late_predictions, label_key
@@ -62,6 +63,8 @@ class VersionMonitor:
     degradation: float | None
     # binary classifiers: {"labels": [neg, pos], "matrix": rows actual x columns predicted}
     confusion_matrix: dict[str, Any] | None = None
+    # regression with a calibrated interval: {"target": 0.9, "live": share of actuals inside}
+    interval_coverage: dict[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonsafe(self.__dict__)  # type: ignore[no-any-return]
@@ -151,6 +154,7 @@ def monitor(
                 baseline,
                 degradation,
                 confusion,
+                _coverage(ws, model, b) if spec.task == "regression" else None,
             )
         )
     concept = _concept(ws, model, folder)
@@ -167,6 +171,20 @@ def monitor(
         notes,
         concept,
     )
+
+
+def _coverage(ws: Workspace, model: str, b: dict[str, Any]) -> dict[str, float | None] | None:
+    """The share of a regression version's labelled actuals within its calibrated interval,
+    next to the share it was calibrated for; None for a version without an interval."""
+    try:
+        iv = ws.store.get_version(model, b["version"]).details.get("interval")
+    except RetrainerError:
+        return None
+    if not iv:
+        return None
+    n = int(b["n_labelled"])
+    live = int(b["n_correct"]) / n if n else None
+    return {"target": float(iv["coverage"]), "live": live, "labelled": n}
 
 
 def _concept(ws: Workspace, model: str, folder: _Folder) -> dict[str, Any] | None:
@@ -240,6 +258,7 @@ class _Folder:
     def __init__(self, ws: Workspace, model: str, task: str) -> None:
         self.ws, self.model, self.task = ws, model, task
         self._classes: dict[str, list[str] | None] = {}
+        self._widths: dict[str, float] = {}
         self.multiclass = False
         self.errors: list[tuple[str, str, np.ndarray]] = []  # (version, arm, errors) in order
 
@@ -266,8 +285,13 @@ class _Folder:
             df["sum_abs"], df["sum_sq"] = err.abs(), err**2
             df["sum_ape"] = err.abs() / np.maximum(y.abs(), EPS)
             df["sum_y"], df["sum_y2"] = y, y**2
+            # a regression keeps in n_correct the actuals within the version's calibrated
+            # interval (calibration: conformal); the classifier's count is unused for it
+            width = df["version"].map(lambda v: self._half_width(str(v)))
+            df["n_correct"] = (err.abs() <= width.astype(float)).astype(int)
             self._errors(df, err.abs())
-            return _group(df, ["n_labelled", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"])
+            stats = ["n_labelled", "n_correct", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"]
+            return _group(df, stats)
         truth, said = _labels(df["value"]), _labels(df["output"])
         df["output"] = said
         df["n_correct"] = (truth == said).astype(int)
@@ -309,6 +333,18 @@ class _Folder:
                 "sum_logloss",
             ],
         )
+
+    def _half_width(self, version: str) -> float:
+        """A regression version's interval half-width (NaN without one: nothing covered)."""
+        if version not in self._widths:
+            self._widths[version] = math.nan
+            try:
+                iv = self.ws.store.get_version(self.model, version).details.get("interval")
+            except RetrainerError:
+                iv = None
+            if iv:
+                self._widths[version] = ConformalInterval.from_dict(iv).half_width
+        return self._widths[version]
 
     def _errors(self, df: pd.DataFrame, err: pd.Series) -> None:
         for (version, arm), idx in df.groupby(["version", "arm"], sort=False).groups.items():

@@ -42,10 +42,13 @@ def resolve_predictor(ws: Workspace, model: str, version: str | None = None) -> 
 
 
 def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
-    """The input with ``prediction`` (and ``proba_<class>`` columns for classifiers)."""
+    """The input with ``prediction`` (and ``proba_<class>`` columns for classifiers;
+    ``lower`` and ``upper`` bounds for a regression with a calibrated interval)."""
     labels, proba = predictor.predict(df)
     out = df.drop(columns=[LINE], errors="ignore").copy()
     out["prediction"] = labels
+    if predictor.interval is not None:
+        out["lower"], out["upper"] = predictor.interval.bounds(labels)
     if proba is not None:
         for j, cls in enumerate(predictor.model.classes_):
             out[f"proba_{cls}"] = proba[:, j]
@@ -117,7 +120,8 @@ def input_dicts(spec: ModelSpec, df: pd.DataFrame) -> list[dict[str, Any]]:
     >>> input_dicts(spec, pd.DataFrame({"a": [1.5, None]}))
     [{'a': 1.5}, {'a': None}]
     """
-    feats = df[spec.feature_names].astype(object).where(df[spec.feature_names].notna(), None)
+    cols = [c for c in spec.stored_features.all if c in df.columns]  # every set's columns
+    feats = df[cols].astype(object).where(df[cols].notna(), None)
     return feats.to_dict("records")  # type: ignore[return-value]
 
 
@@ -163,7 +167,7 @@ def batch_inputs(spec: ModelSpec, df: pd.DataFrame) -> bytes:
 
     from ..store.segments import encode
 
-    present = [c for c in spec.feature_names if c in df.columns]
+    present = [c for c in spec.stored_features.all if c in df.columns]
     return encode(pa.Table.from_pandas(df[present], preserve_index=False))
 
 

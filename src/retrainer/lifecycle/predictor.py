@@ -10,6 +10,7 @@ import pandas as pd
 
 from ..core.entities import ModelVersion
 from ..evaluation.calibration import Calibrator
+from ..evaluation.conformal import ConformalInterval
 from ..families import FamilyModel, load_model
 from .workspace import Workspace
 
@@ -19,6 +20,7 @@ class Predictor:
     version: ModelVersion
     model: FamilyModel
     calibrator: Calibrator | None
+    interval: ConformalInterval | None = None  # a regression's calibrated interval
 
     @property
     def task(self) -> str:
@@ -42,4 +44,10 @@ class Predictor:
 def load_predictor(ws: Workspace, version: ModelVersion) -> Predictor:
     model = load_model(ws.artifact_bytes(version))
     cal = version.details.get("calibrator")
-    return Predictor(version, model, Calibrator.from_dict(cal) if cal else None)
+    iv = version.details.get("interval")
+    return Predictor(
+        version,
+        model,
+        Calibrator.from_dict(cal) if cal else None,
+        ConformalInterval.from_dict(iv) if iv else None,
+    )

@@ -10,10 +10,12 @@ from typing import Any
 
 import pandas as pd
 
+from ..core import feature_sets
 from ..core.clock import utcnow
 from ..core.entities import Bump, ModelVersion
 from ..core.errors import ConfigError, InputError, QualityError, RetrainerError
 from ..core.spec import ModelSpec
+from ..evaluation.conformal import fit_interval
 from ..evaluation.quality import QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
@@ -45,6 +47,7 @@ class TrainPlan:
     quality: QualityReport
     bump: Bump
     parent: str | None
+    feature_set: dict[str, Any] = field(default_factory=dict)  # the set used, and any fallback
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,6 +63,7 @@ class TrainPlan:
             "quality": self.quality.to_dict(),
             "bump": self.bump,
             "parent": self.parent,
+            **({"feature_set": self.feature_set} if self.feature_set else {}),
         }
 
 
@@ -92,13 +96,14 @@ def load_window(ws: Workspace, spec: ModelSpec, days_back: int | None = None) ->
             + ("" if not where else ", or check data.path / data.query in the spec")
             + "."
         )
-    missing = [c for c in spec.feature_names if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"Feature(s) {missing} are in the spec of {spec.name!r} but not in its stored rows. "
-            "Re-ingest data that has them, or remove them from the spec."
-        )
+    feature_sets.resolve(spec, feature_sets.present_columns(frame))  # a set it can train on
     return frame
+
+
+def choose_features(spec: ModelSpec, frame: pd.DataFrame) -> feature_sets.FeatureChoice:
+    """The feature set a training on ``frame`` uses: the flag's, or the fallback's when the
+    rows lack the flag's columns (see :func:`retrainer.core.feature_sets.resolve`)."""
+    return feature_sets.resolve(spec, feature_sets.present_columns(frame))
 
 
 def check_target(spec: ModelSpec, frame: pd.DataFrame) -> None:
@@ -122,8 +127,8 @@ def quality_of(spec: ModelSpec, frame: pd.DataFrame) -> QualityReport:
         frame,
         task=spec.task,
         target="target",
-        numeric=spec.features.numeric,
-        categorical=spec.features.categorical,
+        numeric=spec.active_features.numeric,
+        categorical=spec.active_features.categorical,
         rules=spec.quality,
     )
 
@@ -138,8 +143,8 @@ def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str
     parent = next(v for v in versions if v.version == base)
     schema = parent.feature_schema
     same_schema = (
-        list(schema.get("numeric", [])) == spec.features.numeric
-        and list(schema.get("categorical", [])) == spec.features.categorical
+        list(schema.get("numeric", [])) == spec.active_features.numeric
+        and list(schema.get("categorical", [])) == spec.active_features.categorical
     )
     if parent.family != family or not same_schema:
         return "major", base
@@ -165,6 +170,8 @@ def plan(
     if spec.task == "classification":
         balance = {
             str(k): float(v) for k, v in frame["target"].value_counts(normalize=True).items()
+    choice = choose_features(spec, frame)
+    spec = choice.spec
         }
     window = TrainingWindow(frame["event_time"].iloc[0], frame["event_time"].iloc[-1], len(frame))
     return TrainPlan(model, fam, spec.fallback_family, window, balance, report, bump, parent)
@@ -221,6 +228,7 @@ def train(
     step("loading rows")
     frame = load_window(ws, spec, days_back)
     the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame)
+    spec = choose_features(spec, frame).spec  # the set the plan chose (the flag's, or fallback)
     if not the_plan.quality.ok and not allow_quality_warnings:
         raise QualityError(
             f"Data quality checks failed for model {model!r}; nothing was trained.\n"
@@ -256,6 +264,7 @@ def train(
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
 
 
+            **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
 def _warnings(report: QualityReport) -> dict[str, Any]:
     """The data-quality warnings the training went ahead with (recorded on the version)."""
     if not report.warnings:
@@ -346,7 +355,7 @@ def register_fitted(
         extra["calibrator"] = fitted.calibrator.to_dict()
         extra["calibration"] = fitted.calibration
     extra["reference"] = ReferenceStats.from_frame(
-        frame, spec.features.numeric, spec.features.categorical
+        frame, spec.active_features.numeric, spec.active_features.categorical
     ).to_dict()
     draft = ModelVersion(
         model=spec.name,
@@ -368,6 +377,10 @@ def register_fitted(
         sha256=art.sha256,
         hmac=art.hmac,
         size_bytes=art.size_bytes,
+    if spec.calibration == "conformal":  # the interval from residuals it was not fitted on
+        ev = fitted.evaluation
+        interval = fit_interval(ev.y_true, ev.predictions, spec.calibration_coverage)
+        extra["interval"] = interval.to_dict()
         details=extra,
     )
     version = ws.store.register(

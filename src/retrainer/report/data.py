@@ -137,7 +137,7 @@ def _drift(
     if frame.empty:
         return None
     years = frame["event_time"].dt.to_period("Y")
-    features = spec.feature_names
+    features = [c for c in spec.stored_features.all if c in frame.columns]
     periods: list[datetime] = []
     psi_cols: list[list[float]] = []
     flag_cols: list[list[bool]] = []

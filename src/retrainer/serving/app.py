@@ -25,6 +25,7 @@ from starlette.responses import Response
 from ..core.clock import utcnow
 from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, RetrainerError
 from ..core.routing import Route, route
+from ..evaluation.conformal import interval_bounds
 from ..lifecycle.workspace import Workspace
 from ..scheduler import SchedulerService, build_jobs
 from .admin import Jobs, admin_router
@@ -190,7 +191,7 @@ def create_app(
     tok = token if token is not None else os.environ.get("RETRAINER_API_TOKEN") or None
     state = ServerState(ws, registry, logq, Metrics(), Jobs(ws), tok, ws.spec.auth.protect_reads)
     for name, m in ws.spec.models.items():
-        state.limits[name] = byte_limit(m.serving.max_batch_rows, len(m.feature_names))
+        state.limits[name] = byte_limit(m.serving.max_batch_rows, len(m.stored_features.all))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -273,6 +274,8 @@ def create_app(
         body: dict[str, Any] = {"predictions": outputs}
         if probabilities is not None:
             body["probabilities"] = probabilities
+        if loaded.predictor.interval is not None:  # a regression's calibrated interval
+            body["lower"], body["upper"] = interval_bounds(loaded.predictor.interval, outputs)
         body.update(version=version, arm=arm, request_id=rid)
         response = json_response(body, headers={"x-request-id": rid})
         if logq is not None:

@@ -31,6 +31,16 @@ class PredictResponse(BaseModel):
     probabilities: list[dict[str, float]] | None = Field(
         None, description="Classifiers only: one {class: probability} per row."
     )
+    lower: list[float | None] | None = Field(
+        None,
+        description=(
+            "Regression with `calibration: conformal`: each prediction's lower bound (the "
+            "interval holds the actual with probability `calibration_coverage`)."
+        ),
+    )
+    upper: list[float | None] | None = Field(
+        None, description="Regression with `calibration: conformal`: each upper bound."
+    )
     version: str
     arm: Literal["champion", "challenger"]
     request_id: str

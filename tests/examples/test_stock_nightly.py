@@ -1,0 +1,167 @@
+"""examples/stock-nightly: the README's story, run as a user runs it.
+
+The original feature set trained and serving; the enhanced set (one flag) trained as a
+shadow challenger, then in an A/B test through the real server; nightly predictions with
+their calibrated interval and the next evening's actuals; the A/B verdict and the promotion
+or withdrawal it calls for; the flag flipped back to the original; and the fallback to the
+original set when the rows lack the enhanced columns, recorded on the version.
+
+The server runs on the wall clock, so the story's clock follows it (evenings are compressed
+into seconds): predictions, actuals, rollouts and the A/B window all sit on one timeline.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+from storyhelp import Story, free_port, open_story, served, wait_for
+
+from retrainer.core.cron import cron_trigger
+
+MODEL = "stock_nightly"
+TOKEN = "example-token"
+ORIGINAL = {"RETRAINER_STOCK_NIGHTLY__FEATURE_SET": "original"}
+CHAOS = {"hurst_60", "sample_entropy_20", "fractal_dim_30"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in list(os.environ):
+        if key.startswith("RETRAINER_") and key not in (
+            "RETRAINER_TEST_POSTGRES",
+            "RETRAINER_REQUIRE_POSTGRES",
+        ):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("COLUMNS", "2000")
+
+
+def _now(story: Story) -> None:
+    story.clock.set(datetime.now(UTC).replace(tzinfo=None))
+
+
+def _evening(story: Story, url: str, day: int) -> list[dict[str, Any]]:
+    """One evening: score the day's rows over REST (one request per ticker, so the A/B split
+    is by ticker-day), then record the previous evening's actuals."""
+    rows = pd.read_csv(f"data/day-{day}.csv").to_dict("records")
+    answers = []
+    for row in rows:
+        res = httpx.post(f"{url}/v1/models/{MODEL}/predict", json={"row": row}, timeout=30)
+        assert res.status_code == 200, res.text
+        body = res.json()
+        assert body["lower"][0] < body["predictions"][0] < body["upper"][0], body
+        answers.append(body)
+    _now(story)
+    served_total = 8 * (day - 260)  # the server logs in the background: wait for it
+
+    def logged() -> bool:
+        _now(story)
+        live = story.json("monitor", MODEL)["versions"]
+        return sum(v["predictions"] for v in live if v["arm"] != "shadow") >= served_total
+
+    wait_for(logged, f"the server to log day {day}'s predictions")
+    got = story.json("feedback", MODEL, f"data/actuals-{day}.csv")
+    assert got["matched"] == len(rows), got
+    return answers
+
+
+def _features(story: Story) -> dict[str, set[str]]:
+    detail = story.json("versions", MODEL, "--detail")
+    return {
+        v["version"]: set(v["features"]["numeric"]) | set(v["features"]["categorical"])
+        for v in detail
+    }
+
+
+def test_stock_nightly_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    start = datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+    story = open_story("stock-nightly", tmp_path, start)
+
+    # the nightly job: 22:00 in New York, weeknights, whatever the UTC offset
+    trigger = cron_trigger("0 22 * * 1-5", "America/New_York")
+    fire = trigger.get_next_fire_time(None, datetime(2026, 7, 3, 12, tzinfo=UTC))
+    assert (fire.hour, fire.weekday(), fire.utcoffset().total_seconds()) == (22, 4, -4 * 3600)
+
+    # the original model, as the team ran it (the flag at "original")
+    assert story.json("ingest", MODEL, "data/history.csv")["inserted"] == 1920
+    first = story.json("train", MODEL, "--deploy", env=ORIGINAL)
+    assert first["deployed"] and first["version"] == "1.0.0"
+    # the enhanced set by the spec's flag: a new major version, started as a shadow
+    _now(story)
+    enhanced = story.json("train", MODEL, "--deploy")
+    assert enhanced["version"] == "2.0.0" and not enhanced["deployed"]
+    status = story.json("status", MODEL)
+    assert status["challenger"]["version"] == "2.0.0", status
+    assert status["challenger"]["mode"] == "shadow", status
+    features = _features(story)
+    assert CHAOS.isdisjoint(features["1.0.0"]) and features["2.0.0"] >= CHAOS
+    detail = {v["version"]: v for v in story.json("versions", MODEL, "--detail")}
+    assert detail["2.0.0"]["feature_set"] == {"name": "enhanced"}
+    assert detail["1.0.0"]["feature_set"] == {"name": "original"}
+    interval = detail["1.0.0"]["interval"]
+    assert interval["coverage"] == 0.9 and interval["half_width"] > 0
+
+    with served(story.folder, free_port(), TOKEN) as url:
+        # five evenings with the enhanced set in shadow: every answer is the champion's
+        for day in range(261, 266):
+            assert {a["arm"] for a in _evening(story, url, day)} == {"champion"}
+        _now(story)
+        live = {(v["version"], v["arm"]): v for v in story.json("monitor", MODEL)["versions"]}
+        assert live[("2.0.0", "shadow")]["labelled"] == 40, live
+        coverage = live[("1.0.0", "champion")]["interval_coverage"]
+        assert coverage["target"] == 0.9 and 0.5 <= coverage["live"] <= 1.0, coverage
+
+        # then an A/B test: half the ticker-days to each arm, each with its own features
+        story("rollout", "stop", MODEL)
+        story("rollout", "start", MODEL, "2.0.0", "--mode", "ab", "--fraction", "0.5")
+        probe = pd.read_csv("data/day-266.csv").to_dict("records")
+
+        def ab_live() -> bool:
+            arms = {
+                httpx.post(f"{url}/v1/models/{MODEL}/predict", json={"row": r}, timeout=30).json()[
+                    "arm"
+                ]
+                for r in probe
+            }
+            return "challenger" in arms
+
+        wait_for(ab_live, "the server to route A/B traffic")
+        arms: list[str] = []
+        for day in range(266, 281):
+            arms += [a["arm"] for a in _evening(story, url, day)]
+        assert {"champion", "challenger"} <= set(arms), arms
+
+    _now(story)
+    verdict = story.json("abtest", MODEL)
+    said = story("abtest", MODEL).output
+    assert "2.0.0" in said and "1.0.0" in said
+    # the data decides: promote the enhanced set, or take it off traffic
+    if verdict["verdict"] == "challenger_better":
+        story("deploy", MODEL, "2.0.0")
+        assert story.json("status", MODEL)["champion"]["version"] == "2.0.0"
+    else:
+        story("rollout", "stop", MODEL)
+        assert story.json("status", MODEL)["challenger"] is None
+
+    # the flag flipped back to the original: one setting, a new major version on it
+    _now(story)
+    back = story.json("train", MODEL, "--deploy", env=ORIGINAL)
+    assert back["feature_set"] == {"name": "original"}, back
+    print(said)
+    assert CHAOS.isdisjoint(_features(story)[back["version"]])
+
+    # the fallback: rows without the chaos columns (the team's database before them) train
+    # the original set although the flag says enhanced, and the version says why
+    fresh = {"RETRAINER_STORE": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    assert story.json("ingest", MODEL, "data/history-original.csv", env=fresh)["inserted"] == 1920
+    fell = story.json("train", MODEL, "--deploy", env=fresh)
+    detail = {v["version"]: v for v in story.json("versions", MODEL, "--detail", env=fresh)}
+    record = detail[fell["version"]]["feature_set"]
+    assert record["name"] == "original" and record["requested"] == "enhanced", record
+    assert sorted(record["missing"]) == sorted(CHAOS), record
