@@ -235,6 +235,29 @@ class FamilyModel(ABC):
             ]
         )
 
+    @classmethod
+    def adopt(
+        cls,
+        task: str,
+        numeric: Sequence[str],
+        categorical: Sequence[str],
+        payload: bytes,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        *,
+        threads: int | None = None,
+    ) -> FamilyModel:
+        """A fitted model of this family from a native payload made elsewhere (an imported
+        file, ``retrainer deploy --from-file``): the feature schema is learned from ``X`` and
+        the class labels from ``y`` as :meth:`fit` would learn them, then the payload is
+        loaded. The caller checks that the payload fits both (columns, classes); ``save``
+        then writes the usual artifact. Its recipe is unknown, so ``params`` stay empty."""
+        model = cls(task, numeric, categorical, {}, 0, threads=threads)
+        model.schema_ = FeatureSchema.learn(X, model.numeric, model.categorical)
+        model._encode_target(np.asarray(y), learn=True)
+        model._load(payload)
+        return model
+
     # ---- helpers ----------------------------------------------------------------------
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         return self.schema_.matrix(X)
@@ -323,6 +346,16 @@ def _label(v: Any) -> Any:
 
 def _sort_key(v: Any) -> tuple[int, Any]:
     return (0, v) if isinstance(v, int | float) else (1, str(v))
+
+
+def class_labels(y: pd.Series | np.ndarray) -> list[Any]:
+    """The class labels of a target in the order every family indexes them (as ``fit``).
+
+    >>> class_labels(np.array(["yes", "no", "yes"])), class_labels(np.array([1.0, 0.0]))
+    (['no', 'yes'], [0, 1])
+    """
+    uniques = pd.unique(pd.Series(np.asarray(y), dtype=object))
+    return sorted({_label(u) for u in uniques}, key=_sort_key)
 
 
 def write_zip(entries: Sequence[tuple[str, bytes]]) -> bytes:

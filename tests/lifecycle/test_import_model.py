@@ -1,0 +1,214 @@
+"""`retrainer deploy MODEL --from-file PATH`: a model trained elsewhere with its own library
+(LightGBM, XGBoost, CatBoost, scikit-learn through skops) becomes a verified, gated version of
+its family; bad files exit 2 naming the file and the problem with nothing registered; a
+model the gate rejects is registered, not deployed (exit 1), and `--force` deploys it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from retrainer.cli.main import app
+from retrainer.datasets import WEATHER_FEATURES
+from retrainer.families import load_model
+from retrainer.lifecycle.workspace import Workspace
+
+MODEL = "weather"
+runner = CliRunner()
+Cli = Callable[..., str]
+
+
+@pytest.fixture
+def setup(
+    config_file: Callable[..., Path],
+    weather_csv: Callable[[str, str], Path],
+    weather_df: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Cli, Path, pd.DataFrame]:
+    """A champion trained on 1949-1950, then newer rows (1951-1952) stored: the rows the
+    gate judges an import on. Returns the CLI, the spec path and the stored rows."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "2000")
+    config = config_file(params={"n_estimators": 20, "num_threads": 1})
+
+    def cli(*args: str, code: int = 0) -> str:
+        res = runner.invoke(app, ["-c", str(config), *args])
+        if res.exception is not None and not isinstance(res.exception, SystemExit):
+            raise res.exception
+        assert res.exit_code == code, res.output
+        return res.output
+
+    cli("ingest", MODEL, str(weather_csv("1949-01-01", "1951-01-01")))
+    cli("train", MODEL, "--deploy")
+    cli("ingest", MODEL, str(weather_csv("1951-01-01", "1953-01-01")))
+    rows = weather_df[weather_df["date"] < "1953-01-01"]
+    return cli, config, rows
+
+
+def versions(cli: Cli) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = json.loads(cli("versions", MODEL, "--json"))
+    return out
+
+
+def lightgbm_file(path: Path, X: pd.DataFrame, y: pd.Series, **params: Any) -> Path:
+    import lightgbm as lgb
+
+    p = {"objective": "binary", "verbose": -1, "num_threads": 1, **params}
+    rounds = p.pop("rounds", 60)
+    lgb.train(p, lgb.Dataset(X, y), rounds).save_model(str(path))
+    return path
+
+
+def check_imported(cli: Cli, config: Path, path: Path, family: str) -> dict[str, Any]:
+    """Import ``path``; the new version is the champion, of ``family``, kind import, parent
+    the old champion, its reason names the file and its SHA-256; its artifact loads."""
+    import hashlib
+
+    before = json.loads(cli("status", MODEL, "--json"))["champion"]["version"]
+    body = json.loads(cli("deploy", MODEL, "--from-file", str(path), "--json"))
+    assert body["deployed"] and body["gate"]["verdict"] == "pass", body["gate"]
+    assert (body["family"], body["kind"], body["parent"]) == (family, "import", before)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert f"imported {path.name} (sha256 {digest})" in body["reason"]
+    assert json.loads(cli("status", MODEL, "--json"))["champion"]["version"] == body["version"]
+    with Workspace.open(config) as ws:
+        v = ws.store.get_version(MODEL, body["version"])
+        model = load_model(ws.artifact_bytes(v))  # verified against its hash, then loaded
+        assert model.name == family and model.classes_ == [0, 1]
+        assert list(model.schema_.columns) == WEATHER_FEATURES
+        assert v.details["import"]["sha256"] == digest
+        assert v.details["confusion_matrix"]["labels"] == [0, 1]
+    history = json.loads(cli("history", MODEL, "--json"))
+    assert history[-1]["to_version"] == body["version"] and not history[-1]["forced"]
+    return body
+
+
+def test_lightgbm_text_model(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path) -> None:
+    cli, config, rows = setup
+    path = lightgbm_file(tmp_path / "model.txt", rows[WEATHER_FEATURES], rows["rain"])
+    body = check_imported(cli, config, path, "lightgbm")
+    assert body["version"] == "1.1.0"  # same family and features: a minor version
+
+
+def test_xgboost_json_model(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path) -> None:
+    import xgboost as xgb
+
+    cli, config, rows = setup
+    dm = xgb.DMatrix(rows[WEATHER_FEATURES], rows["rain"])
+    booster = xgb.train({"objective": "binary:logistic", "nthread": 1}, dm, 60)
+    booster.save_model(str(tmp_path / "model.json"))
+    body = check_imported(cli, config, tmp_path / "model.json", "xgboost")
+    assert body["version"] == "2.0.0"  # another family: a major version
+
+
+def test_catboost_model(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path) -> None:
+    import catboost
+
+    cli, config, rows = setup
+    clf = catboost.CatBoostClassifier(iterations=80, verbose=False, thread_count=1)
+    clf.fit(rows[WEATHER_FEATURES], rows["rain"])
+    clf.save_model(str(tmp_path / "model.cbm"))
+    check_imported(cli, config, tmp_path / "model.cbm", "catboost")
+
+
+def test_skops_random_forest(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path) -> None:
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+
+    cli, config, rows = setup
+    rf = RandomForestClassifier(n_estimators=30, random_state=0, n_jobs=1)
+    rf.fit(rows[WEATHER_FEATURES], rows["rain"])
+    sio.dump(rf, tmp_path / "model.skops")
+    check_imported(cli, config, tmp_path / "model.skops", "randomforest")
+
+
+def test_bad_files_exit_2_and_register_nothing(
+    setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    cli, _config, rows = setup
+    X, y = rows[WEATHER_FEATURES], rows["rain"]
+    known = versions(cli)
+
+    def refused(path: Path, *expected: str) -> None:
+        text = " ".join(cli("deploy", MODEL, "--from-file", str(path), code=2).split())
+        assert str(path) in text or path.name in text, text
+        for e in expected:
+            assert e in text, text
+
+    junk = tmp_path / "model.bin"
+    junk.write_bytes(b"\x00\x01not a model")
+    refused(junk, "format is not one retrainer imports", "LightGBM", ".skops")
+    pickled = tmp_path / "model.joblib"
+    pickled.write_bytes(b"\x80\x04K\x01.")
+    refused(pickled, "pickle", "never loads them", "skops")
+    other = X.drop(columns=["visibility"]).assign(noise=np.arange(len(X)))
+    refused(
+        lightgbm_file(tmp_path / "wrong.txt", other, y),
+        "features differ",
+        "missing ['visibility']",
+        "not in the spec ['noise']",
+    )
+    regressor = lightgbm_file(tmp_path / "reg.txt", X, y.astype(float), objective="regression")
+    refused(regressor, "holds a regressor", "classification model")
+    three = lightgbm_file(
+        tmp_path / "three.txt", X, np.arange(len(X)) % 3, objective="multiclass", num_class=3
+    )
+    refused(three, "predicts 3 classes", "2 labels [0, 1]")
+    broken = tmp_path / "broken.txt"
+    broken.write_text("tree\nversion=v4\nnum_class=oops\n")
+    refused(broken, "does not load as lightgbm")
+    assert versions(cli) == known
+    assert "needs either a VERSION or --from-file" in cli(
+        "deploy", MODEL, "1.0.0", "--from-file", str(broken), code=2
+    )
+    assert "needs either a VERSION or --from-file" in cli("deploy", MODEL, code=2)
+
+
+def test_gate_rejection_keeps_the_champion_until_forced(
+    setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    cli, _config, rows = setup
+    rng = np.random.default_rng(0)
+    noise = pd.Series(rng.permutation(rows["rain"].to_numpy()), index=rows.index)
+    path = lightgbm_file(tmp_path / "poor.txt", rows[WEATHER_FEATURES], noise, rounds=30)
+    body = json.loads(cli("deploy", MODEL, "--from-file", str(path), "--json", code=1))
+    assert not body["deployed"] and body["gate"]["verdict"] == "reject"
+    assert body["kind"] == "import" and body["role"] != "champion"
+    assert "kept the champion" in body["outcome"]
+    assert json.loads(cli("status", MODEL, "--json"))["champion"]["version"] == "1.0.0"
+    text = cli("deploy", MODEL, body["version"], code=1)
+    assert "--force" in text
+    cli("deploy", MODEL, body["version"], "--force")
+    history = json.loads(cli("history", MODEL, "--json"))
+    assert history[-1]["to_version"] == body["version"] and history[-1]["forced"]
+
+
+def test_forced_import_deploys_past_the_gate(
+    setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    cli, _config, rows = setup
+    noise = pd.Series(np.random.default_rng(1).permutation(rows["rain"].to_numpy()))
+    path = lightgbm_file(tmp_path / "poor.txt", rows[WEATHER_FEATURES], noise, rounds=30)
+    text = cli("deploy", MODEL, "--from-file", str(path), "--force")
+    assert "gate reject" in text and "deployed 1.1.0" in text
+    history = json.loads(cli("history", MODEL, "--json"))
+    assert history[-1]["to_version"] == "1.1.0" and history[-1]["forced"]
+
+
+def test_text_output_says_what_happened(
+    setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path
+) -> None:
+    cli, _config, rows = setup
+    path = lightgbm_file(tmp_path / "model.txt", rows[WEATHER_FEATURES], rows["rain"])
+    text = " ".join(cli("deploy", MODEL, "--from-file", str(path)).split())
+    assert "weather 1.1.0: imported lightgbm model model.txt (sha256" in text
+    assert "gate pass vs 1.0.0: deployed 1.1.0" in text
+    assert "note: the file knows classes by index" in text
