@@ -162,6 +162,15 @@ def test_bad_files_exit_2_and_register_nothing(
         tmp_path / "three.txt", X, np.arange(len(X)) % 3, objective="multiclass", num_class=3
     )
     refused(three, "predicts 3 classes", "2 labels [0, 1]")
+    import skops.io as sio
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+
+    sio.dump(LogisticRegression().fit(X, y), tmp_path / "linear.skops")
+    refused(tmp_path / "linear.skops", "holds a LogisticRegression", "RandomForestClassifier")
+    words = y.map({0: "dry", 1: "wet"})
+    sio.dump(RandomForestClassifier(n_estimators=3).fit(X, words), tmp_path / "words.skops")
+    refused(tmp_path / "words.skops", "classes ['dry', 'wet'] are not the labels", "[0, 1]")
     broken = tmp_path / "broken.txt"
     broken.write_text("tree\nversion=v4\nnum_class=oops\n")
     refused(broken, "does not load as lightgbm")
@@ -212,3 +221,47 @@ def test_text_output_says_what_happened(
     assert "weather 1.1.0: imported lightgbm model model.txt (sha256" in text
     assert "gate pass vs 1.0.0: deployed 1.1.0" in text
     assert "note: the file knows classes by index" in text
+
+
+def test_regressor_for_a_regression_model(
+    config_file: Callable[..., Path],
+    weather_csv: Callable[[str, str], Path],
+    weather_df: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import xgboost as xgb
+
+    monkeypatch.chdir(tmp_path)
+    features = [f for f in WEATHER_FEATURES if f != "temperature"]
+    config = config_file(
+        task="regression",
+        target="temperature",
+        features={"numeric": features},
+        params={"n_estimators": 20, "num_threads": 1},
+    )
+
+    def cli(*args: str, code: int = 0) -> str:
+        res = runner.invoke(app, ["-c", str(config), *args])
+        assert res.exit_code == code, res.output
+        return res.output
+
+    cli("ingest", MODEL, str(weather_csv("1949-01-01", "1951-01-01")))
+    cli("train", MODEL, "--deploy")
+    cli("ingest", MODEL, str(weather_csv("1951-01-01", "1953-01-01")))
+    rows = weather_df[weather_df["date"] < "1953-01-01"]
+    X, y = rows[features], rows["temperature"]
+    classifier = lightgbm_file(tmp_path / "clf.txt", X, (y > 0).astype(int))
+    assert "holds a classifier" in " ".join(
+        cli("deploy", MODEL, "--from-file", str(classifier), code=2).split()
+    )
+    booster = xgb.train(
+        {"objective": "reg:squarederror", "nthread": 1}, xgb.DMatrix(X.to_numpy(), y), 80
+    )
+    booster.save_model(str(tmp_path / "reg.json"))  # trained on a bare array: no names
+    body = json.loads(cli("deploy", MODEL, "--from-file", str(tmp_path / "reg.json"), "--json"))
+    assert (body["family"], body["kind"], body["deployed"]) == ("xgboost", "import", True)
+    assert body["gate"]["metric"] == "mae" and body["gate"]["verdict"] == "pass"
+    with Workspace.open(config) as ws:
+        notes = ws.store.get_version(MODEL, body["version"]).details["import"]["notes"]
+    assert any("stores no feature names" in n for n in notes)
