@@ -25,6 +25,6 @@ def test_backup_under_a_file_is_a_clear_error(
 ) -> None:
     ws = make_workspace()
     (tmp_path / "taken").write_text("a file, not a folder")
-    with pytest.raises(InputError, match="Cannot create the backup's folder"):
+    with pytest.raises(InputError, match="backup: cannot create the folder"):
         backup(ws, tmp_path / "taken" / "store.tar.gz")
     assert not list(tmp_path.glob("taken*/**/*.partial"))

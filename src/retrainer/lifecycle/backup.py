@@ -24,6 +24,7 @@ from sqlalchemy import DateTime, LargeBinary, func, select
 
 from ..core.clock import utcnow
 from ..core.errors import ConflictError, InputError, IntegrityError
+from ..core.files import atomic_output
 from ..store import schema as t
 from ..store.convert import jsonsafe
 from ..store.segments import json_column
@@ -69,18 +70,12 @@ def _blob_member(table: Any, row: dict[str, Any]) -> str | None:
 
 
 def backup(ws: Workspace, path: str | Path) -> BackupResult:
+    """Write the store and every kept artifact to one archive at ``path`` (its folder made;
+    written under a temporary name and renamed, so a failure leaves no partial backup)."""
     p = Path(path)
     files: dict[str, str] = {}
     rows: dict[str, int] = {}
-    tmp = p.with_name(p.name + ".partial")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)  # `backup backups/today.tar.gz` just works
-    except OSError as exc:
-        raise InputError(
-            f"Cannot create the backup's folder {str(p.parent)!r}: {exc.strerror}. Pick a "
-            "path in a folder you can write."
-        ) from exc
-    with tarfile.open(tmp, "w:gz") as tar:
+    with atomic_output(p, what="backup") as tmp, tarfile.open(tmp, "w:gz") as tar:
         with ws.store.read() as conn:
             for table in TABLES:
                 blobs = [c.name for c in table.columns if isinstance(c.type, LargeBinary)]
@@ -117,7 +112,6 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
             "files": files,
         }
         _add(tar, "manifest.json", json.dumps(manifest, indent=1).encode(), {})
-    tmp.replace(p)
     return BackupResult(str(p), rows, len(uris))
 
 

@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..core.clock import utcnow
 from ..core.errors import InputError, NoChampion
+from ..core.files import atomic_output
 from ..core.spec import ModelSpec
 from ..store.convert import jsonsafe
 from ..store.predlog import request_record
@@ -112,7 +113,8 @@ def record_outputs(
 
 
 def input_dicts(spec: ModelSpec, df: pd.DataFrame) -> list[dict[str, Any]]:
-    """A frame's feature values as one dict per row, missing values as ``None``.
+    """A frame's feature values (and its time column, when sent: a row's identity) as one
+    dict per row, missing values as ``None``.
 
     >>> from retrainer.core.spec import ModelSpec
     >>> spec = ModelSpec(task="classification", target="y", id_column="id",
@@ -121,6 +123,7 @@ def input_dicts(spec: ModelSpec, df: pd.DataFrame) -> list[dict[str, Any]]:
     [{'a': 1.5}, {'a': None}]
     """
     cols = [c for c in spec.stored_features.all if c in df.columns]  # every set's columns
+    cols += [spec.time_column] if spec.time_column in df.columns else []  # the row's identity
     feats = df[cols].astype(object).where(df[cols].notna(), None)
     return feats.to_dict("records")  # type: ignore[return-value]
 
@@ -168,16 +171,19 @@ def batch_inputs(spec: ModelSpec, df: pd.DataFrame) -> bytes:
     from ..store.segments import encode
 
     present = [c for c in spec.stored_features.all if c in df.columns]
+    present += [spec.time_column] if spec.time_column in df.columns else []  # the row's identity
     return encode(pa.Table.from_pandas(df[present], preserve_index=False))
 
 
 class _OutputFile:
     """Scored chunks appended to a CSV, Parquet or JSONL file under a temporary name, renamed
-    into place on success and removed on failure."""
+    into place on success and removed on failure (see ``core.files.atomic_output``: a device
+    such as /dev/stdout is written in place)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+        self._target = atomic_output(path, what="predict --out")
+        self.tmp = path
         suffix = path.suffix.lower()
         self.kind = (
             "parquet" if suffix in (".parquet", ".pq") else
@@ -187,6 +193,7 @@ class _OutputFile:
         self._schema: Any = None
 
     def __enter__(self) -> _OutputFile:
+        self.tmp = self._target.__enter__()
         return self
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -211,15 +218,12 @@ class _OutputFile:
             table = _conform(table, self._schema)
         self._writer.write_table(table)
 
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        if exc_type is None:
-            if not self.tmp.exists():
-                self.tmp.touch()
-            self.tmp.replace(self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            self._target.__exit__(exc_type, exc, tb)
 
 
 def _conform(table: Any, schema: Any) -> Any:

@@ -163,6 +163,8 @@ def plan(
     fam = family or spec.family
     family_class(fam)  # unknown names fail here, before any work
     frame = load_window(ws, spec, days_back) if frame is None else frame
+    choice = choose_features(spec, frame)
+    spec = choice.spec
     check_target(spec, frame)
     report = quality_of(spec, frame)
     bump, parent = version_bump(ws, spec, fam)
@@ -170,11 +172,11 @@ def plan(
     if spec.task == "classification":
         balance = {
             str(k): float(v) for k, v in frame["target"].value_counts(normalize=True).items()
-    choice = choose_features(spec, frame)
-    spec = choice.spec
         }
     window = TrainingWindow(frame["event_time"].iloc[0], frame["event_time"].iloc[-1], len(frame))
-    return TrainPlan(model, fam, spec.fallback_family, window, balance, report, bump, parent)
+    return TrainPlan(
+        model, fam, spec.fallback_family, window, balance, report, bump, parent, choice.details()
+    )
 
 
 def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
@@ -255,6 +257,7 @@ def train(
         deploy=deploy,
         details={
             **({"fallback": fallback} if fallback else {}),
+            **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
             **_warnings(the_plan.quality),
         },
         force=force,
@@ -264,7 +267,6 @@ def train(
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
 
 
-            **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
 def _warnings(report: QualityReport) -> dict[str, Any]:
     """The data-quality warnings the training went ahead with (recorded on the version)."""
     if not report.warnings:
@@ -354,6 +356,10 @@ def register_fitted(
     if fitted.calibrator is not None:
         extra["calibrator"] = fitted.calibrator.to_dict()
         extra["calibration"] = fitted.calibration
+    if spec.calibration == "conformal":  # the interval from residuals it was not fitted on
+        ev = fitted.evaluation
+        interval = fit_interval(ev.y_true, ev.predictions, spec.calibration_coverage)
+        extra["interval"] = interval.to_dict()
     extra["reference"] = ReferenceStats.from_frame(
         frame, spec.active_features.numeric, spec.active_features.categorical
     ).to_dict()
@@ -377,10 +383,6 @@ def register_fitted(
         sha256=art.sha256,
         hmac=art.hmac,
         size_bytes=art.size_bytes,
-    if spec.calibration == "conformal":  # the interval from residuals it was not fitted on
-        ev = fitted.evaluation
-        interval = fit_interval(ev.y_true, ev.predictions, spec.calibration_coverage)
-        extra["interval"] = interval.to_dict()
         details=extra,
     )
     version = ws.store.register(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..core.files import atomic_output
 from ..lifecycle.workspace import Workspace
 from .data import collect
 from .html import render
@@ -29,12 +30,12 @@ def build_report(ws: Workspace, model: str) -> str:
 
 
 def write_report(ws: Workspace, model: str, out: str | Path) -> Path:
-    """Write the report of ``model`` to ``out`` (written to a temporary name, then renamed)."""
+    """Write the report of ``model`` to ``out`` (see :func:`retrainer.core.files.atomic_output`:
+    a temporary name renamed into place, or straight into a device such as /dev/stdout)."""
     path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".tmp")
-    partial.write_text(build_report(ws, model), encoding="utf-8")
-    partial.replace(path)
+    html = build_report(ws, model)
+    with atomic_output(path, what="report --out") as tmp:
+        tmp.write_text(html, encoding="utf-8")
     return path
 
 
