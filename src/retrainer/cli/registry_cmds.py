@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from ..core.views import event_view, roles_view, version_view
-from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
+from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
 
 
 def _fmt(x: object) -> str:
@@ -164,22 +165,97 @@ def status(
 @handles_errors
 def deploy(
     model: ModelArg,
-    version: Annotated[str, typer.Argument(help="Version to make champion, e.g. 1.2.0.")],
-    reason: Annotated[str, typer.Option(help="Why; stored on the event.")] = "manual deploy",
+    version: Annotated[
+        str | None,
+        typer.Argument(help="Version to make champion, e.g. 1.2.0 (or use --from-file)."),
+    ] = None,
+    from_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--from-file",
+            metavar="PATH",
+            help="Import a native model file (LightGBM .txt, XGBoost .json, CatBoost .cbm, "
+            "scikit-learn .skops) as a new version, verified and gated.",
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why; stored on the event.")] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Override the gate; recorded as forced.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Make a version the champion (verified before the switch)."""
+    """Make a version the champion (verified before the switch), or import a model file."""
+    from ..core.errors import InputError
     from ..lifecycle import registry_ops
 
+    if (version is None) == (from_file is None):
+        raise InputError(
+            f"retrainer deploy {model} needs either a VERSION or --from-file PATH (got "
+            f"{'both' if version else 'neither'}). Deploy a registered version with "
+            f"`retrainer deploy {model} 1.2.0`, or import a file with `retrainer deploy {model} "
+            "--from-file model.txt`."
+        )
+    if from_file is not None:
+        _import(model, from_file, reason or "", force, as_json)
+        return
+    assert version is not None
     with workspace() as ws:
-        event = registry_ops.deploy(ws, model, version, reason=reason, forced=force)
+        event = registry_ops.deploy(
+            ws, model, version, reason=reason or "manual deploy", forced=force
+        )
     if as_json:
         emit_json(event_view(event))
     else:
         out.print(f"{model}: champion {event.from_version or 'none'} → {event.to_version}")
+
+
+def _import(model: str, path: Path, reason: str, force: bool, as_json: bool) -> None:
+    """``deploy --from-file``: register the file as a version, deployed as the gate and the
+    rollout say; exit 1 when the gate kept the champion."""
+    from ..evaluation.gate import summary_line
+    from ..lifecycle.import_model import import_model
+    from ..lifecycle.rollout import outcome
+
+    with workspace() as ws:
+        v = import_model(ws, model, path, force=force, reason=reason)
+        roles = ws.store.roles(model)
+        said = outcome(v, roles)
+    from ..store import role_of
+
+    d = v.details
+    gate = d.get("gate")
+    if as_json:
+        emit_json(
+            {
+                **version_view(v, role_of(v, roles)),
+                "deployed": bool(d.get("deployed")),
+                "gate": gate,
+                "outcome": said,
+            }
+        )
+    else:
+        primary = d.get("primary_metric", "")
+        out.print(
+            f"{model} {v.version}: imported {d['import']['format']} model {path.name} "
+            f"(sha256 {d['import']['sha256'][:12]}…), holdout {primary} "
+            f"{v.metrics.get(primary, float('nan')):.4f}",
+            highlight=False,
+            markup=False,
+        )
+        if gate:
+            out.print(summary_line(gate), highlight=False, markup=False)
+        out.print(said, highlight=False, markup=False)
+        for note in d["import"]["notes"]:
+            err.print(f"note: {note}", highlight=False, markup=False)
+    if d.get("held"):
+        if not as_json:
+            err.print(
+                f"{model} {v.version} is registered but not deployed. Deploy it anyway with "
+                f"`retrainer deploy {model} {v.version} --force` (recorded as forced).",
+                highlight=False,
+                markup=False,
+            )
+        raise typer.Exit(1)
 
 
 @app.command()
