@@ -25,6 +25,18 @@ PG_ADMIN = os.environ.get(
 )
 
 
+CALLER_SETTINGS_KEPT = ("RETRAINER_TEST_POSTGRES", "RETRAINER_REQUIRE_POSTGRES")
+
+
+@pytest.fixture(autouse=True)
+def _no_caller_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No ``RETRAINER_*`` setting of the shell that runs the tests leaks into them (a test sets
+    the ones it needs); only where the PostgreSQL server is, and whether it is required."""
+    for key in list(os.environ):
+        if key.startswith("RETRAINER_") and key not in CALLER_SETTINGS_KEPT:
+            monkeypatch.delenv(key)
+
+
 def _pg_available() -> bool:
     import psycopg
 

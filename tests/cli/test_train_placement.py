@@ -3,7 +3,6 @@ in the text and as the JSON role (REST train's job result uses the same role fun
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,10 +16,7 @@ PARAMS = {"n_estimators": 20, "num_threads": 1}
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and "POSTGRES" not in key:
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("COLUMNS", "2000")
+    monkeypatch.setenv("COLUMNS", "2000")  # messages never wrap
     monkeypatch.chdir(tmp_path)
 
 

@@ -9,7 +9,6 @@ did it, and its status read back; more days on LightGBM; one command back to Ran
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -25,13 +24,7 @@ SWITCH = {"RETRAINER_DEVICE_FAILURE__FAMILY": "lightgbm"}
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
-    monkeypatch.setenv("COLUMNS", "2000")
+    monkeypatch.setenv("COLUMNS", "2000")  # messages never wrap
 
 
 def _days(story: Story, days: range, env: dict[str, str] | None = None) -> list[str]:
