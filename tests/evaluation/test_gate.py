@@ -252,6 +252,17 @@ def test_budgets() -> None:
         run_gate(y, champion, challenger, task="classification", gate=gate, size_bytes=1)
 
 
+def test_a_budget_breach_rejects_even_with_too_few_rows_to_compare() -> None:
+    y = RNG.integers(0, 2, 5)
+    gate = Gate(max_memory_mb=50)
+    few = dict(task="classification", gate=gate, latency_ms=1.0, size_bytes=1)
+    held = run_gate(y, y, y, memory_mb=10.0, **few)  # type: ignore[arg-type]
+    assert held.verdict == "insufficient"
+    over = run_gate(y, y, y, memory_mb=80.0, **few)  # type: ignore[arg-type]
+    assert over.verdict == "reject"
+    assert "peak memory growth 80 MB exceeds the 50 MB budget" in over.reasons
+
+
 def test_bad_inputs_name_the_problem() -> None:
     y = RNG.integers(0, 2, 200)
     with pytest.raises(ConfigError, match=r"'mae' is not a classification metric"):

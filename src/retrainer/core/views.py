@@ -84,6 +84,12 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
             features=v.feature_schema,
             confusion_matrix=d.get("confusion_matrix"),
             serving_cost=d.get("serving_cost"),
+            holdout={
+                "rows": d.get("holdout_rows"),
+                "start": d.get("holdout_start"),
+                "days": d.get("holdout_days"),  # training.holdout_days, when it chose them
+            },
+            quality_warnings=d.get("quality_warnings", []),  # what it trained past
         )
     return out
 

@@ -481,6 +481,7 @@ def run_gate(
                 "champion_proba and challenger_proba, or choose a metric on labels."
             )
     bad, good = _budgets(gate, latency_ms, size_bytes, memory_mb)
+    over_budget = bool(bad)
     before, after = primary.compute(y, *champ), primary.compute(y, *chal)
     improvement = primary.improvement(after, before)
     judged = [_guard(m, rule, y, champ, chal, gate, seed) for m, rule in guards]
@@ -544,6 +545,8 @@ def run_gate(
                     )
     for g, text in judged:
         (good if g.ok else bad).append(text)
+    if verdict == "insufficient" and over_budget:  # no rows to compare can excuse a budget
+        verdict = "reject"
     if verdict == "reject" and not bad:
         verdict = "pass"
     return GateResult(

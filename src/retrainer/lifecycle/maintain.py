@@ -10,6 +10,7 @@ from datetime import datetime
 from ..core.clock import utcnow
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
+from ..core.spec import ModelSpec
 from ..families import family_class
 from ..policy.decide import decide
 from ..policy.state import Capabilities, DataDrift, LivePerformance, MaintenanceState
@@ -21,7 +22,7 @@ from .monitor import monitor
 from .registry_ops import rollback
 from .rollout import live_regression
 from .sources import count_rows, row_stats
-from .train import load_window, quality_of, train
+from .train import choose_features, load_window, quality_of, train
 from .workspace import Workspace
 
 FULL = ("initial", "full_retrain")
@@ -102,17 +103,35 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         drift=drift,
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
+        new_features=new_features(ws, spec, champ),
     )
 
 
-def with_quality(ws: Workspace, model: str, state: MaintenanceState) -> MaintenanceState:
-    """``state`` with the data-quality checks of the training window measured (they are
-    left unmeasured until an action is due: loading the window costs more than the rest of
-    the state, and quality only matters to an action)."""
+def new_features(ws: Workspace, spec: ModelSpec, champion: ModelVersion) -> tuple[str, ...]:
+    """The features a training would use now that ``champion`` was not trained on (the team
+    added a column to the spec). The window is read only when the spec names such a column,
+    to see which feature set a training would take."""
+    schema = champion.feature_schema
+    known = {*schema.get("numeric", []), *schema.get("categorical", [])}
+    if all(f in known for f in spec.feature_names):
+        return ()
+    chosen = choose_features(spec, load_window(ws, spec)).spec
+    return tuple(f for f in chosen.feature_names if f not in known)
+
+
+def with_quality(
+    ws: Workspace, model: str, state: MaintenanceState, trigger: str = "manual"
+) -> MaintenanceState:
+    """``state`` with the data-quality checks of the training window measured as a training
+    started by ``trigger`` judges them (``quality.severity``). They are left unmeasured until
+    an action is due: loading the window costs more than the rest of the state, and quality
+    only matters to an action."""
     spec = ws.model_spec(model)
     if not row_stats(ws, spec)[0]:
         return replace(state, quality_ok=True, quality_problems=())
-    problems = tuple(v.message for v in quality_of(spec, load_window(ws, spec)).violations)
+    frame = load_window(ws, spec)
+    chosen = choose_features(spec, frame).spec  # the set a training would use
+    problems = tuple(v.message for v in quality_of(chosen, frame, trigger).violations)
     return replace(state, quality_ok=not problems, quality_problems=problems)
 
 
@@ -134,7 +153,7 @@ def maintain(
         state = build_state(ws, model, at)
         d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         if d.action != "nothing":
-            state = with_quality(ws, model, state)
+            state = with_quality(ws, model, state, triggered_by)
             d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         version, deployed, outcome = None, False, "dry run: nothing changed"
         if not dry_run:

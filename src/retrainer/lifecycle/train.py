@@ -16,7 +16,7 @@ from ..core.entities import Bump, ModelVersion
 from ..core.errors import ConfigError, InputError, QualityError, RetrainerError
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import fit_interval
-from ..evaluation.quality import QualityReport, check_quality
+from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from . import rollout
@@ -122,15 +122,20 @@ def check_target(spec: ModelSpec, frame: pd.DataFrame) -> None:
         )
 
 
-def quality_of(spec: ModelSpec, frame: pd.DataFrame) -> QualityReport:
-    return check_quality(
+def quality_of(spec: ModelSpec, frame: pd.DataFrame, trigger: str = "manual") -> QualityReport:
+    """The quality report of ``frame`` as a training started by ``trigger`` (``manual``,
+    ``api``, ``schedule``) sees it: ``quality.severity`` says whether a violation blocks
+    or is a warning."""
+    report = check_quality(
         frame,
         task=spec.task,
         target="target",
         numeric=spec.active_features.numeric,
         categorical=spec.active_features.categorical,
         rules=spec.quality,
+        time="event_time",
     )
+    return report.with_severity(spec.quality.severity.of(trigger))
 
 
 def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str | None]:
@@ -158,7 +163,9 @@ def plan(
     family: str | None = None,
     days_back: int | None = None,
     frame: pd.DataFrame | None = None,
+    trigger: str = "manual",
 ) -> TrainPlan:
+    """What training ``model`` would do, its quality judged as ``trigger`` would see it."""
     spec = ws.model_spec(model)
     fam = family or spec.family
     family_class(fam)  # unknown names fail here, before any work
@@ -166,7 +173,7 @@ def plan(
     choice = choose_features(spec, frame)
     spec = choice.spec
     check_target(spec, frame)
-    report = quality_of(spec, frame)
+    report = quality_of(spec, frame, trigger)
     bump, parent = version_bump(ws, spec, fam)
     balance = {}
     if spec.task == "classification":
@@ -229,13 +236,13 @@ def train(
     spec = ws.model_spec(model)
     step("loading rows")
     frame = load_window(ws, spec, days_back)
-    the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame)
+    the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame, trigger=created_by)
     spec = choose_features(spec, frame).spec  # the set the plan chose (the flag's, or fallback)
     if not the_plan.quality.ok and not allow_quality_warnings:
         raise QualityError(
             f"Data quality checks failed for model {model!r}; nothing was trained.\n"
             f"{the_plan.quality.render()}\nFix the data, relax the `quality` rules in the spec, "
-            "or pass --allow-quality-warnings.",
+            f"or pass --allow-quality-warnings{_severity_hint(the_plan.quality, created_by)}.",
             quality=the_plan.quality.to_dict(),
         )
     step(f"fitting {the_plan.family}")
@@ -265,6 +272,15 @@ def train(
     )
     step("done")
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
+
+
+def _severity_hint(report: QualityReport, created_by: str) -> str:
+    """How to let such a training go on past these violations, when a severity can: the
+    ``quality.severity`` key a training started by ``created_by`` is judged by."""
+    if all(v.check in STRUCTURAL for v in report.violations):
+        return ""
+    key = created_by if created_by in ("api", "schedule") else "manual"
+    return f" (or set quality.severity.{key}: warn to record them and train when started so)"
 
 
 def _warnings(report: QualityReport) -> dict[str, Any]:
@@ -346,6 +362,11 @@ def register_fitted(
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
+        **(
+            {"holdout_days": spec.training.holdout_days}
+            if spec.training.holdout_days is not None and fitted.from_recipe
+            else {}
+        ),
         # the training's whole cost: the evaluation fit, the final fit and any gate fit
         fit_cpu_seconds=round(fitted.fit_seconds + _gate_cpu(gate), 4),
         primary_metric=spec.primary_metric,
