@@ -210,7 +210,7 @@ def test_cli_monitor_json_shape_and_exit_codes(
     first = body["versions"][0]
     assert set(first) == {"version", "arm", "predictions", "labelled", "metrics",
                           "mean_confidence", "baseline", "degradation",
-                          "confusion_matrix"}  # fmt: skip
+                          "confusion_matrix", "interval_coverage"}  # fmt: skip
     assert (first["predictions"], first["labelled"]) == (20, 20)
     assert first["metrics"]["roc_auc"] is None and 0 <= first["metrics"]["accuracy"] <= 1
     assert "1.0.0" in cli("monitor", MODEL, code=0)
