@@ -133,6 +133,44 @@ def test_repeated_ids_join_the_prediction_nearest_before_the_event(
     ]
 
 
+def test_a_forecast_of_many_times_joins_each_actual_to_its_own_row(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    """A row's identity is its id and time: one request that forecast several hours of one
+    entity (the rows carry the time column) joins each actual to the prediction of its own
+    hour, not to one of them chosen by the request's time."""
+    ws = make_workspace(store=store_url)
+    hours = [T0 + timedelta(hours=h) for h in (1, 2, 3)]
+    ws.store.log_predictions(
+        [
+            {
+                "model": MODEL,
+                "request_id": "forecast",
+                "entity_id": "e1",
+                "version": "1.0.0",
+                "arm": "champion",
+                "features": json.dumps(
+                    {**{f: float(i) for f in WEATHER_FEATURES}, "date": at.isoformat()}
+                ),
+                "output": i % 2,
+                "proba": 0.2 + 0.3 * i,
+                "created_at": T0,
+            }
+            for i, at in enumerate(hours)
+        ]
+    )
+    p = t.predictions.c
+    with ws.store.read() as conn:
+        ids = [r.id for r in conn.execute(select(p.id).order_by(p.proba))]
+    frame = pd.DataFrame({"day_id": "e1", "date": [str(at) for at in hours], "rain": [0, 1, 0]})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.unmatched, r.training_rows_added) == (3, 0, 3)
+    links = actual_links(ws)
+    assert [links[("e1", at)] for at in hours] == ids
+    rows = ws.store.training_frame(MODEL).sort_values("event_time")
+    assert rows["temperature"].tolist() == [0.0, 1.0, 2.0]  # each hour's own inputs
+
+
 def test_regression_needs_numeric_targets_and_times_must_parse(
     store_url: str, make_workspace: Callable[..., Workspace]
 ) -> None:

@@ -2,6 +2,8 @@
 rows; from a file, a frame, or a JSONL log followed across restarts.
 
 An actual joins the prediction of its entity id. When an id was scored more than once, it joins
+the prediction of its own row, the one scored with the same id and time column value (a row's
+identity is its id and time: a forecast of many hours of one place joins hour by hour); else
 the prediction nearest before the actual's event time (the earliest one when all are after it,
 the newest one when the feedback has no time). Served predictions are preferred over shadow
 ones. Unmatched actuals are stored with no prediction and counted, never dropped. A label that
@@ -267,8 +269,26 @@ def level_column(values: Any) -> pa.Array:
 
 def candidates(ws: Workspace, model: str, entity_ids: Sequence[str]) -> pd.DataFrame:
     """Every logged prediction of the given (distinct) entity ids: ``pos`` indexes
-    ``entity_ids`` (see ``FeedbackStore.prediction_candidates``)."""
-    return ws.store.prediction_candidates(model, entity_ids)
+    ``entity_ids`` (see ``FeedbackStore.prediction_candidates``). ``row_time`` is the time
+    column's value in the row each prediction scored (NaT when the request did not send it),
+    read only for entities scored more than once: there it picks the prediction of the
+    actual's own (id, time) row, e.g. one forecast of a week of hours per place."""
+    import numpy as np
+
+    cands = ws.store.prediction_candidates(model, entity_ids)
+    row_time = np.full(len(cands), np.datetime64("NaT"), dtype="datetime64[us]")
+    pos = cands["pos"].to_numpy(dtype=np.int64)
+    many = np.flatnonzero(np.bincount(pos)[pos] > 1) if len(pos) else pos
+    if len(many):
+        column = ws.model_spec(model).time_column
+        table, have = ws.store.input_table(
+            cands["input_key"].to_numpy()[many].tolist(),
+            cands["input_row"].to_numpy()[many].astype(np.int64),
+            [column],
+        )
+        times = parse_times(table.column(column).to_pandas())
+        row_time[many[have]] = times.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")
+    return cands.assign(row_time=row_time)
 
 
 def match(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any) -> pd.DataFrame:
@@ -315,8 +335,10 @@ def match(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any) -> pd.DataFram
 
 
 def _as_of(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any, cols: list[str]) -> Any:
-    """The as-of choice for entities with several candidates: the prediction nearest before
-    the actual's time, else the earliest after it; the newest when the actual has no time."""
+    """The choice for entities with several candidates: the prediction of the actual's own
+    row (its id and time, when the scored rows carried the time column), else the prediction
+    nearest before the actual's time, else the earliest after it; the newest when the actual
+    has no time."""
     import pandas as pd
 
     cands = cands.sort_values(["created_at", "id"], kind="stable")
@@ -332,7 +354,20 @@ def _as_of(cands: pd.DataFrame, actuals: pd.DataFrame, codes: Any, cols: list[st
         before = pd.merge_asof(timed, right, on="event_time", by="pos")
         after = pd.merge_asof(timed, right, on="event_time", by="pos", direction="forward")
         before, after = before.set_index("index")[cols], after.set_index("index")[cols]
-        picked.append(before.where(before["id"].notna(), after))
+        chosen = before.where(before["id"].notna(), after)
+        if "row_time" in cands.columns and cands["row_time"].notna().any():
+            # the prediction of the actual's own row (id and time) wins; the newest of them
+            rows = cands.dropna(subset=["row_time"]).drop_duplicates(
+                ["pos", "row_time"], keep="last"
+            )
+            own = timed.merge(
+                rows[["pos", "row_time", *cols]],
+                left_on=["pos", "event_time"],
+                right_on=["pos", "row_time"],
+                how="left",
+            ).set_index("index")[cols]
+            chosen = own.where(own["id"].notna(), chosen)
+        picked.append(chosen)
     untimed = left[left["event_time"].isna()]
     if len(untimed):
         newest = cands.groupby("pos", sort=False).tail(1)[["pos", *cols]]
