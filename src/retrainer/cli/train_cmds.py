@@ -188,7 +188,7 @@ def _train_one(
         from ..evaluation.gate import summary_line
 
         # a verdict other than pass already carries its first reason in the summary
-        rest = gate["reasons"][1:] if verdict != "pass" else gate["reasons"]
+        rest = [] if gate.get("budgets_only") else gate["reasons"][verdict != "pass" :]
         out.print(
             summary_line(gate) + "".join(f"; {why}" for why in rest),
             highlight=False,

@@ -591,6 +591,23 @@ def _shown(x: Any) -> str:
     return "undefined" if x is None else _num(x)
 
 
+def verdict_text(gate: dict[str, Any] | None) -> str:
+    """The gate's verdict and what it compared against, in a few words.
+
+    >>> verdict_text({"verdict": "pass", "champion_version": "1.0.0"})
+    'gate pass vs 1.0.0'
+    >>> verdict_text({"verdict": "reject", "budgets_only": True, "champion_version": None})
+    'first version, budgets reject'
+    >>> verdict_text(None)
+    'first version'
+    """
+    if gate is None:
+        return "first version"
+    if gate.get("budgets_only") or gate.get("champion_version") is None:
+        return f"first version, budgets {gate['verdict']}"
+    return f"gate {gate['verdict']} vs {gate['champion_version']}"
+
+
 def summary_line(gate: dict[str, Any]) -> str:
     """One line for a stored gate result (``GateResult.to_dict()`` plus champion_version).
 

@@ -30,6 +30,7 @@ from ..core.metrics import METRICS
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Rollout
 from ..evaluation.arms import ArmComparison, compare_arms
+from ..evaluation.gate import verdict_text
 from ..policy.state import LiveRegression
 from .monitor import MonitorReport, monitor
 from .registry_ops import deploy, verify_loadable
@@ -96,9 +97,7 @@ def place(
     allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
     if not allowed and not force:
         assert gate is not None
-        return Placement(
-            held=f"gate {verdict} vs {gate.get('champion_version')}: kept the champion"
-        )
+        return Placement(held=f"{verdict_text(gate)}: kept the champion")
     if not allowed or rollout.mode == "direct" or roles.champion is None:
         return Placement(champion=True, forced=not allowed)
     if roles.challenger is not None:
@@ -117,11 +116,7 @@ def outcome(version: ModelVersion, roles: Roles) -> str:
     record: the gate's verdict, then deployed, started as a challenger, or kept back."""
     d, v = version.details, version.version
     gate = d.get("gate")
-    verdict = (
-        "first version"
-        if gate is None
-        else f"gate {gate['verdict']} vs {gate.get('champion_version')}"
-    )
+    verdict = verdict_text(gate)
     if d.get("forced"):
         verdict += " (forced)"
     if d.get("deployed"):
@@ -145,7 +140,7 @@ def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Plac
     if value is not None:
         fields[f"holdout {primary}"] = f"{value:.4g}"
     if gate:
-        fields["gate"] = f"{gate['verdict']} vs {gate.get('champion_version')}"
+        fields["gate"] = verdict_text(gate).removeprefix("gate ")
     ws.alert(model, "retrained", f"{version.kind} {v} registered", version.reason, **fields)
     shrunk = d.get("training_shrunk")
     if shrunk:
