@@ -115,8 +115,11 @@ def check_sets(sets: Mapping[str, Features], chosen: str | None, fallback: str |
                     f"remove {key}"
                 )
             close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
-            hint = f"did you mean {close[0]!r}?" if close else f"known: {', '.join(names)}"
-            raise ValueError(f"{key} {name!r} is not a feature set of this model; {hint}")
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"{key} {name!r} is not a feature set of this model; {hint}"
+                f"set it to one of: {', '.join(names)}"
+            )
     kinds: dict[str, tuple[str, str]] = {}
     for name, fs in sets.items():
         if not fs.all:
@@ -157,15 +160,6 @@ def resolve(spec: ModelSpec, present: Collection[str]) -> FeatureChoice:
     reason = f"feature set {name!r} needs column(s) {missing}, which the rows do not hold"
     fell = spec.model_copy(update={"feature_set": backup})
     return FeatureChoice(fell, backup, name, reason, missing)
-
-
-def with_schema(spec: ModelSpec, schema: Mapping[str, Any]) -> ModelSpec:
-    """``spec`` using the columns of a version's feature schema (what that version was
-    trained on, whatever the flag says now): for fitting again the recipe of a version."""
-    own = Features(
-        numeric=list(schema.get("numeric", [])), categorical=list(schema.get("categorical", []))
-    )
-    return spec.model_copy(update={"features": own, "feature_sets": {}, "feature_set": None})
 
 
 def present_columns(frame: Any) -> list[str]:

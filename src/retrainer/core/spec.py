@@ -160,10 +160,13 @@ class ModelSpec(BaseModel):
         for name, feats in groups.items():
             where = f"feature_sets.{name}" if name else "features"
             if not feats:
-                raise ValueError("features lists no column; add features.numeric or .categorical")
+                raise ValueError(
+                    "features lists no column; add features.numeric or .categorical (or name "
+                    "sets under feature_sets)"
+                )
             dup = sorted({f for f in feats if feats.count(f) > 1})
             if dup:
-                raise ValueError(f"{where} list {dup} more than once")
+                raise ValueError(f"{where} lists {dup} more than once; list each column once")
             for key in ("target", "id_column", "time_column"):
                 if getattr(self, key) in feats:
                     raise ValueError(f"{key} {getattr(self, key)!r} is also listed in {where}")

@@ -45,7 +45,7 @@ from ..evaluation.splits import temporal_holdout
 from ..families import family_class
 from ..families.base import class_labels
 from .fitting import Evaluation, Fitted, confusion_matrix, score
-from .train import check_target, load_window, register_fitted, version_bump
+from .train import check_target, choose_features, load_window, register_fitted, version_bump
 from .workspace import Workspace
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
@@ -104,6 +104,8 @@ def import_model(
         ) from None
     digest = hashlib.sha256(data).hexdigest()
     frame = load_window(ws, spec)
+    choice = choose_features(spec, frame)  # the set a training on these rows would use
+    spec = choice.spec
     check_target(spec, frame)
     names = spec.feature_names
     cats = list(spec.active_features.categorical)
@@ -131,7 +133,7 @@ def import_model(
         created_by=created_by,
         reason=why,
         deploy=True,
-        details={"import": info},
+        details={"import": info, **({"feature_set": choice.details()} if choice.name else {})},
         force=force,
         require_pass=True,
     )

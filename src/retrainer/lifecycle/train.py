@@ -329,6 +329,10 @@ def register_fitted(
     and, when ``deploy`` is asked, put it where the gate and the spec's rollout say
     (:func:`rollout.place`: champion, or a shadow/A/B/canary challenger), all in one
     transaction; then send its alerts (:func:`rollout.announce`)."""
+    interval = None
+    if spec.calibration == "conformal":  # from residuals it was not fitted on; too few fail
+        ev = fitted.evaluation  # here, before any artifact is written
+        interval = fit_interval(ev.y_true, ev.predictions, spec.calibration_coverage)
     data = fitted.model.save()
     cost = serving_cost(spec, fitted, frame, data)
     gate = gate_against_champion(ws, spec, fitted, frame, len(data), cost)
@@ -377,9 +381,7 @@ def register_fitted(
     if fitted.calibrator is not None:
         extra["calibrator"] = fitted.calibrator.to_dict()
         extra["calibration"] = fitted.calibration
-    if spec.calibration == "conformal":  # the interval from residuals it was not fitted on
-        ev = fitted.evaluation
-        interval = fit_interval(ev.y_true, ev.predictions, spec.calibration_coverage)
+    if interval is not None:
         extra["interval"] = interval.to_dict()
     extra["reference"] = ReferenceStats.from_frame(
         frame, spec.active_features.numeric, spec.active_features.categorical
