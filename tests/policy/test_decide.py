@@ -516,3 +516,22 @@ def test_a_feature_the_champion_never_saw_is_a_full_retrain_naming_it() -> None:
     )
     assert d.numbers["new_features"] == ["shift_percentage", "overtime_hours"]
     assert decide(healthy(), POLICY, ROLLOUT).numbers["new_features"] == []
+
+
+def test_an_error_metric_that_degrades_is_said_to_be_above_its_baseline() -> None:
+    from datetime import UTC, datetime
+
+    from retrainer.core.spec_sections import Policy, Rollout
+    from retrainer.policy.decide import decide
+    from retrainer.policy.state import LivePerformance, MaintenanceState
+
+    state = MaintenanceState(
+        model="demand",
+        now=datetime(2026, 5, 3, tzinfo=UTC),
+        champion="1.0.0",
+        days_since_full_retrain=2,
+        days_since_update=2,
+        performance=LivePerformance("mae", live=2.08, baseline=1.72, n_samples=500),
+    )
+    reason = decide(state, Policy(), Rollout()).reasons[0]
+    assert reason.startswith("live mae 2.08 is 20.9% above baseline 1.72"), reason

@@ -137,10 +137,21 @@ def _regression(c: _Context) -> Fired:
     if not (math.isfinite(r.drop) and r.drop > c.rollout.auto_rollback_drop):
         return None
     return "rollback", (
-        f"live {r.metric} of {r.version} is {_num(r.live)}, {_pct(r.drop)} below previous "
-        f"champion {r.previous_version} at {_num(r.previous)} on {r.n_samples} samples "
+        f"live {r.metric} of {r.version} is {_num(r.live)}, {_pct(r.drop)} "
+        f"{_worse_side(r.metric)} previous champion {r.previous_version} at {_num(r.previous)} "
+        f"on {r.n_samples} samples "
         f"(rollback at {_pct(c.rollout.auto_rollback_drop)})"
     )
+
+
+def _worse_side(metric: str) -> str:
+    """Where a worse value lies: below for accuracy, above for an error such as mae.
+
+    >>> _worse_side("accuracy"), _worse_side("mae")
+    ('below', 'above')
+    """
+    m = METRICS.get(metric)
+    return "above" if m is not None and not m.bigger_is_better else "below"
 
 
 def _degradation_reason(c: _Context, relative: float | None, points: float | None, key: str) -> str:
@@ -153,7 +164,7 @@ def _degradation_reason(c: _Context, relative: float | None, points: float | Non
     if relative is not None:
         assert c.degradation is not None
         parts.append(
-            f"{_pct(c.degradation)} below baseline {_num(perf.baseline)} "
+            f"{_pct(c.degradation)} {_worse_side(perf.metric)} baseline {_num(perf.baseline)} "
             f"(policy.{key}: {_pct(relative)})"
         )
     if points is not None:
@@ -374,7 +385,8 @@ def _notes(c: _Context) -> list[str]:
         and r.drop > c.rollout.auto_rollback_drop
     ):
         notes.append(
-            f"live {r.metric} of {r.version} is {_pct(r.drop)} below {r.previous_version}, "
+            f"live {r.metric} of {r.version} is {_pct(r.drop)} {_worse_side(r.metric)} "
+            f"{r.previous_version}, "
             "but policy.rollback_on_regression is off"
         )
     days, limit = c.state.days_since_update, c.policy.max_days_since_update
