@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ..core.views import event_view, roles_view, version_view
+from ..core.views import event_view, feature_set_text, roles_view, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
 
 
@@ -275,11 +275,3 @@ def rollback(
         emit_json(event_view(event))
     else:
         out.print(f"{model}: rolled back {event.from_version} → {event.to_version}")
-
-
-def feature_set_text(v: dict[str, Any]) -> str:
-    """The feature set a version trained on, and why when it fell back to it."""
-    fs = v["feature_set"]
-    if not fs.get("reason"):
-        return str(fs["name"])
-    return f"{fs['name']} (fell back from {fs['requested']}: {fs['reason']})"

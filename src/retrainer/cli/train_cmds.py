@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from ..core.views import candidate_role, placement_text, version_view
+from ..core.views import candidate_role, feature_set_text, placement_text, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
 
 if TYPE_CHECKING:
@@ -152,6 +152,8 @@ def _train_one(
             f"(fallback {p.fallback_family}) as a {p.bump} version (parent {p.parent})"
         )
         out.print(f"window {w.start} → {w.end}: {w.rows} rows; classes {p.class_balance}")
+        if p.feature_set:  # the named set it would train on, and why when it falls back
+            out.print(f"feature set {feature_set_text(p.to_dict())}", markup=False)
         out.print(p.quality.render(), markup=False, highlight=False)
         return 0 if p.quality.ok else 1
     with _progress(not as_json, model) as step:
@@ -184,6 +186,8 @@ def _train_one(
         f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
         + placement_text(r.version, r.deployed)
     )
+    if view.get("feature_set"):  # the named set it trained on, and why when it fell back
+        out.print(f"feature set {feature_set_text(view)}", markup=False, highlight=False)
     if gate:
         from ..evaluation.gate import summary_line
 

@@ -4,6 +4,7 @@ docs/cli.md). One place, so the three never drift apart."""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from .entities import DeploymentEvent, ModelVersion, Roles
@@ -31,6 +32,18 @@ def candidate_role(v: ModelVersion, deployed: bool) -> str:
     if deployed:
         return "champion"
     return "challenger" if v.details.get("challenger") else "archived"
+
+
+def feature_set_text(v: Mapping[str, Any]) -> str:
+    """The feature set a version (or a plan) trained on, and why when it fell back to it.
+
+    >>> feature_set_text({"feature_set": {"name": "enhanced"}})
+    'enhanced'
+    """
+    fs = v["feature_set"]
+    if not fs.get("reason"):
+        return str(fs["name"])
+    return f"{fs['name']} (fell back from {fs['requested']}: {fs['reason']})"
 
 
 def placement_text(v: ModelVersion, deployed: bool) -> str:
