@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,3 +129,41 @@ def wait_for(check: Any, what: str, timeout: float = 120.0) -> Any:
             return got
         assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
         time.sleep(0.2)
+
+
+@contextmanager
+def served_on_clock(folder: Path, clock: SimClock, port: int) -> Iterator[str]:
+    """The app ``retrainer serve`` runs (``create_app`` under uvicorn, on loopback), in a
+    thread of this process whose requests read the story's simulated clock: what it logs is
+    stamped with the story's time, so the monitor, the canary and the rollback see the days
+    the story walks through. Its background threads (reload, prediction log) run as they do
+    in ``retrainer serve``. Uses the environment's ``RETRAINER_*`` settings."""
+    import uvicorn
+
+    from retrainer.serving.app import create_app
+
+    application = create_app(folder / "retrainer.yaml", scheduler=False)
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", access_log=False
+    )
+    server = uvicorn.Server(config)  # off the main thread it installs no signal handlers
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with use_clock(clock):
+                server.run()
+        except BaseException as exc:  # reported by the waiting test
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="story-server", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: failed or server.started, "the in-process server to start", 60)
+        assert not failed, f"the server failed to start: {failed[0]!r}"
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        assert not thread.is_alive(), "the in-process server did not stop in 60 s"
