@@ -1,7 +1,7 @@
 """Seeded backlink tasks for the backlink-feedback example: each task places one link on one
 site, and its outcome (``link_live``: the link is live and accepted) is known a few hours later.
 
-    python generate.py data            # 14 days of labelled history, then 21 days of tasks
+    python generate.py data            # 14 days of labelled history, then 20 days of tasks
 
 Writes ``history.csv`` (the 14 days before the story, labelled: the team's existing dataset)
 and, for each story day, ``tasks-YYYY-MM-DD.csv`` (the tasks the automation will ask about,
@@ -10,10 +10,10 @@ it; the automation's own log holds the automation's share of them, the README sh
 
 Acceptance follows the site's domain authority, spam score, outbound links, age, the platform
 and the anchor type. Three things change during the story: from the first day a CMS plug-in,
-``guarded``, appears on strong-looking sites (4% of tasks) and rejects almost every link; from
-the second Monday a new platform, ``social``, appears (4% of tasks): its sites look weak but
-most accept the link; from the third Monday the plug-in spreads to 15% of the tasks. A model
-that has not seen a change gets its tasks wrong.
+``guarded``, appears on 4% of the sites (ordinary sites, but the plug-in rejects almost every
+link); from the second Monday a new platform, ``social``, appears (5% of the tasks): its
+sites look weak but most accept the link; from the third Monday the plug-in spreads to a
+quarter of the sites. A model that has not seen a change gets its tasks wrong.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pandas as pd
 
 PER_DAY = 600
 HISTORY_DAYS = 14
-STORY_DAYS = 21
+STORY_DAYS = 20
 STORY_START = datetime(2026, 3, 2)  # a Monday
 SOCIAL_FROM = STORY_START + timedelta(days=7)  # the new platform, the second Monday
 SPREAD_FROM = STORY_START + timedelta(days=14)  # the plug-in spreads, the third Monday
