@@ -259,6 +259,7 @@ def test_backlink_feedback_story(
             for hour in (2, 6) if nxt.weekday() == 6 else (6,):
                 story.at(f"{nxt:%Y-%m-%d}T{hour:02d}:00:00")
                 mornings[f"{nxt:%m-%d} {hour:02d}"] = day.scheduled()
+        day.http.close()
     said = {
         k: [f"{r['job']} {r['outcome']}: {r['detail']}" for r in v] for k, v in mornings.items()
     }
