@@ -107,7 +107,6 @@ def fine_tune(
             f"({schema['numeric'] + schema['categorical']}). A feature-schema change needs a "
             f"new major version: run a full retrain (`retrainer train {model}`)."
         )
-    frame = new_rows(ws, model, champion, days)
     if len(frame) < spec.fine_tune.min_rows:
         raise InputError(
             f"Model {model!r} has {len(frame)} new rows since champion {champion.version}'s "
