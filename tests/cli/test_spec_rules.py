@@ -101,7 +101,7 @@ def test_calibration_on_a_regression_is_refused(tmp_path: Path) -> None:
     for args in (("train", MODEL, "--dry-run"), ("status",)):
         msg = text(cli(*args, code=2))
         assert "calibration 'sigmoid' applies to classifiers only" in msg
-        assert "set it to 'none'" in msg
+        assert "Use 'conformal' for a calibrated prediction interval, or 'none'" in msg
 
 
 def test_unknown_schedule_time_zone_is_refused(tmp_path: Path) -> None:
