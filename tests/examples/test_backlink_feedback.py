@@ -312,7 +312,8 @@ def test_backlink_feedback_story(
     # week 3, Monday: 2.0.0, forced by hand; Tuesday's maintain rolls it back on its own
     assert said["03-17 06"] == ["maintain ok: rollback: rolled back 2.0.0 → 1.2.0"]
     rolled = bodies["[backlink] rollback: rolled back 2.0.0 → 1.2.0"]
-    assert "below previous champion 1.2.0" in rolled and "(rollback at 5%)" in rolled
+    assert "below previous champion 1.2.0" in rolled
+    assert "(rollout.auto_rollback_points: 0.05)" in rolled
     drop = bodies["[backlink] critical_degradation: critical degradation of champion 2.0.0"]
     live, base = (
         float(x) for x in re.findall(r"live accuracy ([\d.]+) against baseline ([\d.]+)", drop)[0]

@@ -87,10 +87,29 @@ def test_live_regression_rolls_back() -> None:
     d = decide(healthy(regression=regression()), POLICY, ROLLOUT)
     assert d.action == "rollback"
     assert d.reasons[0] == (
-        "live accuracy of 1.3.0 is 0.8, 8% below previous champion 1.2.0 at 0.87 on 500 "
-        "samples (rollback at 5%)"
+        "live accuracy of 1.3.0 is 0.8, 8% (0.07 points) below previous champion 1.2.0 at 0.87 "
+        "on 500 samples (rollout.auto_rollback_drop: 5%)"
     )
     assert d.numbers["regression_drop"] == pytest.approx(0.07 / 0.87)
+
+
+def test_live_regression_in_points() -> None:
+    """The team's "accuracy < current - 0.05": 0.07 points crosses 0.05 points even where
+    the relative limit is not crossed (8% < 10%)."""
+    relative_only = ROLLOUT.model_copy(update={"auto_rollback_drop": 0.1})
+    assert decide(healthy(regression=regression()), POLICY, relative_only).action == "nothing"
+    both = relative_only.model_copy(update={"auto_rollback_points": 0.05})
+    d = decide(healthy(regression=regression()), POLICY, both)
+    assert d.action == "rollback"
+    assert d.reasons[0].endswith("(rollout.auto_rollback_points: 0.05)")
+    assert (
+        decide(
+            healthy(regression=regression()),
+            POLICY,
+            relative_only.model_copy(update={"auto_rollback_points": 0.08}),
+        ).action
+        == "nothing"
+    )
 
 
 def test_live_regression_needs_samples_a_big_drop_and_the_switch() -> None:

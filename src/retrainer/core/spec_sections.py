@@ -414,6 +414,14 @@ class Rollout(Section):
     watch: str = "1d"
     min_samples: int = Field(100, ge=1)
     auto_rollback_drop: float = Field(0.05, gt=0)
+    auto_rollback_points: float | None = Field(
+        None,
+        gt=0,
+        description=(
+            "Also roll back (or withdraw a challenger) when the live primary metric is this "
+            "many points (absolute) worse than the previous champion's."
+        ),
+    )
 
     _w = field_validator("watch")(_duration)
 

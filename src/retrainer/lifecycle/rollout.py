@@ -384,15 +384,20 @@ def advance(
     numbers["comparison"] = cmp.to_dict()
     metric = METRICS[cmp.metric]
     drop = metric.degradation(cmp.challenger, cmp.champion)
-    numbers["drop"] = drop
+    points = -metric.improvement(cmp.challenger, cmp.champion)
+    numbers["drop"], numbers["drop_points"] = drop, points
     vs = f"live {cmp.metric} {cmp.challenger:.4f} vs champion {cmp.champion:.4f} over {n} labelled"
-    if drop > r.auto_rollback_drop or cmp.verdict == "challenger_worse":
+    by_points = r.auto_rollback_points is not None and points > r.auto_rollback_points
+    if drop > r.auto_rollback_drop or by_points or cmp.verdict == "challenger_worse":
+        limits = f"limit {r.auto_rollback_drop:.0%}" + (
+            f" or {r.auto_rollback_points:g} points" if r.auto_rollback_points is not None else ""
+        )
         return _withdraw(
             ws,
             model,
             ch,
             by,
-            f"{label}: {vs} — worse by {drop:.1%} (limit {r.auto_rollback_drop:.0%}); withdrawn",
+            f"{label}: {vs} — worse by {drop:.1%}, {points:.4g} points ({limits}); withdrawn",
             numbers,
         )
     if ch.mode == "ab":

@@ -207,9 +207,7 @@ def _parquet_chunks(
 
     data = _dataset(spec)
     names = set(data.schema.names)
-    wanted = columns or [
-        spec.id_column, spec.time_column, spec.target, *spec.stored_features.all
-    ]
+    wanted = columns or [spec.id_column, spec.time_column, spec.target, *spec.stored_features.all]
     cols = [c for c in wanted if c in names]
     if spec.time_column not in names:
         raise InputError(

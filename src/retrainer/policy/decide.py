@@ -134,13 +134,19 @@ def _regression(c: _Context) -> Fired:
     r = c.state.regression
     if r is None or not c.policy.rollback_on_regression or r.n_samples < c.rollout.min_samples:
         return None
-    if not (math.isfinite(r.drop) and r.drop > c.rollout.auto_rollback_drop):
+    limit, points = c.rollout.auto_rollback_drop, c.rollout.auto_rollback_points
+    relative = math.isfinite(r.drop) and r.drop > limit
+    absolute = points is not None and math.isfinite(r.points) and r.points > points
+    if not (relative or absolute):
         return None
+    crossed = [f"rollout.auto_rollback_drop: {_pct(limit)}"] if relative else []
+    if absolute and points is not None:
+        crossed.append(f"rollout.auto_rollback_points: {_num(points)}")
     return "rollback", (
         f"live {r.metric} of {r.version} is {_num(r.live)}, {_pct(r.drop)} "
-        f"{_worse_side(r.metric)} previous champion {r.previous_version} at {_num(r.previous)} "
-        f"on {r.n_samples} samples "
-        f"(rollback at {_pct(c.rollout.auto_rollback_drop)})"
+        f"({_num(r.points)} points) {_worse_side(r.metric)} previous champion "
+        f"{r.previous_version} at {_num(r.previous)} on {r.n_samples} samples "
+        f"({'; '.join(crossed)})"
     )
 
 
@@ -482,6 +488,7 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "regression_drop": _finite(r.drop) if r else None,
         "regression_samples": r.n_samples if r else None,
         "auto_rollback_drop": c.rollout.auto_rollback_drop,
+        "auto_rollback_points": c.rollout.auto_rollback_points,
     }
 
 

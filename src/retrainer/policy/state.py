@@ -125,6 +125,11 @@ class LiveRegression:
         """Relative drop of the new champion against the previous one (0.05 = 5% worse)."""
         return METRICS[self.metric].degradation(self.live, self.previous)
 
+    @property
+    def points(self) -> float:
+        """Absolute drop, in the metric's units (0.05 = 5 points worse), by its direction."""
+        return -METRICS[self.metric].improvement(self.live, self.previous)
+
 
 @dataclass(frozen=True)
 class MaintenanceState:
