@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,13 +32,7 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No RETRAINER_* setting of the caller leaks in; wide consoles so messages never wrap."""
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
+    """Wide consoles so messages never wrap (conftest keeps the caller's RETRAINER_* out)."""
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.chdir(tmp_path)
 

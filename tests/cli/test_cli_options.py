@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,6 @@ PARAMS = {"n_estimators": 20, "num_threads": 1}
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.chdir(tmp_path)
 

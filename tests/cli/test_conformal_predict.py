@@ -4,7 +4,6 @@ small to measure the interval fails the training before anything is stored."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +17,6 @@ MODEL = "load"
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.chdir(tmp_path)
 

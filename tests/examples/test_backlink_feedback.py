@@ -14,7 +14,6 @@ failed job and a shrinking training set, each an alert at the team's webhook.
 from __future__ import annotations
 
 import json
-import os
 import re
 import threading
 from collections.abc import Iterator
@@ -110,12 +109,6 @@ class Hooks:
 
 @pytest.fixture
 def team(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TeamApi, Hooks]]:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
     api, hooks = TeamApi(), Hooks()
     # the spec's addresses are the team's; here both live on free loopback ports

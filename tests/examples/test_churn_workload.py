@@ -12,7 +12,6 @@ retrain naming it, a new major version), retention keeping five.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,6 @@ TIGHT = {"RETRAINER_WORKLOAD__GATE__MAX_MEMORY_MB": "0.001"}
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
 
 

@@ -13,7 +13,6 @@ webhook on loopback when demand jumps.
 from __future__ import annotations
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -64,12 +63,6 @@ def receiver() -> Iterator[Receiver]:
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
 
 

@@ -12,7 +12,6 @@ into seconds): predictions, actuals, rollouts and the A/B window all sit on one 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,6 @@ CHAOS = {"hurst_60", "sample_entropy_20", "fractal_dim_30"}
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and key not in (
-            "RETRAINER_TEST_POSTGRES",
-            "RETRAINER_REQUIRE_POSTGRES",
-        ):
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
 
 

@@ -5,7 +5,6 @@ time and recorded on the version, the holdout confusion matrix, and a plain comp
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,9 +22,6 @@ runner = CliRunner()
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and "POSTGRES" not in key:
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.chdir(tmp_path)
 

@@ -6,7 +6,6 @@ new alert events reach a webhook receiver on loopback. All through the real CLI.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -65,9 +64,6 @@ def hook() -> Iterator[Hook]:
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for key in list(os.environ):
-        if key.startswith("RETRAINER_") and "POSTGRES" not in key:
-            monkeypatch.delenv(key)
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.chdir(tmp_path)
 

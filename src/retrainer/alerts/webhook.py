@@ -22,31 +22,19 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final, Literal, get_args
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import httpx
 
 from ..core.clock import utcnow
 from ..core.errors import InputError
-from ..core.spec_sections import Alerts
+from ..core.spec_sections import ALERT_EVENTS, AlertEvent, Alerts
 
 log = logging.getLogger("retrainer.alerts")
 
-Event = Literal[
-    "deploy",
-    "challenger_started",
-    "rollback",
-    "gate_rejected",
-    "retrained",
-    "training_shrunk",
-    "critical_degradation",
-    "critical_drift",
-    "quality_failed",
-    "job_failed",
-    "reload_failed",
-]
-EVENTS: Final[tuple[str, ...]] = get_args(Event)
+Event = AlertEvent  # one list of event names: the spec's (alerts.events is checked against it)
+EVENTS: Final[tuple[str, ...]] = ALERT_EVENTS
 _COLORS = {
     "deploy": "good",
     "challenger_started": "good",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -472,7 +472,7 @@ class Schedule(Section):
         return v
 
 
-ALERT_EVENTS: tuple[str, ...] = (
+AlertEvent = Literal[
     "deploy",
     "challenger_started",
     "rollback",
@@ -484,7 +484,8 @@ ALERT_EVENTS: tuple[str, ...] = (
     "quality_failed",
     "job_failed",
     "reload_failed",
-)
+]
+ALERT_EVENTS: tuple[str, ...] = get_args(AlertEvent)  # the names `alerts.events` accepts
 
 
 class Alerts(Section):
