@@ -223,3 +223,30 @@ def test_a_scheduled_fine_tune_past_max_fine_tunes_is_a_full_retrain(
     with Workspace.open(config) as ws:
         newest = ws.store.list_versions("weather")[-1]
     assert (newest.version, newest.kind, newest.created_by) == ("1.1.0", "full_retrain", "schedule")
+
+
+def test_a_scheduled_fine_tune_after_a_feature_was_added_is_a_full_retrain(
+    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path]
+) -> None:
+    """The champion cannot continue on a feature it never saw: the job retrains in full (as
+    maintain would), instead of failing every time it fires."""
+    from retrainer.datasets import WEATHER_FEATURES
+
+    config = config_file(
+        params=PARAMS,
+        schedule={"fine_tune": "0 * * * *"},
+        features={"numeric": WEATHER_FEATURES[:-1]},
+        training={"window_days": 365},
+    )
+    cli(config, "ingest", "weather", weather_csv("1949-01-01", "1952-01-01"))
+    cli(config, "train", "weather", "--deploy")
+    every = {"params": PARAMS, "schedule": {"fine_tune": "0 * * * *"}}
+    config_file(**every, training={"window_days": 365})  # every feature from now on
+    cli(config, "ingest", "weather", weather_csv("1952-01-01", "1953-01-01"))
+    [run] = as_json(config, "scheduler", "--once")["runs"]
+    assert (run["job"], run["outcome"]) == ("fine_tune", "ok"), run["detail"]
+    assert "differ from champion 1.0.0's" in run["detail"]
+    assert "this scheduled fine-tune is a full retrain" in run["detail"]
+    with Workspace.open(config) as ws:
+        newest = ws.store.list_versions("weather")[-1]
+    assert (newest.version, newest.kind) == ("2.0.0", "full_retrain")

@@ -28,7 +28,7 @@ from apscheduler.triggers.cron import CronTrigger
 from ..alerts import Alert, Alerter
 from ..core.clock import utcnow
 from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
-from ..core.errors import ConfigError, InputError, LeaseHeld, RetrainerError
+from ..core.errors import CapabilityError, ConfigError, InputError, LeaseHeld, RetrainerError
 from ..core.spec import Spec
 from ..lifecycle.fine_tune import fine_tune
 from ..lifecycle.lease import default_owner, held_lease
@@ -244,24 +244,27 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
             return "ok", _pull_feedback(ws, model)
         with held_lease(ws, f"model:{model}", owner=owner):
             job, reason = _what_to_train(ws, job, model)
-            if job == "full_retrain":
-                t = train(
-                    ws, model, created_by="schedule", deploy=True, require_pass=True, reason=reason
-                )
-                version = t.version
-            else:
+            version = None
+            if job == "fine_tune":
                 try:
-                    f = fine_tune(
+                    version = fine_tune(
                         ws,
                         model,
                         deploy=True,
                         require_pass=True,
                         created_by="schedule",
                         reason=reason,
+                    ).version
+                except CapabilityError as exc:  # a family or feature change: as maintain does
+                    reason = (
+                        f"{exc.message.split('. ')[0]}: this scheduled fine-tune is a full retrain"
                     )
                 except InputError as exc:  # too few new rows: nothing to learn from yet
                     return "skipped", f"not enough new rows: {exc.message}"
-                version = f.version
+            if version is None:
+                version = train(
+                    ws, model, created_by="schedule", deploy=True, require_pass=True, reason=reason
+                ).version
             said = outcome(version, ws.store.roles(model))
             return "ok", said if reason.startswith("scheduled") else f"{reason}; {said}"
     except LeaseHeld as exc:
