@@ -158,3 +158,10 @@ def test_a_feature_added_to_the_spec_is_a_full_retrain_naming_it(
     )
     done = maintain(ws, "weather", now=now)
     assert done.version is not None and done.version.startswith("2.")  # a new schema: major
+    roles = ws.store.roles("weather")
+    if roles.champion == "1.0.0":  # the gate had no rows newer than 1.0.0 to judge it on
+        later = (pd.Timestamp(now) + pd.Timedelta(days=1)).to_pydatetime()
+        again = maintain(ws, "weather", dry_run=True, now=later).decision
+        # the candidate with the new feature exists: no new major version each check until
+        # there are rows newer than it to judge the next one on
+        assert again.numbers["rule"] != "new_features", again.reasons

@@ -103,8 +103,25 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         drift=drift,
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
-        new_features=new_features(ws, spec, champ),
+        new_features=_new_features_due(ws, spec, champ, newest, new_rows),
     )
+
+
+def _new_features_due(
+    ws: Workspace, spec: ModelSpec, champion: ModelVersion, newest: ModelVersion, new_rows: int
+) -> tuple[str, ...]:
+    """:func:`new_features`, unless a full retrain that learnt them was already made after the
+    champion and kept back (its gate had too few rows newer than the champion's): the next
+    one waits until ``gate.min_rows`` rows newer than that attempt exist to judge it on,
+    instead of a new major version at every check."""
+    fresh = new_features(ws, spec, champion)
+    if not fresh or newest is champion or newest.version == champion.version:
+        return fresh
+    schema = newest.feature_schema
+    tried = {*schema.get("numeric", []), *schema.get("categorical", [])}
+    if newest.kind in FULL and set(fresh) <= tried and new_rows < spec.gate.min_rows:
+        return ()
+    return fresh
 
 
 def new_features(ws: Workspace, spec: ModelSpec, champion: ModelVersion) -> tuple[str, ...]:
