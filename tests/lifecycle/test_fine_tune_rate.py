@@ -40,6 +40,8 @@ def test_added_rounds_learn_at_the_absolute_rate(
     after = _shrinkages(ws, tuned.version.version)
     assert set(before[1:]) == {0.1}  # LightGBM's first tree carries shrinkage 1
     added = after[len(before) :]
+    # a fine-tuned version carries its validation slice's confusion matrix, as a training does
+    assert tuned.version.details["confusion_matrix"]["labels"] == [0, 1]
     assert added and all(abs(x - 0.03) < 1e-9 for x in added), added
 
 

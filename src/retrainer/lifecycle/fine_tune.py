@@ -128,16 +128,9 @@ def fine_tune(
         learning_rate_factor=learning_rate_factor(spec, tuned),
         rounds=spec.fine_tune.rounds,
     )
-    metrics, y_enc, pred, proba = score(tuned, X.iloc[val], y.iloc[val], base.calibrator)
+    scored = score(tuned, X.iloc[val], y.iloc[val], base.calibrator)
     champ_metrics = score(base.model, X.iloc[val], y.iloc[val], base.calibrator)[0]
-    evaluation = Evaluation(
-        metrics,
-        y_enc,
-        pred,
-        proba,
-        frame["entity_id"].iloc[val].tolist(),
-        frame["event_time"].iloc[val.start],
-    )
+    evaluation = Evaluation.of_rows(tuned, frame, val, scored)
     fitted = Fitted(
         model=tuned,
         family=champion.family,

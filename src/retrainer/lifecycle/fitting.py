@@ -39,6 +39,32 @@ class Evaluation:
     # classification: {"labels": [...], "matrix": rows actual x columns predicted} on the holdout
     confusion: dict[str, Any] | None = None
 
+    @classmethod
+    def of_rows(
+        cls,
+        model: FamilyModel,
+        frame: pd.DataFrame,
+        rows: slice,
+        scored: tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray | None],
+    ) -> Evaluation:
+        """The evaluation of ``model`` on ``frame``'s ``rows`` (a slice at the end of the
+        window), from what :func:`score` gave on them; a classifier's confusion matrix too."""
+        metrics, y_enc, pred, proba = scored
+        confusion = (
+            confusion_matrix(model.classes_, y_enc, pred)
+            if model.task == "classification"
+            else None
+        )
+        return cls(
+            metrics,
+            y_enc,
+            pred,
+            proba,
+            frame["entity_id"].iloc[rows].tolist(),
+            frame["event_time"].iloc[rows.start],
+            confusion,
+        )
+
 
 @dataclass
 class Fitted:
@@ -174,7 +200,8 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
     use_cal = uses_calibration(spec)
 
     eval_model, eval_cal = fit_for_evaluation(spec, family, X.iloc[train_part], y.iloc[train_part])
-    metrics, y_enc, pred, proba = score(eval_model, X.iloc[hold], y.iloc[hold], eval_cal)
+    scored = score(eval_model, X.iloc[hold], y.iloc[hold], eval_cal)
+    _, y_enc, _, proba = scored
     calibration = None
     if use_cal:
         raw = eval_model.predict_raw(X.iloc[hold])
@@ -182,17 +209,7 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
             "method": spec.calibration,
             **calibration_report(raw, proba if proba is not None else raw, y_enc).to_dict(),
         }
-    evaluation = Evaluation(
-        metrics,
-        y_enc,
-        pred,
-        proba,
-        frame["entity_id"].iloc[hold].tolist(),
-        frame["event_time"].iloc[hold.start],
-        confusion_matrix(eval_model.classes_, y_enc, pred)
-        if spec.task == "classification"
-        else None,
-    )
+    evaluation = Evaluation.of_rows(eval_model, frame, hold, scored)
     folds: list[dict[str, float]] = []
     if spec.validation.scheme == "walk_forward":
         v = spec.validation

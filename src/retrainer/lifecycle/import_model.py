@@ -44,7 +44,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import family_class
 from ..families.base import class_labels
-from .fitting import Evaluation, Fitted, confusion_matrix, score
+from .fitting import Evaluation, Fitted, score
 from .train import check_target, choose_features, load_window, register_fitted, version_bump
 from .workspace import Workspace
 
@@ -379,24 +379,13 @@ def _evaluate(spec: ModelSpec, native: Native, order: list[str], frame: pd.DataF
         ) from None
     _, hold = temporal_holdout(len(frame), spec.training.holdout_fraction)
     try:
-        metrics, y_enc, pred, proba = score(model, X.iloc[hold], y.iloc[hold])
+        scored = score(model, X.iloc[hold], y.iloc[hold])
     except Exception as exc:
         raise _Refused(
             f"it does not predict on the newest {hold.stop - hold.start} stored rows "
             f"({type(exc).__name__}: {exc})"
         ) from None
-    confusion = None
-    if spec.task == "classification":
-        confusion = confusion_matrix(model.classes_, y_enc, pred)
-    evaluation = Evaluation(
-        metrics,
-        y_enc,
-        pred,
-        proba,
-        frame["entity_id"].iloc[hold].tolist(),
-        frame["event_time"].iloc[hold.start],
-        confusion,
-    )
+    evaluation = Evaluation.of_rows(model, frame, hold, scored)
     return Fitted(model, native.family, {}, evaluation, from_recipe=False)
 
 
