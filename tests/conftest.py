@@ -19,6 +19,7 @@ import yaml
 from retrainer.core.spec import Spec, parse_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
 from retrainer.lifecycle.workspace import Workspace
+from webhooks import Webhook
 
 PG_ADMIN = os.environ.get(
     "RETRAINER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -35,6 +36,14 @@ def _no_caller_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     for key in list(os.environ):
         if key.startswith("RETRAINER_") and key not in CALLER_SETTINGS_KEPT:
             monkeypatch.delenv(key)
+
+
+@pytest.fixture
+def webhook() -> Iterator[Webhook]:
+    """A webhook receiver on loopback (``webhook.url``), closed after the test."""
+    receiver = Webhook()
+    yield receiver
+    receiver.close()
 
 
 def _pg_available() -> bool:

@@ -30,6 +30,7 @@ from storyhelp import Story, free_port, open_story, served_on_clock, wait_for
 
 from retrainer.core.spec import load_spec
 from retrainer.lifecycle.workspace import Workspace
+from webhooks import Webhook
 
 MODEL = "backlink"
 PER_PAGE = 100
@@ -81,43 +82,17 @@ class TeamApi:
         return 200, json.dumps({"data": rows, "links": {"next": nxt}}).encode()
 
 
-class Hooks:
-    """The team's webhook receiver (Slack-compatible bodies) on loopback."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        hooks = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                size = int(self.headers["Content-Length"])
-                hooks.bodies.append(json.loads(self.rfile.read(size)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/ml"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def events(self) -> list[str]:
-        return [b["text"].split("] ", 1)[1].split(":")[0] for b in self.bodies]
-
-
 @pytest.fixture
-def team(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TeamApi, Hooks]]:
+def team(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TeamApi, Webhook]]:
     monkeypatch.setenv("COLUMNS", "2000")
-    api, hooks = TeamApi(), Hooks()
+    api, hooks = TeamApi(), Webhook()
     # the spec's addresses are the team's; here both live on free loopback ports
     monkeypatch.setenv("RETRAINER_BACKLINK__FEEDBACK__URL", api.url)
     monkeypatch.setenv("RETRAINER_BACKLINK__ALERTS__WEBHOOKS", json.dumps([hooks.url]))
     yield api, hooks
-    for s in (api.server, hooks.server):
-        s.shutdown()
-        s.server_close()
+    hooks.close()
+    api.server.shutdown()
+    api.server.server_close()
 
 
 class Day:
@@ -209,7 +184,7 @@ def criteria(text: str) -> dict[str, bool]:
 
 
 def test_backlink_feedback_story(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, team: tuple[TeamApi, Hooks]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, team: tuple[TeamApi, Webhook]
 ) -> None:
     api, hooks = team
     monkeypatch.chdir(tmp_path)

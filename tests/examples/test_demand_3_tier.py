@@ -13,52 +13,18 @@ webhook on loopback when demand jumps.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from storyhelp import Story, open_story, wait_for
 
+from webhooks import Webhook
+
 MODEL = "demand"
 START = datetime(2026, 1, 4)  # a Sunday: week 1 of the story (generate.START)
 WEEK_ROWS = 24 * 15 * 7  # 24 places, open 15 hours a day
-
-
-class Receiver:
-    """A webhook receiver on loopback that keeps the JSON bodies it is sent."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def events(self) -> list[str]:
-        return [b["attachments"][0]["footer"].rsplit(" · ", 1)[1] for b in self.bodies]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 @pytest.fixture(autouse=True)
@@ -105,10 +71,10 @@ def champion(story: Story) -> dict[str, Any]:
 
 
 def test_demand_3_tier_story(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, receiver: Receiver
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, webhook: Webhook
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("RETRAINER_DEMAND__ALERTS__WEBHOOKS", json.dumps([receiver.url]))
+    monkeypatch.setenv("RETRAINER_DEMAND__ALERTS__WEBHOOKS", json.dumps([webhook.url]))
     story = open_story("demand-3-tier", tmp_path, "2026-01-04T00:30:00")
 
     # the first model: 12 weeks of history, one row per (place_id, timestamp)
@@ -171,7 +137,7 @@ def test_demand_3_tier_story(
         "91 days since the last full retrain (policy.max_days_since_full_retrain: 90)"
     ), d["reasons"]
     assert champion(story)["version"] == "1.2.0"
-    assert "critical_degradation" not in receiver.events()
+    assert "critical_degradation" not in webhook.events()
 
     # tier 3: in week 20 a competitor has closed and demand jumps: the live MAE is more than
     # 25% worse, so an emergency full retrain, and a critical alert reaches the webhook
@@ -182,8 +148,8 @@ def test_demand_3_tier_story(
     assert "(policy.critical_degradation: 25%)" in d["reasons"][0], d["reasons"]
     emergency = champion(story)
     assert emergency["version"] == "1.3.0" and emergency["kind"] == "full_retrain"
-    wait_for(lambda: "critical_degradation" in receiver.events(), "the critical alert")
-    body = receiver.bodies[receiver.events().index("critical_degradation")]
+    wait_for(lambda: "critical_degradation" in webhook.events(), "the critical alert")
+    body = webhook.bodies[webhook.events().index("critical_degradation")]
     fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
     assert (fields["metric"], fields["action"]) == ("mae", "full_retrain"), fields
     assert body["text"] == "[demand] critical_degradation: critical degradation of champion 1.2.0"

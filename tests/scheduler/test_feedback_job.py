@@ -13,12 +13,12 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from test_scheduler import Hook, hook  # noqa: F401  (the webhook receiver fixture)
 
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.errors import ConfigError
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.scheduler import build_jobs, run_once
+from webhooks import Webhook
 
 Make = Callable[..., Workspace]
 
@@ -93,19 +93,21 @@ def test_a_scheduled_pull_takes_new_outcomes_from_the_cursor(
 
 def test_an_api_that_is_down_fails_the_job_and_alerts(
     make_workspace: Make,
-    hook: Hook,  # noqa: F811
+    webhook: Webhook,
 ) -> None:
     down = "http://127.0.0.1:9/outcomes"  # the discard port: nothing listens
     ws = make_workspace(
         schedule={"feedback": "0 6 * * *"},
         feedback=_feed(down, retries=0, timeout_seconds=2),
-        alerts={"webhooks": [hook.url], "retries": 0},
+        alerts={"webhooks": [webhook.url], "retries": 0},
     )
     with use_clock(SimClock(datetime(2024, 1, 5, 6, 0))):
         (run,) = run_once(ws, owner="sched")
     assert run.outcome == "failed" and run.detail.startswith("source_unavailable: GET ")
     assert "failed after 1 attempt(s)" in run.detail
-    assert [b["text"] for b in hook.bodies] == ["[weather] job_failed: scheduled feedback failed"]
+    assert [b["text"] for b in webhook.bodies] == [
+        "[weather] job_failed: scheduled feedback failed"
+    ]
 
 
 def test_a_feedback_schedule_needs_the_feedback_url(make_workspace: Make) -> None:

@@ -6,10 +6,7 @@ new alert events reach a webhook receiver on loopback. All through the real CLI.
 from __future__ import annotations
 
 import json
-import threading
-import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,48 +15,9 @@ from typer.testing import CliRunner, Result
 
 from retrainer.cli.main import app
 from retrainer.lifecycle.workspace import Workspace
+from webhooks import Webhook
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
-
-
-class Hook:
-    """A webhook receiver on loopback that records the JSON bodies it gets."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def events(self) -> list[str]:
-        return [b["attachments"][0]["footer"].rsplit(" · ", 1)[1] for b in self.bodies]
-
-    def wait_for(self, event: str, timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while event not in self.events():
-            assert time.monotonic() < deadline, f"no {event!r} alert; got {self.events()}"
-            time.sleep(0.05)
-        return self.bodies[self.events().index(event)]
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.server.shutdown()
-    h.server.server_close()
 
 
 @pytest.fixture(autouse=True)
@@ -81,18 +39,18 @@ def as_json(config: Path, *args: Any, code: int = 0) -> Any:
 
 
 def test_a_scheduled_full_retrain_honours_the_ab_rollout(
-    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path], hook: Hook
+    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path], webhook: Webhook
 ) -> None:
     config = config_file(
         params=PARAMS,
         rollout={"mode": "ab", "fraction": 0.2},
         gate={"refresh_tolerance": 0.5},
         schedule={"full_retrain": "0 * * * *"},
-        alerts={"webhooks": [hook.url], "events": ["challenger_started", "retrained", "deploy"]},
+        alerts={"webhooks": [webhook.url], "events": ["challenger_started", "retrained", "deploy"]},
     )
     cli(config, "ingest", "weather", weather_csv("1949-01-01", "1952-01-01"))
     cli(config, "train", "weather", "--deploy")  # no champion yet: deployed directly
-    assert hook.wait_for("deploy")["attachments"][0]["title"] == "deployed 1.0.0"
+    assert webhook.wait_for("deploy")["attachments"][0]["title"] == "deployed 1.0.0"
     cli(config, "ingest", "weather", weather_csv("1952-01-01", "1953-01-01"))
     runs = as_json(config, "scheduler", "--once")["runs"]
     [run] = runs
@@ -110,9 +68,9 @@ def test_a_scheduled_full_retrain_honours_the_ab_rollout(
         "1.1.0",
         "schedule",
     )
-    started = hook.wait_for("challenger_started")
+    started = webhook.wait_for("challenger_started")
     assert started["text"] == "[weather] challenger_started: 1.1.0 started as ab challenger at 20%"
-    assert "retrained" in hook.events()
+    assert "retrained" in webhook.events()
 
 
 def test_rollout_start_and_stop_a_chosen_version(
@@ -176,18 +134,18 @@ def test_rollout_start_and_stop_a_chosen_version(
 
 
 def test_a_shrinking_training_set_is_alerted_to_a_webhook(
-    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path], hook: Hook
+    config_file: Callable[..., Path], weather_csv: Callable[[str, str], Path], webhook: Webhook
 ) -> None:
     config = config_file(
         params=PARAMS,
-        alerts={"webhooks": [hook.url], "events": ["training_shrunk"], "training_shrink": 0.3},
+        alerts={"webhooks": [webhook.url], "events": ["training_shrunk"], "training_shrink": 0.3},
     )
     cli(config, "ingest", "weather", weather_csv("1949-01-01", "1953-01-01"))
     cli(config, "train", "weather", "--deploy")  # 1461 rows
     cli(config, "train", "weather", "--days", 1200)  # 1201 rows: 18% fewer, below the 30%
     cli(config, "train", "weather", "--days", 400)  # 401 rows: 73% fewer
-    body = hook.wait_for("training_shrunk")
-    assert hook.events() == ["training_shrunk"]
+    body = webhook.wait_for("training_shrunk")
+    assert webhook.events() == ["training_shrunk"]
     assert body["text"] == "[weather] training_shrunk: training set of 1.2.0 shrank by 73%"
     fields = {f["title"]: f["value"] for f in body["attachments"][0]["fields"]}
     assert (fields["rows"], fields["champion"], fields["champion_rows"]) == ("401", "1.0.0", "1461")

@@ -7,11 +7,9 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ from retrainer.scheduler import (
     run_job,
     run_once,
 )
+from webhooks import Webhook
 
 SCHEDULE = {"maintain": "0 */6 * * *", "full_retrain": "0 2 1 */3 *", "grace_seconds": 600}
 Make = Callable[..., Workspace]
@@ -45,36 +44,6 @@ def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.05)
-
-
-class Hook:
-    """A webhook receiver on loopback that records the JSON bodies it gets."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, Any]] = []
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-
-@pytest.fixture
-def hook() -> Iterator[Hook]:
-    h = Hook()
-    yield h
-    h.server.shutdown()
-    h.server.server_close()
 
 
 # ---- the job list and cron ----------------------------------------------------------------
@@ -204,17 +173,19 @@ def test_a_manual_run_holding_the_model_lease_makes_the_job_skip(make_workspace:
     assert len(run_once(ws, owner="sched")) == 2  # skipped times are retried while due
 
 
-def test_a_failing_job_is_recorded_and_alerted(make_workspace: Make, hook: Hook) -> None:
+def test_a_failing_job_is_recorded_and_alerted(make_workspace: Make, webhook: Webhook) -> None:
     ws = make_workspace(
-        schedule={"fine_tune": "0 * * * *"}, alerts={"webhooks": [hook.url], "retries": 0}
+        schedule={"fine_tune": "0 * * * *"}, alerts={"webhooks": [webhook.url], "retries": 0}
     )
     runs = run_once(ws, owner="sched")  # no champion to fine-tune
     assert [(r.job, r.outcome) for r in runs] == [("fine_tune", "failed")]
     assert runs[0].detail.startswith("no_champion: Model 'weather' has no champion")
     row = ws.store.job_runs("fine_tune")[0]
     assert (row.outcome, row.owner, row.finished_at is not None) == ("failed", "sched", True)
-    assert [b["text"] for b in hook.bodies] == ["[weather] job_failed: scheduled fine_tune failed"]
-    fields = {f["title"]: f["value"] for f in hook.bodies[0]["attachments"][0]["fields"]}
+    assert [b["text"] for b in webhook.bodies] == [
+        "[weather] job_failed: scheduled fine_tune failed"
+    ]
+    fields = {f["title"]: f["value"] for f in webhook.bodies[0]["attachments"][0]["fields"]}
     assert fields["job"] == "fine_tune" and fields["run"] == str(row.id)
     assert run_once(ws, owner="sched") == []  # that time ran (and failed): not due again
 
