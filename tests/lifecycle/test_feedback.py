@@ -389,6 +389,32 @@ def test_feedback_of_one_batch_reads_each_stored_input_once(
     assert rows.loc["e1999", "temperature"] == 1999.0 and rows.loc["p7", "target"] == 0
 
 
+def test_entities_scored_twice_in_one_batch_still_read_it_once(
+    make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entities with several predictions are matched by their rows' times, read from the
+    logged input; the training rows then read the same input: one fetch serves both."""
+    from retrainer.store import predlog
+
+    ws = make_workspace()
+    n = 50
+    days = ["1950-01-01", "1950-01-02"]
+    rows = [{"date": d, **{f: float(i) for f in WEATHER_FEATURES}} for d in days for i in range(n)]
+    ids = [f"e{i}" for _ in days for i in range(n)]
+    body = json.dumps({"rows": rows})
+    rec = predlog.request_record(MODEL, "r1", "1.0.0", "champion", T0, body, ids, [1] * 2 * n)
+    ws.store.log_predictions([rec])
+    fetched: list[str] = []
+    real_inputs = ws.store._inputs
+    monkeypatch.setattr(
+        ws.store, "_inputs", lambda conn, keys: fetched.extend(keys) or real_inputs(conn, keys)
+    )
+    frame = pd.DataFrame({"day_id": ids, "date": [r["date"] for r in rows], "rain": [1] * 2 * n})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.matched, r.training_rows_added) == (2 * n, 2 * n)
+    assert len(fetched) == 1  # the time lookup and the training rows share one parse
+
+
 def test_an_actual_that_arrives_before_its_prediction_is_logged_is_joined_late(
     store_url: str, make_workspace: Callable[..., Workspace]
 ) -> None:

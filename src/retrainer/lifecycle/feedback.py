@@ -129,9 +129,10 @@ def record_feedback(
     unique = actuals.drop_duplicates(["entity_id", "event_time"], keep="last")
     unique = unique.reset_index(drop=True)
     codes, entities = pd.factorize(unique["entity_id"])
-    chosen = match(candidates(ws, model, entities.tolist()), unique, codes)
+    decoded: dict[str, Any] = {}  # the logged inputs parsed in this call, by key: each once
+    chosen = match(candidates(ws, model, entities.tolist(), decoded), unique, codes)
     stored = unique.assign(prediction_id=chosen["id"].astype("Int64"))
-    training = _training_rows(ws, spec, unique, chosen)
+    training = _training_rows(ws, spec, unique, chosen, decoded)
     recorded = ws.store.record_actuals(model, stored, training, offset, conn=conn)
     fresh = recorded.inserted
     matched = int((fresh & chosen["id"].notna().to_numpy()).sum())
@@ -208,7 +209,11 @@ def model_classes(ws: Workspace, spec: ModelSpec) -> list[Any] | None:
 
 
 def _training_rows(
-    ws: Workspace, spec: ModelSpec, actuals: pd.DataFrame, chosen: pd.DataFrame
+    ws: Workspace,
+    spec: ModelSpec,
+    actuals: pd.DataFrame,
+    chosen: pd.DataFrame,
+    decoded: dict[str, Any] | None = None,
 ) -> pa.Table | None:
     """The training rows the actuals add, as an Arrow table: the input each matched
     prediction scored, labelled; the prediction's time when the actual has none. ``pos``
@@ -223,6 +228,7 @@ def _training_rows(
         chosen["input_key"].to_numpy()[hit].tolist(),
         chosen["input_row"].to_numpy()[hit].astype(np.int64),
         spec.stored_features.all,  # every set's columns: a challenger may use others
+        decoded,
     )
     if not len(have):
         return None
@@ -267,12 +273,15 @@ def level_column(values: Any) -> pa.Array:
     return pa.array(level_texts(values.to_pandas()), pa.string())
 
 
-def candidates(ws: Workspace, model: str, entity_ids: Sequence[str]) -> pd.DataFrame:
+def candidates(
+    ws: Workspace, model: str, entity_ids: Sequence[str], decoded: dict[str, Any] | None = None
+) -> pd.DataFrame:
     """Every logged prediction of the given (distinct) entity ids: ``pos`` indexes
     ``entity_ids`` (see ``FeedbackStore.prediction_candidates``). ``row_time`` is the time
     column's value in the row each prediction scored (NaT when the request did not send it),
     read only for entities scored more than once: there it picks the prediction of the
-    actual's own (id, time) row, e.g. one forecast of a week of hours per place."""
+    actual's own (id, time) row, e.g. one forecast of a week of hours per place.
+    ``decoded``: logged inputs already parsed, shared with the training-row step."""
     import numpy as np
 
     cands = ws.store.prediction_candidates(model, entity_ids)
@@ -285,6 +294,7 @@ def candidates(ws: Workspace, model: str, entity_ids: Sequence[str]) -> pd.DataF
             cands["input_key"].to_numpy()[many].tolist(),
             cands["input_row"].to_numpy()[many].astype(np.int64),
             [column],
+            decoded,
         )
         times = parse_times(table.column(column).to_pandas())
         row_time[many[have]] = times.dt.tz_localize(None).to_numpy(dtype="datetime64[us]")

@@ -94,12 +94,18 @@ class FeedbackStore(RowsStore):
         return frame
 
     def input_table(
-        self, keys: Sequence[str], rows: Sequence[int], columns: Sequence[str]
+        self,
+        keys: Sequence[str],
+        rows: Sequence[int],
+        columns: Sequence[str],
+        decoded: dict[str, Any] | None = None,
     ) -> tuple[pa.Table, np.ndarray]:
         """The logged input rows of (input key, row index) pairs as an Arrow table of
         ``columns`` (missing ones null), in the order of the pairs, and each row's position
         among the pairs (pairs whose input is gone are left out). Each stored input is fetched
-        and parsed once; a batch's Parquet input is never turned into Python objects."""
+        and parsed once; a batch's Parquet input is never turned into Python objects.
+        ``decoded``: the inputs a caller already parsed, by key (those fetched here are added),
+        so that several calls over the same actuals parse each input once."""
         import numpy as np
         import pandas as pd
         import pyarrow as pa
@@ -114,7 +120,10 @@ class FeedbackStore(RowsStore):
         with self.read() as conn:
             for lo in range(0, len(unique), _INPUT_CHUNK):
                 chunk = [str(u) for u in unique[lo : lo + _INPUT_CHUNK]]
-                stored = self._inputs(conn, chunk)
+                known = decoded if decoded is not None else {}
+                stored = self._inputs(conn, [k for k in chunk if k not in known])
+                stored.update((k, known[k]) for k in chunk if k in known)
+                known.update(stored)
                 for j, key in enumerate(chunk, start=lo):
                     where = order[bounds[j] : bounds[j + 1]]
                     if key not in stored:
