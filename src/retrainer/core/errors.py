@@ -102,6 +102,15 @@ class StoreUnavailable(RetrainerError):
     code = "store_unavailable"
 
 
+class StoreBusy(RetrainerError):
+    """Another writer holds the store's write lock longer than this one would wait.
+
+    Nothing was written; the same command or request succeeds once the other writer ends.
+    """
+
+    code = "store_busy"
+
+
 class SourceUnavailable(RetrainerError):
     """A model's own data source (Parquet files, a SQL database) cannot be read."""
 
@@ -132,6 +141,7 @@ _TABLE: dict[str, tuple[int, int]] = {
     CapabilityError.code: (422, 1),
     IntegrityError.code: (500, 1),
     StoreUnavailable.code: (503, 1),
+    StoreBusy.code: (503, 1),
     SourceUnavailable.code: (503, 1),
     AuthError.code: (401, 2),
     ForbiddenError.code: (403, 2),

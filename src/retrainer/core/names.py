@@ -1,0 +1,48 @@
+"""The one check for every name that reaches a path: model names, versions, file names.
+
+A model name or a version goes into artifact paths, backup members and URLs. Each path it
+takes in (the spec, the API, restore, import) calls these checks, so a name like
+``../../x`` is refused the same way everywhere, with the place it came from in the message.
+
+>>> check_model_name("churn", where="spec")
+'churn'
+>>> try:
+...     check_model_name("../x", where="backup member versions.jsonl")
+... except InputError as err:
+...     print(err.message[:60])
+backup member versions.jsonl: model name '../x' is not valid
+>>> check_version("1.2.0", where="API path")
+'1.2.0'
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InputError
+
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
+NAME_RULE = (
+    "Model names start with a letter and hold only letters, digits, '_' or '-' (at most 64)."
+)
+VERSION_RULE = "Versions are MAJOR.MINOR.PATCH with plain numbers, e.g. 1.2.0."
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` is a valid model name (no error)."""
+    return isinstance(name, str) and MODEL_NAME.fullmatch(name) is not None
+
+
+def check_model_name(name: object, *, where: str) -> str:
+    """``name`` if it is a valid model name, else an InputError naming ``where``."""
+    if not is_model_name(name):
+        raise InputError(f"{where}: model name {name!r} is not valid. {NAME_RULE}")
+    return str(name)
+
+
+def check_version(version: object, *, where: str) -> str:
+    """``version`` if it is a plain MAJOR.MINOR.PATCH, else an InputError naming ``where``."""
+    if not isinstance(version, str) or VERSION.fullmatch(version) is None:
+        raise InputError(f"{where}: version {version!r} is not valid. {VERSION_RULE}")
+    return version
