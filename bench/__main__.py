@@ -33,6 +33,7 @@ BENCHES = [
     "serving",
     "quality",
     "scale",
+    "faults",
 ]
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
