@@ -11,9 +11,10 @@ For regression the leaf linear models see the numeric features only.
 The payload is a canonical pickle (protocol 4) of the learned forest: sets are written sorted
 and the unused sampling RNGs of the trees' Gaussian estimators are pinned, so the same seed,
 rows and order give the same bytes in any process (whatever ``PYTHONHASHSEED``). It is loaded
-only behind the registry's hash/HMAC check, and then through an unpickler that refuses any
-global outside a short allow-list (classes and functions river defines, a few numpy
-reconstructors, safe builtins and collections), raising ``IntegrityError``.
+only behind the registry's hash/HMAC check, and then through the restricted unpickler of
+:mod:`retrainer.families.safe_pickle`: globals from a short allow-list, calls of constructors
+only, state applied only to objects the pickle made (never to a class), else
+``IntegrityError``.
 
 >>> import numpy as np, pandas as pd
 >>> X = pd.DataFrame({"x": np.arange(200.0) % 20, "c": ["a", "b"] * 100})
@@ -36,52 +37,11 @@ import pandas as pd
 from river import compose, forest, linear_model
 from river.proba.base import Distribution
 
-from ..core.errors import IntegrityError
 from ..core.family_params import ACCEPTED
 from .base import Capabilities, FamilyModel
+from .safe_pickle import restricted_loads
 
 _PICKLE_PROTOCOL = 4
-
-# The unpickler's allow-list: module -> names (None = any plain public name).
-_ALLOWED: dict[str, frozenset[str] | None] = {
-    "builtins": frozenset(
-        {
-            "set",
-            "frozenset",
-            "dict",
-            "list",
-            "tuple",
-            "int",
-            "float",
-            "complex",
-            "bool",
-            "str",
-            "bytes",
-            "bytearray",
-            "slice",
-            "range",
-            "object",
-        }
-    ),
-    "collections": frozenset({"OrderedDict", "defaultdict", "Counter", "deque"}),
-    "functools": frozenset({"partial"}),
-    "copyreg": frozenset({"_reconstructor", "__newobj__", "__newobj_ex__"}),
-    "random": frozenset({"Random"}),
-    "_random": frozenset({"Random"}),
-    "math": None,
-    "typing": frozenset({"Any", "Optional", "Union", "Literal"}),
-    "numpy": frozenset({"dtype", "ndarray"}),
-    "numpy.dtypes": None,
-    "numpy._core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy.core.multiarray": frozenset({"_reconstruct", "scalar"}),
-    "numpy._core.numeric": frozenset({"_frombuffer"}),
-    "numpy.core.numeric": frozenset({"_frombuffer"}),
-    "numpy.random._pickle": frozenset(
-        {"__bit_generator_ctor", "__generator_ctor", "__randomstate_ctor"}
-    ),
-}
-# river subpackages that read files or the network when called; never needed by a model.
-_RIVER_DENIED = ("river.datasets", "river.stream", "river.compat")
 
 
 class RiverModel(FamilyModel):
@@ -205,56 +165,4 @@ class _CanonicalPickler(pickle._Pickler):
         return NotImplemented
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if _allowed(module, name):
-            found = super().find_class(module, name)
-            if not _is_river(module) or _defined_in_river(found, name):
-                return found
-        raise IntegrityError(
-            f"The river artifact references {module}.{name}, which is outside the "
-            "unpickling allow-list (river models, numpy arrays, safe builtins). It was not "
-            "made by retrainer; refusing to load it."
-        )
-
-
-def _is_river(module: str) -> bool:
-    return module == "river" or module.startswith("river.")
-
-
-def _defined_in_river(obj: Any, name: str) -> bool:
-    """True for a class or function river itself defines at ``name``, not one it imported."""
-    return _is_river(getattr(obj, "__module__", "") or "") and (
-        getattr(obj, "__qualname__", None) == name
-    )
-
-
-def _allowed(module: str, name: str) -> bool:
-    if _is_river(module):
-        parts = name.split(".")  # a method is a dotted name; dunder steps reach __globals__
-        safe = all(p.isidentifier() and not p.startswith("__") for p in parts)
-        return safe and not any(module == d or module.startswith(d + ".") for d in _RIVER_DENIED)
-    if "." in name:
-        return False
-    if module.startswith("numpy.random._") and name[:1].isupper():
-        return True  # bit generators: PCG64, MT19937, ...
-    if module not in _ALLOWED:
-        return False
-    names = _ALLOWED[module]
-    return not name.startswith("_") if names is None else name in names
-
-
-def restricted_loads(data: bytes) -> Any:
-    """Unpickle a river model, refusing globals outside the allow-list.
-
-    >>> restricted_loads(pickle.dumps(eval))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    retrainer.core.errors.IntegrityError: The river artifact references builtins.eval, ...
-    """
-    try:
-        return _RestrictedUnpickler(io.BytesIO(data)).load()
-    except IntegrityError:
-        raise
-    except Exception as exc:  # a truncated or foreign payload: report, never half-load
-        raise IntegrityError(f"The river artifact cannot be unpickled ({exc}).") from None
+__all__ = ["RiverModel", "restricted_loads"]
