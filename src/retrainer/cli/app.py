@@ -14,13 +14,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ..core.errors import RetrainerError, exit_code
+from ..core.errors import InputError, RetrainerError, exit_code
 
 if TYPE_CHECKING:
     from ..lifecycle.workspace import Workspace
@@ -48,6 +48,7 @@ AsOf = Annotated[
         "an offset), for backfills.",
     ),
 ]
+MAX_LIMIT = 1_000_000  # the most items a --limit asks for (a bigger number overflows SQL)
 ModelArg = Annotated[str, typer.Argument(help="Model name from the spec.")]
 
 _state: dict[str, Any] = {"config": None}
@@ -191,7 +192,11 @@ def emit_json(payload: Any) -> None:
 
 
 def handles_errors(fn: F) -> F:
-    """Turn library errors into a message (or a JSON error body) and the mapped exit code."""
+    """Turn library errors into a message (or a JSON error body) and the mapped exit code.
+
+    An OverflowError or UnicodeDecodeError that no check caught (a number too large for a
+    date or a database integer, bytes that are not text) is bad input too: exit 2 with a
+    message, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -203,10 +208,22 @@ def handles_errors(fn: F) -> F:
             return result
         except RetrainerError as exc:
             log.debug("%s: failed with %s (exit %d)", name, exc.code, exit_code(exc))
-            if kwargs.get("as_json"):
-                emit_json(exc.to_dict())
-            else:
-                err.print(f"[bold red]error[/]: {escape(exc.message)}", highlight=False)
-            raise typer.Exit(exit_code(exc)) from None
+            _fail(exc, kwargs.get("as_json", False))
+        except (OverflowError, UnicodeDecodeError) as exc:
+            log.debug("%s: unchecked input: %r", name, exc)
+            bad = InputError(
+                f"A value given to {name} cannot be used ({type(exc).__name__}: "
+                f"{str(exc)[:120]}). Check the numbers given (days, windows, limits) and that "
+                "the files are UTF-8 text."
+            )
+            _fail(bad, kwargs.get("as_json", False))
 
     return wrapper  # type: ignore[return-value]
+
+
+def _fail(exc: RetrainerError, as_json: bool) -> NoReturn:
+    if as_json:
+        emit_json(exc.to_dict())
+    else:
+        err.print(f"[bold red]error[/]: {escape(exc.message)}", highlight=False)
+    raise typer.Exit(exit_code(exc)) from None

@@ -8,27 +8,38 @@ from typing import Annotated
 
 import typer
 
+from ..core.durations import MAX_DAYS
 from .app import JsonFlag, app, emit_json, handles_errors, out
 
 
 @app.command()
 @handles_errors
 def demo(
-    folder: Annotated[Path, typer.Option("--dir", help="Workspace folder (recreated).")] = Path(
-        "demo-workspace"
-    ),
+    folder: Annotated[
+        Path,
+        typer.Option(
+            "--dir",
+            help="Workspace folder: new, empty, or made by an earlier demo (then recreated).",
+        ),
+    ] = Path("demo-workspace"),
     store: Annotated[
         str | None, typer.Option("--store", help="Store URL (default SQLite).")
     ] = None,
     delay_days: Annotated[
-        float, typer.Option("--delay-days", min=0, help="Days until each actual arrives.")
+        float,
+        typer.Option("--delay-days", min=0, max=MAX_DAYS, help="Days until each actual arrives."),
     ] = 1.0,
     maintain_every: Annotated[
-        int, typer.Option("--maintain-every", min=1, help="Days between maintenance turns.")
+        int,
+        typer.Option(
+            "--maintain-every", min=1, max=MAX_DAYS, help="Days between maintenance turns."
+        ),
     ] = 28,
     years: Annotated[
         float | None,
-        typer.Option("--years", min=0.1, help="Replay only this many years after the first ten."),
+        typer.Option(
+            "--years", min=0.1, max=100, help="Replay only this many years after the first ten."
+        ),
     ] = None,
     report: Annotated[
         Path, typer.Option("--report", help="Where to write the HTML report.")

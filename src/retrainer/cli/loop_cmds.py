@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from ..core.durations import MAX_SECONDS
 from .app import (
     AsOf,
     JsonFlag,
@@ -46,11 +47,16 @@ def feedback(
         typer.Option("--follow", help="Tail a JSONL file; resume where the last run stopped."),
     ] = False,
     interval: Annotated[
-        float, typer.Option("--interval", min=0.01, help="Seconds between polls with --follow.")
+        float,
+        typer.Option(
+            "--interval", min=0.01, max=MAX_SECONDS, help="Seconds between polls with --follow."
+        ),
     ] = 1.0,
     max_seconds: Annotated[
         float | None,
-        typer.Option("--max-seconds", min=0, help="Stop following after this many seconds."),
+        typer.Option(
+            "--max-seconds", min=0, max=MAX_SECONDS, help="Stop following after this many seconds."
+        ),
     ] = None,
     id_field: Annotated[
         str | None, typer.Option("--id-field", help="Field holding the spec's id column.")
@@ -94,10 +100,12 @@ def feedback(
         typer.Option("--token-env", help="Environment variable holding a bearer token."),
     ] = None,
     timeout: Annotated[
-        float | None, typer.Option("--timeout", min=0.001, help="Seconds per HTTP request.")
+        float | None,
+        typer.Option("--timeout", min=0.001, max=MAX_SECONDS, help="Seconds per HTTP request."),
     ] = None,
     retries: Annotated[
-        int | None, typer.Option("--retries", min=0, help="Retries of a failed page request.")
+        int | None,
+        typer.Option("--retries", min=0, max=100, help="Retries of a failed page request."),
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:

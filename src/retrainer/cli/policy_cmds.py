@@ -7,8 +7,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from ..core.durations import MAX_SECONDS
 from ..core.entities import Decision
 from .app import (
+    MAX_LIMIT,
     AsOf,
     JsonFlag,
     ModelArg,
@@ -77,7 +79,10 @@ def maintain(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Decide and print; change nothing.")
     ] = False,
-    wait: Annotated[float, typer.Option(help="Seconds to wait for another maintain's lease.")] = 0,
+    wait: Annotated[
+        float,
+        typer.Option(min=0, max=MAX_SECONDS, help="Seconds to wait for another maintain's lease."),
+    ] = 0,
     all_models: Annotated[
         bool, typer.Option("--all", help="Every model of the spec (as when MODEL is omitted).")
     ] = False,
@@ -154,7 +159,7 @@ def _print_decision(v: dict[str, Any]) -> None:
 @handles_errors
 def decisions(
     model: ModelArg,
-    limit: Annotated[int, typer.Option(help="Newest N decisions.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT, help="Newest N decisions.")] = 20,
     as_json: JsonFlag = False,
 ) -> None:
     """List the stored maintenance decisions, taken or not."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..core.durations import MAX_SECONDS
 from .app import JsonFlag, app, emit_json, err, handles_errors, out, workspace
 
 if TYPE_CHECKING:
@@ -25,7 +26,12 @@ def scheduler(
     ] = False,
     ttl: Annotated[
         float,
-        typer.Option("--ttl", min=1, help="Seconds the leader lease lasts without a heartbeat."),
+        typer.Option(
+            "--ttl",
+            min=1,
+            max=MAX_SECONDS,
+            help="Seconds the leader lease lasts without a heartbeat.",
+        ),
     ] = 30.0,
     as_json: JsonFlag = False,
 ) -> None:

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from ..core.durations import MAX_DAYS
 from ..core.views import candidate_role, feature_set_text, placement_text, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
 
@@ -58,7 +59,8 @@ def train(
     family: Family = None,
     deploy: Deploy = False,
     days: Annotated[
-        int | None, typer.Option("--days", help="Train on the last N days only.")
+        int | None,
+        typer.Option("--days", min=1, max=MAX_DAYS, help="Train on the last N days only."),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Run the checks, show the plan, write nothing.")
@@ -205,7 +207,10 @@ def _train_one(
 @handles_errors
 def fine_tune(
     model: ModelArg,
-    days: Annotated[int | None, typer.Option("--days", help="Use the last N days of rows.")] = None,
+    days: Annotated[
+        int | None,
+        typer.Option("--days", min=1, max=MAX_DAYS, help="Use the last N days of rows."),
+    ] = None,
     deploy: Deploy = False,
     reason: Annotated[str, typer.Option(help="Why; stored on the version.")] = "fine-tune",
     as_json: JsonFlag = False,

@@ -306,8 +306,22 @@ def load_spec(path: str | Path | None = None, environ: Mapping[str, str] | None 
             f"Config file {str(p)!r} does not exist. Create one with `retrainer init` or point "
             "--config / RETRAINER_CONFIG at it."
         )
+    if p.is_dir():
+        raise ConfigError(
+            f"Config path {str(p)!r} is a folder, not a file. Point --config / RETRAINER_CONFIG "
+            "at the spec file in it (e.g. retrainer.yaml)."
+        )
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{p}: is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+            f"{exc.start}). Save the spec as UTF-8 YAML."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{p}: cannot be read: {exc.strerror or exc}.") from None
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{p}: is not valid YAML: {exc}. Fix the syntax and retry.") from None
     if not isinstance(data, dict):
@@ -373,7 +387,14 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str], source: str) ->
             node = node.setdefault(part.lower(), {})
             if not isinstance(node, dict):
                 raise ConfigError(f"Environment variable {key}: {part.lower()} is not a section.")
-        node[path[-1].lower()] = yaml.safe_load(raw) if raw.strip() else raw
+        try:
+            node[path[-1].lower()] = yaml.safe_load(raw) if raw.strip() else raw
+        except yaml.YAMLError as exc:
+            where = f" ({exc.problem})" if isinstance(exc, yaml.MarkedYAMLError) else ""
+            raise ConfigError(
+                f"Environment variable {key}: {raw[:60]!r} is not a valid YAML value{where}. "
+                "Quote text that holds ':', '[' or '{', e.g. '\"a: b\"'."
+            ) from None
     return data
 
 

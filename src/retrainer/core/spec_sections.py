@@ -13,7 +13,8 @@ from typing import Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .cron import cron_trigger, zone
-from .durations import parse_duration
+from .durations import MAX_DAYS, MAX_SECONDS, parse_duration
+from .errors import InputError
 from .metrics import METRICS
 
 
@@ -22,7 +23,10 @@ class Section(BaseModel):
 
 
 def _duration(value: str) -> str:
-    parse_duration(value)
+    try:
+        parse_duration(value, what="duration")
+    except InputError as exc:  # a ValueError, so the message names the setting and the file
+        raise ValueError(exc.message) from None
     return value
 
 
@@ -37,7 +41,10 @@ class Features(Section):
 
 class Training(Section):
     window_days: int | None = Field(
-        None, ge=1, description="Train on the last N days of rows; all rows when unset."
+        None,
+        ge=1,
+        le=MAX_DAYS,
+        description="Train on the last N days of rows; all rows when unset.",
     )
     holdout_fraction: float = Field(
         0.2, gt=0, lt=0.9, description="Newest fraction of the window held out for metrics."
@@ -45,6 +52,7 @@ class Training(Section):
     holdout_days: int | None = Field(
         None,
         ge=1,
+        le=MAX_DAYS,
         description=(
             "Hold out the rows of the window's last N days (by event time) instead of "
             "holdout_fraction; must be shorter than window_days."
@@ -111,6 +119,7 @@ class Quality(Section):
     min_days: int | None = Field(
         None,
         ge=1,
+        le=MAX_DAYS,
         description="The labelled rows must span at least N days (oldest to newest event).",
     )
     severity: QualitySeverity = Field(
@@ -331,7 +340,7 @@ class Policy(Section):
             "retrain when the champion's live value is worse."
         ),
     )
-    max_days_since_full_retrain: float | None = Field(365, gt=0)
+    max_days_since_full_retrain: float | None = Field(365, gt=0, le=MAX_DAYS)
     max_fine_tunes: int | None = Field(
         5,
         ge=0,
@@ -341,7 +350,7 @@ class Policy(Section):
         ),
     )
     max_days_since_update: float | None = Field(
-        None, gt=0, description="Fine-tune after this many days without any training."
+        None, gt=0, le=MAX_DAYS, description="Fine-tune after this many days without any training."
     )
     new_data_fraction: float | None = Field(
         0.1,
@@ -442,7 +451,7 @@ class Schedule(Section):
     feedback: str | None = Field(
         None, description="When to pull actuals from the feedback API (the feedback section)."
     )
-    grace_seconds: int = Field(3600, ge=0)
+    grace_seconds: int = Field(3600, ge=0, le=MAX_SECONDS)
     timezone: str = Field(
         "UTC",
         description=(
@@ -528,7 +537,7 @@ class Serving(Section):
     max_batch_rows: int = Field(10_000, ge=1)
     extra: Literal["ignore", "forbid"] = "ignore"
     unknown_category: Literal["accept", "reject"] = "accept"
-    reload_seconds: float = Field(5, gt=0)
+    reload_seconds: float = Field(5, gt=0, le=MAX_SECONDS)
 
 
 class Data(Section):

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from ..core.errors import InputError
 from ..core.spec import load_spec
 from ..datasets import WEATHER_FEATURES, weather
 from .replay import ReplayConfig, ReplaySummary, TimelineEntry, replay
@@ -107,6 +108,47 @@ def summary_lines(s: ReplaySummary) -> list[str]:
     return [f"  {k:<{width}}  {v}" for k, v in rows]
 
 
+MARKER = ".retrainer-demo"  # written into the folder the demo creates: only such a folder is wiped
+
+
+def fresh_folder(folder: Path) -> None:
+    """Make ``folder`` an empty demo workspace. A missing or empty folder is used as it is;
+    one the demo made before (it holds :data:`MARKER`) is emptied; any other folder is
+    refused, so ``--dir .`` never deletes the user's work.
+
+    >>> import tempfile
+    >>> mine = Path(tempfile.mkdtemp()) / "ws"
+    >>> fresh_folder(mine); _ = (mine / "old.db").write_text("x"); fresh_folder(mine)
+    >>> sorted(p.name for p in mine.iterdir())
+    ['.retrainer-demo']
+    >>> theirs = Path(tempfile.mkdtemp()); _ = (theirs / "notes.txt").write_text("mine")
+    >>> try:
+    ...     fresh_folder(theirs)
+    ... except InputError:
+    ...     print("refused", sorted(p.name for p in theirs.iterdir()))
+    refused ['notes.txt']
+    """
+    if folder.exists() and not folder.is_dir():
+        raise InputError(
+            f"--dir {folder}: is a file, not a folder. Name a new or empty folder for the demo "
+            "workspace.",
+            folder=str(folder),
+        )
+    if folder.is_dir() and any(folder.iterdir()):
+        if not (folder / MARKER).is_file():
+            raise InputError(
+                f"--dir {folder}: the folder is not empty and was not made by the demo, so the "
+                "demo will not replace it (its files would be deleted). Name a new or empty "
+                "folder, e.g. --dir demo-workspace.",
+                folder=str(folder),
+            )
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / MARKER).write_text(
+        "Made by `retrainer demo`; a later `retrainer demo --dir` here replaces this folder.\n"
+    )
+
+
 def run_demo(
     folder: Path,
     say: Say,
@@ -120,9 +162,7 @@ def run_demo(
     """Replay the weather data into a fresh workspace in ``folder``; ``years`` limits the
     replay after the ten initial years (all of it by default). The report goes to ``report``
     (default ``demo-report.html`` in the current folder)."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
+    fresh_folder(folder)
     config = folder / "retrainer.yaml"
     config.write_text(yaml.safe_dump(demo_spec(folder, store), sort_keys=False))
     spec = load_spec(config, environ={})
