@@ -100,7 +100,7 @@ def test_tampered_artifact_is_never_deployed(
     ingest_frame(ws, "weather", _years(weather_df, "1949-01-01", "1951-01-01"))
     train(ws, "weather", deploy=True)
     v2 = train(ws, "weather").version
-    with open(v2.artifact_uri, "r+b") as fh:
+    with open(ws.artifacts.location(v2.artifact_uri), "r+b") as fh:
         fh.seek(40)
         fh.write(b"\x00\x01")
     with pytest.raises(IntegrityError, match=r"version 1\.1\.0 at .*does not match"):

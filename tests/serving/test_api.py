@@ -346,9 +346,10 @@ def test_a_tampered_champion_is_not_swapped_in(server: Served, ws: Workspace) ->
     before = served_champion(server)
     assert before is not None
     v = ws.store.get_version("weather", "1.2.0")  # trained by the job test, never loaded
-    data = bytearray(Path(v.artifact_uri).read_bytes())
+    path = Path(ws.artifacts.location(v.artifact_uri))
+    data = bytearray(path.read_bytes())
     data[40] ^= 0xFF
-    Path(v.artifact_uri).write_bytes(bytes(data))
+    path.write_bytes(bytes(data))
     ws.store.move_champion("weather", "1.2.0", "deploy", "tampered", "test")
     server.wait_for(lambda: any(a.event == "reload_failed" for a in server.alerts))
     alert = next(a for a in server.alerts if a.event == "reload_failed")

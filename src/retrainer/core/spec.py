@@ -28,6 +28,7 @@ from .errors import ConfigError, ModelNotFound
 from .family_params import check_params
 from .feature_sets import check_sets
 from .metrics import DEFAULT_PRIMARY, METRICS
+from .names import NAME_RULE, is_model_name
 from .spec_sections import (
     Alerts,
     Data,
@@ -48,7 +49,6 @@ from .spec_sections import (
 )
 
 FAMILIES = ("randomforest", "lightgbm", "xgboost", "catboost", "river", "ensemble", "tabpfn")
-_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")
 
 
 class ModelSpec(BaseModel):
@@ -351,11 +351,8 @@ def parse_spec(
     models = data.get("models")
     if isinstance(models, dict):
         for name, body in models.items():
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise ConfigError(
-                    f"{source}: models.{name}: model names must start with a letter and hold "
-                    "only letters, digits, '_' or '-' (at most 64)."
-                )
+            if not is_model_name(name):
+                raise ConfigError(f"{source}: models.{name!r}: not a valid model name. {NAME_RULE}")
             if isinstance(body, dict):
                 models[name] = {**body, "name": name}
     try:

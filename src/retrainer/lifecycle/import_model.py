@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError, IntegrityError
+from ..core.names import check_model_name
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import family_class
@@ -93,6 +94,7 @@ def import_model(
     ``import``) and deploy it the way the spec's rollout and the gate say; returns the
     registered :class:`~retrainer.core.entities.ModelVersion` (``details`` say whether it
     was deployed, started as a challenger or held back, and the gate's verdict)."""
+    check_model_name(model, where="deploy --from-file")  # it names the artifact's folder
     spec = ws.model_spec(model)
     path = Path(path)
     try:

@@ -2,12 +2,21 @@
 
 Bytes are written to a temporary name, fsynced and renamed: a file under its final name is
 always complete. Names are content addresses (the SHA-256), so a retry or a crash before
-registration leaves at most an unreferenced file. Every read checks the SHA-256, and the
-HMAC-SHA256 when ``RETRAINER_SIGNING_KEY`` is set, before the bytes are handed out.
+registration leaves at most an unreferenced file. Every read checks the SHA-256, and when
+``RETRAINER_SIGNING_KEY`` is set, a valid HMAC-SHA256 is required (an unsigned artifact is
+refused like a wrongly signed one) before the bytes are handed out.
+
+URIs are relative to the artifact root (``churn/<sha256>.rtm``), so a copied workspace
+reads and deletes its own files, never the original's. Every URI resolves to
+``<root>/<model>/<sha256>.rtm`` with a valid model name: an old absolute URI is read when it
+lies under the root, and anything else (``..``, another folder, another file system) is
+refused before any file is opened or deleted.
 
 >>> import tempfile
 >>> store = ArtifactStore(tempfile.mkdtemp(), signing_key=b"k")
 >>> art = store.put("churn", b"model bytes")
+>>> art.uri == f"churn/{art.sha256}.rtm"
+True
 >>> store.get(art.uri, art.sha256, art.hmac, what="churn 1.0.0")
 b'model bytes'
 """
@@ -18,16 +27,20 @@ import contextlib
 import hashlib
 import hmac as hmac_lib
 import os
+import posixpath
+import re
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..core.errors import IntegrityError, StoreUnavailable
+from ..core.names import MODEL_NAME, check_model_name
 
 SUFFIX = ".rtm"
+# The only shape a stored artifact has under the root: <model>/<sha256>.rtm
+_KEY = re.compile(rf"({MODEL_NAME.pattern})/([0-9a-f]{{64}}){re.escape(SUFFIX)}")
 
 
 @dataclass(frozen=True)
@@ -43,11 +56,28 @@ def signing_key_from_env() -> bytes | None:
     return key.encode() if key else None
 
 
+def relative_uri(uri: str, model: str, sha256: str) -> str | None:
+    """The root-relative URI of an artifact ``put`` wrote for ``model`` and ``sha256``, when
+    ``uri`` (absolute or not) ends in that shape; None for anything else.
+
+    >>> sha = "a" * 64
+    >>> relative_uri(f"/old/place/artifacts/churn/{sha}.rtm", "churn", sha) == f"churn/{sha}.rtm"
+    True
+    >>> relative_uri("/etc/passwd", "churn", sha) is None
+    True
+    """
+    key = f"{model}/{sha256}{SUFFIX}"
+    if _KEY.fullmatch(key) and (uri == key or uri.endswith("/" + key)):
+        return key
+    return None
+
+
 class ArtifactStore:
     def __init__(self, url: str, signing_key: bytes | None = None) -> None:
         self.url = url.rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, root = fsspec.core.url_to_fs(self.url)
         self.local = isinstance(self.fs, LocalFileSystem)
+        self.root = self._norm(str(root)).rstrip("/") or "/"
         self.signing_key = signing_key
 
     def _hmac(self, data: bytes) -> str | None:
@@ -55,11 +85,66 @@ class ArtifactStore:
             return None
         return hmac_lib.new(self.signing_key, data, hashlib.sha256).hexdigest()
 
-    def uri_for(self, model: str, sha256: str) -> str:
-        return f"{self.url}/{model}/{sha256}{SUFFIX}"
+    def sign(self, data: bytes) -> str:
+        """The HMAC of ``data`` under the signing key (the caller checks that one is set).
 
-    def _path(self, uri: str) -> str:
-        return str(self.fs._strip_protocol(uri))
+        >>> ArtifactStore("memory://s", signing_key=b"k").sign(b"x")[:12]
+        'c38edc8815c8'
+        """
+        mac = self._hmac(data)
+        assert mac is not None, "sign() needs a signing key"
+        return mac
+
+    def _norm(self, path: str) -> str:
+        return os.path.normpath(path) if self.local else posixpath.normpath(path)
+
+    def uri_for(self, model: str, sha256: str) -> str:
+        """The root-relative URI of ``model``'s artifact with this SHA-256."""
+        check_model_name(model, where="artifact store")
+        key = f"{model}/{sha256}{SUFFIX}"
+        if not _KEY.fullmatch(key):
+            raise IntegrityError(f"{sha256!r} is not a SHA-256 hex digest.")
+        return key
+
+    def key(self, uri: str, *, what: str = "an artifact") -> str:
+        """The root-relative key ``<model>/<sha256>.rtm`` of ``uri``; IntegrityError when it
+        does not name a file of this store (outside the root, another file system, not an
+        artifact name).
+
+        >>> store = ArtifactStore("memory://arts")
+        >>> sha = "b" * 64
+        >>> store.key(f"memory://arts/m/{sha}.rtm") == store.key(f"m/{sha}.rtm") == f"m/{sha}.rtm"
+        True
+        >>> store.key("../../etc/passwd")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        retrainer.core.errors.IntegrityError: The artifact URI of an artifact ('../../etc/...
+        """
+        rel: str | None = uri
+        if "://" in uri or uri.startswith("/"):
+            rel = None
+            proto = self.url.split("://", 1)[0] + "://" if "://" in self.url else "file://"
+            if uri.startswith(proto) or (self.local and "://" not in uri):
+                path = self._norm(str(self.fs._strip_protocol(uri)))
+                if path.startswith(self.root.rstrip("/") + "/"):
+                    rel = path[len(self.root.rstrip("/")) + 1 :]
+        if rel is None or not _KEY.fullmatch(rel):
+            raise IntegrityError(
+                f"The artifact URI of {what} ({uri!r}) does not name an artifact under the "
+                f"artifact folder {self.url}: retrainer reads and deletes only "
+                f"<folder>/<model>/<sha256>{SUFFIX} files there. The registry row was edited "
+                "or comes from another workspace; nothing was read or deleted. Restore the "
+                "version from a backup or retrain.",
+                uri=uri,
+            )
+        return rel
+
+    def location(self, uri: str, *, what: str = "an artifact") -> str:
+        """Where ``uri`` lies: the store's URL joined with its key (for messages and tools)."""
+        return f"{self.url}/{self.key(uri, what=what)}"
+
+    def _path(self, uri: str, *, what: str = "an artifact") -> str:
+        return f"{self.root.rstrip('/')}/{self.key(uri, what=what)}"
 
     def put(self, model: str, data: bytes) -> StoredArtifact:
         sha = hashlib.sha256(data).hexdigest()
@@ -90,24 +175,39 @@ class ArtifactStore:
             ) from None
         return StoredArtifact(uri, sha, self._hmac(data), len(data))
 
-    def get(self, uri: str, sha256: str, hmac: str | None, *, what: str) -> bytes:
-        """The verified bytes of an artifact; ``what`` names the version in errors."""
-        path = self._path(uri)
+    def get(
+        self, uri: str, sha256: str, hmac: str | None, *, what: str, allow_unsigned: bool = False
+    ) -> bytes:
+        """The verified bytes of an artifact; ``what`` names the version in errors.
+
+        With a signing key, an unsigned artifact (``hmac`` None) is refused unless
+        ``allow_unsigned`` (only for signing it: :mod:`retrainer.lifecycle.signing`)."""
+        path = self._path(uri, what=what)
+        where = self.location(uri, what=what)
         try:
             with self.fs.open(path, "rb") as fh:
                 data: bytes = fh.read()
         except FileNotFoundError:
             raise IntegrityError(
-                f"The artifact of {what} is missing: {uri}. Restore it from a backup "
-                "(`retrainer restore`) or retrain.",
+                f"The artifact of {what} is missing: {where}. Restore it from a backup "
+                "(`retrainer restore`), copy the file there, or retrain.",
                 uri=uri,
             ) from None
         actual = hashlib.sha256(data).hexdigest()
         if actual != sha256:
             raise IntegrityError(
-                f"The artifact of {what} at {uri} does not match its recorded SHA-256 "
+                f"The artifact of {what} at {where} does not match its recorded SHA-256 "
                 f"(expected {sha256[:12]}…, got {actual[:12]}…): it was changed or corrupted. "
                 "It was not loaded. Restore it from a backup or roll back to another version.",
+                uri=uri,
+            )
+        if self.signing_key is not None and hmac is None and not allow_unsigned:
+            raise IntegrityError(
+                f"The artifact of {what} at {where} is unsigned, and RETRAINER_SIGNING_KEY "
+                "is set: with a key, every artifact must carry a valid signature to load. It "
+                "was not loaded. If the version was made before the key was set and you trust "
+                "its file, sign it once with `retrainer sign MODEL`; otherwise retrain it, or "
+                "import it again (`retrainer deploy MODEL --from-file`) with the key set.",
                 uri=uri,
             )
         if hmac is not None:
@@ -116,27 +216,31 @@ class ArtifactStore:
                     f"The artifact of {what} is signed but RETRAINER_SIGNING_KEY is not set, so "
                     "its signature cannot be checked. Set the key it was signed with."
                 )
-            if not hmac_lib.compare_digest(self._hmac(data) or "", hmac):
+            if not hmac_lib.compare_digest(self.sign(data), hmac):
                 raise IntegrityError(
-                    f"The artifact of {what} at {uri} fails its HMAC check: it was not signed "
+                    f"The artifact of {what} at {where} fails its HMAC check: it was not signed "
                     "with the current RETRAINER_SIGNING_KEY. It was not loaded.",
                     uri=uri,
                 )
         return data
 
-    def delete(self, uri: str) -> None:
+    def delete(self, uri: str, *, what: str = "an artifact") -> None:
+        """Remove an artifact's file; a URI outside the root is refused, never followed."""
+        path = self._path(uri, what=what)
         with contextlib.suppress(FileNotFoundError):
-            self.fs.rm_file(self._path(uri))
+            self.fs.rm_file(path)
 
     def exists(self, uri: str) -> bool:
         return bool(self.fs.exists(self._path(uri)))
 
     def list_uris(self) -> list[str]:
+        """The root-relative URIs of every artifact file under the root."""
         if not self.fs.exists(self.root):
             return []
-        found = self.fs.find(self.root)
-        return [
-            f"{self.url}/{Path(p).relative_to(self.root)}"
+        prefix = self.root.rstrip("/") + "/"
+        found = (self._norm(str(p)) for p in self.fs.find(self.root))
+        return sorted(
+            p[len(prefix) :]
             for p in found
-            if p.endswith(SUFFIX) and not Path(p).name.startswith(".tmp-")
-        ]
+            if p.startswith(prefix) and _KEY.fullmatch(p[len(prefix) :])
+        )
