@@ -87,6 +87,8 @@ def error_response(request: Request, exc: RetrainerError, status: int | None = N
     headers = {"x-request-id": rid}
     if status == 401:
         headers["www-authenticate"] = "Bearer"
+    if status == 503 and "retry_after" in exc.details:  # StoreBusy: when to try again
+        headers["retry-after"] = str(exc.details["retry_after"])
     try:
         return json_response(body, status, headers)
     except ValueError:  # a non-finite number in the details

@@ -43,10 +43,10 @@ from typing import Any, Protocol
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from ..core.errors import StoreUnavailable
+from ..core.errors import StoreBusy, StoreUnavailable
 
 log = logging.getLogger("retrainer.serving.log")
-TRANSIENT = (StoreUnavailable, OperationalError)
+TRANSIENT = (StoreUnavailable, StoreBusy, OperationalError)  # StoreBusy: another writer's lock
 # The records themselves are bad: refused by the database, or malformed. Kept aside, not retried.
 REFUSED = (DBAPIError, ValueError, KeyError, TypeError)
 

@@ -1,4 +1,11 @@
-"""Engines by URL (SQLite in WAL mode by default, PostgreSQL), migrations, safe URL display.
+"""Engines by URL (SQLite in WAL mode by default, PostgreSQL), migrations, safe URL display,
+and the one place a held lock becomes :class:`StoreBusy`.
+
+A writer waits for another writer's lock at most :func:`busy_timeout` seconds
+(``RETRAINER_BUSY_TIMEOUT``, default 30): SQLite's busy timeout, PostgreSQL's
+``lock_timeout``. Past it, the database's error ("database is locked", lock not available)
+is raised as StoreBusy (exit 1, HTTP 503 with Retry-After): nothing was written, and the same
+command succeeds once the other writer is done.
 
 >>> safe_url("postgresql+psycopg://app:s3cret@db:5432/prod")
 'postgresql+psycopg://app:***@db:5432/prod'
@@ -6,7 +13,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
-from ..core.errors import ConfigError, StoreUnavailable
+from ..core.errors import ConfigError, StoreBusy, StoreUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -33,6 +41,32 @@ def safe_url(url: str) -> str:
         return url.split("@")[-1]
 
 
+BUSY_TIMEOUT_ENV = "RETRAINER_BUSY_TIMEOUT"
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a writer waits for another writer's lock
+
+
+def busy_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a writer waits for a lock another writer holds (``RETRAINER_BUSY_TIMEOUT``).
+
+    >>> busy_timeout({}), busy_timeout({"RETRAINER_BUSY_TIMEOUT": "0.5"})
+    (30.0, 0.5)
+    """
+    raw = (os.environ if environ is None else environ).get(BUSY_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_BUSY_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 3600:
+        raise ConfigError(
+            f"{BUSY_TIMEOUT_ENV}={raw[:40]!r} is not a number of seconds from 0 to 3600 "
+            "(how long a writer waits for another writer's lock; default "
+            f"{DEFAULT_BUSY_TIMEOUT:g})."
+        )
+    return value
+
+
 def make_engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
@@ -42,6 +76,7 @@ def make_engine(url: str) -> Engine:
             "'sqlite:///retrainer.db' or 'postgresql+psycopg://user@host/db'."
         ) from None
     backend = parsed.get_backend_name()
+    wait = busy_timeout()
     if backend == "sqlite":
         db = parsed.database or ""
         if db and db != ":memory:":
@@ -51,13 +86,22 @@ def make_engine(url: str) -> Engine:
                 url, poolclass=StaticPool, connect_args={"check_same_thread": False}
             )
         else:
-            engine = create_engine(url, connect_args={"timeout": 30})
-        _sqlite_setup(engine)
+            engine = create_engine(url, connect_args={"timeout": wait})
+        _sqlite_setup(engine, wait)
+        _busy_errors(engine, wait)
         return engine
     if backend == "postgresql":
         if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            pool_size=5,
+            max_overflow=5,
+            connect_args={"options": f"-c lock_timeout={max(1, round(wait * 1000))}"},
+        )
+        _busy_errors(engine, wait)
+        return engine
     raise ConfigError(
         f"Store URL {safe_url(url)!r} uses backend {backend!r}. Supported: sqlite, postgresql."
     )
@@ -66,14 +110,51 @@ def make_engine(url: str) -> Engine:
 _SQLITE_CACHE_KIB = 65_536  # page cache per connection: bulk key probes stay in memory
 
 
-def _sqlite_setup(engine: Engine) -> None:
+_BUSY_SQLITE = ("database is locked", "database is busy", "database table is locked")
+_BUSY_PG = ("55P03", "40001", "40P01")  # lock not available, serialization failure, deadlock
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a DB-API error says another writer holds a lock this one waited for.
+
+    >>> import sqlite3
+    >>> is_busy(sqlite3.OperationalError("database is locked")), is_busy(ValueError("x"))
+    (True, False)
+    """
+    if getattr(exc, "sqlstate", None) in _BUSY_PG:  # psycopg
+        return True
+    if getattr(exc, "pgcode", None) in _BUSY_PG:  # psycopg2
+        return True
+    if type(exc).__module__.startswith("sqlite3") or type(exc).__name__ == "OperationalError":
+        return str(exc).strip().lower().startswith(_BUSY_SQLITE)
+    return False
+
+
+def _busy_errors(engine: Engine, wait: float) -> None:
+    """Raise a held lock as StoreBusy, wherever in the store it is met."""
+
+    @event.listens_for(engine, "handle_error")
+    def _busy(context: Any) -> None:
+        orig = context.original_exception
+        if orig is None or not is_busy(orig):
+            return
+        raise StoreBusy(
+            f"Store busy: another writer held the store's write lock longer than this one "
+            f"waits ({wait:g} s; e.g. a long ingest, a restore or a migration), so nothing was "
+            f"written. Retry when it is done, or wait longer with {BUSY_TIMEOUT_ENV}=SECONDS. "
+            f"({str(orig).strip().splitlines()[0][:120]})",
+            retry_after=max(1, round(wait)),
+        ) from orig
+
+
+def _sqlite_setup(engine: Engine, wait: float) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(wait * 1000)}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute(f"PRAGMA cache_size=-{_SQLITE_CACHE_KIB}")
         cur.close()
