@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registers commands)
     rows_cmds,
     scheduler_cmd,
     serve_cmd,
+    sign_cmd,
     train_cmds,
 )
 from .app import app

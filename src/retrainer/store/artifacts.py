@@ -202,12 +202,13 @@ class ArtifactStore:
                 uri=uri,
             )
         if self.signing_key is not None and hmac is None and not allow_unsigned:
+            model = self.key(uri).split("/", 1)[0]
             raise IntegrityError(
                 f"The artifact of {what} at {where} is unsigned, and RETRAINER_SIGNING_KEY "
                 "is set: with a key, every artifact must carry a valid signature to load. It "
                 "was not loaded. If the version was made before the key was set and you trust "
-                "its file, sign it once with `retrainer sign MODEL`; otherwise retrain it, or "
-                "import it again (`retrainer deploy MODEL --from-file`) with the key set.",
+                f"its file, sign it once with `retrainer sign {model}`; otherwise retrain it, "
+                f"or import it again (`retrainer deploy {model} --from-file`) with the key set.",
                 uri=uri,
             )
         if hmac is not None:

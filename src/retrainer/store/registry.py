@@ -220,6 +220,23 @@ class RegistryStore(StoreBase):
             for v in versions:
                 self._event(conn, model, "delete", v, None, reason, by)
 
+    def sign_version(self, model: str, version: str, sha256: str, hmac: str) -> bool:
+        """Record ``hmac`` for an unsigned live version whose artifact hash is still
+        ``sha256``; False when the row changed meanwhile (signed, deleted or re-pointed)."""
+        with self.write(model) as conn:
+            done = conn.execute(
+                update(t.versions)
+                .where(
+                    t.versions.c.model == model,
+                    t.versions.c.version == version,
+                    t.versions.c.sha256 == sha256,
+                    t.versions.c.hmac.is_(None),
+                    t.versions.c.status != "deleted",
+                )
+                .values(hmac=hmac)
+            )
+            return bool(done.rowcount == 1)
+
     # ---- helpers inside a transaction ---------------------------------------------------
     def _event(self, conn: Connection, *args: Any, **kwargs: Any) -> DeploymentEvent:
         """An event in ``conn``'s transaction (see :func:`add_event`)."""
