@@ -57,9 +57,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def workspace_copy(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private store (artifacts of the trained versions are shared, read-only)."""
+    """A private store and a copy of the trained versions' artifacts."""
     folder = tmp_path_factory.mktemp("ws")
     shutil.copy(trained / "ws.db", folder / "ws.db")
+    shutil.copytree(trained / "artifacts", folder / "artifacts")  # URIs are relative to it
     (folder / "retrainer.yaml").write_text(yaml.safe_dump(spec_dict(folder)))
     return folder / "retrainer.yaml"
 

@@ -137,24 +137,30 @@ def test_malformed_bodies_are_422(server: Served, body: bytes) -> None:
 
 
 def test_non_finite_and_missing_values(server: Served) -> None:
-    inf = json.dumps({"row": {**ROW, "temperature": float("inf")}}).encode()  # "Infinity"
-    r = post(server, "/v1/models/weather/predict", content=inf)
-    assert r.status_code == 422 and r.json()["details"]["errors"][0]["field"] == "temperature"
-    # lightgbm takes missing values: null and NaN are scored
-    for value in (None, float("nan")):
-        body = json.dumps({"row": {**ROW, "temperature": value}}).encode()
-        assert post(server, "/v1/models/weather/predict", content=body).status_code == 200
+    # "Infinity" and "NaN" (JSON has neither; the stdlib parser reads them) are not numbers
+    for value, word in ((float("inf"), "infinity"), (float("nan"), "NaN")):
+        body = json.dumps({"rows": [ROW, {**ROW, "temperature": value}]}).encode()
+        r = post(server, "/v1/models/weather/predict", content=body)
+        assert r.status_code == 422, r.text
+        first = r.json()["details"]["errors"][0]
+        assert (first["row"], first["field"]) == (1, "temperature")
+        assert f"finite number, got {word}" in first["problem"] and "null" in first["problem"]
+        sales = post(server, "/v1/models/sales/predict", content=body.replace(b'"temperature"',
+                     b'"x": 1, "plan"'))  # fmt: skip
+        assert sales.status_code == 422 and "plan" in sales.text
+    # lightgbm takes missing values: null is scored
+    body = json.dumps({"row": {**ROW, "temperature": None}}).encode()
+    assert post(server, "/v1/models/weather/predict", content=body).status_code == 200
     # a family without missing-value support refuses them, naming the field
     codec = server.state.registry.served["weather"].champion.codec
     codec.handles_missing = False
     try:
-        for value in (None, float("nan")):
-            body = json.dumps({"rows": [ROW, {**ROW, "dew_point": value}]}).encode()
-            r = post(server, "/v1/models/weather/predict", content=body)
-            assert r.status_code == 422
-            first = r.json()["details"]["errors"][0]
-            assert (first["row"], first["field"]) == (1, "dew_point")
-            assert "missing values" in first["problem"]
+        body = json.dumps({"rows": [ROW, {**ROW, "dew_point": None}]}).encode()
+        r = post(server, "/v1/models/weather/predict", content=body)
+        assert r.status_code == 422
+        first = r.json()["details"]["errors"][0]
+        assert (first["row"], first["field"]) == (1, "dew_point")
+        assert "missing values" in first["problem"]
     finally:
         codec.handles_missing = True
 

@@ -30,6 +30,7 @@ DASH = "https://dash.example.com"
 @pytest.fixture
 def config(trained: Path, tmp_path: Path) -> Path:
     shutil.copy(trained / "ws.db", tmp_path / "ws.db")
+    shutil.copytree(trained / "artifacts", tmp_path / "artifacts")
     spec = spec_dict(tmp_path)
     spec["models"]["weather"]["schedule"] = {"maintain": "0 */6 * * *"}
     spec["cors"] = {"allow_origins": [DASH]}

@@ -1,7 +1,16 @@
-"""``retrainer serve``: the REST service under uvicorn."""
+"""``retrainer serve``: the REST service under uvicorn.
+
+A server reachable from other machines without ``RETRAINER_API_TOKEN`` would let anyone on the
+network (or any web page its users open) deploy, roll back and train: ``serve`` refuses a
+non-loopback ``--host`` without a token unless told ``--insecure``.
+
+>>> is_loopback("127.0.0.1"), is_loopback("localhost"), is_loopback("::1"), is_loopback("0.0.0.0")
+(True, True, True, False)
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -9,7 +18,18 @@ from typing import Annotated
 
 import typer
 
+from ..core.errors import InputError
 from .app import _state, app, err, handles_errors
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _clean_exit_class() -> type:
@@ -50,6 +70,14 @@ def serve(
             help="Run the spec's schedules in the server (one leader across processes).",
         ),
     ] = True,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve a non-loopback --host without RETRAINER_API_TOKEN (anyone who reaches "
+            "it may deploy, roll back and train).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the REST API: predict, feedback, admin routes, /health, /ready, /metrics, /docs."""
     import uvicorn
@@ -57,6 +85,18 @@ def serve(
     from ..core.spec import default_config_path
     from ..serving.app import create_app
 
+    if not os.environ.get("RETRAINER_API_TOKEN") and not is_loopback(host):
+        if not insecure:
+            raise InputError(
+                f"Refusing to serve on --host {host} without RETRAINER_API_TOKEN: anyone who "
+                "can reach it could deploy, roll back and train. Set RETRAINER_API_TOKEN, bind "
+                "--host 127.0.0.1, or pass --insecure to serve it open anyway."
+            )
+        err.print(
+            f"retrainer: warning: serving {host} without RETRAINER_API_TOKEN (--insecure): "
+            "every route is open to whoever reaches it.",
+            highlight=False,
+        )
     config = _state["config"] or default_config_path()
     if workers == 1:
         application = create_app(config, log_predictions=log_predictions, scheduler=scheduler)

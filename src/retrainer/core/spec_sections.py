@@ -535,6 +535,9 @@ class Retention(Section):
 
 class Serving(Section):
     max_batch_rows: int = Field(10_000, ge=1)
+    max_feedback_bytes: int = Field(
+        32 * 2**20, ge=1024, description="Largest body of one REST feedback request."
+    )
     extra: Literal["ignore", "forbid"] = "ignore"
     unknown_category: Literal["accept", "reject"] = "accept"
     reload_seconds: float = Field(5, gt=0, le=MAX_SECONDS)

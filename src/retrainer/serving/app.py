@@ -29,7 +29,8 @@ from ..evaluation.conformal import interval_bounds
 from ..lifecycle.workspace import Workspace
 from ..scheduler import SchedulerService, build_jobs
 from .admin import Jobs, admin_router
-from .errors import TooLarge, header, install_handlers, json_response, request_id
+from .edge import Edge
+from .errors import TooLarge, install_handlers, json_response, request_id
 from .logqueue import LogItem, LogQueue
 from .metrics import Metrics
 from .models import ErrorBody, PredictRequest, PredictResponse
@@ -56,7 +57,8 @@ class ServerState:
 
     def check_auth(self, request: Request, *, mutating: bool) -> None:
         """401 without a bearer token, 403 with a wrong one; reads are open unless
-        ``auth.protect_reads``. Nothing is checked when no token is configured."""
+        ``auth.protect_reads``. Nothing is checked when no token is configured. Called for
+        every request by ``serving.edge.Edge``, before the body is read."""
         if self.token is None or not (mutating or self.protect_reads):
             return
         header = request.headers.get("authorization", "")
@@ -71,26 +73,6 @@ class ServerState:
 
 def byte_limit(max_rows: int, n_features: int) -> int:
     return 4096 + max_rows * (ROW_BYTES + FEATURE_BYTES * n_features)
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 past ``limit`` bytes (by Content-Length, or while
-    streaming a chunked body)."""
-    declared = header(request, b"content-length")
-    too_large = f"The body is larger than this model's limit of {limit} bytes"
-    if declared is not None:
-        if not declared.isdigit():
-            raise InputError(f"Content-Length {declared[:20]!r} is not a number.")
-        if int(declared) > limit:
-            raise TooLarge(f"{too_large} ({declared} bytes). Split it into smaller batches.")
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLarge(f"{too_large}. Split it into smaller batches.")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _text(body: bytes) -> str:
@@ -218,6 +200,7 @@ def create_app(
     app = FastAPI(title="retrainer", version="1", lifespan=lifespan)
     app.state.retrainer = state
     install_handlers(app)
+    app.add_middleware(Edge, state=state)  # inside CORS: preflights pass
     cors = ws.spec.cors
     if cors.allow_origins:
         app.add_middleware(
@@ -237,8 +220,7 @@ def create_app(
         """Score one row or a batch with the version the rollout routes it to."""
         t0 = time.perf_counter()
         name: str = request.path_params["name"]  # read here: no per-request parameter model
-        rid = request_id(request)
-        state.check_auth(request, mutating=False)
+        rid = request_id(request)  # the token and the body's size: checked by serving.edge
         served = registry.get(name)
         version, arm = "-", "-"
         if served.champion is None and registry.wanted.get(name):
@@ -248,7 +230,7 @@ def create_app(
             )
         try:
             spec = ws.spec.models[name]
-            text = _text(await read_body(request, state.limits[name]))
+            text = _text(await request.body())
             rows = parse_rows(_loads(text), spec.serving.max_batch_rows)
             first = rows[0]
             key = first.get("entity_id", first.get(spec.id_column)) if type(first) is dict else None
@@ -323,7 +305,6 @@ def create_app(
     @app.get("/metrics", tags=["service"])
     def metrics(request: Request) -> Response:
         """Prometheus text exposition."""
-        state.check_auth(request, mutating=False)
         text = state.metrics.render(scrape_gauges(state))
         return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 

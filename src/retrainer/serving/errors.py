@@ -27,11 +27,14 @@ MAX_REPORTED = 20
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-class TooLarge(Exception):
-    """The body is over the byte limit or holds more rows than ``serving.max_batch_rows``."""
+class TooLarge(HTTPException):
+    """The body is over the byte limit or holds more rows than ``serving.max_batch_rows``.
+
+    An ``HTTPException`` (413), so FastAPI passes it on unchanged when it is raised while the
+    body is read for a route's parameters (``serving.edge`` raises it from ``receive``)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message)
+        super().__init__(413, message)
         self.message = message
 
 
@@ -97,6 +100,20 @@ def error_response(request: Request, exc: RetrainerError, status: int | None = N
         )
 
 
+def _unparsable(cause: BaseException) -> InputError:
+    """Why FastAPI could not read a JSON body: nested too deeply, not UTF-8, or other."""
+    if isinstance(cause, RecursionError):
+        why = "it is nested too deeply (JSON nesting is limited to about 1,000 levels)"
+    elif isinstance(cause, UnicodeDecodeError):
+        why = f"it is not UTF-8 ({cause.reason} at byte {cause.start})"
+    else:
+        why = f"{type(cause).__name__}: {str(cause)[:80]}"
+    return InputError(
+        f"Invalid request: the JSON body cannot be read: {why}. Send JSON encoded as UTF-8.",
+        errors=[{"row": None, "field": None, "problem": "unreadable JSON"}],
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     async def on_retrainer(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RetrainerError)
@@ -128,6 +145,8 @@ def install_handlers(app: FastAPI) -> None:
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
+        if exc.status_code == 400 and exc.__cause__ is not None:  # FastAPI could not parse
+            return error_response(request, _unparsable(exc.__cause__))
         err = RetrainerError(str(exc.detail))
         err.code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(request, err, exc.status_code)

@@ -2,7 +2,8 @@
 
 The predict route does not validate its body with these models (a hand-written check against
 the feature schema is several times cheaper per row); they document it in the OpenAPI schema.
-The admin routes validate their bodies with them.
+The admin routes validate their bodies with them; every text and number they hold is bounded
+and storable (``serving.inputs``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from .inputs import Days, Text, Version
 
 Row = dict[str, Any]
 
@@ -58,8 +61,8 @@ class TrainRequest(BaseModel):
     force_retrain: bool = Field(
         False, description="Deploy even if the gate rejects the new version (recorded forced)."
     )
-    days_back: int | None = Field(None, ge=1, description="Train on the last N days only.")
-    family: str | None = Field(None, description="Override the spec's family.")
+    days_back: Days | None = Field(None, description="Train on the last N days only.")
+    family: Text | None = Field(None, description="Override the spec's family.")
     deploy: bool = Field(True, description="Make the new version champion if the gate passes.")
 
 
@@ -70,15 +73,15 @@ class MaintainRequest(BaseModel):
 
 class DeployRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: str
+    version: Version
     force: bool = False
-    reason: str = "deploy via api"
+    reason: Text = "deploy via api"
 
 
 class RollbackRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    to: str | None = None
-    reason: str = "rollback via api"
+    to: Version | None = None
+    reason: Text = "rollback via api"
 
 
 class JobView(BaseModel):

@@ -33,11 +33,10 @@ import numpy as np
 from ..core.errors import InputError
 from ..families.schema import FeatureSchema
 from .errors import MAX_REPORTED, TooLarge, row_errors
+from .inputs import MAX_ID, text_problem
 
 if TYPE_CHECKING:
     from .registry import Loaded
-
-MAX_ID = 128  # the predictions table's entity_id width
 
 
 def _level(value: Any) -> str:
@@ -108,10 +107,8 @@ class RowCodec:
                 X[:, :k] = np.array(numbers, dtype=np.float64).reshape(len(rows), k)
             except (OverflowError, ValueError, TypeError):
                 return None
-            if not np.isfinite(X[:, :k]).all() and (
-                not self.handles_missing or np.isinf(X[:, :k]).any()
-            ):
-                return None
+            if not np.isfinite(X[:, :k]).all():
+                return None  # NaN or infinity: the checked path names it
         for j, ((_, lookup), values) in enumerate(zip(self.categorical, columns, strict=True)):
             if not _TEXT.issuperset(map(type, values)):
                 return None
@@ -133,6 +130,9 @@ class RowCodec:
         ids = [None if e is None else str(e) for e in raw]
         if max(len(e) for e in ids if e is not None) > MAX_ID:
             return None
+        joined = "".join(e for e in ids if e is not None)
+        if "\x00" in joined or (not joined.isascii() and _unencodable(joined)):
+            return None  # the checked path names the row
         return ids
 
     def _encode_checked(self, rows: Sequence[Any]) -> tuple[np.ndarray, list[str | None]]:
@@ -160,10 +160,7 @@ class RowCodec:
                 t = type(v)
                 if t is float:
                     if v != v or v in (math.inf, -math.inf):
-                        if v == v:
-                            bad.append((col, "must be a finite number, got infinity"))
-                        elif not self.handles_missing:
-                            bad.append((col, self._no_missing("NaN")))
+                        bad.append((col, _NOT_FINITE.format("infinity" if v == v else "NaN")))
                     vec.append(v)
                 elif t is int:
                     try:
@@ -181,7 +178,7 @@ class RowCodec:
             for col, lookup in self.categorical:
                 v = row.get(col, _ABSENT)
                 t = type(v)
-                if t is str or t is int or (t is float and v == v):
+                if t is str or t is int or (t is float and math.isfinite(v)):
                     code = lookup.get(v if t is str else _level(v))
                     if code is None:
                         if self.reject_unknown:
@@ -189,7 +186,9 @@ class RowCodec:
                             bad.append((col, f"unknown category {str(v)[:40]!r}; known: {known}"))
                         code = nan
                     vec.append(code)
-                elif v is None or t is float:
+                elif t is float:
+                    bad.append((col, _NOT_FINITE.format("infinity" if v == v else "NaN")))
+                elif v is None:
                     if not self.handles_missing:
                         bad.append((col, self._no_missing("null")))
                     vec.append(nan)
@@ -204,8 +203,9 @@ class RowCodec:
             if eid is not None:
                 if type(eid) is str or (type(eid) is int):
                     eid = str(eid)
-                    if len(eid) > MAX_ID:
-                        bad.append(("entity_id", f"longer than {MAX_ID} characters"))
+                    problem = text_problem(eid, MAX_ID)
+                    if problem is not None:
+                        bad.append(("entity_id", problem))
                 else:
                     bad.append(("entity_id", f"must be a string or an integer, got {_kind(eid)}"))
             if bad:
@@ -224,6 +224,15 @@ class RowCodec:
         return f"{what} is not accepted: this model's family cannot score missing values"
 
 
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+_NOT_FINITE = "must be a finite number, got {} (send null for a missing value)"
 _ABSENT: Any = object()
 _NUMBER = frozenset((float, int))
 _TEXT = frozenset((str,))

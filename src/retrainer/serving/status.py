@@ -19,6 +19,7 @@ from ..lifecycle.drift_check import check_drift
 from ..lifecycle.monitor import monitor
 from .admin import decision_view
 from .errors import json_response, log
+from .inputs import query_duration
 from .metrics import Gauge
 from .writer import WriterProcess
 
@@ -33,7 +34,7 @@ def status_router(state: ServerState) -> APIRouter:
     ws = state.ws
 
     def guard(request: Request, name: str | None = None) -> None:
-        state.check_auth(request, mutating=False)
+        """The model's existence (the token was checked by ``serving.edge``)."""
         if name is not None:
             state.registry.get(name)
 
@@ -81,6 +82,7 @@ def status_router(state: ServerState) -> APIRouter:
     def drift(name: str, request: Request, window: str | None = None) -> Response:
         """Per-feature drift of the live window against the champion's reference."""
         guard(request, name)
+        query_duration(window, "window")
         try:
             d = check_drift(ws, name, window=window)
         except KeyError:
