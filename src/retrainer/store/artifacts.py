@@ -169,6 +169,11 @@ class ArtifactStore:
                 self.fs.pipe_file(tmp, data)
                 self.fs.mv(tmp, path)
         except OSError as exc:
+            with contextlib.suppress(OSError):  # a failed write leaves no temporary file
+                if self.local:
+                    os.unlink(tmp)
+                else:
+                    self.fs.rm_file(tmp)
             raise StoreUnavailable(
                 f"Cannot write the artifact for model {model!r} under {self.url}: {exc}. "
                 "Check that the artifact location exists and is writable."
