@@ -73,7 +73,8 @@ def ingest(
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL of labelled rows.")],
     as_json: JsonFlag = False,
 ) -> None:
-    """Add labelled rows; de-duplicated by the id column, all or nothing per file."""
+    """Add labelled rows, all or nothing per file; a row whose id and time are stored already
+    or repeat an earlier row of the file is a duplicate (the first one is kept)."""
     from ..lifecycle.ingest import ingest_file
 
     with workspace() as ws:

@@ -1,5 +1,12 @@
-"""Ingest labelled rows: validate, reject with line numbers, de-duplicate by id; one
-transaction per file, read and stored a chunk at a time (memory bounded by a chunk).
+"""Ingest labelled rows: validate, reject with line numbers, de-duplicate by id and time
+(the first row of a key wins, within a file as across files; the others are counted as
+duplicates); one transaction per file, read and stored a chunk at a time (memory bounded by
+a chunk).
+
+A classifier's labels have one type per model, whatever each file holds: integers, or text.
+The model's stored rows decide it; a model's first rows decide it by their majority. A label
+that does not fit (``yes`` among integers, ``0.5``) is a rejected line naming the value, like
+any other bad value, so one bad label never changes how the others are stored.
 
 >>> import pandas as pd
 >>> from retrainer.core.spec import ModelSpec
@@ -12,6 +19,17 @@ transaction per file, read and stored a chunk at a time (memory bounded by a chu
 [['1', 1, 0.5, '7']]
 >>> [(r.line, r.reason) for r in rejects]
 [(2, "unparseable time in 't': bad"), (3, "non-numeric value in feature 'x': n/a")]
+
+One label that is not a whole number among integers is a rejected line; the others stay
+integers. Rows repeating an id and time: the first is kept, the others counted:
+
+>>> df = pd.DataFrame({"id": [1, 2, 3, 3], "t": ["2024-01-01"] * 4, "y": [1, "yes", 0, 1],
+...                    "x": [1.0] * 4, "c": ["a"] * 4})
+>>> frame, rejects = prepare_frame(spec, df, "rows.csv")
+>>> frame["target"].tolist(), labels_kind(spec, df["y"]), repeated(df, frame, rejects)
+([1, 0], 'int', 1)
+>>> [(r.line, r.reason) for r in rejects]
+[(2, "label 'y' = 'yes' is not a whole number like this model's other labels (integers)")]
 """
 
 from __future__ import annotations
@@ -36,6 +54,9 @@ MAX_REPORTED = 5
 class Reject:
     line: int
     reason: str
+
+
+INT, TEXT = "int", "text"  # how a classifier's labels are stored
 
 
 @dataclass(frozen=True)
@@ -67,11 +88,13 @@ def ingest_file(
     spec = ws.model_spec(model)
     chunks = iter_table(path, chunk_rows)
     first = next(chunks)  # a file that cannot be read fails before the transaction
+    kind = stored_labels_kind(ws, model) or labels_kind(spec, first[spec.target])
     inserted = duplicates = rejected = 0
     rejects: list[Reject] = []
     with ws.store.write(model) as conn:
         for df in _chain(first, chunks):
-            frame, bad = prepare_frame(spec, df, str(path))
+            frame, bad = prepare_frame(spec, df, str(path), labels=kind)
+            duplicates += repeated(df, frame, bad)
             rejected += len(bad)
             rejects = (rejects + bad)[:MAX_REPORTED]
             added = ws.store.append_rows(conn, model, frame, source, unique=True)
@@ -98,11 +121,53 @@ def ingest_frame(
     spec = spec or ws.model_spec(model)
     if LINE not in df.columns:
         df = df.assign(**{LINE: range(1, len(df) + 1)})
-    frame, rejects = prepare_frame(spec, df, where)
+    kind = stored_labels_kind(ws, model) if spec.target in df.columns else None
+    frame, rejects = prepare_frame(spec, df, where, labels=kind)
+    again = repeated(df, frame, rejects)
     if frame.empty:
-        return IngestResult(0, 0, len(rejects), rejects[:MAX_REPORTED])
+        return IngestResult(0, again, len(rejects), rejects[:MAX_REPORTED])
     added = ws.store.add_training_frame(model, frame, source)
-    return IngestResult(added.inserted, added.duplicates, len(rejects), rejects[:MAX_REPORTED])
+    return IngestResult(
+        added.inserted, added.duplicates + again, len(rejects), rejects[:MAX_REPORTED]
+    )
+
+
+def stored_labels_kind(ws: Workspace, model: str) -> str | None:
+    """How ``model``'s stored labels are typed (``int`` or ``text``; None: no rows yet, or
+    not a classifier): the target column of its newest training-row segment."""
+    import pyarrow as pa
+
+    if ws.model_spec(model).task != "classification":
+        return None
+    found = ws.store.segments(model, "rows")[-1:]
+    for _seg, table in ws.store.iter_segment_tables(found, columns=["target"]):
+        kind = table.schema.field("target").type
+        if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
+            return INT
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return TEXT
+    return None
+
+
+def labels_kind(spec: ModelSpec, values: pd.Series) -> str | None:
+    """How a classifier's labels are stored when its first rows are ``values``: ``int`` when
+    most present labels are whole numbers, else ``text`` (None for regression)."""
+    import pandas as pd
+
+    if spec.task != "classification":
+        return None
+    present = values.dropna()
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
+        return INT
+    num = pd.to_numeric(present, errors="coerce")
+    whole = int((num.notna() & (num % 1 == 0)).sum())
+    return INT if whole * 2 >= len(present) else TEXT
+
+
+def repeated(df: pd.DataFrame, frame: pd.DataFrame, rejects: list[Reject]) -> int:
+    """Valid rows of ``df`` that :func:`prepare_frame` left out of ``frame`` because an
+    earlier row of ``df`` has the same id and time (they are counted as duplicates)."""
+    return len(df) - len(rejects) - len(frame)
 
 
 class Reasons:
@@ -136,11 +201,12 @@ class Reasons:
 
 
 def prepare_frame(
-    spec: ModelSpec, df: pd.DataFrame, where: str
+    spec: ModelSpec, df: pd.DataFrame, where: str, *, labels: str | None = None
 ) -> tuple[pd.DataFrame, list[Reject]]:
     """Validate a frame against the spec; returns the storable rows (``entity_id``,
-    ``event_time``, ``target``, features; the last row of an id and time given twice) and the
-    rejected lines. Vectorized: no Python work per row."""
+    ``event_time``, ``target``, features; the first row of an id and time given twice) and
+    the rejected lines. A classifier's labels are stored as ``labels`` (``int`` or ``text``;
+    None: by :func:`labels_kind` of this frame). Vectorized: no Python work per row."""
     import numpy as np
     import pandas as pd
 
@@ -169,7 +235,7 @@ def prepare_frame(
         )
     target = df[spec.target]
     rs.flag(target.isna(), f"missing target ({spec.target})")
-    target, why = check_labels(spec, target, None)
+    target, why = check_labels(spec, target, None, kind=labels or labels_kind(spec, target))
     rs.flag(df.index.isin(why.index), why)
     numeric: dict[str, pd.Series] = {}
     for col in numeric_cols:
@@ -184,7 +250,7 @@ def prepare_frame(
         {
             "entity_id": id_texts(df[spec.id_column][ok]),
             "event_time": times[ok].dt.tz_localize(None).astype("datetime64[us]"),
-            "target": target[ok],
+            "target": _no_missing(target[ok]),
         }
     )
     for col in numeric_cols:
@@ -192,8 +258,13 @@ def prepare_frame(
         frame[col] = v.where(np.isfinite(v))
     for col in categorical_cols:
         frame[col] = level_texts(df[col][ok])
-    frame = frame.drop_duplicates(["entity_id", "event_time"], keep="last")
+    frame = frame.drop_duplicates(["entity_id", "event_time"], keep="first")
     return frame.reset_index(drop=True), rs.rejects(df[LINE].to_numpy())
+
+
+def _no_missing(target: pd.Series) -> pd.Series:
+    """Kept targets are all present: nullable integers (a rejected row's gap) as int64."""
+    return target.astype("int64") if str(target.dtype) == "Int64" else target
 
 
 def parse_times(raw: pd.Series) -> pd.Series:
@@ -213,11 +284,13 @@ def parse_times(raw: pd.Series) -> pd.Series:
 
 
 def check_labels(
-    spec: ModelSpec, values: pd.Series, classes: list[Any] | None
+    spec: ModelSpec, values: pd.Series, classes: list[Any] | None, *, kind: str | None = None
 ) -> tuple[pd.Series, pd.Series]:
-    """Targets as stored (regression: float64; classification: integers where every label is
-    a whole number, else text, or the model's own class values when ``classes`` is given) and,
-    for each present value that is not a valid target, why (a series indexed by those rows)."""
+    """Targets as stored (regression: float64; classification: the model's own class values
+    when ``classes`` is given, else as ``kind`` says: ``int`` (a label that is not a whole
+    number is invalid) or ``text``; without a kind, integers where every label is a whole
+    number, else text) and, for each present value that is not a valid target, why (a series
+    indexed by those rows)."""
     import numpy as np
     import pandas as pd
 
@@ -235,6 +308,19 @@ def check_labels(
             why = f"target {spec.target!r} must be one label, got " + values[nested].astype(str)
             values = values.where(~nested)
             present = present & ~nested
+    if classes is None and kind == INT and not pd.api.types.is_bool_dtype(values):
+        num = pd.to_numeric(values, errors="coerce")
+        bad = values.notna() & ~(num.notna() & (num % 1 == 0))
+        if bad.any():
+            wrong = (
+                f"label {spec.target!r} = " + values[bad].map(repr).str[:40]
+                + " is not a whole number like this model's other labels (integers)"
+            )  # fmt: skip
+            why = pd.concat([why, wrong]) if len(why) else wrong
+        whole = num.where(~bad)
+        return (whole.astype("Int64") if whole.isna().any() else whole.astype("int64")), why
+    if classes is None and kind == TEXT:
+        return values.map(lambda v: None if v is None or v != v else label_key(v)), why
     labels = label_column(values)
     if classes is None:
         return labels, why
