@@ -1,10 +1,18 @@
 """Writing an output file the user named (scored rows, a report, a backup) so that a failure
-leaves nothing half-written, without ever replacing what is not a regular file.
+leaves nothing half-written, without ever replacing what is not a regular file and without
+ever following a link planted beside it.
 
 A regular file is written under a temporary name beside it and renamed over it at the end, so
-readers see the old file or the whole new one. A device or pipe (``/dev/stdout``,
-``/dev/null``, a FIFO) is written in place: renaming over it would replace the device with a
-file (for root, ``/dev/null`` itself). A folder is an error naming it.
+readers see the old file or the whole new one. The temporary file is created exclusively
+(``O_CREAT | O_EXCL | O_NOFOLLOW``, mode 0600): a symlink or file someone planted at that
+name is never opened, let alone written through; another fresh name is tried instead. The
+caller writes through ``/proc/self/fd/N`` (on Linux), the very file created, so swapping the
+name for a link while it is written changes nothing; before the rename the name must still be
+that file. Outputs stay private (0600): ``chmod`` one to share it.
+
+A device or pipe (``/dev/stdout``, ``/dev/null``, a FIFO) is written in place: renaming over
+it would replace the device with a file (for root, ``/dev/null`` itself). A folder is an
+error naming it.
 
 >>> import tempfile
 >>> from pathlib import Path
@@ -23,6 +31,7 @@ file (for root, ``/dev/null`` itself). A folder is an error naming it.
 
 from __future__ import annotations
 
+import os
 import stat
 import uuid
 from collections.abc import Iterator
@@ -30,6 +39,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InputError
+
+_ATTEMPTS = 5  # fresh temporary names tried when one is taken
+_FD_DIR = Path("/proc/self/fd")
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+_FLAGS |= getattr(os, "O_CLOEXEC", 0)
 
 
 def in_place(path: Path) -> bool:
@@ -40,6 +54,37 @@ def in_place(path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def create_exclusive(path: Path, *, what: str) -> tuple[Path, int]:
+    """A new, empty temporary file beside ``path`` (mode 0600) and its open descriptor.
+
+    Created with ``O_EXCL | O_NOFOLLOW``: whatever already sits at a candidate name (a file, a
+    planted symlink) is left alone and the next fresh name is tried.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> tmp, fd = create_exclusive(d / "x.csv", what="demo")
+    >>> tmp.name.startswith(".x.csv.") and oct(tmp.stat().st_mode & 0o777)
+    '0o600'
+    >>> os.close(fd)
+    """
+    for _ in range(_ATTEMPTS):
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            return tmp, os.open(tmp, _FLAGS, 0o600)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise InputError(
+                f"{what}: cannot create a file in {str(path.parent)!r}: {exc.strerror}. Pick a "
+                "path in a folder you can write."
+            ) from exc
+    raise InputError(
+        f"{what}: {_ATTEMPTS} fresh temporary names beside {str(path)!r} were all taken (files "
+        f"or links named .{path.name}.*.partial). Nothing was written through them; remove "
+        "them, or write to a folder only you can write to."
+    )
 
 
 @contextmanager
@@ -60,11 +105,38 @@ def atomic_output(path: Path, *, what: str) -> Iterator[Path]:
             f"{what}: cannot create the folder {str(path.parent)!r}: {exc.strerror}. Pick a "
             "path in a folder you can write."
         ) from exc
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    tmp, fd = create_exclusive(path, what=what)
     try:
-        yield tmp
-        if not tmp.exists():
-            tmp.touch()
-        tmp.replace(path)
+        yield _FD_DIR / str(fd) if _FD_DIR.is_dir() else tmp
+        _still_ours(tmp, fd, what=what)
+        os.replace(tmp, path)  # replaces a link at ``path`` itself, never its target
     finally:
+        try:
+            _remove_if_ours(tmp, fd)
+        finally:
+            os.close(fd)
+
+
+def _still_ours(tmp: Path, fd: int, *, what: str) -> None:
+    mine = os.fstat(fd)
+    try:
+        now = os.lstat(tmp)
+    except FileNotFoundError:
+        now = None
+    if now is None or (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
+        raise InputError(
+            f"{what}: the temporary file {str(tmp)!r} was replaced or removed while it was "
+            "written; the output was not put in place. Write to a folder only you can write to."
+        )
+
+
+def _remove_if_ours(tmp: Path, fd: int) -> None:
+    """Remove the temporary name when it is still the file we created (after a failure);
+    something else put there since is left alone."""
+    try:
+        now = os.lstat(tmp)
+    except FileNotFoundError:
+        return
+    mine = os.fstat(fd)
+    if (now.st_dev, now.st_ino) == (mine.st_dev, mine.st_ino):
         tmp.unlink(missing_ok=True)
