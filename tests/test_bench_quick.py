@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from waits import SUBPROCESS
+
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,7 +29,7 @@ def test_quick_bench_writes_its_section(name: str, tmp_path: Path) -> None:
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=SUBPROCESS,  # about 15 s each on a quiet machine
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

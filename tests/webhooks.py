@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from waits import CATCH_UP, wait_until
 
 
 class Webhook:
@@ -35,12 +36,9 @@ class Webhook:
         """The event of each body received, in order (from the footer: "retrainer · event")."""
         return [b["attachments"][0]["footer"].rsplit(" · ", 1)[1] for b in self.bodies]
 
-    def wait_for(self, event: str, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_for(self, event: str, timeout: float = CATCH_UP) -> dict[str, Any]:
         """The first body of ``event``, waiting up to ``timeout`` seconds for it."""
-        deadline = time.monotonic() + timeout
-        while event not in self.events():
-            assert time.monotonic() < deadline, f"no {event!r} alert; got {self.events()}"
-            time.sleep(0.05)
+        wait_until(lambda: event in self.events(), f"a {event!r} alert", timeout)
         return self.bodies[self.events().index(event)]
 
     def close(self) -> None:

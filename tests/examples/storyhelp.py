@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typer.testing import CliRunner, Result
 
 from retrainer.cli.main import app
 from retrainer.core.clock import SimClock, use_clock
+from waits import CATCH_UP, SERVER_START, SUBPROCESS, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
@@ -74,7 +74,7 @@ def open_story(name: str, tmp_path: Path, start: str, *generate_args: str) -> St
         cwd=folder,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=SUBPROCESS,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -97,22 +97,21 @@ def served(folder: Path, port: int, token: str) -> Iterator[str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60  # start-up is ~2 s; generous on a busy machine
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"serve exited early: {proc.communicate()[1][-2000:]}"
+        try:
+            return httpx.get(f"{url}/ready", timeout=CATCH_UP).status_code == 200
+        except httpx.TransportError:
+            return False
+
     try:
-        while True:
-            assert proc.poll() is None, f"serve exited early: {proc.communicate()[1][-2000:]}"
-            assert time.monotonic() < deadline, "the server did not answer /ready in 60 s"
-            try:
-                if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
+        wait_until(ready, "`retrainer serve` to answer /ready", SERVER_START)
         yield url
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            _, stderr = proc.communicate(timeout=60)
+            _, stderr = proc.communicate(timeout=SUBPROCESS)
         finally:
             if proc.poll() is None:
                 proc.kill()
@@ -120,15 +119,7 @@ def served(folder: Path, port: int, token: str) -> Iterator[str]:
         assert "Traceback" not in stderr, stderr[-2000:]
 
 
-def wait_for(check: Any, what: str, timeout: float = 120.0) -> Any:
-    """Poll ``check()`` until it returns something truthy; ``what`` names the condition."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = check()
-        if got:
-            return got
-        assert time.monotonic() < deadline, f"waited {timeout:.0f} s for {what}"
-        time.sleep(0.2)
+wait_for = wait_until  # the stories' name for it
 
 
 @contextmanager
@@ -160,10 +151,10 @@ def served_on_clock(folder: Path, clock: SimClock, port: int) -> Iterator[str]:
     thread.start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: failed or server.started, "the in-process server to start", 60)
+        wait_for(lambda: failed or server.started, "the in-process server to start", SERVER_START)
         assert not failed, f"the server failed to start: {failed[0]!r}"
         yield url
     finally:
         server.should_exit = True
-        thread.join(60)
-        assert not thread.is_alive(), "the in-process server did not stop in 60 s"
+        thread.join(SERVER_START)
+        assert not thread.is_alive(), f"the in-process server did not stop in {SERVER_START:g} s"

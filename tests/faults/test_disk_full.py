@@ -105,11 +105,6 @@ def test_disk_full_during_the_artifact_write_keeps_the_champion(
     assert check_workspace(config, Ledger(had_champion=True), sample, tmp_path) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store/artifacts.py ArtifactStore.put leaves its .tmp-*.rtm file behind when the "
-    "write fails (reported for routing; remove this mark with the fix)",
-)
 def test_a_failed_artifact_write_leaves_no_temporary_file(
     full_disk: tuple[Path, Path, str, set[str]],
 ) -> None:

@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,17 +32,15 @@ from retrainer.scheduler import (
     run_job,
     run_once,
 )
+from waits import CATCH_UP, SUBPROCESS, wait_until
 from webhooks import Webhook
 
 SCHEDULE = {"maintain": "0 */6 * * *", "full_retrain": "0 2 1 */3 *", "grace_seconds": 600}
 Make = Callable[..., Workspace]
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
+def wait_for(cond: Callable[[], bool], timeout: float = CATCH_UP) -> None:
+    wait_until(cond, "the scheduler", timeout)
 
 
 # ---- the job list and cron ----------------------------------------------------------------
@@ -150,7 +147,7 @@ def test_a_crashed_leader_is_replaced_after_its_lease_expires(make_workspace: Ma
         at = datetime(2024, 1, 1, 6)
         early = b.run_now("weather:maintain", at)
         assert early.outcome == "skipped" and "held by a" in early.detail
-        wait_for(lambda: b.is_leader, timeout=5)
+        wait_until(lambda: b.is_leader, "b to take the expired lease over")
         assert ws_b.store.lease_holder(LEADER_LEASE)[0] == "b"  # type: ignore[index]
         late = b.run_now("weather:maintain", at)
         assert late.outcome == "ok"
@@ -276,7 +273,7 @@ def test_cli_runs_in_the_foreground_until_sigterm(config_file: Callable[..., Pat
         status = json.loads("".join(lines))
         assert status["leader"] and [j["id"] for j in status["jobs"]] == ["weather:maintain"]
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
+        assert proc.wait(timeout=SUBPROCESS) == 0
     finally:
         if proc.poll() is None:
             proc.kill()

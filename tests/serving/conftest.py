@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.serving.app import create_app
+from waits import SERVER_START, wait_until
 
 
 def sales_frame(n: int = 600) -> pd.DataFrame:
@@ -75,10 +75,8 @@ def server(workspace_copy: Path, tmp_path_factory: pytest.TempPathFactory) -> It
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 20
-    while not srv.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
+    wait_until(lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START)
+    assert srv.started, "the server thread ended without starting"
     yield Served(f"http://127.0.0.1:{port}", app, workspace_copy, alerts)
     srv.should_exit = True
-    thread.join(20)
+    thread.join(SERVER_START)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +12,7 @@ import httpx
 
 from retrainer.alerts import Alert
 from retrainer.datasets import WEATHER_FEATURES
+from waits import CATCH_UP, wait_until
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 RELOAD = 0.2
@@ -38,12 +38,10 @@ class Served:
     def client(self, **kw: Any) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30, **kw)
 
-    def wait_for(self, check: Callable[[], bool], timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise AssertionError("condition not met in time")
-            time.sleep(0.05)
+    def wait_for(
+        self, check: Callable[[], bool], timeout: float = CATCH_UP, what: str = "the condition"
+    ) -> None:
+        wait_until(check, what, timeout)
 
 
 def spec_dict(folder: Path) -> dict[str, Any]:

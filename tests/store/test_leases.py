@@ -14,6 +14,7 @@ import pytest
 from retrainer.core.errors import ConflictError, InputError, LeaseHeld
 from retrainer.lifecycle.lease import held_lease
 from retrainer.store import SqlStore
+from waits import SUBPROCESS, wait_until
 
 T0 = datetime(2024, 3, 1, 12, 0, 0)
 
@@ -83,7 +84,7 @@ def test_concurrent_threads_one_winner(store: SqlStore) -> None:
 
 def test_held_lease_heartbeat_keeps_it(store: SqlStore) -> None:
     with held_lease(store, "leader", owner="a", ttl=0.6) as lease:
-        time.sleep(1.5)  # more than two ttls: only renewals keep it
+        wait_until(lambda: lease.renewals >= 7, "seven renewals")  # over two ttls have passed
         assert not lease.lost
         assert lease.renewals >= 2
         assert store.lease_holder("leader")[0] == "a"  # type: ignore[index]
@@ -111,8 +112,7 @@ def test_held_lease_notices_loss(store: SqlStore) -> None:
     with held_lease(store, "leader", owner="a", ttl=0.3) as lease:
         store.release_lease("leader", "a")
         store.acquire_lease("leader", "b", 60)
-        time.sleep(0.5)
-        assert lease.lost
+        wait_until(lambda: lease.lost, "the heartbeat to notice the loss")
     assert store.lease_holder("leader")[0] == "b"  # type: ignore[index]
 
 
@@ -151,9 +151,9 @@ def test_two_processes_exactly_one_wins(tmp_path: Path) -> None:
         p.start()
     time.sleep(0.2)
     start.set()
-    results = dict(out.get(timeout=20) for _ in procs)
+    results = dict(out.get(timeout=SUBPROCESS) for _ in procs)
     for p in procs:
-        p.join(timeout=20)
+        p.join(timeout=SUBPROCESS)
         assert p.exitcode == 0
     store = SqlStore(url)
     for name in names:
