@@ -91,6 +91,8 @@ def check_rows(rows: Sequence[dict[str, Any]], *, ids: Sequence[str], what: str 
             field = key if bad is None else repr(key)[:40]
             if bad is None and isinstance(value, str):
                 bad = text_problem(value, MAX_ID if key in ids else MAX_TEXT)
+            elif bad is None and key in ids and type(value) is int:  # stored as its digits
+                bad = text_problem(str(value), MAX_ID)
             if bad is not None:
                 total += 1
                 if len(problems) < MAX_REPORTED:
