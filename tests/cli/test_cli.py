@@ -471,7 +471,7 @@ def test_restore_refuses_a_damaged_backup(two_champions: Cli, tmp_path: Path) ->
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     fresh = _restored_config(two_champions, tmp_path / "restored", None)
-    res = fresh("restore", damaged, code=1)
+    res = fresh("restore", damaged, code=2)  # a malformed backup is bad input
     assert f"member {victim} is missing or does not match its checksum" in text(res)
     assert "Nothing was restored" in text(res)
     garbage = tmp_path / "garbage.tar.gz"

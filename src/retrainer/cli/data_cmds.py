@@ -144,13 +144,32 @@ def backup_cmd(
 @handles_errors
 def restore_cmd(
     path: Annotated[Path, typer.Argument(help="Backup file written by `retrainer backup`.")],
+    max_unpacked: Annotated[
+        int | None,
+        typer.Option(
+            "--max-unpacked",
+            min=1,
+            help="Most MiB the archive may unpack to (default 256 + 64 x its size; env "
+            "RETRAINER_RESTORE_MAX_UNPACKED_MB).",
+        ),
+    ] = None,
+    max_line: Annotated[
+        int | None,
+        typer.Option(
+            "--max-line",
+            min=1,
+            help="Longest table line in MiB (default 64; env RETRAINER_RESTORE_MAX_LINE_MB).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Restore a backup into an empty store (checksums verified first)."""
+    """Restore a backup into an empty store (every member checked first; all or nothing)."""
     from ..lifecycle import backup as backup_ops
+    from ..lifecycle.backup_format import RestoreLimits
 
+    limits = RestoreLimits.from_env(unpacked_mb=max_unpacked, line_mb=max_line)
     with workspace() as ws:
-        r = backup_ops.restore(ws, path)
+        r = backup_ops.restore(ws, path, limits=limits)
     if as_json:
         emit_json({"path": r.path, "rows": r.rows, "artifacts": r.artifacts})
     else:
