@@ -34,13 +34,19 @@ integers. Rows repeating an id and time: the first is kept, the others counted:
 
 from __future__ import annotations
 
+import logging
+import os
+import socket
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError
 from ..core.feature_sets import required as spec_required
 from ..core.spec import ModelSpec
+from ..store.rows import ROWS
 from .tables import CHUNK_ROWS, LINE, iter_table
 from .workspace import Workspace
 
@@ -48,6 +54,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_REPORTED = 5
+log = logging.getLogger("retrainer.ingest")
 
 
 @dataclass(frozen=True)
@@ -84,23 +91,87 @@ def ingest_file(
     chunk_rows: int = CHUNK_ROWS,
 ) -> IngestResult:
     """Ingest a CSV, Parquet or JSONL file of labelled rows for ``model``: all of its valid
-    rows or none (one transaction), read ``chunk_rows`` at a time."""
+    rows or none, read ``chunk_rows`` at a time.
+
+    Each chunk is staged in its own short write transaction (other writers wait for a chunk,
+    not for the file), and the run becomes visible in one short transaction at the end; a run
+    that fails or dies leaves none of its rows visible (see ``store.rows``). A lease per run,
+    renewed at every chunk, tells a dead run's staged rows (dropped by the next ingest) from a
+    live one's."""
     spec = ws.model_spec(model)
     chunks = iter_table(path, chunk_rows)
-    first = next(chunks)  # a file that cannot be read fails before the transaction
-    kind = stored_labels_kind(ws, model) or labels_kind(spec, first[spec.target])
+    first = next(chunks)  # a file that cannot be read fails before anything is written
+    kind = stored_labels_kind(ws, model)
+    if kind is None and spec.target in first.columns:
+        kind = labels_kind(spec, first[spec.target])
     inserted = duplicates = rejected = 0
     rejects: list[Reject] = []
-    with ws.store.write(model) as conn:
+    with _Run(ws, model) as run:
         for df in _chain(first, chunks):
             frame, bad = prepare_frame(spec, df, str(path), labels=kind)
             duplicates += repeated(df, frame, bad)
             rejected += len(bad)
             rejects = (rejects + bad)[:MAX_REPORTED]
-            added = ws.store.append_rows(conn, model, frame, source, unique=True)
+            with ws.store.write() as conn:  # no model lock: staged rows are the run's own
+                added = ws.store.append_rows(conn, model, frame, source, stage=run.id, unique=True)
             inserted += added.inserted
             duplicates += added.duplicates
-    return IngestResult(inserted, duplicates, rejected, rejects)
+            run.alive()
+        with ws.store.write(model) as conn:
+            late = ws.store.publish_rows(conn, model, run.id, source, run.known, inserted)
+        run.published = True
+    return IngestResult(inserted - late, duplicates + late, rejected, rejects)
+
+
+RUN_TTL = 600.0  # seconds an ingest run may spend on one chunk before it is taken for dead
+
+
+def _wall() -> datetime:
+    """The machine's time (naive UTC) for run leases: a run is alive in real time, whatever
+    clock the project runs on (a replay's simulated one)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _Run:
+    """One staged ingest run of a model: its id, its lease, the row segments stored when it
+    began; drops its staged rows unless published, and the staged rows of dead runs."""
+
+    def __init__(self, ws: Workspace, model: str) -> None:
+        self.ws, self.model = ws, model
+        self.id = uuid.uuid4().hex[:12]
+        self.lease = f"ingest-run:{model}:{self.id}"
+        self.owner = f"{socket.gethostname()[:80]}:{os.getpid()}"
+        self.known: set[int] = set()
+        self.published = False
+
+    def __enter__(self) -> _Run:
+        store = self.ws.store
+        store.acquire_lease(self.lease, self.owner, RUN_TTL, now=_wall())
+        for other in store.staged_runs(self.model):
+            lease = f"ingest-run:{self.model}:{other}"
+            if other != self.id and store.acquire_lease(lease, self.owner, 60, now=_wall()):
+                try:  # its lease had expired (or was gone): a dead run's rows, never visible
+                    with store.write() as conn:
+                        n = store.drop_staged(conn, self.model, other)
+                    log.info("ingest %s: dropped %d staged segments of dead run %s", self.model,
+                             n, other)  # fmt: skip
+                finally:
+                    store.release_lease(lease, self.owner)
+        self.known = {s.id for s in store.segments(self.model, ROWS)}
+        return self
+
+    def alive(self) -> None:
+        self.ws.store.renew_lease(self.lease, self.owner, RUN_TTL, now=_wall())
+
+    def __exit__(self, *exc: object) -> None:
+        store = self.ws.store
+        try:
+            if not self.published:
+                with store.write() as conn:
+                    store.drop_staged(conn, self.model, self.id)
+            store.release_lease(self.lease, self.owner)
+        except Exception as cleanup:  # the next ingest drops them once the lease expires
+            log.warning("ingest %s: run %s left for cleanup: %s", self.model, self.id, cleanup)
 
 
 def _chain(first: pd.DataFrame, rest: Any) -> Any:

@@ -6,6 +6,12 @@ one column per feature. Appending one is part of the caller's transaction, which
 model's write lock: the new rows' keys are checked against the keys stored in the same time
 range (only the segments and row groups of that range are read, and only their id and time
 columns), and the segments written hold only the rows whose key was new, sorted by time.
+
+A long run (an ingest of a big file) stages its chunks instead: each chunk is a segment of a
+kind only that run reads (:func:`staged_kind`), written in its own short transaction, so other
+writers (a deploy, a small ingest) wait for a chunk, never for the whole file. The run
+becomes visible in one short transaction (:meth:`RowsStore.publish_rows`); a run that dies
+before leaves only invisible segments, which :meth:`RowsStore.drop_staged` removes.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, delete
+from sqlalchemy import Connection, delete, select, update
 
+from ..core.errors import ConflictError
 from . import schema as t
 from .registry import add_event
 from .segments import (
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 ROWS = "rows"
+STAGED = "~"  # the kind of a run's staged rows is "~" + its run id: read by no one else
 COMPACT_AT = 16  # small segments of a model and source that get merged
 META = ["entity_id", "event_time", "target"]
 
@@ -74,10 +82,13 @@ class RowsStore(SegmentStore):
         source: str,
         *,
         unique: bool = False,
+        stage: str | None = None,
     ) -> RowsAdded:
         """Store the rows (a frame or an Arrow table) whose (entity id, event time) is new
         (the last row of a key given twice; ``unique``: the caller guarantees there is none),
-        in the caller's transaction, which must hold the model's write lock."""
+        in the caller's transaction, which must hold the model's write lock. With ``stage``
+        (a run id), the rows are staged for that run instead (new also to the rows it staged
+        before; the transaction needs no model lock) until :meth:`publish_rows`."""
         given = len(frame)
         if not given:
             return RowsAdded(0, 0)
@@ -89,11 +100,66 @@ class RowsStore(SegmentStore):
         if not unique and isinstance(frame, pa.Table):
             table = last_of_each_key(table)
         table = new_rows(self, conn, model, ROWS, table)
+        kind = ROWS
+        if stage is not None:
+            kind = staged_kind(stage)
+            table = new_rows(self, conn, model, kind, table)
         for lo in range(0, table.num_rows, SEGMENT_ROWS):
-            self.put_segment(conn, model, ROWS, source, table.slice(lo, SEGMENT_ROWS))
-        if table.num_rows:
+            self.put_segment(conn, model, kind, source, table.slice(lo, SEGMENT_ROWS))
+        if table.num_rows and stage is None:
             self.compact_rows(conn, model, source)
         return RowsAdded(table.num_rows, given - table.num_rows)
+
+    def publish_rows(
+        self, conn: Connection, model: str, run: str, source: str, known: set[int], staged: int
+    ) -> int:
+        """Make the rows run ``run`` staged visible, in the caller's transaction (which holds
+        the model's write lock); returns how many of them turned out to be duplicates. The
+        staged rows were checked against the rows stored when each chunk was staged; rows
+        stored since (in segments not in ``known``, the row segments' ids when the run began)
+        are checked here. ``staged`` is how many rows the run staged: if any are missing (the
+        run was taken for dead and dropped) nothing is published and ConflictError says so."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        kind = staged_kind(run)
+        mine = self.segments(model, kind, conn=conn)
+        if sum(s.n_rows for s in mine) != staged:
+            self.drop_staged(conn, model, run)
+            raise ConflictError(
+                f"The ingest run {run} of model {model!r} lost its staged rows (it was idle "
+                "longer than its lease and taken for dead); nothing of it was stored. Run the "
+                "ingest again.",
+                model=model,
+            )
+        since = [s for s in self.segments(model, ROWS, conn=conn) if s.id not in known]
+        dropped = 0
+        if since and mine:
+            parts = [row_keys(tb) for _s, tb in self._tables(conn, since, META[:2], None)]
+            stored = pa.chunked_array(parts, type=pa.string()).combine_chunks()
+            for seg, tb in self._tables(conn, mine, None, None):
+                fresh = tb.filter(pc.invert(pc.is_in(row_keys(tb), value_set=stored)))
+                if fresh.num_rows < tb.num_rows:
+                    dropped += tb.num_rows - fresh.num_rows
+                    self.fill_segment(conn, seg.id, fresh)
+        c = t.segments.c
+        conn.execute(update(t.segments).where(c.model == model, c.kind == kind).values(kind=ROWS))
+        self.compact_rows(conn, model, source)
+        return dropped
+
+    def staged_runs(self, model: str) -> list[str]:
+        """The ids of the runs that have rows staged for ``model`` (live or dead)."""
+        c = t.segments.c
+        q = select(c.kind).where(c.model == model, c.kind.startswith(STAGED)).distinct()
+        with self.read() as conn:
+            return sorted(str(k)[len(STAGED) :] for k in conn.execute(q).scalars())
+
+    def drop_staged(self, conn: Connection, model: str, run: str) -> int:
+        """Delete the rows run ``run`` staged (a failed or dead run), in the caller's
+        transaction; returns how many segments were removed."""
+        c = t.segments.c
+        res = conn.execute(delete(t.segments).where(c.model == model, c.kind == staged_kind(run)))
+        return int(res.rowcount or 0)
 
     def compact_rows(self, conn: Connection, model: str, source: str) -> int:
         """Merge a model's small training-row segments of one source (fewer than
@@ -287,6 +353,17 @@ class RowsStore(SegmentStore):
             if total and not dry_run:
                 add_event(conn, model, "rows_delete", None, None, reason, by)
         return RowsDeleted(total, by_source, touched)
+
+
+def staged_kind(run: str) -> str:
+    """The segment kind of run ``run``'s staged rows (``segments.kind`` holds 16 characters).
+
+    >>> staged_kind("0123456789ab")
+    '~0123456789ab'
+    """
+    if not 1 <= len(run) <= 15 or not run.isalnum():
+        raise ValueError(f"run id {run!r}: 1 to 15 letters or digits")
+    return STAGED + run
 
 
 def last_of_each_key(table: pa.Table) -> pa.Table:
