@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +35,7 @@ from backup_craft import (
 from retrainer.core.errors import InputError, exit_code
 from retrainer.lifecycle.backup import restore
 from retrainer.lifecycle.backup_format import RestoreLimits
+from waits import SUBPROCESS
 
 Members = dict[str, bytes]
 
@@ -449,3 +453,38 @@ def test_duplicate_rows_leave_either_store_empty(
             restore(ws, archive)
         assert store_rows(ws)["models"] == store_rows(ws)["versions"] == 0
         assert not (tmp_path / "target" / "artifacts").exists()
+
+
+# ---- finding: a small backup holding a huge table took the restore to gigabytes ---------
+
+_RSS = (  # the CLI, then its peak RSS (VmHWM: this process's own, not inherited at exec)
+    "import atexit, sys\n"
+    "atexit.register(lambda: print(next(line for line in open('/proc/self/status') "
+    "if line.startswith('VmHWM')), file=sys.stderr))\n"
+    "from retrainer.cli.main import main\n"
+    "sys.argv = ['retrainer'] + sys.argv[1:]\n"
+    "main()\n"
+)
+
+
+def test_a_table_bomb_is_read_in_bounded_memory(tmp_path: Path, plain: Members) -> None:
+    """64 MiB of one repeated prediction row, packed to a fraction of a MiB: the restore
+    streams it and stops at the repeated row (the whole table was held, parsed, before:
+    17 bytes of memory per byte of table)."""
+    line = plain["tables/predictions.jsonl"].splitlines()[0]
+    plain["tables/predictions.jsonl"] = b"\n".join([line] * ((64 << 20) // len(line)))
+    archive = write(tmp_path / "bomb.tar.gz", consistent(plain))
+    assert archive.stat().st_size < 4 << 20
+    cfg = config(tmp_path / "cli")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RETRAINER_")}
+    res = subprocess.run(
+        [sys.executable, "-c", _RSS, "-c", str(cfg), "restore", str(archive)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS,
+    )
+    said = one_line(res.stdout + res.stderr)
+    assert res.returncode == 2 and "predictions.jsonl line 2 repeats a row" in said
+    peak_mib = int(res.stderr.split("VmHWM:")[1].split()[0]) / 1024
+    assert peak_mib < 400, f"restore peaked at {peak_mib:.0f} MiB for a 64 MiB table"
