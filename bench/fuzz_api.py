@@ -55,19 +55,21 @@ def table(record: dict[str, Any]) -> str:
     for r in record["requests"]:
         c = rows[(r["route"], r["method"])]
         c["requests"] += 1
-        c["token"] += bool(r["token"])
+        c[f"token {r['token']}"] += 1
         c[f"{r['status'] // 100}xx"] += 1
         c[str(r["status"])] += 1
     lines = [
-        "| route | method | requests | with a token | 2xx | 3xx | 4xx | 5xx | most common 4xx |",
+        "| route | method | requests | right / wrong / no token | 2xx | 3xx | 4xx | 5xx | "
+        "4xx by status |",
         "|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for (route, method), c in sorted(rows.items()):
-        fours = sorted(((n, s) for s, n in c.items() if len(s) == 3 and s.startswith("4")),
-                       reverse=True)[:3]  # fmt: skip
+        fours = sorted(((n, s) for s, n in c.items() if s.isdigit() and s.startswith("4")),
+                       reverse=True)  # fmt: skip
         common = ", ".join(f"{s} ×{n}" for n, s in fours) or "—"
+        tokens = f"{c['token right']} / {c['token wrong']} / {c['token none']}"
         lines.append(
-            f"| `{route}` | {method} | {c['requests']} | {c['token']} | {c['2xx']} | "
+            f"| `{route}` | {method} | {c['requests']} | {tokens} | {c['2xx']} | "
             f"{c['3xx']} | {c['4xx']} | {c['5xx']} | {common} |"
         )
     return "\n".join(lines)
@@ -79,7 +81,7 @@ def summary(record: dict[str, Any], code: int) -> dict[str, Any]:
     return {
         "requests": len(reqs),
         "routes": len({(r["route"], r["method"]) for r in reqs}),
-        "with_token": sum(bool(r["token"]) for r in reqs),
+        "tokens": Counter(r["token"] for r in reqs),
         "5xx": sum(n for s, n in statuses.items() if s >= 500),
         "4xx": sum(n for s, n in statuses.items() if 400 <= s < 500),
         "seconds": round(record.get("seconds", 0.0), 1),
@@ -99,8 +101,9 @@ def page(record: dict[str, Any], s: dict[str, Any], output: str) -> str:
         f"({machine()}).\n\n"
         f"{s['requests']} requests drawn by Hypothesis over {s['routes']} routes and methods "
         "(every operation of the app's OpenAPI schema, and PUT/DELETE/OPTIONS and paths it does "
-        f"not list), {s['with_token']} of them with an `Authorization` header (the right token, "
-        "a wrong one, another scheme), against a real server on loopback with a token set; "
+        f"not list) against a real server on loopback with a token set: {s['tokens']['right']} "
+        f"with the right token, {s['tokens']['wrong']} with a wrong one (or another scheme), "
+        f"{s['tokens']['none']} with none; "
         f"{s['seconds']} s. Path parameters include `..`, `/`, `%2e%2e`, NUL and lone "
         "surrogates; query parameters include durations of 900000 days and 10^30 days; bodies "
         "are random JSON, near-valid bodies of every route (huge `days_back`, versions with "
@@ -126,8 +129,9 @@ def run(quick: bool) -> str:
     status = "passed" if s["passed"] else f"FAILED (pytest exit {code})"
     return (
         "## REST API fuzz\n\n"
-        f"{s['requests']} fuzzed requests over {s['routes']} routes and methods, "
-        f"{s['with_token']} with an Authorization header: {s['5xx']} × 5xx, {s['4xx']} × 4xx, "
+        f"{s['requests']} fuzzed requests over {s['routes']} routes and methods "
+        f"({s['tokens']['right']} with the right token, {s['tokens']['wrong']} with a wrong one, "
+        f"{s['tokens']['none']} with none): {s['5xx']} × 5xx, {s['4xx']} × 4xx, "
         f"every 4xx with `error` and `message`; {status}; "
         f"{time.perf_counter() - started:.0f} s in all{where}.\n"
     )

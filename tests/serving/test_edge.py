@@ -281,3 +281,27 @@ def test_json_nested_too_deeply_is_422(server: Served) -> None:
     assert "nested too deeply" in r.json()["message"]
     r = _raw(server, "/v1/models/weather/predict", f'{{"rows": {deep}}}')
     assert r.status_code == 422, r.text
+
+
+def test_every_route_of_the_schema_needs_the_token_but_the_open_ones(server: Served) -> None:
+    """Deny by default: with auth.protect_reads every operation of the OpenAPI schema but
+    /health, /ready and the docs is a 401 without the token (mutating ones always)."""
+    ops = [(m.upper(), p) for p, item in server.app.openapi()["paths"].items() for m in item]
+    assert len(ops) >= 12
+    open_paths = {"/health", "/ready"}
+    server.state.protect_reads = True
+    try:
+        with server.client() as c:
+            for method, path in ops:
+                url = path.replace("{name}", "weather").replace("{job_id}", "j")
+                r = c.request(method, url, json={})
+                if path in open_paths:
+                    assert r.status_code in (200, 503), (method, path, r.text)
+                else:
+                    assert r.status_code == 401, (method, path, r.text)
+                    assert r.headers["www-authenticate"] == "Bearer"
+                    wrong = c.request(method, url, json={}, headers={"Authorization": "Bearer x"})
+                    assert wrong.status_code == 403, (method, path, wrong.text)
+            assert c.get("/openapi.json").status_code == 200 and c.get("/docs").status_code == 200
+    finally:
+        server.state.protect_reads = False
