@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from backup_craft import (
 )
 
 from retrainer.core.errors import InputError, exit_code
+from retrainer.lifecycle import backup_restore
 from retrainer.lifecycle.backup import restore
 from retrainer.lifecycle.backup_format import RestoreLimits
 from waits import SUBPROCESS
@@ -231,8 +233,6 @@ def _manifest_change(edit: Callable[[dict[str, Any]], Any]) -> Callable[[Members
     def change(m: Members) -> None:
         manifest = manifest_of(m)
         edit(manifest)
-        import json
-
         m["manifest.json"] = json.dumps(manifest).encode()
 
     return change
@@ -355,8 +355,6 @@ def test_edited_signed_backup_fails_its_signature(tmp_path: Path, source: Path) 
     edited = consistent(crafted)
     manifest = manifest_of(edited)
     manifest["hmac"] = signature  # the old signature over the new checksums
-    import json
-
     edited["manifest.json"] = json.dumps(manifest).encode()
     message = _refused(tmp_path, write(tmp_path / "b.tar.gz", edited), key=KEY)
     assert "the signature of manifest.json does not verify" in message
@@ -488,3 +486,25 @@ def test_a_table_bomb_is_read_in_bounded_memory(tmp_path: Path, plain: Members) 
     assert res.returncode == 2 and "predictions.jsonl line 2 repeats a row" in said
     peak_mib = int(res.stderr.split("VmHWM:")[1].split()[0]) / 1024
     assert peak_mib < 400, f"restore peaked at {peak_mib:.0f} MiB for a 64 MiB table"
+
+
+def test_archive_swapped_after_its_check_is_refused(
+    tmp_path: Path, plain: Members, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The archive is replaced between the check and the reads that restore it: what is
+    restored must be what was checked."""
+    archive = write(tmp_path / "b.tar.gz", plain)
+    versions = rows_of(plain, "versions")
+    versions[0]["reason"] = "swapped in after the check"
+    set_rows(plain, "versions", versions)
+    swapped = write(tmp_path / "swapped.tar.gz", consistent(plain))
+    real_scan = backup_restore.scan
+
+    def scan_then_swap(*args: Any) -> Any:
+        checked = real_scan(*args)
+        swapped.replace(archive)
+        return checked
+
+    monkeypatch.setattr(backup_restore, "scan", scan_then_swap)
+    message = _refused(tmp_path, archive)
+    assert "member tables/versions.jsonl changed while it was restored" in message

@@ -119,17 +119,62 @@ def scan(path: Path, limits: RestoreLimits, key: bytes | None) -> Scanned:
     return Scanned(path, found, manifest, fmt)
 
 
-def members(path: Path) -> Iterator[tuple[str, IO[bytes]]]:
-    """Each member's name and a reader of its bytes, in archive order (after :func:`scan`)."""
-    where = f"Backup {str(path)!r}"
-    with _tar(path, where) as tar:
+class Reader:
+    """A member's bytes as a later pass reads them, hashed on the way, so what is restored is
+    exactly what :func:`scan` checked (the archive may be swapped between the passes)."""
+
+    def __init__(self, fh: IO[bytes], member: Member, where: str) -> None:
+        self.fh, self.member, self.where = fh, member, where
+        self.sha = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.fh.read(size)
+        self.sha.update(data)
+        return data
+
+    def verified(self) -> bytes:
+        """The rest of the member, after its whole content matched the scanned hash."""
+        data = b"".join(iter(lambda: _read(self, self.where, self.member.name), b""))
+        self.check()
+        return data
+
+    def check(self) -> None:
+        if self.sha.hexdigest() != self.member.sha256:
+            raise InputError(
+                f"{self.where}: member {self.member.name} changed while it was restored (the "
+                f"archive was replaced or written to). {NOTHING}"
+            )
+
+
+def members(scanned: Scanned) -> Iterator[tuple[Member, Reader]]:
+    """Each member of a scanned archive and a reader of its bytes, in archive order; each is
+    checked against the scan once the caller is done with it."""
+    where = scanned.where
+    seen = 0
+    with _tar(scanned.path, where) as tar:
         for info in _iter(tar, where):
-            fh = tar.extractfile(info)
-            if fh is not None:
-                yield info.name, fh
+            member = scanned.members.get(info.name)
+            fh = tar.extractfile(info) if info.isfile() and not info.issparse() else None
+            if member is None or fh is None or seen >= len(scanned.members):
+                raise InputError(
+                    f"{where}: member {info.name!r} was not in the archive when it was checked "
+                    f"(the archive was replaced while it was restored). {NOTHING}"
+                )
+            seen += 1
+            reader = Reader(fh, member, where)
+            yield member, reader
+            while _read(reader, where, info.name):
+                pass
+            reader.check()
+    if seen != len(scanned.members):
+        raise InputError(
+            f"{where}: the archive lost members while it was restored (it was replaced). {NOTHING}"
+        )
 
 
-def lines(fh: IO[bytes], name: str, *, limit: int, where: str) -> Iterator[tuple[int, bytes]]:
+def lines(
+    fh: IO[bytes] | Reader, name: str, *, limit: int, where: str
+) -> Iterator[tuple[int, bytes]]:
     """The numbered lines of a table member, read in chunks; a line longer than ``limit``
     bytes or an empty line is an InputError naming the member and the line."""
     pending = bytearray()
@@ -188,7 +233,7 @@ def _iter(tar: tarfile.TarFile, where: str) -> Iterator[tarfile.TarInfo]:
         yield info
 
 
-def _read(fh: IO[bytes], where: str, name: str) -> bytes:
+def _read(fh: IO[bytes] | Reader, where: str, name: str) -> bytes:
     try:
         return fh.read(_CHUNK)
     except _TAR_ERRORS as exc:

@@ -110,9 +110,10 @@ class _Loader:
 
     # -- pass 2: rows --------------------------------------------------------------------
     def load_rows(self) -> None:
-        for name, fh in members(self.scanned.path):
-            if self.scanned.members[name].kind != "table":
+        for member, fh in members(self.scanned):
+            if member.kind != "table":
                 continue
+            name = member.name
             table = name.removeprefix("tables/").removesuffix(".jsonl")
             numbered = lines(fh, name, limit=self.limits.line_bytes, where=self.where)
             if table in LEGACY:
@@ -266,19 +267,19 @@ class _Loader:
 
     # -- pass 3: Parquet bytes and artifacts ----------------------------------------------
     def load_members(self, created: list[str]) -> None:
-        for name, fh in members(self.scanned.path):
-            kind = self.scanned.members[name].kind
-            if kind == "segment":
+        for member, fh in members(self.scanned):
+            name = member.name
+            if member.kind == "segment":
                 seg = int(name.removeprefix("segments/").removesuffix(".parquet"))
-                self._blob(t.segments.c.id, seg, fh.read(), name)
-            elif kind == "input":
+                self._blob(t.segments.c.id, seg, fh.verified(), name)
+            elif member.kind == "input":
                 key = name.removeprefix("inputs/").removesuffix(".parquet")
-                self._blob(t.prediction_inputs.c.key, key, fh.read(), name)
-            elif kind == "artifact" and name in self.live:
-                model = self.live[name][0]
-                uri = self.ws.artifacts.uri_for(model, self.live[name][3])
+                self._blob(t.prediction_inputs.c.key, key, fh.verified(), name)
+            elif member.kind == "artifact" and name in self.live:
+                model, sha = self.live[name][0], self.live[name][3]
+                uri = self.ws.artifacts.uri_for(model, sha)
                 existed = self.ws.artifacts.exists(uri)
-                stored = self.ws.artifacts.put(model, fh.read())
+                stored = self.ws.artifacts.put(model, fh.verified())
                 if not existed:
                     created.append(stored.uri)
                 self.artifacts += 1
