@@ -172,24 +172,33 @@ ORIGINS = (
 TOKEN_KIND = {None: "none", RIGHT: "right"}
 
 
-def _operations(app: Any) -> list[tuple[str, str]]:
-    """(method, path template) of every operation in the app's OpenAPI schema, and a few
-    methods and paths it does not list."""
-    ops = [(m.upper(), p) for p, item in app.openapi()["paths"].items() for m in item]
-    return [*ops, ("PUT", "/v1/models/{name}/predict"), ("DELETE", "/v1/models/{name}"),
-            ("GET", "/v1/models/{name}/nothing/{name}"), ("OPTIONS", "/v1/models")]  # fmt: skip
+Operation = tuple[str, str, tuple[str, ...]]
+
+
+def _operations(app: Any) -> list[Operation]:
+    """(method, path template, query parameters) of every operation in the app's OpenAPI
+    schema, and a few methods and paths it does not list."""
+    ops = [
+        (m.upper(), p, tuple(q["name"] for q in op.get("parameters", []) if q["in"] == "query"))
+        for p, item in app.openapi()["paths"].items()
+        for m, op in item.items()
+    ]
+    odd = [("PUT", "/v1/models/{name}/predict"), ("DELETE", "/v1/models/{name}"),
+           ("GET", "/v1/models/{name}/nothing/{name}"), ("OPTIONS", "/v1/models")]  # fmt: skip
+    return [*ops, *((m, p, ()) for m, p in odd)]
 
 
 @st.composite
-def requests_(draw: st.DrawFn, ops: list[tuple[str, str]]) -> dict[str, Any]:
-    method, template = draw(st.sampled_from(ops))
+def requests_(draw: st.DrawFn, ops: list[Operation]) -> dict[str, Any]:
+    method, template, declared = draw(st.sampled_from(ops))
     path = template
     for param in re.findall(r"\{(\w+)\}", template):
         value = draw(NAMES)
         value = value if draw(st.booleans()) else quote(value, safe="", errors="surrogatepass")
         path = path.replace("{" + param + "}", quote(value, safe="/.%", errors="surrogatepass"), 1)
-    query = draw(st.dictionaries(st.sampled_from(["window", "x", "limit"]) | st.text(max_size=6),
-                                 QUERY_VALUES, max_size=3))  # fmt: skip
+    query = draw(st.fixed_dictionaries({}, optional=dict.fromkeys(declared, QUERY_VALUES)))
+    query |= draw(st.dictionaries(st.sampled_from(["window", "limit"]) | st.text(max_size=6),
+                                  QUERY_VALUES, max_size=2))  # fmt: skip
     headers = {}
     for name, strategy in (("content-type", CONTENT_TYPES), ("authorization", TOKENS),
                            ("origin", ORIGINS)):  # fmt: skip
@@ -215,12 +224,13 @@ def _send(c: httpx.Client, req: dict[str, Any]) -> httpx.Response:
 
 
 @pytest.fixture(scope="module")
-def operations(server: Served) -> list[tuple[str, str]]:
+def operations(server: Served) -> list[Operation]:
     return _operations(server.app)
 
 
-def test_the_fuzz_covers_every_route_of_the_schema(operations: list[tuple[str, str]]) -> None:
-    paths = {p for _, p in operations}
+def test_the_fuzz_covers_every_route_of_the_schema(operations: list[Operation]) -> None:
+    paths = {p for _, p, _ in operations}
+    assert ("GET", "/v1/models/{name}/drift", ("window",)) in operations
     assert {"/v1/models/{name}/predict", "/v1/models/{name}/feedback", "/v1/models/{name}/train",
             "/v1/models/{name}/rollback", "/v1/jobs/{job_id}", "/metrics"} <= paths  # fmt: skip
 
@@ -229,7 +239,7 @@ def test_the_fuzz_covers_every_route_of_the_schema(operations: list[tuple[str, s
           suppress_health_check=list(HealthCheck))  # fmt: skip
 @given(data=st.data())
 def test_every_route_answers_fuzzed_requests_without_a_5xx(
-    server: Served, operations: list[tuple[str, str]], data: st.DataObject
+    server: Served, operations: list[Operation], data: st.DataObject
 ) -> None:
     req = data.draw(requests_(operations))
     c = CLIENTS.get(server.url) or CLIENTS.setdefault(server.url, server.client())
