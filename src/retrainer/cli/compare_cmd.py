@@ -68,7 +68,9 @@ def compare(
     ] = DEFAULT_FAMILIES,
     folds: Annotated[
         int | None,
-        typer.Option("--folds", min=2, help="Walk-forward folds (default: the spec's, or 5)."),
+        typer.Option(
+            "--folds", min=2, max=50, help="Walk-forward folds (default: the spec's, or 5)."
+        ),
     ] = None,
     register: Annotated[
         bool,
