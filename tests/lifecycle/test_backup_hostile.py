@@ -83,6 +83,21 @@ def test_the_source_restores_whole(tmp_path: Path, source: Path, plain: Members)
         assert restore(ws, source).artifacts == 2
 
 
+def test_artifact_uris_in_a_backup_are_not_trusted(tmp_path: Path, plain: Members) -> None:
+    """A version's stored URI (absolute in backups made before URIs were relative, or edited
+    to point anywhere) is replaced by the restored artifact's own key."""
+    versions = rows_of(plain, "versions")
+    versions[0]["artifact_uri"] = "/old/workspace/artifacts/weather/x.rtm"
+    versions[1]["artifact_uri"] = "../../../etc/passwd"
+    set_rows(plain, "versions", versions)
+    with workspace(tmp_path / "target") as ws:
+        restore(ws, write(tmp_path / "b.tar.gz", consistent(plain)))
+        restored = ws.store.list_versions(MODEL)
+        assert [v.artifact_uri for v in restored] == [
+            f"{MODEL}/{v['sha256']}.rtm" for v in versions
+        ]
+
+
 # ---- finding: a model name with path characters wrote outside the artifact folder --------
 
 
@@ -281,6 +296,10 @@ LIES: dict[str, tuple[Callable[[Members], None], str]] = {
     "unlisted": (
         _manifest_change(lambda d: d["files"].pop("tables/job_runs.jsonl")),
         "member tables/job_runs.jsonl is not listed in manifest.json",
+    ),
+    "listed-outside": (
+        _manifest_change(lambda d: d["files"].update({"../../etc/passwd": "0" * 64})),
+        "manifest.json lists '../../etc/passwd', which is not a member a backup holds",
     ),
     "listed-missing": (
         lambda m: m.pop("tables/job_runs.jsonl"),

@@ -370,6 +370,11 @@ def _check_listing(manifest: dict[str, Any], found: dict[str, Member], where: st
                 f"it: the archive was changed after the backup was made. {NOTHING}"
             )
     for name, sha in files.items():
+        if member_kind(name) in (None, "manifest"):
+            raise InputError(
+                f"{where}: {MANIFEST} lists {name!r}, which is not a member a backup holds "
+                f"({SHAPES_TEXT}). {NOTHING}"
+            )
         got = found.get(name)
         if got is None or got.sha256 != sha:
             raise InputError(
