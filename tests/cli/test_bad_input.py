@@ -50,19 +50,23 @@ def test_bad_yaml_in_an_environment_override_is_exit_2_naming_the_variable(
     assert "Environment variable RETRAINER_WEATHER__FAMILY: '[lightgbm' is not a valid YAML" in msg
 
 
+POLICY_AGE = "policy.max_days_since_full_retrain"
+
+
 @pytest.mark.parametrize(
-    ("overrides", "where"),
+    ("overrides", "where", "limit"),
     [
-        ({"training": {"window_days": 900_000}}, "training.window_days"),
-        ({"monitor": {"window": "900000d"}}, "monitor.window"),
-        ({"policy": {"max_days_since_full_retrain": 1e300}}, "policy.max_days_since_full_retrain"),
+        ({"training": {"window_days": 900_000}}, "training.window_days", "36500"),
+        ({"monitor": {"window": "900000d"}}, "monitor.window", "at most 36500d"),
+        ({"policy": {"max_days_since_full_retrain": 1e300}}, POLICY_AGE, "36500"),
+        ({"retention": {"keep": 10**20}}, "retention.keep", "too large: at most 9,007,199,254"),
     ],
 )
 def test_huge_numbers_in_the_spec_are_exit_2_naming_the_setting(
-    tmp_path: Path, overrides: dict[str, Any], where: str
+    tmp_path: Path, overrides: dict[str, Any], where: str, limit: str
 ) -> None:
     msg = text(make_cli(tmp_path, **overrides)("status", code=2))
-    assert where in msg and "36500" in msg
+    assert f"models.{MODEL}.{where}" in msg and limit in msg
 
 
 # ---- flags -------------------------------------------------------------------------------

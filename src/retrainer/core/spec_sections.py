@@ -17,9 +17,20 @@ from .durations import MAX_DAYS, MAX_SECONDS, parse_duration
 from .errors import InputError
 from .metrics import METRICS
 
+MAX_INT = 2**53  # the largest whole number a setting takes (exact as a float, fits SQL)
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _not_huge(cls, value: object) -> object:
+        """No whole number beyond :data:`MAX_INT` (a count that would overflow a database
+        integer or a date later); the settings with a tighter limit declare it."""
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            raise ValueError(f"{value} is too large: at most {MAX_INT:,}")
+        return value
 
 
 def _duration(value: str) -> str:
