@@ -424,7 +424,22 @@ class Session:
         return ["feedback", MODEL, str(actuals)], after
 
     def step_maintain(self) -> tuple[list[str], Callable[[bool, bool], list[str]]]:
-        return ["maintain", MODEL], _nothing
+        before = self._versions()
+
+        def after(killed: bool, ok: bool) -> list[str]:
+            with self._ws() as ws:
+                said = " ".join(d.outcome or "" for d in ws.store.decisions(MODEL, limit=10_000))
+            words = set(said.replace(":", " ").replace(";", " ").split())
+            lost = sorted(set(self._versions()) - set(before) - words)
+            if lost:
+                return [f"maintain registered {', '.join(lost)} but stored no decision about it"]
+            return []
+
+        return ["maintain", MODEL], after
+
+    def _versions(self) -> list[str]:
+        with self._ws() as ws:
+            return [v.version for v in ws.store.list_versions(MODEL)]
 
     def _other_version(self) -> str:
         with self._ws() as ws:
@@ -505,7 +520,8 @@ class Target:
     def make(cls, session: Session, dbs: Databases) -> Target:
         folder = session.folder / f"target-{uuid.uuid4().hex[:8]}"
         folder.mkdir()
-        return cls(write_config(folder, dbs.fresh()), folder, session)
+        store = dbs.fresh() if dbs.backend == "postgresql" else f"sqlite:///{folder / 's.db'}"
+        return cls(write_config(folder, store), folder, session)
 
     def expected_from_backup(self) -> None:
         """What a complete restore of ``source`` holds, read by restoring it into a scratch
