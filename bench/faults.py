@@ -16,6 +16,8 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from .common import REPO, WORK, machine
 
@@ -25,7 +27,8 @@ PAGE = REPO / "docs" / "reliability.md"
 SEEDS = {"sqlite": 2601, "postgresql": 2602}
 
 
-def _harness():  # type: ignore[no-untyped-def]
+def _harness() -> ModuleType:
+    """tests/faults/faulthelp.py, the harness the tests use."""
     folder = str(REPO / "tests" / "faults")
     if folder not in sys.path:
         sys.path.insert(0, folder)
@@ -34,7 +37,10 @@ def _harness():  # type: ignore[no-untyped-def]
     return faulthelp
 
 
-def session_outcomes(backend: str, seed: int, points: int) -> tuple[dict[str, float], list]:  # type: ignore[type-arg]
+Results = dict[str, tuple[dict[str, float], list[Any]]]  # backend: (typical s, outcomes)
+
+
+def session_outcomes(backend: str, seed: int, points: int) -> tuple[dict[str, float], list[Any]]:
     """Measure each command once, then run the kill plan; (typical seconds, outcomes)."""
     fh = _harness()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -49,7 +55,7 @@ def session_outcomes(backend: str, seed: int, points: int) -> tuple[dict[str, fl
     return typical, outcomes
 
 
-def table(results: dict[str, tuple[dict[str, float], list]], seeds: dict[str, int]) -> str:  # type: ignore[type-arg]
+def table(results: Results, seeds: dict[str, int]) -> str:
     fh = _harness()
     lines = [
         "| command | backend | typical s | runs | kills landed mid-run | invariant failures | "
@@ -68,7 +74,7 @@ def table(results: dict[str, tuple[dict[str, float], list]], seeds: dict[str, in
     return "\n".join(lines)
 
 
-def failures(results: dict[str, tuple[dict[str, float], list]]) -> list[str]:  # type: ignore[type-arg]
+def failures(results: Results) -> list[str]:
     return [o.describe() for _t, outcomes in results.values() for o in outcomes if o.failures]
 
 
@@ -117,7 +123,7 @@ def run(quick: bool) -> str:
     seed_env = os.environ.get("FAULTS_SEED")
     seeds = {b: int(seed_env) if seed_env else s for b, s in SEEDS.items()}
     started = time.perf_counter()
-    results = {}
+    results: Results = {}
     for backend in _harness().BACKENDS:
         print(f"  faults on {backend} (seed {seeds[backend]})", file=sys.stderr, flush=True)
         results[backend] = session_outcomes(backend, seeds[backend], points)
