@@ -94,6 +94,12 @@ def test_serve_runs_the_schedules_and_shuts_down_cleanly(config: Path) -> None:
         assert read.headers["access-control-allow-origin"] == DASH
         other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://evil.test"}, timeout=10)
         assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
+        # a listed origin may call a mutating route too; another is refused (403) before it acts
+        act = f"{url}/v1/models/weather/maintain"
+        ok = httpx.post(act, json={"dry_run": True}, headers={"Origin": DASH}, timeout=60)
+        assert ok.status_code == 200, ok.text
+        evil = httpx.post(act, json={"dry_run": True}, headers={"Origin": "https://evil.test"})
+        assert evil.status_code == 403 and "cors.allow_origins" in evil.json()["message"]
         with Workspace.open(config) as ws:
             holder = ws.store.lease_holder(LEADER_LEASE)
             assert holder is not None  # this server leads the scheduler

@@ -94,6 +94,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _given(content_type: str | None) -> str:
+    return "missing" if content_type is None else repr(content_type[:80])
+
+
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (
@@ -165,7 +169,7 @@ class Edge:
                 if not _is_json(content_type):
                     err = InputError(
                         f"{scope['method']} {scope['path']} changes state and takes JSON: "
-                        f"Content-Type is {content_type!r}. Send 'Content-Type: "
+                        f"Content-Type is {_given(content_type)}. Send 'Content-Type: "
                         "application/json' (with '{}' as the body for the defaults)."
                     )
                     err.code = "unsupported_media_type"
