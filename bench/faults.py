@@ -1,8 +1,8 @@
 """Fault injection: SIGKILL every writing command of the CLI at random points, on SQLite and
 PostgreSQL, and check the workspace after each kill (tests/faults/faulthelp.py).
 
-For each backend, one workspace; each command first runs to the end once (its measured
-duration is the window its kill delays are drawn from), then ``POINTS`` times with a SIGKILL
+For each backend, one workspace; each command first runs to the end ``MEASURED`` times (the
+median duration is the window its kill delays are drawn from), then ``POINTS`` times with a SIGKILL
 after a random delay within that window. Writes docs/reliability.md (full run only) and
 returns a short summary for docs/benchmarks.md. ``FAULTS_SEED`` replays a run's delays.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -22,6 +23,7 @@ from typing import Any
 from .common import REPO, WORK, machine
 
 POINTS = 20
+MEASURED = 3  # runs to the end per command; their median duration is the kill window
 QUICK_POINTS = 2
 PAGE = REPO / "docs" / "reliability.md"
 SEEDS = {"sqlite": 2601, "postgresql": 2602}
@@ -48,9 +50,9 @@ def session_outcomes(backend: str, seed: int, points: int) -> tuple[dict[str, fl
         typical = {}
         measured = []
         for command in fh.COMMANDS:
-            o = s.run(command, fh.KILL_WAIT)
-            typical[command] = round(o.seconds, 2)
-            measured.append(o)
+            runs = [s.run(command, fh.KILL_WAIT) for _ in range(MEASURED)]
+            typical[command] = round(statistics.median(o.seconds for o in runs), 2)
+            measured += runs
         outcomes = measured + [s.run(c, d) for c, d in fh.kill_plan(seed, typical, points)]
     return typical, outcomes
 
@@ -88,8 +90,9 @@ in tests/faults/test_sigkill.py).
 
 For each backend, one workspace (SQLite file, or a fresh PostgreSQL database on the local
 server, dropped afterwards) holds four and a half years of the bundled weather rows and two
-deployed versions. Each writing command runs through the real CLI in a subprocess: first once
-to the end (its duration is the "typical s" column and the window for the delays), then
+deployed versions. Each writing command runs through the real CLI in a subprocess: first
+{MEASURED} times to the end (the median duration is the "typical s" column and the window for
+the delays), then
 {points} times killed with SIGKILL after a delay drawn uniformly in that window (seeded: the
 same seed gives the same delays). What each run needs is prepared first and acknowledged
 (a fresh half year of rows for `ingest` and `fine-tune`, logged predictions for `feedback`, a
@@ -106,7 +109,8 @@ version other than the champion for `deploy` and `rollback --to`, an empty store
   an empty store (which then takes the restore) or the whole backup.
 
 "Kills landed mid-run" counts runs still running when the signal was sent; the others ended
-first (exit 0 required). A run that ended counts as a run too.
+first (exit 0 required); the runs that ended, the measuring runs included, count as runs
+too. Replay a run's delays with `FAULTS_SEED=SEED python -m bench --only faults`.
 
 {body}
 
