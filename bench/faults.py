@@ -106,7 +106,8 @@ version other than the champion for `deploy` and `rollback --to`, an empty store
 - every row and actual of a command that exited 0 is there, and a killed `ingest` or
   `feedback` left all of its rows or none;
 - a killed `backup` left no file, or a file that restores whole; a killed `restore` left
-  an empty store (which then takes the restore) or the whole backup.
+  an empty store (which then takes the restore) or the whole backup;
+- every version a `maintain` registered is named by a stored decision.
 
 "Kills landed mid-run" counts runs still running when the signal was sent; the others ended
 first (exit 0 required); the runs that ended, the measuring runs included, count as runs
