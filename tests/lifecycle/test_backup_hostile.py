@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import subprocess
@@ -527,3 +528,22 @@ def test_archive_swapped_after_its_check_is_refused(
     monkeypatch.setattr(backup_restore, "scan", scan_then_swap)
     message = _refused(tmp_path, archive)
     assert "member tables/versions.jsonl changed while it was restored" in message
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-header", "later-header"])
+def test_oversized_extended_header_is_refused(tmp_path: Path, plain: Members, first: bool) -> None:
+    """A PAX header declaring 64 MiB (zeros, so it packs to almost nothing): tarfile would read
+    it whole into memory before any member is seen."""
+    pax = tarfile.TarInfo("././@PaxHeader")
+    pax.type, pax.size = tarfile.XHDTYPE, 64 << 20
+    head = pax.tobuf(format=tarfile.USTAR_FORMAT) + bytes(pax.size)
+    body = b"".join(
+        info.tobuf(format=tarfile.USTAR_FORMAT) + data + bytes(-len(data) % 512)
+        for info, data in (file_entry(n, d) for n, d in plain.items())
+    )
+    archive = tmp_path / "pax.tar.gz"
+    with gzip.open(archive, "wb") as gz:
+        gz.write(head + body if first else body[: -0 or None] + head)
+        gz.write(bytes(1024))
+    message = _refused(tmp_path, archive)
+    assert "an extended tar header of 67,108,864 bytes" in message

@@ -207,10 +207,38 @@ def _check_line(line: bytearray, n: int, name: str, limit: int, where: str) -> N
         raise InputError(f"{where}: {name} line {n} is empty; each line holds one row. {NOTHING}")
 
 
+class _BoundedInfo(tarfile.TarInfo):
+    """A tar header whose own extension (a PAX header, a GNU long name) is at most
+    ``_META_BYTES``: tarfile reads one whole into memory before any member is seen, so a
+    small archive declaring a 1 GiB extended header would otherwise take 1 GiB."""
+
+    def _proc_member(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:  # type: ignore[override]
+        if self.type in _META_TYPES and self.size > _META_BYTES:
+            raise _OversizedHeader(
+                f"an extended tar header of {self.size:,} bytes (a member name or PAX record "
+                f"takes at most {_META_BYTES:,}): a decompression bomb or a damaged archive"
+            )
+        return super()._proc_member(tarfile)  # type: ignore[misc,no-any-return]
+
+
+class _OversizedHeader(tarfile.HeaderError):
+    pass
+
+
+_META_TYPES = (
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+)
+_META_BYTES = 1 << 20
+
+
 @contextmanager
 def _tar(path: Path, where: str) -> Iterator[tarfile.TarFile]:
     try:
-        tar = tarfile.open(path, "r:gz")  # noqa: SIM115  (closed below; open errors named)
+        tar = tarfile.open(path, "r:gz", tarinfo=_BoundedInfo)  # noqa: SIM115  (closed below)
     except _TAR_ERRORS as exc:
         raise InputError(f"{where} is not a retrainer backup ({exc}). {NOTHING}") from None
     try:
