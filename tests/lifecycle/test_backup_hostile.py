@@ -201,6 +201,10 @@ MALFORMED: dict[str, tuple[Callable[[Members], None], str]] = {
         _raw_line("deployments", b"{not json"),
         "deployments.jsonl line 3 is not valid JSON",
     ),
+    "deep-line": (
+        _raw_line("deployments", b"[" * 200_000 + b"]" * 200_000),
+        "deployments.jsonl line 3 is not valid JSON",
+    ),
     "list-line": (_raw_line("deployments", b"[1, 2]"), "deployments.jsonl line 3 is a JSON list"),
     "nan": (_raw_line("deployments", b'{"id": NaN}'), "deployments.jsonl line 3 is not valid JSON"),
     "bad-datetime": (
@@ -265,6 +269,10 @@ def _flip(name: str) -> Callable[[Members], None]:
 LIES: dict[str, tuple[Callable[[Members], None], str]] = {
     "not-json": (
         lambda m: m.update({"manifest.json": b"{oops"}),
+        "manifest.json is not valid JSON",
+    ),
+    "deep": (
+        lambda m: m.update({"manifest.json": b"[" * 200_000 + b"]" * 200_000}),
         "manifest.json is not valid JSON",
     ),
     "not-object": (

@@ -323,7 +323,7 @@ def _reject_constant(value: str) -> Any:
 def _manifest(raw: bytes, where: str) -> tuple[dict[str, Any], int]:
     try:
         manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"{where}: {MANIFEST} is not valid JSON ({exc}). {NOTHING}") from None
     if not isinstance(manifest, dict):
         raise InputError(f"{where}: {MANIFEST} is not a JSON object. {NOTHING}")

@@ -62,7 +62,7 @@ def load_object(line: bytes, where: str) -> dict[str, Any]:
     """A line as a JSON object, or an InputError naming ``where``."""
     try:
         row = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"{where} is not valid JSON ({exc}). {NOTHING}") from None
     if not isinstance(row, dict):
         raise InputError(f"{where} is a JSON {type(row).__name__}, expected an object. {NOTHING}")
