@@ -309,7 +309,7 @@ class Session:
             self.config = write_config(self.folder, self.dbs.fresh())
             self.sample = self.folder / "sample.csv"
             self.data.head(20).drop(columns=["rain"]).to_csv(self.sample, index=False)
-            with self._ws() as ws:
+            with self.workspace() as ws:
                 self._ingest(ws, self.data[self.data["date"] < self.next_block])
                 train(ws, MODEL, deploy=True)
                 self._ingest(ws, self._block())
@@ -325,7 +325,7 @@ class Session:
         self.dbs.drop_all()
 
     @contextmanager
-    def _ws(self, config: Path | None = None) -> Iterator[Workspace]:
+    def workspace(self, config: Path | None = None) -> Iterator[Workspace]:
         with Workspace(load_spec(config or self.config, environ={})) as ws:
             yield ws
 
@@ -342,7 +342,7 @@ class Session:
 
     def _backup_now(self) -> Path:
         path = self.folder / f"prepared-{self.round}.tar.gz"
-        with self._ws() as ws:
+        with self.workspace() as ws:
             backup(ws, path)
         return path
 
@@ -377,7 +377,7 @@ class Session:
         ids = [str(i) for i in rows["day_id"]]
 
         def after(killed: bool, ok: bool) -> list[str]:
-            with self._ws() as ws:
+            with self.workspace() as ws:
                 present = len(ws.store.known_entity_ids(MODEL, ids))
             if ok:
                 self.ledger.row_ids += ids
@@ -395,7 +395,7 @@ class Session:
         return ["train", MODEL, "--deploy"], _nothing
 
     def step_fine_tune(self) -> tuple[list[str], Callable[[bool, bool], list[str]]]:
-        with self._ws() as ws:
+        with self.workspace() as ws:
             self._ingest(ws, self._block())
         return ["fine-tune", MODEL, "--deploy"], _nothing
 
@@ -403,7 +403,7 @@ class Session:
         rows = self._block()
         scored = self.folder / f"score-{self.round}.csv"
         rows.drop(columns=["rain"]).to_csv(scored, index=False)
-        with self._ws() as ws:
+        with self.workspace() as ws:
             predict_file(ws, MODEL, scored, self.folder / "scored.csv")
             before = ws.store.count_actuals(MODEL)
         actuals = self.folder / f"actuals-{self.round}.csv"
@@ -411,7 +411,7 @@ class Session:
         n = len(rows)
 
         def after(killed: bool, ok: bool) -> list[str]:
-            with self._ws() as ws:
+            with self.workspace() as ws:
                 added = ws.store.count_actuals(MODEL) - before
             if added == n:
                 self.ledger.actuals = before + n
@@ -427,7 +427,7 @@ class Session:
         before = self._versions()
 
         def after(killed: bool, ok: bool) -> list[str]:
-            with self._ws() as ws:
+            with self.workspace() as ws:
                 said = " ".join(d.outcome or "" for d in ws.store.decisions(MODEL, limit=10_000))
             words = set(said.replace(":", " ").replace(";", " ").split())
             lost = sorted(set(self._versions()) - set(before) - words)
@@ -438,11 +438,11 @@ class Session:
         return ["maintain", MODEL], after
 
     def _versions(self) -> list[str]:
-        with self._ws() as ws:
+        with self.workspace() as ws:
             return [v.version for v in ws.store.list_versions(MODEL)]
 
     def _other_version(self) -> str:
-        with self._ws() as ws:
+        with self.workspace() as ws:
             champion = ws.store.roles(MODEL).champion
             ready = [
                 v.version
@@ -461,7 +461,7 @@ class Session:
 
     def step_backup(self) -> tuple[list[str], Callable[[bool, bool], list[str]]]:
         path = self.folder / f"backup-{self.round}.tar.gz"
-        with self._ws() as ws:
+        with self.workspace() as ws:
             versions = len(ws.store.list_versions(MODEL))
 
         def after(killed: bool, ok: bool) -> list[str]:
@@ -469,7 +469,7 @@ class Session:
                 return [] if killed else ["a backup that exited 0 left no file"]
             target = Target.make(self, Databases("sqlite", self.folder))
             try:
-                with self._ws(target.config) as ws:
+                with self.workspace(target.config) as ws:
                     restored = restore(ws, path)
                     got = len(ws.store.list_versions(MODEL))
             except Exception as exc:
@@ -493,7 +493,7 @@ class Session:
 
     def _free_stale_lease(self) -> None:
         """A killed maintain keeps its lease until it expires (by design); let it expire."""
-        with self._ws() as ws:
+        with self.workspace() as ws:
             holder = ws.store.lease_holder(LEASE)
             if holder is not None:
                 later = holder[1] + timedelta(seconds=1)
