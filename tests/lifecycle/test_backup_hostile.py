@@ -205,6 +205,14 @@ MALFORMED: dict[str, tuple[Callable[[Members], None], str]] = {
         _raw_line("deployments", b"[" * 200_000 + b"]" * 200_000),
         "deployments.jsonl line 3 is not valid JSON",
     ),
+    "overflow": (
+        _table_line("predictions", lambda r: r.update(proba=10**400)),
+        "predictions.jsonl line 1: column 'proba' is 100000000000000000000000000000",
+    ),
+    "inf": (
+        _raw_line("deployments", b'{"id": 1e999}'),
+        "deployments.jsonl line 3 is not valid JSON",
+    ),
     "list-line": (_raw_line("deployments", b"[1, 2]"), "deployments.jsonl line 3 is a JSON list"),
     "nan": (_raw_line("deployments", b'{"id": NaN}'), "deployments.jsonl line 3 is not valid JSON"),
     "bad-datetime": (

@@ -40,6 +40,7 @@ from .backup_format import (
     member_kind,
     verify_manifest,
 )
+from .backup_rows import finite_float, reject_constant
 
 _CHUNK = 1 << 20
 _HEADER = 512  # a tar header's size, counted against the unpacked limit
@@ -316,13 +317,11 @@ def _digest(
     return member, bytes(kept) if kept is not None else None
 
 
-def _reject_constant(value: str) -> Any:
-    raise ValueError(f"{value} is not a JSON number")
-
-
 def _manifest(raw: bytes, where: str) -> tuple[dict[str, Any], int]:
     try:
-        manifest = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        manifest = json.loads(
+            raw.decode("utf-8"), parse_constant=reject_constant, parse_float=finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"{where}: {MANIFEST} is not valid JSON ({exc}). {NOTHING}") from None
     if not isinstance(manifest, dict):

@@ -23,6 +23,7 @@ Backup 'b.tar.gz': tables/models.jsonl line 1: model name '../x' is
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -54,14 +55,24 @@ LEGACY_COLUMNS = {
 }  # fmt: skip
 
 
-def _reject_constant(value: str) -> Any:
+def reject_constant(value: str) -> Any:
     raise ValueError(f"{value} is not a JSON number")
+
+
+def finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when it overflows (``1e999``)."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
 
 
 def load_object(line: bytes, where: str) -> dict[str, Any]:
     """A line as a JSON object, or an InputError naming ``where``."""
     try:
-        row = json.loads(line.decode("utf-8"), parse_constant=_reject_constant)
+        row = json.loads(
+            line.decode("utf-8"), parse_constant=reject_constant, parse_float=finite_float
+        )
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise InputError(f"{where} is not valid JSON ({exc}). {NOTHING}") from None
     if not isinstance(row, dict):
@@ -122,16 +133,16 @@ def _value(col: Any, value: Any, where: str) -> Any:
         return parse_datetime(value, where)
     if isinstance(kind, Boolean):
         if not isinstance(value, bool):
-            raise InputError(f"{where} is {value!r}, expected true or false. {NOTHING}")
+            raise InputError(f"{where} is {_show(value)}, expected true or false. {NOTHING}")
         return value
     if isinstance(kind, Integer | BigInteger):
         bound = _RANGES[BigInteger if isinstance(kind, BigInteger) else Integer]
         if not isinstance(value, int) or isinstance(value, bool) or not -bound <= value < bound:
-            raise InputError(f"{where} is {value!r}, expected a whole number. {NOTHING}")
+            raise InputError(f"{where} is {_show(value)}, expected a whole number. {NOTHING}")
         return value
     if isinstance(kind, Float):
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            raise InputError(f"{where} is {value!r}, expected a number. {NOTHING}")
+        if not isinstance(value, int | float) or isinstance(value, bool) or abs(value) > 1e300:
+            raise InputError(f"{where} is {_show(value)}, expected a number. {NOTHING}")
         return float(value)
     if isinstance(kind, String):  # String(n) and Text
         return check_text(value, getattr(kind, "length", None), where)
@@ -141,7 +152,7 @@ def _value(col: Any, value: Any, where: str) -> Any:
 def check_text(value: Any, length: int | None, where: str) -> str:
     """``value`` if it is storable text of at most ``length`` characters."""
     if not isinstance(value, str):
-        raise InputError(f"{where} is {value!r}, expected text. {NOTHING}")
+        raise InputError(f"{where} is {_show(value)}, expected text. {NOTHING}")
     if length is not None and len(value) > length:
         raise InputError(
             f"{where} is {len(value)} characters long, at most {length} fit. {NOTHING}"
@@ -151,6 +162,12 @@ def check_text(value: Any, length: int | None, where: str) -> str:
             f"{where} holds a NUL or a lone surrogate, which no store keeps as text. {NOTHING}"
         )
     return value
+
+
+def _show(value: Any) -> str:
+    """A value for a message: its repr, cut at 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:40] + "…"
 
 
 def _encodes(value: str) -> bool:
@@ -164,12 +181,12 @@ def _encodes(value: str) -> bool:
 def parse_datetime(value: Any, where: str) -> datetime:
     """An ISO datetime (naive UTC; an offset is converted to UTC)."""
     if not isinstance(value, str):
-        raise InputError(f"{where} is {value!r}, expected an ISO datetime. {NOTHING}")
+        raise InputError(f"{where} is {_show(value)}, expected an ISO datetime. {NOTHING}")
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise InputError(
-            f"{where} is {value!r}, not an ISO datetime such as 2024-05-01T12:00:00. {NOTHING}"
+            f"{where} is {_show(value)}, not an ISO datetime such as 2024-05-01T12:00:00. {NOTHING}"
         ) from None
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(UTC).replace(tzinfo=None)
