@@ -100,6 +100,24 @@ def test_artifact_uris_in_a_backup_are_not_trusted(tmp_path: Path, plain: Member
         ]
 
 
+def test_a_store_with_rows_but_no_models_is_not_a_target(tmp_path: Path, plain: Members) -> None:
+    """A job run recorded in the new store (a scheduler started on it) would collide with a
+    restored one: refused up front, naming the table, instead of a key error half-way."""
+    from retrainer.core.clock import utcnow
+    from retrainer.core.errors import ConflictError
+    from retrainer.store import schema as t
+
+    with workspace(tmp_path / "target") as ws:
+        with ws.store.write() as conn:
+            conn.execute(
+                t.job_runs.insert(),
+                [{"job": "maintain", "started_at": utcnow(), "outcome": "ok", "owner": "me"}],
+            )
+        with pytest.raises(ConflictError, match="already holds rows in job_runs"):
+            restore(ws, write(tmp_path / "b.tar.gz", plain))
+        assert store_rows(ws)["job_runs"] == 1 and store_rows(ws)["models"] == 0
+
+
 # ---- finding: a model name with path characters wrote outside the artifact folder --------
 
 

@@ -75,11 +75,15 @@ def restore(
 
 
 def _require_empty(ws: Workspace, conn: Connection) -> None:
-    if conn.execute(select(func.count()).select_from(t.models)).scalar():
-        raise ConflictError(
-            f"The store {ws.store!r} already holds models; restore only into an empty "
-            "store. Point `store:` (or RETRAINER_STORE) at a new database and retry."
-        )
+    """ConflictError unless every table a backup fills is empty (a row left there would
+    collide with a restored one)."""
+    for table in TABLES:
+        if conn.execute(select(func.count()).select_from(table)).scalar():
+            what = "models" if table is t.models else f"rows in {table.name}"
+            raise ConflictError(
+                f"The store {ws.store!r} already holds {what}; restore only into an empty "
+                "store. Point `store:` (or RETRAINER_STORE) at a new database and retry."
+            )
 
 
 def _after_rows(conn: Connection, loader: _Loader) -> None:
