@@ -90,14 +90,13 @@ in tests/faults/test_sigkill.py).
 
 For each backend, one workspace (SQLite file, or a fresh PostgreSQL database on the local
 server, dropped afterwards) holds four and a half years of the bundled weather rows and two
-deployed versions. Each writing command runs through the real CLI in a subprocess: first
-{MEASURED} times to the end (the median duration is the "typical s" column and the window for
-the delays), then
-{points} times killed with SIGKILL after a delay drawn uniformly in that window (seeded: the
-same seed gives the same delays). What each run needs is prepared first and acknowledged
-(a fresh half year of rows for `ingest` and `fine-tune`, logged predictions for `feedback`, a
-version other than the champion for `deploy` and `rollback --to`, an empty store for
-`restore`). After every run, killed or not:
+deployed versions. Each writing command runs through the real CLI in a subprocess: first to
+the end {MEASURED} times (the median duration is the "typical s" column and the window for
+the delays), then {points} times killed with SIGKILL after a delay drawn uniformly in that
+window (seeded: the same seed gives the same delays). What each run needs is prepared
+first and acknowledged (a fresh half year of rows for `ingest` and `fine-tune`, logged
+predictions for `feedback`, a version other than the champion for `deploy` and
+`rollback --to`, an empty store for `restore`). After every run, killed or not:
 
 - the model has exactly one champion; every role points at an existing, non-deleted
   version; every version not deleted has an artifact that exists and verifies; the
