@@ -119,6 +119,14 @@ Invariant failures (command, backend, seed, delay, what broke):
 {found}
 
 _Measured {dt.datetime.now():%Y-%m-%d %H:%M} ({elapsed:.0f} s) on {machine()}._
+
+## Disk full during an artifact write
+
+tests/faults/test_disk_full.py (in `make test`) mounts a 2 MB tmpfs as the artifact folder,
+trains a champion, fills the file system and runs `retrainer train --deploy`: it exits 1
+with "Cannot write the artifact for model 'weather' under FOLDER: [Errno 28] No space left
+on device", registers no version, the champion still serves (`retrainer predict` scores with
+it) and no temporary file is left on the full disk.
 """
 
 
