@@ -8,7 +8,8 @@ readers see the old file or the whole new one. The temporary file is created exc
 name is never opened, let alone written through; another fresh name is tried instead. The
 caller writes through ``/proc/self/fd/N`` (on Linux), the very file created, so swapping the
 name for a link while it is written changes nothing; before the rename the name must still be
-that file. Outputs stay private (0600): ``chmod`` one to share it.
+that file. Just before the rename an output gets the mode a plain ``open`` would have given it
+(0666 less the umask); one asked for as ``private`` (a backup) stays 0600.
 
 A device or pipe (``/dev/stdout``, ``/dev/null``, a FIFO) is written in place: renaming over
 it would replace the device with a file (for root, ``/dev/null`` itself). A folder is an
@@ -88,9 +89,9 @@ def create_exclusive(path: Path, *, what: str) -> tuple[Path, int]:
 
 
 @contextmanager
-def atomic_output(path: Path, *, what: str) -> Iterator[Path]:
+def atomic_output(path: Path, *, what: str, private: bool = False) -> Iterator[Path]:
     """The path to write ``path``'s content to (see the module). The parent folder is made;
-    ``what`` names the output in errors (e.g. "predict --out")."""
+    ``what`` names the output in errors (e.g. "predict --out"); ``private`` keeps it 0600."""
     if path.is_dir():
         raise InputError(
             f"{what}: {str(path)!r} is a folder. Give a file name, e.g. {str(path / 'out')!r}."
@@ -109,12 +110,27 @@ def atomic_output(path: Path, *, what: str) -> Iterator[Path]:
     try:
         yield _FD_DIR / str(fd) if _FD_DIR.is_dir() else tmp
         _still_ours(tmp, fd, what=what)
+        if not private:
+            os.fchmod(fd, 0o666 & ~_umask())
         os.replace(tmp, path)  # replaces a link at ``path`` itself, never its target
     finally:
         try:
             _remove_if_ours(tmp, fd)
         finally:
             os.close(fd)
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _still_ours(tmp: Path, fd: int, *, what: str) -> None:

@@ -64,7 +64,7 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
     written under a temporary name and renamed, so a failure leaves no partial backup)."""
     p = Path(path)
     rows: dict[str, int] = {}
-    with atomic_output(p, what="backup") as tmp, tarfile.open(tmp, "w:gz") as tar:
+    with atomic_output(p, what="backup", private=True) as tmp, tarfile.open(tmp, "w:gz") as tar:
         out = _Writer(tar)
         with ws.store.read() as conn:
             streamed = conn.execution_options(stream_results=True, yield_per=500)
