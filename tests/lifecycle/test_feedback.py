@@ -450,3 +450,18 @@ def test_an_actual_that_arrives_before_its_prediction_is_logged_is_joined_late(
     with use_clock(clock):
         again = monitor(ws, MODEL, window="30d")  # nothing left to join: counted once
     assert again.version("1.0.0").labelled == 3
+
+
+def test_ids_the_store_cannot_hold_are_rejected_lines_not_a_crash(
+    store_url: str, make_workspace: Callable[..., Workspace]
+) -> None:
+    ws = make_workspace(store=store_url)
+    log(ws, ["d1", "d2"])
+    frame = pd.DataFrame({"day_id": ["d1", "a\x00b", "x" * 300, "d2"], "rain": [1, 0, 0, 1]})
+    r = record_feedback(ws, MODEL, frame)
+    assert (r.received, r.matched, r.rejected) == (4, 2, 2)
+    assert [(x.line, x.reason) for x in r.first_rejects] == [
+        (2, "id in 'day_id' holds a NUL character (U+0000)"),
+        (3, "id in 'day_id' longer than 128 characters"),
+    ]
+    assert ws.store.count_actuals(MODEL) == 2

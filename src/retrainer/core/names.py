@@ -13,6 +13,8 @@ takes in (the spec, the API, restore, import) calls these checks, so a name like
 backup member versions.jsonl: model name '../x' is not valid
 >>> check_version("1.2.0", where="API path")
 '1.2.0'
+>>> text_problem("a\\x00b", MAX_ID)
+'holds a NUL character (U+0000)'
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0
 NAME_RULE = (
     "Model names start with a letter and hold only letters, digits, '_' or '-' (at most 64)."
 )
+MAX_ID = 128  # an entity id's width in the store (the predictions table, the row keys)
 VERSION_RULE = "Versions are MAJOR.MINOR.PATCH with plain numbers, e.g. 1.2.0."
 
 
@@ -46,3 +49,17 @@ def check_version(version: object, *, where: str) -> str:
     if not isinstance(version, str) or VERSION.fullmatch(version) is None:
         raise InputError(f"{where}: version {version!r} is not valid. {VERSION_RULE}")
     return version
+
+
+def text_problem(value: str, limit: int) -> str | None:
+    """Why ``value`` cannot be stored in either store (longer than ``limit``, a NUL, which
+    PostgreSQL refuses, a lone surrogate, which UTF-8 cannot encode), or None."""
+    if len(value) > limit:
+        return f"longer than {limit} characters ({len(value)})"
+    if "\x00" in value:
+        return "holds a NUL character (U+0000)"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"holds a lone surrogate (U+{ord(value[exc.start]):04X}), which UTF-8 cannot encode"
+    return None

@@ -532,7 +532,7 @@ def _validate(
             missing=missing,
         )
     rs = Reasons(df.index)
-    rs.flag(df[spec.id_column].isna(), f"missing id ({spec.id_column})")
+    rs.flag_ids(df[spec.id_column], spec.id_column)
     target = df[spec.target]
     rs.flag(target.isna(), f"missing target ({spec.target})")
     values, why = check_labels(spec, target, classes)

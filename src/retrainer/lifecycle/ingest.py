@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError
 from ..core.feature_sets import required as spec_required
+from ..core.names import MAX_ID
 from ..core.spec import ModelSpec
 from ..store.rows import ROWS
 from .tables import CHUNK_ROWS, LINE, iter_table
@@ -252,6 +253,20 @@ class Reasons:
         self.ok = np.ones(len(index), dtype=bool)
         self.texts: dict[int, str] = {}
 
+    def flag_ids(self, ids: pd.Series, column: str) -> None:
+        """Reject rows whose id is missing or cannot be stored (longer than ``MAX_ID``
+        characters as text, or holding a NUL): one check for every path that stores ids."""
+        self.flag(ids.isna(), f"missing id ({column})")
+        texts = id_texts(ids).astype("string")
+        self.flag(
+            texts.str.len().fillna(0) > MAX_ID,
+            f"id in {column!r} longer than {MAX_ID} characters",
+        )
+        self.flag(
+            texts.str.contains("\x00", regex=False).fillna(False).astype(bool),
+            f"id in {column!r} holds a NUL character (U+0000)",
+        )
+
     def flag(self, bad: Any, reason: str | pd.Series) -> None:
         """Reject the rows of mask ``bad`` not rejected yet, with ``reason`` (a text, or a
         series of texts indexed like the data)."""
@@ -296,7 +311,7 @@ def prepare_frame(
             missing=missing,
         )
     rs = Reasons(df.index)
-    rs.flag(df[spec.id_column].isna(), f"missing id ({spec.id_column})")
+    rs.flag_ids(df[spec.id_column], spec.id_column)
     raw_time = df[spec.time_column]
     times = parse_times(raw_time)
     if times.isna().any():  # the reasons' text is built only for a chunk that needs it

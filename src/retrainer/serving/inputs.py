@@ -30,24 +30,10 @@ from pydantic import AfterValidator, Field
 
 from ..core.durations import MAX_DAYS, parse_duration
 from ..core.errors import InputError
-from ..core.names import check_version
+from ..core.names import MAX_ID, check_version, text_problem
 from .errors import MAX_REPORTED, row_errors
 
-MAX_ID = 128  # the predictions table's entity_id width (store/schema.py)
 MAX_TEXT = 1000  # any other text a request may carry (a reason, a label, a time)
-
-
-def text_problem(value: str, limit: int) -> str | None:
-    """Why ``value`` cannot be stored (too long, NUL, lone surrogate), or None."""
-    if len(value) > limit:
-        return f"longer than {limit} characters ({len(value)})"
-    if "\x00" in value:
-        return "holds a NUL character (U+0000)"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"holds a lone surrogate (U+{ord(value[exc.start]):04X}), which UTF-8 cannot encode"
-    return None
 
 
 def _text(limit: int) -> Any:

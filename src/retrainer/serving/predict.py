@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core.errors import InputError
+from ..core.names import MAX_ID, text_problem
 from ..families.schema import FeatureSchema
 from .errors import MAX_REPORTED, TooLarge, row_errors
-from .inputs import MAX_ID, text_problem
 
 if TYPE_CHECKING:
     from .registry import Loaded
