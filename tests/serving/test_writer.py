@@ -76,7 +76,7 @@ def test_the_childs_store_errors_come_back_as_the_same_kind(db: tuple[str, SqlSt
     down = WriterProcess("postgresql+psycopg://postgres@127.0.0.1:9/none", store)
     down.start()
     assert down.wait_ready(60)  # the engine connects lazily: the first write fails
-    with pytest.raises(StoreUnavailable, match="cannot reach the store"):
+    with pytest.raises(StoreUnavailable, match="cannot write the batch now"):
         down.log_predictions([_record(1)])
     down.close()
     assert store.count_predictions("m") == 0

@@ -7,10 +7,30 @@ turns items into prediction records (``store.predlog``: the request's input is s
 the text it arrived in; per row only the output is encoded) and writes them with
 ``store.log_predictions`` in batches.
 
-When the store is unreachable (``StoreUnavailable`` or a database ``OperationalError``) the
-batches are appended to a local spool (``spool.Spool``, JSONL) and replayed, oldest first,
-once a retry succeeds; nothing is dropped. A full queue drops the item and counts it
+Batches go through ``writer.deliver``: a batch holding a record the store cannot take (a data
+error) is split until that record is alone; only such a record is set aside, in the failed
+spool with the reason (``failed``), and the rest of its batch is written. When the store cannot
+write (any store error: unreachable, permission denied, read-only, full, locked) the batches
+are appended to a local spool (``spool.Spool``, JSONL) and replayed, oldest first, once a
+retry succeeds; retries back off from ``retry_seconds``, doubling up to
+``max_retry_seconds``; nothing is dropped. A full queue drops the item and counts it
 (``dropped``). ``close`` drains the queue: into the store, or into the spool if it is down.
+
+>>> import tempfile
+>>> class Store:
+...     rows = []
+...     def log_predictions(self, records):
+...         if any("\\x00" in (r["entity_ids"][0] or "") for r in records):
+...             raise ValueError("NUL in an entity id")
+...         self.rows += records
+...         return len(records)
+>>> q = LogQueue(Store(), tempfile.mkdtemp())
+>>> for i, eid in enumerate(["a", "b\\x00", "c"]):
+...     _ = q.put(LogItem("m", f"r{i}", "1.0.0", "champion", '{"row": {}}', [eid],
+...                       datetime(2024, 1, 1), [0]))
+>>> q.flush(); (q.written, q.failed, q.spool.pending)
+(2, 1, 0)
+>>> q.close()
 """
 
 from __future__ import annotations
@@ -27,16 +47,12 @@ from typing import TYPE_CHECKING, Any
 from ..core.ids import time_ordered_id
 from ..store.predlog import record_rows, request_record
 from .spool import Spool
-from .writer import REFUSED, TRANSIENT, PredictionSink
+from .writer import PredictionSink, Unwritten, data_error, deliver
 
 if TYPE_CHECKING:
     from .registry import Loaded
 
 log = logging.getLogger("retrainer.serving.log")
-
-
-def _refused(exc: Exception) -> bool:
-    return isinstance(exc, REFUSED) and not isinstance(exc, TRANSIENT)
 
 
 @dataclass(frozen=True)
@@ -67,6 +83,7 @@ class LogQueue:
         batch_rows: int = 5000,
         max_rows: int = 200_000,
         retry_seconds: float = 1.0,
+        max_retry_seconds: float = 8.0,
     ) -> None:
         self.store = store
         self.spool = Spool(spool_dir, record_rows)
@@ -74,6 +91,8 @@ class LogQueue:
         self.batch_rows = batch_rows
         self.max_rows = max_rows
         self.retry_seconds = retry_seconds
+        self.max_retry_seconds = max_retry_seconds
+        self._retry_wait = 0.0
         self.written = self.dropped = self.shadow_errors = 0
         self.store_up = True
         self._items: deque[LogItem] = deque()
@@ -86,7 +105,8 @@ class LogQueue:
 
     @property
     def failed(self) -> int:
-        """Rows set aside as bad (refused by the store or malformed), in the failed spool."""
+        """Rows set aside as bad (each record's own write refused for its data, or a damaged
+        spool line), in the failed spool."""
         return self.spool.failed_total
 
     @property
@@ -191,16 +211,30 @@ class LogQueue:
         )
         return [served, shadow]
 
+    def _deliver(self, batch: list[dict[str, Any]]) -> int:
+        """Write a batch, setting aside only records proven bad (``writer.deliver``)."""
+        return deliver(self.store.log_predictions, batch, self._park)
+
+    def _park(self, record: dict[str, Any], why: str) -> None:
+        self.spool.append([{**record, "refused": why}], failed=True)
+        log.error(
+            "prediction log: request %s (%d rows) set aside in %s, refused by the store: %s",
+            record.get("request_id"),
+            record_rows(record),
+            self.spool.folder,
+            why,
+        )
+
     def _replay(self) -> bool:
         try:
-            n = self.spool.replay(self.store.log_predictions, self.batch_rows, _refused)
-        except TRANSIENT as exc:
+            n = self.spool.replay(self._deliver, self.batch_rows, data_error)
+        except Exception as exc:  # a store error (data errors were set aside record by record)
             self._down(exc)
             return False
         if n:
             log.info("prediction log: replayed %d spooled rows", n)
             self.written += n
-        self.store_up = True
+        self._up()
         return True
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
@@ -208,19 +242,16 @@ class LogQueue:
             self.spool.append(batch)  # keep the order: behind what is already spooled
             return
         try:
-            self.written += self.store.log_predictions(batch)
-            self.store_up = True
-        except TRANSIENT as exc:
-            self._down(exc)
-            self.spool.append(batch)
-        except REFUSED as exc:
-            # The batch itself is bad (refused by the database, or a malformed record): keep it
-            # aside in the failed spool, do not retry it.
-            n = sum(record_rows(r) for r in batch)
-            self.spool.append(batch, failed=True)
-            log.error("prediction log: %d rows refused by the store: %s", n, exc)
+            self.written += self._deliver(batch)
+            self._up()
+        except Unwritten as stop:  # a store error: keep what was not written, retry later
+            self._down(stop.cause)
+            self.spool.append(stop.records)
 
-    def _down(self, exc: Exception) -> None:
+    def _up(self) -> None:
+        self.store_up, self._retry_wait = True, 0.0
+
+    def _down(self, exc: BaseException) -> None:
         if self.store_up:
             log.warning(
                 "prediction log: store unreachable, spooling to %s: %s",
@@ -228,4 +259,6 @@ class LogQueue:
                 getattr(exc, "message", exc),
             )
         self.store_up = False
-        self._next_retry = time.monotonic() + self.retry_seconds
+        wait = min(self.max_retry_seconds, max(self.retry_seconds, 2 * self._retry_wait))
+        self._retry_wait = wait
+        self._next_retry = time.monotonic() + wait

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..core.spec import Spec
+from .writer import Unwritten
 
 Write = Callable[[list[dict[str, Any]]], Any]
 Size = Callable[[dict[str, Any]], int]
@@ -114,7 +115,9 @@ class Spool:
         by ``size``; one record at least); returns the size that went. A chunk whose error
         ``refused`` accepts (the records themselves are bad), and a line that is not a
         record, go to the failed file and the replay goes on; any other failure propagates
-        and keeps the rest for later."""
+        and keeps the rest for later. ``write`` may raise ``writer.Unwritten`` after writing
+        part of a chunk: the records it names are spooled again, the chunk is done, and its
+        cause propagates."""
         sent = 0
         for path in self._orphans():
             with open(path, "rb") as fh:
@@ -154,6 +157,13 @@ class Spool:
                     if records:
                         write(records)
                         sent += total
+                except Unwritten as stop:  # some records went in before a store error
+                    if len(stop.records) == len(records):
+                        raise stop.cause from stop
+                    self.append(stop.records)  # the rest, at the end: none sent twice
+                    self._save_offset(path, offset + used)
+                    self.pending = max(0, self.pending - total)
+                    raise stop.cause from stop
                 except Exception as exc:
                     if not refused(exc):
                         raise

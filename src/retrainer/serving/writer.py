@@ -11,8 +11,17 @@ The child is started (``spawn``) with the first batch and writes once it has con
 then, and whenever it has died, the batch is written in-process through ``fallback`` (the
 server's own store), and a dead child is started again with a later batch (after 1 s, then
 twice as long while children keep dying, up to a minute). What the child's
-store raises comes back as the same kind of error: unreachable (``StoreUnavailable``, the
-batch is spooled and retried) or refused (``RefusedRecords``, a ``ValueError``: set aside).
+store raises comes back as the same kind of error: a data error (``RefusedRecords``, a
+``ValueError``: the batch holds a record the store cannot take) or a store error
+(``StoreUnavailable``: the store cannot write now).
+
+Which is which is decided in one place, ``data_error``: only an error that is about the records
+themselves (the database's data and integrity errors, a value Python cannot encode) is one;
+permission denied, a read-only or full database, a lost connection, a lock and anything
+unknown are store errors, retried until the store takes the records again. ``deliver`` writes a
+batch so that one bad record never sinks the others: on a data error it splits the batch in
+halves until the bad records are alone, sets aside (``park``) only a record whose own write
+fails with a data error, and writes everything else.
 
 >>> import tempfile, datetime
 >>> from retrainer.store import SqlStore
@@ -37,18 +46,21 @@ import logging
 import multiprocessing
 import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import StatementError
 
-from ..core.errors import StoreBusy, StoreUnavailable
+from ..core.errors import RetrainerError, StoreUnavailable
 
 log = logging.getLogger("retrainer.serving.log")
-TRANSIENT = (StoreUnavailable, StoreBusy, OperationalError)  # StoreBusy: another writer's lock
-# The records themselves are bad: refused by the database, or malformed. Kept aside, not retried.
-REFUSED = (DBAPIError, ValueError, KeyError, TypeError)
+# DB-API (PEP 249) error classes about the data sent, whatever the driver: a value the column
+# cannot hold (a NUL in PostgreSQL text, a string too long) or a broken constraint.
+_DATA_CLASSES = frozenset(("DataError", "IntegrityError"))
+# Python errors raised while a record is read or encoded (a lone surrogate in a string is a
+# UnicodeEncodeError, a ValueError; a missing field a KeyError): the record is malformed.
+_MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 class PredictionSink(Protocol):
@@ -56,7 +68,93 @@ class PredictionSink(Protocol):
 
 
 class RefusedRecords(ValueError):
-    """The writer process's store refused a batch as bad (not retried; set aside)."""
+    """The writer process's store refused a batch for its data (see ``data_error``)."""
+
+
+def data_error(exc: BaseException) -> bool:
+    """Whether ``exc``, raised by writing a batch, may be caused by the batch's own records.
+
+    Everything else is a store error (permission denied, read-only database, disk full, a lost
+    connection, a lock, an error of our own hierarchy, anything unknown): the records are kept
+    and written again later, never set aside.
+
+    >>> from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
+    >>> data_error(UnicodeEncodeError("utf-8", "\\ud800", 0, 1, "surrogates not allowed"))
+    True
+    >>> data_error(DataError("COPY", {}, Exception("text cannot contain NUL")))
+    True
+    >>> data_error(ProgrammingError("INSERT", {}, Exception("permission denied")))
+    False
+    >>> data_error(OperationalError("INSERT", {}, Exception("readonly database")))
+    False
+    """
+    if isinstance(exc, RetrainerError):  # StoreUnavailable, StoreBusy, ...
+        return False
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        if {c.__name__ for c in type(exc).__mro__} & _DATA_CLASSES:
+            return True
+        return data_error(exc.orig)  # a DB-API error, or what binding a value raised
+    if {c.__name__ for c in type(exc).__mro__} & _DATA_CLASSES:
+        return True
+    # Other DB-API errors (OperationalError, ProgrammingError, ...) are no ValueError.
+    return isinstance(exc, _MALFORMED) and not isinstance(exc, OSError)
+
+
+class Unwritten(Exception):
+    """A store error stopped ``deliver``: ``records`` were not written (the rest were)."""
+
+    def __init__(self, records: list[dict[str, Any]], cause: BaseException) -> None:
+        super().__init__(f"{len(records)} records not written: {type(cause).__name__}: {cause}")
+        self.records, self.cause = records, cause
+
+
+Write = Callable[[list[dict[str, Any]]], Any]
+Park = Callable[[dict[str, Any], str], None]
+
+
+def reason(exc: BaseException) -> str:
+    """What an error says, on one line (kept with a parked record)."""
+    text = " ".join(str(getattr(exc, "orig", None) or exc).split())
+    return f"{type(exc).__name__}: {text[:300]}"
+
+
+def deliver(write: Write, records: Sequence[dict[str, Any]], park: Park) -> int:
+    """Write ``records``; returns what ``write`` counted. On a data error (``data_error``) the
+    batch is split in halves, each written on its own, until a bad record is alone: only a
+    record whose own write fails with a data error goes to ``park(record, reason)``. A store
+    error raises ``Unwritten`` with every record not yet written (all of them, or what was
+    left when it struck part-way).
+
+    >>> def write(batch):
+    ...     if any(r["id"] == "\\x00" for r in batch):
+    ...         raise ValueError("NUL in an id")
+    ...     return len(batch)
+    >>> parked = []
+    >>> deliver(write, [{"id": str(i)} for i in range(7)] + [{"id": "\\x00"}],
+    ...         lambda r, why: parked.append((r["id"], why)))
+    7
+    >>> parked
+    [('\\x00', 'ValueError: NUL in an id')]
+    """
+    batch = list(records)
+    try:
+        return int(write(batch) or 0)
+    except Exception as exc:
+        if not data_error(exc):
+            raise Unwritten(batch, exc) from exc
+        if len(batch) == 1:
+            park(batch[0], reason(exc))
+            return 0
+    mid = len(batch) // 2
+    halves = (batch[:mid], batch[mid:])
+    written = 0
+    for k, half in enumerate(halves):
+        try:
+            written += deliver(write, half, park)
+        except Unwritten as stop:
+            rest = stop.records + [r for h in halves[k + 1 :] for r in h]
+            raise Unwritten(rest, stop.cause) from stop.cause
+    return written
 
 
 def in_memory(url: str) -> bool:
@@ -90,19 +188,19 @@ def _loop(store: Any, conn: Connection) -> None:
             break
         try:
             reply: tuple[str, Any] = ("ok", store.log_predictions(pickle.loads(payload)))
-        except TRANSIENT as exc:
-            reply = ("down", f"{type(exc).__name__}: {getattr(exc, 'message', exc)}")
-        except REFUSED as exc:
-            reply = ("refused", f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # unexpected: the batch is kept (spooled) and retried
-            reply = ("down", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a store error keeps the batch (spooled) and retries it
+            reply = ("refused" if data_error(exc) else "down", reason(exc))
         conn.send(reply)
 
 
 class WriterProcess:
     """A ``PredictionSink`` that writes in a child process (see the module docstring)."""
 
-    def __init__(self, url: str, fallback: PredictionSink) -> None:
+    def __init__(
+        self, url: str, fallback: PredictionSink, *, restart_after: tuple[float, float] = (1, 60)
+    ) -> None:
+        """``restart_after``: the first and the longest wait before a child that died is
+        started again (doubling in between)."""
         if in_memory(url):
             raise ValueError(f"An in-memory store ({url!r}) cannot be written by another process.")
         self.url = url
@@ -114,6 +212,7 @@ class WriterProcess:
         self._closed = False
         self._backoff = 0.0
         self._restart_at = 0.0  # a child that died is not started again before this
+        self._first_wait, self._longest_wait = restart_after
 
     @property
     def alive(self) -> bool:
@@ -191,15 +290,15 @@ class WriterProcess:
             return int(value)
         if kind == "refused":
             raise RefusedRecords(f"The prediction log refused a batch: {value}")
-        raise StoreUnavailable(f"The writer process cannot reach the store: {value}")
+        raise StoreUnavailable(f"The writer process's store cannot write the batch now: {value}")
 
     def _drop(self) -> None:
-        """Forget a child that died or could not start; the next one waits 1 s, doubling up to
-        a minute while they keep failing (no process-spawning loop)."""
+        """Forget a child that died or could not start; the next one waits ``restart_after``
+        (1 s, doubling up to a minute while they keep failing: no process-spawning loop)."""
         if self._conn is not None:
             self._conn.close()
         self._conn, self._ready = None, False
-        self._backoff = min(60.0, max(1.0, 2 * self._backoff))
+        self._backoff = min(self._longest_wait, max(self._first_wait, 2 * self._backoff))
         self._restart_at = time.monotonic() + self._backoff
         if self._proc is not None and not self._proc.is_alive():
             self._proc.join(0)
