@@ -5,22 +5,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.entities import DeploymentEvent, ModelVersion, Roles
-from ..core.errors import ConflictError, NoChampion
+from ..core.entities import DeploymentEvent, ModelVersion
+from ..core.errors import ConflictError, NoChampion, RetrainerError
 from ..store import role_of
 from .workspace import Workspace
 
 
 def verify_loadable(ws: Workspace, version: ModelVersion) -> None:
-    """Check the artifact's hash/HMAC and that it loads, before any role points at it."""
+    """Check the artifact's hash/HMAC and that it loads, before any role points at it.
+
+    Retention may delete the version meanwhile: a file that fails to read is then reported
+    as the deleted version it is (a ConflictError), not as a missing file. The role change
+    itself checks the status again under the model's lock (``RegistryStore._live``)."""
     if version.status == "deleted":
-        raise ConflictError(
-            f"Model {version.model!r} version {version.version} was deleted by retention; its "
-            "artifact is gone. Pick a version that `retrainer versions` lists as kept."
-        )
+        raise _deleted(version)
     from ..families import load_model  # the family's library, only when a model is loaded
 
-    load_model(ws.artifact_bytes(version))
+    try:
+        data = ws.artifact_bytes(version)
+    except RetrainerError:
+        if ws.store.get_version(version.model, version.version).status == "deleted":
+            raise _deleted(version) from None
+        raise
+    load_model(data)
+
+
+def _deleted(version: ModelVersion) -> ConflictError:
+    return ConflictError(
+        f"Model {version.model!r} version {version.version} was deleted by retention; its "
+        "artifact is gone. Pick a version that `retrainer versions` lists as kept.",
+        model=version.model,
+        version=version.version,
+    )
 
 
 def deploy(
@@ -102,31 +118,16 @@ def rollback(
     return event
 
 
-def protected_versions(ws: Workspace, model: str, roles: Roles | None = None) -> set[str]:
-    roles = roles or ws.store.roles(model)
-    keep = set()
-    if roles.champion:
-        keep.add(roles.champion)
-    if roles.challenger:
-        keep.add(roles.challenger.version)
-    stack = ws.store.champion_stack(model)
-    if len(stack) >= 2:
-        keep.add(stack[-2])
-    return keep
-
-
 def apply_retention(ws: Workspace, model: str) -> list[str]:
     """Keep the newest ``retention.keep`` versions plus champion, previous champion and
-    challenger; delete the others' artifacts and mark them deleted (numbers stay taken)."""
+    challenger; mark the others deleted (numbers stay taken), then delete their artifacts.
+
+    The choice and the marking are one transaction under the model's lock, which every role
+    change also takes, so a concurrent deploy either made its version champion first (kept)
+    or finds it deleted (a ConflictError). Files go only after that commit, and only those
+    no live version shares."""
     spec = ws.model_spec(model)
-    live = [v for v in ws.store.list_versions(model) if v.status != "deleted"]
-    newest = sorted(live, key=lambda v: (v.created_at, v.semver))[-spec.retention.keep :]
-    keep = {v.version for v in newest} | protected_versions(ws, model)
-    doomed = [v for v in live if v.version not in keep]
-    if not doomed:
-        return []
-    ws.store.mark_deleted(model, [v.version for v in doomed], "retention", "retention")
-    kept_uris = {v.artifact_uri for v in live if v.version in keep}
+    doomed, kept_uris = ws.store.retire(model, spec.retention.keep, "retention", "retention")
     for v in doomed:
         if v.artifact_uri not in kept_uris:
             ws.artifacts.delete(v.artifact_uri)

@@ -355,6 +355,7 @@ def advance(
     label = f"{ch.mode} challenger {ch.version} at {ch.fraction:.0%}"
     numbers: dict[str, Any] = {
         "challenger": ch.version,
+        "champion": roles.champion,  # what the watch window judges against (promote checks it)
         "mode": ch.mode,
         "fraction": ch.fraction,
         "step": ch.step,
@@ -438,7 +439,15 @@ def advance(
 def _promote(
     ws: Workspace, model: str, ch: Challenger, by: str, why: str, numbers: dict[str, Any]
 ) -> RolloutStep:
-    ws.store.move_champion(model, ch.version, "promote", why, by, gate=numbers.get("comparison"))
+    ws.store.move_champion(
+        model,
+        ch.version,
+        "promote",
+        why,
+        by,
+        gate=numbers.get("comparison"),
+        expect_champion=numbers.get("champion", False),
+    )
     ws.alert(model, "deploy", f"promoted {ch.version}", why)
     return RolloutStep("promote", (why,), numbers, ch.version)
 

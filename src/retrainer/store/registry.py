@@ -123,12 +123,38 @@ class RegistryStore(StoreBase):
         triggered_by: str = "manual",
         gate: dict[str, Any] | None = None,
         forced: bool = False,
+        expect_champion: str | bool | None = False,
+        decision: tuple[int, str] | None = None,
     ) -> ModelVersion:
-        """Number, insert and optionally deploy a version, all in one transaction."""
+        """Number, insert and optionally deploy a version, all in one transaction.
+
+        ``expect_champion`` (the champion the version was gated against) is compared with the
+        champion under the model's lock: when another writer moved it meanwhile, the version
+        is registered without a role (``details["stale_gate"]`` says against what it was
+        gated) instead of deployed on a gate that no longer holds. ``decision`` (id, outcome):
+        a stored maintenance decision whose outcome is set in the same transaction, so a crash
+        after it never leaves a version no decision names."""
         with self.write(draft.model) as conn:
             number = self._next_version(conn, draft.model, bump, draft.parent)
+            wants_role = deploy or challenger is not None
+            current = self.roles(draft.model, conn).champion
+            if wants_role and expect_champion is not False and current != expect_champion:
+                details = {
+                    **draft.details,
+                    "deployed": False,
+                    "stale_gate": {"gated_against": expect_champion, "champion": current},
+                }
+                details.pop("challenger", None)
+                draft = dataclasses.replace(draft, details=details)
+                deploy, challenger = False, None
             version = dataclasses.replace(draft, version=number)
             conn.execute(t.versions.insert().values(**version_to_row(version)))
+            if decision is not None:
+                conn.execute(
+                    update(t.decisions)
+                    .where(t.decisions.c.id == decision[0])
+                    .values(outcome=decision[1].format(version=number))
+                )
             if deploy:
                 self._move_champion(
                     conn,
@@ -167,7 +193,6 @@ class RegistryStore(StoreBase):
     ) -> DeploymentEvent:
         """Make ``to_version`` champion and log it; ``expect_champion`` guards against races."""
         with self.write(model) as conn:
-            self.get_version(model, to_version, conn)
             if expect_champion is not False:
                 current = self.roles(model, conn).champion
                 if current != expect_champion:
@@ -208,17 +233,51 @@ class RegistryStore(StoreBase):
                 gate=gate,
             )
 
-    def mark_deleted(self, model: str, versions: list[str], reason: str, by: str) -> None:
-        if not versions:
-            return
+    def retire(
+        self, model: str, keep_newest: int, reason: str, by: str
+    ) -> tuple[list[ModelVersion], set[str]]:
+        """Mark deleted every live version but the newest ``keep_newest`` and the protected
+        ones (champion, challenger, previous champion), deciding under the model's lock so a
+        deploy or rollback can never point at a version this marks. Returns the versions
+        marked and the artifact URIs live versions still use: delete the others' files only
+        after this returns (committed), never before."""
         with self.write(model) as conn:
-            conn.execute(
-                update(t.versions)
-                .where(t.versions.c.model == model, t.versions.c.version.in_(versions))
-                .values(status="deleted")
-            )
-            for v in versions:
-                self._event(conn, model, "delete", v, None, reason, by)
+            live = [
+                version_from_row(r)
+                for r in conn.execute(
+                    select(t.versions).where(
+                        t.versions.c.model == model, t.versions.c.status != "deleted"
+                    )
+                )
+            ]
+            newest = sorted(live, key=lambda v: (v.created_at, v.semver))[-keep_newest:]
+            keep = {v.version for v in newest} | self._protected(conn, model)
+            doomed = [v for v in live if v.version not in keep]
+            if doomed:
+                conn.execute(
+                    update(t.versions)
+                    .where(
+                        t.versions.c.model == model,
+                        t.versions.c.version.in_([v.version for v in doomed]),
+                    )
+                    .values(status="deleted")
+                )
+            for v in doomed:
+                self._event(conn, model, "delete", v.version, None, reason, by)
+            kept_uris = {v.artifact_uri for v in live if v.version in keep}
+        return doomed, kept_uris
+
+    def _protected(self, conn: Connection, model: str) -> set[str]:
+        """Versions retention keeps whatever their age: champion, challenger, previous
+        champion."""
+        roles = self.roles(model, conn)
+        keep = {roles.champion} if roles.champion else set()
+        if roles.challenger:
+            keep.add(roles.challenger.version)
+        stack = self.champion_stack(model, conn)
+        if len(stack) >= 2:
+            keep.add(stack[-2])
+        return keep
 
     def sign_version(self, model: str, version: str, sha256: str, hmac: str) -> bool:
         """Record ``hmac`` for an unsigned live version whose artifact hash is still
@@ -238,6 +297,21 @@ class RegistryStore(StoreBase):
             return bool(done.rowcount == 1)
 
     # ---- helpers inside a transaction ---------------------------------------------------
+    def _live(self, conn: Connection, model: str, version: str) -> ModelVersion:
+        """``version`` as stored now, refused when retention deleted it. Called under the
+        model's lock (every registry write takes it), so retention cannot mark it between
+        this check and the role change that follows."""
+        found = self.get_version(model, version, conn)
+        if found.status == "deleted":
+            raise ConflictError(
+                f"Model {model!r} version {version} was deleted by retention; its artifact is "
+                "gone, so no role may point at it. Pick a version `retrainer versions` lists "
+                "as kept.",
+                model=model,
+                version=version,
+            )
+        return found
+
     def _event(self, conn: Connection, *args: Any, **kwargs: Any) -> DeploymentEvent:
         """An event in ``conn``'s transaction (see :func:`add_event`)."""
         return add_event(conn, *args, **kwargs)
@@ -254,6 +328,7 @@ class RegistryStore(StoreBase):
         forced: bool = False,
         gate: dict[str, Any] | None = None,
     ) -> DeploymentEvent:
+        self._live(conn, model, to_version)
         roles = self.roles(model, conn)
         now = utcnow()
         values: dict[str, Any] = {
@@ -297,6 +372,8 @@ class RegistryStore(StoreBase):
         action: str | None = None,
         gate: dict[str, Any] | None = None,
     ) -> DeploymentEvent:
+        if version is not None:
+            self._live(conn, model, version)
         roles = self.roles(model, conn)
         old = roles.challenger.version if roles.challenger else None
         started = roles.challenger.started_at if roles.challenger and old == version else utcnow()
