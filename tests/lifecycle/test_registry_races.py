@@ -19,7 +19,7 @@ import yaml
 from conftest import weather_model
 from retrainer.core.errors import ConflictError
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle import registry_ops
+from retrainer.lifecycle import registry_ops, rollout
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.registry_ops import apply_retention, deploy
@@ -140,3 +140,69 @@ def test_deploy_racing_retention_in_two_processes(
             elif e.action == "deploy":
                 assert e.to_version not in deleted_at, f"deployed {e.to_version} once deleted"
         assert len(predict_frame(resolve_predictor(ws, "weather"), weather_df.head(3))) == 3
+
+
+def test_train_deploy_on_a_replaced_champion_registers_without_deploying(
+    store_url: str,
+    make_workspace: Callable[..., Workspace],
+    weather_df: pd.DataFrame,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another deploy between a training's gate and its registration (made deterministic):
+    the version is registered without a role and the error says how to gate it again."""
+    ws = make_workspace(store_url, **FAST)
+    _versions_with_own_artifacts(ws, weather_df, range(1951, 1953))  # 1.0.0 champion, 1.1.0
+    ingest_frame(ws, "weather", _years(weather_df, "1954-01-01"))
+    placed = rollout.place
+
+    def deploy_meanwhile(*args: object, **kwargs: object) -> rollout.Placement:
+        ws.store.move_champion("weather", "1.1.0", "deploy", "elsewhere", "test")
+        return placed(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(rollout, "place", deploy_meanwhile)
+    with pytest.raises(ConflictError, match=r"1\.2\.0 is registered but not deployed") as err:
+        train(ws, "weather", deploy=True)
+    assert "gated against champion 1.0.0" in err.value.message
+    assert "retrainer rollout start weather 1.2.0" in err.value.message
+    assert ws.store.roles("weather").champion == "1.1.0"
+    v = ws.store.get_version("weather", "1.2.0")
+    assert v.details["deployed"] is False
+    assert v.details["stale_gate"] == {"gated_against": "1.0.0", "champion": "1.1.0"}
+
+
+def test_three_concurrent_train_deploys_each_deploy_on_a_gate_against_the_champion_replaced(
+    store_url: str, config_file: Callable[..., Path], tmp_path: Path, weather_df: pd.DataFrame
+) -> None:
+    """Three `retrainer train --deploy` at once: every deploy replaces the very champion its
+    gate judged against; a training that lost the race exits 1 naming its version, which
+    stays registered without a role."""
+    cfg = config_file(store_url, **FAST)
+    with Workspace(load_spec(cfg, environ={})) as ws:
+        _versions_with_own_artifacts(ws, weather_df, range(1951, 1952))  # 1.0.0 champion
+        ingest_frame(ws, "weather", _years(weather_df, "1954-01-01"))
+    env = {**os.environ, "RETRAINER_CONFIG": str(cfg)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "retrainer.cli.main", "train", "weather", "--deploy"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [(p.communicate(timeout=SUBPROCESS)[0], p.returncode) for p in procs]
+    with Workspace(load_spec(cfg, environ={})) as ws:
+        versions = {v.version: v for v in ws.store.list_versions("weather")}
+        assert len(versions) == 4, results
+        for e in ws.store.events("weather"):
+            if e.action == "deploy" and e.to_version != "1.0.0":
+                gated = versions[e.to_version].details["gate"]["champion_version"]
+                assert gated == e.from_version, f"{e.to_version} gated on {gated}"
+        stale = {k for k, v in versions.items() if "stale_gate" in v.details}
+    for out, code in results:
+        assert code in (0, 1), out
+        if code == 1:
+            assert "is registered but not deployed" in out, out
+    assert sum(code == 1 for _, code in results) == len(stale)

@@ -77,6 +77,7 @@ def fine_tune(
     reason: str = "fine-tune on new rows",
     force: bool = False,
     require_pass: bool = False,
+    decision_id: int | None = None,
 ) -> FineTuneResult:
     """Continue training the champion on new rows and register a patch version."""
     spec = ws.model_spec(model)
@@ -155,5 +156,6 @@ def fine_tune(
         window_start=champion.train_start,
         force=force,
         require_pass=require_pass,
+        decision_id=decision_id,
     )
     return FineTuneResult(version, version.details["deployed"], champ_metrics, fitted)

@@ -13,7 +13,14 @@ import pandas as pd
 from ..core import feature_sets
 from ..core.clock import utcnow
 from ..core.entities import Bump, ModelVersion
-from ..core.errors import ConfigError, InputError, QualityError, RetrainerError
+from ..core.errors import (
+    ConfigError,
+    ConflictError,
+    InputError,
+    QualityError,
+    RetrainerError,
+)
+from ..core.faults import fault_point
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import fit_interval
 from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
@@ -225,6 +232,7 @@ def train(
     on_step: Step | None = None,
     force: bool = False,
     require_pass: bool = False,
+    decision_id: int | None = None,
 ) -> TrainResult:
     """Train a new version of ``model`` on its window and register it.
 
@@ -269,6 +277,7 @@ def train(
         },
         force=force,
         require_pass=require_pass,
+        decision_id=decision_id,
     )
     step("done")
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
@@ -324,11 +333,21 @@ def register_fitted(
     force: bool = False,
     require_pass: bool = False,
     window_start: Any = None,
+    decision_id: int | None = None,
 ) -> ModelVersion:
     """Write the artifact durably, gate it against the champion, then register the version
     and, when ``deploy`` is asked, put it where the gate and the spec's rollout say
     (:func:`rollout.place`: champion, or a shadow/A/B/canary challenger), all in one
-    transaction; then send its alerts (:func:`rollout.announce`)."""
+    transaction; then send its alerts (:func:`rollout.announce`).
+
+    The gate judged the candidate against one champion; the registering transaction checks
+    that it is still the champion (another training may have deployed meanwhile). If it is
+    not, the version is registered without a role and a ConflictError says so and how to
+    gate it again: deploying on a gate against a replaced champion is what the gate exists
+    to prevent, and gating again is the user's call (the message names the commands), not a
+    loop here that a stream of deploys could keep busy. A forced deploy skips that check.
+    ``decision_id``: the maintenance decision this training carries out; its outcome names
+    the version in the registering transaction."""
     interval = None
     if spec.calibration == "conformal":  # from residuals it was not fitted on; too few fail
         ev = fitted.evaluation  # here, before any artifact is written
@@ -363,6 +382,8 @@ def register_fitted(
         extra["challenger"] = {"mode": placed.challenger[0], "fraction": placed.challenger[1]}
     if shrunk:
         extra["training_shrunk"] = shrunk
+    if decision_id is not None:
+        extra["decision_id"] = decision_id
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
@@ -417,9 +438,30 @@ def register_fitted(
         triggered_by=created_by,
         gate=gate,
         forced=forced,
+        expect_champion=False if forced else (gate or {}).get("champion_version"),
+        decision=None
+        if decision_id is None
+        else (decision_id, "pending: registered {version}; interrupted before it finished"),
     )
-    rollout.announce(ws, spec, version, placed)
+    fault_point("train.after_register")
     from .registry_ops import apply_retention
 
+    stale = version.details.get("stale_gate")
+    if stale is not None:
+        apply_retention(ws, spec.name)
+        raise ConflictError(
+            f"Model {spec.name!r}: version {version.version} is registered but not deployed: "
+            f"it was gated against champion {stale['gated_against'] or '(none)'}, and the "
+            f"champion became {stale['champion']} meanwhile (another deploy). Train again to gate "
+            f"against the new champion (`retrainer train {spec.name} --deploy`), judge this "
+            f"version on live traffic (`retrainer rollout start {spec.name} "
+            f"{version.version}`), or deploy it unjudged (`retrainer deploy {spec.name} "
+            f"{version.version}`).",
+            model=spec.name,
+            version=version.version,
+            gated_against=stale["gated_against"],
+            champion=stale["champion"],
+        )
+    rollout.announce(ws, spec, version, placed)
     apply_retention(ws, spec.name)
     return version
