@@ -10,10 +10,12 @@ from datetime import datetime
 from ..core.clock import utcnow
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
+from ..core.faults import fault_point
 from ..core.spec import ModelSpec
 from ..families import family_class
 from ..policy.decide import decide
 from ..policy.state import Capabilities, DataDrift, LivePerformance, MaintenanceState
+from ..store.decisions import PENDING
 from . import rollout
 from .drift_check import check_drift
 from .fine_tune import fine_tune
@@ -26,6 +28,7 @@ from .train import choose_features, load_window, quality_of, train
 from .workspace import Workspace
 
 FULL = ("initial", "full_retrain")
+TRAINING = ("full_retrain", "fine_tune", "incremental_update")  # decide → register → deploy
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,8 @@ def maintain(
     spec = ws.model_spec(model)
     at = now or utcnow()
     with held_lease(ws, f"model:{model}", wait=wait):
+        if not dry_run:
+            resume_pending(ws, model)
         if ws.store.roles(model).challenger is not None:
             return _rollout_turn(ws, model, at, dry_run, triggered_by)
         state = build_state(ws, model, at)
@@ -173,12 +178,50 @@ def maintain(
             state = with_quality(ws, model, state, triggered_by)
             d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         version, deployed, outcome = None, False, "dry run: nothing changed"
-        if not dry_run:
-            _alert_state(ws, model, state, d)
-            version, deployed, outcome = _act(ws, model, d, triggered_by)
         stored = Decision(d.model, d.action, d.reasons, d.numbers, at, dry_run, outcome)
-        ws.store.add_decision(stored)
+        if dry_run:
+            ws.store.add_decision(stored)
+            return MaintainResult(stored, version, deployed)
+        _alert_state(ws, model, state, d)
+        intent = None
+        if d.action in TRAINING:  # stored first: a crash from here on leaves it pending
+            pending = replace(stored, outcome=f"{PENDING} {d.action} under way")
+            intent = ws.store.add_decision(pending)
+            fault_point("maintain.after_intent")
+        version, deployed, outcome = _act(ws, model, d, triggered_by, intent)
+        stored = replace(stored, outcome=outcome, id=intent)
+        if intent is None:
+            ws.store.add_decision(stored)
+        else:
+            ws.store.set_outcome(intent, outcome)
     return MaintainResult(stored, version, deployed)
+
+
+def resume_pending(ws: Workspace, model: str) -> list[Decision]:
+    """Finish the decisions a killed maintain left pending (called under the model's lease,
+    so no live run owns them): a decision whose version was registered is completed with
+    what became of it (registration and placement are one transaction, so only its alerts
+    and retention were left); one that registered nothing is abandoned, saying so."""
+    from .registry_ops import apply_retention
+
+    done = []
+    for d in ws.store.pending_decisions(model):
+        assert d.id is not None
+        made = [v for v in ws.store.list_versions(model) if v.details.get("decision_id") == d.id]
+        if made:
+            v = made[-1]
+            outcome = (
+                f"resumed after the run was killed: {rollout.outcome(v, ws.store.roles(model))}"
+            )
+            apply_retention(ws, model)
+        else:
+            outcome = (
+                f"abandoned: the run was killed before it registered a version "
+                f"(the {d.action} was not carried out; this turn decides again)"
+            )
+        ws.store.set_outcome(d.id, outcome)
+        done.append(replace(d, outcome=outcome))
+    return done
 
 
 def _rollout_turn(
@@ -246,16 +289,34 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
         )
 
 
-def _act(ws: Workspace, model: str, d: Decision, by: str) -> tuple[str | None, bool, str]:
+def _act(
+    ws: Workspace, model: str, d: Decision, by: str, intent: int | None = None
+) -> tuple[str | None, bool, str]:
     """Carry out the decision. A trained candidate goes through the gate and the spec's
     rollout in :func:`rollout.place`, the path every training that deploys takes."""
     reason = d.reasons[0] if d.reasons else d.action
     try:
         if d.action == "full_retrain":
-            v = train(ws, model, created_by=by, reason=reason, deploy=True, require_pass=True)
+            v = train(
+                ws,
+                model,
+                created_by=by,
+                reason=reason,
+                deploy=True,
+                require_pass=True,
+                decision_id=intent,
+            )
             version = v.version
         elif d.action in ("fine_tune", "incremental_update"):
-            f = fine_tune(ws, model, created_by=by, reason=reason, deploy=True, require_pass=True)
+            f = fine_tune(
+                ws,
+                model,
+                created_by=by,
+                reason=reason,
+                deploy=True,
+                require_pass=True,
+                decision_id=intent,
+            )
             version = f.version
         elif d.action == "rollback":
             ev = rollback(ws, model, reason=reason, triggered_by=by)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ..core.entities import Decision
 from . import schema as t
 from .base import StoreBase
 from .convert import jsonsafe
+
+PENDING = "pending:"  # the outcome of a decision whose action is under way
 
 
 class DecisionStore(StoreBase):
@@ -25,6 +27,21 @@ class DecisionStore(StoreBase):
             key = conn.execute(t.decisions.insert().values(**row)).inserted_primary_key
         assert key is not None
         return int(key[0])
+
+    def set_outcome(self, decision_id: int, outcome: str) -> None:
+        """Record what became of a stored decision (one written as pending before acting)."""
+        with self.write() as conn:
+            conn.execute(
+                update(t.decisions).where(t.decisions.c.id == decision_id).values(outcome=outcome)
+            )
+
+    def pending_decisions(self, model: str) -> list[Decision]:
+        """Decisions stored before acting whose run never recorded an outcome (it died)."""
+        c = t.decisions.c
+        q = select(t.decisions.c.id).where(c.model == model, c.outcome.like(f"{PENDING}%"))
+        with self.read() as conn:
+            ids = {int(r[0]) for r in conn.execute(q)}
+        return [d for d in self.decisions(model, limit=10_000) if d.id in ids] if ids else []
 
     def decisions(self, model: str, limit: int = 50) -> list[Decision]:
         c = t.decisions.c
