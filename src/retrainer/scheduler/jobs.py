@@ -32,7 +32,7 @@ from ..core.errors import CapabilityError, ConfigError, InputError, LeaseHeld, R
 from ..core.spec import Spec
 from ..lifecycle.fine_tune import fine_tune
 from ..lifecycle.lease import default_owner, held_lease
-from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain
+from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain, resume_pending
 from ..lifecycle.rollout import outcome
 from ..lifecycle.train import train
 from ..lifecycle.workspace import Workspace
@@ -243,6 +243,7 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
         if job == "feedback":
             return "ok", _pull_feedback(ws, model)
         with held_lease(ws, f"model:{model}", owner=owner):
+            resume_pending(ws, model)  # a killed maintain's decision, before training anew
             job, reason = _what_to_train(ws, job, model)
             version = None
             if job == "fine_tune":
