@@ -1,0 +1,206 @@
+"""No acknowledged prediction log is lost: a record the store cannot take is set aside alone
+(its batch is written), and a store that cannot write for a while (permission revoked, its
+connections killed, its files unwritable) gets every record once it can write again.
+
+The writer is driven directly (``LogQueue`` over ``WriterProcess``, as the server uses them),
+bypassing the HTTP edge that rejects such ids first: the writer must hold on its own. One test
+goes through a real server on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from servehelp import Served
+from sqlalchemy import func, select
+
+from retrainer.datasets import WEATHER_FEATURES
+from retrainer.serving.logqueue import LogItem, LogQueue
+from retrainer.serving.writer import WriterProcess
+from retrainer.store import SqlStore
+from retrainer.store import schema as t
+from retrainer.store.predlog import PredictionLogStore
+from waits import CATCH_UP, wait_until
+
+ROW = dict.fromkeys(WEATHER_FEATURES, 0.3)
+SURROGATE, NUL = "a\ud800b", "a\x00b"  # SQLite and psycopg cannot encode the first; PG the 2nd
+
+
+def _item(i: int, entity: str | None = None) -> LogItem:
+    body = json.dumps({"rows": [{"x": float(i)}, {"x": 0.5}]})
+    return LogItem("m", f"r{i}", "1.0.0", "champion", body, [entity or f"e{i}", None],
+                   datetime(2024, 1, 1), [0, 1], [0.2, 0.9])  # fmt: skip
+
+
+def _libpq(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://")
+
+
+def _queue(url: str, tmp_path: Path, **kw: float) -> tuple[LogQueue, WriterProcess]:
+    writer = WriterProcess(url, PredictionLogStore(url, auto_migrate=False))
+    assert writer.wait_ready(CATCH_UP), "the writer process did not connect"
+    return LogQueue(writer, tmp_path / "spool", **kw), writer
+
+
+@pytest.mark.parametrize("bad", [SURROGATE, NUL], ids=["surrogate", "nul"])
+def test_one_bad_record_never_sinks_its_batch(store_url: str, tmp_path: Path, bad: str) -> None:
+    SqlStore(store_url).close()  # the schema
+    q, writer = _queue(store_url, tmp_path)
+    for i in range(50):
+        q.put(_item(i, bad if i == 20 else None))
+    q.flush()  # one batch of 50 requests
+    store = PredictionLogStore(store_url, auto_migrate=False)
+    stored = store.count_predictions("m")
+    if bad == NUL and store.dialect == "sqlite":  # SQLite holds a NUL: nothing is bad
+        assert (stored, q.failed) == (100, 0)
+    else:  # only the one request is set aside, with why; its 49 neighbours are stored
+        assert (stored, q.failed, q.spool.pending) == (98, 2, 0)
+        (failed,) = (tmp_path / "spool").glob("failed-*.jsonl")
+        (parked,) = [json.loads(line) for line in failed.read_text().splitlines()]
+        assert parked["request_id"] == "r20" and parked["refused"]
+    q.close()
+    writer.close()
+    store.close()
+
+
+@pytest.fixture
+def limited(pg_url: str) -> Iterator[tuple[str, str]]:
+    """A fresh database with the schema and a role that may insert into the prediction log:
+    (the role's URL, the role's name)."""
+    SqlStore(pg_url).close()
+    role = f"rt_logfault_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {role} LOGIN")
+        conn.execute(f"GRANT USAGE ON SCHEMA public TO {role}")
+        conn.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role}")
+        conn.execute(f"GRANT INSERT ON predictions, prediction_inputs TO {role}")
+    host = pg_url.split("@", 1)[1]
+    yield f"postgresql+psycopg://{role}@{host}", role
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (role,)
+        )
+        conn.execute(f"DROP OWNED BY {role}")
+        conn.execute(f"DROP ROLE {role}")
+
+
+class Traffic:
+    """Puts requests into a started queue from a thread until stopped; counts the rows whose
+    request was acknowledged (queued)."""
+
+    def __init__(self, q: LogQueue) -> None:
+        self.q, self.acked, self.stop = q, 0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        i = 0
+        while not self.stop.is_set():
+            if self.q.put(_item(i)):
+                self.acked += 2
+            i += 1
+            self.stop.wait(0.002)
+
+    def end(self) -> int:
+        self.stop.set()
+        self.thread.join(CATCH_UP)
+        return self.acked
+
+
+def _stored(url: str) -> int:
+    with psycopg.connect(_libpq(url)) as conn:
+        return int(conn.execute("SELECT count(*) FROM predictions").fetchone()[0])  # type: ignore[index]
+
+
+def test_insert_revoked_during_traffic_loses_nothing(
+    limited: tuple[str, str], pg_url: str, tmp_path: Path
+) -> None:
+    url, role = limited
+    q, writer = _queue(url, tmp_path, flush_seconds=0.02, retry_seconds=0.05)
+    q.start()
+    traffic = Traffic(q)
+    wait_until(lambda: q.written >= 100, "rows written before the revoke")
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as admin:
+        admin.execute(f"REVOKE INSERT ON predictions, prediction_inputs FROM {role}")
+        wait_until(lambda: q.spool.pending >= 200, "rows spooled while INSERT is revoked")
+        assert not q.store_up and q.failed == 0
+        admin.execute(f"GRANT INSERT ON predictions, prediction_inputs TO {role}")
+    wait_until(lambda: q.store_up and q.spool.pending == 0, "the spool replayed after GRANT")
+    acked = traffic.end()
+    q.close()
+    writer.close()
+    assert (_stored(pg_url), q.failed, q.dropped) == (acked, 0, 0)
+
+
+def test_connections_killed_during_traffic_lose_nothing(pg_url: str, tmp_path: Path) -> None:
+    SqlStore(pg_url).close()
+    q, writer = _queue(pg_url, tmp_path, flush_seconds=0.02, retry_seconds=0.05)
+    q.start()
+    traffic = Traffic(q)
+    name = pg_url.rsplit("/", 1)[1]
+    kill = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s"
+    with psycopg.connect(_libpq(pg_url.rsplit("/", 1)[0] + "/postgres"), autocommit=True) as c:
+        for k in range(5):  # kill the writer's (and fallback's) connections, five times
+            written = q.written
+            wait_until(lambda w=written: q.written > w, f"rows written before kill {k + 1}")
+            c.execute(kill, (name,))
+    acked = traffic.end()
+    wait_until(lambda: q.spool.pending == 0 and q.depth == 0, "the queue and spool drained")
+    q.close()
+    writer.close()
+    assert (_stored(pg_url), q.failed, q.dropped) == (acked, 0, 0)
+
+
+def _chattr(flag: str, paths: list[Path]) -> None:
+    subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
+
+
+def test_sqlite_store_unwritable_during_serving_loses_nothing(server: Served) -> None:
+    """The database and its WAL made immutable (writes fail: "disk I/O error") while a few
+    hundred predictions are served over loopback; none fails, every one is stored after."""
+    db = Path(server.config).parent / "ws.db"
+    files = [p for p in (db, db.with_name("ws.db-wal"), db.parent) if p.exists()]
+    q = server.state.logq
+    q.retry_seconds, q.max_retry_seconds = 0.05, 0.5
+    store = PredictionLogStore(f"sqlite:///{db}", auto_migrate=False)
+
+    def stored() -> int:
+        with store.read() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.predictions)).scalar())
+
+    before, failed_before, acked = stored(), q.failed, 0
+    with server.client() as c:
+
+        def predict(i: int) -> None:
+            nonlocal acked
+            r = c.post("/v1/models/weather/predict", json={"row": {**ROW, "day_id": f"f{i}"}})
+            assert r.status_code == 200, r.text
+            acked += 1
+
+        for i in range(50):
+            predict(i)
+        try:
+            _chattr("+i", files)
+        except (OSError, subprocess.CalledProcessError):
+            pytest.skip("chattr cannot make a file immutable here (no tool, or not root)")
+        try:
+            for i in range(50, 250):
+                predict(i)
+            wait_until(lambda: q.spool.pending > 0, "rows spooled while the store is unwritable")
+            assert not q.store_up
+        finally:
+            _chattr("-i", files)
+        for i in range(250, 300):
+            predict(i)
+        wait_until(lambda: stored() == before + acked, "every acknowledged prediction stored")
+    assert (q.failed, q.spool.pending) == (failed_before, 0)
+    store.close()
