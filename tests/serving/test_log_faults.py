@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -44,7 +45,7 @@ def _libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
 
-def _queue(url: str, tmp_path: Path, **kw: float) -> tuple[LogQueue, WriterProcess]:
+def _queue(url: str, tmp_path: Path, **kw: Any) -> tuple[LogQueue, WriterProcess]:
     writer = WriterProcess(url, PredictionLogStore(url, auto_migrate=False))
     assert writer.wait_ready(CATCH_UP), "the writer process did not connect"
     return LogQueue(writer, tmp_path / "spool", **kw), writer
@@ -175,7 +176,7 @@ def test_sqlite_store_unwritable_during_serving_loses_nothing(server: Served) ->
 
     def stored() -> int:
         with store.read() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.predictions)).scalar())
+            return int(conn.execute(select(func.count()).select_from(t.predictions)).scalar() or 0)
 
     before, failed_before, acked = stored(), q.failed, 0
     with server.client() as c:

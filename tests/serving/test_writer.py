@@ -20,6 +20,7 @@ from retrainer.serving.logqueue import LogItem, LogQueue
 from retrainer.serving.writer import RefusedRecords, WriterProcess, in_memory
 from retrainer.store import SqlStore
 from retrainer.store.predlog import request_record
+from waits import wait_until
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.3)
 
@@ -128,10 +129,16 @@ def test_a_child_that_cannot_start_is_not_spawned_again_and_again(
     db: tuple[str, SqlStore],
 ) -> None:
     _, store = db
-    w = WriterProcess("nosuchdb://nowhere", store)  # the child cannot open it
-    assert not w.wait_ready(60)
+    hour = 3600.0  # the first restart wait: far beyond what the writes below take, however slow
+    w = WriterProcess("nosuchdb://nowhere", store, restart_after=(hour, 4 * hour))
+    assert not w.wait_ready(60)  # the child cannot open it
     for i in range(5):  # within the back-off: written here, no new process each time
         assert w.log_predictions([_record(i)]) == 2
     assert w.restarts == 0 and w.in_process == 5 and not w.alive
+    w._restart_at = 0.0  # the wait is over: the next batch starts a child, which fails again
+    assert w.log_predictions([_record(5)]) == 2 and w.restarts == 1
+    wait_until(lambda: not w.alive, "the second child to fail to open the store")
+    assert w.log_predictions([_record(6)]) == 2  # noticed: it waits twice as long now
+    assert w._backoff == 2 * hour and w.restarts == 1
     w.close()
-    assert store.count_predictions("m") == 10
+    assert store.count_predictions("m") == 14

@@ -223,6 +223,8 @@ class WriterProcess:
         if self._closed or self.alive:
             return
         if self._proc is not None:
+            if self._conn is not None and not self._ready:
+                self._drop()  # it died before it was ready, unread: a failed start all the same
             if time.monotonic() < self._restart_at:
                 return  # meanwhile the batches are written in-process
             self.restarts += 1
