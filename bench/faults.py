@@ -106,7 +106,9 @@ predictions for `feedback`, a version other than the champion for `deploy` and
   `feedback` left all of its rows or none;
 - a killed `backup` left no file, or a file that restores whole; a killed `restore` left
   an empty store (which then takes the restore) or the whole backup;
-- every version a `maintain` registered is named by a stored decision.
+- every version a `maintain` registered belongs to a stored decision (named in its outcome,
+  or by the version's decision id while a killed run's decision is pending), and a `maintain`
+  that exited 0 left no decision pending.
 
 "Kills landed mid-run" counts runs still running when the signal was sent; the others ended
 first (exit 0 required); the runs that ended, the measuring runs included, count as runs

@@ -424,20 +424,31 @@ class Session:
         return ["feedback", MODEL, str(actuals)], after
 
     def step_maintain(self) -> tuple[list[str], Callable[[bool, bool], list[str]]]:
-        before = self._versions()
+        before = set(self._versions())
 
         def after(killed: bool, ok: bool) -> list[str]:
             with self.workspace() as ws:
-                said = " ".join(d.outcome or "" for d in ws.store.decisions(MODEL, limit=10_000))
+                decisions = ws.store.decisions(MODEL, limit=10_000)
+                made = [v for v in ws.store.list_versions(MODEL) if v.version not in before]
+            said = " ".join(d.outcome or "" for d in decisions)
             words = set(said.replace(":", " ").replace(";", " ").split())
-            lost = sorted(set(self._versions()) - set(before) - words)
+            ids = {d.id for d in decisions}
+            lost = [
+                v.version
+                for v in made
+                if v.version not in words and v.details.get("decision_id") not in ids
+            ]
+            problems = []
             if lost:
-                return [f"maintain registered {', '.join(lost)} but stored no decision about it"]
-            return []
+                problems.append(f"maintain registered {', '.join(lost)} with no decision about it")
+            pending = [d.id for d in decisions if (d.outcome or "").startswith("pending:")]
+            if ok and pending:
+                problems.append(f"a maintain that exited 0 left decisions {pending} pending")
+            return problems
 
         return ["maintain", MODEL], after
 
-    def _versions(self) -> list[str]:
+    def _versions(self) -> list[str]:  # every version, deleted ones too
         with self.workspace() as ws:
             return [v.version for v in ws.store.list_versions(MODEL)]
 
