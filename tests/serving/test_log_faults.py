@@ -28,7 +28,7 @@ from retrainer.serving.logqueue import LogItem, LogQueue
 from retrainer.serving.writer import WriterProcess
 from retrainer.store import SqlStore
 from retrainer.store import schema as t
-from retrainer.store.predlog import PredictionLogStore
+from retrainer.store.predlog import PredictionLogStore, request_record
 from waits import CATCH_UP, wait_until
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.3)
@@ -205,3 +205,35 @@ def test_sqlite_store_unwritable_during_serving_loses_nothing(server: Served) ->
         wait_until(lambda: stored() == before + acked, "every acknowledged prediction stored")
     assert (q.failed, q.spool.pending) == (failed_before, 0)
     store.close()
+
+
+def test_a_sqlite_store_first_opened_while_unwritable_writes_once_it_can(tmp_path: Path) -> None:
+    """SQLite opens a file it cannot write read-only, and such a connection stays read-only:
+    after a failed write the log connects afresh."""
+    db = tmp_path / "r.db"
+    keeper = PredictionLogStore(f"sqlite:///{db}")  # another process's open store: a WAL file
+    keeper.log_predictions([request_record("m", "r", "1", "champion", datetime(2024, 1, 1),
+                                           '{"row": {}}', ["e", None], [0, 1])])  # fmt: skip
+    files = [p for p in (db, db.with_name("r.db-wal"), tmp_path) if p.exists()]
+    assert len(files) == 3
+    store = PredictionLogStore(f"sqlite:///{db}", auto_migrate=False)
+    q = LogQueue(store, tmp_path.parent / f"{tmp_path.name}-spool", retry_seconds=0.01)
+    try:
+        _chattr("+i", files)
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("chattr cannot make a file immutable here (no tool, or not root)")
+    try:
+        q.put(_item(0))
+        q.flush()  # its first connection opens now, read-only
+        assert (q.spool.pending, q.store_up) == (2, False)
+    finally:
+        _chattr("-i", files)
+    def replayed() -> bool:
+        q.flush()
+        return q.spool.pending == 0
+
+    wait_until(replayed, "the spool replayed")
+    assert store.count_predictions("m") == 4 and q.failed == 0
+    q.close()
+    store.close()
+    keeper.close()

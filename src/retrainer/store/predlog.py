@@ -35,6 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, and_, func, or_, select
+from sqlalchemy.exc import OperationalError
 
 from ..core.ids import time_ordered_id
 from . import schema as t
@@ -259,6 +260,26 @@ class PredictionLogStore(StoreBase):
         # PostgreSQL: COPY for the rows (psycopg parses a long statement's placeholders in
         # Python, never caching it), executemany of one short statement for the inputs.
         verb, tail = ("INSERT OR IGNORE", "") if lite else ("INSERT", " ON CONFLICT DO NOTHING")
+        try:
+            self._insert_records(records, inputs, rows, lite, verb, tail)
+        except OperationalError:
+            # The pool's connections may be stuck as the fault left them: SQLite opens a file
+            # it cannot write read-only and stays so after it can ("attempt to write a readonly
+            # database" for good). The next batch connects afresh.
+            self.engine.dispose()
+            raise
+        return len(rows) // width
+
+    def _insert_records(
+        self,
+        records: Sequence[dict[str, Any]],
+        inputs: list[Any],
+        rows: list[Any],
+        lite: bool,
+        verb: str,
+        tail: str,
+    ) -> None:
+        width = len(_COLUMNS)
         with self.write() as conn:
             if not lite:  # ids in commit order per model (the module docstring)
                 for model in sorted({r["model"] for r in records}):
@@ -277,7 +298,6 @@ class PredictionLogStore(StoreBase):
                         [tuple(inputs[i : i + 5]) for i in range(0, len(inputs), 5)],
                     )
                 _copy(conn, "predictions", _COLUMNS, rows)
-        return len(rows) // width
 
     def count_predictions(self, model: str) -> int:
         q = select(func.count()).select_from(t.predictions).where(t.predictions.c.model == model)
