@@ -34,9 +34,10 @@ BENCHES = [
     "quality",
     "scale",
     "faults",
+    "faults-serving",
     "fuzz",
 ]
-MODULES = {"fuzz": "fuzz_api"}  # a bench whose module has another name
+MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving"}  # module of another name
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 _SECTION = re.compile(
