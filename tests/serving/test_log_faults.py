@@ -228,6 +228,7 @@ def test_a_sqlite_store_first_opened_while_unwritable_writes_once_it_can(tmp_pat
         assert (q.spool.pending, q.store_up) == (2, False)
     finally:
         _chattr("-i", files)
+
     def replayed() -> bool:
         q.flush()
         return q.spool.pending == 0
@@ -237,3 +238,43 @@ def test_a_sqlite_store_first_opened_while_unwritable_writes_once_it_can(tmp_pat
     q.close()
     store.close()
     keeper.close()
+
+
+def test_rows_are_held_in_memory_while_neither_store_nor_spool_can_take_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    SqlStore(url).close()
+    store = PredictionLogStore(url, auto_migrate=False)
+    q = LogQueue(store, tmp_path / "spool", retry_seconds=0.01, max_retry_seconds=0.01)
+    real_write, real_append = store.log_predictions, q.spool.append
+    outage = OperationalError("INSERT", {}, Exception("disk full"))
+
+    def down(records: Any) -> int:
+        raise outage
+
+    def full(records: Any, *, failed: bool = False) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store, "log_predictions", down)
+    monkeypatch.setattr(q.spool, "append", full)
+    for i in range(5):
+        q.put(_item(i))
+        q.flush()  # neither takes them: held, not lost
+    assert (q.depth, q.spool.pending, q.failed) == (10, 0, 0)
+    monkeypatch.setattr(q.spool, "append", real_append)  # the disk has room again
+    q.put(_item(5))
+    q.flush()
+    assert (q.depth, q.spool.pending) == (0, 12)
+    monkeypatch.setattr(store, "log_predictions", real_write)  # and the store is back
+
+    def drained() -> bool:
+        q.flush()
+        return q.spool.pending == 0
+
+    wait_until(drained, "the spool replayed")
+    assert store.count_predictions("m") == 12
+    q.close()
+    store.close()

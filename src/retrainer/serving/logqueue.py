@@ -97,6 +97,8 @@ class LogQueue:
         self.store_up = True
         self._items: deque[LogItem] = deque()
         self._rows = 0
+        self._held: list[dict[str, Any]] = []  # records neither the store nor the spool took
+        self._held_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -111,14 +113,15 @@ class LogQueue:
 
     @property
     def depth(self) -> int:
-        """Rows waiting in memory."""
-        return self._rows
+        """Rows waiting in memory (queued, or held while neither the store nor the spool can
+        take them)."""
+        return self._rows + self._held_rows
 
     def put(self, item: LogItem) -> bool:
         """Queue one request's predictions; never blocks. False (counted) when full."""
         n = len(item.outputs)
         with self._lock:
-            if self._rows + n > self.max_rows:
+            if self._rows + self._held_rows + n > self.max_rows:
                 self.dropped += n
                 return False
             self._items.append(item)
@@ -140,6 +143,10 @@ class LogQueue:
             self._thread.join(timeout)
         while self._items:
             self.flush()
+        if self._held:
+            self.flush()
+        if self._held_rows:  # neither the store nor the spool could take them to the end
+            log.error("prediction log: %d rows not stored at shutdown", self._held_rows)
         self.spool.close()
 
     def _run(self) -> None:
@@ -155,6 +162,9 @@ class LogQueue:
         """Write what was queued when the call began, in batches of up to ``batch_rows``; then
         retry the spool when it is due. Items that arrive meanwhile wait for the next flush:
         chasing them would commit a few rows at a time while requests keep coming."""
+        if self._held:  # what neither the store nor the spool could take, first
+            held, self._held, self._held_rows = self._held, [], 0
+            self._write(held)
         with self._lock:
             left = len(self._items)
         while left:
@@ -239,14 +249,26 @@ class LogQueue:
 
     def _write(self, batch: list[dict[str, Any]]) -> None:
         if self.spool.pending and (time.monotonic() < self._next_retry or not self._replay()):
-            self.spool.append(batch)  # keep the order: behind what is already spooled
+            self._spool(batch)  # keep the order: behind what is already spooled
             return
         try:
             self.written += self._deliver(batch)
             self._up()
         except Unwritten as stop:  # a store error: keep what was not written, retry later
             self._down(stop.cause)
-            self.spool.append(stop.records)
+            self._spool(stop.records)
+
+    def _spool(self, records: list[dict[str, Any]]) -> None:
+        """Append to the spool; while it cannot be written either (a full disk), hold the
+        records in memory (counted in ``depth``, bounded by ``max_rows``) for the next flush."""
+        try:
+            self.spool.append(records)
+        except OSError as exc:
+            if not self._held:
+                log.error("prediction log: cannot spool to %s either, holding rows in memory: %s",
+                          self.spool.folder, exc)  # fmt: skip
+            self._held += records
+            self._held_rows += sum(record_rows(r) for r in records)
 
     def _up(self) -> None:
         self.store_up, self._retry_wait = True, 0.0
