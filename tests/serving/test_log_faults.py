@@ -13,7 +13,7 @@ import json
 import subprocess
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -278,3 +278,41 @@ def test_rows_are_held_in_memory_while_neither_store_nor_spool_can_take_them(
     assert store.count_predictions("m") == 12
     q.close()
     store.close()
+
+
+def test_a_spooled_bad_record_is_set_aside_alone_and_a_replay_cut_short_sends_none_twice(
+    tmp_path: Path,
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    class Store:
+        """Refuses a batch holding a NUL id; goes down after ``up_for`` good writes."""
+
+        def __init__(self) -> None:
+            self.ids: list[str] = []
+            self.up_for = 0
+
+        def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+            ids = [r["entity_ids"][0] for r in records]
+            if self.up_for <= 0:
+                raise OperationalError("INSERT", {}, Exception("connection lost"))
+            if any("\x00" in i for i in ids):
+                raise ValueError("NUL in an entity id")
+            self.up_for -= 1
+            self.ids += ids
+            return 2 * len(records)
+
+    store = Store()
+    q = LogQueue(store, tmp_path, retry_seconds=0.0, max_retry_seconds=0.0)
+    for i in range(8):
+        q.put(_item(i, NUL if i == 5 else None))
+    q.flush()  # down: all spooled
+    assert q.spool.pending == 16
+    store.up_for = 2  # the replay: the chunk fails (the NUL), the first half (r0-r3) goes in,
+    q.flush()  # then r4-r5 are split, r4 goes in, and the store goes down before r5
+    assert store.ids == [f"e{i}" for i in range(5)] and q.failed == 0
+    store.up_for = 100
+    q.flush()
+    assert sorted(store.ids) == sorted(f"e{i}" for i in range(8) if i != 5)  # each once
+    assert (q.failed, q.spool.pending) == (2, 0)
+    q.close()
