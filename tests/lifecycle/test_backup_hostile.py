@@ -304,7 +304,7 @@ LIES: dict[str, tuple[Callable[[Members], None], str]] = {
     ),
     "not-object": (
         lambda m: m.update({"manifest.json": b"[]"}),
-        "manifest.json is not a JSON object",
+        "manifest.json is a JSON list, expected an object",
     ),
     "no-files": (
         _manifest_change(lambda d: d.pop("files")),

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac as hmac_lib
-import json
 import tarfile
 import zlib
 from collections.abc import Iterator
@@ -40,7 +39,7 @@ from .backup_format import (
     member_kind,
     verify_manifest,
 )
-from .backup_rows import finite_float, reject_constant
+from .backup_rows import load_object
 
 _CHUNK = 1 << 20
 _HEADER = 512  # a tar header's size, counted against the unpacked limit
@@ -318,14 +317,7 @@ def _digest(
 
 
 def _manifest(raw: bytes, where: str) -> tuple[dict[str, Any], int]:
-    try:
-        manifest = json.loads(
-            raw.decode("utf-8"), parse_constant=reject_constant, parse_float=finite_float
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InputError(f"{where}: {MANIFEST} is not valid JSON ({exc}). {NOTHING}") from None
-    if not isinstance(manifest, dict):
-        raise InputError(f"{where}: {MANIFEST} is not a JSON object. {NOTHING}")
+    manifest = load_object(raw, f"{where}: {MANIFEST}")
     fmt = manifest.get("format", 1)  # format 1 wrote no format
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 1:
         raise InputError(
