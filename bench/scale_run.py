@@ -244,7 +244,7 @@ def _recipe(ws: Path, out: Path, cli: list[str], timeout: float) -> dict[str, An
     """What the train and predict floors reproduce, from the registry and the artifact."""
     run = timed([*cli, "versions", MODEL, "--detail", "--json"], ws, timeout, out / "versions")
     champion = next(v for v in _json("retrainer versions", run) if v["role"] == "champion")
-    artifact = ws / "artifacts" / champion["artifact_uri"]  # relative to the artifacts folder
+    artifact = str(ws / "artifacts" / champion["artifact_uri"])  # relative to the artifacts folder
     with zipfile.ZipFile(artifact) as z:
         model_txt = z.read("model.txt").decode()
     trees = sum(1 for line in model_txt.splitlines() if line.startswith("Tree="))
