@@ -78,11 +78,14 @@ def _state(folder: Path, store: str | None) -> str:
         return "complete"
 
 
-@pytest.mark.parametrize("point", ["writing rows", "writing artifacts", "random"])
+# "writing rows" is seen by the WAL file growing, so it is a SQLite point only.
+POINTS = [("sqlite", "writing rows"), *((b, p) for b in ("sqlite", "postgresql")
+                                        for p in ("writing artifacts", "random"))]  # fmt: skip
+
+
+@pytest.mark.parametrize(("store_url", "point"), POINTS, indirect=["store_url"])
 def test_sigkill_during_restore(tmp_path: Path, archive: Path, store_url: str, point: str) -> None:
     sqlite = store_url.startswith("sqlite")
-    if not sqlite and point == "writing rows":
-        pytest.skip("the WAL file marks the write transaction on SQLite only")
     folder = tmp_path / "target"
     store = None if sqlite else store_url
     cfg = config(folder, store)

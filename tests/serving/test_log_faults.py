@@ -161,6 +161,15 @@ def test_connections_killed_during_traffic_lose_nothing(pg_url: str, tmp_path: P
     assert (_stored(pg_url), q.failed, q.dropped) == (acked, 0, 0)
 
 
+# chattr +i is the one way to make a store unwritable for root; it needs root, e2fsprogs and a
+# file system with the immutable attribute (ext4, xfs; not tmpfs or overlayfs).
+NO_CHATTR = (
+    "chattr +i cannot make the store immutable here: it needs root and a file system with the "
+    "immutable attribute (ext4, xfs). test_insert_revoked_during_traffic_loses_nothing covers "
+    "an unwritable store on PostgreSQL"
+)
+
+
 def _chattr(flag: str, paths: list[Path]) -> None:
     subprocess.run(["chattr", flag, *map(str, paths)], check=True, capture_output=True)
 
@@ -192,7 +201,7 @@ def test_sqlite_store_unwritable_during_serving_loses_nothing(server: Served) ->
         try:
             _chattr("+i", files)
         except (OSError, subprocess.CalledProcessError):
-            pytest.skip("chattr cannot make a file immutable here (no tool, or not root)")
+            pytest.skip(NO_CHATTR)
         try:
             for i in range(50, 250):
                 predict(i)
@@ -221,7 +230,7 @@ def test_a_sqlite_store_first_opened_while_unwritable_writes_once_it_can(tmp_pat
     try:
         _chattr("+i", files)
     except (OSError, subprocess.CalledProcessError):
-        pytest.skip("chattr cannot make a file immutable here (no tool, or not root)")
+        pytest.skip(NO_CHATTR)
     try:
         q.put(_item(0))
         q.flush()  # its first connection opens now, read-only
