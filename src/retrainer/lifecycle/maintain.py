@@ -296,8 +296,9 @@ def _act(
     rollout in :func:`rollout.place`, the path every training that deploys takes."""
     reason = d.reasons[0] if d.reasons else d.action
     try:
-        if d.action == "full_retrain":
-            v = train(
+        if d.action in ("full_retrain", "fine_tune", "incremental_update"):
+            run = train if d.action == "full_retrain" else fine_tune
+            made = run(
                 ws,
                 model,
                 created_by=by,
@@ -306,18 +307,7 @@ def _act(
                 require_pass=True,
                 decision_id=intent,
             )
-            version = v.version
-        elif d.action in ("fine_tune", "incremental_update"):
-            f = fine_tune(
-                ws,
-                model,
-                created_by=by,
-                reason=reason,
-                deploy=True,
-                require_pass=True,
-                decision_id=intent,
-            )
-            version = f.version
+            version = made.version
         elif d.action == "rollback":
             ev = rollback(ws, model, reason=reason, triggered_by=by)
             return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}"
