@@ -256,8 +256,13 @@ class Reasons:
     def flag_ids(self, ids: pd.Series, column: str) -> None:
         """Reject rows whose id is missing or cannot be stored (longer than ``MAX_ID``
         characters as text, or holding a NUL): one check for every path that stores ids."""
+        import pandas as pd
+
         self.flag(ids.isna(), f"missing id ({column})")
-        texts = id_texts(ids).astype("string")
+        if pd.api.types.is_numeric_dtype(ids) or pd.api.types.is_bool_dtype(ids):
+            return  # a number's text is short and holds no NUL
+        typed = ids.dtype != object and pd.api.types.is_string_dtype(ids)
+        texts = ids if typed else id_texts(ids).astype("string")
         self.flag(
             texts.str.len().fillna(0) > MAX_ID,
             f"id in {column!r} longer than {MAX_ID} characters",
