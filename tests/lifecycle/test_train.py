@@ -134,6 +134,7 @@ def _linear(n_estimators: int | None = None) -> tuple[ModelSpec, pd.DataFrame]:
         "features": {"numeric": ["x"]},
         "family": "lightgbm",
         "params": params,
+        "training": {"choice": {"enabled": False}},  # one evaluation fit (test_choice: many)
     }
     return parse_spec({"models": {"m": model}}, environ={}).models["m"], frame
 
@@ -157,9 +158,11 @@ def test_the_size_is_settled_again_on_the_whole_window_unless_the_evaluation_fit
 ) -> None:
     calls: list[int] = []
 
-    def counted(model: FamilyModel, X: pd.DataFrame, y: pd.Series) -> FamilyModel:
+    def counted(
+        model: FamilyModel, X: pd.DataFrame, y: pd.Series, weight: np.ndarray | None = None
+    ) -> FamilyModel:
         calls.append(len(X))
-        return fit_with_early_stopping(model, X, y)
+        return fit_with_early_stopping(model, X, y, weight)
 
     monkeypatch.setattr(fitting, "fit_with_early_stopping", counted)
     spec, frame = _linear(cap)

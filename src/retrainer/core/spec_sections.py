@@ -50,6 +50,63 @@ class Features(Section):
         return [*self.numeric, *self.categorical]
 
 
+def _fraction_or_days(value: str, what: str) -> None:
+    """``"1/4"`` (a fraction in (0, 1]) or a duration such as ``"730d"``."""
+    if "/" in value:
+        num, _, den = value.partition("/")
+        if num.isdigit() and den.isdigit() and 0 < int(num) <= int(den):
+            return
+        raise ValueError(f"{what} {value!r} is not a fraction in (0, 1] such as '1/2'")
+    _duration(value)
+
+
+class Choice(Section):
+    """How a full retrain chooses its training window and recency weighting: each candidate
+    is fitted on the rows before the gate's holdout and scored on the holdout (the same
+    temporal validation the gate uses); the best on the primary metric trains the version.
+    Windows are tried first (unweighted), then the half-lives on the best window."""
+
+    enabled: bool = Field(
+        True, description="Choose on every full retrain; false: the whole window, unweighted."
+    )
+    windows: list[str] = Field(
+        default_factory=lambda: ["all", "1/4", "since_change"],
+        description=(
+            "Window candidates: 'all' (every row of training.window_days), a fraction of the "
+            "window's span ('1/2': its newer half), a duration ('730d'), or 'since_change' "
+            "(the rows since the last concept drift the monitor detected). A candidate with "
+            "fewer than quality.min_rows rows is skipped and said so."
+        ),
+    )
+    half_lives: list[str] = Field(
+        default_factory=lambda: ["none", "1/4"],
+        description=(
+            "Recency weighting candidates: 'none', or an exponential decay whose half-life is "
+            "a fraction of the chosen window's span ('1/4') or a duration ('180d')."
+        ),
+    )
+
+    @field_validator("windows")
+    @classmethod
+    def _windows(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("training.choice.windows needs at least one candidate, e.g. [all]")
+        for w in v:
+            if w not in ("all", "since_change"):
+                _fraction_or_days(w, "training.choice.windows entry")
+        return v
+
+    @field_validator("half_lives")
+    @classmethod
+    def _half_lives(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("training.choice.half_lives needs at least one, e.g. [none]")
+        for h in v:
+            if h != "none":
+                _fraction_or_days(h, "training.choice.half_lives entry")
+        return v
+
+
 class Training(Section):
     window_days: int | None = Field(
         None,
@@ -72,6 +129,10 @@ class Training(Section):
     seed: int = Field(0, description="Random seed; the same seed gives the same model.")
     refit_on_full_window: bool = Field(
         True, description="After evaluating on the holdout, refit on the whole window."
+    )
+    choice: Choice = Field(
+        default_factory=Choice,
+        description="How a full retrain chooses its window and recency weighting.",
     )
     threads: int | None = Field(
         None,

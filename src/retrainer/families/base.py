@@ -46,6 +46,8 @@ class Capabilities:
     native_categorical: bool = False
     predict_proba: bool = True
     handles_missing: bool = True
+    # fit(..., weight=...) takes a weight per training row (recency weighting)
+    sample_weight: bool = True
 
 
 @dataclass(frozen=True)
@@ -148,16 +150,40 @@ class FamilyModel(ABC):
         return 1 if n_rows < BATCH_ROWS else self.n_threads
 
     def fit(
-        self, X: pd.DataFrame, y: pd.Series | np.ndarray, validation: ValidationSet | None = None
+        self,
+        X: pd.DataFrame,
+        y: pd.Series | np.ndarray,
+        validation: ValidationSet | None = None,
+        *,
+        weight: np.ndarray | None = None,
     ) -> FamilyModel:
+        """Learn ``X`` -> ``y`` (early stopping on ``validation`` where the family uses it);
+        ``weight``: one non-negative weight per row of ``X`` (families whose capabilities
+        say ``sample_weight``)."""
+        if weight is not None:
+            weight = self._check_weight(weight, len(X))
         self.schema_ = FeatureSchema.learn(X, self.numeric, self.categorical)
         y_enc = self._encode_target(np.asarray(y), learn=True)
         Xm = self._matrix(X)
         val = None
         if validation is not None:
             val = (self._matrix(validation.X), self._encode_target(np.asarray(validation.y)))
-        self._fit(Xm, y_enc, val)
+        self._fit(Xm, y_enc, val, weight)
         return self
+
+    def _check_weight(self, weight: np.ndarray, n: int) -> np.ndarray:
+        if not self.capabilities.sample_weight:
+            raise CapabilityError(
+                f"The {self.name!r} family takes no row weights. Train it without recency "
+                "weighting (training.weighting: [none])."
+            )
+        w = np.asarray(weight, dtype=float)
+        if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
+            raise InputError(
+                f"Row weights for the {self.name!r} family must be {n} finite numbers >= 0, "
+                f"one per row; got shape {w.shape}."
+            )
+        return w
 
     def settled_params(self) -> dict[str, Any] | None:
         """After a fit with a validation set: the parameters that give a model of the size
@@ -309,7 +335,11 @@ class FamilyModel(ABC):
 
     @abstractmethod
     def _fit(
-        self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
     ) -> None: ...
 
     def _fine_tune(

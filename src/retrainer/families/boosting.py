@@ -26,6 +26,7 @@ class BoostingModel(FamilyModel):
         rounds: int,
         lr_factor: float,
         init: Any,
+        weight: np.ndarray | None = None,
     ) -> None:
         """Train ``rounds`` rounds (continuing from ``init`` when given) and store the model."""
 
@@ -33,8 +34,14 @@ class BoostingModel(FamilyModel):
     def _rounds(self) -> int:
         """The rounds the fitted model predicts with (the best one under early stopping)."""
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self._train(X, y, val, int(self.effective_params[self.rounds_param]), 1.0, None)
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
+        self._train(X, y, val, int(self.effective_params[self.rounds_param]), 1.0, None, weight)
 
     def settled_params(self) -> dict[str, Any] | None:
         self._check_fitted()

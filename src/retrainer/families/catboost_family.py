@@ -72,14 +72,16 @@ class CatBoostModel(BoostingModel):
             loss_function=loss, class_names=list(range(self.n_classes)), **p
         )
 
-    def _pool(self, X: np.ndarray, y: np.ndarray | None = None) -> catboost.Pool:
+    def _pool(
+        self, X: np.ndarray, y: np.ndarray | None = None, weight: np.ndarray | None = None
+    ) -> catboost.Pool:
         schema = self.schema_
         n_num = len(schema.numeric)
         frame = pd.DataFrame(X[:, :n_num], columns=list(schema.numeric))
         for k, col in enumerate(schema.categorical):
             codes = X[:, n_num + k]
             frame[col] = np.where(np.isnan(codes), MISSING_CODE, codes).astype(np.int64)
-        return catboost.Pool(frame, label=y, cat_features=list(schema.categorical))
+        return catboost.Pool(frame, label=y, weight=weight, cat_features=list(schema.categorical))
 
     def _train(
         self,
@@ -89,6 +91,7 @@ class CatBoostModel(BoostingModel):
         rounds: int,
         lr_factor: float,
         init: catboost.CatBoost | None,
+        weight: np.ndarray | None = None,
     ) -> None:
         model = self._estimator(rounds, lr_factor)
         kwargs: dict[str, Any] = {}
@@ -97,7 +100,7 @@ class CatBoostModel(BoostingModel):
                 "eval_set": self._pool(*val),
                 "early_stopping_rounds": int(self.effective_params["early_stopping_rounds"]),
             }
-        model.fit(self._pool(X, y), init_model=init, **kwargs)
+        model.fit(self._pool(X, y, weight), init_model=init, **kwargs)
         metadata = model.get_metadata()
         for key in _VOLATILE_METADATA:
             metadata[key] = ""

@@ -64,6 +64,7 @@ class EnsembleModel(FamilyModel):
         self.capabilities = Capabilities(
             warm_start=all(m.capabilities.warm_start for m in members),
             handles_missing=all(m.capabilities.handles_missing for m in members),
+            sample_weight=all(m.capabilities.sample_weight for m in members),
         )
 
     @property
@@ -98,10 +99,16 @@ class EnsembleModel(FamilyModel):
     def weights_(self) -> np.ndarray:
         return self._weights
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
         self.members_ = [self._adopt(m) for m in self._new_members()]
         for member in self.members_:
-            member._fit(X, y, val)
+            member._fit(X, y, val, weight)
 
     def _fine_tune(
         self,

@@ -57,10 +57,21 @@ class LightGBMModel(BoostingModel):
             params.update(objective="multiclass", num_class=self.n_classes)
         return params
 
-    def _dataset(self, X: np.ndarray, y: np.ndarray, ref: lgb.Dataset | None = None) -> lgb.Dataset:
+    def _dataset(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        ref: lgb.Dataset | None = None,
+        weight: np.ndarray | None = None,
+    ) -> lgb.Dataset:
         cats = self.schema_.categorical_indices
         return lgb.Dataset(
-            X, label=y, categorical_feature=cats or "auto", reference=ref, free_raw_data=False
+            X,
+            label=y,
+            weight=weight,
+            categorical_feature=cats or "auto",
+            reference=ref,
+            free_raw_data=False,
         )
 
     def _train(
@@ -71,8 +82,9 @@ class LightGBMModel(BoostingModel):
         rounds: int,
         lr_factor: float,
         init: lgb.Booster | None,
+        weight: np.ndarray | None = None,
     ) -> None:
-        train = self._dataset(X, y)
+        train = self._dataset(X, y, weight=weight)
         callbacks: list[Any] = []
         valid_sets = []
         if val is not None and len(val[1]) > 0:

@@ -48,8 +48,14 @@ class RandomForestModel(FamilyModel):
             return RandomForestRegressor(random_state=self.seed, **params)
         return RandomForestClassifier(random_state=self.seed, **params)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        self.estimator_ = self._estimator().fit(X, y)
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
+        self.estimator_ = self._estimator().fit(X, y, sample_weight=weight)
 
     def _fine_tune(
         self,

@@ -46,7 +46,9 @@ _PICKLE_PROTOCOL = 4
 
 class RiverModel(FamilyModel):
     name = "river"
-    capabilities = Capabilities(warm_start=True, incremental=True, native_categorical=True)
+    capabilities = Capabilities(
+        warm_start=True, incremental=True, native_categorical=True, sample_weight=False
+    )
     default_params: ClassVar[dict[str, Any]] = {"n_models": 10}
     accepted_params = ACCEPTED["river"]
     payload_name = "model.pkl"
@@ -93,7 +95,13 @@ class RiverModel(FamilyModel):
         for row, target in zip(self._rows(X), targets, strict=True):
             self.model_.learn_one(row, target)
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
         self.model_ = self._estimator()
         self._learn(X, y)
 

@@ -106,7 +106,7 @@ def _import_tabpfn() -> Any:
 
 class TabPFNModel(FamilyModel):
     name = "tabpfn"
-    capabilities = Capabilities(warm_start=True, native_categorical=True)
+    capabilities = Capabilities(warm_start=True, native_categorical=True, sample_weight=False)
     default_params: ClassVar[dict[str, Any]] = {
         "n_estimators": 8,
         "max_context_rows": 1000,
@@ -161,7 +161,13 @@ class TabPFNModel(FamilyModel):
         keep = int(self.effective_params["max_context_rows"])
         self.context_ = (X[-keep:].copy(), y[-keep:].copy())
 
-    def _fit(self, X: np.ndarray, y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
         weights = self._weights_file()
         self.weights_: dict[str, Any] = {
             "file": weights.name,

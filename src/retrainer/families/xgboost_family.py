@@ -59,11 +59,18 @@ class XGBoostModel(BoostingModel):
             params.update(objective="multi:softprob", num_class=self.n_classes)
         return params
 
-    def _dmatrix(self, X: np.ndarray, y: np.ndarray | None = None, threads: int = 1) -> xgb.DMatrix:
+    def _dmatrix(
+        self,
+        X: np.ndarray,
+        y: np.ndarray | None = None,
+        threads: int = 1,
+        weight: np.ndarray | None = None,
+    ) -> xgb.DMatrix:
         types = ["q"] * len(self.schema_.numeric) + ["c"] * len(self.schema_.categorical)
         return xgb.DMatrix(
             X,
             label=y,
+            weight=weight,
             missing=np.nan,
             feature_types=types,
             enable_categorical=True,
@@ -78,6 +85,7 @@ class XGBoostModel(BoostingModel):
         rounds: int,
         lr_factor: float,
         init: xgb.Booster | None,
+        weight: np.ndarray | None = None,
     ) -> None:
         evals = []
         stop = None
@@ -88,7 +96,7 @@ class XGBoostModel(BoostingModel):
             stop = int(self.effective_params["early_stopping_rounds"])
         booster = xgb.train(
             params,
-            self._dmatrix(X, y, threads=threads),
+            self._dmatrix(X, y, threads=threads, weight=weight),
             num_boost_round=rounds,
             evals=evals,
             early_stopping_rounds=stop,

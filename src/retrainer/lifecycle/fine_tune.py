@@ -122,6 +122,7 @@ def fine_tune(
     )  # a fresh copy to train further
     X, y = frame[spec.feature_names], frame["target"]
     fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
+    before = _size(tuned)
     tuned.fine_tune(
         X.iloc[fit_part],
         y.iloc[fit_part],
@@ -152,10 +153,41 @@ def fine_tune(
         created_by=created_by,
         reason=reason,
         deploy=deploy,
-        details={"base_rows": champion.n_rows, "champion_metrics_on_validation": champ_metrics},
+        details={
+            "base_rows": champion.n_rows,
+            "champion_metrics_on_validation": champ_metrics,
+            **_rounds_choice(spec, before, _size(tuned), val.stop - val.start),
+        },
         window_start=champion.train_start,
         force=force,
         require_pass=require_pass,
         decision_id=decision_id,
     )
     return FineTuneResult(version, version.details["deployed"], champ_metrics, fitted)
+
+
+def _size(model: FamilyModel) -> int | None:
+    """The rounds (or trees) a boosting model predicts with; None for other families."""
+    settled = model.settled_params()
+    return None if settled is None else int(next(iter(settled.values())))
+
+
+def _rounds_choice(
+    spec: ModelSpec, before: int | None, after: int | None, validation_rows: int
+) -> dict[str, object]:
+    """How many rounds the fine-tune added: early stopping on its validation slice (the
+    newest rows) chose them, up to ``fine_tune.rounds``.
+
+    >>> from retrainer.core.spec_sections import FineTune
+    >>> class S: fine_tune = FineTune(rounds=100)
+    >>> _rounds_choice(S, 120, 157, 40)["training_choice"]["rounds"]
+    {'added': 37, 'most': 100, 'chosen_by': 'early stopping on 40 validation rows'}
+    """
+    if before is None or after is None:
+        return {}
+    rounds = {
+        "added": after - before,
+        "most": spec.fine_tune.rounds,
+        "chosen_by": f"early stopping on {validation_rows} validation rows",
+    }
+    return {"training_choice": {"rounds": rounds}}

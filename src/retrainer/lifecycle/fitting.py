@@ -23,6 +23,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator, calibration_report, fit_calibrator
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
+from .choice import ChoiceRecord, choose, recency_weights
 
 EARLY_STOP_FRACTION = 0.1
 CALIBRATION_FRACTION = 0.1
@@ -79,6 +80,9 @@ class Fitted:
     # Made by the recipe from rows alone (a full fit), so it can be fitted again on a shorter
     # window; a fine-tune continues the champion and cannot.
     from_recipe: bool = True
+    # the chosen window and weighting (training.choice); the model learnt frame[first_row:]
+    choice: ChoiceRecord | None = None
+    first_row: int = 0
 
 
 def make_model(
@@ -97,13 +101,17 @@ def make_model(
     )
 
 
-def fit_with_early_stopping(model: FamilyModel, X: pd.DataFrame, y: pd.Series) -> FamilyModel:
+def fit_with_early_stopping(
+    model: FamilyModel, X: pd.DataFrame, y: pd.Series, weight: np.ndarray | None = None
+) -> FamilyModel:
     """Fit, holding the newest 10% out for early stopping where the family uses it."""
     n_val = int(len(X) * EARLY_STOP_FRACTION)
     if n_val < 20 or len(X) - n_val < 20:
-        return model.fit(X, y)
+        return model.fit(X, y, weight=weight)
     cut = len(X) - n_val
-    return model.fit(X.iloc[:cut], y.iloc[:cut], ValidationSet(X.iloc[cut:], y.iloc[cut:]))
+    w = None if weight is None else weight[:cut]
+    val = ValidationSet(X.iloc[cut:], y.iloc[cut:])
+    return model.fit(X.iloc[:cut], y.iloc[:cut], val, weight=w)
 
 
 def predict_encoded(
@@ -151,7 +159,12 @@ def at_cap(settled: dict[str, Any], params: dict[str, Any]) -> bool:
 
 
 def settle_size(
-    spec: ModelSpec, family: str, eval_model: FamilyModel, X: pd.DataFrame, y: pd.Series
+    spec: ModelSpec,
+    family: str,
+    eval_model: FamilyModel,
+    X: pd.DataFrame,
+    y: pd.Series,
+    weight: np.ndarray | None = None,
 ) -> dict[str, Any] | None:
     """The size of the final fit on every row: early stopping on the newest 10% of the whole
     window, or the evaluation fit's estimate when that is larger (see :func:`larger`). None for
@@ -160,7 +173,9 @@ def settle_size(
     first = eval_model.settled_params()
     if first is None or at_cap(first, eval_model.effective_params):
         return first
-    settle = fit_with_early_stopping(make_model(spec, family, seed=spec.training.seed), X, y)
+    settle = fit_with_early_stopping(
+        make_model(spec, family, seed=spec.training.seed), X, y, weight
+    )
     return larger(settle.settled_params(), first)
 
 
@@ -169,15 +184,21 @@ def uses_calibration(spec: ModelSpec) -> bool:
 
 
 def fit_for_evaluation(
-    spec: ModelSpec, family: str, X: pd.DataFrame, y: pd.Series
+    spec: ModelSpec,
+    family: str,
+    X: pd.DataFrame,
+    y: pd.Series,
+    weight: np.ndarray | None = None,
 ) -> tuple[FamilyModel, Calibrator | None]:
     """The recipe's fit on time-ordered rows: early stopping on the newest 10% where the
-    family uses it, and the calibration map on the newest slice when the spec asks for one."""
+    family uses it, and the calibration map on the newest slice when the spec asks for one.
+    ``weight``: one per row (recency weighting, see :mod:`.choice`)."""
     seed = spec.training.seed
     if not uses_calibration(spec):
-        return fit_with_early_stopping(make_model(spec, family, seed), X, y), None
+        return fit_with_early_stopping(make_model(spec, family, seed), X, y, weight), None
     n_cal = max(20, int(len(X) * CALIBRATION_FRACTION))
-    m = fit_with_early_stopping(make_model(spec, family, seed), X.iloc[:-n_cal], y.iloc[:-n_cal])
+    w = None if weight is None else weight[:-n_cal]
+    m = fit_with_early_stopping(make_model(spec, family, seed), X.iloc[:-n_cal], y.iloc[:-n_cal], w)
     cal_y = m.encode_target(y.iloc[-n_cal:])
     return m, fit_calibrator(spec.calibration, m.predict_raw(X.iloc[-n_cal:]), cal_y)
 
@@ -191,15 +212,31 @@ def holdout_slices(spec: ModelSpec, frame: pd.DataFrame) -> tuple[slice, slice]:
     return temporal_holdout(len(frame), spec.training.holdout_fraction)
 
 
-def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
-    """Evaluate on the temporal holdout (and folds), then refit for serving."""
+def fit_family(
+    spec: ModelSpec, family: str, frame: pd.DataFrame, change_at: pd.Timestamp | None = None
+) -> Fitted:
+    """Evaluate on the temporal holdout (and folds), then refit for serving. With
+    ``training.choice`` enabled the window and weighting are chosen first (:mod:`.choice`;
+    ``change_at``: the last concept drift detected) and the model learns ``frame`` from the
+    chosen window's start (``Fitted.first_row``)."""
     started = time.process_time()
     seed = spec.training.seed
-    X, y = frame[spec.feature_names], frame["target"]
     train_part, hold = holdout_slices(spec, frame)
     use_cal = uses_calibration(spec)
-
-    eval_model, eval_cal = fit_for_evaluation(spec, family, X.iloc[train_part], y.iloc[train_part])
+    record, first, weight = None, 0, None
+    if spec.training.choice.enabled:
+        n_hold = hold.stop - hold.start
+        (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at)
+        frame = frame.iloc[first:]
+        train_part, hold = slice(0, len(frame) - n_hold), slice(len(frame) - n_hold, len(frame))
+        days = record.chosen.half_life_days
+        if days is not None:
+            weight = recency_weights(frame["event_time"], days)
+    X, y = frame[spec.feature_names], frame["target"]
+    if record is None:
+        eval_model, eval_cal = fit_for_evaluation(
+            spec, family, X.iloc[train_part], y.iloc[train_part]
+        )
     scored = score(eval_model, X.iloc[hold], y.iloc[hold], eval_cal)
     _, y_enc, _, proba = scored
     calibration = None
@@ -226,11 +263,14 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
             )
     settled = None
     if spec.training.refit_on_full_window and not use_cal:
-        settled = settle_size(spec, family, eval_model, X, y)
+        if record is not None:  # see choice.choose: no further early-stopping fit
+            settled = eval_model.settled_params()
+        else:
+            settled = settle_size(spec, family, eval_model, X, y, weight)
     if settled is not None:
-        model, cal = make_model(spec, family, seed, settled).fit(X, y), None
+        model, cal = make_model(spec, family, seed, settled).fit(X, y, weight=weight), None
     elif spec.training.refit_on_full_window:
-        model, cal = fit_for_evaluation(spec, family, X, y)
+        model, cal = fit_for_evaluation(spec, family, X, y, weight)
     else:
         model, cal = eval_model, eval_cal
     return Fitted(
@@ -242,6 +282,8 @@ def fit_family(spec: ModelSpec, family: str, frame: pd.DataFrame) -> Fitted:
         calibrator=cal,
         calibration=calibration,
         fit_seconds=time.process_time() - started,
+        choice=record,
+        first_row=first,
     )
 
 

@@ -193,11 +193,14 @@ def training_shrunk(ws: Workspace, spec: ModelSpec, kind: str, rows: int) -> dic
 
 def rows_learnt(champion: ModelVersion, versions: list[ModelVersion]) -> int:
     """The rows a version learnt from: a fine-tune's own rows plus those of the full training
-    it continues (its ``n_rows`` counts only the rows it was tuned on)."""
+    it continues (its ``n_rows`` counts only the rows it was tuned on). A full training that
+    chose a shorter window (``training.choice``) counts the rows its window offered
+    (``details["window_rows"]``): the data it had, whichever part it found best to learn."""
     by_name = {v.version: v for v in versions}
     rows, v = 0, champion
     while True:
-        rows += v.n_rows
+        full = v.kind in ("initial", "full_retrain")
+        rows += int(v.details.get("window_rows", v.n_rows)) if full else v.n_rows
         parent = by_name.get(v.parent) if v.parent else None
         if v.kind in ("initial", "full_retrain") or parent is None:
             return rows

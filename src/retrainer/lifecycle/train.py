@@ -27,6 +27,7 @@ from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from . import rollout
+from .choice import last_change
 from .fitting import Fitted, fit_family, fold_summary
 from .gating import gate_against_champion
 from .sources import describe, row_stats, training_frame
@@ -206,17 +207,20 @@ def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def fit_with_fallback(
-    spec: ModelSpec, family: str, frame: pd.DataFrame
+    spec: ModelSpec, family: str, frame: pd.DataFrame, change_at: pd.Timestamp | None = None
 ) -> tuple[Fitted, dict[str, Any]]:
     """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
     try:
-        return fit_family(spec, family, frame), {}
+        return fit_family(spec, family, frame, change_at), {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
         fallback = spec.fallback_family
         if isinstance(exc, InputError | ConfigError) or fallback is None or fallback == family:
             raise
         reason = f"{type(exc).__name__}: {exc}"
-        return fit_family(spec, fallback, frame), {"requested": family, "reason": reason}
+        return fit_family(spec, fallback, frame, change_at), {
+            "requested": family,
+            "reason": reason,
+        }
 
 
 def train(
@@ -254,7 +258,10 @@ def train(
             quality=the_plan.quality.to_dict(),
         )
     step(f"fitting {the_plan.family}")
-    fitted, fallback = fit_with_fallback(spec, the_plan.family, frame)
+    change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
+    fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
+    window_rows = len(frame)
+    frame = frame.iloc[fitted.first_row :]  # the chosen window's rows (training.choice)
     bump, parent = the_plan.bump, the_plan.parent
     if fallback:
         bump, parent = version_bump(ws, spec, fitted.family)
@@ -273,6 +280,11 @@ def train(
         details={
             **({"fallback": fallback} if fallback else {}),
             **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
+            **(
+                {"training_choice": fitted.choice.to_dict(), "window_rows": window_rows}
+                if fitted.choice
+                else {}
+            ),
             **_warnings(the_plan.quality),
         },
         force=force,
@@ -297,6 +309,11 @@ def _warnings(report: QualityReport) -> dict[str, Any]:
     if not report.warnings:
         return {}
     return {"quality_warnings": [w.message for w in report.warnings]}
+
+
+def offered_rows(details: dict[str, Any] | None, rows: int) -> int:
+    """The rows the training's window offered: ``window_rows`` when it chose a part of them."""
+    return int((details or {}).get("window_rows", rows))
 
 
 def _gate_cpu(gate: dict[str, Any] | None) -> float:
@@ -364,7 +381,7 @@ def register_fitted(
         require_pass=require_pass,
     )
     do_deploy, forced = placed.champion, placed.forced
-    shrunk = rollout.training_shrunk(ws, spec, kind, len(frame))
+    shrunk = rollout.training_shrunk(ws, spec, kind, int(offered_rows(details, len(frame))))
     art = ws.artifacts.put(spec.name, data)
     extra: dict[str, Any] = dict(details or {})
     if gate is not None:

@@ -1,0 +1,160 @@
+"""A full retrain chooses its training window and recency weighting on the newest rows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from retrainer.core.entities import Decision
+from retrainer.core.errors import ConfigError
+from retrainer.core.spec import parse_spec
+from retrainer.lifecycle.choice import last_change
+from retrainer.lifecycle.fine_tune import fine_tune
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.train import train
+from retrainer.lifecycle.workspace import Workspace
+
+DAYS = 4 * 365
+
+
+def _stream(flip_at: int | None, seed: int = 0) -> pd.DataFrame:
+    """Two rows a day for four years; y = x0 > 0.5 (10% noise), the relation reversed from
+    day ``flip_at`` on."""
+    rng = np.random.default_rng(seed)
+    n = 2 * DAYS
+    x = rng.random((n, 3))
+    day = np.arange(n) // 2
+    y = x[:, 0] > 0.5
+    if flip_at is not None:
+        y = np.where(day >= flip_at, ~y, y)
+    noise = rng.random(n) < 0.1
+    return pd.DataFrame(
+        {
+            "id": [f"r{i}" for i in range(n)],
+            "t": pd.Timestamp("2020-01-01") + pd.to_timedelta(day, unit="D"),
+            "x0": x[:, 0],
+            "x1": x[:, 1],
+            "x2": x[:, 2],
+            "y": (y ^ noise).astype(int),
+        }
+    )
+
+
+def _workspace(tmp_path: Path, **model: Any) -> Workspace:
+    raw = {
+        "store": f"sqlite:///{tmp_path / 'r.db'}",
+        "artifacts": str(tmp_path / "a"),
+        "models": {
+            "m": {
+                "task": "classification",
+                "target": "y",
+                "id_column": "id",
+                "time_column": "t",
+                "features": {"numeric": ["x0", "x1", "x2"]},
+                "family": "lightgbm",
+                "params": {"num_threads": 1, "n_estimators": 60},
+                **model,
+            }
+        },
+    }
+    return Workspace(parse_spec(raw, environ={}))
+
+
+def test_an_abrupt_change_makes_the_retrain_learn_the_recent_rows(tmp_path: Path) -> None:
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=int(DAYS * 0.6)))
+        v = train(ws, "m").version
+    choice = v.details["training_choice"]
+    chosen = choice["chosen"]
+    assert chosen["window"] == "1/4", choice
+    assert chosen["p_value"] < 0.05
+    assert v.details["window_rows"] == 2 * DAYS
+    assert v.n_rows < 2 * DAYS  # the version learnt the chosen window and the holdout
+    assert pd.Timestamp(v.train_start) == pd.Timestamp(chosen["start"])
+    assert choice["cpu_seconds"] <= v.details["fit_cpu_seconds"]
+    names = [(c["window"], c["half_life"]) for c in choice["candidates"]]
+    assert names[:3] == [("all", "none"), ("1/4", "none"), ("since_change", "none")]
+    since = choice["candidates"][2]
+    assert since["skipped"] == "no concept drift detected"
+
+
+def test_a_stationary_stream_keeps_every_row_unweighted(tmp_path: Path) -> None:
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None))
+        v = train(ws, "m").version
+    chosen = v.details["training_choice"]["chosen"]
+    assert (chosen["window"], chosen["half_life"]) == ("all", "none")
+    assert v.n_rows == 2 * DAYS
+
+
+def test_a_candidate_too_short_is_skipped_and_said(tmp_path: Path) -> None:
+    choice = {"windows": ["all", "10d"], "half_lives": ["none", "30d"]}
+    with _workspace(tmp_path, training={"choice": choice}) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None))
+        v = train(ws, "m").version
+    short = v.details["training_choice"]["candidates"][1]
+    assert short["window"] == "10d" and "fewer than 100 (quality.min_rows)" in short["skipped"]
+    weighted = v.details["training_choice"]["candidates"][2]
+    assert weighted["half_life_days"] == 30.0 and weighted["value"] > 0.5
+
+
+def test_a_family_without_weights_skips_the_weighting(tmp_path: Path) -> None:
+    with _workspace(tmp_path, family="river", params={"n_models": 2}) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None).iloc[:400])
+        v = train(ws, "m").version
+    skipped = [c for c in v.details["training_choice"]["candidates"] if c["half_life"] != "none"]
+    assert skipped and skipped[0]["skipped"] == "the river family takes no row weights"
+
+
+def test_choice_off_trains_the_whole_window_as_before(tmp_path: Path) -> None:
+    with _workspace(tmp_path, training={"choice": {"enabled": False}}) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=int(DAYS * 0.6)))
+        v = train(ws, "m").version
+    assert "training_choice" not in v.details and v.n_rows == 2 * DAYS
+
+
+def test_a_fine_tune_records_the_rounds_early_stopping_chose(tmp_path: Path) -> None:
+    frame = _stream(flip_at=None)
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", frame.iloc[: 2 * 3 * 365])
+        train(ws, "m", deploy=True)
+        ingest_frame(ws, "m", frame.iloc[2 * 3 * 365 :])
+        v = fine_tune(ws, "m").version
+    rounds = v.details["training_choice"]["rounds"]
+    assert 0 <= rounds["added"] <= rounds["most"] == 100
+    assert rounds["chosen_by"].startswith("early stopping on ")
+
+
+@pytest.mark.parametrize(
+    ("setting", "bad", "said"),
+    [
+        ("windows", ["all", "3/2"], "not a fraction in (0, 1]"),
+        ("windows", [], "at least one candidate"),
+        ("windows", ["lately"], "lately"),
+        ("half_lives", ["0/4"], "not a fraction in (0, 1]"),
+    ],
+)
+def test_bad_candidates_are_spec_errors(
+    tmp_path: Path, setting: str, bad: list[str], said: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"training.choice.{setting}") as err:
+        _workspace(tmp_path, training={"choice": {setting: bad}})
+    assert said in str(err.value)
+
+
+def _decision(day: int, drift: bool, dry: bool = False) -> Decision:
+    at = datetime(2026, 1, day, tzinfo=UTC)
+    return Decision("m", "nothing", (), {"concept_drift": drift}, at, dry)
+
+
+def test_the_last_change_is_where_the_newest_drift_run_began() -> None:
+    newest_first = [_decision(d, drift) for d, drift in [(9, True), (8, True), (7, False)]]
+    newest_first += [_decision(5, True)]
+    assert last_change(newest_first) == pd.Timestamp("2026-01-08")
+    assert last_change([_decision(3, False)]) is None
+    assert last_change([_decision(4, True, dry=True)]) is None
