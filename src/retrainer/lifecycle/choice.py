@@ -154,13 +154,7 @@ def choose(
 ) -> tuple[Fit, int, ChoiceRecord]:
     """Fit the candidates on ``frame``'s rows before its newest ``n_hold`` and score them
     there. Returns the chosen candidate's evaluation fit, the index of the first row of the
-    chosen window in ``frame``, and the record.
-
-    The final fit takes the size (boosting rounds) early stopping settled on in the chosen
-    candidate's fit. A further early-stopping fit on the whole window, as a training without
-    a choice makes (:func:`retrainer.lifecycle.fitting.settle_size`), changed no model on the
-    quality benchmark's three classification streams and cost a fifth of their training
-    CPU, on top of the candidates' fits."""
+    chosen window in ``frame``, and the record."""
     from .fitting import fit_for_evaluation, predict_encoded
 
     started = time.process_time()

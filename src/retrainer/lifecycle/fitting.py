@@ -263,10 +263,7 @@ def fit_family(
             )
     settled = None
     if spec.training.refit_on_full_window and not use_cal:
-        if record is not None:  # see choice.choose: no further early-stopping fit
-            settled = eval_model.settled_params()
-        else:
-            settled = settle_size(spec, family, eval_model, X, y, weight)
+        settled = settle_size(spec, family, eval_model, X, y, weight)
     if settled is not None:
         model, cal = make_model(spec, family, seed, settled).fit(X, y, weight=weight), None
     elif spec.training.refit_on_full_window:
