@@ -205,7 +205,7 @@ def test_cli_monitor_json_shape_and_exit_codes(
         feedback_for(ws, raw, 1.0, "rain")
     body = json.loads(cli("monitor", MODEL, "--window", "4d", "--json", code=0))
     assert set(body) == {"model", "window", "since", "until", "primary_metric", "versions",
-                         "folded", "notes", "concept_drift"}  # fmt: skip
+                         "folded", "notes", "concept_drift", "baselines"}  # fmt: skip
     assert (body["model"], body["window"], body["primary_metric"]) == (MODEL, "4d", "accuracy")
     first = body["versions"][0]
     assert set(first) == {"version", "arm", "predictions", "labelled", "metrics",
@@ -213,6 +213,13 @@ def test_cli_monitor_json_shape_and_exit_codes(
                           "confusion_matrix", "interval_coverage"}  # fmt: skip
     assert (first["predictions"], first["labelled"]) == (20, 20)
     assert first["metrics"]["roc_auc"] is None and 0 <= first["metrics"]["accuracy"] <= 1
-    assert "1.0.0" in cli("monitor", MODEL, code=0)
+    # the naive baselines on the same 20 actuals (each entity new: the stream's previous
+    # actual; the first actual has nothing before it), no season configured
+    naive = {b["version"]: b for b in body["baselines"]}
+    assert set(naive) == {"naive:last", "naive:mean"}
+    assert naive["naive:last"]["arm"] == "baseline" and naive["naive:last"]["labelled"] == 19
+    assert naive["naive:mean"]["description"] == "the majority class"
+    table = cli("monitor", MODEL, code=0)
+    assert "1.0.0" in table and "naive:last" in table and "best naive baseline" in table
     assert "is not a duration" in cli("monitor", MODEL, "--window", "soon", code=2)
     assert "not in the spec" in cli("monitor", "nomodel", code=2)

@@ -18,6 +18,7 @@ from retrainer.policy.state import (
     LivePerformance,
     LiveRegression,
     MaintenanceState,
+    NaiveComparison,
 )
 
 NOW = datetime(2025, 3, 1, tzinfo=UTC)
@@ -246,6 +247,42 @@ def test_state_validation_names_field_and_value() -> None:
         LivePerformance("acc", 0.1, 0.2, 10)
 
 
+def naive(
+    live: float,
+    baselines: dict[str, float],
+    *,
+    age: float = 30,
+    n: int = 500,
+    metric: str = "accuracy",
+) -> NaiveComparison:
+    return NaiveComparison(metric, "7d", live, baselines, n, champion_age_days=age, window_days=7)
+
+
+def test_a_model_not_better_than_a_naive_baseline_retrains_in_full_debounced() -> None:
+    policy = Policy(naive_margin=0.0)
+    losing = naive(2.1, {"the previous actual": 1.4, "the mean so far": 3.0}, metric="mae")
+    d = decide(healthy(performance=None, naive=losing), policy, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "naive_baseline")
+    assert d.reasons[0] == (
+        "over the last 7d the model's MAE is 2.1, the previous actual's 1.4 on 500 labelled "
+        "actuals (policy.naive_margin: 0)"
+    )
+    assert d.numbers["naive_baselines"] == {"the previous actual": 1.4, "the mean so far": 3.0}
+    # a champion trained within the window is not retrained again: the decision notes it
+    young = decide(healthy(performance=None, naive=replace(losing, champion_age_days=2)),
+                   policy, ROLLOUT)  # fmt: skip
+    assert young.action == "nothing" and young.numbers["naive_not_better"]
+    assert any("no retrain for it: the champion was trained 2 days ago" in r for r in young.reasons)
+    # better than every baseline by more than the margin, too few actuals, or off: quiet
+    winning = naive(1.0, {"the previous actual": 1.4}, metric="mae")
+    assert act(healthy(naive=winning), policy) == "nothing"
+    assert act(healthy(naive=winning), Policy(naive_margin=0.5)) == "full_retrain"
+    assert act(healthy(naive=replace(losing, n_samples=99)), policy) == "nothing"
+    assert act(healthy(naive=losing), Policy(naive_margin=None)) == "nothing"
+    # bigger is better: accuracy 0.70 against a majority class at 0.72
+    assert act(healthy(naive=naive(0.70, {"the majority class": 0.72})), policy) == "full_retrain"
+
+
 # --- priority order ----------------------------------------------------------------------
 
 
@@ -265,6 +302,7 @@ def test_priority_order() -> None:
         champion_rows=5000,
         live_metrics={"accuracy": 0.5},
         new_features=("shift_percentage",),
+        naive=naive(0.5, {"the majority class": 0.6}, age=30),
     )
     policy = POLICY.model_copy(
         update={"min_confidence": 0.6, "floors": {"accuracy": 0.65}, "fine_tune_every_rows": 500}
@@ -279,6 +317,7 @@ def test_priority_order() -> None:
         ("critical_drift", "full_retrain", {"drift": DataDrift(0.4, drift=True)}),
         ("full_retrain_age", "full_retrain", {"days_since_full_retrain": 5}),
         ("new_data", "full_retrain", {"champion_rows": 0}),
+        ("naive_baseline", "full_retrain", {"naive": None}),
         # 9 fine-tunes made: max_fine_tunes (5) turns the due fine-tune into a full retrain
         ("degradation", "full_retrain", {"fine_tunes_since_full_retrain": 0}),
         ("degradation", "fine_tune", {"performance": perf(0.87)}),

@@ -76,7 +76,8 @@ class Alert:
     ...
     retrainer.core.errors.InputError: Alert event 'deployed' is not known. Expected one of: \
 deploy, challenger_started, rollback, gate_rejected, retrained, training_shrunk, \
-critical_degradation, critical_drift, quality_failed, job_failed, reload_failed.
+critical_degradation, critical_drift, quality_failed, job_failed, reload_failed, \
+naive_better.
     """
 
     event: Event

@@ -274,6 +274,9 @@ def monitor(
             change_text(v.degradation),
             _fmt(v.mean_confidence),
         )
+    for b in report.baselines:
+        table.add_row(b.version, b.arm, "", str(b.labelled), _fmt(b.metrics.get(primary)),
+                      "", "", "")  # fmt: skip
     if not report.versions:
         out.print(f"{model}: no predictions logged in the last {report.window}.")
     else:
@@ -292,5 +295,13 @@ def monitor(
                 markup=False,
                 highlight=False,
             )
+    best = report.best_baseline()
+    if best is not None and report.versions:
+        out.print(
+            f"best naive baseline: {best.version} ({best.description}), {primary} "
+            f"{_fmt(best.metrics.get(primary))} on {best.labelled} labelled actuals",
+            markup=False,
+            highlight=False,
+        )
     for note in report.notes:
         err.print(f"note: {note}", highlight=False, markup=False)

@@ -381,7 +381,21 @@ class Monitor(Section):
         ),
     )
 
+    season: str | None = Field(
+        None,
+        description=(
+            "The season of the seasonal naive baseline (e.g. 7d for a weekly pattern): the "
+            "actual one season earlier is its prediction. A whole multiple of the data's time "
+            "step (checked on the actuals the monitor folds); null: no seasonal baseline."
+        ),
+    )
+
     _w = field_validator("window", "actuals_delay", "late_join")(_duration)
+
+    @field_validator("season")
+    @classmethod
+    def _season(cls, value: str | None) -> str | None:
+        return None if value is None else _duration(value)
 
 
 class Policy(Section):
@@ -443,6 +457,18 @@ class Policy(Section):
         ),
     )
     rollback_on_regression: bool = True
+    naive_margin: float | None = Field(
+        0.0,
+        ge=0,
+        description=(
+            "Full retrain, and a naive_better alert, when over the monitor window (on at least "
+            "monitor.min_samples labelled actuals) the champion's live primary metric is not "
+            "better than the best naive baseline's by more than this (in the metric's units). "
+            "Debounced: not while the champion was trained within the monitor window, so a "
+            "stream where the previous actual wins (a random walk) is not retrained at every "
+            "check; the decision then notes it. null: off."
+        ),
+    )
 
     @field_validator("floors")
     @classmethod
@@ -565,6 +591,7 @@ AlertEvent = Literal[
     "quality_failed",
     "job_failed",
     "reload_failed",
+    "naive_better",
 ]
 ALERT_EVENTS: tuple[str, ...] = get_args(AlertEvent)  # the names `alerts.events` accepts
 

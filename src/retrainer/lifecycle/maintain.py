@@ -8,19 +8,26 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ..core.clock import utcnow
+from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
 from ..core.faults import fault_point
 from ..core.spec import ModelSpec
 from ..families import family_class
 from ..policy.decide import decide
-from ..policy.state import Capabilities, DataDrift, LivePerformance, MaintenanceState
+from ..policy.state import (
+    Capabilities,
+    DataDrift,
+    LivePerformance,
+    MaintenanceState,
+    NaiveComparison,
+)
 from ..store.decisions import PENDING
 from . import rollout
 from .drift_check import check_drift
 from .fine_tune import fine_tune
 from .lease import held_lease
-from .monitor import monitor
+from .monitor import MonitorReport, monitor
 from .registry_ops import rollback
 from .rollout import live_regression
 from .sources import count_rows, row_stats
@@ -107,7 +114,33 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
         new_features=_new_features_due(ws, spec, champ, newest, new_rows),
+        naive=naive_comparison(report, champion, _days(now, champ.created_at)),
     )
+
+
+def naive_comparison(
+    report: MonitorReport, champion: str, champion_age_days: float | None
+) -> NaiveComparison | None:
+    """The champion's live primary metric over the monitor window next to each naive
+    baseline's (by its description), on the champion's labelled actuals; None when either
+    is missing."""
+    try:
+        live = report.version(champion, "champion")
+    except KeyError:
+        return None
+    value = live.metrics.get(report.primary_metric)
+    baselines = {
+        b.description or b.version: v
+        for b in report.baselines
+        if (v := b.metrics.get(report.primary_metric)) is not None
+    }
+    if value is None or not baselines:
+        return None
+    days = parse_duration(report.window, what="monitor window").total_seconds() / 86400
+    return NaiveComparison(
+        report.primary_metric, report.window, value, baselines, live.labelled,
+        champion_age_days, days,
+    )  # fmt: skip
 
 
 def _new_features_due(
@@ -280,6 +313,21 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
             samples=perf.n_samples,
             action=d.action,
         )
+    naive = state.naive
+    if "naive_baseline" in d.numbers.get("fired", []) and naive is not None and naive.best:
+        ws.alert(
+            model,
+            "naive_better",
+            f"champion {state.champion} is not better than a naive baseline",
+            d.reasons[0] if d.numbers.get("rule") == "naive_baseline" else
+            next((r for r in d.reasons if r.startswith("over the last")), ""),
+            metric=naive.metric,
+            live=round(naive.live, 4),
+            baseline=naive.best[0],
+            baseline_value=round(naive.best[1], 4),
+            samples=naive.n_samples,
+            action=d.action,
+        )  # fmt: skip
     if state.drift is not None and state.drift.critical:
         ws.alert(
             model,

@@ -43,8 +43,11 @@ from ..core.errors import RetrainerError
 from ..core.metrics import METRICS, task_metrics
 from ..evaluation.conformal import ConformalInterval
 from ..monitoring.concept import ConceptDriftMonitor
+from ..monitoring.naive import ARM as BASELINE_ARM
+from ..monitoring.naive import describe
 from ..store.convert import jsonsafe
 from .feedback import join_late_predictions, label_key
+from .naive_fold import NaiveFolder
 from .workspace import Workspace
 
 EPS = float(np.finfo(np.float64).eps)
@@ -65,9 +68,14 @@ class VersionMonitor:
     confusion_matrix: dict[str, Any] | None = None
     # regression with a calibrated interval: {"target": 0.9, "live": share of actuals inside}
     interval_coverage: dict[str, float | None] | None = None
+    # a naive baseline (arm "baseline"): what it predicts, in words
+    description: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonsafe(self.__dict__)  # type: ignore[no-any-return]
+        out = dict(self.__dict__)
+        if out["description"] is None:  # a version; a baseline says what it predicts
+            del out["description"]
+        return jsonsafe(out)  # type: ignore[no-any-return]
 
 
 @dataclass(frozen=True)
@@ -81,6 +89,20 @@ class MonitorReport:
     folded: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     concept: dict[str, Any] | None = None
+    # the naive baselines (arm "baseline") scored on the same labelled actuals as the versions
+    baselines: list[VersionMonitor] = field(default_factory=list)
+
+    def best_baseline(self) -> VersionMonitor | None:
+        """The baseline with the best live primary metric (None when none has one)."""
+        metric = METRICS[self.primary_metric]
+        best, top = None, math.nan
+        for b in self.baselines:
+            value = b.metrics.get(self.primary_metric)
+            if value is None or not math.isfinite(value):
+                continue
+            if best is None or metric.better(value, top):
+                best, top = b, value
+        return best
 
     def version(self, version: str, arm: str | None = None) -> VersionMonitor:
         for v in self.versions:
@@ -99,6 +121,7 @@ class MonitorReport:
             "folded": self.folded,
             "notes": self.notes,
             "concept_drift": self.concept,
+            "baselines": [b.to_dict() for b in self.baselines],
         }
 
 
@@ -120,14 +143,20 @@ def monitor(
     now = now or utcnow()
     folder = _Folder(ws, model, spec.task)
     join_late_predictions(ws, model, folder.pairs, now)
-    n_pred, n_act = ws.store.fold_monitor(model, folder.predictions, folder.pairs)
+    baselines = NaiveFolder(spec.monitor.season, spec.task, folder.pairs)
+    n_pred, n_act = ws.store.fold_monitor(
+        model, folder.predictions, folder.pairs, fold_baselines=baselines
+    )
     since = _hour(now - span)
     until = _hour(now) + timedelta(hours=1)
     primary = spec.primary_metric
     notes = [NOT_SUMMABLE] if spec.task == "classification" else []
-    versions = []
+    versions, naive = [], []
     for b in ws.store.monitor_buckets(model, since, until):
         metrics = live_metrics(spec.task, b)
+        if b["arm"] == BASELINE_ARM:
+            naive.append(_naive_row(b, metrics, spec.task, spec.monitor.season))
+            continue
         baseline = _baseline(ws, model, b["version"])
         degradation = None
         live, base = metrics.get(primary), baseline.get(primary)
@@ -170,7 +199,18 @@ def monitor(
         {"predictions": n_pred, "actuals": n_act},
         notes,
         concept,
+        naive,
     )
+
+
+def _naive_row(
+    b: dict[str, Any], metrics: dict[str, float | None], task: str, season: str | None
+) -> VersionMonitor:
+    n = int(b["n_labelled"])
+    return VersionMonitor(
+        b["version"], b["arm"], n, n, metrics, None, {}, None,
+        description=describe(b["version"], task, season),
+    )  # fmt: skip
 
 
 def _coverage(ws: Workspace, model: str, b: dict[str, Any]) -> dict[str, float | None] | None:

@@ -273,6 +273,49 @@ def _new_data(c: _Context) -> Fired:
     )
 
 
+def _naive_gap(c: _Context) -> tuple[str, float] | None:
+    """The best naive baseline when the champion is not better than it by more than
+    ``policy.naive_margin`` over the monitor window on enough labelled actuals."""
+    n, margin = c.state.naive, c.policy.naive_margin
+    if n is None or margin is None or n.n_samples < c.min_samples or not math.isfinite(n.live):
+        return None
+    best = n.best
+    if best is None or METRICS[n.metric].improvement(n.live, best[1]) > margin:
+        return None
+    return best
+
+
+def _naive_sentence(c: _Context, best: tuple[str, float]) -> str:
+    n = c.state.naive
+    assert n is not None
+    return (
+        f"over the last {n.window} the model's {_metric_name(n.metric)} is {_num(n.live)}, "
+        f"{best[0]}'s {_num(best[1])} on {n.n_samples} labelled actuals "
+        f"(policy.naive_margin: {_num(c.policy.naive_margin or 0.0)})"
+    )
+
+
+def _metric_name(metric: str) -> str:
+    """MAE, RMSE, F1 for the short names; accuracy as it is."""
+    return metric.upper() if len(metric) <= 4 else metric
+
+
+def _naive_debounced(c: _Context) -> bool:
+    """The champion was trained within the monitor window: the naive rule waits."""
+    n = c.state.naive
+    return n is not None and n.champion_age_days is not None and n.champion_age_days < n.window_days
+
+
+def _naive(c: _Context) -> Fired:
+    """The model is not better than a trivial predictor over the watch window: a full
+    retrain, but not again while the champion is younger than the window (a stream where
+    the previous actual wins would otherwise retrain at every check)."""
+    best = _naive_gap(c)
+    if best is None or _naive_debounced(c):
+        return None
+    return "full_retrain", _naive_sentence(c, best)
+
+
 def _degradation(c: _Context) -> Fired:
     rel, pts = _crossed(c, c.policy.degradation, c.policy.degradation_points)
     if rel is None and pts is None:
@@ -357,6 +400,7 @@ _RULES: tuple[tuple[str, Rule], ...] = (
     ("critical_drift", _critical_drift),
     ("full_retrain_age", _full_retrain_age),
     ("new_data", _new_data),
+    ("naive_baseline", _naive),
     ("degradation", _degradation),
     ("data_drift", _data_drift),
     ("concept_drift", _concept_drift),
@@ -394,6 +438,12 @@ def _notes(c: _Context) -> list[str]:
             f"live {r.metric} of {r.version} is {_pct(r.drop)} {_worse_side(r.metric)} "
             f"{r.previous_version}, "
             "but policy.rollback_on_regression is off"
+        )
+    best = _naive_gap(c)
+    if best is not None and _naive_debounced(c) and c.state.naive is not None:
+        notes.append(
+            f"{_naive_sentence(c, best)}; no retrain for it: the champion was trained "
+            f"{_days(c.state.naive.champion_age_days or 0.0)} days ago, within the window"
         )
     days, limit = c.state.days_since_update, c.policy.max_days_since_update
     stale = days is not None and limit is not None and days > limit
@@ -489,6 +539,11 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "regression_samples": r.n_samples if r else None,
         "auto_rollback_drop": c.rollout.auto_rollback_drop,
         "auto_rollback_points": c.rollout.auto_rollback_points,
+        "naive_margin": c.policy.naive_margin,
+        "naive_baselines": dict(s.naive.baselines) if s.naive else {},
+        "naive_live": _finite(s.naive.live) if s.naive else None,
+        "naive_samples": s.naive.n_samples if s.naive else None,
+        "naive_not_better": _naive_gap(c) is not None,
     }
 
 

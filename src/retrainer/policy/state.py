@@ -132,6 +132,41 @@ class LiveRegression:
 
 
 @dataclass(frozen=True)
+class NaiveComparison:
+    """The champion's live primary metric over the monitor window next to the naive
+    baselines' on the same labelled actuals (``baselines``: a description such as "the
+    previous actual" -> its live value).
+
+    >>> c = NaiveComparison("mae", "30d", 2.1, {"the previous actual": 1.4, "the mean": 3.0},
+    ...                     500, window_days=30)
+    >>> c.best
+    ('the previous actual', 1.4)
+    """
+
+    metric: str
+    window: str
+    live: float
+    baselines: dict[str, float]
+    n_samples: int
+    champion_age_days: float | None = None
+    window_days: float = 7.0
+
+    def __post_init__(self) -> None:
+        _metric(self.metric, "NaiveComparison")
+        _at_least(self.n_samples, 0, "n_samples", "NaiveComparison")
+
+    @property
+    def best(self) -> tuple[str, float] | None:
+        """The best baseline by the metric's direction (None without any)."""
+        m = METRICS[self.metric]
+        out: tuple[str, float] | None = None
+        for name, value in self.baselines.items():
+            if math.isfinite(value) and (out is None or m.better(value, out[1])):
+                out = (name, value)
+        return out
+
+
+@dataclass(frozen=True)
 class MaintenanceState:
     """Everything :func:`retrainer.policy.decide.decide` needs, measured at ``now``.
 
@@ -165,6 +200,8 @@ class MaintenanceState:
     live_metrics: dict[str, float] = field(default_factory=dict)
     # features of the spec the champion was not trained on (the team added a column)
     new_features: tuple[str, ...] = ()
+    # the champion against the naive baselines over the monitor window (None: not measured)
+    naive: NaiveComparison | None = None
 
     def __post_init__(self) -> None:
         owner = "MaintenanceState"

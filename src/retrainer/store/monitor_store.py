@@ -30,6 +30,11 @@ FOLD_CHUNK = 200_000
 # A folder turns fetched rows (plain tuples; timestamps as text or datetime, JSON values as
 # JSON text) into bucket rows: {version, arm, hour, <stat>: value, ...}.
 Folder = Callable[[Sequence[Any]], list[dict[str, Any]]]
+# A baseline folder takes an actuals segment (a pyarrow table), its labelled pairs (with the
+# segment ``row`` of each) and the baselines' state (None at first); returns bucket rows and
+# the new state, which is stored with the buckets and the watermark in one transaction.
+BaselineFolder = Callable[[Any, Any, Any], tuple[list[dict[str, Any]], Any]]
+BASELINE_STATE = "naive"
 
 
 class MonitorStore(FeedbackStore):
@@ -40,11 +45,13 @@ class MonitorStore(FeedbackStore):
         fold_pairs: Folder,
         *,
         chunk: int = FOLD_CHUNK,
+        fold_baselines: BaselineFolder | None = None,
     ) -> tuple[int, int]:
         """Fold every prediction and actual above the watermark; returns how many of each.
         Each transaction takes a chunk of predictions by id and the next actuals segments up
         to a chunk of rows (at least one segment; many small ones, e.g. one per REST call,
-        together)."""
+        together). ``fold_baselines``: also fold the naive baselines of each actuals segment,
+        their state kept under ``model_state`` key ``naive`` in the same transaction."""
         n_pred = n_act = 0
         while True:
             with self.write(model) as conn:
@@ -60,10 +67,17 @@ class MonitorStore(FeedbackStore):
                 if not preds and not found:
                     return n_pred, n_act
                 buckets = fold_predictions(preds)
+                state = self._baseline_state(conn, model) if fold_baselines else None
                 for seg, tb in self.iter_segment_tables(found, conn=conn):
-                    buckets += fold_pairs(self._segment_pairs(conn, model, seg.id, tb))
+                    pairs = self._segment_pairs(conn, model, seg.id, tb)
+                    buckets += fold_pairs(pairs)
+                    if fold_baselines is not None:
+                        more, state = fold_baselines(tb, pairs, state)
+                        buckets += more
                     n_act += tb.num_rows
                 self._add(conn, model, buckets)
+                if fold_baselines is not None and found:
+                    self._put_baseline_state(conn, model, state)
                 self._set_watermark(
                     conn,
                     model,
@@ -103,6 +117,7 @@ class MonitorStore(FeedbackStore):
         texts = pd.Series(values, dtype=object)
         texts = texts.map({u: json.dumps(u) for u in texts.unique()})
         frame = pd.DataFrame({"value": texts, **{c: cols[c] for c in PAIR_COLUMNS[1:]}})
+        frame["row"] = rows[cols["pos"]]  # the actual's row in its segment
         frame["proba"] = pd.to_numeric(frame["proba"], errors="coerce")
         return frame  # type: ignore[return-value]
 
@@ -180,6 +195,16 @@ class MonitorStore(FeedbackStore):
         for r in rows:  # PostgreSQL sums BIGINT as NUMERIC
             r.update({s: (float if s.startswith("sum_") else int)(r[s] or 0) for s in STATS})
         return rows
+
+    def _baseline_state(self, conn: Connection, model: str) -> Any:
+        c = t.model_state.c
+        row = conn.execute(select(c.value).where(c.model == model, c.key == BASELINE_STATE)).first()
+        return None if row is None else row[0]
+
+    def _put_baseline_state(self, conn: Connection, model: str, state: Any) -> None:
+        row = {"model": model, "key": BASELINE_STATE, "version": None, "value": state,
+               "updated_at": utcnow()}  # fmt: skip
+        self._upsert(conn, t.model_state, [row], ["model", "key"], replace=True)
 
     def monitor_watermark(self, model: str) -> tuple[int, int]:
         with self.read() as conn:
