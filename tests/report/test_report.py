@@ -68,6 +68,26 @@ def test_every_chart_is_drawn_and_nothing_is_fetched(workspace: Path) -> None:
     assert "champion lineage: " in html and "1.0.0 (initial" in html
 
 
+def test_the_report_shows_the_naive_baselines(workspace: Path) -> None:
+    with Workspace(parse_spec(demo_spec(workspace), environ={})) as ws:
+        html = build_report(ws, "weather")
+    table = re.search(r'<table class="naive">(.*?)</table>', html, re.S)
+    assert table is not None, "no naive baseline table"
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([\d,]+)</td><td>([^<]*)</td>",
+                      table.group(1))  # fmt: skip
+    names = [r[0] for r in rows]
+    assert names[0] == "served" and {"naive:last", "naive:mean"} <= set(names)
+    by_name = {r[0]: r for r in rows}
+    assert by_name["naive:mean"][1] == "the majority class"
+    served_n = int(by_name["served"][2].replace(",", ""))
+    for name in ("naive:last", "naive:mean"):  # each actual once, the first has no guess
+        assert served_n - 1 <= int(by_name[name][2].replace(",", "")) <= served_n
+        assert 0 <= float(by_name[name][3]) <= 1
+    live = _svgs(html)["live accuracy over time"]
+    assert live.count('stroke-dasharray="5 3"') >= 2  # a dashed line per baseline
+    assert "naive:last (the previous actual)" in live
+
+
 def test_the_report_renders_in_headless_chromium(workspace: Path, tmp_path: Path) -> None:
     from PIL import Image
 

@@ -258,6 +258,33 @@ def test_feedback_joins_served_predictions(server: Served, ws: Workspace) -> Non
     assert bad.status_code == 422
 
 
+def test_status_shows_the_naive_baselines_beside_the_versions(
+    server: Served, ws: Workspace
+) -> None:
+    rows = [{**ROW, "entity_id": f"nb{i}"} for i in range(6)]
+    served = post(server, "/v1/models/weather/predict", {"rows": rows})
+    assert served.status_code == 200
+    rid = {served.json()["request_id"]}
+    server.wait_for(lambda: bool(logged(ws, rid)), what="the predictions to be logged")
+    actuals = [{"entity_id": f"nb{i}", "actual": i % 2} for i in range(6)]
+    assert (
+        post(server, "/v1/models/weather/feedback", {"actuals": actuals}, headers=AUTH).json()[
+            "matched"
+        ]
+        == 6
+    )
+    live = get(server, "/v1/models/weather/status").json()["live"]
+    naive = {b["version"]: b for b in live["baselines"]}
+    assert set(naive) == {"naive:last", "naive:mean"}  # no monitor.season: no seasonal one
+    labelled = sum(v["labelled"] for v in live["versions"] if v["arm"] != "shadow")
+    for b in naive.values():
+        assert b["arm"] == "baseline" and b["description"]
+        assert set(b["metrics"]) == set(live["versions"][0]["metrics"])
+        assert labelled - 1 <= b["labelled"] <= labelled  # each actual once
+        assert 0 <= b["metrics"]["accuracy"] <= 1
+    assert all("description" not in v for v in live["versions"])
+
+
 def test_train_job_and_maintain(server: Served) -> None:
     r = post(server, "/v1/models/weather/train", {"deploy": False}, headers=AUTH)
     assert r.status_code == 202, r.text

@@ -168,8 +168,8 @@ def _number(text: str) -> float | None:
 
 
 def time_step(times: Sequence[datetime]) -> timedelta | None:
-    """The data's time step: the most common gap between consecutive distinct times, when at
-    least half the gaps are whole multiples of it (a regular series); None otherwise or with
+    """The data's time step: the most common gap between consecutive distinct times, when more
+    than half the gaps are whole multiples of it (a regular series); None otherwise or with
     fewer than three distinct times.
 
     >>> time_step([datetime(2025, 1, d) for d in (1, 2, 3, 5)])
@@ -186,7 +186,7 @@ def time_step(times: Sequence[datetime]) -> timedelta | None:
         return None
     step = Counter(gaps).most_common(1)[0][0]
     regular = sum(1 for g in gaps if g % step == 0)
-    return timedelta(seconds=step) if step and regular * 2 >= len(gaps) else None
+    return timedelta(seconds=step) if step and regular * 2 > len(gaps) else None
 
 
 def check_season(season: str | None, step: timedelta | None, where: str) -> None:

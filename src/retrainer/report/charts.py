@@ -90,7 +90,9 @@ def live_metric_chart(data: ReportData) -> str:
     x = Scale(ts(lo), ts(hi), LEFT, W - RIGHT)
     vals = [m.value for m in data.months if m.value is not None and m.n >= 5]
     smooth = rolling(data.months, data.task, data.metric, ROLL)
-    ylo, yhi = _range(vals + [v for v in smooth if v is not None])
+    naive = _naive_series(data)
+    flat = [v for series in naive.values() for v in series if v is not None]
+    ylo, yhi = _range(vals + [v for v in smooth if v is not None] + flat)
     y = Scale(ylo, yhi, bottom, top)
     body: list[str] = []
     champs = [*data.champions, (hi, "")]
@@ -130,6 +132,13 @@ def live_metric_chart(data: ReportData) -> str:
             width=2.6,
         )
     )
+    for i, series in enumerate(naive.values()):
+        points = [
+            (x(ts(m.start + timedelta(days=15))), y(v)) if v is not None else None
+            for m, v in zip(data.months, series, strict=True)
+        ]
+        body.append(polyline(points, NAIVE_COLOURS[i % len(NAIVE_COLOURS)], width=1.4,
+                             dash="5 3"))  # fmt: skip
     for e in data.events:
         if e.action not in MOVE_COLOURS:
             continue
@@ -156,12 +165,36 @@ def live_metric_chart(data: ReportData) -> str:
             ("deploy / promote", MOVE_COLOURS["deploy"], "dot"),
             ("rollback", MOVE_COLOURS["rollback"], "dot"),
             ("champion tenure", "#c9d6e8", "bar"),
+            *[
+                (
+                    f"{name} ({data.baselines.get(name, name)})",
+                    NAIVE_COLOURS[i % len(NAIVE_COLOURS)],
+                    "line",
+                )
+                for i, name in enumerate(naive)
+            ],
         ],
     )
     body.append(
         text(16, (top + bottom) / 2, data.metric, size=11, anchor="middle", fill=MUTED, rotate=-90)
     )
     return svg(W, h, body, f"live {data.metric} over time")
+
+
+NAIVE_COLOURS = ("#b07d2b", "#7a5195", "#5f7f3a")
+
+
+def _naive_series(data: ReportData) -> dict[str, list[float | None]]:
+    """Each naive baseline's monthly live metric (months with fewer than 5 actuals: None)."""
+    out: dict[str, list[float | None]] = {}
+    for name in data.baselines:
+        series = [
+            m.naive[name][1] if name in m.naive and m.naive[name][0] >= 5 else None
+            for m in data.months
+        ]
+        if any(v is not None for v in series):
+            out[name] = series
+    return out
 
 
 def estimate_chart(data: ReportData) -> str:

@@ -20,6 +20,8 @@ from ..lifecycle.monitor import live_metrics, monitor
 from ..lifecycle.sources import training_frame
 from ..lifecycle.workspace import Workspace
 from ..monitoring.drift import CurrentAccumulator, drift_report
+from ..monitoring.naive import ARM as BASELINE_ARM
+from ..monitoring.naive import NAMES, describe
 from ..monitoring.reference import ReferenceStats
 
 CHAMPION_MOVES = ("deploy", "promote", "rollback")
@@ -34,6 +36,9 @@ class MonthPoint:
     n_conf: int
     by_version: dict[str, tuple[int, float | None]] = field(default_factory=dict)
     sums: dict[str, float] = field(default_factory=dict)  # pooled bucket statistics
+    # the naive baselines on the same labelled actuals: name -> (labelled, live metric)
+    naive: dict[str, tuple[int, float | None]] = field(default_factory=dict)
+    naive_sums: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,8 @@ class ReportData:
     champions: list[tuple[datetime, str]]  # (since, version)
     drift: DriftGrid | None
     generated_at: datetime
+    # each naive baseline in the months (``naive:last``...) -> what it predicts, in words
+    baselines: dict[str, str] = field(default_factory=dict)
 
 
 def _month_starts(first: datetime, last: datetime) -> list[datetime]:
@@ -98,7 +105,18 @@ def _months(ws: Workspace, model: str, task: str, metric: str) -> list[MonthPoin
     starts = _month_starts(first, last)
     for i, m0 in enumerate(starts):
         m1 = starts[i + 1] if i + 1 < len(starts) else pd.Timestamp(m0) + pd.offsets.MonthBegin()
-        buckets = [b for b in ws.store.monitor_buckets(model, m0, m1) if b["arm"] != "shadow"]
+        found = ws.store.monitor_buckets(model, m0, m1)
+        buckets = [b for b in found if b["arm"] not in ("shadow", BASELINE_ARM)]
+        naive = {
+            b["version"]: (int(b["n_labelled"]), live_metrics(task, b).get(metric))
+            for b in found
+            if b["arm"] == BASELINE_ARM
+        }
+        naive_sums = {
+            b["version"]: {k: float(v) for k, v in b.items() if k not in ("version", "arm")}
+            for b in found
+            if b["arm"] == BASELINE_ARM
+        }
         if not buckets:
             points.append(MonthPoint(m0, 0, None, None, 0))
             continue
@@ -117,6 +135,8 @@ def _months(ws: Workspace, model: str, task: str, metric: str) -> list[MonthPoin
                 n_conf,
                 by_version,
                 {k: float(v) for k, v in pooled.items()},
+                naive,
+                naive_sums,
             )
         )
     return points
@@ -197,7 +217,28 @@ def collect(ws: Workspace, model: str, *, max_decisions: int = 100_000) -> Repor
         champions=champions,
         drift=_drift(ws, model, by_name, champions) if versions else None,
         generated_at=utcnow(),
+        baselines={n: describe(n, spec.task, spec.monitor.season) for n in NAMES},
     )
+
+
+def naive_summary(data: ReportData) -> list[tuple[str, str, int, float | None]]:
+    """Each naive baseline seen in the months: (name, description, labelled actuals, its
+    metric pooled over every month), after the served predictions' own row ("served")."""
+    served = [m for m in data.months if m.sums]
+    rows: list[tuple[str, str, int, float | None]] = []
+    if served:
+        keys = served[0].sums.keys()
+        pooled = {k: sum(m.sums.get(k, 0.0) for m in served) for k in keys}
+        value = live_metrics(data.task, pooled).get(data.metric)
+        rows.append(("served", "the versions serving", int(pooled["n_labelled"]), value))
+    for name in data.baselines:
+        parts = [m.naive_sums[name] for m in data.months if name in m.naive_sums]
+        if not parts:
+            continue
+        pooled = {k: sum(p.get(k, 0.0) for p in parts) for k in parts[0]}
+        value = live_metrics(data.task, pooled).get(data.metric)
+        rows.append((name, data.baselines[name], int(pooled["n_labelled"]), value))
+    return rows
 
 
 def rolling(points: list[MonthPoint], task: str, metric: str, months: int) -> list[Any]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..store import role_of
 from .charts import decisions_chart, drift_chart, estimate_chart, live_metric_chart
-from .data import ReportData
+from .data import ReportData, naive_summary
 
 CSS = """
 :root { --ink:#2b2d42; --muted:#6c757d; --line:#e6e8ee; --accent:#4e79a7; }
@@ -89,6 +89,24 @@ def _versions_table(data: ReportData) -> str:
         "<th>fit CPU s</th><th>reason</th></tr>"
     )
     return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
+
+
+def _naive_table(data: ReportData) -> str:
+    """The served predictions' primary metric over every month next to each naive
+    baseline's, on the same labelled actuals."""
+    rows = naive_summary(data)
+    if len(rows) < 2:
+        return "<p class='note'>No naive baseline scored yet (no labelled predictions).</p>"
+    head = (
+        "<tr><th>predictor</th><th>what it predicts</th><th>labelled</th>"
+        f"<th>{escape(data.metric)}</th></tr>"
+    )
+    body = "".join(
+        f"<tr><td>{escape(name)}</td><td>{escape(what)}</td><td>{n:,}</td>"
+        f"<td>{_num(value)}</td></tr>"
+        for name, what, n, value in rows
+    )
+    return f'<div class="scroll"><table class="naive">{head}{body}</table></div>'
 
 
 def _decisions_table(data: ReportData, limit: int = 400) -> str:
@@ -174,6 +192,10 @@ def render(data: ReportData) -> str:
         for t, n, c in sections
     )
     tables = (
+        "<section><h2>Naive baselines</h2><p class='note'>The served predictions' "
+        f"{escape(data.metric)} over the whole period next to trivial predictors scored on "
+        "the same labelled actuals (dashed in the live chart): a model should beat them."
+        f"</p>{_naive_table(data)}</section>"
         "<section><h2>Versions and lineage</h2>"
         f"<p class='note lineage'>champion lineage: {escape(_lineage(data))}</p>"
         f"{_versions_table(data)}</section>"
