@@ -1,7 +1,7 @@
 """Smoke test of the benchmark runner: each fast bench's quick mode runs and writes its section.
 
-Left out: serving (needs wrk) and quality (a long run even in quick mode). The five below took
-7–17 s each in quick mode on a 2-core machine.
+Left out: serving (needs wrk). The six below took 7–17 s each in quick mode on a 2-core
+machine; quality's quick mode (a year of weather, the approval regression stream) about 70 s.
 """
 
 from __future__ import annotations
@@ -38,6 +38,32 @@ def test_quick_bench_writes_its_section(name: str, tmp_path: Path) -> None:
     assert section, page[:2000]
     assert re.search(r"^\|---\|", section.group(1), re.M), section.group(1)[:2000]
     assert "(quick mode," in section.group(1)
+
+
+def test_quick_quality_scores_a_classification_and_a_regression_stream(tmp_path: Path) -> None:
+    output = tmp_path / "b.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--only", "quality", "--output", str(output)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS,  # about 70 s on a quiet machine
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    page = output.read_text()
+    tables = re.findall(r"^### (.*)\n\n(\|.*?)\n\n", page, re.M | re.S)
+    kinds = {title.split("(")[1].split(",")[0] for title, _ in tables}
+    assert kinds == {"classification", "regression"}, page[:3000]
+    for _title, body in tables:
+        assert body.count("(best naive baseline)") == 1, body
+        assert "retrainer policy, default spec" in body and "River ARF" in body, body
+    regression = next(body for title, body in tables if "regression" in title)
+    assert regression.startswith("| strategy | MAE | 95% interval | RMSE |"), regression
+    assert "| previous actual" in regression and "| mean of the actuals so far" in regression
+    assert "tuned spec" not in regression  # a classification spec: regression runs the default
+    assert re.search(r"default spec, choices: ", page), page[-3000:]
+    assert page.count("the best naive baseline (") >= 3  # a verdict per retrainer row
 
 
 def test_a_rerun_keeps_the_peer_versions_of_the_sections_it_keeps(tmp_path: Path) -> None:
