@@ -328,7 +328,8 @@ class _Folder:
             df["sum_y"], df["sum_y2"] = y, y**2
             # a regression keeps in n_correct the actuals within the version's calibrated
             # interval (calibration: conformal); the classifier's count is unused for it
-            width = df["version"].map(lambda v: self._half_width(str(v)))
+            widths = {v: self._half_width(str(v)) for v in df["version"].unique()}
+            width = df["version"].map(widths)
             df["n_correct"] = (err.abs() <= width.astype(float)).astype(int)
             self._errors(df, err.abs())
             stats = ["n_labelled", "n_correct", "sum_abs", "sum_sq", "sum_ape", "sum_y", "sum_y2"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -49,25 +50,32 @@ class NaiveFolder:
         if not n:
             return [], state
         entities = [str(e) for e in tb["entity_id"].to_pylist()]
-        times = tb["event_time"].to_pylist()
-        raw = tb["value"].to_pandas().to_numpy(dtype=object)
-        texts = pd.Series(raw, dtype=object)
-        values = texts.map({u: json.dumps(u) for u in texts.unique()}).tolist()
-        self._check_step(state, times)
-        said = fold(state, entities, times, values)
+        stamps = pd.to_datetime(tb["event_time"].to_pandas())
+        seconds = np.where(
+            stamps.notna(), stamps.to_numpy(dtype="datetime64[s]").astype(np.int64), 0
+        ).astype(float)
+        seconds[stamps.isna().to_numpy()] = np.nan
+        raw = tb["value"].to_pandas()
+        if self.task == "regression":
+            values: Any = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
+        else:
+            texts = pd.Series(raw.to_numpy(dtype=object), dtype=object)
+            values = texts.map({u: json.dumps(u) for u in texts.unique()}).to_numpy(dtype=object)
+        self._check_step(state, seconds)
+        said = fold(state, entities, seconds, values)
         if pairs is None or len(pairs) == 0:
             return [], state
         first = pd.DataFrame(pairs)[["row", "created_at"]].drop_duplicates("row")
         rows = first["row"].to_numpy(dtype=np.int64)
         buckets: list[dict[str, Any]] = []
         for name, guesses in said.items():
-            out = np.asarray(guesses, dtype=object)[rows]
+            out = guesses[rows]
             keep = pd.notna(out)
             if not keep.any():
                 continue
             frame = pd.DataFrame(
                 {
-                    "value": np.asarray(values, dtype=object)[rows][keep],
+                    "value": values[rows][keep],
                     "version": name,
                     "arm": ARM,
                     "created_at": first["created_at"].to_numpy()[keep],
@@ -78,16 +86,14 @@ class NaiveFolder:
             buckets += self.fold_pairs(frame)
         return buckets, state
 
-    def _check_step(self, state: dict[str, Any], times: list[Any]) -> None:
+    def _check_step(self, state: dict[str, Any], seconds: np.ndarray) -> None:
         """Learn the data's time step from the first actuals that show one, and check the
         season against it (a spec error when it does not divide it)."""
         if self.season is None:
             return
         if state.get("step") is None:
-            step = time_step([t for t in times if t is not None])
+            step = time_step(seconds[np.isfinite(seconds)])
             if step is None:
                 return
             state["step"] = int(step.total_seconds())
-        from datetime import timedelta
-
         check_season(self.season, timedelta(seconds=state["step"]), "the actuals")

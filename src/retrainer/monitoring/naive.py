@@ -19,19 +19,19 @@ last season (at most :data:`MAX_SEASONAL` times). It is a JSON-safe dict, stored
 monitor's buckets in one transaction.
 
 >>> state = new_state("regression", None)
->>> out = fold(state, ["a", "b", "a"], [None, None, None], ["1", "5", "2"])
->>> out["naive:last"], out["naive:mean"]
-([None, '1', '1'], [None, '1.0', '3.0'])
+>>> out = fold(state, ["a", "b", "a"], [None, None, None], [1.0, 5.0, 2.0])
+>>> out["naive:last"].tolist(), out["naive:mean"].tolist()
+([nan, 1.0, 1.0], [nan, 1.0, 3.0])
 """
 
 from __future__ import annotations
 
-import json
-from collections import Counter
 from collections.abc import Sequence
-from datetime import datetime, timedelta
-from itertools import pairwise
+from datetime import timedelta
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from ..core.errors import InputError
 
@@ -76,116 +76,206 @@ def new_state(task: str, season_seconds: int | None) -> dict[str, Any]:
 
 
 def fold(
-    state: dict[str, Any],
-    entities: Sequence[str],
-    times: Sequence[datetime | None],
-    values: Sequence[str],
-) -> dict[str, list[str | None]]:
-    """Each baseline's prediction (JSON text, None before any actual) for each actual, given
-    only the actuals before it; ``state`` is updated in place with these actuals. ``values``
-    are the actuals as JSON texts. Folding in any chunking gives the same predictions.
+    state: dict[str, Any], entities: Sequence[str], seconds: Any, values: Any
+) -> dict[str, np.ndarray]:
+    """Each baseline's prediction for each actual, given only the actuals before it;
+    ``state`` is updated in place with these actuals. ``seconds``: event times as epoch
+    seconds (NaN: none), in non-decreasing order where present; ``values``: the actuals,
+    floats for a regression, JSON texts for a classifier. Predictions come back in the same
+    kind (NaN / None: nothing known yet). Folding in any chunking gives the same predictions.
+    Vectorized: one pass of array operations per chunk.
 
     >>> s = new_state("classification", 86400)
-    >>> t = [datetime(2025, 1, d) for d in (1, 2, 3)]
-    >>> out = fold(s, ["x", "y", "z"], t, ['"a"', '"b"', '"b"'])
-    >>> out["naive:seasonal"], out["naive:mean"]
+    >>> out = fold(s, ["x", "y", "z"], [0.0, 86400.0, 172800.0], ['"a"', '"b"', '"b"'])
+    >>> out["naive:seasonal"].tolist(), out["naive:mean"].tolist()
     ([None, '"a"', '"b"'], [None, '"a"', '"b"'])
     """
     regression = state["task"] == "regression"
-    season = state["season"]
-    last, known = state["last"], state["entities"]
-    seasonal: dict[str, str] = state["seasonal"]
-    counts: dict[str, int] = state["counts"]
-    n, total = state["n"], state["sum"]
-    out_last: list[str | None] = []
-    out_season: list[str | None] = []
-    out_mean: list[str | None] = []
-    repeats = 0
-    for entity, when, value in zip(entities, times, values, strict=True):
-        prev = known.pop(entity, None)
-        if prev is not None:
-            repeats += 1
-        guess = prev if prev is not None else last
-        out_last.append(guess)
-        if season is not None:
-            hit = None
-            if when is not None:
-                back = (when - timedelta(seconds=season)).isoformat()
-                hit = seasonal.get(entity + _SEP + back, seasonal.get(back))
-            out_season.append(hit if hit is not None else guess)
-        if regression:
-            out_mean.append(json.dumps(total / n) if n else None)
-        else:
-            out_mean.append(max(counts, key=lambda k: (counts[k], k)) if counts else None)
-        # learn this actual
-        known[entity] = value
-        last = value
-        if regression:
-            y = _number(value)
-            if y is not None:
-                total += y
-                n += 1
-        else:
-            counts[value] = counts.get(value, 0) + 1
-            n += 1
-        if season is not None and when is not None:
-            stamp = when.isoformat()
-            seasonal[stamp] = value
-            seasonal[entity + _SEP + stamp] = value
-            if state["newest"] is None or stamp > state["newest"]:
-                state["newest"] = stamp
+    n = len(entities)
+    val = np.asarray(values, dtype=float if regression else object)
+    secs = np.asarray(seconds, dtype=float)
+    missing: Any = np.nan if regression else None
+    out: dict[str, np.ndarray] = {}
+    if n == 0:
+        out = {LAST: val[:0], MEAN: val[:0]}
+        if state["season"] is not None:
+            out[SEASONAL] = val[:0]
+        return out
+    codes, names = pd.factorize(np.asarray(entities, dtype=object))
+    prev, firsts, ends = _neighbours(codes)
+    # the previous actual of the same entity, else of the stream
+    known: dict[str, Any] = state["entities"]
+    same = np.empty(n, dtype=object)
+    same[~firsts] = val[prev[~firsts]]
+    first_names = names[codes[firsts]].tolist()
+    same[firsts] = [known.get(e, missing) for e in first_names]
+    has = ~pd.isna(same)
+    stream = np.empty(n, dtype=object)
+    stream[0] = state["last"] if state["last"] is not None else missing
+    stream[1:] = val[:-1]
+    guess = np.where(has, same, stream)
+    out[LAST] = guess.astype(float) if regression else _nones(guess)
+    out[MEAN] = _means(state, val) if regression else _majority(state, val)
+    if state["season"] is not None:
+        out[SEASONAL] = _seasonal(state, codes, names, secs, val, out[LAST], regression)
+    # learn these actuals (the least recently seen entities first out)
+    for e, v in zip(names[codes[ends]].tolist(), val[ends].tolist(), strict=True):
+        known.pop(e, None)
+        known[e] = v
     if len(known) > MAX_ENTITIES:
         for key in list(known)[: len(known) - MAX_ENTITIES]:
             del known[key]
-    if season is not None:
-        _prune(state, seasonal, season)
-    state.update(last=last, n=n, sum=total, repeats=state["repeats"] + repeats)
-    out = {LAST: out_last, MEAN: out_mean}
-    if season is not None:
-        out[SEASONAL] = out_season
+    last = val[-1].item() if regression else val[-1]
+    state.update(last=last, repeats=state["repeats"] + int(has.sum()))
     return out
 
 
-def _prune(state: dict[str, Any], seasonal: dict[str, str], season: int) -> None:
-    """Keep the actuals of the last season only (and at most MAX_SEASONAL keys)."""
-    newest = state["newest"]
-    if newest is None:
-        return
-    oldest = (datetime.fromisoformat(newest) - timedelta(seconds=season)).isoformat()
-    stale = [k for k in seasonal if k.rsplit(_SEP, 1)[-1] < oldest]
-    for k in stale:
-        del seasonal[k]
-    if len(seasonal) > MAX_SEASONAL:
-        for k in list(seasonal)[: len(seasonal) - MAX_SEASONAL]:
-            del seasonal[k]
+def _neighbours(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each position: the previous position of the same code (-1: none), whether it is
+    the code's first and whether it is its last occurrence."""
+    n = len(codes)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    same = sorted_codes[1:] == sorted_codes[:-1]
+    prev = np.full(n, -1, dtype=np.int64)
+    prev[order[1:][same]] = order[:-1][same]
+    has_next = np.zeros(n, dtype=bool)
+    has_next[order[:-1][same]] = True
+    return prev, prev < 0, ~has_next
 
 
-def _number(text: str) -> float | None:
-    try:
-        return float(json.loads(text))
-    except (TypeError, ValueError):
-        return None
+def _last_index(keys: np.ndarray) -> tuple[pd.Index, np.ndarray]:
+    """The distinct keys and, for each, the position of its last occurrence."""
+    rev = keys[::-1]
+    keep = ~pd.Index(rev).duplicated()
+    positions = (len(keys) - 1 - np.flatnonzero(keep)).astype(np.int64)
+    return pd.Index(rev[keep]), positions
 
 
-def time_step(times: Sequence[datetime]) -> timedelta | None:
-    """The data's time step: the most common gap between consecutive distinct times, when more
-    than half the gaps are whole multiples of it (a regular series); None otherwise or with
-    fewer than three distinct times.
+def _nones(a: np.ndarray) -> np.ndarray:
+    out = a.astype(object)
+    out[pd.isna(out)] = None
+    return out
 
-    >>> time_step([datetime(2025, 1, d) for d in (1, 2, 3, 5)])
+
+def _means(state: dict[str, Any], y: np.ndarray) -> np.ndarray:
+    """The mean of the numeric actuals before each one (NaN before any)."""
+    ok = np.isfinite(y)
+    part = np.where(ok, y, 0.0)
+    sums = state["sum"] + np.concatenate([[0.0], np.cumsum(part)])
+    counts = state["n"] + np.concatenate([[0], np.cumsum(ok)])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts[:-1] > 0, sums[:-1] / np.maximum(counts[:-1], 1), np.nan)
+    state.update(sum=float(sums[-1]), n=int(counts[-1]))
+    return means
+
+
+def _majority(state: dict[str, Any], labels: np.ndarray) -> np.ndarray:
+    """The most frequent label before each actual (a tie: the greater label text)."""
+    counts: dict[str, int] = state["counts"]
+    names = sorted({*counts, *set(labels.tolist())}, reverse=True)  # ties: first = greatest
+    index = {name: i for i, name in enumerate(names)}
+    codes = np.array([index[x] for x in labels.tolist()], dtype=np.int64)
+    out = np.empty(len(labels), dtype=object)
+    step = max(1, 4_000_000 // max(1, len(names)))  # bound the one-hot block's memory
+    base = np.array([counts.get(name, 0) for name in names], dtype=np.int64)
+    for lo in range(0, len(labels), step):
+        block = codes[lo : lo + step]
+        hot = np.zeros((len(block), len(names)), dtype=np.int64)
+        hot[np.arange(len(block)), block] = 1
+        before = base + np.cumsum(hot, axis=0) - hot
+        best = before.argmax(axis=1)
+        seen = before.max(axis=1) > 0
+        out[lo : lo + len(block)] = np.where(seen, np.asarray(names, dtype=object)[best], None)
+        base = base + hot.sum(axis=0)
+    state["counts"] = {name: int(c) for name, c in zip(names, base.tolist(), strict=True) if c}
+    state["n"] = int(state["n"]) + len(labels)
+    return out
+
+
+def _seasonal(
+    state: dict[str, Any],
+    codes: np.ndarray,
+    names: Any,
+    secs: np.ndarray,
+    val: np.ndarray,
+    fallback: np.ndarray,
+    regression: bool,
+) -> np.ndarray:
+    """The actual one season earlier (the entity's, else the stream's), else ``fallback``."""
+    season = int(state["season"])
+    seasonal: dict[str, Any] = state["seasonal"]
+    n = len(codes)
+    timed = np.isfinite(secs)
+    t = np.where(timed, secs, 0).astype(np.int64)
+    back = t - season
+    rows = np.flatnonzero(timed)
+    hit = np.full(n, None, dtype=object)
+    if len(rows):
+        t0 = int(t[rows].min())
+        width = int(t[rows].max()) - t0 + 1
+        # the entity's, in this chunk: one int64 key per (entity, time)
+        key_index, where = _last_index(codes[rows].astype(np.int64) * width + (t[rows] - t0))
+        inside = back[rows] >= t0
+        query = codes[rows].astype(np.int64) * width + (back[rows] - t0)
+        found = np.where(inside, key_index.get_indexer(query), -1)
+        ok = found >= 0
+        hit[rows[ok]] = val[rows[where[found[ok]]]]
+        miss = rows[~ok]
+        if len(miss) and seasonal:  # the entity's, from earlier chunks
+            keys = [f"{e}{_SEP}{b}" for e, b in zip(names[codes[miss]], back[miss], strict=True)]
+            hit[miss] = [seasonal.get(k) for k in keys]
+        miss = rows[pd.isna(hit[rows])]
+        if len(miss):  # the stream's, in this chunk
+            time_index, at = _last_index(t[rows])
+            found = time_index.get_indexer(back[miss])
+            ok = found >= 0
+            hit[miss[ok]] = val[rows[at[found[ok]]]]
+        miss = rows[pd.isna(hit[rows])]
+        if len(miss) and seasonal:  # the stream's, from earlier chunks
+            hit[miss] = [seasonal.get(str(b)) for b in back[miss].tolist()]
+    out = np.where(pd.isna(hit), fallback, hit)
+    # keep the actuals of the last season only
+    if len(rows):
+        newest = int(t[rows].max())
+        if state["newest"] is not None:
+            newest = max(newest, int(state["newest"]))
+        oldest = newest - season
+        for key in [k for k in seasonal if int(k.rsplit(_SEP, 1)[-1]) < oldest]:
+            del seasonal[key]
+        recent = rows[t[rows] >= oldest]
+        values = val[recent].tolist()
+        stamps = t[recent].tolist()
+        seasonal.update(zip([str(x) for x in stamps], values, strict=True))
+        entity = names[codes[recent]].tolist()
+        seasonal.update(
+            zip([f"{e}{_SEP}{x}" for e, x in zip(entity, stamps, strict=True)], values,
+                strict=True)
+        )  # fmt: skip
+        if len(seasonal) > MAX_SEASONAL:
+            for key in list(seasonal)[: len(seasonal) - MAX_SEASONAL]:
+                del seasonal[key]
+        state["newest"] = newest
+    return out.astype(float) if regression else _nones(out)
+
+
+def time_step(seconds: Any) -> timedelta | None:
+    """The data's time step: the most common gap between consecutive distinct times (epoch
+    seconds), when more than half the gaps are whole multiples of it (a regular series); None
+    otherwise or with fewer than three distinct times.
+
+    >>> time_step([0, 86400, 172800, 345600])
     datetime.timedelta(days=1)
-    >>> time_step([datetime(2025, 1, 1)]) is None
+    >>> time_step([0]) is None
     True
     """
-    distinct = sorted(set(times))
+    distinct = np.unique(np.asarray(seconds, dtype=np.int64))
     if len(distinct) < 3:
         return None
-    gaps = [int((b - a).total_seconds()) for a, b in pairwise(distinct)]
-    gaps = [g for g in gaps if g > 0]
-    if not gaps:
-        return None
-    step = Counter(gaps).most_common(1)[0][0]
-    regular = sum(1 for g in gaps if g % step == 0)
+    gaps = np.diff(distinct)
+    values, counts = np.unique(gaps, return_counts=True)
+    step = int(values[counts.argmax()])
+    regular = int((gaps % step == 0).sum()) if step else 0
     return timedelta(seconds=step) if step and regular * 2 > len(gaps) else None
 
 
