@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -15,12 +16,17 @@ import pandas as pd
 import pytest
 
 from retrainer.core.errors import InputError
+from retrainer.core.spec_sections import Policy, Rollout
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.feedback import record_feedback
-from retrainer.lifecycle.maintain import naive_comparison
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.maintain import _alert_state, naive_comparison
 from retrainer.lifecycle.monitor import monitor
+from retrainer.lifecycle.train import plan
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.monitoring.naive import fold, new_state
+from retrainer.policy.decide import decide
+from retrainer.policy.state import MaintenanceState, NaiveComparison
 
 MODEL = "weather"
 DAY0 = datetime(2030, 1, 1)
@@ -123,3 +129,41 @@ def test_a_season_that_does_not_divide_the_step_is_a_spec_error(
     assert "monitor.season is '36h'" in message and "time step (1d" in message
     assert "e.g. 2d" in message
     assert ws.store.monitor_watermark(MODEL) == (0, 0)  # nothing folded, nothing half-counted
+
+
+def test_a_season_not_dividing_the_training_window_step_stops_training(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace(monitor={"season": "36h"})
+    ingest_frame(ws, MODEL, weather_df[weather_df["date"] < "1950-06-01"])
+    with pytest.raises(InputError, match=r"monitor.season is '36h'.*training window"):
+        plan(ws, MODEL)
+    ok = make_workspace(store=f"sqlite:///{ws.spec.store.rsplit('/', 1)[0]}/ok.db",
+                        monitor={"season": "7d"})  # fmt: skip
+    ingest_frame(ok, MODEL, weather_df[weather_df["date"] < "1950-06-01"])
+    assert plan(ok, MODEL).window.rows > 0
+
+
+def test_the_naive_rule_sends_a_naive_better_alert() -> None:
+    sent: list[tuple[str, str, str, dict[str, object]]] = []
+
+    class Alerts:
+        def alert(self, model: str, event: str, title: str, text: str = "", **f: object) -> None:
+            sent.append((event, title, text, f))
+
+    losing = NaiveComparison("mae", "30d", 2.1, {"the previous actual": 1.4}, 500, 40.0, 30.0)
+    state = MaintenanceState(model=MODEL, now=NOW, champion="1.0.0", naive=losing)
+    d = decide(state, Policy(), Rollout())
+    assert d.numbers["rule"] == "naive_baseline"
+    _alert_state(Alerts(), MODEL, state, d)  # type: ignore[arg-type]
+    assert [(e, t) for e, t, _x, _f in sent] == [
+        ("naive_better", "champion 1.0.0 is not better than a naive baseline")
+    ]
+    assert sent[0][2].startswith(
+        "over the last 30d the model's MAE is 2.1, the previous actual's 1.4"
+    )
+    assert sent[0][3]["baseline_value"] == 1.4
+    young = replace(state, naive=replace(losing, champion_age_days=3.0))
+    sent.clear()
+    _alert_state(Alerts(), MODEL, young, decide(young, Policy(), Rollout()))  # type: ignore[arg-type]
+    assert sent == []  # debounced: noted in the decision, no alert at every check

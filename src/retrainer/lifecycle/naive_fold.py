@@ -97,3 +97,15 @@ class NaiveFolder:
                 return
             state["step"] = int(step.total_seconds())
         check_season(self.season, timedelta(seconds=state["step"]), "the actuals")
+
+
+def check_window_season(season: str | None, event_times: pd.Series) -> None:
+    """At training: ``monitor.season`` must be a whole multiple of the training window's time
+    step (a spec error naming it otherwise; nothing to check without a season or a regular
+    step)."""
+    if season is None:
+        return
+    times = pd.to_datetime(event_times.dropna())
+    seconds = times.to_numpy(dtype="datetime64[s]").astype(np.int64)
+    check_season(season, time_step(seconds), "the training window")
+

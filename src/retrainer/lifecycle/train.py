@@ -31,6 +31,7 @@ from . import rollout
 from .choice import last_change
 from .fitting import Fitted, fit_family, fold_summary
 from .gating import gate_against_champion
+from .naive_fold import check_window_season
 from .sources import describe, row_stats, training_frame
 from .workspace import Workspace
 
@@ -182,6 +183,7 @@ def plan(
     choice = choose_features(spec, frame)
     spec = choice.spec
     check_target(spec, frame)
+    check_window_season(spec.monitor.season, frame["event_time"])
     report = quality_of(spec, frame, trigger)
     bump, parent = version_bump(ws, spec, fam)
     balance = {}
