@@ -12,7 +12,8 @@ approval average from the five pollsters' numbers of the day (real, 1,001 days, 
 river's wheel ships; its days are calendar days). The synthetic streams have 7,302 rows laid
 out one a day. The first 10 years train and the rest is scored, except the approval stream:
 its first 365 days train and its other 636 are scored. Every strategy sees each row's features
-before its actual, and the actual one day later.
+before its actual, and the actual one day later (a weather row's actual is about the next day
+and arrives as that day begins: a day early, for every strategy and baseline alike).
 
 Strategies: static (trained once on the initial window); LightGBM retrained every 7, 30, 90
 and 365 days on a sliding 10-year window (the whole past for the approval stream); retrainer's
