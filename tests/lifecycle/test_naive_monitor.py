@@ -10,6 +10,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -132,14 +133,13 @@ def test_a_season_that_does_not_divide_the_step_is_a_spec_error(
 
 
 def test_a_season_not_dividing_the_training_window_step_stops_training(
-    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame, tmp_path: Path
 ) -> None:
     ws = make_workspace(monitor={"season": "36h"})
     ingest_frame(ws, MODEL, weather_df[weather_df["date"] < "1950-06-01"])
     with pytest.raises(InputError, match=r"monitor.season is '36h'.*training window"):
         plan(ws, MODEL)
-    ok = make_workspace(store=f"sqlite:///{ws.spec.store.rsplit('/', 1)[0]}/ok.db",
-                        monitor={"season": "7d"})  # fmt: skip
+    ok = make_workspace(store=f"sqlite:///{tmp_path / 'ok.db'}", monitor={"season": "7d"})
     ingest_frame(ok, MODEL, weather_df[weather_df["date"] < "1950-06-01"])
     assert plan(ok, MODEL).window.rows > 0
 
