@@ -80,7 +80,7 @@ def test_an_abrupt_change_makes_the_retrain_learn_the_recent_rows(tmp_path: Path
     names = [(c["window"], c["half_life"]) for c in choice["candidates"]]
     assert names[:3] == [("all", "none"), ("1/4", "none"), ("since_change", "none")]
     since = choice["candidates"][2]
-    assert since["skipped"] == "no concept drift detected"
+    assert since["skipped"] == "no concept drift or critical degradation detected"
 
 
 def test_a_stationary_stream_keeps_every_row_unweighted(tmp_path: Path) -> None:
@@ -158,3 +158,34 @@ def test_the_last_change_is_where_the_newest_drift_run_began() -> None:
     assert last_change(newest_first) == pd.Timestamp("2026-01-08")
     assert last_change([_decision(3, False)]) is None
     assert last_change([_decision(4, True, dry=True)]) is None
+
+
+def test_after_a_detected_change_the_candidates_are_judged_on_the_rows_since_it(
+    tmp_path: Path,
+) -> None:
+    """A change the monitor saw 200 days ago: every candidate is judged on the newest rows
+    since it (not the gate's 290-day holdout, mostly the old concept), and the rows since
+    the change win."""
+    flip = DAYS - 200
+    frame = _stream(flip_at=flip)
+    frame["y"] = np.where(frame["t"] >= frame["t"].iloc[0] + pd.Timedelta(days=flip), 1, -1) * (
+        10 * frame["x0"]
+    ) + np.random.default_rng(1).normal(0, 0.3, len(frame))
+    with _workspace(tmp_path, task="regression") as ws:
+        ingest_frame(ws, "m", frame)
+        changed = pd.Timestamp(frame["t"].iloc[0] + pd.Timedelta(days=flip)).to_pydatetime()
+        ws.store.add_decision(
+            Decision("m", "full_retrain", ("concept drift",), {"concept_drift": True}, changed)
+        )
+        v = train(ws, "m").version
+    choice = v.details["training_choice"]
+    assert choice["holdout"].startswith("the rows since the change on ")
+    assert choice["holdout_rows"] == v.details["holdout_rows"] == 100  # 20% of 400, at least 100
+    assert choice["chosen"]["window"] == "since_change", choice
+    assert v.metrics["mae"] < 1.0  # the new relation learnt (the old one errs by ~6.7)
+
+
+def test_a_critical_degradation_counts_as_a_change() -> None:
+    at = datetime(2026, 1, 9, tzinfo=UTC)
+    d = Decision("m", "full_retrain", (), {"fired": ["critical_degradation"]}, at)
+    assert last_change([d]) == pd.Timestamp("2026-01-09")

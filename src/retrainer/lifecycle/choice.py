@@ -42,7 +42,7 @@ from ..core.durations import parse_duration
 from ..core.entities import Decision
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
-from ..evaluation.gate import paired_bootstrap
+from ..evaluation.gate import min_rows_for, paired_bootstrap
 from ..families import FamilyModel, family_class
 
 DAY = pd.Timedelta(days=1)
@@ -72,6 +72,7 @@ class ChoiceRecord:
     chosen: Candidate
     candidates: list[Candidate] = field(default_factory=list)
     cpu_seconds: float = 0.0
+    holdout: str | None = None  # None: the gate's holdout; else which rows, and why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +81,7 @@ class ChoiceRecord:
             "chosen": _plain(self.chosen),
             "candidates": [_plain(c) for c in self.candidates],
             "cpu_seconds": round(self.cpu_seconds, 4),
+            **({"holdout": self.holdout} if self.holdout else {}),
         }
 
     def summary(self) -> str:
@@ -127,13 +129,14 @@ def half_life_days(entry: str, span: pd.Timedelta) -> float | None:
 
 
 def last_change(decisions: Sequence[Decision]) -> pd.Timestamp | None:
-    """When the monitor last detected a concept drift: the first decision of the newest run
-    of decisions that saw one (``decisions`` newest first, as the store lists them)."""
+    """When the world last changed, as the monitor saw it: the first decision of the newest
+    run of decisions that saw a concept drift or a critical degradation of the champion
+    (``decisions`` newest first, as the store lists them)."""
     found = None
     for d in decisions:
         if d.dry_run:
             continue
-        if d.numbers.get("concept_drift"):
+        if d.numbers.get("concept_drift") or "critical_degradation" in d.numbers.get("fired", ()):
             found = pd.Timestamp(d.taken_at)
         elif found is not None:
             break
@@ -154,7 +157,8 @@ def choose(
 ) -> tuple[Fit, int, ChoiceRecord]:
     """Fit the candidates on ``frame``'s rows before its newest ``n_hold`` and score them
     there. Returns the chosen candidate's evaluation fit, the index of the first row of the
-    chosen window in ``frame``, and the record."""
+    chosen window in ``frame``, and the record (whose ``holdout_rows`` the caller's holdout
+    becomes: see :func:`holdout_after_change`)."""
     from .fitting import fit_for_evaluation, predict_encoded
 
     started = time.process_time()
@@ -162,11 +166,12 @@ def choose(
     measure = gate_metrics(spec.gate, spec.task)[metric]
     alpha = spec.gate.live_significance
     times = pd.to_datetime(frame["event_time"]).reset_index(drop=True)
+    least = max(spec.quality.min_rows, 20)
+    n_hold, holdout_note = holdout_after_change(spec, times, n_hold, change_at, least)
     n_train = len(frame) - n_hold
     X, y = frame[spec.feature_names], frame["target"]
     hold_X, hold_y = X.iloc[n_train:], y.iloc[n_train:]
     first, end = times.iloc[0], times.iloc[n_train]
-    least = max(spec.quality.min_rows, 20)
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
@@ -176,7 +181,8 @@ def choose(
 
     def attempt(window: str, half: str, start: pd.Timestamp | None) -> None:
         if start is None:
-            tried.append(Candidate(window, half, None, 0, skipped="no concept drift detected"))
+            note = "no concept drift or critical degradation detected"
+            tried.append(Candidate(window, half, None, 0, skipped=note))
             return
         lo = int(times.searchsorted(max(start, first), side="left"))
         rows = n_train - lo
@@ -250,11 +256,50 @@ def choose(
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = fit_for_evaluation(spec, family, X.iloc[:n_train], y.iloc[:n_train])
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")
-        record = ChoiceRecord(metric, n_hold, chosen, tried, time.process_time() - started)
+        record = ChoiceRecord(
+            metric, n_hold, chosen, tried, time.process_time() - started, holdout_note
+        )
         return fit, 0, record
     fit, lo = fits[best[0]]
-    record = ChoiceRecord(metric, n_hold, tried[best[0]], tried, time.process_time() - started)
+    record = ChoiceRecord(
+        metric, n_hold, tried[best[0]], tried, time.process_time() - started, holdout_note
+    )
     return fit, lo, record
+
+
+def holdout_after_change(
+    spec: ModelSpec,
+    times: pd.Series,
+    n_hold: int,
+    change_at: pd.Timestamp | None,
+    least: int,
+) -> tuple[int, str | None]:
+    """The holdout the candidates are judged on: the gate's (``n_hold`` newest rows), or,
+    after a detected change, the newest ``holdout_fraction`` of the rows since it (at least
+    the gate's minimum, so the gate can judge the result) once the rows since the change also
+    leave ``least`` to learn from. Rows from before a change measure a concept the model
+    will not face again; a 2-year holdout would keep every candidate judged on the old
+    concept for 2 years after it changed.
+
+    >>> t = pd.Series(pd.date_range("2020-01-01", periods=1000, freq="D"))
+    >>> from retrainer.core.spec import parse_spec
+    >>> spec = parse_spec({"models": {"m": {"task": "regression", "target": "y",
+    ...     "id_column": "i", "time_column": "t", "features": {"numeric": ["x"]}}}},
+    ...     environ={}).models["m"]
+    >>> holdout_after_change(spec, t, 200, t.iloc[600], 100)
+    (100, 'the rows since the change on 2021-08-23: 100 of 400')
+    >>> holdout_after_change(spec, t, 200, t.iloc[850], 100)[0]  # too few rows since it
+    200
+    """
+    if change_at is None:
+        return n_hold, None
+    since = len(times) - int(times.searchsorted(change_at, side="left"))
+    fewest = min_rows_for(spec.gate, n_hold, len(times)).rows
+    rows = max(fewest, round(since * spec.training.holdout_fraction))
+    if rows >= n_hold or since - rows < least:
+        return n_hold, None
+    note = f"the rows since the change on {change_at.date().isoformat()}: {rows} of {since}"
+    return rows, note
 
 
 def _iso(t: pd.Timestamp | None) -> str | None:

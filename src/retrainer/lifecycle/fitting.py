@@ -227,6 +227,7 @@ def fit_family(
     if spec.training.choice.enabled:
         n_hold = hold.stop - hold.start
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at)
+        n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]
         train_part, hold = slice(0, len(frame) - n_hold), slice(len(frame) - n_hold, len(frame))
         days = record.chosen.half_life_days
