@@ -38,21 +38,3 @@ def test_errors_jump_is_confirmed_after_persistence(
     saved = ws.store.get_state("weather", "concept")
     assert saved is not None and saved[0] == champion
 
-
-def test_the_detector_starts_from_the_champions_holdout_errors(
-    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
-) -> None:
-    """A model with few actuals a day is watched from its first labelled day: the reference
-    is the champion's holdout errors, not its first 500 live ones."""
-    clock = SimClock(datetime(1959, 1, 1))
-    with use_clock(clock):
-        ws = make_workspace(params={"n_estimators": 20}, training={"window_days": 3000})
-        ingest_frame(ws, "weather", weather_df[weather_df["date"] < "1959-01-01"])
-        v = train(ws, "weather", deploy=True).version
-        held = v.details["holdout_errors"]
-        assert len(held) == min(500, v.details["holdout_rows"]) and set(held) <= {0.0, 1.0}
-        serve_day(ws, weather_df[weather_df["date"].dt.year == 1959].head(120), "1959")
-        clock.advance(days=1)
-        status = monitor(ws, "weather").concept
-    assert status is not None and status["ready"], status["reason"]  # 120 live errors: enough
-    assert status["n_reference"] == 500 and status["reference_error"] == sum(held) / len(held)

@@ -237,9 +237,8 @@ def _concept(ws: Workspace, model: str, folder: _Folder) -> dict[str, Any] | Non
     saved = ws.store.get_state(model, "concept")
     if saved is not None and saved[0] == champion:
         detector = ConceptDriftMonitor.from_dict(saved[1])
-    else:  # a new champion: its holdout errors are the reference (train.holdout_errors)
-        held = ws.store.get_version(model, champion).details.get("holdout_errors")
-        detector = ConceptDriftMonitor.from_spec(spec.monitor, reference=held or None)
+    else:
+        detector = ConceptDriftMonitor.from_spec(spec.monitor)
     errors = [e for v, arm, e in folder.errors if v == champion and arm == "champion"]
     if not errors:
         return None if saved is None or saved[0] != champion else detector.status.to_dict()

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..core import feature_sets
@@ -314,22 +313,6 @@ def _warnings(report: QualityReport) -> dict[str, Any]:
     return {"quality_warnings": [w.message for w in report.warnings]}
 
 
-REFERENCE_ERRORS = 500  # ConceptDriftMonitor's reference_size
-
-
-def holdout_errors(fitted: Fitted) -> list[float]:
-    """The evaluation's per-row errors on the newest holdout rows (at most 500): 0/1 for a
-    classifier, the absolute error for a regression. The live concept-drift detector of the
-    version starts from them as its reference, so a model whose actuals arrive a few a day
-    is watched from its first labelled day instead of after its first 500 live errors."""
-    ev = fitted.evaluation
-    y, pred = ev.y_true[-REFERENCE_ERRORS:], ev.predictions[-REFERENCE_ERRORS:]
-    if fitted.model.task == "classification":
-        return (y != pred).astype(float).tolist()  # type: ignore[no-any-return]
-    err = np.abs(pred.astype(float) - y.astype(float))
-    return [round(float(e), 6) for e in err if np.isfinite(e)]
-
-
 def offered_rows(details: dict[str, Any] | None, rows: int) -> int:
     """The rows the training's window offered: ``window_rows`` when it chose a part of them."""
     return int((details or {}).get("window_rows", rows))
@@ -420,7 +403,6 @@ def register_fitted(
         extra["training_shrunk"] = shrunk
     if decision_id is not None:
         extra["decision_id"] = decision_id
-    extra["holdout_errors"] = holdout_errors(fitted)
     extra.update(
         holdout_rows=len(fitted.evaluation.holdout_ids),
         holdout_start=fitted.evaluation.holdout_start.isoformat(),
