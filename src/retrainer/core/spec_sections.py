@@ -323,7 +323,14 @@ class Gate(Section):
         None, gt=0, description="Largest peak RSS growth of loading the model and predicting."
     )
     max_size_bytes: int | None = Field(None, gt=0)
-    min_rows: int = Field(100, ge=10)
+    min_rows: int | None = Field(
+        None,
+        ge=10,
+        description=(
+            "Fewest rows to compare on (fewer: 'insufficient'). Unset: scaled to the model's "
+            "window, the holdout a full retrain of it gets, between 30 and 100."
+        ),
+    )
 
     @field_validator("guards", mode="before")
     @classmethod

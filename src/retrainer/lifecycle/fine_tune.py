@@ -15,6 +15,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import FamilyModel, ValidationSet, family_class, load_model
 from .fitting import Evaluation, Fitted, score
+from .gating import window_min_rows
 from .predictor import load_predictor
 from .sources import row_stats, training_frame
 from .train import register_fitted
@@ -122,6 +123,9 @@ def fine_tune(
     )  # a fresh copy to train further
     X, y = frame[spec.feature_names], frame["target"]
     fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
+    k = window_min_rows(ws, spec).validation_rows(len(frame), spec.fine_tune.validation_fraction)
+    if k > val.stop - val.start:  # a small window: the slice its scaled gate minimum needs
+        fit_part, val = slice(0, len(frame) - k), slice(len(frame) - k, len(frame))
     before = _size(tuned)
     tuned.fine_tune(
         X.iloc[fit_part],

@@ -15,21 +15,46 @@ begins and learns from the rows before it; a champion trained later than that, o
   challenger's rows before its holdout *is* the evaluation fit. Its comparison is reported
   but not judged (``handicap`` in the result); the guards and budgets still apply, and the
   live monitor (with automatic rollback) judges it in production.
+
+The fewest rows the gate judges on (``gate.min_rows``) scales, when unset, with the model's
+window (:func:`~retrainer.evaluation.gate.min_rows_for`): a full retrain's own holdout, and
+for a fine-tune the holdout a full retrain of the window would get (:func:`window_min_rows`).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..core.spec import ModelSpec
-from ..evaluation.gate import budget_gate, run_gate, summary_line
+from ..evaluation.gate import MinRows, budget_gate, min_rows_for, run_gate, summary_line
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
+from .sources import count_rows, row_stats
 from .workspace import Workspace
+
+
+def window_min_rows(ws: Workspace, spec: ModelSpec) -> MinRows:
+    """The gate's minimum for ``spec``'s model as its window holds now: ``gate.min_rows``
+    when set (nothing is counted), else scaled to the holdout a full retrain of the window
+    would get (``training.holdout_fraction`` of its rows, or its last
+    ``training.holdout_days`` days). What the policy and a fine-tune plan with."""
+    if spec.gate.min_rows is not None:
+        return min_rows_for(spec.gate)
+    total, _, newest = row_stats(ws, spec)
+    days, rows = spec.training.window_days, total
+    if days and newest is not None:
+        rows = count_rows(ws, spec, newest - timedelta(days=days))
+    hold_days = spec.training.holdout_days
+    if hold_days and newest is not None:
+        holdout = count_rows(ws, spec, newest - timedelta(days=hold_days))
+    else:
+        holdout = max(1, round(rows * spec.training.holdout_fraction)) if rows else 0
+    return min_rows_for(spec.gate, holdout, rows)
 
 
 def gate_against_champion(
@@ -96,6 +121,11 @@ def gate_against_champion(
         champ_pred = np.empty(0)
         if spec.task == "classification" and chal_proba is not None:
             champ_proba = np.empty((0, *chal_proba.shape[1:]))
+    need = (  # a full retrain's frame is the window; a fine-tune's, only its new rows
+        min_rows_for(spec.gate, len(hold), len(frame))
+        if fitted.from_recipe
+        else window_min_rows(ws, spec)
+    )
     result = run_gate(
         y,
         champ_pred,
@@ -110,6 +140,7 @@ def gate_against_champion(
         seed=spec.training.seed,
         refresh=refresh,
         handicap=handicap,
+        min_rows=need,
     )
     out = result.to_dict()
     out["champion_version"] = champion_name

@@ -3,7 +3,6 @@ stored (taken or not)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -26,6 +25,7 @@ from ..store.decisions import PENDING
 from . import rollout
 from .drift_check import check_drift
 from .fine_tune import fine_tune
+from .gating import window_min_rows
 from .lease import held_lease
 from .monitor import MonitorReport, monitor
 from .registry_ops import rollback
@@ -93,7 +93,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         drift = DataDrift(s.share, s.drift, s.critical, s.drifted)
     new_rows = count_rows(ws, spec, after=newest.train_end)
     since_champion = count_rows(ws, spec, after=champ.train_end)
-    needed = math.ceil(spec.gate.min_rows / spec.fine_tune.validation_fraction)
+    need = window_min_rows(ws, spec)  # gate.min_rows, or scaled to a small window
+    needed = need.fine_tune_rows_needed(spec.fine_tune.validation_fraction)
     return MaintenanceState(
         model=model,
         now=now,
@@ -102,6 +103,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         concept_drift=concept,
         rows_since_champion=since_champion,
         fine_tune_rows_needed=needed,
+        gate_min_rows=need.rows,
+        gate_min_rows_note=need.note,
         fine_tune_min_rows=spec.fine_tune.min_rows,
         live_metrics=live_metrics,
         champion_rows=rollout.rows_learnt(champ, versions),
@@ -113,7 +116,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         drift=drift,
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
-        new_features=_new_features_due(ws, spec, champ, newest, new_rows),
+        new_features=_new_features_due(ws, spec, champ, newest, new_rows, need.rows),
         naive=naive_comparison(report, champion, _days(now, champ.created_at)),
     )
 
@@ -144,18 +147,24 @@ def naive_comparison(
 
 
 def _new_features_due(
-    ws: Workspace, spec: ModelSpec, champion: ModelVersion, newest: ModelVersion, new_rows: int
+    ws: Workspace,
+    spec: ModelSpec,
+    champion: ModelVersion,
+    newest: ModelVersion,
+    new_rows: int,
+    min_rows: int,
 ) -> tuple[str, ...]:
     """:func:`new_features`, unless a full retrain that learnt them was already made after the
     champion and kept back (its gate had too few rows newer than the champion's): the next
-    one waits until ``gate.min_rows`` rows newer than that attempt exist to judge it on,
-    instead of a new major version at every check."""
+    one waits until ``min_rows`` rows (the gate's, scaled to the window when
+    ``gate.min_rows`` is unset) newer than that attempt exist to judge it on, instead of a new
+    major version at every check."""
     fresh = new_features(ws, spec, champion)
     if not fresh or newest is champion or newest.version == champion.version:
         return fresh
     schema = newest.feature_schema
     tried = {*schema.get("numeric", []), *schema.get("categorical", [])}
-    if newest.kind in FULL and set(fresh) <= tried and new_rows < spec.gate.min_rows:
+    if newest.kind in FULL and set(fresh) <= tried and new_rows < min_rows:
         return ()
     return fresh
 

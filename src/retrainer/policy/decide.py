@@ -85,8 +85,17 @@ class _Context:
 
     @property
     def fine_tune_judgeable(self) -> bool:
+        """Enough rows newer than the champion for the gate to judge a fine-tune: its
+        validation slice reaches the gate's minimum (scaled to a small window when
+        ``gate.min_rows`` is unset, see ``gate_min_rows_note``)."""
         s = self.state
         return s.rows_since_champion >= s.fine_tune_rows_needed
+
+    @property
+    def scaled(self) -> str:
+        """``"; gate min_rows 40 (scaled: ...)"`` when the minimum was scaled, else empty."""
+        note = self.state.gate_min_rows_note
+        return "" if note is None else f"; gate {note}"
 
     def tune(self, reason: str, *, judge_what_is_there: bool = False) -> tuple[Action, str]:
         """A fine-tune; a full retrain when the family cannot warm start, when
@@ -107,8 +116,8 @@ class _Context:
         if not self.fine_tune_judgeable:
             return "full_retrain", (
                 f"{reason}; a fine-tune on {s.rows_since_champion} new rows could not be judged "
-                f"(the gate needs {s.fine_tune_rows_needed} for its validation slice), so a "
-                "full retrain"
+                f"(the gate needs {s.fine_tune_rows_needed} for its validation slice{self.scaled})"
+                ", so a full retrain"
             )
         return "fine_tune", reason
 
@@ -378,7 +387,7 @@ def _stale(c: _Context) -> Fired:
         reason += (
             f"; a fine-tune on the {s.rows_since_champion} new rows there are, judged on what "
             f"is there (the gate wants {s.fine_tune_rows_needed} to judge it fully and keeps "
-            "the champion when its slice is too small)"
+            f"the champion when its slice is too small{c.scaled})"
         )
     return c.tune(reason, judge_what_is_there=True)
 
@@ -520,6 +529,8 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "max_fine_tunes": c.policy.max_fine_tunes,
         "rows_since_champion": s.rows_since_champion,
         "fine_tune_rows_needed": s.fine_tune_rows_needed,
+        "gate_min_rows": s.gate_min_rows,
+        "gate_min_rows_note": s.gate_min_rows_note,
         "days_since_update": s.days_since_update,
         "max_days_since_update": c.policy.max_days_since_update,
         "drift_share": drift.share if drift else None,

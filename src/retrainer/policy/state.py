@@ -193,6 +193,9 @@ class MaintenanceState:
     # champion's window; below this many such rows its verdict can only be "insufficient".
     rows_since_champion: int = 0
     fine_tune_rows_needed: int = 0
+    # the gate's fewest rows (gate.min_rows, or scaled to a small window, then said in the note)
+    gate_min_rows: int | None = None
+    gate_min_rows_note: str | None = None
     champion_rows: int = 0  # the rows the champion was trained on
     # fine_tune.min_rows: below this many new rows there is nothing to fine-tune on at all
     fine_tune_min_rows: int = 0
