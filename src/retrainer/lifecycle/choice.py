@@ -46,6 +46,8 @@ from ..evaluation.gate import min_rows_for, paired_bootstrap
 from ..families import FamilyModel, family_class
 
 DAY = pd.Timedelta(days=1)
+# the policy rules whose firing says the champion's world changed (besides concept drift)
+CHANGE_RULES = frozenset({"critical_degradation"})
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,8 @@ def last_change(decisions: Sequence[Decision]) -> pd.Timestamp | None:
     for d in decisions:
         if d.dry_run:
             continue
-        if d.numbers.get("concept_drift") or "critical_degradation" in d.numbers.get("fired", ()):
+        fired = d.numbers.get("fired", ())
+        if d.numbers.get("concept_drift") or any(r in CHANGE_RULES for r in fired):
             found = pd.Timestamp(d.taken_at)
         elif found is not None:
             break
