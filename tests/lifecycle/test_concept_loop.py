@@ -37,4 +37,3 @@ def test_errors_jump_is_confirmed_after_persistence(
     assert not statuses[0]["drift"]  # one check is never enough (persistence 2)
     saved = ws.store.get_state("weather", "concept")
     assert saved is not None and saved[0] == champion
-

@@ -108,4 +108,3 @@ def check_window_season(season: str | None, event_times: pd.Series) -> None:
     times = pd.to_datetime(event_times.dropna())
     seconds = times.to_numpy(dtype="datetime64[s]").astype(np.int64)
     check_season(season, time_step(seconds), "the training window")
-
