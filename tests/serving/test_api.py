@@ -283,6 +283,9 @@ def test_status_shows_the_naive_baselines_beside_the_versions(
         assert labelled - 1 <= b["labelled"] <= labelled  # each actual once
         assert 0 <= b["metrics"]["accuracy"] <= 1
     assert all("description" not in v for v in live["versions"])
+    server.state.cache.pop("live", None)  # the gauges are cached for LIVE_TTL seconds
+    text = get(server, "/metrics").text
+    assert 'retrainer_live_metric{model="weather",version="naive:last",arm="baseline"' in text
 
 
 def test_train_job_and_maintain(server: Served) -> None:

@@ -188,7 +188,7 @@ def _live(state: ServerState) -> list[Gauge]:
         except Exception as exc:
             log.warning("model %s: live metrics unavailable: %s", m, exc)
             continue
-        for v in report.versions:
+        for v in [*report.versions, *report.baselines]:  # naive:* baselines, arm "baseline"
             ids = {"model": m, "version": v.version, "arm": v.arm}
             preds.add(v.predictions, **ids)
             labelled.add(v.labelled, **ids)
