@@ -87,7 +87,12 @@ def test_an_explicit_min_rows_still_wins(tmp_path: Path, approval: pd.DataFrame)
 def test_fine_tunes_of_100_new_rows_are_judged(tmp_path: Path, approval: pd.DataFrame) -> None:
     """A fine-tune every 100 rows: its validation slice is raised from 10 rows to the scaled
     60 (40 left to learn from), so the gate judges it instead of "insufficient"."""
-    policy = {"new_data_fraction": None, "fine_tune_every_rows": 100, "critical_degradation": 5}
+    policy = {  # the rows rule alone: no retrain for degradation or a naive baseline
+        "new_data_fraction": None,
+        "fine_tune_every_rows": 100,
+        "critical_degradation": 5,
+        "naive_margin": None,
+    }
     _, gates = _replay(tmp_path, approval, policy=policy, fine_tune={"rounds": 20})
     tunes = [(v, g) for v, g, _ in gates if v.kind == "fine_tune"]
     assert tunes
