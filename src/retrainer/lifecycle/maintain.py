@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
@@ -27,7 +28,7 @@ from .drift_check import check_drift
 from .fine_tune import fine_tune
 from .gating import window_min_rows
 from .lease import held_lease
-from .monitor import MonitorReport, monitor
+from .monitor import MonitorReport, VersionMonitor, monitor
 from .registry_ops import rollback
 from .rollout import live_regression
 from .sources import count_rows, row_stats
@@ -78,7 +79,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     perf = None
     live_metrics: dict[str, float] = {}
     try:
-        live = report.version(champion, "champion")
+        report, live = champion_live(ws, spec, report, champion, champ.created_at, now)
         value = live.metrics.get(spec.primary_metric)
         base = live.baseline.get(spec.primary_metric)
         if value is not None and base is not None:
@@ -144,6 +145,30 @@ def naive_comparison(
         report.primary_metric, report.window, value, baselines, live.labelled,
         champion_age_days, days,
     )  # fmt: skip
+
+
+def champion_live(
+    ws: Workspace,
+    spec: ModelSpec,
+    report: MonitorReport,
+    champion: str,
+    since: datetime,
+    now: datetime,
+) -> tuple[MonitorReport, VersionMonitor]:
+    """The monitor report and the champion's live metrics in it over ``monitor.window``, or,
+    when that window holds fewer than ``monitor.min_samples`` labelled pairs, over the window
+    doubled until it holds them (never back past ``since``, the champion's creation). A model
+    whose actuals come a few a day is judged on the samples the policy needs instead of never
+    (a 7-day window of a daily stream holds 7); the naive baselines are compared over the
+    same window. KeyError when the champion has no live data."""
+    live = report.version(champion, "champion")
+    span = parse_duration(spec.monitor.window, what="monitor.window")
+    life = now - since
+    while live.labelled < spec.monitor.min_samples and span < life:
+        span = min(span * 2, life)
+        report = monitor(ws, spec.name, window=span, now=now)
+        live = report.version(champion, "champion")
+    return report, live
 
 
 def _new_features_due(
@@ -375,4 +400,31 @@ def _act(
     except RetrainerError as exc:
         return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}"
     deployed = bool(version.details.get("deployed"))
-    return version.version, deployed, rollout.outcome(version, ws.store.roles(model))
+    said = rollout.outcome(version, ws.store.roles(model))
+    return version.version, deployed, said + choice_note(version.details.get("training_choice"))
+
+
+def choice_note(choice: dict[str, Any] | None) -> str:
+    """The training's window and weighting choice in the decision's words, with every
+    candidate it skipped and why (empty without a choice).
+
+    >>> note = choice_note({"metric": "mae", "chosen": {"window": "1/4", "half_life": "none",
+    ...     "rows": 912, "value": 1.91}, "candidates": [{"window": "since_change",
+    ...     "half_life": "none", "skipped": "no concept drift detected"}]})
+    >>> for part in note.split("; ")[1:]:
+    ...     print(part)
+    chose window 1/4 (912 rows), half-life none: mae 1.91
+    skipped since_change: no concept drift detected
+    """
+    if not choice or "chosen" not in choice:
+        return ""
+    c = choice["chosen"]
+    value = f": {choice['metric']} {c['value']:.4g}" if c.get("value") is not None else ""
+    text = f"; chose window {c['window']} ({c['rows']:,} rows), half-life {c['half_life']}{value}"
+    skipped = [
+        f"{s['window'] if s['half_life'] == 'none' else 'half-life ' + s['half_life']}: "
+        f"{s['skipped']}"
+        for s in choice.get("candidates", [])
+        if s.get("skipped") and s.get("skipped") != "same rows"
+    ]
+    return text + ("; skipped " + "; ".join(skipped) if skipped else "")
