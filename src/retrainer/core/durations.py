@@ -59,3 +59,16 @@ def check_days(days: float, *, what: str = "number of days") -> float:
     if days > MAX_DAYS:
         raise InputError(f"{what} {days!r} is too large: at most {MAX_DAYS} (100 years).")
     return days
+
+
+def duration_text(span: timedelta) -> str:
+    """The shortest text :func:`parse_duration` reads back as ``span``.
+
+    >>> duration_text(timedelta(days=14)), duration_text(timedelta(minutes=90))
+    ('14d', '90m')
+    """
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"

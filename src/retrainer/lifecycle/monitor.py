@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.clock import utcnow
-from ..core.durations import parse_duration
+from ..core.durations import duration_text, parse_duration
 from ..core.errors import RetrainerError
 from ..core.metrics import METRICS, task_metrics
 from ..evaluation.conformal import ConformalInterval
@@ -136,7 +136,7 @@ def monitor(
     baseline on the primary metric (null below ``monitor.min_samples`` labelled pairs)."""
     spec = ws.model_spec(model)
     if isinstance(window, timedelta):
-        span, text = window, _span_text(window)
+        span, text = window, duration_text(window)
     else:
         text = window or spec.monitor.window
         span = parse_duration(text, what="monitor window")
@@ -191,7 +191,7 @@ def monitor(
         notes.append("multi-class: only accuracy is computed live (probabilities are not logged).")
     return MonitorReport(
         model,
-        text or _span_text(span),
+        text or duration_text(span),
         since,
         until,
         primary,
@@ -452,11 +452,3 @@ def _baseline(ws: Workspace, model: str, version: str) -> dict[str, float | None
 
 def _hour(t: datetime) -> datetime:
     return t.replace(minute=0, second=0, microsecond=0)
-
-
-def _span_text(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"

@@ -292,23 +292,15 @@ to a multiple of 1d (e.g. 2d), or to null for no seasonal baseline.
     """
     if season is None or step is None:
         return
-    from ..core.durations import parse_duration
+    from ..core.durations import duration_text, parse_duration
 
     span = parse_duration(season, what="monitor.season")
     if int(span.total_seconds()) % int(step.total_seconds()) == 0:
         return
-    text = _duration_text(step)
+    text = duration_text(step)
     times = max(1, round(span / step))
     raise InputError(
         f"monitor.season is {season!r}, which is not a whole multiple of the data's time step "
         f"({text}, from the time column of {where}). Set monitor.season to a multiple of "
-        f"{text} (e.g. {_duration_text(step * times)}), or to null for no seasonal baseline."
+        f"{text} (e.g. {duration_text(step * times)}), or to null for no seasonal baseline."
     )
-
-
-def _duration_text(span: timedelta) -> str:
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
