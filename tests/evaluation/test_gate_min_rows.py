@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec import parse_spec
 from retrainer.core.spec_sections import Gate
-from retrainer.evaluation.gate import MIN_ROWS, MIN_ROWS_FLOOR, MinRows, min_rows_for, run_gate
+from retrainer.evaluation.gate import run_gate
+from retrainer.evaluation.min_rows import MIN_ROWS, MIN_ROWS_FLOOR, MinRows, min_rows_for
 
 
 @pytest.mark.parametrize(

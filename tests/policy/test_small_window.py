@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from retrainer.core.spec_sections import Gate, Policy, Rollout
-from retrainer.evaluation.gate import min_rows_for
+from retrainer.evaluation.min_rows import min_rows_for
 from retrainer.policy.decide import decide
 from retrainer.policy.state import LivePerformance, MaintenanceState
 

@@ -42,7 +42,8 @@ from ..core.durations import parse_duration
 from ..core.entities import Decision
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
-from ..evaluation.gate import min_rows_for, paired_bootstrap
+from ..evaluation.gate import paired_bootstrap
+from ..evaluation.min_rows import min_rows_for
 from ..families import FamilyModel, family_class
 
 DAY = pd.Timedelta(days=1)

@@ -31,7 +31,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.spec import ModelSpec
-from ..evaluation.gate import MinRows, budget_gate, min_rows_for, run_gate, summary_line
+from ..evaluation.gate import budget_gate, run_gate, summary_line
+from ..evaluation.min_rows import MinRows, min_rows_for
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
 from .sources import count_rows, row_stats
