@@ -175,7 +175,7 @@ class FamilyModel(ABC):
         if not self.capabilities.sample_weight:
             raise CapabilityError(
                 f"The {self.name!r} family takes no row weights. Train it without recency "
-                "weighting (training.weighting: [none])."
+                "weighting (training.choice.half_lives: [none])."
             )
         w = np.asarray(weight, dtype=float)
         if w.shape != (n,) or not np.all(np.isfinite(w)) or (w < 0).any():
