@@ -16,6 +16,7 @@ from ..core.entities import Bump, ModelVersion
 from ..core.errors import (
     ConfigError,
     ConflictError,
+    FamilyUnavailableError,
     InputError,
     QualityError,
     RetrainerError,
@@ -177,7 +178,11 @@ def plan(
     """What training ``model`` would do, its quality judged as ``trigger`` would see it."""
     spec = ws.model_spec(model)
     fam = family or spec.family
-    family_class(fam)  # unknown names fail here, before any work
+    try:
+        family_class(fam)  # unknown names fail here, before any work
+    except FamilyUnavailableError:
+        if spec.fallback_family in (None, fam):
+            raise  # a library missing and no fallback: say so before any work
     frame = load_window(ws, spec, days_back) if frame is None else frame
     choice = choose_features(spec, frame)
     spec = choice.spec

@@ -13,6 +13,11 @@ before the reference is full and ``min_samples`` recent errors are in.
 Because each check is a pure function of (reference, window), the monitor's whole state is
 JSON-safe (:meth:`ConceptDriftMonitor.to_dict`); no detector is pickled.
 
+river is optional (the ``river`` extra) and imported only when a check runs. On the core
+install every check is *skipped*: the errors still fill the reference and the window (so a
+later install of river resumes from them), the status says ``skipped=True`` and why, and it
+never reports drift.
+
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
 >>> mon = ConceptDriftMonitor("adwin", min_samples=100, persistence=2, reference_size=500)
@@ -30,25 +35,43 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
-
-from river import drift as river_drift
-from river.base import DriftDetector
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..core.errors import ConfigError, InputError
 from ..core.spec_sections import Monitor
 
+if TYPE_CHECKING:
+    from river.base import DriftDetector
+
 DetectorName = Literal["adwin", "page_hinkley"]
 SNAPSHOT_FORMAT = 1
+SKIPPED = (
+    "concept drift check skipped: river is not installed (the core install has no "
+    "concept-drift detector); install it with `pip install 'retrainer[river]'`"
+)
 
-# name -> (factory, defaults added to the user's params). Page-Hinkley watches increases only:
-# a falling error rate is not a reason to retrain.
-_DETECTORS: dict[str, tuple[Callable[..., DriftDetector], dict[str, Any]]] = {
-    "adwin": (river_drift.ADWIN, {}),
-    "page_hinkley": (river_drift.PageHinkley, {"mode": "up"}),
+# name -> (river.drift class name, defaults added to the user's params). Page-Hinkley watches
+# increases only: a falling error rate is not a reason to retrain.
+_DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "adwin": ("ADWIN", {}),
+    "page_hinkley": ("PageHinkley", {"mode": "up"}),
 }
+
+
+def river_drift() -> ModuleType | None:
+    """``river.drift``, or None when river is not installed (the core install).
+
+    >>> river_drift() is None or hasattr(river_drift(), "ADWIN")
+    True
+    """
+    try:
+        from river import drift
+    except ImportError:
+        return None
+    return drift
 
 
 @dataclass(frozen=True)
@@ -69,6 +92,8 @@ class ConceptDriftStatus:
     reference_error: float | None
     recent_error: float | None
     reason: str
+    # True when the check could not run (river is not installed); drift is then always False
+    skipped: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +152,7 @@ class ConceptDriftMonitor:
         self.reference_size = reference_size
         self.window = window
         self.params = dict(params or {})
-        self._make()  # fail now on bad params, not at the first check
+        self._make()  # fail now on bad params, not at the first check (river installed)
         self.reference_: list[float] = []
         self.recent_: deque[float] = deque(maxlen=window)
         self.n_seen_ = 0
@@ -154,15 +179,20 @@ class ConceptDriftMonitor:
             **kwargs,
         )
 
-    def _make(self) -> DriftDetector:
-        factory, defaults = _DETECTORS[self.detector]
+    def _make(self) -> DriftDetector | None:
+        """A fresh river detector; None when river is not installed."""
+        module = river_drift()
+        if module is None:
+            return None
+        name, defaults = _DETECTORS[self.detector]
         try:
-            return factory(**{**defaults, **self.params})
+            detector: DriftDetector = getattr(module, name)(**{**defaults, **self.params})
         except (TypeError, ValueError) as exc:
             raise ConfigError(
                 f"The {self.detector} parameters {self.params!r} are invalid: {exc}. "
-                f"See river.drift.{factory.__name__} for the accepted ones."
+                f"See river.drift.{name} for the accepted ones."
             ) from exc
+        return detector
 
     @property
     def status(self) -> ConceptDriftStatus:
@@ -184,6 +214,10 @@ class ConceptDriftMonitor:
         ready = (
             len(self.reference_) >= self.reference_size and len(self.recent_) >= self.min_samples
         )
+        if river_drift() is None:
+            self.streak_ = 0
+            self.status_ = self._status(False, ready=ready, skipped=True)
+            return self.status_
         self.n_checks_ += 1
         fired = ready and self._fires()
         self.streak_ = self.streak_ + 1 if fired else 0
@@ -195,6 +229,8 @@ class ConceptDriftMonitor:
         if ref is None or recent is None or recent <= ref:
             return False
         det = self._make()
+        if det is None:
+            return False
         for x in self.reference_:
             det.update(x)
         detected = False
@@ -203,11 +239,13 @@ class ConceptDriftMonitor:
             detected = detected or det.drift_detected
         return detected
 
-    def _status(self, fired: bool, *, ready: bool) -> ConceptDriftStatus:
+    def _status(self, fired: bool, *, ready: bool, skipped: bool = False) -> ConceptDriftStatus:
         ref, recent = _mean(self.reference_), _mean(self.recent_)
         drift = self.streak_ >= self.persistence
         errors = f"recent error {recent:.3g} vs reference {ref:.3g}" if ready else ""
-        if not ready:
+        if skipped:
+            reason = SKIPPED
+        elif not ready:
             reason = (
                 f"warming up: {len(self.reference_)}/{self.reference_size} reference errors, "
                 f"{len(self.recent_)}/{self.min_samples} recent errors"
@@ -239,6 +277,7 @@ class ConceptDriftMonitor:
             reference_error=ref,
             recent_error=recent,
             reason=reason,
+            skipped=skipped,
         )
 
     def to_dict(self) -> dict[str, Any]:

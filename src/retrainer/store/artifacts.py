@@ -36,6 +36,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..core.errors import IntegrityError, StoreUnavailable
+from ..core.extras import missing_library
 from ..core.names import MODEL_NAME, check_model_name
 
 SUFFIX = ".rtm"
@@ -75,7 +76,10 @@ def relative_uri(uri: str, model: str, sha256: str) -> str | None:
 class ArtifactStore:
     def __init__(self, url: str, signing_key: bytes | None = None) -> None:
         self.url = url.rstrip("/")
-        self.fs, root = fsspec.core.url_to_fs(self.url)
+        try:
+            self.fs, root = fsspec.core.url_to_fs(self.url)
+        except ImportError as exc:  # s3:// and friends need their fsspec package
+            raise missing_library(f"Artifact store URL {self.url!r}", exc) from None
         self.local = isinstance(self.fs, LocalFileSystem)
         self.root = self._norm(str(root)).rstrip("/") or "/"
         self.signing_key = signing_key

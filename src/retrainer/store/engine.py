@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from ..core.errors import ConfigError, StoreBusy, StoreUnavailable
+from ..core.extras import missing_library
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -93,13 +94,16 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.get_driver_name() not in ("psycopg", "psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(
-            parsed,
-            pool_pre_ping=True,
-            pool_size=5,
-            max_overflow=5,
-            connect_args={"options": f"-c lock_timeout={max(1, round(wait * 1000))}"},
-        )
+        try:
+            engine = create_engine(
+                parsed,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=5,
+                connect_args={"options": f"-c lock_timeout={max(1, round(wait * 1000))}"},
+            )
+        except ImportError as exc:  # the driver is the `postgres` extra
+            raise missing_library(f"Store URL {safe_url(url)!r}", exc) from None
         _busy_errors(engine, wait)
         return engine
     raise ConfigError(
