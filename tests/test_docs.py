@@ -1,9 +1,12 @@
 """The docs keep up with the code: every CLI command has help text and a section in
 docs/cli.md listing its arguments and options; every error code and its exit code is in the
-exit-code table; every key of the spec is in docs/configuration.md."""
+exit-code table; every key of the spec is in docs/configuration.md; every page's ``>>>``
+examples run (docs/python.md: every public method of the Python API is shown)."""
 
 from __future__ import annotations
 
+import doctest
+import io
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,3 +156,31 @@ def test_spec_key_is_documented(key: str) -> None:
 )
 def test_environment_variable_is_documented(variable: str) -> None:
     assert f"`{variable}" in CONFIG_MD
+
+
+DOCTESTED = sorted(p for p in DOCS.glob("*.md") if re.search(r"^>>> ", p.read_text("utf-8"), re.M))
+
+
+def test_the_python_api_page_is_doctested() -> None:
+    assert DOCS / "python.md" in DOCTESTED
+
+
+@pytest.mark.parametrize("page", DOCTESTED, ids=lambda p: p.name)
+def test_doc_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page's ``>>>`` examples run in order as one doctest, in an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    test = doctest.DocTestParser().get_doctest(page.read_text("utf-8"), {}, page.name, str(page), 0)
+    report = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test, out=report.write)
+    assert runner.failures == 0, f"{page.name}: examples fail:\n{report.getvalue()}"
+
+
+def test_every_public_method_of_the_python_api_is_documented() -> None:
+    from retrainer.api.facade import Retrainer
+
+    page = (DOCS / "python.md").read_text(encoding="utf-8")
+    methods = [m for m in vars(Retrainer) if not m.startswith("_") and callable(vars(Retrainer)[m])]
+    assert {"ingest", "train", "predict", "feedback", "monitor", "report"} <= set(methods)
+    for name in methods:
+        assert f"`rt.{name}(" in page, f"Retrainer.{name} is not in docs/python.md's table"

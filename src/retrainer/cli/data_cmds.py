@@ -113,12 +113,13 @@ def predict(
     as_json: JsonFlag = False,
 ) -> None:
     """Score a file with the champion (or --version) and log the predictions."""
+    from ..api.results import PredictResult
     from ..lifecycle.predict import predict_file
 
     with workspace() as ws:
         r = predict_file(ws, model, input, out_path, version=version)
     if as_json:
-        emit_json({"version": r.version, "rows": r.rows, "out": r.out, "request_id": r.request_id})
+        emit_json(PredictResult(model, r.version, r.rows, r.request_id, r.out).to_dict())
     else:
         out.print(f"{model} {r.version}: {r.rows} predictions → {r.out}")
 

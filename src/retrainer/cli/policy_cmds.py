@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..core.durations import MAX_SECONDS
-from ..core.entities import Decision
+from ..core.views import decision_view
 from .app import (
     MAX_LIMIT,
     AsOf,
@@ -27,19 +27,6 @@ if TYPE_CHECKING:
     from ..lifecycle.workspace import Workspace
 
 
-def decision_view(d: Decision) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "model": d.model,
-        "action": d.action,
-        "reasons": list(d.reasons),
-        "numbers": d.numbers,
-        "taken_at": d.taken_at.isoformat(),
-        "dry_run": d.dry_run,
-        "outcome": d.outcome,
-    }
-
-
 @app.command()
 @handles_errors
 def drift(
@@ -53,7 +40,7 @@ def drift(
 
     with workspace() as ws, as_of_clock(as_of):
         r = check_drift(ws, model, window=window)
-    rows = [f.to_dict() for f in r.features]
+    rows = r.to_dict()["features"]
     if as_json:
         emit_json(rows)
         return
@@ -90,6 +77,7 @@ def maintain(
     as_json: JsonFlag = False,
 ) -> None:
     """Run monitor → policy → act once; every decision is stored."""
+    from ..api.results import MaintainResult
     from ..core.errors import RetrainerError, exit_code
     from ..lifecycle.maintain import maintain as maintain_op
 
@@ -99,7 +87,7 @@ def maintain(
         with workspace() as ws, as_of_clock(as_of):
             _after_champion(ws, model, as_of)
             r = maintain_op(ws, model, dry_run=dry_run, triggered_by="manual", wait=wait)
-        view = {**decision_view(r.decision), "version": r.version, "deployed": r.deployed}
+        view = MaintainResult.of(r).to_dict()
         if as_json:
             emit_json(view)
             return
@@ -118,9 +106,7 @@ def maintain(
                 if not as_json:
                     err.print(f"{name}: error: {exc.message}", highlight=False, markup=False)
                 continue
-            views.append(
-                {**decision_view(r.decision), "version": r.version, "deployed": r.deployed}
-            )
+            views.append(MaintainResult.of(r).to_dict())
             if not as_json:
                 _print_decision(views[-1])
     if as_json:

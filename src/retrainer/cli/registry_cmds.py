@@ -51,12 +51,13 @@ def versions(
     as_json: JsonFlag = False,
 ) -> None:
     """List a model's versions with lineage, role and holdout metrics."""
+    from ..api.results import VersionInfo
     from ..lifecycle import registry_ops
 
     with workspace() as ws:
         rows = registry_ops.versions_with_roles(ws, model)
         primary = ws.model_spec(model).primary_metric
-    views = [version_view(r.version, r.role, detail=detail) for r in rows]
+    views = [VersionInfo.of(r.version, r.role, detail=detail).to_dict() for r in rows]
     if as_json:
         emit_json(views)
         return
@@ -199,12 +200,14 @@ def deploy(
         _import(model, from_file, reason or "", force, as_json)
         return
     assert version is not None
+    from ..api.results import DeployResult
+
     with workspace() as ws:
         event = registry_ops.deploy(
             ws, model, version, reason=reason or "manual deploy", forced=force
         )
     if as_json:
-        emit_json(event_view(event))
+        emit_json(DeployResult.of(event).to_dict())
     else:
         out.print(f"{model}: champion {event.from_version or 'none'} → {event.to_version}")
 
@@ -267,11 +270,12 @@ def rollback(
     as_json: JsonFlag = False,
 ) -> None:
     """Return to the previous champion, or to --to VERSION."""
+    from ..api.results import DeployResult
     from ..lifecycle import registry_ops
 
     with workspace() as ws:
         event = registry_ops.rollback(ws, model, to=to, reason=reason)
     if as_json:
-        emit_json(event_view(event))
+        emit_json(DeployResult.of(event).to_dict())
     else:
         out.print(f"{model}: rolled back {event.from_version} → {event.to_version}")

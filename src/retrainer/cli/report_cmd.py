@@ -20,12 +20,13 @@ def report(
     as_json: JsonFlag = False,
 ) -> None:
     """Write an HTML report: live metric, estimates, drift, decisions, versions."""
+    from ..api.results import ReportResult
     from ..report import write_report
 
     with workspace() as ws:
         ws.model_spec(model)
         path = write_report(ws, model, out_path).resolve()
     if as_json:
-        emit_json({"model": model, "out": str(path), "bytes": path.stat().st_size})
+        emit_json(ReportResult(model, str(path), path.stat().st_size).to_dict())
     else:
         out.print(f"wrote {path}", highlight=False)

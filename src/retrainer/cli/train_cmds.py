@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..core.durations import MAX_DAYS
-from ..core.views import candidate_role, feature_set_text, placement_text, version_view
+from ..core.views import feature_set_text, placement_text
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
 
 if TYPE_CHECKING:
@@ -170,12 +170,9 @@ def _train_one(
             on_step=step,
             force=force,
         )
-    role = candidate_role(r.version, r.deployed)
-    view = {
-        **version_view(r.version, role),
-        "deployed": r.deployed,
-        "gate": r.version.details.get("gate"),
-    }
+    from ..api.results import TrainResult
+
+    view = TrainResult.of(r).to_dict()
     if as_json:
         show(view)
         return 0
@@ -216,16 +213,12 @@ def fine_tune(
     as_json: JsonFlag = False,
 ) -> None:
     """Warm-start the champion on new rows and register a patch version."""
+    from ..api.results import FineTuneResult
     from ..lifecycle import fine_tune as fine_tune_ops
 
     with workspace() as ws:
         r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
-    view = {
-        **version_view(r.version, candidate_role(r.version, r.deployed)),
-        "deployed": r.deployed,
-        "champion_metrics": r.champion_metrics,
-        "gate": r.version.details.get("gate"),
-    }
+    view = FineTuneResult.of(r).to_dict()
     if as_json:
         emit_json(view)
         return

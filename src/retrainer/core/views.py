@@ -7,7 +7,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from .entities import DeploymentEvent, ModelVersion, Roles
+from .entities import Decision, DeploymentEvent, ModelVersion, Roles
 
 
 def _num(v: Any) -> Any:
@@ -118,6 +118,19 @@ def event_view(e: DeploymentEvent) -> dict[str, Any]:
         "forced": e.forced,
         "gate": e.gate,
         "created_at": _iso(e.created_at),
+    }
+
+
+def decision_view(d: Decision) -> dict[str, Any]:
+    return {
+        "id": d.id,
+        "model": d.model,
+        "action": d.action,
+        "reasons": list(d.reasons),
+        "numbers": d.numbers,
+        "taken_at": d.taken_at.isoformat(),
+        "dry_run": d.dry_run,
+        "outcome": d.outcome,
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
@@ -28,6 +29,18 @@ class DriftCheck:
     rows: int
     features: list[FeatureDrift]
     summary: DriftSummary
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of the REST drift route (``retrainer drift --json`` prints its
+        ``features``)."""
+        return {
+            "model": self.model,
+            "version": self.version,
+            "since": self.since.isoformat(),
+            "rows": self.rows,
+            "summary": self.summary.to_dict(),
+            "features": [f.to_dict() for f in self.features],
+        }
 
 
 def check_drift(

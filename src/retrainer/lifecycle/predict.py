@@ -44,7 +44,10 @@ def resolve_predictor(ws: Workspace, model: str, version: str | None = None) -> 
 
 def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
     """The input with ``prediction`` (and ``proba_<class>`` columns for classifiers;
-    ``lower`` and ``upper`` bounds for a regression with a calibrated interval)."""
+    ``lower`` and ``upper`` bounds for a regression with a calibrated interval).
+
+    It only scores: nothing is logged, so no actual will ever join these predictions. To
+    score traffic whose outcomes come back, use :func:`predict_rows` (logged by default)."""
     labels, proba = predictor.predict(df)
     out = df.drop(columns=[LINE], errors="ignore").copy()
     out["prediction"] = labels
@@ -148,20 +151,64 @@ def predict_file(
     predictions: one request, each chunk's feature columns stored once as Parquet. The output
     file appears whole when every row is scored (written to a temporary name, then renamed)."""
     predictor = resolve_predictor(ws, model, version)
-    spec = ws.model_spec(model)
     request_id = uuid.uuid4().hex
     out = Path(out_path)
     rows = 0
     with _OutputFile(out) as sink:
         for df in iter_table(input_path, chunk_rows):
-            result = predict_frame(predictor, df)
+            result = score_chunk(ws, model, predictor, df, request_id)
             sink.write(result)
-            record = prediction_records(
-                ws, model, predictor, df, result, request_id, inputs=batch_inputs(spec, df)
-            )
-            ws.store.log_predictions([record])
             rows += len(result)
     return BatchResult(predictor.version.version, rows, str(out), request_id)
+
+
+def score_chunk(
+    ws: Workspace, model: str, predictor: Predictor, df: pd.DataFrame, request_id: str | None
+) -> pd.DataFrame:
+    """``predict_frame`` of one chunk, logged as part of request ``request_id`` (its feature
+    columns stored once as Parquet) so that feedback joins it; ``None``: not logged."""
+    result = predict_frame(predictor, df)
+    if request_id is not None:
+        inputs = batch_inputs(ws.model_spec(model), df)
+        record = prediction_records(ws, model, predictor, df, result, request_id, inputs=inputs)
+        ws.store.log_predictions([record])
+    return result
+
+
+@dataclass(frozen=True)
+class ScoredFrame:
+    """A frame scored by :func:`predict_rows`: the rows with their predictions, the version
+    that scored them and the logged request's id (None when not logged)."""
+
+    frame: pd.DataFrame
+    version: str
+    request_id: str | None
+
+
+def predict_rows(
+    ws: Workspace,
+    model: str,
+    df: pd.DataFrame,
+    *,
+    version: str | None = None,
+    log: bool = True,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ScoredFrame:
+    """Score a frame with the champion (or ``version``) and, unless ``log`` is false, log the
+    predictions as one request (as ``predict_file`` and the server do), so that the actuals
+    recorded later by feedback join them. Rows are logged ``chunk_rows`` at a time."""
+    predictor = resolve_predictor(ws, model, version)
+    if df.empty:
+        raise InputError(
+            f"Nothing to predict for model {model!r}: the frame has no rows. Pass the rows to "
+            f"score with the spec's feature columns."
+        )
+    request_id = uuid.uuid4().hex if log else None
+    parts = [
+        score_chunk(ws, model, predictor, df.iloc[i : i + chunk_rows], request_id)
+        for i in range(0, len(df), chunk_rows)
+    ]
+    return ScoredFrame(pd.concat(parts), predictor.version.version, request_id)
 
 
 def batch_inputs(spec: ModelSpec, df: pd.DataFrame) -> bytes:
