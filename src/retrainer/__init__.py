@@ -5,8 +5,6 @@ The Python API (docs/python.md): ``rt = retrainer.open("retrainer.yaml")``, then
 are imported on first use, so ``import retrainer`` loads none of the library.
 """
 
-from __future__ import annotations
-
 __version__ = "0.1.0"
 
 TYPE_CHECKING = False  # not typing's: `import retrainer` imports nothing (mypy reads it as True)
@@ -54,7 +52,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     """The API's names, imported on first use (``retrainer.open``, the result types)."""
     if name in __all__:
         from .api import export

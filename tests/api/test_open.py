@@ -71,6 +71,8 @@ def test_bad_arguments_say_what_is_expected(rt: retrainer.Retrainer, days: pd.Da
         rt.predict(MODEL, days.iloc[:5], out="scored.csv")
     with pytest.raises(InputError, match="the frame has no rows"):
         rt.predict(MODEL, days.iloc[:0])
+    with pytest.warns(UserWarning, match="no 'day_id' column .* no actual sent to feedback"):
+        rt.predict(MODEL, days.iloc[:5].drop(columns="day_id"))
 
 
 def test_every_public_name_resolves_and_both_lists_agree() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import os
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -270,6 +271,14 @@ class Retrainer:
             b = predict_file(ws, model, Path(data), Path(out), version=version)
             return PredictResult(model, b.version, b.rows, b.request_id, b.out)
         frame = read_table(Path(data)) if _is_path(data) else _frame(data, "predict")
+        id_column = ws.model_spec(model).id_column
+        if log and id_column not in frame.columns:
+            warnings.warn(
+                f"predict {model!r}: the rows have no {id_column!r} column (the spec's "
+                "id_column), so no actual sent to feedback can join these logged predictions. "
+                f"Keep {id_column!r} in the frame, or pass log=False.",
+                stacklevel=2,
+            )
         s = predict_rows(ws, model, frame, version=version, log=log)
         return PredictResult(model, s.version, len(s.frame), s.request_id, None, s.frame)
 
