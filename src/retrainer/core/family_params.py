@@ -15,8 +15,12 @@ parameter(s) ['max_leafs'] are not accepted by the 'lightgbm' family True
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from typing import Any
+
+# "package.module:attribute", the form of a path to user code (an estimator, a feature step)
+PATH_RULE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 _RIVER_SHARED = frozenset(
     {
@@ -149,6 +153,8 @@ ACCEPTED: dict[str, frozenset[str]] = {
     "tabpfn": frozenset(
         {"n_estimators", "max_context_rows", "ignore_pretraining_limits", "device", "weights_path"}
     ),
+    # your own scikit-learn estimator (families/sklearn_family.py)
+    "sklearn": frozenset({"estimator", "kwargs", "trusted_types"}),
 }
 
 
@@ -187,6 +193,8 @@ def check_params(family: str, task: str, params: Mapping[str, Any]) -> None:
             f"parameter(s) {unknown} are not accepted by the {family!r} family{why}{hint}. "
             f"Accepted: {', '.join(sorted(valid))}"
         )
+    if family == "sklearn":
+        _check_sklearn(params)
     if family == "ensemble" and isinstance(params.get("member_params"), Mapping):
         for member, member_params in params["member_params"].items():
             if member in ACCEPTED and isinstance(member_params, Mapping):
@@ -194,3 +202,48 @@ def check_params(family: str, task: str, params: Mapping[str, Any]) -> None:
                     check_params(member, task, member_params)
                 except ValueError as exc:
                     raise ValueError(f"member_params.{member}: {exc}") from None
+
+
+def _check_sklearn(params: Mapping[str, Any]) -> None:
+    """The form of the sklearn family's parameters (importing the estimator waits for
+    training: loading a spec runs no user code).
+
+    >>> try:
+    ...     _check_sklearn({"estimator": "mypkg:f", "trusted_types": "mypkg.T"})
+    ... except ValueError as exc:
+    ...     print(str(exc).split(" such")[0])
+    trusted_types must be a list of type names
+    """
+    if params.get("estimator") is not None:
+        check_code_path(params["estimator"], "estimator")
+    kwargs = params.get("kwargs")
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise ValueError(f"kwargs must be a mapping of argument -> value, got {kwargs!r}")
+    trusted = params.get("trusted_types")
+    if trusted is not None and (
+        not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted)
+    ):
+        raise ValueError(
+            "trusted_types must be a list of type names such as ['mypkg.features.Ratio'], "
+            f"got {trusted!r}"
+        )
+
+
+def check_code_path(path: object, setting: str) -> str:
+    """``path`` when it has the ``"package.module:name"`` form, else ValueError naming
+    ``setting``.
+
+    >>> check_code_path("mypkg.models:make_pipeline", "estimator")
+    'mypkg.models:make_pipeline'
+    >>> try:
+    ...     check_code_path("mypkg.models.make_pipeline", "estimator")
+    ... except ValueError as exc:
+    ...     print(str(exc).split(" path")[0])
+    estimator 'mypkg.models.make_pipeline' is not a 'package.module:name'
+    """
+    if not isinstance(path, str) or not PATH_RULE.match(path):
+        raise ValueError(
+            f"{setting} {path!r} is not a 'package.module:name' path such as "
+            "'mypkg.models:make_pipeline'"
+        )
+    return path

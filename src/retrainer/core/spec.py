@@ -48,7 +48,16 @@ from .spec_sections import (
     Validation,
 )
 
-FAMILIES = ("randomforest", "lightgbm", "xgboost", "catboost", "river", "ensemble", "tabpfn")
+FAMILIES = (
+    "randomforest",
+    "lightgbm",
+    "xgboost",
+    "catboost",
+    "river",
+    "ensemble",
+    "tabpfn",
+    "sklearn",
+)
 
 
 class ModelSpec(BaseModel):
@@ -145,6 +154,7 @@ class ModelSpec(BaseModel):
                 "'conformal' for a calibrated prediction interval, or 'none'"
             )
         self._check_features()
+        self._check_transform()
         check_gate(self.gate, self.task)
         self.policy.check_task(self.task)
         return self
@@ -170,6 +180,18 @@ class ModelSpec(BaseModel):
             for key in ("target", "id_column", "time_column"):
                 if getattr(self, key) in feats:
                     raise ValueError(f"{key} {getattr(self, key)!r} is also listed in {where}")
+
+    def _check_transform(self) -> None:
+        sets = {"features": self.features} | {
+            f"feature_sets.{n}": fs for n, fs in self.feature_sets.items()
+        }
+        for where, fs in sets.items():
+            if fs.transform is not None and self.family != "sklearn":
+                raise ValueError(
+                    f"{where}.transform applies to family 'sklearn' (your own estimator, which "
+                    f"receives the step's columns); this model's family is {self.family!r}. "
+                    "Set family: sklearn with params.estimator, or remove the transform"
+                )
 
     @property
     def params_per_family(self) -> bool:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .cron import cron_trigger, zone
 from .durations import MAX_DAYS, MAX_SECONDS, parse_duration
 from .errors import InputError
+from .family_params import check_code_path
 from .metrics import METRICS
 
 MAX_INT = 2**53  # the largest whole number a setting takes (exact as a float, fits SQL)
@@ -44,6 +45,20 @@ def _duration(value: str) -> str:
 class Features(Section):
     numeric: list[str] = Field(default_factory=list, description="Numeric feature columns.")
     categorical: list[str] = Field(default_factory=list, description="Categorical columns.")
+    transform: str | None = Field(
+        None,
+        description=(
+            "A feature step, `'mypkg.features:add_ratios'`: a function DataFrame -> DataFrame "
+            "(same rows) applied to these columns before the model in training, batch "
+            "predict and serving; recorded with the version (path and source SHA-256). "
+            "`family: sklearn` only (see docs/byo.md)."
+        ),
+    )
+
+    @field_validator("transform")
+    @classmethod
+    def _transform(cls, v: str | None) -> str | None:
+        return None if v is None else check_code_path(v, "transform")
 
     @property
     def all(self) -> list[str]:

@@ -22,6 +22,7 @@ FAMILY_MODULES: dict[str, tuple[str, str]] = {
     "river": ("river_family", "RiverModel"),
     "ensemble": ("ensemble", "EnsembleModel"),
     "tabpfn": ("tabpfn_family", "TabPFNModel"),
+    "sklearn": ("sklearn_family", "SklearnModel"),
 }
 assert set(FAMILY_MODULES) == set(FAMILIES)
 

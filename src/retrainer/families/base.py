@@ -32,6 +32,7 @@ import pandas as pd
 from ..core.cpus import available_cpus
 from ..core.errors import CapabilityError, ConfigError, InputError, IntegrityError
 from ..core.family_params import check_params
+from .feature_step import FeatureStep
 from .schema import FeatureSchema
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -68,6 +69,10 @@ class FamilyModel(ABC):
     # The library's own thread-count parameter; None when there is none to set (river, tabpfn)
     # or the family's members set their own (ensemble).
     thread_param: ClassVar[str | None] = None
+    # Whether the family applies a feature step (``features.transform``) to its input rows;
+    # the spec allows one only for such a family (sklearn).
+    takes_feature_step: ClassVar[bool] = False
+    feature_step: FeatureStep | None = None
 
     def __init__(
         self,
@@ -184,6 +189,11 @@ class FamilyModel(ABC):
                 f"one per row; got shape {w.shape}."
             )
         return w
+
+    def lineage(self) -> dict[str, Any]:
+        """What a version records about the model beyond its family and params (the sklearn
+        family: its estimator's class and its feature step's path and source hash)."""
+        return {}
 
     def settled_params(self) -> dict[str, Any] | None:
         """After a fit with a validation set: the parameters that give a model of the size

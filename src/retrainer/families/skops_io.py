@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from typing import Any
 
 import skops.io as sio
@@ -68,9 +69,18 @@ def _rewrite(node: Any, ids: dict[int, int], files: dict[str, str]) -> Any:
     return node
 
 
-def loads(data: bytes) -> Any:
+def outside_allow_list(data: bytes) -> list[str]:
+    """The types in a skops file that the built-in allow-list (scikit-learn, numpy, builtins)
+    does not cover, sorted: what a model must list as trusted to be loaded."""
     untrusted = sio.get_untrusted_types(data=data)
-    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES)]
+    return sorted(t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES))
+
+
+def loads(data: bytes, also_trusted: Sequence[str] = ()) -> Any:
+    """The object in a skops file whose types are all on the allow-list or in
+    ``also_trusted`` (the exact types a model recorded when it was trained)."""
+    untrusted = sio.get_untrusted_types(data=data)
+    bad = [t for t in untrusted if not t.startswith(_TRUSTED_PREFIXES) and t not in also_trusted]
     if bad:
         raise IntegrityError(
             f"The scikit-learn artifact holds types outside the allow-list: {bad}. "

@@ -249,6 +249,8 @@ def choose(
         attempt(window, "none", window_start(window, first, end, change_at))
     if best:
         on = tried[best[0]]
+        # a fitted model knows its own (an sklearn family's: its estimator's fit)
+        weighted = weighted and fits[best[0]][0][0].capabilities.sample_weight
         for half in choice.half_lives:
             if half == "none":
                 continue

@@ -89,10 +89,14 @@ def fine_tune(
             f"`retrainer train {model} --deploy`."
         )
     champion = ws.store.get_version(model, roles.champion)
-    klass = family_class(champion.family)
-    if not klass.capabilities.warm_start:
+    caps = family_class(champion.family).capabilities
+    if caps.warm_start:  # the champion's own may be narrower (its estimator, its members)
+        caps = ws.load(model, champion.version).capabilities
+    if not caps.warm_start:
+        final = champion.details.get("estimator", {}).get("final")
         raise CapabilityError(
-            f"The champion of {model!r} ({champion.version}) is a {champion.family!r} model, "
+            f"The champion of {model!r} ({champion.version}) is a {champion.family!r} model"
+            f"{f' ({final}, with neither partial_fit nor warm_start)' if final else ''}, "
             "which cannot warm-start. A full retrain is the way: `retrainer train "
             f"{model}`."
         )

@@ -23,6 +23,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator, calibration_report, fit_calibrator
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
+from ..families.feature_step import FeatureStep
 from .choice import ChoiceRecord, choose, recency_weights
 
 EARLY_STOP_FRACTION = 0.1
@@ -91,7 +92,7 @@ def make_model(
     params = spec.params_for(family)
     params.update(settled or {})
     klass = family_class(family)
-    return klass(
+    model = klass(
         spec.task,
         spec.active_features.numeric,
         spec.active_features.categorical,
@@ -99,6 +100,10 @@ def make_model(
         seed,
         threads=spec.training.threads,
     )
+    transform = spec.active_features.transform
+    if transform is not None and klass.takes_feature_step:  # the model applies it everywhere
+        model.feature_step = FeatureStep.load(transform)
+    return model
 
 
 def fit_with_early_stopping(

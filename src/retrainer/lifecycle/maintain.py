@@ -69,6 +69,8 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
     versions: list[ModelVersion] = ws.store.list_versions(model)
     champ = next(v for v in versions if v.version == champion)
     caps = family_class(champ.family).capabilities
+    if caps.warm_start:  # the champion's own may be narrower (its estimator, its members)
+        caps = ws.load(model, champion).capabilities
     by_time = sorted(versions, key=lambda v: v.created_at)
     full = [v for v in by_time if v.kind in FULL]
     last_full = full[-1] if full else None

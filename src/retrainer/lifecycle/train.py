@@ -428,6 +428,7 @@ def register_fitted(
         extra["calibration"] = fitted.calibration
     if interval is not None:
         extra["interval"] = interval.to_dict()
+    extra.update(fitted.model.lineage())  # e.g. an sklearn estimator and its feature step
     extra["reference"] = ReferenceStats.from_frame(
         frame, spec.active_features.numeric, spec.active_features.categorical
     ).to_dict()
