@@ -1,1 +1,0 @@
-"""retrainer.distributed."""
