@@ -174,3 +174,11 @@ def test_spec_takes_a_transform_for_the_sklearn_family_only() -> None:
     with pytest.raises(ConfigError, match=r"transform 'add_ratios' is not a 'package.module"):
         spec(features={**features, "transform": "add_ratios"}, family="sklearn",
              params={"estimator": "byo_models:plain"})  # fmt: skip
+
+
+def test_rows_the_estimator_cannot_score_are_an_input_error_naming_it() -> None:
+    X, _ = data()
+    m = SklearnModel("regression", ["income"], [], {"estimator": "sklearn.linear_model:Ridge"})
+    m.fit(X[["income"]], X["debt"])
+    with pytest.raises(InputError, match=r"'sklearn.linear_model:Ridge' cannot score"):
+        m.predict(pd.DataFrame({"income": [np.nan]}))

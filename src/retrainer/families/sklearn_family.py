@@ -259,9 +259,18 @@ class SklearnModel(FamilyModel):
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         rows = self.frame(X)
-        if self.task == "regression":
-            return np.asarray(self.estimator_.predict(rows), dtype=np.float64).reshape(len(X))
-        proba = np.asarray(self.estimator_.predict_proba(rows), dtype=np.float64)
+        try:
+            if self.task == "regression":
+                out = np.asarray(self.estimator_.predict(rows), dtype=np.float64)
+                return out.reshape(len(X))
+            proba = np.asarray(self.estimator_.predict_proba(rows), dtype=np.float64)
+        except ValueError as exc:  # e.g. a NaN the user's pipeline does not impute
+            raise InputError(
+                f"The estimator of params.estimator {self.estimator_path!r} cannot score "
+                f"these rows: {exc}. Fix the rows, or make the pipeline handle such values "
+                "(e.g. a SimpleImputer for missing ones).",
+                path=self.estimator_path,
+            ) from None
         seen = np.asarray(_final(self.estimator_).classes_, dtype=np.int64)
         if len(seen) == self.n_classes:
             return proba
