@@ -105,6 +105,10 @@ def test_train_predict_and_serve_through_the_feature_step(project: Cli) -> None:
     assert served["probabilities"][0]["yes"] == pytest.approx(scored["proba_yes"].iloc[0])
     with Workspace(load_spec(project.config, environ={})) as ws:  # SGD: partial_fit
         assert build_state(ws, MODEL, utcnow()).capabilities.warm_start
+    loans(300, seed=9, start="2024-07-20").to_csv("more.csv", index=False)
+    project("ingest", MODEL, "more.csv")
+    tuned = project.json("fine-tune", MODEL)
+    assert tuned["version"] == "1.0.1", tuned
 
 
 def _details(cli: Cli) -> dict[str, Any]:
