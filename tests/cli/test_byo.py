@@ -92,6 +92,8 @@ def test_train_predict_and_serve_through_the_feature_step(project: Cli) -> None:
         details["estimator"]["final"] == "sklearn.linear_model._stochastic_gradient.SGDClassifier"
     )
     assert version["family"] == "sklearn"
+    assert version["feature_step"] == details["feature_step"]  # shown by `versions --json`
+    assert version["estimator"]["path"] == "mypkg.models:make_pipeline_model"
     new = loans(20, seed=5, start="2024-08-01").drop(columns=["defaulted"])
     new.to_csv("new_loans.csv", index=False)
     project("predict", MODEL, "new_loans.csv", "--out", "scored.csv")

@@ -86,6 +86,9 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
         out["feature_set"] = d["feature_set"]
     if d.get("interval"):  # a regression's calibrated prediction interval
         out["interval"] = d["interval"]
+    for key in ("estimator", "feature_step"):  # your own model (family sklearn)
+        if d.get(key):
+            out[key] = d[key]
     if detail:
         out.update(
             params=v.params,
