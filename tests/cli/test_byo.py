@@ -154,8 +154,9 @@ def test_a_bad_estimator_exits_2_naming_it_before_anything_is_written(
 ) -> None:
     project("ingest", MODEL, "loans.csv")
     edit_spec(project, params=params)
-    res = project("train", MODEL, code=2)
-    assert repr(params["estimator"]) in text(res) and found in text(res)
+    for args in (["--dry-run"], []):  # the plan imports and checks it too
+        res = project("train", MODEL, *args, code=2)
+        assert repr(params["estimator"]) in text(res) and found in text(res)
     assert project.json("versions", MODEL) == []
     assert not list(Path("artifacts").rglob("*.zip"))
 

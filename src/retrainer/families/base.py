@@ -190,6 +190,11 @@ class FamilyModel(ABC):
             )
         return w
 
+    def check_recipe(self) -> None:
+        """Check what the recipe names before any fit (the sklearn family imports and checks
+        its estimator); raises InputError naming the bad part."""
+        return None
+
     def lineage(self) -> dict[str, Any]:
         """What a version records about the model beyond its family and params (the sklearn
         family: its estimator's class and its feature step's path and source hash)."""

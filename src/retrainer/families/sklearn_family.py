@@ -114,6 +114,9 @@ class SklearnModel(FamilyModel):
             est.set_params(**seeds)
         return est
 
+    def check_recipe(self) -> None:
+        self.build()
+
     def _check_estimator(self, est: Any, path: str) -> None:
         found = f"{type(est).__module__}.{type(est).__qualname__}"
         missing = [m for m in ("fit", "predict", "get_params", "set_params") if not hasattr(est, m)]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.errors import FamilyUnavailableError
 from ..core.metrics import compute_all
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator, calibration_report, fit_calibrator
@@ -104,6 +105,18 @@ def make_model(
     if transform is not None and klass.takes_feature_step:  # the model applies it everywhere
         model.feature_step = FeatureStep.load(transform)
     return model
+
+
+def check_recipe(spec: ModelSpec, family: str) -> None:
+    """Import and check the code of the user's own that ``family``'s recipe names (the
+    sklearn family's estimator, the feature step), so a bad path stops a training, or a
+    ``train --dry-run``, before any work: InputError naming the path and what was found."""
+    try:
+        klass = family_class(family)
+    except FamilyUnavailableError:
+        return  # said by the plan, or the fallback trains
+    if klass.takes_feature_step:
+        make_model(spec, family, spec.training.seed).check_recipe()
 
 
 def fit_with_early_stopping(

@@ -29,7 +29,7 @@ from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from . import rollout
 from .choice import last_change
-from .fitting import Fitted, fit_family, fold_summary
+from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
 from .sources import describe, row_stats, training_frame
@@ -186,6 +186,7 @@ def plan(
     frame = load_window(ws, spec, days_back) if frame is None else frame
     choice = choose_features(spec, frame)
     spec = choice.spec
+    check_recipe(spec, fam)  # your own estimator and feature step, before any fit
     check_target(spec, frame)
     check_window_season(spec.monitor.season, frame["event_time"])
     report = quality_of(spec, frame, trigger)
