@@ -66,8 +66,9 @@ def test_health_ready_metrics_and_openapi(server: Served) -> None:
     assert ready.status_code == 200
     assert ready.json() == {"ready": True, "models": {"sales": "ready", "weather": "ready"}}
     spec = get(server, "/openapi.json").json()
-    body = spec["paths"]["/v1/models/{name}/predict"]["post"]["requestBody"]
-    assert "rows" in body["content"]["application/json"]["schema"]["properties"]
+    body = spec["paths"]["/v1/models/weather/predict"]["post"]["requestBody"]  # one per model
+    ref = body["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    assert "rows" in spec["components"]["schemas"][ref]["properties"]
     assert get(server, "/docs").status_code == 200
     hello = post(
         server, "/v1/models/weather/predict", {"row": ROW}, headers={"Origin": "https://x.test"}

@@ -39,10 +39,10 @@ row = st.dictionaries(keys, values) | clean
 
 def outcome(fn: Any, rows: list[Any]) -> Any:
     try:
-        X, ids = fn(rows)
+        X, ids, unknown = fn(rows)
     except InputError as exc:
         return ("error", exc.details["errors"])
-    return ("ok", np.where(np.isnan(X), -math.pi, X).tolist(), ids)
+    return ("ok", np.where(np.isnan(X), -math.pi, X).tolist(), ids, unknown)
 
 
 @pytest.mark.parametrize("handles_missing", [True, False])
@@ -73,6 +73,7 @@ def test_the_bulk_path_takes_clean_rows() -> None:
     ]
     got = codec._encode_clean(rows)
     assert got is not None
-    X, ids = got
+    X, ids, unknown = got
     assert X.tolist() == [[1.5, 2.0, 1.0], [0.0, -1.0, 0.0]] and ids == ["7", None]
+    assert unknown == []
     assert codec._encode_clean([{"a": True, "b": 2, "plan": "gold"}]) is None  # checked path

@@ -1,7 +1,12 @@
-"""Feature schema learned at fit time: the column lists, category levels and class labels.
+"""Feature schema learned at fit time: the column lists, category levels and class labels,
+and the kind of each numeric column (``boolean`` when its training values were booleans or
+only 0 and 1, ``integer`` when they were whole numbers, else a plain number).
 
 Every family sees the same float matrix: numeric columns as float64, categorical columns as
-level codes (unseen or missing levels become NaN), in spec order.
+level codes (unseen or missing levels become NaN: an unknown category is scored as a missing
+value), in spec order. A value becomes a level by :func:`level` (``True`` -> ``"True"``,
+``2.0`` -> ``"2"``), in batch predict and in serving alike, so a JSON ``true`` and the text
+``"True"`` are one level; a numeric ``boolean`` column takes ``true``/``false`` as 1/0.
 
 >>> import pandas as pd
 >>> df = pd.DataFrame({"age": [30, None], "plan": ["gold", "basic"]})
@@ -23,11 +28,38 @@ import pandas as pd
 
 from ..core.errors import InputError
 
+BOOLEAN_LEVELS = frozenset({"False", "True"})
 
-def _level(value: Any) -> str:
+
+def level(value: Any) -> str:
+    """The category level of a raw value: its text, a whole float as its integer's.
+
+    >>> level(True), level(2.0), level("gold")
+    ('True', '2', 'gold')
+    """
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value)
+
+
+def _numeric_kind(values: pd.Series) -> str | None:
+    """``boolean`` when the training values are booleans or only 0 and 1, ``integer`` when
+    they are whole numbers, else None (a number). Read from the values, not the dtype: the
+    store keeps every numeric feature as float64."""
+    if pd.api.types.is_bool_dtype(values):
+        return "boolean"
+    try:
+        v = pd.to_numeric(values, errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
+    except (ValueError, TypeError):
+        return None  # matrix() names the column
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return None
+    if np.isin(v, (0.0, 1.0)).all():
+        return "boolean"
+    if (v == np.trunc(v)).all():
+        return "integer"
+    return None
 
 
 @dataclass(frozen=True)
@@ -35,6 +67,7 @@ class FeatureSchema:
     numeric: tuple[str, ...]
     categorical: tuple[str, ...]
     categories: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    kinds: dict[str, str] = field(default_factory=dict)  # numeric column -> integer | boolean
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -53,8 +86,24 @@ class FeatureSchema:
         cats = {}
         for col in categorical:
             values = df[col].dropna()
-            cats[col] = tuple(sorted({_level(v) for v in values.unique()}))
-        return cls(tuple(numeric), tuple(categorical), cats)
+            cats[col] = tuple(sorted({level(v) for v in values.unique()}))
+        kinds = {c: k for c in numeric if (k := _numeric_kind(df[c])) is not None}
+        return cls(tuple(numeric), tuple(categorical), cats, kinds)
+
+    def boolean_like(self, col: str) -> bool:
+        """Whether JSON ``true``/``false`` is a value of feature ``col``: a numeric column
+        whose training values were booleans, or a categorical one whose known levels are
+        ``"True"``/``"False"``.
+
+        >>> s = FeatureSchema(("n", "flag"), ("member",), {"member": ("False", "True")},
+        ...                   {"flag": "boolean"})
+        >>> [s.boolean_like(c) for c in ("n", "flag", "member")]
+        [False, True, True]
+        """
+        if col in self.categories:
+            levels = self.categories[col]
+            return bool(levels) and BOOLEAN_LEVELS.issuperset(levels)
+        return self.kinds.get(col) == "boolean"
 
     def check_columns(self, df: pd.DataFrame | Mapping[str, Any]) -> None:
         present = set(df.columns) if isinstance(df, pd.DataFrame) else set(df)
@@ -88,7 +137,7 @@ class FeatureSchema:
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         lookup = {v: i for i, v in enumerate(levels)}
         table = np.array(
-            [lookup.get(_level(u), np.nan) for u in uniques] + [np.nan], dtype=np.float64
+            [lookup.get(level(u), np.nan) for u in uniques] + [np.nan], dtype=np.float64
         )
         return table[codes]  # code -1 (missing) takes the last entry, NaN
 
@@ -101,7 +150,7 @@ class FeatureSchema:
         for k, col in enumerate(self.categorical):
             v = row[col]
             levels = self.categories.get(col, ())
-            code = levels.index(_level(v)) if v is not None and _level(v) in levels else np.nan
+            code = levels.index(level(v)) if v is not None and level(v) in levels else np.nan
             out[0, len(self.numeric) + k] = code
         return out
 
@@ -110,6 +159,7 @@ class FeatureSchema:
             "numeric": list(self.numeric),
             "categorical": list(self.categorical),
             "categories": {k: list(v) for k, v in self.categories.items()},
+            **({"kinds": dict(sorted(self.kinds.items()))} if self.kinds else {}),
         }
 
     @classmethod
@@ -118,6 +168,7 @@ class FeatureSchema:
             tuple(d["numeric"]),
             tuple(d["categorical"]),
             {k: tuple(v) for k, v in d.get("categories", {}).items()},
+            dict(d.get("kinds", {})),  # absent in artifacts made before kinds were learned
         )
 
     def signature(self) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -29,12 +29,13 @@ from ..evaluation.conformal import interval_bounds
 from ..lifecycle.workspace import Workspace
 from ..scheduler import SchedulerService, build_jobs
 from .admin import Jobs, admin_router
+from .apidocs import install_docs
 from .edge import Edge
 from .errors import TooLarge, install_handlers, json_response, request_id
 from .logqueue import LogItem, LogQueue
 from .metrics import Metrics
 from .models import ErrorBody, PredictRequest, PredictResponse
-from .predict import parse_rows, score
+from .predict import parse_rows, score, warnings
 from .registry import AlertFn, ModelRegistry
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
@@ -197,8 +198,9 @@ def create_app(
             if owns:
                 ws.close()
 
-    app = FastAPI(title="retrainer", version="1", lifespan=lifespan)
+    app = FastAPI(title="retrainer", version="1", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.retrainer = state
+    install_docs(app, state)  # Swagger UI from the package's assets; one schema per model
     install_handlers(app)
     app.add_middleware(Edge, state=state)  # inside CORS: preflights pass
     cors = ws.spec.cors
@@ -245,7 +247,7 @@ def create_app(
                     )
                 r = Route(loaded.version, "champion")
             version, arm = loaded.version, r.arm
-            X, ids = loaded.codec.encode(rows)
+            X, ids, unknown = loaded.codec.encode(rows)
             outputs, probabilities, probas = score(loaded, X)
         except RetrainerError as exc:
             state.metrics.error(name, version, arm, exc.code)
@@ -258,6 +260,9 @@ def create_app(
             body["probabilities"] = probabilities
         if loaded.predictor.interval is not None:  # a regression's calibrated interval
             body["lower"], body["upper"] = interval_bounds(loaded.predictor.interval, outputs)
+        if unknown:  # categories the version never saw, scored as missing
+            body.update(warnings(unknown))
+            state.metrics.unknown(name, unknown)
         body.update(version=version, arm=arm, request_id=rid)
         response = json_response(body, headers={"x-request-id": rid})
         if logq is not None:
@@ -282,8 +287,8 @@ def create_app(
         state.metrics.observe(name, version, arm, 200, time.perf_counter() - t0)
         return response
 
-    # The hot route is matched first: FastAPI put its /openapi.json and /docs routes ahead of
-    # it, and the admin and status routes come after it.
+    # The hot route is matched first: FastAPI put its /openapi.json route (and the docs) ahead
+    # of it, and the admin and status routes come after it.
     hot = next(r for r in app.router.routes if getattr(r, "endpoint", None) is predict)
     app.router.routes.remove(hot)
     app.router.routes.insert(0, hot)

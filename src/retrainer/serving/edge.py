@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 SMALL = 64 * 1024  # every route but predict and feedback: bodies are small JSON objects
 PREDICT = "/v1/models/{name}/predict"
 FEEDBACK = "/v1/models/{name}/feedback"
-OPEN = frozenset({"/health", "/ready", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+OPEN = frozenset({"/health", "/ready", "/openapi.json", "/docs"})
+DOCS_ASSETS = "/docs/assets/"  # Swagger UI's script, style and icon (serving.apidocs)
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -139,7 +140,7 @@ class Edge:
 
     def access(self, scope: Scope) -> Access:
         template, name = _template(scope["path"])
-        if template in OPEN:
+        if template in OPEN or scope["path"].startswith(DOCS_ASSETS):
             return Access("open", SMALL, "")
         kind = "read" if scope["method"] in READS or template == PREDICT else "write"
         if template == PREDICT and name in self.state.limits:

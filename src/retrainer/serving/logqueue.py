@@ -201,7 +201,7 @@ class LogQueue:
         from .predict import score  # the hot path module; imported lazily to avoid a cycle
 
         try:
-            X, _ = item.shadow.codec.encode(item.rows)
+            X, _, _ = item.shadow.codec.encode(item.rows)
             outputs, _, probas = score(item.shadow, X)
         except Exception as exc:
             self.shadow_errors += 1

@@ -14,7 +14,12 @@ from __future__ import annotations
 
 import bisect
 import threading
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .predict import Unknown
 
 BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
@@ -68,6 +73,7 @@ class Metrics:
         self._errors: dict[tuple[str, str, str, str], int] = {}
         self._hist: dict[str, list[int]] = {}
         self._sum: dict[str, float] = {}
+        self._unknown: Counter[tuple[str, str]] = Counter()
 
     def observe(self, model: str, version: str, arm: str, status: int, seconds: float) -> None:
         i = bisect.bisect_left(BUCKETS, seconds)
@@ -86,10 +92,18 @@ class Metrics:
             key = (model, version, arm, kind)
             self._errors[key] = self._errors.get(key, 0) + 1
 
+    def unknown(self, model: str, unknown: Iterable[Unknown]) -> None:
+        """Count a request's unknown categories (scored as missing) by feature."""
+        counts = Counter(u.feature for u in unknown)
+        with self._lock:
+            for feature, n in counts.items():
+                self._unknown[(model, feature)] += n
+
     def render(self, gauges: Iterable[Gauge] = ()) -> str:
         with self._lock:
             requests = dict(self._requests)
             errors = dict(self._errors)
+            unknown = dict(self._unknown)
             hist = {k: list(v) for k, v in self._hist.items()}
             sums = dict(self._sum)
         req = Gauge("retrainer_requests_total", "Predict requests by outcome.", "counter")
@@ -98,7 +112,14 @@ class Metrics:
         err = Gauge("retrainer_errors_total", "Predict errors by kind.", "counter")
         for (model, version, arm, kind), n in sorted(errors.items()):
             err.add(n, model=model, version=version, arm=arm, kind=kind)
-        lines = [*req.render(), *err.render()]
+        unk = Gauge(
+            "retrainer_unknown_category_total",
+            "Categories a served version never saw, scored as missing, by feature.",
+            "counter",
+        )
+        for (model, feature), n in sorted(unknown.items()):
+            unk.add(n, model=model, feature=feature)
+        lines = [*req.render(), *err.render(), *unk.render()]
         lines += [
             "# HELP retrainer_request_seconds Predict latency inside the server.",
             "# TYPE retrainer_request_seconds histogram",

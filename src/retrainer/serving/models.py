@@ -29,6 +29,13 @@ class PredictRequest(BaseModel):
     row: Row | None = None
 
 
+class UnknownCategory(BaseModel):
+    row: int = Field(description="The row's index in the request.")
+    feature: str
+    value: Any = Field(description="The value as sent.")
+    reason: str = Field(examples=["unknown category, scored as missing"])
+
+
 class PredictResponse(BaseModel):
     predictions: list[Any]
     probabilities: list[dict[str, float]] | None = Field(
@@ -44,6 +51,16 @@ class PredictResponse(BaseModel):
     upper: list[float | None] | None = Field(
         None, description="Regression with `calibration: conformal`: each upper bound."
     )
+    warnings: list[UnknownCategory] | None = Field(
+        None,
+        description=(
+            "Present when a row holds a category the version never saw: it is scored as a "
+            "missing value (as batch predict does), and each such value is named here (at "
+            "most 100; `warnings_omitted` counts the rest; /metrics counts them all in "
+            "`retrainer_unknown_category_total`)."
+        ),
+    )
+    warnings_omitted: int | None = None
     version: str
     arm: Literal["champion", "challenger"]
     request_id: str
