@@ -109,9 +109,12 @@ def test_baselines_are_scored_once_per_actual_incrementally(
     body = report.to_dict()["baselines"]
     assert {b["description"] for b in body} >= {"the previous actual", "the mean so far"}
     # what maintain hands the policy: the champion next to each baseline, by description
-    c = naive_comparison(report, "1.0.0", 3.0)
+    c = naive_comparison(report, "1.0.0", 3.0, ws.model_spec(MODEL))
     assert c is not None and c.window == "30d" and c.n_samples == STORES * DAYS
     assert c.best is not None and c.best[0] == "the actual one season (7d) earlier"
+    # each gap tested (Welch's t on the absolute errors) at the gate's live significance
+    assert set(c.p_values) == set(c.baselines) and c.significance == 0.05
+    assert all(p is not None and 0 <= p <= 1 for p in c.p_values.values())
     again = monitor(ws, MODEL, now=NOW)
     assert again.folded == {"predictions": 0, "actuals": 0}
     assert {b.version: b.metrics for b in again.baselines} == {

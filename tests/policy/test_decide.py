@@ -283,6 +283,24 @@ def test_a_model_not_better_than_a_naive_baseline_retrains_in_full_debounced() -
     assert act(healthy(naive=naive(0.70, {"the majority class": 0.72})), policy) == "full_retrain"
 
 
+def test_a_tested_gap_to_a_naive_baseline_fires_only_when_significant() -> None:
+    policy = Policy(naive_margin=0.0)
+    tie = replace(naive(0.875, {"the majority class": 0.875}, n=112),
+                  p_values={"the majority class": 1.0})  # fmt: skip
+    assert act(healthy(naive=tie), policy) == "nothing"  # noise of 112 actuals
+    clear = replace(naive(0.70, {"the majority class": 0.80}),
+                    p_values={"the majority class": 0.0004})  # fmt: skip
+    d = decide(healthy(performance=None, naive=clear), policy, ROLLOUT)
+    assert (d.action, d.numbers["rule"]) == ("full_retrain", "naive_baseline")
+    assert "(p = 0.0004 < 0.05; policy.naive_margin: 0)" in d.reasons[0]
+    # the best baseline the champion is not significantly better than is the one named
+    two = replace(
+        naive(0.70, {"the majority class": 0.80, "the last label": 0.83}),
+        p_values={"the majority class": 0.0004, "the last label": 0.2},
+    )
+    assert two.not_better(0.0) == ("the majority class", 0.80)
+
+
 # --- priority order ----------------------------------------------------------------------
 
 

@@ -9,6 +9,15 @@ aggregates; their verdict is "inconclusive" with the values still reported.
 ('challenger_better', True)
 >>> compare_arms("accuracy", 0.80, 50, 0.81, 50, significance=0.05).verdict
 'inconclusive'
+
+``margin`` tests against a shifted null: "challenger_better" then means the challenger is
+better by more than ``margin`` (in the metric's units; negative: "not worse by more than"):
+
+>>> compare_arms("accuracy", 0.80, 5000, 0.83, 5000, significance=0.05, margin=0.02).verdict
+'inconclusive'
+>>> compare_arms("mae", 2.1, 500, 1.4, 500, significance=0.05,
+...              champion_rmse=2.6, challenger_rmse=1.8).verdict
+'challenger_better'
 """
 
 from __future__ import annotations
@@ -48,26 +57,36 @@ def compare_arms(
     significance: float,
     champion_rmse: float | None = None,
     challenger_rmse: float | None = None,
+    margin: float = 0.0,
 ) -> ArmComparison:
     m = METRICS[metric]
     improvement = m.improvement(challenger, champion)
+    beyond = improvement - margin  # the challenger's improvement beyond the null's
     p: float | None = None
     test = "none"
     if metric == "accuracy" and n_champion and n_challenger:
         test = "two-proportion z"
-        pooled = (champion * n_champion + challenger * n_challenger) / (n_champion + n_challenger)
-        se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * (1 / n_champion + 1 / n_challenger))
-        p = float(2 * stats.norm.sf(abs(challenger - champion) / se))
+        if margin == 0:  # the null is equality: one pooled proportion
+            pooled = (champion * n_champion + challenger * n_challenger) / (
+                n_champion + n_challenger
+            )
+            var = max(pooled * (1 - pooled), 1e-12) * (1 / n_champion + 1 / n_challenger)
+        else:
+            var = (
+                max(champion * (1 - champion), 1e-12) / n_champion
+                + max(challenger * (1 - challenger), 1e-12) / n_challenger
+            )
+        p = float(2 * stats.norm.sf(abs(beyond) / math.sqrt(var)))
     elif metric == "mae" and champion_rmse is not None and challenger_rmse is not None:
         test = "welch t on |error|"
         v1 = max(champion_rmse**2 - champion**2, 1e-12) / max(n_champion, 1)
         v2 = max(challenger_rmse**2 - challenger**2, 1e-12) / max(n_challenger, 1)
-        t = (challenger - champion) / math.sqrt(v1 + v2)
+        t = beyond / math.sqrt(v1 + v2)
         dof = (v1 + v2) ** 2 / (v1**2 / max(n_champion - 1, 1) + v2**2 / max(n_challenger - 1, 1))
         p = float(2 * stats.t.sf(abs(t), dof))
     verdict = "inconclusive"
     if p is not None and p < significance:
-        verdict = "challenger_better" if improvement > 0 else "challenger_worse"
+        verdict = "challenger_better" if beyond > 0 else "challenger_worse"
     return ArmComparison(
         metric, champion, challenger, n_champion, n_challenger, improvement, test, p, verdict
     )

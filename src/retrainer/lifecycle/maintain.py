@@ -13,6 +13,7 @@ from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
 from ..core.faults import fault_point
 from ..core.spec import ModelSpec
+from ..evaluation.arms import compare_arms
 from ..families import family_class
 from ..policy.decide import decide
 from ..policy.state import (
@@ -120,32 +121,41 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         mean_confidence=confidence,
         new_rows_since_update=new_rows,
         new_features=_new_features_due(ws, spec, champ, newest, new_rows, need.rows),
-        naive=naive_comparison(report, champion, _days(now, champ.created_at)),
+        naive=naive_comparison(report, champion, _days(now, champ.created_at), spec),
     )
 
 
 def naive_comparison(
-    report: MonitorReport, champion: str, champion_age_days: float | None
+    report: MonitorReport, champion: str, champion_age_days: float | None, spec: ModelSpec
 ) -> NaiveComparison | None:
     """The champion's live primary metric over the monitor window next to each naive
-    baseline's (by its description), on the champion's labelled actuals; None when either
-    is missing."""
+    baseline's (by its description), on the champion's labelled actuals, each gap tested
+    against ``policy.naive_margin`` by the live test of A/B rollouts at the gate's live
+    significance; None when either is missing."""
     try:
         live = report.version(champion, "champion")
     except KeyError:
         return None
-    value = live.metrics.get(report.primary_metric)
-    baselines = {
-        b.description or b.version: v
-        for b in report.baselines
-        if (v := b.metrics.get(report.primary_metric)) is not None
-    }
+    metric = report.primary_metric
+    value = live.metrics.get(metric)
+    rows = {b.description or b.version: b for b in report.baselines}
+    baselines = {k: v for k, b in rows.items() if (v := b.metrics.get(metric)) is not None}
     if value is None or not baselines:
         return None
+    alpha = spec.gate.live_significance
+    margin = spec.policy.naive_margin or 0.0
+    p_values = {
+        name: compare_arms(
+            metric, value, live.labelled, baselines[name], rows[name].labelled,
+            significance=alpha, champion_rmse=live.metrics.get("rmse"),
+            challenger_rmse=rows[name].metrics.get("rmse"), margin=-margin,
+        ).p_value
+        for name in baselines
+    }  # fmt: skip
     days = parse_duration(report.window, what="monitor window").total_seconds() / 86400
     return NaiveComparison(
-        report.primary_metric, report.window, value, baselines, live.labelled,
-        champion_age_days, days,
+        metric, report.window, value, baselines, live.labelled, champion_age_days, days,
+        p_values, alpha,
     )  # fmt: skip
 
 

@@ -284,14 +284,13 @@ def _new_data(c: _Context) -> Fired:
 
 def _naive_gap(c: _Context) -> tuple[str, float] | None:
     """The best naive baseline when the champion is not better than it by more than
-    ``policy.naive_margin`` over the monitor window on enough labelled actuals."""
+    ``policy.naive_margin`` over the monitor window on enough labelled actuals, by the live
+    test of A/B rollouts where the metric has one (a tie on 112 actuals is noise, not a
+    model no better than the majority class)."""
     n, margin = c.state.naive, c.policy.naive_margin
     if n is None or margin is None or n.n_samples < c.min_samples or not math.isfinite(n.live):
         return None
-    best = n.best
-    if best is None or METRICS[n.metric].improvement(n.live, best[1]) > margin:
-        return None
-    return best
+    return n.not_better(margin)
 
 
 def _naive_sentence(c: _Context, best: tuple[str, float]) -> str:
@@ -300,8 +299,14 @@ def _naive_sentence(c: _Context, best: tuple[str, float]) -> str:
     return (
         f"over the last {n.window} the model's {_metric_name(n.metric)} is {_num(n.live)}, "
         f"{best[0]}'s {_num(best[1])} on {n.n_samples} labelled actuals "
-        f"(policy.naive_margin: {_num(c.policy.naive_margin or 0.0)})"
+        f"({_naive_test(n.p_values.get(best[0]), n.significance)}"
+        f"policy.naive_margin: {_num(c.policy.naive_margin or 0.0)})"
     )
+
+
+def _naive_test(p: float | None, significance: float) -> str:
+    """``p = 0.003 < 0.05; `` for a tested gap, nothing for a point comparison."""
+    return "" if p is None else f"p = {p:.2g} < {_num(significance)}; "
 
 
 def _metric_name(metric: str) -> str:

@@ -141,6 +141,18 @@ class NaiveComparison:
     ...                     500, window_days=30)
     >>> c.best
     ('the previous actual', 1.4)
+
+    ``p_values``: per baseline, the p-value of the live test that the champion's advantage
+    over it is ``policy.naive_margin`` (:func:`retrainer.evaluation.arms.compare_arms`; None
+    where the metric has no test from aggregates). A baseline beats the champion when that
+    test says the advantage is below the margin at ``significance``; without a test, when
+    the point estimates say so.
+
+    >>> c.not_better(0.0)
+    ('the previous actual', 1.4)
+    >>> NaiveComparison("accuracy", "30d", 0.875, {"the majority class": 0.875}, 112,
+    ...                 p_values={"the majority class": 1.0}).not_better(0.0) is None
+    True
     """
 
     metric: str
@@ -150,6 +162,8 @@ class NaiveComparison:
     n_samples: int
     champion_age_days: float | None = None
     window_days: float = 7.0
+    p_values: dict[str, float | None] = field(default_factory=dict)
+    significance: float = 0.05
 
     def __post_init__(self) -> None:
         _metric(self.metric, "NaiveComparison")
@@ -162,6 +176,21 @@ class NaiveComparison:
         out: tuple[str, float] | None = None
         for name, value in self.baselines.items():
             if math.isfinite(value) and (out is None or m.better(value, out[1])):
+                out = (name, value)
+        return out
+
+    def not_better(self, margin: float) -> tuple[str, float] | None:
+        """The best baseline the champion is not better than by more than ``margin`` (in the
+        metric's units), significantly where a test exists; None when there is none."""
+        m = METRICS[self.metric]
+        out: tuple[str, float] | None = None
+        for name, value in self.baselines.items():
+            if not math.isfinite(value) or m.improvement(self.live, value) > margin:
+                continue
+            p = self.p_values.get(name)
+            if p is not None and not p < self.significance:
+                continue  # a gap within the noise of the window's actuals
+            if out is None or m.better(value, out[1]):
                 out = (name, value)
         return out
 
