@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (registers commands)
     data_cmds,
     demo_cmd,
     loop_cmds,
+    mlflow_cmds,
     policy_cmds,
     registry_cmds,
     report_cmd,

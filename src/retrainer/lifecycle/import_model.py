@@ -89,14 +89,21 @@ def import_model(
     force: bool = False,
     reason: str = "",
     created_by: str = "manual",
+    source: str | None = None,
+    origin: dict[str, Any] | None = None,
 ) -> Any:
     """Verify the model file at ``path``, register it as a version of ``model`` (kind
     ``import``) and deploy it the way the spec's rollout and the gate say; returns the
     registered :class:`~retrainer.core.entities.ModelVersion` (``details`` say whether it
-    was deployed, started as a challenger or held back, and the gate's verdict)."""
+    was deployed, started as a challenger or held back, and the gate's verdict).
+
+    ``source`` names where the file came from in messages and the lineage (default the
+    path; an MLflow model URI for ``retrainer import --mlflow``); ``origin`` adds its own
+    entries to the version's ``details.import`` (the MLflow run id)."""
     check_model_name(model, where="deploy --from-file")  # it names the artifact's folder
     spec = ws.model_spec(model)
     path = Path(path)
+    named = source or str(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -117,13 +124,17 @@ def import_model(
         order = check_native(spec, native, labels, names, cats)
         fitted = _evaluate(spec, native, order, frame)
     except _Refused as exc:
-        raise InputError(
-            f"Cannot import {str(path)!r} into {model!r}: {exc}.", file=str(path)
-        ) from None
+        raise InputError(f"Cannot import {named!r} into {model!r}: {exc}.", file=named) from None
     bump, _ = version_bump(ws, spec, native.family)
     champion = ws.store.roles(model).champion
-    why = f"imported {path.name} (sha256 {digest})" + (f": {reason}" if reason else "")
-    info = {"file": str(path), "sha256": digest, "format": native.family, "notes": native.notes}
+    why = f"imported {source or path.name} (sha256 {digest})" + (f": {reason}" if reason else "")
+    info = {
+        "file": named,
+        "sha256": digest,
+        "format": native.family,
+        "notes": native.notes,
+        **(origin or {}),
+    }
     return register_fitted(
         ws,
         spec,
