@@ -39,6 +39,7 @@ from .predict import parse_rows, score, warnings
 from .registry import AlertFn, ModelRegistry
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
+from .ui import ui_router
 from .writer import PredictionSink, WriterProcess, in_memory
 
 ROW_BYTES, FEATURE_BYTES = 256, 128  # the body limit: 4 KiB + rows × (256 + 128 × features)
@@ -294,6 +295,7 @@ def create_app(
     app.router.routes.insert(0, hot)
     app.include_router(admin_router(state))
     app.include_router(status_router(state))
+    app.include_router(ui_router(state))  # the dashboard at /ui
 
     @app.get("/health", tags=["service"])
     def health() -> dict[str, str]:

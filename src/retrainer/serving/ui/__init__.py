@@ -1,0 +1,117 @@
+"""The dashboard at ``/ui`` (issue 18): an overview of every model and a page per model,
+rendered on the server from the store through the lifecycle functions; charts are the
+report's inline SVG; nothing is fetched from outside the server.
+
+Reading needs no token (unless ``auth.protect_reads``, which a browser cannot meet: the
+dashboard is then closed). Actions (deploy, rollback, maintain) are the ``/v1`` admin routes,
+called by the page's script with the admin token in the Authorization header after a confirm
+step (see :mod:`retrainer.serving.ui.script`). When the store is down, pages show the last
+known state under a banner.
+
+Routes: ``GET /ui``, ``GET /ui/models/{name}``, their JSON for polling under ``/ui/api/``,
+and ``GET /ui/static/ui.css``; any other ``/ui`` path is the 404 page listing the models.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Request
+from starlette.responses import HTMLResponse, Response
+
+from ..errors import json_response
+from . import pages
+from .snapshot import ModelPage, Read, Snapshots, as_page
+
+if TYPE_CHECKING:
+    from ..app import ServerState
+
+STATIC = Path(__file__).parent / "static"
+ASSETS = {"ui.css": "text/css; charset=utf-8"}
+HEADERS = {
+    "cache-control": "no-store",
+    # the pages load nothing from elsewhere, and the browser holds them to it
+    "content-security-policy": "default-src 'self'; script-src 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+}
+
+
+def ui_router(state: ServerState) -> APIRouter:
+    """The dashboard's routes over ``state`` (its reads are cached in ``state.cache``)."""
+    r = APIRouter(prefix="/ui", include_in_schema=False)
+    snaps: Snapshots = state.cache.setdefault("ui", Snapshots(state))
+
+    def html(text: str, status: int = 200) -> Response:
+        return HTMLResponse(text, status, headers=HEADERS)
+
+    def base(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def missing(request: Request, what: str) -> Response:
+        return html(pages.not_found(base(request), what, state.registry.models), 404)
+
+    def model_read(name: str) -> Read:
+        read = snaps.page(name)
+        return Read(as_page(read.value), read.store_up, read.error, read.at)
+
+    @r.get("")
+    def overview(request: Request) -> Response:
+        return html(pages.overview(base(request), snaps.overview()))
+
+    @r.get("/api/overview")
+    def overview_json(request: Request) -> Response:
+        read = snaps.overview()
+        return json_response(
+            {
+                "store_up": read.store_up,
+                "error": read.error or None,
+                "as_of": pages.stamp(read.at),
+                "models": [m.model for m in read.value or []],
+                "html": pages.overview_rows(base(request), read.value or []),
+                "banner": pages.banner(read),
+            }
+        )
+
+    @r.get("/models/{name}")
+    def model(name: str, request: Request) -> Response:
+        if name not in state.registry.served:
+            return missing(request, f"This server serves no model named {name!r}.")
+        return html(pages.model_page(base(request), name, model_read(name), bool(state.token)))
+
+    @r.get("/api/models/{name}")
+    def model_json(name: str, request: Request) -> Response:
+        if name not in state.registry.served:
+            return json_response({"error": "model_not_found", "models": state.registry.models}, 404)
+        read = model_read(name)
+        page: ModelPage | None = read.value
+        return json_response(
+            {
+                "store_up": read.store_up,
+                "error": read.error or None,
+                "as_of": pages.stamp(read.at),
+                "champion": page.row.roles.champion if page else None,
+                "html": pages.summary(base(request), page) if page else "",
+                "banner": pages.banner(read),
+            }
+        )
+
+    @r.get("/static/{file}")
+    def static(file: str) -> Response:
+        if file not in ASSETS:
+            return Response("not found", 404, media_type="text/plain")
+        return Response(
+            (STATIC / file).read_bytes(),
+            media_type=ASSETS[file],
+            headers={"cache-control": "public, max-age=3600"},
+        )
+
+    @r.get("/{rest:path}")
+    def anything_else(rest: str, request: Request) -> Response:
+        return missing(request, f"No dashboard page at /ui/{rest}.")
+
+    return r
+
+
+__all__ = ["ui_router"]
