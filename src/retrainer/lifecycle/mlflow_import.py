@@ -100,7 +100,7 @@ def import_from_mlflow(
             force=force,
             reason=reason,
             created_by=created_by,
-            source=f"{model_uri} (MLflow run {run_id or 'unknown'})",
+            source=f"{model_uri}, MLflow run {run_id or 'unknown'}",
             origin={"mlflow": origin},
         )
 
