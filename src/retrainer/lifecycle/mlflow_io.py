@@ -3,7 +3,7 @@
 MLflow is optional (``pip install 'retrainer[mlflow]'``) and imported only here, only when an
 MLflow command runs: :func:`mlflow_module` turns its absence into a :class:`ConfigError`
 (exit 2) that says how to install it. Before the first import it sets MLflow's HTTP settings
-unless the caller set them (one retry, a 30 s timeout, no telemetry), so a tracking server
+unless the caller set them (one retry, a 15 s timeout, no telemetry), so a tracking server
 that does not answer fails in seconds, not after MLflow's default minutes of retries;
 :func:`connect` then asks the server once and raises :class:`MlflowUnavailable` (exit 1)
 naming the URI with any password hidden.
@@ -41,7 +41,7 @@ INSTALL = "pip install 'retrainer[mlflow]'"
 HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "15",
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
