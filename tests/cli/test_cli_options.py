@@ -37,7 +37,7 @@ def test_debug_log_level_says_what_the_command_does(
     res = cli("--log-level", "DEBUG", "train", MODEL)
     assert "DEBUG retrainer.cli: train: model='weather'" in res.stderr
     assert "store sqlite:///" in res.stderr and "models weather" in res.stderr
-    assert "train weather: fitting lightgbm" in res.stderr
+    assert "train weather: fit lightgbm" in res.stderr
     assert "DEBUG" not in res.stdout  # logs go to stderr only
 
     quiet = cli("--log-level", "warning", "status")

@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, workspace
-from .train_cmds import _progress
+from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
     from ..lifecycle.compare import ComparisonResult
@@ -76,14 +76,17 @@ def compare(
         bool,
         typer.Option("--register", help="Also train and register (not deploy) each family."),
     ] = False,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Compare model families on the model's window: metrics, fit, fine-tune, latency, size."""
     from ..lifecycle import compare as compare_ops
 
     names = compare_ops.parse_families(families)
-    with workspace() as ws, _progress(not as_json) as step:
-        result = compare_ops.compare(ws, model, names, folds=folds, register=register, on_step=step)
+    with workspace() as ws, shown(f"compare {model}", quiet) as progress:
+        result = compare_ops.compare(
+            ws, model, names, folds=folds, register=register, progress=progress
+        )
     if as_json:
         emit_json(result.to_dict())
         return

@@ -21,6 +21,7 @@ from .app import (
     out,
     workspace,
 )
+from .progress_view import QuietFlag, shown
 
 
 @app.command()
@@ -71,14 +72,15 @@ def db_upgrade(as_json: JsonFlag = False) -> None:
 def ingest(
     model: ModelArg,
     file: Annotated[Path, typer.Argument(help="CSV, Parquet or JSONL of labelled rows.")],
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Add labelled rows, all or nothing per file; a row whose id and time are stored already
     or repeat an earlier row of the file is a duplicate (the first one is kept)."""
     from ..lifecycle.ingest import ingest_file
 
-    with workspace() as ws:
-        result = ingest_file(ws, model, file)
+    with workspace() as ws, shown(f"ingest {model}", quiet) as progress:
+        result = ingest_file(ws, model, file, progress=progress)
     nothing_usable = result.rejected > 0 and result.inserted + result.duplicates == 0
     if as_json:
         emit_json(result.to_dict())
@@ -128,13 +130,14 @@ def predict(
 @handles_errors
 def backup_cmd(
     path: Annotated[Path, typer.Argument(help="Backup file to write (.tar.gz).")],
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Write the store and every kept artifact to one verified archive."""
     from ..lifecycle import backup as backup_ops
 
-    with workspace() as ws:
-        r = backup_ops.backup(ws, path)
+    with workspace() as ws, shown("backup", quiet) as progress:
+        r = backup_ops.backup(ws, path, progress=progress)
     if as_json:
         emit_json({"path": r.path, "rows": r.rows, "artifacts": r.artifacts})
     else:

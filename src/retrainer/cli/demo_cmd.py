@@ -10,6 +10,7 @@ import typer
 
 from ..core.durations import MAX_DAYS
 from .app import JsonFlag, app, emit_json, handles_errors, out
+from .progress_view import QuietFlag, shown
 
 
 @app.command()
@@ -44,6 +45,7 @@ def demo(
     report: Annotated[
         Path, typer.Option("--report", help="Where to write the HTML report.")
     ] = Path("demo-report.html"),
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Replay the bundled NOAA weather data through the whole loop on a simulated clock."""
@@ -58,15 +60,17 @@ def demo(
     level = alerts.level
     alerts.setLevel(logging.ERROR)
     try:
-        r = run_demo(
-            folder.resolve(),
-            say,
-            store,
-            delay_days=delay_days,
-            maintain_every_days=maintain_every,
-            years=years,
-            report=report,
-        )
+        with shown("demo", quiet) as progress:
+            r = run_demo(
+                folder.resolve(),
+                say,
+                store,
+                delay_days=delay_days,
+                maintain_every_days=maintain_every,
+                years=years,
+                report=report,
+                progress=progress,
+            )
     finally:
         alerts.setLevel(level)
     if as_json:

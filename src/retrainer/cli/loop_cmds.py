@@ -22,6 +22,7 @@ from .app import (
     out,
     workspace,
 )
+from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
     from ..lifecycle.feedback import FeedbackResult
@@ -107,6 +108,7 @@ def feedback(
         int | None,
         typer.Option("--retries", min=0, max=100, help="Retries of a failed page request."),
     ] = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Record actual outcomes, joined to the logged predictions by id; idempotent. From a
@@ -157,7 +159,8 @@ def feedback(
                     ws, model, file, interval=interval, max_seconds=max_seconds, fields=names
                 )
             else:
-                result = feedback_file(ws, model, file, fields=names)
+                with shown(f"feedback {model}", quiet) as progress:
+                    result = feedback_file(ws, model, file, fields=names, progress=progress)
     nothing_usable = result.rejected > 0 and result.rejected == result.received
     if as_json:
         emit_json(pulled.to_dict() if pulled is not None else result.to_dict())

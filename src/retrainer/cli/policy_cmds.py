@@ -22,6 +22,7 @@ from .app import (
     out,
     workspace,
 )
+from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
     from ..lifecycle.workspace import Workspace
@@ -74,6 +75,7 @@ def maintain(
         bool, typer.Option("--all", help="Every model of the spec (as when MODEL is omitted).")
     ] = False,
     as_of: AsOf = None,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run monitor → policy → act once; every decision is stored."""
@@ -86,7 +88,9 @@ def maintain(
     if model:  # one model: its error is the command's error
         with workspace() as ws, as_of_clock(as_of):
             _after_champion(ws, model, as_of)
-            r = maintain_op(ws, model, dry_run=dry_run, triggered_by="manual", wait=wait)
+            with shown(f"maintain {model}", quiet) as progress:
+                r = maintain_op(ws, model, dry_run=dry_run, triggered_by="manual", wait=wait,
+                                progress=progress)  # fmt: skip
         view = MaintainResult.of(r).to_dict()
         if as_json:
             emit_json(view)
@@ -99,7 +103,9 @@ def maintain(
         for name in sorted(ws.spec.models):  # one model failing does not stop the others
             try:
                 _after_champion(ws, name, as_of)
-                r = maintain_op(ws, name, dry_run=dry_run, triggered_by="manual", wait=wait)
+                with shown(f"maintain {name}", quiet) as progress:
+                    r = maintain_op(ws, name, dry_run=dry_run, triggered_by="manual", wait=wait,
+                                    progress=progress)  # fmt: skip
             except RetrainerError as exc:
                 worst = max(worst, exit_code(exc))
                 views.append({"model": name, **exc.to_dict()})

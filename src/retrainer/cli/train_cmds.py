@@ -2,48 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from ..core.durations import MAX_DAYS
 from ..core.views import feature_set_text, placement_text
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, out, workspace
+from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
-    from ..lifecycle.train import Step
     from ..lifecycle.workspace import Workspace
 
 Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
 Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version champion.")]
-
-
-@contextmanager
-def _progress(enabled: bool, model: str = "") -> Iterator[Step]:
-    def logged(s: str) -> None:
-        log.debug("train %s: %s", model, s)
-
-    if not enabled:
-        yield logged
-        return
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("training", total=None)
-
-        def show(s: str) -> None:
-            logged(s)
-            bar.update(task, description=s)
-
-        yield show
 
 
 @app.command()
@@ -72,6 +46,7 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="With --deploy: deploy even if the gate rejects.")
     ] = False,
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Fully retrain a model (or every model with --all) and register a new version."""
@@ -88,6 +63,7 @@ def train(
         "allow_quality_warnings": allow_quality_warnings,
         "reason": reason,
         "force": force,
+        "quiet": quiet,
         "as_json": as_json,
     }
     with workspace() as ws:
@@ -136,6 +112,7 @@ def _train_one(
     allow_quality_warnings: bool,
     reason: str,
     force: bool,
+    quiet: bool,
     as_json: bool,
     sink: Callable[[Any], None] | None = None,
 ) -> int:
@@ -158,7 +135,7 @@ def _train_one(
             out.print(f"feature set {feature_set_text(p.to_dict())}", markup=False)
         out.print(p.quality.render(), markup=False, highlight=False)
         return 0 if p.quality.ok else 1
-    with _progress(not as_json, model) as step:
+    with shown(f"train {model}", quiet) as progress:
         r = train_ops.train(
             ws,
             model,
@@ -167,7 +144,7 @@ def _train_one(
             days_back=days,
             allow_quality_warnings=allow_quality_warnings,
             reason=reason,
-            on_step=step,
+            progress=progress,
             force=force,
         )
     from ..api.results import TrainResult
@@ -210,14 +187,17 @@ def fine_tune(
     ] = None,
     deploy: Deploy = False,
     reason: Annotated[str, typer.Option(help="Why; stored on the version.")] = "fine-tune",
+    quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Warm-start the champion on new rows and register a patch version."""
     from ..api.results import FineTuneResult
     from ..lifecycle import fine_tune as fine_tune_ops
 
-    with workspace() as ws:
-        r = fine_tune_ops.fine_tune(ws, model, days=days, deploy=deploy, reason=reason)
+    with workspace() as ws, shown(f"fine-tune {model}", quiet) as progress:
+        r = fine_tune_ops.fine_tune(
+            ws, model, days=days, deploy=deploy, reason=reason, progress=progress
+        )
     view = FineTuneResult.of(r).to_dict()
     if as_json:
         emit_json(view)

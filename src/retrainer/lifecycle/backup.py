@@ -21,6 +21,7 @@ from sqlalchemy import LargeBinary, func, select
 
 from ..core.clock import utcnow
 from ..core.files import atomic_output
+from ..core.progress import Progress, current, reports
 from ..store import schema as t
 from ..store.convert import jsonsafe
 from .backup_format import (
@@ -59,17 +60,22 @@ class _Writer:
         self.files[name], self.sizes[name] = sha256, info.size
 
 
-def backup(ws: Workspace, path: str | Path) -> BackupResult:
+@reports
+def backup(ws: Workspace, path: str | Path, *, progress: Progress | None = None) -> BackupResult:
     """Write the store and every kept artifact to one archive at ``path`` (its folder made;
-    written under a temporary name and renamed, so a failure leaves no partial backup)."""
+    written under a temporary name and renamed, so a failure leaves no partial backup);
+    ``progress`` hears of each table and artifact written."""
+    shown = current()  # ``progress``, or the caller's
     p = Path(path)
     rows: dict[str, int] = {}
     with atomic_output(p, what="backup", private=True) as tmp, tarfile.open(tmp, "w:gz") as tar:
         out = _Writer(tar)
         with ws.store.read() as conn:
             streamed = conn.execution_options(stream_results=True, yield_per=500)
+            shown.stage("tables", total=len(TABLES), unit="tables")
             for table in TABLES:
                 rows[table.name] = _add_table(out, streamed, table)
+                shown.advance()
             for kind, name in (("rows", "training_rows"), ("actuals", "actuals")):
                 rows[name] = int(
                     conn.execute(
@@ -82,11 +88,14 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
                 r.artifact_uri: (r.model, r.sha256, r.hmac, r.version)
                 for r in conn.execute(select(t.versions).where(t.versions.c.status != "deleted"))
             }
+        shown.stage("artifacts", total=len(uris), unit="artifacts")
         for uri, (model, sha, mac, version) in sorted(uris.items()):
             data = ws.artifacts.get(
                 uri, sha, mac, what=f"model {model!r} version {version}", allow_unsigned=True
             )
             out.add(f"artifacts/{model}/{sha}.rtm", data)
+            shown.advance()
+        shown.stage("manifest")
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "created_at": utcnow().isoformat(),
@@ -97,6 +106,7 @@ def backup(ws: Workspace, path: str | Path) -> BackupResult:
         if ws.artifacts.signing_key is not None:
             manifest[SIGNATURE] = sign_manifest(manifest, ws.artifacts.signing_key)
         _Writer(tar).add(MANIFEST, json.dumps(manifest, indent=1).encode())
+    shown.done()
     return BackupResult(str(p), rows, len(uris))
 
 

@@ -40,6 +40,7 @@ import pandas as pd
 from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.entities import Decision
+from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
 from ..evaluation.gate import paired_bootstrap
@@ -245,8 +246,12 @@ def choose(
 
     choice = spec.training.choice
     weighted = family_class(family).capabilities.sample_weight
+    halves = [h for h in choice.half_lives if h != "none"]
+    shown = current()
+    shown.stage("window choice", total=len(choice.windows) + len(halves), unit="candidates")
     for window in choice.windows:
         attempt(window, "none", window_start(window, first, end, change_at))
+        shown.advance()
     if best:
         on = tried[best[0]]
         # a fitted model knows its own (an sklearn family's: its estimator's fit)
@@ -254,6 +259,7 @@ def choose(
         for half in choice.half_lives:
             if half == "none":
                 continue
+            shown.advance()
             if not weighted:
                 note = f"the {family} family takes no row weights"
                 tried.append(Candidate(on.window, half, None, 0, skipped=note))

@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ import pandas as pd
 
 from ..core.errors import FamilyUnavailableError, InputError, QualityError, RetrainerError
 from ..core.metrics import task_metrics
+from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout, walk_forward
 from ..families import FAMILY_MODULES, FamilyModel, ValidationSet, load_model
@@ -52,7 +53,6 @@ DEFAULT_FOLDS = 5
 FINE_TUNE_FRACTION = 0.1
 BATCH_ROWS = 1000
 LATENCY_KEYS = ("row_matrix", "row_frame", "batch_matrix", "batch_frame")
-Step = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -228,6 +228,7 @@ def parse_families(text: str) -> list[str]:
     return names
 
 
+@reports
 def compare(
     ws: Workspace,
     model: str,
@@ -235,19 +236,21 @@ def compare(
     *,
     folds: int | None = None,
     register: bool = False,
-    on_step: Step | None = None,
+    progress: Progress | None = None,
 ) -> ComparisonResult:
-    """Measure each family on ``model``'s training window; register versions only if asked."""
+    """Measure each family on ``model``'s training window; register versions only if asked
+    (``progress`` hears of the rows loaded and each family measured)."""
     from .train import choose_features, load_window, quality_of, train
 
-    step = on_step or (lambda _s: None)
+    p = current()  # ``progress``, or the caller's
     spec = ws.model_spec(model)
     names = parse_families(",".join(families))
     walk = spec.validation.scheme == "walk_forward"
     n_folds = folds or (spec.validation.folds if walk else DEFAULT_FOLDS)
     gap = spec.validation.gap if walk else 0
-    step("loading rows")
+    p.stage("load rows", unit="rows")
     frame = load_window(ws, spec)
+    p.advance(len(frame))
     spec = choose_features(spec, frame).spec  # the families compete on the set a training uses
     walk_forward(len(frame), n_folds, gap)  # too few rows fail here, before any work
     fine_tune_rows = _fine_tune_split(len(frame))[1]
@@ -261,16 +264,17 @@ def compare(
             )
     rows = []
     for name in names:
-        step(f"measuring {name}")
+        p.stage(f"measure {name}", total=n_folds, unit="folds")
         row = measure_in_subprocess(spec, name, frame, n_folds, gap)
+        p.advance(n_folds)
         if register and row.status == "ok":
-            step(f"registering {name}")
             version = train(ws, model, family=name, reason=f"compare: {name}").version
             note = row.note
             if version.family != name:
                 note = f"registered {version.version} fell back to {version.family}"
             row = replace(row, version=version.version, note=note)
         rows.append(row)
+    p.done()
     return ComparisonResult(
         model=model,
         task=spec.task,

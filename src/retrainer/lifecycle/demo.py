@@ -12,12 +12,15 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
 from ..core.errors import InputError
+from ..core.progress import NO_PROGRESS, Progress, current, reporting
 from ..core.spec import load_spec
 from ..datasets import WEATHER_FEATURES, weather
 from .replay import ReplayConfig, ReplaySummary, TimelineEntry, replay
@@ -158,10 +161,13 @@ def run_demo(
     maintain_every_days: int = 28,
     years: float | None = None,
     report: Path | None = None,
+    progress: Progress | None = None,
 ) -> DemoResult:
     """Replay the weather data into a fresh workspace in ``folder``; ``years`` limits the
     replay after the ten initial years (all of it by default). The report goes to ``report``
-    (default ``demo-report.html`` in the current folder)."""
+    (default ``demo-report.html`` in the current folder). ``progress`` hears of the days
+    replayed at each maintenance turn, then of the report."""
+    shown = progress or current()
     fresh_folder(folder)
     config = folder / "retrainer.yaml"
     config.write_text(yaml.safe_dump(demo_spec(folder, store), sort_keys=False))
@@ -178,8 +184,16 @@ def run_demo(
     say(f"arrives {delay_days:g} day(s) later, and maintain runs every {maintain_every_days} days.")
     say(f"{'date':<10}  {'decision':<13} {'champion':>7}  {'live metric':<15} reason → outcome")
     quiet = [0]
+    first = data["date"].min() + timedelta(days=cfg.initial_days)
+    last = data["date"].max()
+    if cfg.days is not None:
+        last = min(last, first + timedelta(days=cfg.days))
+    reached = [first]
 
     def on_turn(e: TimelineEntry) -> None:
+        at = min(pd.Timestamp(e.at), last)  # the last turn may end after the data
+        shown.advance(max((at - reached[0]).days, 0))
+        reached[0] = max(reached[0], at)
         if e.action == "nothing" and not e.events:
             quiet[0] += 1
             return
@@ -191,10 +205,14 @@ def run_demo(
     from ..report import write_report
 
     with Workspace(spec) as ws:
-        result = replay(ws, MODEL, data, cfg, on_turn=on_turn)
+        shown.stage("replay", total=max((last - first).days, 1), unit="days")
+        with reporting(NO_PROGRESS):  # the turns' own stages would be a line per turn
+            result = replay(ws, MODEL, data, cfg, on_turn=on_turn)
+        shown.stage("report")
         report = write_report(ws, MODEL, report or Path("demo-report.html")).resolve()
         versions = [v.version for v in ws.store.list_versions(MODEL)]
         champion = ws.store.roles(MODEL).champion
+    shown.done()
     say("")
     say("summary")
     for line in summary_lines(result.summary):

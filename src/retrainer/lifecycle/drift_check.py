@@ -20,6 +20,8 @@ from ..monitoring.drift import (
 from ..monitoring.reference import ReferenceStats
 from .workspace import Workspace
 
+STATE_KEY = "drift"  # the last check's summary in the store's model state (``/metrics``)
+
 
 @dataclass(frozen=True)
 class DriftCheck:
@@ -51,6 +53,10 @@ def check_drift(
     now: datetime | None = None,
     version: str | None = None,
 ) -> DriftCheck:
+    """Drift of the logged features over ``window`` (default: the spec's ``monitor.window``)
+    up to ``now`` against ``version``'s (default: the champion's) reference. Its summary and
+    each feature's PSI are kept as the model's last drift check (:func:`last_drift`), which
+    the server's ``/metrics`` exposes without computing anything."""
     spec = ws.model_spec(model)
     name = version or ws.store.roles(model).champion
     if name is None:
@@ -63,4 +69,18 @@ def check_drift(
     for chunk in ws.store.iter_prediction_features(model, since=since, until=until):
         acc.update(chunk)
     features = drift_report(reference, acc.result(), spec.drift)
-    return DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))
+    check = DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))
+    psi = {f.feature: f.psi for f in features if f.psi is not None}
+    s = check.summary
+    kept = {"at": until, "rows": check.rows, "share": s.share, "drift": s.drift, "psi": psi}
+    ws.store.put_state(model, STATE_KEY, name, {**kept, "critical": s.critical})
+    return check
+
+
+def last_drift(ws: Workspace, model: str) -> tuple[str, dict[str, Any]] | None:
+    """The version and summary of ``model``'s last drift check (share, drift, critical, rows,
+    at, and ``psi`` by feature), or None before the first."""
+    found = ws.store.get_state(model, STATE_KEY)
+    if found is None or found[0] is None:
+        return None
+    return found[0], found[1]

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import InputError, RetrainerError
+from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
 from ..store.feedback import FeedbackOffset
 from ..store.monitor_store import Folder
@@ -155,10 +156,14 @@ def feedback_file(
     *,
     chunk_rows: int = CHUNK_ROWS,
     fields: FieldMap | None = None,
+    progress: Progress | None = None,
 ) -> FeedbackResult:
     """Record the actuals of a CSV, Parquet or JSONL file (invalid JSON lines are rejected):
     all of its valid rows or none (one transaction), read ``chunk_rows`` at a time; ``fields``
-    maps the file's names onto the spec's id, target and time columns."""
+    maps the file's names onto the spec's id, target and time columns; ``progress`` hears of
+    each chunk joined and stored."""
+    shown = progress or current()
+    shown.stage("join and store", unit="rows")
     p = Path(path)
     if file_format(p) == "jsonl" and p.exists() and p.suffix.lower() != ".gz":
         chunks: Iterator[tuple[pd.DataFrame, list[Reject]]] = _jsonl_chunks(p, chunk_rows)
@@ -173,6 +178,8 @@ def feedback_file(
             total += record_feedback(
                 ws, model, df, where=str(p), rejects=rejects, conn=conn, fields=fields
             )
+            shown.advance(len(df) + len(rejects))
+    shown.done()
     return total
 
 

@@ -11,6 +11,7 @@ import pandas as pd
 from ..core import feature_sets
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
+from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import FamilyModel, ValidationSet, family_class, load_model
@@ -68,6 +69,7 @@ def learning_rate_factor(spec: ModelSpec, model: FamilyModel) -> float:
     return float(absolute) / float(base)
 
 
+@reports
 def fine_tune(
     ws: Workspace,
     model: str,
@@ -79,8 +81,11 @@ def fine_tune(
     force: bool = False,
     require_pass: bool = False,
     decision_id: int | None = None,
+    progress: Progress | None = None,
 ) -> FineTuneResult:
-    """Continue training the champion on new rows and register a patch version."""
+    """Continue training the champion on new rows and register a patch version (``progress``
+    hears of each stage: new rows, fine-tune, register)."""
+    p = current()  # ``progress``, or the caller's
     spec = ws.model_spec(model)
     roles = ws.store.roles(model)
     if roles.champion is None:
@@ -101,7 +106,9 @@ def fine_tune(
             f"{model}`."
         )
     schema = champion.feature_schema
+    p.stage("load new rows", unit="rows")
     frame = new_rows(ws, model, champion, days)
+    p.advance(len(frame))
     if len(frame):  # the set a training on these rows would use (the flag's, or fallback)
         spec = feature_sets.resolve(spec, feature_sets.present_columns(frame)).spec
     if (list(schema["numeric"]), list(schema["categorical"])) != (
@@ -120,6 +127,7 @@ def fine_tune(
             f"{spec.fine_tune.min_rows}. Wait for more labelled rows, use --days N, or lower "
             "fine_tune.min_rows."
         )
+    p.stage(f"fine-tune {champion.family}")
     started = time.process_time()
     base = load_predictor(ws, champion)
     tuned = load_model(
@@ -150,6 +158,7 @@ def fine_tune(
         fit_seconds=time.process_time() - started,
         from_recipe=False,
     )
+    p.stage("gate and register")
     version = register_fitted(
         ws,
         spec,
@@ -171,6 +180,7 @@ def fine_tune(
         require_pass=require_pass,
         decision_id=decision_id,
     )
+    p.done()
     return FineTuneResult(version, version.details["deployed"], champ_metrics, fitted)
 
 

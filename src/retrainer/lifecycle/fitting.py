@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..core.errors import FamilyUnavailableError
 from ..core.metrics import compute_all
+from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator, calibration_report, fit_calibrator
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
@@ -242,7 +243,7 @@ def fit_family(
     train_part, hold = holdout_slices(spec, frame)
     use_cal = uses_calibration(spec)
     record, first, weight = None, 0, None
-    if spec.training.choice.enabled:
+    if spec.training.choice.enabled:  # reports its candidates as a stage of their own
         n_hold = hold.stop - hold.start
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at)
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
@@ -251,6 +252,7 @@ def fit_family(
         days = record.chosen.half_life_days
         if days is not None:
             weight = recency_weights(frame["event_time"], days)
+    current().stage(f"fit {family}")
     X, y = frame[spec.feature_names], frame["target"]
     if record is None:
         eval_model, eval_cal = fit_for_evaluation(
@@ -269,6 +271,7 @@ def fit_family(
     folds: list[dict[str, float]] = []
     if spec.validation.scheme == "walk_forward":
         v = spec.validation
+        current().stage("walk-forward folds", total=v.folds, unit="folds")
         for fold in walk_forward(len(frame), v.folds, v.gap):
             fm, fc = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
             fold_metrics = score(fm, X.iloc[fold.test], y.iloc[fold.test], fc)[0]
@@ -280,6 +283,8 @@ def fit_family(
                     **fold_metrics,
                 }
             )
+            current().advance()
+        current().stage(f"refit {family}")
     settled = None
     if spec.training.refit_on_full_window and not use_cal:
         settled = settle_size(spec, family, eval_model, X, y, weight)

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import InputError
 from ..core.feature_sets import required as spec_required
 from ..core.names import MAX_ID
+from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
 from ..store.rows import ROWS
 from .tables import CHUNK_ROWS, LINE, iter_table
@@ -90,6 +91,7 @@ def ingest_file(
     *,
     source: str = "file",
     chunk_rows: int = CHUNK_ROWS,
+    progress: Progress | None = None,
 ) -> IngestResult:
     """Ingest a CSV, Parquet or JSONL file of labelled rows for ``model``: all of its valid
     rows or none, read ``chunk_rows`` at a time.
@@ -98,8 +100,10 @@ def ingest_file(
     not for the file), and the run becomes visible in one short transaction at the end; a run
     that fails or dies leaves none of its rows visible (see ``store.rows``). A lease per run,
     renewed at every chunk, tells a dead run's staged rows (dropped by the next ingest) from a
-    live one's."""
+    live one's. ``progress`` hears of each chunk read and stored (see ``core.progress``)."""
     spec = ws.model_spec(model)
+    p = progress or current()
+    p.stage("read", unit="rows")
     chunks = iter_table(path, chunk_rows)
     first = next(chunks)  # a file that cannot be read fails before anything is written
     kind = stored_labels_kind(ws, model)
@@ -118,9 +122,12 @@ def ingest_file(
             inserted += added.inserted
             duplicates += added.duplicates
             run.alive()
+            p.advance(len(df))
+        p.stage("publish")
         with ws.store.write(model) as conn:
             late = ws.store.publish_rows(conn, model, run.id, source, run.known, inserted)
         run.published = True
+    p.done()
     return IngestResult(inserted - late, duplicates + late, rejected, rejects)
 
 

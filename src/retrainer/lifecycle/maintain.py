@@ -12,6 +12,7 @@ from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
 from ..core.faults import fault_point
+from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.arms import compare_arms
 from ..families import family_class
@@ -234,6 +235,7 @@ def with_quality(
     return replace(state, quality_ok=not problems, quality_problems=problems)
 
 
+@reports
 def maintain(
     ws: Workspace,
     model: str,
@@ -242,18 +244,26 @@ def maintain(
     now: datetime | None = None,
     triggered_by: str = "policy",
     wait: float = 0,
+    progress: Progress | None = None,
 ) -> MaintainResult:
-    """Decide and (unless ``dry_run``) act once for ``model``."""
+    """Decide and (unless ``dry_run``) act once for ``model`` (``progress`` hears of each
+    step: monitor and drift, data quality, the training it starts)."""
     spec = ws.model_spec(model)
     at = now or utcnow()
+    p = current()  # ``progress``, or the caller's
     with held_lease(ws, f"model:{model}", wait=wait):
         if not dry_run:
             resume_pending(ws, model)
         if ws.store.roles(model).challenger is not None:
-            return _rollout_turn(ws, model, at, dry_run, triggered_by)
+            p.stage("rollout turn")
+            made = _rollout_turn(ws, model, at, dry_run, triggered_by)
+            p.done()
+            return made
+        p.stage("monitor and drift")
         state = build_state(ws, model, at)
         d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         if d.action != "nothing":
+            p.stage("data quality")
             state = with_quality(ws, model, state, triggered_by)
             d = decide(state, spec.policy, spec.rollout, min_samples=spec.monitor.min_samples)
         version, deployed, outcome = None, False, "dry run: nothing changed"
@@ -273,6 +283,7 @@ def maintain(
             ws.store.add_decision(stored)
         else:
             ws.store.set_outcome(intent, outcome)
+    p.done()
     return MaintainResult(stored, version, deployed)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from ..core.errors import (
     RetrainerError,
 )
 from ..core.faults import fault_point
+from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import fit_interval
 from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
@@ -34,8 +34,6 @@ from .gating import gate_against_champion
 from .naive_fold import check_window_season
 from .sources import describe, row_stats, training_frame
 from .workspace import Workspace
-
-Step = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -231,6 +229,7 @@ def fit_with_fallback(
         }
 
 
+@reports
 def train(
     ws: Workspace,
     model: str,
@@ -241,7 +240,7 @@ def train(
     reason: str = "",
     days_back: int | None = None,
     allow_quality_warnings: bool = False,
-    on_step: Step | None = None,
+    progress: Progress | None = None,
     force: bool = False,
     require_pass: bool = False,
     decision_id: int | None = None,
@@ -251,11 +250,13 @@ def train(
     With ``deploy`` the version becomes champion in the same transaction that registers it,
     unless the gate rejects it against the current champion (``force`` overrides and is
     recorded as forced; ``require_pass`` also refuses an "insufficient" verdict).
+    ``progress`` hears of each stage (rows, window choice, fit, folds, register).
     """
-    step = on_step or (lambda _s: None)
+    p = current()  # ``progress``, or the caller's (see :func:`reports`)
     spec = ws.model_spec(model)
-    step("loading rows")
+    p.stage("load rows", unit="rows")
     frame = load_window(ws, spec, days_back)
+    p.advance(len(frame))
     the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame, trigger=created_by)
     spec = choose_features(spec, frame).spec  # the set the plan chose (the flag's, or fallback)
     if not the_plan.quality.ok and not allow_quality_warnings:
@@ -265,7 +266,6 @@ def train(
             f"or pass --allow-quality-warnings{_severity_hint(the_plan.quality, created_by)}.",
             quality=the_plan.quality.to_dict(),
         )
-    step(f"fitting {the_plan.family}")
     change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
     window_rows = len(frame)
@@ -273,7 +273,7 @@ def train(
     bump, parent = the_plan.bump, the_plan.parent
     if fallback:
         bump, parent = version_bump(ws, spec, fitted.family)
-    step("saving artifact")
+    p.stage("gate and register")
     version = register_fitted(
         ws,
         spec,
@@ -299,7 +299,7 @@ def train(
         require_pass=require_pass,
         decision_id=decision_id,
     )
-    step("done")
+    p.done()
     return TrainResult(version, bool(version.details.get("deployed")), fitted, the_plan)
 
 

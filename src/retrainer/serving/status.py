@@ -7,6 +7,7 @@ hourly buckets); ``/metrics`` caches them for ``LIVE_TTL`` seconds so a scrape s
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
@@ -15,7 +16,7 @@ from starlette.responses import Response
 from ..core.errors import ConflictError, RetrainerError
 from ..core.views import event_view, roles_view, version_view
 from ..lifecycle import registry_ops
-from ..lifecycle.drift_check import check_drift
+from ..lifecycle.drift_check import check_drift, last_drift
 from ..lifecycle.monitor import monitor
 from .admin import decision_view
 from .errors import json_response, log
@@ -182,6 +183,11 @@ def _live(state: ServerState) -> list[Gauge]:
     metric = Gauge("retrainer_live_metric", "Live metric over the monitor window.")
     preds = Gauge("retrainer_live_predictions", "Predictions in the monitor window.")
     labelled = Gauge("retrainer_live_labelled", "Labelled predictions in the monitor window.")
+    degradation = Gauge(
+        "retrainer_degradation",
+        "Live degradation of the primary metric against the version's holdout baseline "
+        "(0.1: 10% worse; absent below monitor.min_samples labelled pairs).",
+    )
     for m in state.registry.models:
         try:
             report = monitor(state.ws, m)
@@ -195,6 +201,40 @@ def _live(state: ServerState) -> list[Gauge]:
             for k, x in v.metrics.items():
                 if x is not None:
                     metric.add(x, **ids, metric=k)
-    gauges = [metric, preds, labelled]
+            if v.degradation is not None:
+                degradation.add(v.degradation, **ids)
+    gauges = [metric, preds, labelled, degradation, *_drift(state)]
     state.cache["live"] = (time.monotonic(), gauges)
     return gauges
+
+
+def _drift(state: ServerState) -> list[Gauge]:
+    """The last stored drift check of each model (made by ``maintain``, ``retrainer drift`` or
+    the drift route); a scrape reads it and computes nothing."""
+    share = Gauge("retrainer_drift_share", "Share of features drifted at the last drift check.")
+    flag = Gauge("retrainer_drift", "1 when the last drift check found drift (2: critical).")
+    score = Gauge("retrainer_drift_score", "PSI of each feature at the last drift check.")
+    rows = Gauge("retrainer_drift_rows", "Logged rows the last drift check compared.")
+    age = Gauge("retrainer_drift_checked_timestamp_seconds", "When the last drift check ran.")
+    for m in state.registry.models:
+        try:
+            found = last_drift(state.ws, m)
+        except Exception as exc:
+            log.warning("model %s: last drift check unavailable: %s", m, exc)
+            continue
+        if found is None:
+            continue
+        version, d = found
+        ids = {"model": m, "version": version}
+        share.add(float(d["share"]), **ids)
+        flag.add(2 if d.get("critical") else 1 if d["drift"] else 0, **ids)
+        rows.add(int(d["rows"]), **ids)
+        age.add(_epoch(d["at"]), **ids)
+        for feature, psi in sorted(d["psi"].items()):
+            score.add(float(psi), **ids, feature=feature)
+    return [share, flag, score, rows, age]
+
+
+def _epoch(at: str) -> float:
+    """An ISO time stored naive in UTC as Unix seconds."""
+    return datetime.fromisoformat(at).replace(tzinfo=UTC).timestamp()
