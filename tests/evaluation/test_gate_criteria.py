@@ -3,13 +3,23 @@ improvement, user metrics (expression and callable), the budgets and the one-lin
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
 from retrainer.core.custom_metrics import evaluate, parse_expression
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec_sections import Gate
-from retrainer.evaluation.gate import budget_gate, run_gate, summary_line
+from retrainer.evaluation.gate import (
+    CatchUpFit,
+    GateRecord,
+    Verdict,
+    budget_gate,
+    run_gate,
+    summary_line,
+    verdict_text,
+)
 
 
 def noisy(y: np.ndarray, accuracy: float, rng: np.random.Generator) -> np.ndarray:
@@ -131,10 +141,72 @@ def test_the_summary_of_a_worse_refresh_says_shown_not_judged() -> None:
 def test_budgets_without_a_champion() -> None:
     assert budget_gate(Gate(), 1.0, 1.0, 10) is None
     held = budget_gate(Gate(max_latency_ms=5, max_memory_mb=50), 1.0, 20.0, 10)
-    assert held is not None and held["verdict"] == "pass"
+    assert held is not None and held.verdict is Verdict.PASS and held.budgets_only
     over = budget_gate(Gate(max_latency_ms=5), 9.0, 20.0, 10)
-    assert over is not None and over["verdict"] == "reject"
-    assert over["reasons"] == ["p95 single-row latency 9 ms exceeds the 5 ms budget"]
+    assert over is not None and over.verdict is Verdict.REJECT
+    assert over.reasons == ("p95 single-row latency 9 ms exceeds the 5 ms budget",)
+    # the stored JSON is the shape earlier versions wrote, and reads back to the same record
+    stored = {
+        "verdict": "reject",
+        "budgets_only": True,
+        "champion_version": None,
+        "latency_ms": 9.0,
+        "max_latency_ms": 5.0,
+        "memory_mb": 20.0,
+        "max_memory_mb": None,
+        "size_bytes": 10,
+        "max_size_bytes": None,
+        "reasons": ["p95 single-row latency 9 ms exceeds the 5 ms budget"],
+        "summary": "budgets exceeded (first version): p95 single-row latency 9 ms exceeds "
+        "the 5 ms budget",
+    }
+    assert json.dumps(over.to_dict()) == json.dumps(stored)
+    assert GateRecord.from_dict(stored) == over
+
+
+def test_a_stored_gate_reads_back_as_the_record_it_was() -> None:
+    """Every field of a comparison survives the store, a NaN included (stored as null), and
+    a shape written before later fields existed still reads, with their neutral values."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 300)
+    champion = np.where(rng.random(300) < 0.7, y, 1 - y)
+    better = np.where(rng.random(300) < 0.9, y, 1 - y)
+    r = run_gate(y, champion, better, task="classification", gate=Gate(guards={"f1": 0.01}))
+    rec = GateRecord(r, "1.0.0", CatchUpFit("2024-01-01T00:00:00", 500, 0.25))
+    stored = json.loads(json.dumps(rec.to_dict()))
+    assert stored["verdict"] == "pass" and stored["summary"].startswith("gate pass vs 1.0.0")
+    assert list(stored)[-3:] == ["champion_version", "catch_up_fit", "summary"]
+    again = GateRecord.from_dict(stored)
+    assert json.dumps(again.to_dict()) == json.dumps(stored)
+    assert again.catch_up_fit == rec.catch_up_fit and again.comparison is not None
+    assert again.comparison.guards == r.guards
+    old = {  # the first release's shape: no refresh, memory or min_rows fields, no summary
+        "verdict": "reject",
+        "metric": "accuracy",
+        "bigger_is_better": True,
+        "n_rows": 200,
+        "min_rows": 100,
+        "champion": 0.8,
+        "challenger": None,
+        "improvement": None,
+        "guards": [
+            {
+                "metric": "f1",
+                "champion": 0.7,
+                "challenger": 0.6,
+                "regression": 0.1,
+                "tolerance": 0.01,
+                "ok": False,
+            }
+        ],
+        "reasons": ["accuracy is undefined"],
+        "champion_version": "1.0.0",
+    }
+    read = GateRecord.from_dict(old)
+    assert read.verdict is Verdict.REJECT and not read.passed and read.comparison is not None
+    assert read.comparison.refresh is False and read.comparison.guards[0].min_improvement is None
+    assert read.summary == "gate reject vs 1.0.0: accuracy is undefined"
+    assert verdict_text(read) == "gate reject vs 1.0.0"
 
 
 def _counts(tp: int, fp: int, tn: int, fn: int) -> tuple[np.ndarray, np.ndarray]:

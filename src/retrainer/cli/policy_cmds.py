@@ -25,6 +25,7 @@ from .app import (
 from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
+    from ..core.entities import Decision
     from ..lifecycle.workspace import Workspace
 
 
@@ -91,11 +92,10 @@ def maintain(
             with shown(f"maintain {model}", quiet) as progress:
                 r = maintain_op(ws, model, dry_run=dry_run, triggered_by="manual", wait=wait,
                                 progress=progress)  # fmt: skip
-        view = MaintainResult.of(r).to_dict()
         if as_json:
-            emit_json(view)
+            emit_json(MaintainResult.of(r).to_dict())
             return
-        _print_decision(view)
+        _print_decision(r.decision)
         return
     views: list[dict[str, Any]] = []
     worst = 0
@@ -114,7 +114,7 @@ def maintain(
                 continue
             views.append(MaintainResult.of(r).to_dict())
             if not as_json:
-                _print_decision(views[-1])
+                _print_decision(r.decision)
     if as_json:
         emit_json(views)
     if worst:
@@ -141,9 +141,9 @@ def _after_champion(ws: Workspace, model: str, as_of: str | None) -> None:
         )
 
 
-def _print_decision(v: dict[str, Any]) -> None:
-    out.print(f"[bold]{v['model']}[/]: {v['action']} — {v['outcome']}")
-    for reason in v["reasons"]:
+def _print_decision(d: Decision) -> None:
+    out.print(f"[bold]{d.model}[/]: {d.action} — {d.outcome}")
+    for reason in d.reasons:
         out.print(f"  • {reason}", highlight=False, markup=False)
 
 
@@ -157,14 +157,15 @@ def decisions(
     """List the stored maintenance decisions, taken or not."""
     with workspace() as ws:
         ws.model_spec(model)
-        views = [decision_view(d) for d in ws.store.decisions(model, limit)]
+        taken = ws.store.decisions(model, limit)
     if as_json:
-        emit_json(views)
+        emit_json([decision_view(d) for d in taken])
         return
-    for v in views:
-        flag = " (dry run)" if v["dry_run"] else ""
-        out.print(f"{v['taken_at'][:19]} {v['action']}{flag}: {v['outcome']}", highlight=False)
-        for reason in v["reasons"]:
+    for d in taken:
+        flag = " (dry run)" if d.dry_run else ""
+        at = d.taken_at.isoformat()[:19]
+        out.print(f"{at} {d.action}{flag}: {d.outcome}", highlight=False)
+        for reason in d.reasons:
             out.print(f"    {reason}", highlight=False, markup=False)
 
 

@@ -62,7 +62,7 @@ def start(
         )
         roles = ws.store.roles(model)
     if as_json:
-        emit_json({"result": what, **roles_view(roles)})
+        emit_json({"result": what.text, **roles_view(roles)})
         return
     out.print(f"{model}: {what}", highlight=False, markup=False)
     out.print(
@@ -88,6 +88,6 @@ def stop(
         what = rollout.stop(ws, model, by="manual", reason=reason)
         roles = ws.store.roles(model)
     if as_json:
-        emit_json({"result": what, **roles_view(roles)})
+        emit_json({"result": what.text, **roles_view(roles)})
         return
     out.print(f"{model}: {what}", highlight=False, markup=False)

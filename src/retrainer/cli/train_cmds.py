@@ -155,8 +155,9 @@ def _train_one(
         return 0
     primary = r.version.details.get("primary_metric", "")
     note = f" (fallback from {view['fallback']['requested']})" if view.get("fallback") else ""
-    gate = view["gate"]
-    verdict = gate.get("verdict") if gate else None
+    from ..evaluation.gate_types import stored_gate
+
+    gate = stored_gate(r.version.details)
     out.print(
         f"{model} {r.version.version}: {r.version.family}{note}, {r.version.n_rows} rows, "
         f"holdout {primary} {r.version.metrics.get(primary, float('nan')):.4f}"
@@ -164,13 +165,11 @@ def _train_one(
     )
     if view.get("feature_set"):  # the named set it trained on, and why when it fell back
         out.print(f"feature set {feature_set_text(view)}", markup=False, highlight=False)
-    if gate:
-        from ..evaluation.gate import summary_line
-
+    if gate is not None:
         # a verdict other than pass already carries its first reason in the summary
-        rest = [] if gate.get("budgets_only") else gate["reasons"][verdict != "pass" :]
+        rest = () if gate.budgets_only else gate.reasons[0 if gate.passed else 1 :]
         out.print(
-            summary_line(gate) + "".join(f"; {why}" for why in rest),
+            gate.summary + "".join(f"; {why}" for why in rest),
             highlight=False,
             markup=False,
         )

@@ -17,24 +17,22 @@ on the slice. Either way no guard metric may regress beyond its tolerance and th
 >>> champion = np.where(rng.random(400) < 0.75, y, 1 - y)
 >>> challenger = np.where(rng.random(400) < 0.90, y, 1 - y)
 >>> r = run_gate(y, champion, challenger, task="classification", gate=Gate(), seed=1)
->>> r.verdict, r.metric, round(r.improvement, 3), r.p_value < 0.05
+>>> r.verdict.value, r.metric, round(r.improvement, 3), r.p_value < 0.05
 ('pass', 'accuracy', 0.177, True)
->>> run_gate(y[:50], champion[:50], challenger[:50], task="classification",
-...          gate=Gate()).verdict
-'insufficient'
+>>> print(run_gate(y[:50], champion[:50], challenger[:50], task="classification",
+...                gate=Gate()).verdict)
+insufficient
 >>> refresh = np.where(rng.random(400) < 0.74, y, 1 - y)
->>> run_gate(y, champion, refresh, task="classification", gate=Gate()).verdict
-'reject'
->>> run_gate(y, champion, refresh, task="classification", gate=Gate(), refresh=True).verdict
-'pass'
+>>> print(run_gate(y, champion, refresh, task="classification", gate=Gate()).verdict)
+reject
+>>> print(run_gate(y, champion, refresh, task="classification", gate=Gate(), refresh=True).verdict)
+pass
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -43,9 +41,35 @@ from ..core.custom_metrics import CustomMetric, count_masks, gate_metrics
 from ..core.errors import ConfigError, InputError
 from ..core.metrics import DEFAULT_PRIMARY, Metric, task_metrics
 from ..core.spec_sections import Gate, GuardRule
+from .gate_types import (
+    Budgets,
+    CatchUpFit,
+    GateRecord,
+    GateResult,
+    GuardResult,
+    Verdict,
+    as_record,
+    stored_gate,
+    summary_line,
+    verdict_text,
+)
 from .min_rows import MinRows, min_rows_for
 
-Verdict = Literal["pass", "reject", "insufficient"]
+__all__ = [
+    "Budgets",
+    "CatchUpFit",
+    "GateRecord",
+    "GateResult",
+    "GuardResult",
+    "Verdict",
+    "as_record",
+    "budget_gate",
+    "paired_bootstrap",
+    "run_gate",
+    "stored_gate",
+    "summary_line",
+    "verdict_text",
+]
 TEST_NAME = "paired_bootstrap"
 PLAIN = "plain_comparison"
 _CHUNK_CELLS = 2_000_000  # resampled cells held in memory at once
@@ -54,84 +78,6 @@ _EPS = 1e-9  # 0.20 -> 0.19 is a 5% improvement, whatever the floating-point rou
 # Row multiplicities (resamples, rows) -> one metric value per resample.
 Stat = Callable[[np.ndarray], np.ndarray]
 _Scores = tuple[np.ndarray, np.ndarray | None]  # (predictions, probabilities or None)
-
-
-@dataclass(frozen=True)
-class GuardResult:
-    """One guard metric: how much the challenger regresses against the tolerance
-    (``max_loss``), or whether it improves by ``min_improvement`` (absolute) or by
-    ``min_relative_improvement`` (a fraction of the champion's value), with the gate's test."""
-
-    metric: str
-    champion: float
-    challenger: float
-    regression: float  # -improvement: positive means the challenger is worse
-    tolerance: float | None  # the largest regression tolerated (a max_loss guard)
-    ok: bool
-    min_improvement: float | None = None  # the improvement required (a min_improvement guard)
-    p_value: float | None = None  # its paired-bootstrap p-value, when significance is set
-    # a min_relative_improvement guard: the fraction of the champion's value required, and
-    # the improvement observed as that fraction (None when the champion's value is 0)
-    min_relative_improvement: float | None = None
-    relative_improvement: float | None = None
-
-
-@dataclass(frozen=True)
-class GateResult:
-    """Every number behind a gate verdict. ``reasons`` lists failures first."""
-
-    verdict: Verdict
-    metric: str
-    bigger_is_better: bool
-    n_rows: int
-    min_rows: int
-    champion: float
-    challenger: float
-    improvement: float
-    min_improvement: float
-    refresh: bool
-    refresh_tolerance: float | None  # the tolerance a refresh was judged with
-    test: str  # paired_bootstrap, or plain_comparison when significance is null
-    bootstrap_samples: int
-    p_value: float | None
-    significance: float | None
-    ci_low: float | None  # one-sided (1 - significance) lower bound of the improvement
-    ci_high: float | None
-    ci_level: float | None  # coverage of [ci_low, ci_high]: 1 - 2 * significance
-    guards: tuple[GuardResult, ...]
-    latency_ms: float | None  # p95 of single-row predictions
-    max_latency_ms: float | None
-    size_bytes: int | None
-    max_size_bytes: int | None
-    seed: int
-    reasons: tuple[str, ...]
-    champion_metrics: dict[str, float] = field(default_factory=dict)
-    challenger_metrics: dict[str, float] = field(default_factory=dict)
-    # why a refresh's comparison was shown but not judged (the champion saw more data)
-    handicap: str | None = None
-    memory_mb: float | None = None  # peak RSS growth of loading the model and predicting
-    max_memory_mb: float | None = None
-    min_rows_scaled: str | None = None  # how min_rows was scaled to a small window (MinRows.why)
-
-    @property
-    def passed(self) -> bool:
-        return self.verdict == "pass"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe: tuples become lists, NaN and infinities become None."""
-        return _json_safe(asdict(self))  # type: ignore[no-any-return]
-
-
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
 
 
 def _num(x: float) -> str:
@@ -468,7 +414,7 @@ def run_gate(
     >>> y = np.arange(40.0)
     >>> r = run_gate(y, y + 2, y + 1, task="regression", gate=Gate(),
     ...              min_rows=min_rows_for(Gate(), 40, 200))
-    >>> r.verdict, r.min_rows, r.reasons[-1]
+    >>> r.verdict.value, r.min_rows, r.reasons[-1]
     ('pass', 40, 'min_rows 40 (scaled: the holdout of a window of 200 rows holds 40)')
     """
     need = min_rows or min_rows_for(gate)
@@ -500,13 +446,13 @@ def run_gate(
     alpha = gate.significance
     level = None if alpha is None else 1 - 2 * alpha
     p_value = ci_low = ci_high = None
-    verdict: Verdict = "reject"
+    verdict = Verdict.REJECT
     if n < need.rows:
-        verdict = "insufficient"
+        verdict = Verdict.INSUFFICIENT
         scaled = "" if need.why is None else f" ({need.why})"
         bad.insert(0, f"only {n} labelled rows to compare on; the gate needs {need.rows}{scaled}")
     elif not math.isfinite(improvement):
-        verdict = "insufficient"
+        verdict = Verdict.INSUFFICIENT
         bad.insert(0, f"{primary.name} is undefined on these {n} rows (e.g. a single class)")
     else:
         tolerance = gate.refresh_tolerance if refresh else None
@@ -528,7 +474,7 @@ def run_gate(
             d = paired_bootstrap(primary, y, champ, chal, samples=gate.bootstrap_samples, seed=seed)
             d = d[np.isfinite(d)]
         if len(d) == 0:
-            verdict = "insufficient"
+            verdict = Verdict.INSUFFICIENT
             bad.insert(0, f"{primary.name} is undefined on every bootstrap resample")
         else:
             if alpha is not None:
@@ -557,12 +503,12 @@ def run_gate(
                     )
     for g, text in judged:
         (good if g.ok else bad).append(text)
-    if need.note is not None and verdict != "insufficient":
+    if need.note is not None and verdict is not Verdict.INSUFFICIENT:
         good.append(need.note)
-    if verdict == "insufficient" and over_budget:  # no rows to compare can excuse a budget
-        verdict = "reject"
-    if verdict == "reject" and not bad:
-        verdict = "pass"
+    if verdict is Verdict.INSUFFICIENT and over_budget:  # no rows to compare can excuse a budget
+        verdict = Verdict.REJECT
+    if verdict is Verdict.REJECT and not bad:
+        verdict = Verdict.PASS
     return GateResult(
         verdict=verdict,
         metric=primary.name,
@@ -602,79 +548,28 @@ def _task_metrics(task: str, y: np.ndarray, model: _Scores) -> dict[str, float]:
     return {m.name: m.compute(y, *model) for m in task_metrics(task)} if len(y) else {}
 
 
-def _shown(x: Any) -> str:
-    return "undefined" if x is None else _num(x)
-
-
-def verdict_text(gate: dict[str, Any] | None) -> str:
-    """The gate's verdict and what it compared against, in a few words.
-
-    >>> verdict_text({"verdict": "pass", "champion_version": "1.0.0"})
-    'gate pass vs 1.0.0'
-    >>> verdict_text({"verdict": "reject", "budgets_only": True, "champion_version": None})
-    'first version, budgets reject'
-    >>> verdict_text(None)
-    'first version'
-    """
-    if gate is None:
-        return "first version"
-    if gate.get("budgets_only") or gate.get("champion_version") is None:
-        return f"first version, budgets {gate['verdict']}"
-    return f"gate {gate['verdict']} vs {gate['champion_version']}"
-
-
-def summary_line(gate: dict[str, Any]) -> str:
-    """One line for a stored gate result (``GateResult.to_dict()`` plus champion_version).
-
-    A refresh that passes is said as such: its comparison is shown, not judged (it passes
-    unless clearly worse), so "gate pass" would claim a win it did not have to show.
-
-    >>> g = {"verdict": "pass", "refresh": True, "refresh_tolerance": 0.01, "metric": "mae",
-    ...      "champion": 2.0, "challenger": 2.004, "improvement": -0.004,
-    ...      "champion_version": "1.0.0", "reasons": []}
-    >>> summary_line(g)
-    'refresh allowed vs 1.0.0: mae 2 -> 2.004, worse by 0.004: shown, not judged'
-    """
-    if gate.get("budgets_only"):
-        return str(gate.get("summary"))
-    who = gate.get("champion_version")
-    change = f"{gate.get('metric')} {_shown(gate.get('champion'))} -> " + _shown(
-        gate.get("challenger")
-    )
-    if gate.get("verdict") != "pass":
-        first = (gate.get("reasons") or [""])[0]
-        return f"gate {gate.get('verdict')} vs {who}: {first}"
-    if gate.get("refresh") and gate.get("refresh_tolerance") is not None:
-        d = gate.get("improvement") or 0.0
-        how = f"better by {_num(d)}" if d >= 0 else f"worse by {_num(-d)}"
-        return f"refresh allowed vs {who}: {change}, {how}: shown, not judged"
-    return f"gate pass vs {who}: {change}, improves by {_num(gate.get('improvement') or 0.0)}"
-
-
 def budget_gate(
     gate: Gate, latency_ms: float | None, memory_mb: float | None, size_bytes: int | None
-) -> dict[str, Any] | None:
+) -> GateRecord | None:
     """The budgets alone, for a first version (no champion to compare with): None when the
-    spec sets no budget, else a JSON-safe result whose verdict is pass or reject.
+    spec sets no budget, else a record whose verdict is pass or reject.
 
-    >>> budget_gate(Gate(max_memory_mb=50), 3.0, 80.0, 1000)["reasons"]
-    ['peak memory growth 80 MB exceeds the 50 MB budget']
+    >>> budget_gate(Gate(max_memory_mb=50), 3.0, 80.0, 1000).reasons
+    ('peak memory growth 80 MB exceeds the 50 MB budget',)
     """
     if gate.max_latency_ms is None and gate.max_memory_mb is None and gate.max_size_bytes is None:
         return None
     bad, good = _budgets(gate, latency_ms, size_bytes, memory_mb)
-    verdict = "reject" if bad else "pass"
-    return {
-        "verdict": verdict,
-        "budgets_only": True,
-        "champion_version": None,
-        "latency_ms": latency_ms,
-        "max_latency_ms": gate.max_latency_ms,
-        "memory_mb": memory_mb,
-        "max_memory_mb": gate.max_memory_mb,
-        "size_bytes": size_bytes,
-        "max_size_bytes": gate.max_size_bytes,
-        "reasons": bad + good,
-        "summary": f"budgets {'exceeded' if bad else 'held'} (first version): "
+    budgets = Budgets(
+        verdict=Verdict.REJECT if bad else Verdict.PASS,
+        latency_ms=latency_ms,
+        max_latency_ms=gate.max_latency_ms,
+        memory_mb=memory_mb,
+        max_memory_mb=gate.max_memory_mb,
+        size_bytes=size_bytes,
+        max_size_bytes=gate.max_size_bytes,
+        reasons=tuple(bad + good),
+        summary=f"budgets {'exceeded' if bad else 'held'} (first version): "
         + "; ".join(bad or good),
-    }
+    )
+    return GateRecord(budgets)

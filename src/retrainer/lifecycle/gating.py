@@ -24,6 +24,7 @@ for a fine-tune the holdout a full retrain of the window would get (:func:`windo
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.spec import ModelSpec
-from ..evaluation.gate import budget_gate, run_gate, summary_line
+from ..evaluation.gate import CatchUpFit, GateRecord, budget_gate, run_gate
 from ..evaluation.min_rows import MinRows, min_rows_for
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
@@ -65,8 +66,8 @@ def gate_against_champion(
     frame: pd.DataFrame,
     size_bytes: int,
     cost: dict[str, Any] | None = None,
-) -> dict[str, Any] | None:
-    """The gate result (JSON-safe) of ``fitted`` against the current champion. Without a
+) -> GateRecord | None:
+    """The gate record of ``fitted`` against the current champion. Without a
     champion: the budgets alone when the spec sets one, else None. ``cost``: the measured
     serving cost (``serving_cost.measure``), whose p95 single-row latency and peak memory
     growth the budgets judge."""
@@ -91,7 +92,8 @@ def gate_against_champion(
     y = ev.y_true[mask]
     chal_pred = ev.predictions[mask]
     chal_proba = ev.proba[mask] if ev.proba is not None else None
-    catch_up = handicap = None
+    catch_up: CatchUpFit | None = None
+    handicap: str | None = None
     refresh = fitted.family == champion_v.family and fitted.params == champion_v.params
     cut = None if champion_v.train_end is None else pd.Timestamp(champion_v.train_end)
     later = cut is not None and cut >= ev.holdout_start
@@ -143,19 +145,15 @@ def gate_against_champion(
         handicap=handicap,
         min_rows=need,
     )
-    out = result.to_dict()
-    out["champion_version"] = champion_name
-    if catch_up is not None:
-        out["catch_up_fit"] = catch_up
     if not same_classes:
-        out["reasons"] = [*out["reasons"], "the champion and challenger know different classes"]
-    out["summary"] = summary_line(out)
-    return out
+        why = "the champion and challenger know different classes"
+        result = replace(result, reasons=(*result.reasons, why))
+    return GateRecord(result, champion_name, catch_up)
 
 
 def _catch_up(
     spec: ModelSpec, fitted: Fitted, frame: pd.DataFrame, cut: pd.Timestamp, rows: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]] | None:
+) -> tuple[np.ndarray, np.ndarray | None, CatchUpFit] | None:
     """The challenger's recipe fitted on its rows up to ``cut``, scored on ``rows`` (those
     after it); None when too few rows precede the cut or that fit knows other classes."""
     started = time.process_time()
@@ -166,11 +164,7 @@ def _catch_up(
     if spec.task == "classification" and model.classes_ != fitted.model.classes_:
         return None
     pred, proba = predict_encoded(model, rows[spec.feature_names], cal)
-    info = {
-        "until": cut.isoformat(),
-        "rows": len(past),
-        "cpu_seconds": round(time.process_time() - started, 4),
-    }
+    info = CatchUpFit(cut.isoformat(), len(past), round(time.process_time() - started, 4))
     return pred, proba, info
 
 

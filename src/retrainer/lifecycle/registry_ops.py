@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from ..core.entities import DeploymentEvent, ModelVersion
 from ..core.errors import ConflictError, NoChampion, RetrainerError
+from ..evaluation.gate import GateRecord, Verdict, stored_gate
 from ..store import role_of
 from .workspace import Workspace
 
@@ -47,20 +47,21 @@ def deploy(
     reason: str = "manual deploy",
     triggered_by: str = "manual",
     forced: bool = False,
-    gate: dict[str, Any] | None = None,
+    gate: GateRecord | None = None,
 ) -> DeploymentEvent:
-    """Make ``version`` the champion (verified first)."""
+    """Make ``version`` the champion (verified first). ``gate``: the verdict that allows it;
+    by default the version's own gate when it was judged against the current champion."""
     ws.model_spec(model)
     v = ws.store.get_version(model, version)
     verify_loadable(ws, v)
     current = ws.store.roles(model).champion
     if current == version:
         raise ConflictError(f"Model {model!r}: version {version} is already the champion.")
-    stored_gate = v.details.get("gate")
-    if gate is None and stored_gate and stored_gate.get("champion_version") == current:
-        gate = stored_gate
-    if gate is not None and gate.get("verdict") == "reject" and not forced:
-        reasons = "; ".join(gate.get("reasons", []))
+    own = stored_gate(v.details)
+    if gate is None and own is not None and own.champion_version == current:
+        gate = own
+    if gate is not None and gate.verdict is Verdict.REJECT and not forced:
+        reasons = "; ".join(gate.reasons)
         raise ConflictError(
             f"Model {model!r}: the gate rejected version {version} against champion "
             f"{current}: {reasons}. Deploy anyway with --force (recorded as forced)."
@@ -72,7 +73,7 @@ def deploy(
         reason,
         triggered_by,
         forced=forced,
-        gate=gate,
+        gate=None if gate is None else gate.to_dict(),
         expect_champion=current,
     )
     title = f"deployed {version}" + (" (forced past the gate)" if forced else "")

@@ -38,6 +38,7 @@ from ..core.errors import InputError, RetrainerError
 from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
+from ..evaluation.gate_types import Verdict, stored_gate
 from ..store.predlog import record_rows, request_record
 from .feedback import label_key, record_feedback
 from .ingest import ingest_frame
@@ -81,7 +82,7 @@ class TimelineEntry:
     deployed: bool
     live_metric: float | None
     metric: str | None
-    gate: str | None  # the registered version's gate verdict
+    gate: Verdict | None  # the registered version's gate verdict
     events: tuple[str, ...] = ()  # deployment events of the turn, e.g. "deploy 1.0.0 → 1.1.0"
     challenger: str | None = None  # "1.2.0 canary 25%" after the turn
 
@@ -89,6 +90,7 @@ class TimelineEntry:
         out = asdict(self)
         out["at"] = self.at.isoformat()
         out["events"] = list(self.events)
+        out["gate"] = None if self.gate is None else self.gate.value
         return out
 
 
@@ -318,11 +320,11 @@ def _last_event_id(ws: Workspace, model: str) -> int:
 
 def _entry(ws: Workspace, model: str, result: Any, seen: int) -> tuple[TimelineEntry, int]:
     d = result.decision
-    gate = None
+    gate: Verdict | None = None
     if result.version is not None and d.action != "rollback":
         try:
-            g = ws.store.get_version(model, result.version).details.get("gate")
-            gate = None if g is None else str(g.get("verdict"))
+            g = stored_gate(ws.store.get_version(model, result.version).details)
+            gate = None if g is None else g.verdict
         except RetrainerError:
             gate = None
     new = [e for e in ws.store.events(model, limit=20) if e.id > seen]
@@ -386,7 +388,7 @@ def _summary(
         decisions=dict(Counter(e.action for e in timeline)),
         deployments=sum(1 for e in events if e.action in ("deploy", "promote")),
         rollbacks=sum(1 for e in events if e.action == "rollback"),
-        gate_rejections=sum(1 for e in timeline if e.gate == "reject"),
+        gate_rejections=sum(1 for e in timeline if e.gate is Verdict.REJECT),
         champion=ws.store.roles(model).champion,
         wall_seconds=round(wall, 2),
     )

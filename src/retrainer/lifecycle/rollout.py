@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from ..core.clock import utcnow
@@ -30,7 +31,7 @@ from ..core.metrics import METRICS
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Rollout
 from ..evaluation.arms import ArmComparison, compare_arms
-from ..evaluation.gate import verdict_text
+from ..evaluation.gate import GateRecord, Verdict, stored_gate, verdict_text
 from ..policy.state import LiveRegression
 from .monitor import MonitorReport, monitor
 from .registry_ops import deploy, verify_loadable
@@ -40,12 +41,58 @@ MAX_WATCHES = 4
 STEP_ACTIONS = ("start_challenger", "canary_step")
 
 
+class RolloutAction(StrEnum):
+    """What a rollout did; the value is the word stored (a decision's action for a watch
+    window's step) or shown."""
+
+    DEPLOYED = "deployed"  # the candidate became champion
+    STARTED = "started"  # it went on traffic as a shadow, A/B or canary challenger
+    HELD = "held"  # a deploy was asked for, but the gate or a running rollout kept it back
+    REGISTERED = "registered"  # registered only: no deploy was asked for
+    PROMOTE = "promote"  # a challenger's watch window: promoted to champion
+    WITHDRAW = "withdraw"  # taken off traffic, the champion kept
+    CANARY_STEP = "canary_step"  # the canary's share stepped up
+    NOTHING = "nothing"  # still watching
+    STOPPED = "stopped"  # taken off traffic by hand
+
+
+@dataclass(frozen=True)
+class RolloutOutcome:
+    """What became of a version on its way to traffic: the action to match on and the
+    words users read (``str()`` of it).
+
+    >>> o = RolloutOutcome(RolloutAction.DEPLOYED, "gate pass vs 1.0.0: deployed 1.1.0", "1.1.0")
+    >>> o.action is RolloutAction.DEPLOYED, str(o)
+    (True, 'gate pass vs 1.0.0: deployed 1.1.0')
+    """
+
+    action: RolloutAction
+    text: str
+    version: str | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(frozen=True)
 class RolloutStep:
-    action: str  # promote | withdraw | canary_step | nothing
+    """One watch window's judgement of the challenger: promote, withdraw, canary_step or
+    nothing (its ``action`` is stored as the decision's action)."""
+
+    action: RolloutAction
     reasons: tuple[str, ...]
     numbers: dict[str, Any]
     version: str | None = None
+
+    @property
+    def outcome(self) -> RolloutOutcome:
+        """The step in a few words: "promoted 1.1.0", "withdrew 1.1.0", "watching"."""
+        said = {
+            RolloutAction.PROMOTE: f"promoted {self.version}",
+            RolloutAction.WITHDRAW: f"withdrew {self.version}",
+            RolloutAction.CANARY_STEP: f"canary {self.version} stepped up",
+        }.get(self.action, "watching")
+        return RolloutOutcome(self.action, said, self.version)
 
 
 @dataclass(frozen=True)
@@ -70,7 +117,7 @@ def first_fraction(rollout: Rollout, mode: str) -> float:
 def place(
     rollout: Rollout,
     roles: Roles,
-    gate: dict[str, Any] | None,
+    gate: GateRecord | None,
     *,
     deploy: bool,
     force: bool = False,
@@ -85,16 +132,19 @@ def place(
 
     >>> from retrainer.core.entities import Roles
     >>> from retrainer.core.spec_sections import Rollout
-    >>> ok = {"verdict": "pass", "champion_version": "1.0.0"}
+    >>> ok = GateRecord.from_dict({"verdict": "pass", "champion_version": "1.0.0"})
     >>> place(Rollout(mode="ab", fraction=0.1), Roles("m", "1.0.0", None), ok, deploy=True)
     Placement(champion=False, challenger=('ab', 0.1), forced=False, held=None)
-    >>> place(Rollout(), Roles("m", "1.0.0", None), ok | {"verdict": "reject"}, deploy=True).held
+    >>> no = GateRecord.from_dict({"verdict": "reject", "champion_version": "1.0.0"})
+    >>> place(Rollout(), Roles("m", "1.0.0", None), no, deploy=True).held
     'gate reject vs 1.0.0: kept the champion'
     """
     if not deploy:
         return Placement()
-    verdict = None if gate is None else gate["verdict"]
-    allowed = verdict in (None, "pass") or (verdict == "insufficient" and not require_pass)
+    verdict = None if gate is None else gate.verdict
+    allowed = verdict in (None, Verdict.PASS) or (
+        verdict is Verdict.INSUFFICIENT and not require_pass
+    )
     if not allowed and not force:
         assert gate is not None
         return Placement(held=f"{verdict_text(gate)}: kept the champion")
@@ -111,22 +161,37 @@ def place(
     return Placement(challenger=(rollout.mode, first_fraction(rollout, rollout.mode)))
 
 
-def outcome(version: ModelVersion, roles: Roles) -> str:
-    """What became of a registered candidate, in the words ``maintain`` and the scheduler
-    record: the gate's verdict, then deployed, started as a challenger, or kept back."""
+def placement(version: ModelVersion, roles: Roles) -> RolloutOutcome:
+    """What became of a registered candidate: deployed, started as a challenger, held back
+    or only registered, with the words ``maintain`` and the scheduler record (the gate's
+    verdict first).
+
+    >>> from datetime import datetime
+    >>> v = ModelVersion("m", "1.1.0", "1.0.0", "lightgbm", {}, datetime(2024, 1, 1), "manual",
+    ...     "r", "full_retrain", None, None, 1, "", {}, {}, "u", "s", None, 1,
+    ...     details={"gate": {"verdict": "pass", "champion_version": "1.0.0"}})
+    >>> done = placement(v, Roles("m", "1.1.0", Challenger("1.1.0", "canary", 0.05, v.created_at)))
+    >>> done.action is RolloutAction.STARTED, str(done)
+    (True, 'gate pass vs 1.0.0: 1.1.0 started as canary challenger at 5%')
+    """
     d, v = version.details, version.version
-    gate = d.get("gate")
-    verdict = verdict_text(gate)
+    verdict = verdict_text(stored_gate(d))
     if d.get("forced"):
         verdict += " (forced)"
     if d.get("deployed"):
-        return f"{verdict}: deployed {v}"
+        return RolloutOutcome(RolloutAction.DEPLOYED, f"{verdict}: deployed {v}", v)
     if roles.challenger is not None and roles.challenger.version == v:
         ch = roles.challenger
-        return f"{verdict}: {v} started as {ch.mode} challenger at {ch.fraction:.0%}"
+        said = f"{verdict}: {v} started as {ch.mode} challenger at {ch.fraction:.0%}"
+        return RolloutOutcome(RolloutAction.STARTED, said, v)
     if d.get("held"):
-        return f"{d['held']}; {v} registered"
-    return f"{verdict}: {v} registered, not deployed"
+        return RolloutOutcome(RolloutAction.HELD, f"{d['held']}; {v} registered", v)
+    return RolloutOutcome(RolloutAction.REGISTERED, f"{verdict}: {v} registered, not deployed", v)
+
+
+def outcome(version: ModelVersion, roles: Roles) -> str:
+    """:func:`placement`'s words, for a message or a stored decision."""
+    return placement(version, roles).text
 
 
 def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Placement) -> None:
@@ -135,11 +200,11 @@ def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Plac
     d, v, model = version.details, version.version, spec.name
     primary = d.get("primary_metric", spec.primary_metric)
     value = version.metrics.get(primary)
-    gate = d.get("gate") or {}
+    gate = stored_gate(d)
     fields: dict[str, Any] = {"version": v, "kind": version.kind, "rows": version.n_rows}
     if value is not None:
         fields[f"holdout {primary}"] = f"{value:.4g}"
-    if gate:
+    if gate is not None:
         fields["gate"] = verdict_text(gate).removeprefix("gate ")
     ws.alert(model, "retrained", f"{version.kind} {v} registered", version.reason, **fields)
     shrunk = d.get("training_shrunk")
@@ -153,7 +218,7 @@ def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Plac
             "Check the data source and training.window_days.",
             **shrunk,
         )
-    why = "; ".join(gate.get("reasons", []))
+    why = "" if gate is None else "; ".join(gate.reasons)
     if placed.champion:
         forced = " (forced past the gate)" if placed.forced else ""
         ws.alert(model, "deploy", f"deployed {v}{forced}", version.reason, **fields)
@@ -166,8 +231,8 @@ def announce(ws: Workspace, spec: ModelSpec, version: ModelVersion, placed: Plac
             version.reason,
             **fields,
         )
-    elif placed.held and gate and gate.get("verdict") != "pass":
-        ws.alert(model, "gate_rejected", f"gate {gate['verdict']}: {v} not deployed", why, **fields)
+    elif placed.held and gate is not None and not gate.passed:
+        ws.alert(model, "gate_rejected", f"gate {gate.verdict}: {v} not deployed", why, **fields)
 
 
 def training_shrunk(ws: Workspace, spec: ModelSpec, kind: str, rows: int) -> dict[str, Any] | None:
@@ -216,25 +281,28 @@ def start(
     reason: str,
     mode: str | None = None,
     fraction: float | None = None,
-) -> str:
+) -> RolloutOutcome:
     """Put an existing version on traffic: per the spec's rollout (``mode`` None), or as a
     ``mode`` challenger (shadow, ab, canary) at ``fraction`` (default: the spec's first
-    fraction for that mode). Returns what happened; the event is in the history."""
+    fraction for that mode). Returns what happened (deployed or started); the event is in
+    the history."""
     spec = ws.model_spec(model)
     r = spec.rollout
     roles = ws.store.roles(model)
-    gate = version.details.get("gate")
+    gate = stored_gate(version.details)
     chosen = mode or r.mode
     if chosen == "direct" or (roles.champion is None and mode is None):
         deploy(ws, model, version.version, reason=reason, triggered_by=by, gate=gate)
-        return f"deployed {version.version}"
+        said = f"deployed {version.version}"
+        return RolloutOutcome(RolloutAction.DEPLOYED, said, version.version)
     _check_start(model, version.version, roles, chosen, fraction)
     verify_loadable(ws, version)
     share = fraction if fraction is not None else first_fraction(r, chosen)
-    ws.store.set_challenger(model, version.version, chosen, share, reason, by, gate=gate)
+    stored = None if gate is None else gate.to_dict()
+    ws.store.set_challenger(model, version.version, chosen, share, reason, by, gate=stored)
     what = f"{version.version} started as {chosen} challenger at {share:.0%}"
     ws.alert(model, "challenger_started", what, reason, by=by)
-    return what
+    return RolloutOutcome(RolloutAction.STARTED, what, version.version)
 
 
 def _check_start(model: str, version: str, roles: Roles, mode: str, fraction: float | None) -> None:
@@ -274,7 +342,7 @@ def _check_start(model: str, version: str, roles: Roles, mode: str, fraction: fl
         )
 
 
-def stop(ws: Workspace, model: str, *, by: str, reason: str) -> str:
+def stop(ws: Workspace, model: str, *, by: str, reason: str) -> RolloutOutcome:
     """Take the challenger off traffic (the champion keeps serving); recorded in history."""
     ws.model_spec(model)
     ch = ws.store.roles(model).challenger
@@ -284,7 +352,8 @@ def stop(ws: Workspace, model: str, *, by: str, reason: str) -> str:
             f"`retrainer status {model}` shows who serves."
         )
     ws.store.set_challenger(model, None, None, None, reason, by, action="stop_challenger")
-    return f"stopped {ch.mode} challenger {ch.version} (was at {ch.fraction:.0%})"
+    said = f"stopped {ch.mode} challenger {ch.version} (was at {ch.fraction:.0%})"
+    return RolloutOutcome(RolloutAction.STOPPED, said, ch.version)
 
 
 def significance(cmp: ArmComparison) -> str:
@@ -351,7 +420,7 @@ def advance(
     roles = ws.store.roles(model)
     ch = roles.challenger
     if ch is None:
-        return RolloutStep("nothing", ("no challenger on traffic",), {})
+        return RolloutStep(RolloutAction.NOTHING, ("no challenger on traffic",), {})
     since = step_started(ws, model, ch)
     watch = parse_duration(r.watch, what="rollout.watch")
     elapsed = now - since
@@ -366,7 +435,7 @@ def advance(
     }
     if elapsed < watch:
         return RolloutStep(
-            "nothing", (f"{label}: watching ({_span(elapsed)} of {r.watch})",), numbers
+            RolloutAction.NOTHING, (f"{label}: watching ({_span(elapsed)} of {r.watch})",), numbers
         )
     _, cmp, n = arms(ws, model, ch, since, now)
     numbers["labelled"] = n
@@ -383,7 +452,9 @@ def advance(
                 numbers,
             )
         return RolloutStep(
-            "nothing", (f"{label}: {n} labelled predictions, waiting for {r.min_samples}",), numbers
+            RolloutAction.NOTHING,
+            (f"{label}: {n} labelled predictions, waiting for {r.min_samples}",),
+            numbers,
         )
     numbers["comparison"] = cmp.to_dict()
     metric = METRICS[cmp.metric]
@@ -418,7 +489,9 @@ def advance(
                 numbers,
             )
         return RolloutStep(
-            "nothing", (f"A/B: {vs}: not significant yet ({significance(cmp)})",), numbers
+            RolloutAction.NOTHING,
+            (f"A/B: {vs}: not significant yet ({significance(cmp)})",),
+            numbers,
         )
     if ch.mode == "canary":
         higher = [s for s in r.steps if s > ch.fraction + 1e-9]
@@ -434,7 +507,10 @@ def advance(
                 action="canary_step",
             )
             return RolloutStep(
-                "canary_step", (f"{label}: {vs}; stepped to {higher[0]:.0%}",), numbers, ch.version
+                RolloutAction.CANARY_STEP,
+                (f"{label}: {vs}; stepped to {higher[0]:.0%}",),
+                numbers,
+                ch.version,
             )
     return _promote(ws, model, ch, by, f"{label}: {vs}; holds", numbers)
 
@@ -452,7 +528,7 @@ def _promote(
         expect_champion=numbers.get("champion", False),
     )
     ws.alert(model, "deploy", f"promoted {ch.version}", why)
-    return RolloutStep("promote", (why,), numbers, ch.version)
+    return RolloutStep(RolloutAction.PROMOTE, (why,), numbers, ch.version)
 
 
 def _withdraw(
@@ -460,7 +536,7 @@ def _withdraw(
 ) -> RolloutStep:
     ws.store.set_challenger(model, None, None, None, why, by, action="withdraw")
     ws.alert(model, "gate_rejected", f"withdrew challenger {ch.version}", why)
-    return RolloutStep("withdraw", (why,), numbers, ch.version)
+    return RolloutStep(RolloutAction.WITHDRAW, (why,), numbers, ch.version)
 
 
 def live_regression(ws: Workspace, model: str, now: datetime) -> LiveRegression | None:

@@ -24,6 +24,7 @@ from ..core.faults import fault_point
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import fit_interval
+from ..evaluation.gate import GateRecord
 from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
@@ -324,8 +325,8 @@ def offered_rows(details: dict[str, Any] | None, rows: int) -> int:
     return int((details or {}).get("window_rows", rows))
 
 
-def _gate_cpu(gate: dict[str, Any] | None) -> float:
-    return float(((gate or {}).get("catch_up_fit") or {}).get("cpu_seconds", 0.0))
+def _gate_cpu(gate: GateRecord | None) -> float:
+    return 0.0 if gate is None or gate.catch_up_fit is None else gate.catch_up_fit.cpu_seconds
 
 
 def serving_cost(
@@ -393,7 +394,7 @@ def register_fitted(
     art = ws.artifacts.put(spec.name, data)
     extra: dict[str, Any] = dict(details or {})
     if gate is not None:
-        extra["gate"] = gate
+        extra["gate"] = gate.to_dict()
     if cost is not None:
         extra["serving_cost"] = cost
     if fitted.evaluation.confusion is not None:
@@ -462,9 +463,9 @@ def register_fitted(
         challenger=placed.challenger,
         reason=reason,
         triggered_by=created_by,
-        gate=gate,
+        gate=extra.get("gate"),
         forced=forced,
-        expect_champion=False if forced else (gate or {}).get("champion_version"),
+        expect_champion=False if forced or gate is None else gate.champion_version,
         decision=None
         if decision_id is None
         else (decision_id, "pending: registered {version}; interrupted before it finished"),

@@ -7,6 +7,7 @@ from collections import Counter
 from html import escape
 from typing import Any
 
+from ..evaluation.gate_types import stored_gate
 from ..store import role_of
 from .charts import decisions_chart, drift_chart, estimate_chart, live_metric_chart
 from .data import ReportData, naive_summary
@@ -66,8 +67,8 @@ def _versions_table(data: ReportData) -> str:
     rows = []
     for v in reversed(data.versions):
         role = role_of(v, data.roles)
-        gate = v.details.get("gate") or {}
-        verdict = gate.get("verdict", "")
+        gate = stored_gate(v.details)
+        verdict = "" if gate is None else gate.verdict.value
         rows.append(
             "<tr>"
             f"<td><b>{escape(v.version)}</b></td>"

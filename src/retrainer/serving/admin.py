@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from ..core.clock import utcnow
 from ..core.errors import InputError, RetrainerError
-from ..core.views import candidate_role, event_view, version_view
+from ..core.views import candidate_role, decision_view, event_view, version_view
 from ..lifecycle import registry_ops
 from ..lifecycle.feedback import record_feedback
 from ..lifecycle.maintain import maintain
@@ -40,19 +40,6 @@ if TYPE_CHECKING:
     from .app import ServerState
 
 MAX_JOBS = 200  # finished jobs kept in memory
-
-
-def decision_view(d: Any) -> dict[str, Any]:
-    return {
-        "id": d.id,
-        "model": d.model,
-        "action": d.action,
-        "reasons": list(d.reasons),
-        "numbers": d.numbers,
-        "taken_at": d.taken_at.isoformat(),
-        "dry_run": d.dry_run,
-        "outcome": d.outcome,
-    }
 
 
 class Jobs:

@@ -14,11 +14,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ..core.errors import ConflictError, RetrainerError
-from ..core.views import event_view, roles_view, version_view
+from ..core.views import decision_view, event_view, roles_view, version_view
 from ..lifecycle import registry_ops
 from ..lifecycle.drift_check import check_drift, last_drift
 from ..lifecycle.monitor import monitor
-from .admin import decision_view
 from .errors import json_response, log
 from .inputs import query_duration
 from .metrics import Gauge
