@@ -1,7 +1,8 @@
-"""What the report shows, gathered from the store: monthly live and estimated metrics from the
-monitor's aggregates, deployments, decisions, versions, and drift per feature per year of the
-labelled rows (a drift check needs 200 rows; a year of daily data has 365) against the
-reference of the champion serving at the time."""
+"""What the report shows, gathered from the store: live and estimated metrics per time bucket
+from the monitor's aggregates (the bucket chosen from the span), deployments, decisions,
+versions, and drift per feature per period of the labelled rows against the reference of the
+champion serving at the time (the period the finest of hour, day, week, month, year holding
+about 200 rows each, a drift check's minimum; fewer rows: one period over all of them)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..core.entities import Decision, DeploymentEvent, ModelVersion, Roles
 from ..core.errors import RetrainerError
@@ -23,12 +23,15 @@ from ..monitoring.drift import CurrentAccumulator, drift_report
 from ..monitoring.naive import ARM as BASELINE_ARM
 from ..monitoring.naive import NAMES, describe
 from ..monitoring.reference import ReferenceStats
+from .axes import BUCKETS, Bucket, choose_bucket
 
 CHAMPION_MOVES = ("deploy", "promote", "rollback")
 
 
 @dataclass(frozen=True)
-class MonthPoint:
+class Point:
+    """One time bucket of served predictions (its length: :attr:`ReportData.bucket`)."""
+
     start: datetime
     n: int  # labelled served predictions
     value: float | None  # live primary metric of the served arms
@@ -43,11 +46,16 @@ class MonthPoint:
 
 @dataclass(frozen=True)
 class DriftGrid:
+    """PSI per feature per period; ``labels`` name each period (``1990``, ``2024-05-06``)."""
+
     periods: list[datetime]
+    labels: list[str]
     features: list[str]
     psi: np.ndarray  # features x periods (NaN: no data)
     drifted: np.ndarray  # bool, same shape
     threshold: float
+    rows: int = 0  # labelled rows after the first champion's training window
+    min_rows: int = 200  # a drift check's minimum (drift.min_samples)
 
 
 @dataclass(frozen=True)
@@ -56,7 +64,7 @@ class ReportData:
     task: str
     metric: str
     bigger_is_better: bool
-    months: list[MonthPoint]
+    points: list[Point]  # one per bucket, from the first to the last with data
     events: list[DeploymentEvent]
     decisions: list[Decision]
     versions: list[ModelVersion]
@@ -64,13 +72,9 @@ class ReportData:
     champions: list[tuple[datetime, str]]  # (since, version)
     drift: DriftGrid | None
     generated_at: datetime
-    # each naive baseline in the months (``naive:last``...) -> what it predicts, in words
+    # each naive baseline in the points (``naive:last``...) -> what it predicts, in words
     baselines: dict[str, str] = field(default_factory=dict)
-
-
-def _month_starts(first: datetime, last: datetime) -> list[datetime]:
-    idx = pd.date_range(pd.Timestamp(first).to_period("M").start_time, last, freq="MS")
-    return [t.to_pydatetime() for t in idx]
+    bucket: Bucket = BUCKETS["month"]  # how long each point is
 
 
 def champion_timeline(events: list[DeploymentEvent]) -> list[tuple[datetime, str]]:
@@ -91,43 +95,46 @@ def champion_at(timeline: list[tuple[datetime, str]], at: datetime) -> str | Non
     return current
 
 
-def _months(ws: Workspace, model: str, task: str, metric: str) -> list[MonthPoint]:
-    everything = ws.store.monitor_buckets(model)
-    if not everything:
-        return []
-    first = min(v.created_at for v in ws.store.list_versions(model))
-    points: list[MonthPoint] = []
-    events = ws.store.events(model)
-    last = max([first, *(e.created_at for e in events)])
-    decisions = ws.store.decisions(model, limit=1)
-    if decisions:
-        last = max(last, decisions[-1].taken_at)
-    starts = _month_starts(first, last)
-    for i, m0 in enumerate(starts):
-        m1 = starts[i + 1] if i + 1 < len(starts) else pd.Timestamp(m0) + pd.offsets.MonthBegin()
-        found = ws.store.monitor_buckets(model, m0, m1)
-        buckets = [b for b in found if b["arm"] not in ("shadow", BASELINE_ARM)]
+def _points(ws: Workspace, model: str, task: str, metric: str) -> tuple[Bucket, list[Point]]:
+    """The served predictions' metrics per bucket, the bucket chosen from the span of the
+    monitored data (hours for a day, days for a month, months for decades), from the hour
+    buckets read once."""
+    hours = ws.store.monitor_hours(model)
+    if hours.empty:
+        return BUCKETS["day"], []
+    first, last = hours["hour"].iloc[0].to_pydatetime(), hours["hour"].iloc[-1].to_pydatetime()
+    bucket = choose_bucket(first, last)
+    starts = bucket.starts(first, last)
+    at = np.array(starts, dtype="datetime64[ns]")
+    key = np.searchsorted(at, hours["hour"].to_numpy(), side="right") - 1
+    stats = [c for c in hours.columns if c not in ("hour", "version", "arm")]
+    summed = hours.assign(key=key).groupby(["key", "version", "arm"], sort=False)[stats].sum()
+    per: list[dict[tuple[str, str], dict[str, float]]] = [{} for _ in starts]
+    for (k, version, arm), row in zip(summed.index, summed.to_dict("records"), strict=True):
+        per[int(k)][(str(version), str(arm))] = row
+    points: list[Point] = []
+    for m0, found in zip(starts, per, strict=True):
+        buckets: list[dict[str, Any]] = [
+            {"version": v, "arm": a, **s}
+            for (v, a), s in found.items()
+            if a not in ("shadow", BASELINE_ARM)
+        ]
+        base = {v: s for (v, a), s in found.items() if a == BASELINE_ARM}
         naive = {
-            b["version"]: (int(b["n_labelled"]), live_metrics(task, b).get(metric))
-            for b in found
-            if b["arm"] == BASELINE_ARM
+            v: (int(s["n_labelled"]), live_metrics(task, s).get(metric)) for v, s in base.items()
         }
-        naive_sums = {
-            b["version"]: {k: float(v) for k, v in b.items() if k not in ("version", "arm")}
-            for b in found
-            if b["arm"] == BASELINE_ARM
-        }
+        naive_sums = {v: {k: float(x) for k, x in s.items()} for v, s in base.items()}
         if not buckets:
-            points.append(MonthPoint(m0, 0, None, None, 0))
+            points.append(Point(m0, 0, None, None, 0, naive=naive, naive_sums=naive_sums))
             continue
         pooled = {k: sum(b[k] for b in buckets) for k in buckets[0] if k not in ("version", "arm")}
-        by_version = {}
-        for b in buckets:
-            by_version[b["version"]] = (int(b["n_labelled"]), live_metrics(task, b).get(metric))
+        by_version = {
+            b["version"]: (int(b["n_labelled"]), live_metrics(task, b).get(metric)) for b in buckets
+        }
         n_conf = int(pooled.get("n_conf", 0))
         est = pooled["sum_conf"] / n_conf if task == "classification" and n_conf else None
         points.append(
-            MonthPoint(
+            Point(
                 m0,
                 int(pooled["n_labelled"]),
                 live_metrics(task, pooled).get(metric),
@@ -139,7 +146,7 @@ def _months(ws: Workspace, model: str, task: str, metric: str) -> list[MonthPoin
                 naive_sums,
             )
         )
-    return points
+    return bucket, points
 
 
 def _drift(
@@ -156,14 +163,26 @@ def _drift(
     frame = training_frame(ws, spec, after=start)
     if frame.empty:
         return None
-    years = frame["event_time"].dt.to_period("Y")
+    times = frame["event_time"]
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert(None)
+    t0, t1 = times.min().to_pydatetime(), times.max().to_pydatetime()
     features = [c for c in spec.stored_features.all if c in frame.columns]
+    least = spec.drift.min_samples
+    if len(frame) < least:  # too few for any check: say so
+        nothing = np.zeros((len(features), 0))
+        return DriftGrid([], [], features, nothing, nothing.astype(bool), spec.drift.psi,
+                         len(frame), least)  # fmt: skip
+    bucket = drift_bucket(t0, t1, len(frame), least)
+    starts = bucket.starts(t0, t1) if bucket is not None else [t0]
+    keys = np.searchsorted(np.array(starts, dtype="datetime64[ns]"), times.to_numpy(), "right") - 1
     periods: list[datetime] = []
+    labels: list[str] = []
     psi_cols: list[list[float]] = []
     flag_cols: list[list[bool]] = []
     refs: dict[str, ReferenceStats] = {}
-    for q, part in frame.groupby(years, sort=True):
-        at = q.start_time.to_pydatetime()  # type: ignore[attr-defined]
+    for key, part in frame.groupby(keys, sort=True):
+        at = starts[int(key)]
         name = champion_at(champions, at) or champions[0][1]
         v = versions.get(name)
         if v is None or "reference" not in v.details:
@@ -174,17 +193,43 @@ def _drift(
         acc.update(part[features])
         report = {f.feature: f for f in drift_report(refs[name], acc.result(), spec.drift)}
         periods.append(at)
+        labels.append(bucket.label(at) if bucket else f"{t0:%Y-%m-%d %H:%M} to {t1:%Y-%m-%d %H:%M}")
         psi_cols.append([_finite(report[f].psi) if f in report else math.nan for f in features])
         flag_cols.append([bool(report[f].drift) if f in report else False for f in features])
     if not periods:
         return None
     return DriftGrid(
         periods,
+        labels,
         features,
         np.array(psi_cols, dtype=float).T,
         np.array(flag_cols, dtype=bool).T,
         spec.drift.psi,
+        len(frame),
+        least,
     )
+
+
+def drift_bucket(first: datetime, last: datetime, rows: int, least: int = 200) -> Bucket | None:
+    """The finest bucket giving 2 to 40 periods of ``least`` rows each on average (a drift
+    check's minimum) between ``first`` and ``last``, else years when there are several with
+    half that; None when one period over everything is the best.
+
+    >>> from datetime import datetime
+    >>> drift_bucket(datetime(1959, 1, 1), datetime(1998, 12, 31), 14_600).name
+    'year'
+    >>> drift_bucket(datetime(2024, 5, 1), datetime(2024, 5, 31), 9_000).name
+    'day'
+    >>> drift_bucket(datetime(2024, 5, 1), datetime(2024, 5, 2), 300) is None
+    True
+    """
+    days = (last - first).total_seconds() / 86400
+    for name, length in (("hour", 1 / 24), ("day", 1), ("week", 7), ("month", 30.44)):
+        n = days / length + 1
+        if 2 <= n <= 40 and rows / n >= least:
+            return BUCKETS[name]
+    years = last.year - first.year + 1
+    return BUCKETS["year"] if years >= 2 and rows / years >= least / 2 else None
 
 
 def _finite(x: float | None) -> float:
@@ -204,12 +249,14 @@ def collect(ws: Workspace, model: str, *, max_decisions: int = 100_000) -> Repor
     events = ws.store.events(model)
     champions = champion_timeline(events)
     by_name = {v.version: v for v in versions}
+    bucket, points = _points(ws, model, spec.task, metric) if versions else (BUCKETS["day"], [])
     return ReportData(
         model=model,
         task=spec.task,
         metric=metric,
         bigger_is_better=METRICS[metric].bigger_is_better,
-        months=_months(ws, model, spec.task, metric) if versions else [],
+        points=points,
+        bucket=bucket,
         events=events,
         decisions=ws.store.decisions(model, limit=max_decisions),
         versions=versions,
@@ -222,9 +269,9 @@ def collect(ws: Workspace, model: str, *, max_decisions: int = 100_000) -> Repor
 
 
 def naive_summary(data: ReportData) -> list[tuple[str, str, int, float | None]]:
-    """Each naive baseline seen in the months: (name, description, labelled actuals, its
-    metric pooled over every month), after the served predictions' own row ("served")."""
-    served = [m for m in data.months if m.sums]
+    """Each naive baseline seen in the points: (name, description, labelled actuals, its
+    metric pooled over every point), after the served predictions' own row ("served")."""
+    served = [m for m in data.points if m.sums]
     rows: list[tuple[str, str, int, float | None]] = []
     if served:
         keys = served[0].sums.keys()
@@ -232,7 +279,7 @@ def naive_summary(data: ReportData) -> list[tuple[str, str, int, float | None]]:
         value = live_metrics(data.task, pooled).get(data.metric)
         rows.append(("served", "the versions serving", int(pooled["n_labelled"]), value))
     for name in data.baselines:
-        parts = [m.naive_sums[name] for m in data.months if name in m.naive_sums]
+        parts = [m.naive_sums[name] for m in data.points if name in m.naive_sums]
         if not parts:
             continue
         pooled = {k: sum(p.get(k, 0.0) for p in parts) for k in parts[0]}
@@ -241,8 +288,8 @@ def naive_summary(data: ReportData) -> list[tuple[str, str, int, float | None]]:
     return rows
 
 
-def rolling(points: list[MonthPoint], task: str, metric: str, months: int) -> list[Any]:
-    """The metric pooled over the last ``months`` months at each month (None without data)."""
+def rolling(points: list[Point], task: str, metric: str, months: int) -> list[Any]:
+    """The metric pooled over the last ``months`` buckets at each bucket (None without data)."""
     out: list[float | None] = []
     for i in range(len(points)):
         window = [p for p in points[max(0, i - months + 1) : i + 1] if p.sums]
@@ -255,7 +302,7 @@ def rolling(points: list[MonthPoint], task: str, metric: str, months: int) -> li
     return out
 
 
-def rolling_estimate(points: list[MonthPoint], months: int) -> list[float | None]:
+def rolling_estimate(points: list[Point], months: int) -> list[float | None]:
     out: list[float | None] = []
     for i in range(len(points)):
         window = points[max(0, i - months + 1) : i + 1]

@@ -1,5 +1,7 @@
-"""The report page: summary cards, the charts, the decision log and the version table with
-lineage, in one self-contained HTML file (inline CSS and SVG, nothing fetched)."""
+"""The report page: summary cards, the charts, the version lineage tree and table, the
+deployment log, the decisions taken and, apart from them, the dry runs, in one self-contained
+HTML file (inline CSS and SVG, nothing fetched). Long reasons show a short form cut at a word
+boundary; the full text is the cell's ``title`` (shown on hover)."""
 
 from __future__ import annotations
 
@@ -9,8 +11,15 @@ from typing import Any
 
 from ..evaluation.gate_types import stored_gate
 from ..store import role_of
-from .charts import decisions_chart, drift_chart, estimate_chart, live_metric_chart
+from .charts import (
+    decisions_chart,
+    drift_chart,
+    estimate_chart,
+    lineage_chart,
+    live_metric_chart,
+)
 from .data import ReportData, naive_summary
+from .svg import short
 
 CSS = """
 :root { --ink:#2b2d42; --muted:#6c757d; --line:#e6e8ee; --accent:#4e79a7; }
@@ -39,7 +48,8 @@ td.num { text-align:right; font-variant-numeric: tabular-nums; }
 .champion { background:#d8f3dc; color:#1b4332; } .challenger { background:#fff3bf; color:#7c5800; }
 .archived { background:#edf2f7; color:#4a5568; } .deleted { background:#f8d7da; color:#842029; }
 .pass { color:#2a9d8f; } .reject { color:#d62828; } .insufficient { color:#6c757d; }
-.lineage { font-family: ui-monospace, Menlo, Consolas, monospace; font-size:12.5px; }
+.lineage { max-height:520px; overflow:auto; margin:0 0 12px; }
+td[title] { cursor:help; }
 """
 
 
@@ -51,16 +61,11 @@ def _num(v: Any, fmt: str = ".4f") -> str:
     return "" if v is None else format(v, fmt)
 
 
-def _lineage(data: ReportData) -> str:
-    by = {v.version: v for v in data.versions}
-    chain, seen = [], set()
-    cur = data.roles.champion
-    while cur and cur in by and cur not in seen:
-        seen.add(cur)
-        v = by[cur]
-        chain.append(f"{cur} ({v.kind.replace('_', ' ')}, {v.created_at:%Y-%m-%d})")
-        cur = v.parent
-    return " ← ".join(chain) or "no champion"
+def _reason(text: str, limit: int = 110) -> str:
+    """A table cell with the reason's short form and, when cut, the full text on hover."""
+    shown = short(text, limit)
+    title = f' title="{escape(text, quote=True)}"' if shown != " ".join(text.split()) else ""
+    return f"<td{title}>{escape(shown)}</td>"
 
 
 def _versions_table(data: ReportData) -> str:
@@ -81,7 +86,7 @@ def _versions_table(data: ReportData) -> str:
             f'<td class="num">{_num(v.metrics.get(data.metric))}</td>'
             f'<td class="{escape(str(verdict))}">{escape(str(verdict))}</td>'
             f'<td class="num">{_num(v.details.get("fit_cpu_seconds"), ".2f")}</td>'
-            f"<td>{escape(v.reason[:110])}</td>"
+            f"{_reason(v.reason)}"
             "</tr>"
         )
     head = (
@@ -110,21 +115,31 @@ def _naive_table(data: ReportData) -> str:
     return f'<div class="scroll"><table class="naive">{head}{body}</table></div>'
 
 
-def _decisions_table(data: ReportData, limit: int = 400) -> str:
-    taken = [d for d in data.decisions if d.action != "nothing"][-limit:]
+def _decisions_table(data: ReportData, *, dry_run: bool, limit: int = 400) -> str:
+    """The decisions taken (``dry_run=False``: acted on, "nothing" left out) or the dry runs
+    (every one: what the policy would have done), newest first, each with all its reasons."""
+    if dry_run:
+        shown = [d for d in data.decisions if d.dry_run][-limit:]
+        empty = "No dry runs (retrainer maintain --dry-run records one)."
+    else:
+        shown = [d for d in data.decisions if not d.dry_run and d.action != "nothing"][-limit:]
+        empty = "No decision taken yet (only “nothing to do”, or none at all)."
+    if not shown:
+        return f"<p class='note empty'>{escape(empty)}</p>"
     rows = [
         "<tr>"
-        f"<td>{d.taken_at:%Y-%m-%d}</td><td>{escape(d.action.replace('_', ' '))}</td>"
+        f"<td>{d.taken_at:%Y-%m-%d %H:%M}</td><td>{escape(d.action.replace('_', ' '))}</td>"
         f'<td class="num">{_num(d.numbers.get("live_metric"), ".3f")}</td>'
-        f"<td>{escape(d.reasons[0] if d.reasons else '')}</td>"
-        f"<td>{escape(d.outcome or '')}</td></tr>"
-        for d in reversed(taken)
+        f"{_reason('; '.join(d.reasons))}"
+        f"{_reason(d.outcome or ('not acted on: dry run' if dry_run else ''), 80)}</tr>"
+        for d in reversed(shown)
     ]
     head = (
         f"<tr><th>date</th><th>decision</th><th>live {escape(data.metric)}</th>"
         "<th>reason</th><th>outcome</th></tr>"
     )
-    return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
+    kind = "dry-runs" if dry_run else "decisions"
+    return f'<div class="scroll"><table class="{kind}">{head}{"".join(rows)}</table></div>'
 
 
 def _events_table(data: ReportData) -> str:
@@ -133,7 +148,7 @@ def _events_table(data: ReportData) -> str:
         "<tr>"
         f"<td>{e.created_at:%Y-%m-%d}</td><td>{escape(e.action)}</td>"
         f"<td>{escape(e.from_version or '–')}</td><td>{escape(e.to_version or '–')}</td>"
-        f"<td>{escape(e.reason[:160])}</td></tr>"
+        f"{_reason(e.reason, 160)}</tr>"
         for e in reversed(shown)
     ]
     head = "<tr><th>date</th><th>event</th><th>from</th><th>to</th><th>why</th></tr>"
@@ -142,12 +157,13 @@ def _events_table(data: ReportData) -> str:
 
 def render(data: ReportData) -> str:
     """The whole page as one string."""
-    served = sum(m.n for m in data.months)
+    served = sum(m.n for m in data.points)
     overall = None
-    if data.months and data.task == "classification":
-        correct = sum(m.sums.get("n_correct", 0.0) for m in data.months)
+    if data.points and data.task == "classification":
+        correct = sum(m.sums.get("n_correct", 0.0) for m in data.points)
         overall = correct / served if served else None
-    actions = Counter(d.action for d in data.decisions)
+    actions = Counter(d.action for d in data.decisions if not d.dry_run)
+    dry = sum(d.dry_run for d in data.decisions)
     moves = Counter(e.action for e in data.events)
     cards = [
         _card("champion", data.roles.champion or "–"),
@@ -158,13 +174,17 @@ def render(data: ReportData) -> str:
         _card("rollbacks", str(moves["rollback"])),
     ]
     span = ""
-    if data.months:
-        span = f"{data.months[0].start:%Y-%m} to {data.months[-1].start:%Y-%m}"
+    if data.points:
+        end = data.bucket.next(data.points[-1].start)
+        fmt = "%Y-%m-%d %H:%M" if data.bucket.name == "hour" else "%Y-%m-%d"
+        span = f"{data.points[0].start:{fmt}} to {end:{fmt}} by {data.bucket.name}"
     taken = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(actions.items()))
+    taken = taken or "none yet"
     sections = [
         (
             f"Live {data.metric} over time",
-            "Served predictions joined to their actuals, by month; shaded bands show which "
+            f"Served predictions joined to their actuals, by {data.bucket.name}; shaded bands "
+            "show which "
             "version was champion; markers show deployments, promotions and rollbacks.",
             live_metric_chart(data),
         ),
@@ -178,13 +198,14 @@ def render(data: ReportData) -> str:
         ),
         (
             "Data drift per feature",
-            "PSI of each year's labelled rows against the training reference of the champion "
-            "serving then.",
+            "PSI of each period's labelled rows against the training reference of the champion "
+            "serving then (the period chosen from the data: about 200 rows each).",
             drift_chart(data),
         ),
         (
             f"Decisions ({taken})",
-            "Every maintenance decision; hover a dot for its reason.",
+            "Every maintenance decision taken (dry runs are listed apart below); hover a dot "
+            "for its reasons.",
             decisions_chart(data),
         ),
     ]
@@ -197,11 +218,16 @@ def render(data: ReportData) -> str:
         f"{escape(data.metric)} over the whole period next to trivial predictors scored on "
         "the same labelled actuals (dashed in the live chart): a model should beat them."
         f"</p>{_naive_table(data)}</section>"
-        "<section><h2>Versions and lineage</h2>"
-        f"<p class='note lineage'>champion lineage: {escape(_lineage(data))}</p>"
+        "<section><h2>Versions and lineage</h2><p class='note'>Each version with an edge to "
+        "its parent, newest on top; the champion filled green, a challenger amber; hover a "
+        f"version for its reason.</p><div class='lineage'>{lineage_chart(data)}</div>"
         f"{_versions_table(data)}</section>"
         f"<section><h2>Deployment log</h2>{_events_table(data)}</section>"
-        f"<section><h2>Decisions taken</h2>{_decisions_table(data)}</section>"
+        "<section id='decisions-taken'><h2>Decisions taken</h2>"
+        f"{_decisions_table(data, dry_run=False)}</section>"
+        f"<section id='dry-runs'><h2>Dry runs ({dry})</h2><p class='note'>What the policy "
+        "would have done (maintain --dry-run); nothing was acted on.</p>"
+        f"{_decisions_table(data, dry_run=True)}</section>"
     )
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"

@@ -10,7 +10,6 @@ True
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from html import escape
@@ -30,6 +29,7 @@ PALETTE = [
 INK = "#2b2d42"
 GRID = "#e6e8ee"
 MUTED = "#8d99ae"
+FONT = "system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif"
 
 
 class Scale:
@@ -46,21 +46,23 @@ def ts(d: datetime) -> float:
     return d.timestamp() if d.tzinfo else (d - datetime(1970, 1, 1)).total_seconds()
 
 
-def nice_ticks(lo: float, hi: float, n: int = 5) -> list[float]:
-    if not (math.isfinite(lo) and math.isfinite(hi)) or hi <= lo:
-        return [lo]
-    raw = (hi - lo) / n
-    mag = 10 ** math.floor(math.log10(raw))
-    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
-    first = math.ceil(lo / step) * step
-    return [first + i * step for i in range(int((hi - first) / step) + 1)]
+def short(s: str, limit: int = 90) -> str:
+    """``s`` cut to at most ``limit`` characters at a word boundary, an ellipsis added when
+    cut (a single word longer than ``limit`` is cut inside it, the only way to fit).
 
-
-def year_ticks(lo: datetime, hi: datetime, max_ticks: int = 12) -> list[datetime]:
-    years = hi.year - lo.year + 1
-    step = next(s for s in (1, 2, 5, 10, 20, 50, 100) if years / s <= max_ticks)
-    start = (lo.year // step + 1) * step
-    return [datetime(y, 1, 1) for y in range(start, hi.year + 1, step)]
+    >>> short("gate rejected: accuracy 0.912 vs 0.915", 20)
+    'gate rejected…'
+    >>> short("fits", 20)
+    'fits'
+    """
+    s = " ".join(s.split())
+    if len(s) <= limit:
+        return s
+    cut = s[:limit].rstrip()
+    space = cut.rfind(" ")
+    if space > limit // 3:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:-(") + "…"
 
 
 def text(
@@ -151,9 +153,7 @@ def svg(width: int, height: int, body: Sequence[str], label: str) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
         f'width="100%" role="img" aria-label="{escape(label)}" '
-        f'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">'
-        + "".join(body)
-        + "</svg>"
+        f'font-family="{FONT}">' + "".join(body) + "</svg>"
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, String, func, select, type_coerce
 from sqlalchemy.dialects import postgresql, sqlite
@@ -20,6 +20,9 @@ from ..core.clock import utcnow
 from . import schema as t
 from .bulk import PAIR_COLUMNS, pairs_of
 from .feedback import ACTUALS, FeedbackStore, of_fresh
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 STATS = [
     c.name for c in t.monitor_aggregates.c if c.name not in ("model", "version", "arm", "hour")
@@ -195,6 +198,32 @@ class MonitorStore(FeedbackStore):
         for r in rows:  # PostgreSQL sums BIGINT as NUMERIC
             r.update({s: (float if s.startswith("sum_") else int)(r[s] or 0) for s in STATS})
         return rows
+
+    def monitor_hours(self, model: str) -> pd.DataFrame:
+        """Every hour bucket of ``model``: columns hour, version, arm and each statistic,
+        sorted by hour; one read for a chart over the whole life (a row per hour and arm)."""
+        import pandas as pd
+
+        c = t.monitor_aggregates.c
+        q = select(type_coerce(c.hour, String).label("hour"), c.version, c.arm,
+                   *[c[s] for s in STATS]).where(c.model == model).order_by(c.hour)  # fmt: skip
+        with self.read() as conn:
+            rows = conn.execute(q).fetchall()
+        names = ["hour", "version", "arm", *STATS]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        frame = pd.DataFrame({n: list(col) for n, col in zip(names, columns, strict=True)})
+        frame["hour"] = pd.to_datetime(frame["hour"], format="ISO8601")
+        for s in STATS:  # PostgreSQL sums BIGINT as NUMERIC; NULL as 0
+            frame[s] = pd.to_numeric(frame[s]).fillna(0).astype(float)
+        return frame
+
+    def monitor_span(self, model: str) -> tuple[datetime, datetime] | None:
+        """The first and last hour holding monitor buckets of ``model`` (None: no bucket)."""
+        c = t.monitor_aggregates.c
+        q = select(func.min(c.hour), func.max(c.hour)).where(c.model == model)
+        with self.read() as conn:
+            lo, hi = conn.execute(q).one()
+        return None if lo is None else (lo, hi)
 
     def _baseline_state(self, conn: Connection, model: str) -> Any:
         c = t.model_state.c
