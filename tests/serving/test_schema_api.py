@@ -29,6 +29,7 @@ from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
+from retrainer.serving.apidocs import openapi_builder
 from retrainer.serving.app import create_app
 from waits import CATCH_UP, SERVER_START
 
@@ -262,6 +263,20 @@ def test_the_docs_render_in_headless_chromium(
     assert {"/docs", "/openapi.json", "/docs/assets/swagger-ui-bundle.js"} <= paths
     failed = [(p, st) for p, st in recorder.seen if st >= 400]
     assert not failed, failed
+
+
+def test_with_protect_reads_the_open_document_names_no_feature(
+    served: tuple[Served, Recorder],
+) -> None:
+    s, _ = served
+    s.state.protect_reads = True  # read once by the builder; restored at once
+    try:
+        doc = openapi_builder(s.app, s.state)()
+    finally:
+        s.state.protect_reads = False
+    assert f"{MODEL}Row" not in doc["components"]["schemas"]
+    assert list(doc["paths"]).count("/v1/models/{name}/predict") == 1
+    assert "city" not in str(doc)
 
 
 def test_openapi_follows_a_hot_reload(served: tuple[Served, Recorder]) -> None:
