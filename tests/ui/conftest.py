@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 import uvicorn
 import yaml
@@ -18,7 +20,9 @@ import yaml
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import weather
 from retrainer.lifecycle.demo import demo_spec
+from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.replay import ReplayConfig, replay
+from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.serving.app import create_app
 from waits import SERVER_START, wait_until
@@ -31,17 +35,35 @@ from servehelp import Served, free_port
 TOKEN = "s3cret-ui"
 
 
+def sales_frame(n: int = 400) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    plan = rng.choice(["basic", "gold", "silver"], n)
+    x = rng.normal(size=n)
+    y = 2 * x + (plan == "gold") * 3 + rng.normal(0, 0.1, n)
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "ts": ts, "x": x, "plan": plan, "y": y})
+
+
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Two years of training, a year and a half replayed with maintain every four weeks."""
+    """weather: two years of training, 21 months replayed with maintain every four weeks;
+    sales: one regression champion, nothing else."""
     folder = tmp_path_factory.mktemp("ui")
     raw = demo_spec(folder)
     raw["models"]["weather"]["params"] = {"n_estimators": 30, "num_threads": 1}
     raw["models"]["weather"]["schedule"] = {"maintain": "0 3 * * *"}
+    raw["models"]["weather"]["drift"] = {"min_samples": 100}  # a 120-day window is measured
+    raw["models"]["sales"] = {
+        "task": "regression", "target": "y", "id_column": "id", "time_column": "ts",
+        "features": {"numeric": ["x"], "categorical": ["plan"]},
+        "family": "lightgbm", "params": {"n_estimators": 20, "num_threads": 1},
+    }  # fmt: skip
     (folder / "retrainer.yaml").write_text(yaml.safe_dump(raw))
     data = weather()[lambda d: d["date"] < "1952-10-01"]
     with Workspace(parse_spec(raw, environ={})) as ws:
         replay(ws, "weather", data, ReplayConfig(initial_days=730, maintain_every_days=28))
+        ingest_frame(ws, "sales", sales_frame())
+        train(ws, "sales", deploy=True)
     return folder / "retrainer.yaml"
 
 

@@ -82,10 +82,12 @@ def test_overview_loads_and_refreshes_by_itself(
     log = load(chrome, f"{served.url}/ui", "document.querySelector('tr[data-model]')", "a row")
     row = chrome.evaluate("document.querySelector('tr[data-model=weather]').innerText")
     assert champion(served) in row and "canary" in row, row
-    assert chrome.evaluate("document.querySelectorAll('.badge').length") == 2
+    assert chrome.evaluate("document.querySelectorAll('.badge').length") == 4
     assert "maintain at" in row  # the spec's schedule: the next run
+    sales = chrome.evaluate("document.querySelector('tr[data-model=sales]').innerText")
+    assert "no challenger" in sales and "none scheduled" in sales, sales
     clean(log, served)
-    screenshot(chrome, tmp_path, "ui-overview.png", 420)
+    screenshot(chrome, tmp_path, "ui-overview.png", 460)
     # a decision made elsewhere shows up without a reload (the page polls its JSON route)
     with httpx.Client(base_url=served.url, timeout=CATCH_UP) as c:
         r = c.post(f"/v1/models/{MODEL}/maintain", json={"dry_run": True},
@@ -175,10 +177,12 @@ def test_an_unknown_model_gets_the_404_page_listing_the_models(served: Served) -
     with httpx.Client(base_url=served.url) as c:
         r = c.get("/ui/models/nope")
         other = c.get("/ui/nothing/here")
+        slash = c.get("/ui/")
     assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
     assert "no model named 'nope'" in html.unescape(r.text)
     assert f'<a href="/ui/models/{MODEL}">{MODEL}</a>' in r.text
     assert other.status_code == 404 and f"/ui/models/{MODEL}" in other.text
+    assert slash.status_code == 200 and 'data-model="sales"' in slash.text
 
 
 def test_the_store_down_gives_a_banner_over_the_last_known_state(served: Served) -> None:
@@ -205,5 +209,5 @@ def test_the_store_down_gives_a_banner_over_the_last_known_state(served: Served)
         assert "The store is unreachable." in r.text and "Showing the state as of" in r.text
     assert "canary" in overview.text  # the last known rows
     assert page.text.count("<svg") >= 5  # the last known charts
-    assert api["store_up"] is False and api["models"] == [MODEL] and api["error"]
+    assert api["store_up"] is False and set(api["models"]) == {MODEL, "sales"} and api["error"]
     assert back.status_code == 200 and "The store is unreachable." not in back.text

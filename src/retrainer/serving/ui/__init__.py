@@ -109,6 +109,8 @@ def ui_router(state: ServerState) -> APIRouter:
 
     @r.get("/{rest:path}")
     def anything_else(rest: str, request: Request) -> Response:
+        if not rest:  # /ui/
+            return overview(request)
         return missing(request, f"No dashboard page at /ui/{rest}.")
 
     return r

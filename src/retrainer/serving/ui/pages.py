@@ -107,7 +107,7 @@ def overview(base: str, read: Read) -> str:
         f'<div id="banner">{banner(read)}</div>'
         '<section><h1>Models</h1><p class="note">Live: this table refreshes every 5 seconds. '
         "Health compares the champion's live metric with its holdout baseline; drift is the "
-        "latest drift check of the policy.</p>"
+        "latest drift check.</p>"
         '<table class="models"><thead><tr><th>model</th><th>champion</th>'
         "<th>challenger / rollout</th><th>health</th><th>drift</th><th>last decision</th>"
         f'<th>next scheduled job</th></tr></thead><tbody id="live">'

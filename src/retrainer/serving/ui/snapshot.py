@@ -27,6 +27,7 @@ from ...core.entities import Decision, Roles
 from ...core.errors import RetrainerError, StoreBusy, StoreUnavailable
 from ...lifecycle import registry_ops
 from ...lifecycle.abtest import ab_report
+from ...lifecycle.drift_check import last_drift
 from ...lifecycle.monitor import MonitorReport, monitor
 from ...report.data import ReportData, collect
 from ...scheduler import build_jobs
@@ -135,7 +136,7 @@ class Snapshots:
             roles,
             self._served(name),
             self._health(name, roles, recent),
-            _drift_badge(recent),
+            _drift_badge(last_drift(ws, name), recent),
             recent[-1] if recent else None,
             self._next_job(name),
             _rollout_text(roles, spec.rollout.steps),
@@ -273,8 +274,23 @@ def as_page(value: Any) -> ModelPage | None:
     return ModelPage(*value)
 
 
-def _drift_badge(recent: list[Decision]) -> Badge:
-    """The latest drift check: the last decision whose policy measured data drift."""
+def _drift_badge(last: tuple[str, dict[str, Any]] | None, recent: list[Decision]) -> Badge:
+    """The latest drift check (``lifecycle.drift_check.last_drift``: the share of drifted
+    features, the highest PSI in the tooltip); before the first stored one, the last decision
+    whose policy measured data drift."""
+    if last is not None:
+        version, s = last
+        share = float(s.get("share") or 0.0)
+        psi = sorted((s.get("psi") or {}).items(), key=lambda kv: -float(kv[1]))[:3]
+        top = ", ".join(f"{f} {float(x):.3g}" for f, x in psi) or "none measured"
+        at = str(s.get("at", "?"))[:16].replace("T", " ")
+        if not psi:
+            return Badge("none", "too few rows", f"check of {at}: {s.get('rows', 0)} rows")
+        return Badge(
+            "bad" if s.get("critical") else "warn" if s.get("drift") else "ok",
+            f"{share:.0%} drifted",
+            f"check of {at} against {version} on {s.get('rows', '?')} rows; highest PSI: {top}",
+        )
     for d in reversed(recent):
         n = d.numbers
         if "data_drift" not in n:
@@ -287,7 +303,7 @@ def _drift_badge(recent: list[Decision]) -> Badge:
             f"{share:.0%} drifted",
             f"check of {d.taken_at:%Y-%m-%d %H:%M} (decision {d.id}); drifted: {features}",
         )
-    return Badge("none", "no drift check yet", f"none in the last {RECENT} decisions")
+    return Badge("none", "no drift check yet", "retrainer drift or maintain records one")
 
 
 def _rollout_text(roles: Roles, steps: list[float]) -> str:
