@@ -75,8 +75,9 @@ def current() -> Progress:
 
 @contextmanager
 def reporting(progress: Progress | None) -> Iterator[Progress]:
-    """Make ``progress`` the :func:`current` reporter for the block and yield it; with None
-    the block keeps the caller's (a train inside a maintain reports on the maintain's)."""
+    """Make ``progress`` the :func:`current` reporter for the block and yield it, and end its
+    last stage when the block ends well; with None the block keeps the caller's (a train
+    inside a maintain reports on the maintain's)."""
     if progress is None:
         yield current()
         return
@@ -85,6 +86,7 @@ def reporting(progress: Progress | None) -> Iterator[Progress]:
         yield progress
     finally:
         _current.reset(token)
+    progress.done()
 
 
 @dataclass(frozen=True)
