@@ -127,23 +127,27 @@ def test_model_page_draws_the_seeded_store(served: Served, chrome: Any, tmp_path
     screenshot(chrome, tmp_path, "ui-model.png", 1500)
 
 
-def _click_rollback(chrome: Any, token: str | None) -> str:
+def _act(chrome: Any, kind: str, token: str | None, *, choice: str = "", yes: bool = True) -> str:
+    """Click the ``kind`` form's button (its select set to ``choice``), then Confirm (or
+    Cancel); what the page says."""
+    form = f"document.querySelector('form[data-action={kind}]')"
     chrome.evaluate(
         "document.getElementById('result').textContent = '';"
         f"document.getElementById('token').value = {token or ''!r};"
-        "document.querySelector('form[data-action=rollback] button').click()"
+        f"{form}.querySelector('select').value = {choice!r};"
+        f"{form}.querySelector('button').click()"
     )
     chrome.wait_for(
         "!document.getElementById('confirm').hidden", CATCH_UP, "the confirm step to show"
     )
     asked = chrome.evaluate("document.getElementById('confirm-text').textContent")
-    assert asked.startswith(f"Roll back {MODEL} to"), asked
-    chrome.evaluate("document.getElementById('confirm-yes').click()")
+    assert asked.endswith("?") and MODEL in asked, asked
+    chrome.evaluate(f"document.getElementById('confirm-{'yes' if yes else 'no'}').click()")
     result: str = chrome.wait_for(
-        "['ok', 'refused'].includes(document.getElementById('result').className) && "
+        "document.getElementById('result').className !== 'running' && "
         "document.getElementById('result').textContent",
         CATCH_UP,
-        "the rollback's answer on the page",
+        f"the {kind}'s answer on the page",
     )
     return result
 
@@ -154,12 +158,13 @@ def test_rollback_needs_the_token(served: Served, chrome: Any) -> None:
     load(chrome, url, "document.querySelector('form[data-action=rollback]')", "the actions")
     target = chrome.evaluate("document.querySelector('form[data-action=rollback] select').value")
     assert target == "", "the default target is the previous champion"
+    assert _act(chrome, "rollback", TOKEN, yes=False) == "Cancelled: nothing changed."
     for token, code in ((None, "401"), ("wrong", "403")):
-        said = _click_rollback(chrome, token)
+        said = _act(chrome, "rollback", token)
         assert "Refused" in said and code in said and "Nothing changed" in said, said
         assert champion(served) == before
     assert len(chrome.log.failed) == 2  # the two refusals, nothing else
-    said = _click_rollback(chrome, TOKEN)
+    said = _act(chrome, "rollback", TOKEN)
     after = champion(served)
     assert after != before and f"champion is now {after}" in said, said
     with httpx.Client(base_url=served.url) as c:
@@ -170,7 +175,10 @@ def test_rollback_needs_the_token(served: Served, chrome: Any) -> None:
         CATCH_UP,
         "the page's summary to show the new champion",
     )
+    said = _act(chrome, "deploy", TOKEN, choice=str(before))  # and back, by the deploy button
+    assert f"champion is now {before}" in said and champion(served) == before, said
     assert not chrome.log.console_errors[2:] and not chrome.log.exceptions
+    assert len(chrome.log.failed) == 2
 
 
 def test_an_unknown_model_gets_the_404_page_listing_the_models(served: Served) -> None:

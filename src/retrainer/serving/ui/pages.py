@@ -227,15 +227,20 @@ def _versions(page: ModelPage) -> str:
 def _actions(page: ModelPage, token_set: bool) -> str:
     data = page.data
     champion = page.row.roles.champion
+    # every version stays listed (the champion marked): the options hold after an action made
+    # from this page; the server refuses, in words, what cannot be done
     choices = [v.version for v in reversed(data.versions) if v.status != "deleted"]
-    deployable = "".join(
-        f'<option value="{e(v)}">{e(v)}</option>' for v in choices if v != champion
-    )
+    first = next((v for v in choices if v != champion), None)
+
+    def option(v: str, chosen: str | None) -> str:
+        mark = " (champion)" if v == champion else ""
+        sel = " selected" if v == chosen else ""
+        return f'<option value="{e(v)}"{sel}>{e(v)}{mark}</option>'
+
+    deployable = "".join(option(v, first) for v in choices)
     back = page.rollback_to
     previous = f'<option value="">the previous champion ({e(back)})</option>' if back else ""
-    rollback_opts = previous + "".join(
-        f'<option value="{e(v)}">{e(v)}</option>' for v in choices if v not in (champion, back)
-    )
+    rollback_opts = previous + "".join(option(v, None if back else first) for v in choices)
     token = (
         '<label>Admin token <input id="token" type="password" autocomplete="off" '
         'placeholder="RETRAINER_API_TOKEN"></label>'
