@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, ConfigError, RetrainerError
+from ..evaluation.gate_types import stored_gate
 from .workspace import Workspace
 
 EXPORTABLE = ("randomforest", "lightgbm", "xgboost", "catboost")
@@ -211,10 +212,10 @@ def version_tags(v: ModelVersion) -> dict[str, str]:
     for key in ("holdout_start", "holdout_rows", "primary_metric"):
         if key in v.details:
             tags[f"retrainer.{key}"] = str(v.details[key])
-    gate = v.details.get("gate")
-    if isinstance(gate, dict):
-        tags["retrainer.gate_verdict"] = str(gate.get("verdict", ""))
-        tags["retrainer.gate_champion_version"] = str(gate.get("champion_version") or "")
+    gate = stored_gate(v.details)
+    if gate is not None:
+        tags["retrainer.gate_verdict"] = gate.verdict.value
+        tags["retrainer.gate_champion_version"] = gate.champion_version or ""
     return {k: val[:5000] for k, val in tags.items()}  # MLflow's tag value limit is 8000
 
 
@@ -228,18 +229,17 @@ def version_metrics(v: ModelVersion) -> dict[str, float]:
     {'auc': 0.8}
     """
     out = {k: float(x) for k, x in v.metrics.items() if _finite(x)}
-    gate = v.details.get("gate")
-    if isinstance(gate, dict):
-        for side, prefix in (
-            ("challenger_metrics", "gate."),
-            ("champion_metrics", "gate.champion."),
+    gate = stored_gate(v.details)
+    cmp = None if gate is None else gate.comparison  # a first version's budgets: no metrics
+    if cmp is not None:
+        for values, prefix in (
+            (cmp.challenger_metrics, "gate."),
+            (cmp.champion_metrics, "gate.champion."),
         ):
-            values = gate.get(side)
-            if isinstance(values, dict):
-                out.update({f"{prefix}{k}": float(x) for k, x in values.items() if _finite(x)})
-        for key in ("improvement", "p_value"):
-            if _finite(gate.get(key)):
-                out[f"gate.{key}"] = float(gate[key])
+            out.update({f"{prefix}{k}": float(x) for k, x in values.items() if _finite(x)})
+        for key, x in (("improvement", cmp.improvement), ("p_value", cmp.p_value)):
+            if x is not None and _finite(x):
+                out[f"gate.{key}"] = float(x)
     return out
 
 
