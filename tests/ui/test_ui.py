@@ -134,14 +134,14 @@ def _act(chrome: Any, kind: str, token: str | None, *, choice: str = "", yes: bo
     chrome.evaluate(
         "document.getElementById('result').textContent = '';"
         f"document.getElementById('token').value = {token or ''!r};"
-        f"{form}.querySelector('select').value = {choice!r};"
+        f"if ({form}.querySelector('select')) {form}.querySelector('select').value = {choice!r};"
         f"{form}.querySelector('button').click()"
     )
     chrome.wait_for(
         "!document.getElementById('confirm').hidden", CATCH_UP, "the confirm step to show"
     )
     asked = chrome.evaluate("document.getElementById('confirm-text').textContent")
-    assert asked.endswith("?") and MODEL in asked, asked
+    assert "?" in asked and MODEL in asked, asked
     chrome.evaluate(f"document.getElementById('confirm-{'yes' if yes else 'no'}').click()")
     result: str = chrome.wait_for(
         "document.getElementById('result').className !== 'running' && "
@@ -177,6 +177,14 @@ def test_rollback_needs_the_token(served: Served, chrome: Any) -> None:
     )
     said = _act(chrome, "deploy", TOKEN, choice=str(before))  # and back, by the deploy button
     assert f"champion is now {before}" in said and champion(served) == before, said
+    chrome.evaluate("document.querySelector('form[data-action=maintain] input').checked = true")
+    with Workspace(load_spec(served.config, environ={})) as ws:
+        decided = len(ws.store.decisions(MODEL, 1000))
+    said = _act(chrome, "maintain", TOKEN)
+    assert said.startswith("maintain done: "), said
+    with Workspace(load_spec(served.config, environ={})) as ws:
+        last = ws.store.decisions(MODEL, 1000)
+    assert len(last) == decided + 1 and last[-1].dry_run and champion(served) == before
     assert not chrome.log.console_errors[2:] and not chrome.log.exceptions
     assert len(chrome.log.failed) == 2
 

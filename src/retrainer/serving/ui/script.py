@@ -53,8 +53,10 @@ ACTIONS_JS = """
         what = "Roll back " + model + " to " + (to || "the previous champion") + "?";
       } else {
         payload.dry_run = form.elements.dry_run.checked;
-        what = "Run maintain on " + model + (payload.dry_run ? " (dry run)" : "") +
-          "? It may train and deploy a new version.";
+        what = payload.dry_run
+          ? "Run maintain on " + model + " as a dry run? The policy records its decision; " +
+            "nothing is trained or deployed."
+          : "Run maintain on " + model + "? It may train and deploy a new version.";
       }
       pending = {kind: kind, payload: payload};
       text.textContent = what;
