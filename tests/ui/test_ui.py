@@ -103,7 +103,7 @@ def test_overview_loads_and_refreshes_by_itself(
 
 def test_model_page_draws_the_seeded_store(served: Served, chrome: Any, tmp_path: Path) -> None:
     url = f"{served.url}/ui/models/{MODEL}"
-    log = load(chrome, url, "document.querySelectorAll('section.chart svg').length === 4", "charts")
+    log = load(chrome, url, "document.querySelectorAll('section.chart svg').length === 5", "charts")
     clean(log, served)
     charts = chrome.evaluate(
         "[...document.querySelectorAll('section.chart svg')].map(s => ({label: "
@@ -112,7 +112,13 @@ def test_model_page_draws_the_seeded_store(served: Served, chrome: Any, tmp_path
         ".querySelectorAll('path')].map(p => (p.getAttribute('d') || '').split('L').length - 1)),"
         " empty: s.querySelectorAll('.empty').length}))"
     )
-    live, estimate, drift, decisions = charts
+    live, per_version, estimate, drift, decisions = charts
+    assert per_version["circles"] >= 10 and not per_version["empty"], per_version
+    versions = chrome.evaluate(
+        "new Set([...document.querySelectorAll('svg path.version')].map(p => p.dataset.version))"
+        ".size"
+    )
+    assert versions >= 2, "one line per version that served: at least two"
     assert live["segments"] >= 10 and not live["empty"], live  # a line through every month
     assert estimate["segments"] >= 10 and not estimate["empty"], estimate
     assert drift["rects"] >= 8 and not drift["empty"], drift  # heat-map cells

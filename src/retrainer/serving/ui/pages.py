@@ -26,6 +26,7 @@ from ...report.charts import (
     short,
 )
 from ...store import role_of
+from .charts import version_chart
 from .script import ACTIONS_JS, POLL_JS
 from .snapshot import Badge, ModelPage, ModelRow, Read
 
@@ -275,8 +276,9 @@ def model_page(base: str, name: str, read: Read, token_set: bool) -> str:
         return layout(base, name, body, POLL_JS, data=_attrs(name))
     data = page.data
     charts = [
-        (f"live {data.metric} over time, per version, with deploy / promote / rollback marks",
-         live_metric_chart(data)),
+        (f"live {data.metric} over time, the champion of each period shaded, with deploy / "
+         "promote / rollback marks", live_metric_chart(data)),
+        (f"live {data.metric} per version", version_chart(data)),
         ("estimated vs realised performance", estimate_chart(data)),
         ("drift per feature over time (PSI)", drift_chart(data)),
         ("decision timeline", decisions_chart(data)),
