@@ -16,7 +16,7 @@ from ..core.errors import InputError, NoChampion
 from ..core.files import atomic_output
 from ..core.spec import ModelSpec
 from ..store.convert import jsonsafe
-from ..store.predlog import request_record
+from ..store.predlog import PredictionRecord, request_record
 from .predictor import Predictor, load_predictor
 from .tables import CHUNK_ROWS, LINE, iter_table
 from .workspace import Workspace
@@ -72,7 +72,7 @@ def prediction_records(
     input_key: str | None = None,
     inputs: str | bytes | bool = True,
     input_rows: list[int] | None = None,
-) -> dict[str, Any]:
+) -> PredictionRecord:
     """One prediction record (``store.predlog``) for a frame scored by ``predictor``.
 
     By default the record stores ``df``'s feature values as its input. To share one stored

@@ -39,7 +39,7 @@ from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
 from ..evaluation.gate_types import Verdict, stored_gate
-from ..store.predlog import record_rows, request_record
+from ..store.predlog import PredictionRecord, record_rows, request_record
 from .feedback import label_key, record_feedback
 from .ingest import ingest_frame
 from .maintain import maintain
@@ -158,7 +158,9 @@ class _Server:
             )
         return self.cache[version]
 
-    def serve(self, spec: ModelSpec, rows: pd.DataFrame) -> tuple[list[dict[str, Any]], pd.Series]:
+    def serve(
+        self, spec: ModelSpec, rows: pd.DataFrame
+    ) -> tuple[list[PredictionRecord], pd.Series]:
         """Prediction records for ``rows`` (served arms and shadows) and the served output per
         row (index aligned with ``rows``).
 
@@ -191,7 +193,7 @@ class _Server:
             [raw[r.version][i] for i, r in enumerate(routes)], index=rows.index, dtype=object
         )
         dicts = input_dicts(spec, rows)
-        records: list[dict[str, Any]] = []
+        records: list[PredictionRecord] = []
         # One request per distinct time: its rows stored once, each arm's record names them.
         by_time = pd.Series(np.arange(n)).groupby(rows[spec.time_column].to_numpy())
         for at, positions in by_time.indices.items():

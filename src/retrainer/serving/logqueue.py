@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..core.ids import time_ordered_id
-from ..store.predlog import record_rows, request_record
+from ..store.predlog import PredictionRecord, record_rows, request_record
 from .spool import Spool
 from .writer import PredictionSink, Unwritten, data_error, deliver
 
@@ -97,7 +97,7 @@ class LogQueue:
         self.store_up = True
         self._items: deque[LogItem] = deque()
         self._rows = 0
-        self._held: list[dict[str, Any]] = []  # records neither the store nor the spool took
+        self._held: list[PredictionRecord] = []  # records neither the store nor the spool took
         self._held_rows = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -168,7 +168,7 @@ class LogQueue:
         with self._lock:
             left = len(self._items)
         while left:
-            batch: list[dict[str, Any]] = []
+            batch: list[PredictionRecord] = []
             rows = 0
             while left and rows < self.batch_rows:
                 with self._lock:
@@ -182,7 +182,7 @@ class LogQueue:
         if self.spool.pending and time.monotonic() >= self._next_retry:
             self._replay()
 
-    def _records(self, item: LogItem) -> list[dict[str, Any]]:
+    def _records(self, item: LogItem) -> list[PredictionRecord]:
         key = time_ordered_id()
         served = request_record(
             item.model,
@@ -221,11 +221,11 @@ class LogQueue:
         )
         return [served, shadow]
 
-    def _deliver(self, batch: list[dict[str, Any]]) -> int:
+    def _deliver(self, batch: list[PredictionRecord]) -> int:
         """Write a batch, setting aside only records proven bad (``writer.deliver``)."""
         return deliver(self.store.log_predictions, batch, self._park)
 
-    def _park(self, record: dict[str, Any], why: str) -> None:
+    def _park(self, record: PredictionRecord, why: str) -> None:
         self.spool.append([{**record, "refused": why}], failed=True)
         log.error(
             "prediction log: request %s (%d rows) set aside in %s, refused by the store: %s",
@@ -247,7 +247,7 @@ class LogQueue:
         self._up()
         return True
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[PredictionRecord]) -> None:
         if self.spool.pending and (time.monotonic() < self._next_retry or not self._replay()):
             self._spool(batch)  # keep the order: behind what is already spooled
             return
@@ -258,7 +258,7 @@ class LogQueue:
             self._down(stop.cause)
             self._spool(stop.records)
 
-    def _spool(self, records: list[dict[str, Any]]) -> None:
+    def _spool(self, records: list[PredictionRecord]) -> None:
         """Append to the spool; while it cannot be written either (a full disk), hold the
         records in memory (counted in ``depth``, bounded by ``max_rows``) for the next flush."""
         try:

@@ -24,22 +24,23 @@ import fcntl
 import json
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from ..core.spec import Spec
+from ..store.predlog import PredictionRecord, from_legacy
 from .writer import Unwritten
 
-Write = Callable[[list[dict[str, Any]]], Any]
-Size = Callable[[dict[str, Any]], int]
+Write = Callable[[list[PredictionRecord]], Any]
+Size = Callable[[Mapping[str, Any]], int]
 
 
 Refused = Callable[[Exception], bool]
 
 
-def _one(record: dict[str, Any]) -> int:
+def _one(record: Mapping[str, Any]) -> int:
     return 1
 
 
@@ -65,12 +66,13 @@ def _default(v: Any) -> Any:
     return str(v)
 
 
-def _decode(line: bytes) -> dict[str, Any]:
+def _decode(line: bytes) -> PredictionRecord:
+    """A spooled line as a prediction record (one in the older one-row shape converted)."""
     rec: dict[str, Any] = json.loads(line)
     at = rec.get("created_at")
     if isinstance(at, dict) and "$dt" in at:
         rec["created_at"] = datetime.fromisoformat(at["$dt"])
-    return rec
+    return from_legacy(rec) if "features" in rec else cast(PredictionRecord, rec)
 
 
 class Spool:
@@ -88,7 +90,7 @@ class Spool:
         self.pending = sum(self._count(p) for p in self._orphans())
 
     # ---- writing ----------------------------------------------------------------------
-    def append(self, batch: Sequence[dict[str, Any]], *, failed: bool = False) -> None:
+    def append(self, batch: Sequence[Mapping[str, Any]], *, failed: bool = False) -> None:
         data = b"".join(json.dumps(r, default=_default).encode() + b"\n" for r in batch)
         if failed:
             with open(self._failed_path(), "ab") as fh:

@@ -53,6 +53,7 @@ from typing import Any, Protocol
 from sqlalchemy.exc import StatementError
 
 from ..core.errors import RetrainerError, StoreUnavailable
+from ..store.predlog import PredictionRecord
 
 log = logging.getLogger("retrainer.serving.log")
 # DB-API (PEP 249) error classes about the data sent, whatever the driver: a value the column
@@ -64,7 +65,7 @@ _MALFORMED = (ValueError, KeyError, TypeError, AttributeError, IndexError)
 
 
 class PredictionSink(Protocol):
-    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int: ...
+    def log_predictions(self, records: Sequence[PredictionRecord]) -> int: ...
 
 
 class RefusedRecords(ValueError):
@@ -103,13 +104,13 @@ def data_error(exc: BaseException) -> bool:
 class Unwritten(Exception):
     """A store error stopped ``deliver``: ``records`` were not written (the rest were)."""
 
-    def __init__(self, records: list[dict[str, Any]], cause: BaseException) -> None:
+    def __init__(self, records: list[PredictionRecord], cause: BaseException) -> None:
         super().__init__(f"{len(records)} records not written: {type(cause).__name__}: {cause}")
         self.records, self.cause = records, cause
 
 
-Write = Callable[[list[dict[str, Any]]], Any]
-Park = Callable[[dict[str, Any], str], None]
+Write = Callable[[list[PredictionRecord]], Any]
+Park = Callable[[PredictionRecord, str], None]
 
 
 def reason(exc: BaseException) -> str:
@@ -118,7 +119,7 @@ def reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[:300]}"
 
 
-def deliver(write: Write, records: Sequence[dict[str, Any]], park: Park) -> int:
+def deliver(write: Write, records: Sequence[PredictionRecord], park: Park) -> int:
     """Write ``records``; returns what ``write`` counted. On a data error (``data_error``) the
     batch is split in halves, each written on its own, until a bad record is alone: only a
     record whose own write fails with a data error goes to ``park(record, reason)``. A store
@@ -270,7 +271,7 @@ class WriterProcess:
         self._drop()
         return False
 
-    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+    def log_predictions(self, records: Sequence[PredictionRecord]) -> int:
         """Write ``records`` in the child, or in-process while it is not there."""
         if not self._closed and not self.alive:
             self.start()

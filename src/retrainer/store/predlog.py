@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from sqlalchemy import Connection, and_, func, or_, select
 from sqlalchemy.exc import OperationalError
@@ -64,6 +64,24 @@ _INF = (math.inf, -math.inf)
 _NUMBERS = frozenset((float, int))
 
 
+class PredictionRecord(TypedDict):
+    """One request's predictions by one arm, columnar (one entry per row in each list); the
+    one shape the CLI's batch predict, the server's log queue, its spool and the store share
+    (see the module docstring). A plain dict at run time: nothing is built per row."""
+
+    model: str
+    request_id: str
+    version: str
+    arm: str
+    created_at: datetime
+    input_key: str
+    inputs: str | bytes | None
+    entity_ids: list[str | None]
+    outputs: list[Any]
+    probas: list[float | None] | None
+    input_rows: list[int] | None
+
+
 def request_record(
     model: str,
     request_id: str,
@@ -76,7 +94,7 @@ def request_record(
     probas: Sequence[float | None] | None = None,
     input_key: str | None = None,
     input_rows: Sequence[int] | None = None,
-) -> dict[str, Any]:
+) -> PredictionRecord:
     """A prediction record (see the module docstring)."""
     n = len(outputs)
     if (
@@ -100,7 +118,7 @@ def request_record(
     }
 
 
-def record_rows(record: dict[str, Any]) -> int:
+def record_rows(record: Mapping[str, Any]) -> int:
     """How many prediction rows a record holds."""
     return len(record["outputs"]) if "outputs" in record else 1
 
@@ -113,7 +131,9 @@ def input_rows(body: str) -> list[dict[str, Any]]:
     return [obj["row"]]
 
 
-def _from_legacy(r: dict[str, Any]) -> dict[str, Any]:
+def from_legacy(r: Mapping[str, Any]) -> PredictionRecord:
+    """A record in the older one-row shape (``features``, ``entity_id``, ``output``,
+    ``proba``; a spool written before the upgrade) in the current one."""
     return request_record(
         r["model"],
         r["request_id"],
@@ -210,7 +230,7 @@ def _columns(n: int, width: int, columns: Sequence[Any]) -> list[Any]:
 
 
 class PredictionLogStore(StoreBase):
-    def log_predictions(self, records: Sequence[dict[str, Any]]) -> int:
+    def log_predictions(self, records: Sequence[PredictionRecord]) -> int:
         """Insert prediction records (see the module docstring) as one group commit; returns
         how many prediction rows went in. An input already stored (a replayed spool chunk) is
         kept as it is."""
@@ -221,8 +241,8 @@ class PredictionLogStore(StoreBase):
         rows: list[Any] = []
         width = len(_COLUMNS)
         for r in records:
-            if "features" in r:
-                r = _from_legacy(r)
+            if "features" in r:  # the older one-row shape, passed by an older caller
+                r = from_legacy(r)
             at = r["created_at"].strftime(_SQLITE_TIME) if lite else r["created_at"]
             key, model = r["input_key"], r["model"]
             body = r.get("inputs")
@@ -272,7 +292,7 @@ class PredictionLogStore(StoreBase):
 
     def _insert_records(
         self,
-        records: Sequence[dict[str, Any]],
+        records: Sequence[PredictionRecord],
         inputs: list[Any],
         rows: list[Any],
         lite: bool,
