@@ -1,5 +1,5 @@
 """Seeded stores of three ages for the report tests: a model one day old (hourly data), one a
-month old, and a 40-year weather history like the demo's. Each is a real replay through the
+month old, and a 40-year history like the demo's (weekly data). Each is a real replay through the
 loop (train, serve with the rollout routing, feedback, maintain) on a simulated clock, then a
 dry run and a decision with a long reason."""
 
@@ -16,8 +16,6 @@ import yaml
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.entities import Decision
 from retrainer.core.spec import parse_spec
-from retrainer.datasets import weather
-from retrainer.lifecycle.demo import demo_spec
 from retrainer.lifecycle.maintain import maintain
 from retrainer.lifecycle.replay import ReplayConfig, replay
 from retrainer.lifecycle.workspace import Workspace
@@ -30,10 +28,12 @@ LONG_REASON = (
 )
 
 
-def _synthetic(start: datetime, n: int, every: timedelta, seed: int = 0) -> pd.DataFrame:
-    """A drifting two-feature classification stream, one row per ``every``."""
+def _synthetic(
+    start: datetime, n: int, every: timedelta, per: int = 1, seed: int = 0
+) -> pd.DataFrame:
+    """A drifting two-feature classification stream, ``per`` rows every ``every``."""
     rng = np.random.default_rng(seed)
-    t = [start + i * every for i in range(n)]
+    t = [start + (i // per) * every for i in range(n)]
     x1 = rng.normal(0, 1, n) + np.linspace(0, 0.8, n)
     x2 = rng.normal(0, 1, n)
     y = (x1 + 0.5 * x2 + rng.normal(0, 0.6, n) > 0.4).astype(int)
@@ -52,7 +52,8 @@ def _synthetic_spec(folder: Path) -> dict[str, Any]:
                 "time_column": "t",
                 "features": {"numeric": ["x1", "x2"]},
                 "family": "randomforest",
-                "params": {"n_estimators": 20, "n_jobs": 1},
+                "params": {"n_estimators": 12, "n_jobs": 1},
+                "training": {"choice": {"windows": ["all"], "half_lives": ["none"]}},
                 "validation": {"scheme": "holdout"},
                 "monitor": {"window": "30d", "min_samples": 20, "actuals_delay": "0d"},
                 "gate": {"min_rows": 20},
@@ -64,14 +65,13 @@ def _synthetic_spec(folder: Path) -> dict[str, Any]:
 
 def build(folder: Path, age: str) -> tuple[dict[str, Any], str]:
     """Seed ``folder`` with a model of ``age`` (day | month | decades); returns the raw spec
-    and the model name."""
-    if age == "decades":
-        raw, model = demo_spec(folder), "weather"
-        raw["models"]["weather"]["params"] = {"n_estimators": 30, "num_threads": 1}
-        data = weather()[lambda d: d["date"] < "1999-01-01"]
-        config = ReplayConfig(initial_days=3650, maintain_every_days=730)
+    and the model name. (Daily weather over 40 years would cost minutes: feedback joins each
+    logged request, one a day; weekly requests of eight rows cost a seventh.)"""
+    raw, model = _synthetic_spec(folder), "stream"
+    if age == "decades":  # 50 years, 8 rows a week (a request each week); 40 replayed
+        data = _synthetic(datetime(1959, 1, 5), 50 * 52 * 8, timedelta(days=7), per=8)
+        config = ReplayConfig(initial_days=3650, maintain_every_days=730, delay_days=7)
     else:
-        raw, model = _synthetic_spec(folder), "stream"
         if age == "day":  # a month of rows every 10 minutes; the last day replayed
             data = _synthetic(datetime(2024, 5, 1), 31 * 144, timedelta(minutes=10))
             config = ReplayConfig(initial_days=30, maintain_every_days=1, delay_days=0, days=1)

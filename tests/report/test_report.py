@@ -1,4 +1,4 @@
-"""The HTML report on the 40-year history: self-contained, every chart drawn, the naive
+"""The HTML report on a 40-year history: self-contained, every chart drawn, the naive
 baselines shown, written by the CLI (the browser checks are in test_ages.py)."""
 
 from __future__ import annotations
@@ -26,11 +26,15 @@ CHARTS = (
 )
 
 
+MODEL = "stream"  # the model of every age in ages.py
+
+
 @pytest.fixture(scope="module")
 def workspace(aged_store: Any) -> Path:
-    """The 40-year weather history of conftest's ``aged_store`` (ages.py)."""
-    folder: Path = aged_store("decades")[0]
-    return folder
+    """The 40-year history of conftest's ``aged_store`` (ages.py)."""
+    folder, _, model = aged_store("decades")
+    assert model == MODEL
+    return Path(folder)
 
 
 def _spec(folder: Path) -> Any:
@@ -47,7 +51,7 @@ def _svgs(html: str) -> dict[str, str]:
 def test_every_chart_is_drawn_and_nothing_is_fetched(workspace: Path) -> None:
     raw = _spec(workspace)
     with Workspace(raw) as ws:
-        html = build_report(ws, "weather")
+        html = build_report(ws, MODEL)
     svgs = _svgs(html)
     assert set(CHARTS) <= set(svgs)
     for name in CHARTS:
@@ -67,7 +71,7 @@ def test_every_chart_is_drawn_and_nothing_is_fetched(workspace: Path) -> None:
 
 def test_the_report_shows_the_naive_baselines(workspace: Path) -> None:
     with Workspace(_spec(workspace)) as ws:
-        html = build_report(ws, "weather")
+        html = build_report(ws, MODEL)
     table = re.search(r'<table class="naive">(.*?)</table>', html, re.S)
     assert table is not None, "no naive baseline table"
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td><td>([\d,]+)</td><td>([^<]*)</td>",
@@ -88,7 +92,7 @@ def test_the_report_shows_the_naive_baselines(workspace: Path) -> None:
 def test_the_cli_writes_the_report(workspace: Path, tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     r = CliRunner().invoke(
-        app, ["-c", str(workspace / "retrainer.yaml"), "report", "weather", "--out", str(out)]
+        app, ["-c", str(workspace / "retrainer.yaml"), "report", MODEL, "--out", str(out)]
     )
     assert r.exit_code == 0, r.output
     assert out.read_text(encoding="utf-8").startswith("<!doctype html>")
