@@ -133,7 +133,11 @@ def live_metric_chart(data: ReportData) -> str:
     """The live metric of the served predictions per time bucket, its pooled line, the
     champion serving at each time as shaded bands, the naive baselines dashed, and
     deployment and rollback events; the time axis spans the buckets with labelled
-    predictions (and the events among them)."""
+    predictions (and the events among them).
+
+    >>> 'class="empty"' in live_metric_chart(ReportData.empty("churn"))
+    True
+    """
     label = f"live {data.metric} over time"
     pts = [p for p in data.points if p.n]
     if not pts:
@@ -261,7 +265,11 @@ def _naive_series(data: ReportData) -> dict[str, list[float | None]]:
 
 def estimate_chart(data: ReportData) -> str:
     """Realised accuracy against the label-free CBPE estimate (mean confidence of the
-    predicted class), both pooled over a few buckets, and their gap."""
+    predicted class), both pooled over a few buckets, and their gap.
+
+    >>> "needs a classifier" in estimate_chart(ReportData.empty("price", "regression", "mae"))
+    True
+    """
     label = "estimated vs realised performance"
     if data.task != "classification":
         return empty_chart(
@@ -332,7 +340,11 @@ def drift_chart(data: ReportData) -> str:
     """Per-feature PSI per period (hour to year, from the data; see
     :func:`~retrainer.report.data.drift_bucket`) against the serving champion's reference; a
     dot marks the cells the drift rules call drifted. The columns are the periods with data
-    only, each labelled (at most 12 labels, evenly thinned)."""
+    only, each labelled (at most 12 labels, evenly thinned).
+
+    >>> "No drift checks yet" in drift_chart(ReportData.empty("churn"))
+    True
+    """
     grid = data.drift
     label = "per-feature drift heat map"
     if grid is None:
@@ -430,7 +442,11 @@ LANES = (
 
 def decisions_chart(data: ReportData) -> str:
     """Every decision taken (dry runs left out) on its action's lane, coloured by what came
-    of it; hover a dot for its full reasons and outcome."""
+    of it; hover a dot for its full reasons and outcome.
+
+    >>> "No decisions taken yet" in decisions_chart(ReportData.empty("churn"))
+    True
+    """
     taken = [d for d in data.decisions if not d.dry_run]
     label = "decision timeline"
     present = [a for a in LANES if any(d.action == a for d in taken)]

@@ -76,6 +76,19 @@ class ReportData:
     baselines: dict[str, str] = field(default_factory=dict)
     bucket: Bucket = BUCKETS["month"]  # how long each point is
 
+    @classmethod
+    def empty(
+        cls, model: str, task: str = "classification", metric: str = "accuracy"
+    ) -> ReportData:
+        """The data of a model with nothing yet (no version, prediction or decision): what a
+        page shows before the first training.
+
+        >>> ReportData.empty("churn").points
+        []
+        """
+        return cls(model, task, metric, True, [], [], [], [], Roles(model, None, None), [], None,
+                   datetime(1970, 1, 1))  # fmt: skip
+
 
 def champion_timeline(events: list[DeploymentEvent]) -> list[tuple[datetime, str]]:
     """When each champion started serving, from the deployment log."""

@@ -94,7 +94,12 @@ def assign_lanes(nodes: Sequence[_Node]) -> dict[str, int]:
 
 def lineage_chart(data: ReportData) -> str:
     """The versions of ``data`` as a tree (see the module docstring), or a line saying there
-    is no version yet."""
+    is no version yet.
+
+    >>> from retrainer.report.data import ReportData
+    >>> "No versions yet" in lineage_chart(ReportData.empty("churn"))
+    True
+    """
     from .charts import empty_chart
 
     if not data.versions:
