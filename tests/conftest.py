@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from retrainer.core.spec import Spec, parse_spec
-from retrainer.datasets import WEATHER_FEATURES, weather
+from retrainer.datasets import weather
 from retrainer.lifecycle.workspace import Workspace
+from weather_spec import weather_model
 from webhooks import Webhook
 
 PG_ADMIN = os.environ.get(
@@ -92,22 +93,6 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'store.db'}"
     url: str = request.getfixturevalue("pg_url")
     return url
-
-
-def weather_model(**overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "task": "classification",
-        "target": "rain",
-        "id_column": "day_id",
-        "time_column": "date",
-        "features": {"numeric": WEATHER_FEATURES},
-        "family": "lightgbm",
-        "params": {"n_estimators": 40},
-        "training": {"window_days": 1500},
-        "retention": {"keep": 5},
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from apihelp import spec_dict
 
 import retrainer
 from retrainer.datasets import weather
+
+from .apihelp import spec_dict
 
 
 @pytest.fixture(scope="session")

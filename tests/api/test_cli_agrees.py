@@ -6,11 +6,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from apihelp import MODEL
 from typer.testing import CliRunner
 
 import retrainer
 from retrainer.cli.main import app
+
+from .apihelp import MODEL
 
 
 def cli_json(workspace: Path, *args: str) -> object:

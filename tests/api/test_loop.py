@@ -7,10 +7,11 @@ import json
 from pathlib import Path
 
 import pandas as pd
-from apihelp import MODEL
 
 import retrainer
 from retrainer.api.results import PredictResult, TrainResult
+
+from .apihelp import MODEL
 
 
 def test_the_notebook_loop_joins_its_actuals(rt: retrainer.Retrainer, days: pd.DataFrame) -> None:

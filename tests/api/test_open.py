@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from apihelp import MODEL, spec_dict
 
 import retrainer
 import retrainer.api
 from retrainer.core.errors import ConfigError, ConflictError, InputError, ModelNotFound
+
+from .apihelp import MODEL, spec_dict
 
 
 def test_a_spec_dict_is_not_changed_by_opening_it(tmp_path: Path) -> None:

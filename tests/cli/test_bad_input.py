@@ -12,7 +12,7 @@ import pytest
 import yaml
 from clihelp import MODEL, Cli, invoke, text, write_config
 
-from conftest import weather_model
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 

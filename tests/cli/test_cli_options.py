@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from clihelp import MODEL, Cli, text, write_config
 
-from conftest import weather_model
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 from clihelp import MODEL, Cli, text, write_config
 
-from conftest import weather_model
 from retrainer.core.spec import load_spec
 from retrainer.lifecycle.workspace import Workspace
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 

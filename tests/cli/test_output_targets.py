@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from clihelp import MODEL, Cli, text, write_config
 
-from conftest import weather_model
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 

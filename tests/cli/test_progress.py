@@ -13,8 +13,8 @@ import pytest
 from clihelp import MODEL, Cli, write_config
 from rich.console import Console
 
-from conftest import weather_model
 from retrainer.cli.progress_view import shown
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 SECONDS = r"\d+\.\d s$"

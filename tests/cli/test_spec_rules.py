@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from clihelp import MODEL, Cli, text, write_config
 
-from conftest import weather_model
 from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.fitting import make_model
+from weather_spec import weather_model
 
 PER_FAMILY = {
     "randomforest": {"n_estimators": 12, "n_jobs": 1},

@@ -15,7 +15,7 @@ import yaml
 from clihelp import MODEL, Cli, text
 from sqlalchemy.engine import make_url
 
-from conftest import weather_model
+from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import yaml
 
-from conftest import weather_model
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import weather
 from retrainer.lifecycle.backup import backup
@@ -26,6 +25,7 @@ from retrainer.lifecycle.predict import predict_file
 from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
 from retrainer.store import ArtifactStore
+from weather_spec import weather_model
 
 KEY = b"backup-test-key"
 MODEL = "weather"

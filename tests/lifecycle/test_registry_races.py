@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import weather_model
 from retrainer.core.errors import ConflictError
 from retrainer.core.spec import load_spec
 from retrainer.lifecycle import registry_ops, rollout
@@ -26,6 +25,7 @@ from retrainer.lifecycle.registry_ops import apply_retention, deploy
 from retrainer.lifecycle.train import train
 from retrainer.lifecycle.workspace import Workspace
 from waits import SUBPROCESS
+from weather_spec import weather_model
 
 FAST = {"params": {"n_estimators": 5}}
 
