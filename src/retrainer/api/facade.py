@@ -100,11 +100,32 @@ def _is_path(data: object) -> TypeGuard[PathLike]:
 class Retrainer:
     """The models of one spec with their store and artifacts; every step of the loop is a
     method taking the model's name. Built by :func:`retrainer.open`; a context manager that
-    disposes the store's engine on close."""
+    disposes the store's engine on close.
 
-    def __init__(self, workspace: Workspace) -> None:
+    ``actor`` is who the records name as having acted (a deployment event's
+    ``triggered_by``, a version's ``created_by``, a decision's trigger): ``manual`` for a
+    person at Python or the CLI, ``api`` for the REST server (see :meth:`over`)."""
+
+    def __init__(self, workspace: Workspace, *, actor: str = "manual", owns: bool = True) -> None:
         self._ws = workspace
+        self._actor = actor
+        self._owns = owns
         self._closed = False
+
+    @classmethod
+    def over(cls, workspace: Workspace, *, actor: str = "manual") -> Retrainer:
+        """A facade over a workspace someone else opened and will close (the REST server's):
+        closing it leaves the workspace open. The server's routes call it with
+        ``actor="api"``, so REST answers are the same ``to_dict()`` as the API and the CLI.
+
+        >>> owner = open({"store": "sqlite://", "artifacts": "memory://over-doc", "models": {}})
+        >>> server_side = Retrainer.over(owner.workspace, actor="api")
+        >>> server_side.close()  # the workspace stays open for its owner
+        >>> owner.models
+        []
+        >>> owner.close()
+        """
+        return cls(workspace, actor=actor, owns=False)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else ", ".join(self.models)
@@ -132,10 +153,12 @@ class Retrainer:
         return sorted(self._ws.spec.models)
 
     def close(self) -> None:
-        """Dispose the store's engine and stop the alerters; closing twice is harmless."""
+        """Dispose the store's engine and stop the alerters (unless built by :meth:`over`:
+        then only this facade closes); closing twice is harmless."""
         if not self._closed:
             self._closed = True
-            self._ws.close()
+            if self._owns:
+                self._ws.close()
 
     def __enter__(self) -> Retrainer:
         return self
@@ -198,6 +221,7 @@ class Retrainer:
             reason=reason,
             force=force,
             allow_quality_warnings=allow_quality_warnings,
+            created_by=self._actor,
         )
         return TrainResult.of(r)
 
@@ -212,7 +236,9 @@ class Retrainer:
         """Warm-start the champion on the rows after its window; registers a patch version."""
         from ..lifecycle.fine_tune import fine_tune
 
-        r = fine_tune(self.workspace, model, days=days, deploy=deploy, reason=reason)
+        r = fine_tune(
+            self.workspace, model, days=days, deploy=deploy, reason=reason, created_by=self._actor
+        )
         return FineTuneResult.of(r)
 
     def versions(self, model: str, *, detail: bool = False) -> VersionList:
@@ -230,7 +256,10 @@ class Retrainer:
         """Make ``version`` the champion (its artifact verified before the switch)."""
         from ..lifecycle.registry_ops import deploy
 
-        return DeployResult.of(deploy(self.workspace, model, version, reason=reason, forced=force))
+        event = deploy(
+            self.workspace, model, version, reason=reason, forced=force, triggered_by=self._actor
+        )
+        return DeployResult.of(event)
 
     def rollback(
         self, model: str, *, to: str | None = None, reason: str = "manual rollback"
@@ -238,7 +267,8 @@ class Retrainer:
         """Return to the previous champion, or to version ``to``."""
         from ..lifecycle.registry_ops import rollback
 
-        return DeployResult.of(rollback(self.workspace, model, to=to, reason=reason))
+        event = rollback(self.workspace, model, to=to, reason=reason, triggered_by=self._actor)
+        return DeployResult.of(event)
 
     # -- serving and the loop --------------------------------------------------------------
 
@@ -300,7 +330,7 @@ class Retrainer:
         stored either way. ``wait``: seconds to wait for another maintain's lease."""
         from ..lifecycle.maintain import maintain
 
-        r = maintain(self.workspace, model, dry_run=dry_run, triggered_by="manual", wait=wait)
+        r = maintain(self.workspace, model, dry_run=dry_run, triggered_by=self._actor, wait=wait)
         return MaintainResult.of(r)
 
     def report(self, model: str, path: PathLike = "report.html") -> ReportResult:

@@ -1,5 +1,9 @@
 """Mutating routes (feedback, train, maintain, deploy, rollback) and background jobs.
 
+Each route with a Python API counterpart calls it (a ``Retrainer`` over the server's
+workspace, acting as ``api``) and answers its result's ``to_dict()``, the JSON that
+``retrainer COMMAND --json`` prints too: the three cannot drift apart.
+
 Training and maintenance run in one background thread, one job at a time (a 2-core machine
 serves while it trains); ``POST .../train`` answers 202 with a job id at once and
 ``GET /v1/jobs/{id}`` reports its state and result. Jobs live in memory: a restart forgets
@@ -17,13 +21,10 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Request
 from starlette.responses import Response
 
+from ..api.facade import Retrainer
 from ..core.clock import utcnow
 from ..core.errors import InputError, RetrainerError
-from ..core.views import candidate_role, decision_view, event_view, version_view
-from ..lifecycle import registry_ops
 from ..lifecycle.feedback import record_feedback
-from ..lifecycle.maintain import maintain
-from ..lifecycle.train import train
 from ..lifecycle.workspace import Workspace
 from .errors import error_response, json_response, log
 from .inputs import check_rows
@@ -91,6 +92,7 @@ class Jobs:
 def admin_router(state: ServerState) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["admin"])
     ws = state.ws
+    rt = Retrainer.over(ws, actor="api")  # the API's methods, recorded as done through REST
 
     async def guard(request: Request, name: str) -> None:
         """The model's existence, checked before the body is validated (the token, the
@@ -118,22 +120,15 @@ def admin_router(state: ServerState) -> APIRouter:
         b = body or TrainRequest()
 
         def run() -> dict[str, Any]:
-            res = train(
-                ws,
+            res = rt.train(
                 name,
                 family=b.family,
                 deploy=b.deploy,
-                days_back=b.days_back,
+                days=b.days_back,
                 force=b.force_retrain,
-                created_by="api",
                 reason="train via api",
             )
-            role = candidate_role(res.version, res.deployed)
-            return {
-                **version_view(res.version, role),
-                "deployed": res.deployed,
-                "gate": res.version.details.get("gate"),
-            }
+            return res.to_dict()  # the job's result: as `train --json`
 
         return json_response(state.jobs.submit("train", name, run), 202)
 
@@ -151,28 +146,25 @@ def admin_router(state: ServerState) -> APIRouter:
     def maintain_route(
         name: str, request: Request, body: MaintainRequest | None = None
     ) -> Response:
-        """One turn of the loop (monitor → policy → act), synchronously."""
-        res = maintain(ws, name, dry_run=(body or MaintainRequest()).dry_run, triggered_by="api")
-        return json_response(
-            {**decision_view(res.decision), "version": res.version, "deployed": res.deployed}
-        )
+        """One turn of the loop (monitor → policy → act), synchronously; as `maintain --json`."""
+        res = rt.maintain(name, dry_run=(body or MaintainRequest()).dry_run)
+        return json_response(res.to_dict())
 
     @r.post("/models/{name}/deploy", dependencies=mutating)
     def deploy(name: str, body: DeployRequest, request: Request) -> Response:
-        """Make a version the champion (verified first); the server hot-reloads it."""
-        ev = registry_ops.deploy(
-            ws, name, body.version, reason=body.reason, forced=body.force, triggered_by="api"
-        )
+        """Make a version the champion (verified first); the server hot-reloads it. As
+        `deploy --json`: the deployment event."""
+        res = rt.deploy(name, body.version, reason=body.reason, force=body.force)
         _reload(state, name)
-        return json_response(event_view(ev))
+        return json_response(res.to_dict())
 
     @r.post("/models/{name}/rollback", dependencies=mutating)
     def rollback(name: str, request: Request, body: RollbackRequest | None = None) -> Response:
-        """Return to the previous champion, or to ``to``."""
+        """Return to the previous champion, or to ``to``. As `rollback --json`."""
         b = body or RollbackRequest()
-        ev = registry_ops.rollback(ws, name, to=b.to, reason=b.reason, triggered_by="api")
+        res = rt.rollback(name, to=b.to, reason=b.reason)
         _reload(state, name)
-        return json_response(event_view(ev))
+        return json_response(res.to_dict())
 
     return r
 

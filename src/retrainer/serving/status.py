@@ -1,4 +1,9 @@
-"""Read routes (models, status, versions, drift, history) and the gauges of ``/metrics``.
+"""Read routes (models, status, versions, monitor, drift, history) and the gauges of
+``/metrics``.
+
+A route with a Python API counterpart (versions, monitor, drift) calls it through a
+``Retrainer`` over the server's workspace and answers its result's ``to_dict()``, as
+``retrainer COMMAND --json`` prints it (``versions``: the ``versions`` list of it).
 
 Live metrics come from ``lifecycle.monitor`` (which folds new predictions into the store's
 hourly buckets); ``/metrics`` caches them for ``LIVE_TTL`` seconds so a scrape stays cheap.
@@ -13,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from ..api.facade import Retrainer
 from ..core.errors import ConflictError, RetrainerError
 from ..core.views import decision_view, event_view, roles_view, version_view
-from ..lifecycle import registry_ops
-from ..lifecycle.drift_check import check_drift, last_drift
+from ..lifecycle.drift_check import last_drift
 from ..lifecycle.monitor import monitor
 from .errors import json_response, log
 from .inputs import query_duration
@@ -32,6 +37,7 @@ LIVE_TTL = 30.0
 def status_router(state: ServerState) -> APIRouter:
     r = APIRouter(prefix="/v1", tags=["status"])
     ws = state.ws
+    rt = Retrainer.over(ws, actor="api")
 
     def guard(request: Request, name: str | None = None) -> None:
         """The model's existence (the token was checked by ``serving.edge``)."""
@@ -50,7 +56,7 @@ def status_router(state: ServerState) -> APIRouter:
         guard(request, name)
         view = {**roles_view(ws.store.roles(name)), **served_view(state, name)}
         try:
-            view["live"] = monitor(ws, name).to_dict()
+            view["live"] = rt.monitor(name).to_dict()
         except RetrainerError as exc:
             view["live"] = {"error": exc.code, "message": exc.message}
         last = ws.store.decisions(name, 1)
@@ -66,11 +72,19 @@ def status_router(state: ServerState) -> APIRouter:
         return json_response(view)
 
     @r.get("/models/{name}/versions")
-    def versions(name: str, request: Request) -> Response:
-        """Every version with lineage, role and holdout metrics (as `versions --json`)."""
+    def versions(name: str, request: Request, detail: bool = False) -> Response:
+        """Every version with lineage, role and holdout metrics (as `versions --json`; with
+        ``?detail=true`` as `versions --detail --json`)."""
         guard(request, name)
-        rows = registry_ops.versions_with_roles(ws, name)
-        return json_response([version_view(x.version, x.role) for x in rows])
+        return json_response(rt.versions(name, detail=detail).to_dict()["versions"])
+
+    @r.get("/models/{name}/monitor")
+    def monitor_route(name: str, request: Request, window: str | None = None) -> Response:
+        """Live metrics per version and the naive baselines over ``window`` (default the
+        spec's), as `monitor --json`."""
+        guard(request, name)
+        query_duration(window, "window")
+        return json_response(rt.monitor(name, window=window).to_dict())
 
     @r.get("/models/{name}/history")
     def history(name: str, request: Request) -> Response:
@@ -84,22 +98,13 @@ def status_router(state: ServerState) -> APIRouter:
         guard(request, name)
         query_duration(window, "window")
         try:
-            d = check_drift(ws, name, window=window)
+            d = rt.drift(name, window=window)
         except KeyError:
             raise ConflictError(
                 f"Model {name!r}: the champion has no reference statistics to compare with. "
                 "Retrain it with this version of retrainer."
             ) from None
-        return json_response(
-            {
-                "model": d.model,
-                "version": d.version,
-                "since": d.since.isoformat(),
-                "rows": d.rows,
-                "summary": d.summary.to_dict(),
-                "features": [f.to_dict() for f in d.features],
-            }
-        )
+        return json_response(d.to_dict())
 
     return r
 
