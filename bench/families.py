@@ -26,11 +26,11 @@ QUICK_FAMILIES = "randomforest,lightgbm"
 def _workspace(folder: Path, first_year: int, last_year: int) -> Path:
     import yaml
 
+    from retrainer.apps.demo import demo_spec
     from retrainer.core.spec import load_spec
     from retrainer.datasets import weather
-    from retrainer.lifecycle.demo import demo_spec
     from retrainer.lifecycle.ingest import ingest_frame
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     config = folder / "retrainer.yaml"
     config.write_text(yaml.safe_dump(demo_spec(folder), sort_keys=False))

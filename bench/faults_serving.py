@@ -79,7 +79,7 @@ def _train(config: Path) -> None:
     from retrainer.datasets import weather
     from retrainer.lifecycle.ingest import ingest_frame
     from retrainer.lifecycle.train import train
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     df = weather()
     with Workspace(load_spec(config, environ={})) as ws:

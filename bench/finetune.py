@@ -28,8 +28,8 @@ QUICK_YEARS = (1962, 1966)
 
 
 def _spec() -> Any:
+    from retrainer.apps.demo import demo_spec
     from retrainer.core.spec import parse_spec
-    from retrainer.lifecycle.demo import demo_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         return parse_spec(demo_spec(Path(tmp)), environ={}).model("weather")

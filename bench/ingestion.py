@@ -87,7 +87,7 @@ def _spec(db: Path) -> Any:
 
 def worker_retrainer(path: Path, db: Path, n: int) -> dict[str, Any]:
     from retrainer.lifecycle.ingest import ingest_file
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     with Workspace(_spec(db)) as ws:
         base = rss_mb()
@@ -145,7 +145,7 @@ def _same_rows(ours: Path, source: Path, n: int) -> None:
     """Fail unless a sample of ids holds the file's target and features in retrainer's store."""
     import pandas as pd
 
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     ids = [str(1 + i * (n - 1) // (SAMPLE - 1)) for i in range(SAMPLE)]
     df = pd.read_csv(source) if source.suffix == ".csv" else pd.read_parquet(source)

@@ -47,7 +47,7 @@ WHERE model = 'bench' AND created_at >= :since GROUP BY version, arm
 
 def _workspace(path: Path):  # type: ignore[no-untyped-def]
     from retrainer.core.spec import parse_spec
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     spec = parse_spec(
         {

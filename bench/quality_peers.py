@@ -49,7 +49,7 @@ class Outcome:
 
 
 def _spec(folder: Path, s: Stream, tuned: bool) -> dict[str, Any]:
-    from retrainer.lifecycle.demo import demo_spec
+    from retrainer.apps.demo import demo_spec
 
     if tuned:
         raw = demo_spec(folder)
@@ -99,9 +99,9 @@ def choices_line(versions: list[Any]) -> str:
 
 def run_policy(s: Stream, tuned: bool) -> Outcome:
     """retrainer's policy through the replay driver, ``maintain`` every 28 days."""
+    from retrainer.apps.replay import ReplayConfig, replay
     from retrainer.core.spec import parse_spec
-    from retrainer.lifecycle.replay import ReplayConfig, replay
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     slug = "".join(c if c.isalnum() else "-" for c in s.name.lower())
     folder = WORK / f"quality-{slug}-{'tuned' if tuned else 'default'}"

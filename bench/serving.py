@@ -121,7 +121,7 @@ def build_workspace(folder: Path) -> dict[str, Any]:
     from retrainer.core.spec import load_spec
     from retrainer.lifecycle.ingest import ingest_frame
     from retrainer.lifecycle.train import train
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     config = write_config(folder, "on")
     with Workspace(load_spec(config, environ={})) as ws:
@@ -140,7 +140,7 @@ def build_workspace(folder: Path) -> dict[str, Any]:
 def predicted_rows(folder: Path, logging: str) -> int:
     """Rows in the prediction log of the store that the ``logging`` server uses."""
     from retrainer.core.spec import load_spec
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
 
     with Workspace(load_spec(folder / f"retrainer-logging-{logging}.yaml", environ={})) as ws:
         return ws.store.count_predictions(MODEL)
@@ -496,8 +496,9 @@ def _mlflow_tracking(folder: Path) -> str:
 def worker_mlflow_log(model_txt: str, folder: str) -> dict[str, Any]:
     """In the MLflow venv: log the booster with ``mlflow.lightgbm`` to a sqlite tracking store."""
     import lightgbm as lgb
-    import mlflow  # type: ignore[import-not-found]
     from mlflow.models import infer_signature  # type: ignore[import-not-found]
+
+    import mlflow  # type: ignore[import-not-found]
 
     where = Path(folder)
     mlflow.set_tracking_uri(_mlflow_tracking(where))

@@ -18,7 +18,7 @@ import yaml
 
 from retrainer.core.spec import Spec, parse_spec
 from retrainer.datasets import weather
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from weather_spec import weather_model
 from webhooks import Webhook
 

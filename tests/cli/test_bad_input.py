@@ -106,7 +106,7 @@ def test_demo_refuses_a_folder_it_did_not_make_and_deletes_nothing(tmp_path: Pat
 
 
 def test_demo_reuses_its_own_folder(tmp_path: Path) -> None:
-    from retrainer.lifecycle.demo import MARKER, fresh_folder
+    from retrainer.apps.demo import MARKER, fresh_folder
 
     mine = tmp_path / "demo-workspace"
     fresh_folder(mine)

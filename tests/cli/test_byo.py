@@ -21,7 +21,7 @@ from clihelp import Cli, text
 from retrainer.core.clock import utcnow
 from retrainer.core.spec import load_spec
 from retrainer.lifecycle.maintain import build_state
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
 from waits import SERVER_START, wait_until
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner, Result
 from retrainer.cli.main import app
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import schema as t
 
 MODEL = "weather"

@@ -13,7 +13,7 @@ import pytest
 from clihelp import MODEL, Cli, text, write_config
 
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from weather_spec import weather_model
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}

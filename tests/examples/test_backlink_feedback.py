@@ -29,7 +29,7 @@ import pytest
 from storyhelp import Story, free_port, open_story, served_on_clock, wait_for
 
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from webhooks import Webhook
 
 MODEL = "backlink"

@@ -36,14 +36,14 @@ import pandas as pd
 import yaml
 from typer.testing import CliRunner
 
+from retrainer.apps.backup import backup, restore
 from retrainer.cli.main import app
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
-from retrainer.lifecycle.backup import backup, restore
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_file
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 LEASE = f"model:{MODEL}"

@@ -22,7 +22,7 @@ import pytest
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from waits import SERVER_START, SUBPROCESS, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

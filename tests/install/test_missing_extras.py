@@ -15,7 +15,7 @@ import pytest
 from retrainer.core.errors import ConfigError, FamilyUnavailableError
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import plan, train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store.artifacts import ArtifactStore
 from retrainer.store.engine import make_engine
 

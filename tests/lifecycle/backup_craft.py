@@ -16,14 +16,14 @@ from typing import Any
 
 import yaml
 
+from retrainer.apps.backup import backup
+from retrainer.apps.backup_format import sign_manifest
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import weather
-from retrainer.lifecycle.backup import backup
-from retrainer.lifecycle.backup_format import sign_manifest
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_file
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import ArtifactStore
 from weather_spec import weather_model
 

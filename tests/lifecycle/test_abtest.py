@@ -23,7 +23,7 @@ from retrainer.lifecycle.maintain import maintain
 from retrainer.lifecycle.predict import predict_frame, prediction_records
 from retrainer.lifecycle.predictor import load_predictor
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "temp"
 FEATURES = ["temperature", "dew_point", "sea_level_pressure", "visibility", "average_wind_speed"]

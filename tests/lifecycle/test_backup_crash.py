@@ -27,8 +27,8 @@ from backup_craft import (
     write,
 )
 
+from retrainer.apps.backup import restore
 from retrainer.families import load_model
-from retrainer.lifecycle.backup import restore
 from waits import SUBPROCESS
 
 pytestmark = pytest.mark.slow

@@ -21,10 +21,10 @@ from backup_craft import (
     write,
 )
 
+from retrainer.apps.backup import restore
 from retrainer.core.errors import InputError
 from retrainer.datasets import WEATHER_FEATURES, weather
 from retrainer.families import load_model
-from retrainer.lifecycle.backup import restore
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,10 @@ from backup_craft import (
     write_entries,
 )
 
+from retrainer.apps import backup_restore
+from retrainer.apps.backup import restore
+from retrainer.apps.backup_format import RestoreLimits
 from retrainer.core.errors import InputError, exit_code
-from retrainer.lifecycle import backup_restore
-from retrainer.lifecycle.backup import restore
-from retrainer.lifecycle.backup_format import RestoreLimits
 from waits import SUBPROCESS
 
 Members = dict[str, bytes]

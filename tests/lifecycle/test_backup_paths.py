@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from retrainer.apps.backup import backup
 from retrainer.core import files
 from retrainer.core.errors import InputError
-from retrainer.lifecycle.backup import backup
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def test_backup_makes_its_folder(make_workspace: Callable[..., Workspace], tmp_path: Path) -> None:

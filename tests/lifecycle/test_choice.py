@@ -17,7 +17,7 @@ from retrainer.lifecycle.choice import last_change
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 DAYS = 4 * 365
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from retrainer.apps import compare as compare_mod
 from retrainer.cli.main import app
 from retrainer.core.errors import FamilyUnavailableError
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle import compare as compare_mod
 from retrainer.lifecycle import fitting
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 WALK = {"scheme": "walk_forward", "folds": 2}
 SMALL_FOREST = {"family": "randomforest", "params": {"n_estimators": 20}}

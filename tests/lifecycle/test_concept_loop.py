@@ -12,7 +12,7 @@ from retrainer.core.clock import SimClock, use_clock
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.monitor import monitor
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def test_errors_jump_is_confirmed_after_persistence(

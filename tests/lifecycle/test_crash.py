@@ -19,7 +19,7 @@ from retrainer.core.spec import load_spec
 from retrainer.families import load_model
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 

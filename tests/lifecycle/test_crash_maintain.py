@@ -20,7 +20,7 @@ from retrainer.core.spec import load_spec
 from retrainer.families import load_model
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.maintain import maintain
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from waits import SUBPROCESS
 
 pytestmark = pytest.mark.slow

@@ -22,7 +22,7 @@ from retrainer.lifecycle.feedback import feedback_file
 from retrainer.lifecycle.ingest import ingest_file, ingest_frame
 from retrainer.lifecycle.predict import predict_file
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,7 @@ CHILD = textwrap.dedent(
     """
     import os, sys
     from retrainer.core.spec import load_spec
-    from retrainer.lifecycle.workspace import Workspace
+    from retrainer.plumbing.workspace import Workspace
     from retrainer.store.rows import RowsStore
     from retrainer.store.feedback import FeedbackStore
 

@@ -15,7 +15,7 @@ from retrainer.lifecycle.import_model import import_model
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.maintain import new_features
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 FELL = {

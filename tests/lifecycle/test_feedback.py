@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from retrainer.cli.main import app
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.feedback import feedback_file, follow_feedback, record_feedback
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import schema as t
 from retrainer.store.segments import encode
 

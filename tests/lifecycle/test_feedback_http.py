@@ -31,7 +31,7 @@ from retrainer.lifecycle.feedback_http import (
     http_source,
     state_key,
 )
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 TOKEN = "s3cr3t-t0ken-value"
 PER_PAGE = 3

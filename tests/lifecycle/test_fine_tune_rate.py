@@ -15,7 +15,7 @@ from retrainer.core.errors import InputError
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def _shrinkages(ws: Workspace, version: str) -> list[float]:

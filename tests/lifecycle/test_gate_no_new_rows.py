@@ -10,7 +10,7 @@ import pandas as pd
 
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def test_retrain_on_the_same_rows_is_insufficient_on_roc_auc(

@@ -17,7 +17,7 @@ from retrainer.evaluation.splits import holdout_by_days
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.maintain import maintain
 from retrainer.lifecycle.train import plan, train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def _days(df: pd.DataFrame, start: str, days: int) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from retrainer.cli.main import app
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.families import load_model
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 runner = CliRunner()

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from retrainer.core.spec import load_spec
 from retrainer.lifecycle import ingest
 from retrainer.lifecycle.ingest import ingest_file, ingest_frame, prepare_frame
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store.rows import ROWS
 
 MODEL = "weather"

@@ -16,11 +16,11 @@ from test_monitor import MODEL, NOW, draft, feedback_for, log_scored  # same fol
 from typer.testing import CliRunner
 
 from retrainer.cli.main import app
-from retrainer.cli.registry_cmds import confusion_text
+from retrainer.cli.version_cmds import confusion_text
 from retrainer.core.clock import utcnow
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.monitor import live_confusion, monitor
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def raw_counts(raw: pd.DataFrame, labelled: set[str], version: str) -> list[list[int]]:

@@ -13,7 +13,7 @@ from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.maintain import build_state
 from retrainer.lifecycle.monitor import monitor
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def test_a_daily_stream_widens_the_window_until_it_holds_min_samples(

@@ -13,10 +13,10 @@ import pandas as pd
 import pytest
 from river.datasets import synth
 
+from retrainer.apps.replay import ReplayConfig, replay
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
-from retrainer.lifecycle.replay import ReplayConfig, replay
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 FAST = {"n_estimators": 40, "num_threads": 1}

@@ -10,10 +10,10 @@ import pytest
 
 from retrainer.core.errors import LeaseHeld
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.lease import held_lease
 from retrainer.lifecycle.maintain import maintain
 from retrainer.lifecycle.predict import predict_file
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.lease import held_lease
+from retrainer.plumbing.workspace import Workspace
 
 
 def _setup(make_workspace: Callable[..., Workspace], df: pd.DataFrame, tmp_path: Path) -> Workspace:

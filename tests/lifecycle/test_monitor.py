@@ -23,7 +23,7 @@ from retrainer.core.metrics import METRICS, compute_all
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle.feedback import record_feedback
 from retrainer.lifecycle.monitor import monitor
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 NOW = datetime(2030, 1, 8, 12, 30)

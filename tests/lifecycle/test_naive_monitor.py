@@ -24,8 +24,8 @@ from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.maintain import _alert_state, naive_comparison
 from retrainer.lifecycle.monitor import monitor
 from retrainer.lifecycle.train import plan
-from retrainer.lifecycle.workspace import Workspace
 from retrainer.monitoring.naive import fold, new_state
+from retrainer.plumbing.workspace import Workspace
 from retrainer.policy.decide import decide
 from retrainer.policy.state import MaintenanceState, NaiveComparison
 

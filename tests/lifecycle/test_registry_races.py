@@ -18,12 +18,13 @@ import yaml
 
 from retrainer.core.errors import ConflictError
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle import registry_ops, rollout
+from retrainer.lifecycle import deploy as deploy_ops
+from retrainer.lifecycle import rollout
+from retrainer.lifecycle.deploy import apply_retention, deploy
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
-from retrainer.lifecycle.registry_ops import apply_retention, deploy
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from waits import SUBPROCESS
 from weather_spec import weather_model
 
@@ -52,13 +53,13 @@ def test_deploy_of_a_version_retention_deletes_meanwhile_is_a_conflict(
     ws = make_workspace(store_url, retention={"keep": 5}, **FAST)
     _versions_with_own_artifacts(ws, weather_df, range(1951, 1954))  # 1.0.0 champion .. 1.2.0
     strict = make_workspace(store_url, retention={"keep": 1}, **FAST)  # another process's spec
-    checked = registry_ops.verify_loadable
+    checked = deploy_ops.verify_loadable
 
     def check_then_retention(w: Workspace, v: object) -> None:
         checked(w, v)  # type: ignore[arg-type]
         assert apply_retention(strict, "weather") == ["1.1.0"]  # keeps 1.2.0 and the champion
 
-    monkeypatch.setattr(registry_ops, "verify_loadable", check_then_retention)
+    monkeypatch.setattr(deploy_ops, "verify_loadable", check_then_retention)
     with pytest.raises(ConflictError, match=r"version 1\.1\.0 was deleted by retention"):
         deploy(ws, "weather", "1.1.0")
     assert ws.store.roles("weather").champion == "1.0.0"
@@ -71,8 +72,8 @@ RACER = """
 import json, random, sys
 from retrainer.core.errors import RetrainerError
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle.registry_ops import apply_retention, deploy
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.lifecycle.deploy import apply_retention, deploy
+from retrainer.plumbing.workspace import Workspace
 
 role, config, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 rng = random.Random(role)

@@ -10,15 +10,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from retrainer.apps.demo import demo_spec
+from retrainer.apps.replay import ReplayConfig, _Server, replay
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.errors import InputError
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import weather
-from retrainer.lifecycle.demo import demo_spec
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.replay import ReplayConfig, _Server, replay
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def _ws(tmp_path: Path, **overrides: object) -> Workspace:

@@ -19,7 +19,7 @@ from retrainer.lifecycle.maintain import maintain
 from retrainer.lifecycle.predict import predict_frame, prediction_records
 from retrainer.lifecycle.predictor import load_predictor
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 ROLLOUT = {"mode": "canary", "steps": [0.25, 0.5, 1.0], "watch": "1d", "min_samples": 40}
 

@@ -17,7 +17,7 @@ from retrainer.cli.main import app
 from retrainer.core.errors import InputError
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.rows_ops import delete_rows, read_ids
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 

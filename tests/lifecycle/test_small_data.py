@@ -18,11 +18,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from retrainer.apps.replay import ReplayConfig, ReplayResult, replay
 from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.gating import window_min_rows
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.replay import ReplayConfig, ReplayResult, replay
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 pytestmark = pytest.mark.slow
 FEATURES = ["gallup", "ipsos", "morning_consult", "rasmussen", "you_gov"]

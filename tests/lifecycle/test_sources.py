@@ -18,7 +18,7 @@ from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.predict import predict_file
 from retrainer.lifecycle.sources import count_rows, row_stats, training_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 MODEL = "weather"
 

@@ -12,13 +12,13 @@ from retrainer.core.errors import ConflictError, FamilyUnavailableError, Integri
 from retrainer.core.spec import ModelSpec
 from retrainer.families import FamilyModel, lightgbm_family
 from retrainer.lifecycle import fitting
+from retrainer.lifecycle.deploy import apply_retention, deploy, rollback
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.fitting import fit_family, fit_with_early_stopping
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
-from retrainer.lifecycle.registry_ops import apply_retention, deploy, rollback
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 
 def _years(df: pd.DataFrame, start: str, end: str) -> pd.DataFrame:

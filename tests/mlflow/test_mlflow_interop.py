@@ -28,7 +28,7 @@ import mlflow
 from retrainer.cli.main import app
 from retrainer.datasets import WEATHER_FEATURES, weather
 from retrainer.lifecycle.mlflow_io import using
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from waits import SERVER_START, wait_until
 
 PARAMS = {

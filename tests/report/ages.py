@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from retrainer.apps.replay import ReplayConfig, replay
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.entities import Decision
 from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.maintain import maintain
-from retrainer.lifecycle.replay import ReplayConfig, replay
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 
 LONG_REASON = (
     "live accuracy 0.7123 fell 17.4% below the baseline 0.8625 of version 1.0.0 over the "

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from retrainer.apps.demo import demo_spec
 from retrainer.core.spec import parse_spec
-from retrainer.lifecycle.demo import demo_spec
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.report import build_report, write_report
 
 from .ages import LONG_REASON

@@ -12,10 +12,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from retrainer.apps.demo import demo_spec
 from retrainer.cli.main import app
 from retrainer.core.spec import parse_spec
-from retrainer.lifecycle.demo import demo_spec
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.report import build_report
 
 CHARTS = (

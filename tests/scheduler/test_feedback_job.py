@@ -16,7 +16,7 @@ import pytest
 
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.errors import ConfigError
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.scheduler import build_jobs, run_once
 from webhooks import Webhook
 

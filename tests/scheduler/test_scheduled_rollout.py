@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from retrainer.cli.main import app
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from webhooks import Webhook
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}

@@ -20,8 +20,8 @@ from retrainer.cli.main import app
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec_sections import Schedule
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.lease import held_lease
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.lease import held_lease
+from retrainer.plumbing.workspace import Workspace
 from retrainer.scheduler import (
     LEADER_LEASE,
     SchedulerService,

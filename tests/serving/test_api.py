@@ -17,8 +17,8 @@ from sqlalchemy import select
 
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES
-from retrainer.lifecycle.registry_ops import deploy, rollback
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.lifecycle.deploy import deploy, rollback
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import schema as t
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.1)

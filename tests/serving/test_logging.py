@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from retrainer.core.errors import StoreUnavailable
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.logqueue import LogItem, LogQueue
 from retrainer.serving.spool import Spool
 from retrainer.store import schema as t

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from retrainer.api.facade import Retrainer
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import schema as t
 
 AUTH = {"Authorization": "Bearer s3cret"}

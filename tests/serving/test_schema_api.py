@@ -28,7 +28,7 @@ from retrainer.core.spec import load_spec
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.apidocs import openapi_builder
 from retrainer.serving.app import create_app
 from waits import CATCH_UP, SERVER_START

@@ -20,7 +20,7 @@ import yaml
 from servehelp import free_port, spec_dict
 
 from retrainer.datasets import WEATHER_FEATURES
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.scheduler import LEADER_LEASE
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.1)

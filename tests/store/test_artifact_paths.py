@@ -17,7 +17,7 @@ from retrainer.core.spec import load_spec, parse_spec
 from retrainer.datasets import weather
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.store import SqlStore
 from retrainer.store import schema as t
 

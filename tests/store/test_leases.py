@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from retrainer.core.errors import ConflictError, InputError, LeaseHeld
-from retrainer.lifecycle.lease import held_lease
+from retrainer.plumbing.lease import held_lease
 from retrainer.store import SqlStore
 from waits import SUBPROCESS, wait_until
 

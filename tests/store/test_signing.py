@@ -23,7 +23,7 @@ from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
 from retrainer.store import schema as t
 

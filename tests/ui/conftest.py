@@ -17,13 +17,13 @@ import pytest
 import uvicorn
 import yaml
 
+from retrainer.apps.demo import demo_spec
+from retrainer.apps.replay import ReplayConfig, replay
 from retrainer.core.spec import parse_spec
 from retrainer.datasets import weather
-from retrainer.lifecycle.demo import demo_spec
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.replay import ReplayConfig, replay
 from retrainer.lifecycle.train import train
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
 from waits import SERVER_START, wait_until
 

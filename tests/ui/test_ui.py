@@ -21,7 +21,7 @@ from cdphelp import PageLog
 from servehelp import Served
 
 from retrainer.core.spec import load_spec
-from retrainer.lifecycle.workspace import Workspace
+from retrainer.plumbing.workspace import Workspace
 from waits import CATCH_UP
 
 from .conftest import TOKEN

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ..lifecycle.ingest import IngestResult
     from ..lifecycle.monitor import MonitorReport
     from ..lifecycle.train import TrainPlan
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
 PathLike = str | os.PathLike[str]
 SPEC_FILE = "retrainer.yaml"
@@ -65,7 +65,7 @@ def open(
     []
     >>> rt.close()
     """
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
     return Retrainer(Workspace(_spec(source, environ)))
 
@@ -243,7 +243,7 @@ class Retrainer:
 
     def versions(self, model: str, *, detail: bool = False) -> VersionList:
         """The model's versions with lineage, role and holdout metrics, oldest first."""
-        from ..lifecycle.registry_ops import versions_with_roles
+        from ..lifecycle.deploy import versions_with_roles
 
         rows = versions_with_roles(self.workspace, model)
         return VersionList(
@@ -254,7 +254,7 @@ class Retrainer:
         self, model: str, version: str, *, reason: str = "manual deploy", force: bool = False
     ) -> DeployResult:
         """Make ``version`` the champion (its artifact verified before the switch)."""
-        from ..lifecycle.registry_ops import deploy
+        from ..lifecycle.deploy import deploy
 
         event = deploy(
             self.workspace, model, version, reason=reason, forced=force, triggered_by=self._actor
@@ -265,7 +265,7 @@ class Retrainer:
         self, model: str, *, to: str | None = None, reason: str = "manual rollback"
     ) -> DeployResult:
         """Return to the previous champion, or to version ``to``."""
-        from ..lifecycle.registry_ops import rollback
+        from ..lifecycle.deploy import rollback
 
         event = rollback(self.workspace, model, to=to, reason=reason, triggered_by=self._actor)
         return DeployResult.of(event)
@@ -288,7 +288,7 @@ class Retrainer:
         without a trace. With a file and ``out``, the scored rows are streamed to ``out``
         (CSV, Parquet or JSONL) and ``frame`` is ``None``."""
         from ..lifecycle.predict import predict_file, predict_rows
-        from ..lifecycle.tables import read_table
+        from ..plumbing.tables import read_table
 
         ws = self.workspace
         if out is not None:

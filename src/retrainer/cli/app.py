@@ -23,7 +23,7 @@ from rich.markup import escape
 from ..core.errors import InputError, RetrainerError, exit_code
 
 if TYPE_CHECKING:
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
 app = typer.Typer(
     name="retrainer",
@@ -127,7 +127,7 @@ def setup_logging(level: str) -> None:
 @contextmanager
 def workspace() -> Iterator[Workspace]:
     """The workspace of the ``--config`` spec, closed on exit."""
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
     ws = Workspace.open(_state["config"])
     if log.isEnabledFor(logging.DEBUG):

@@ -12,13 +12,13 @@ from .app import JsonFlag, ModelArg, app, emit_json, handles_errors, out, worksp
 from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
-    from ..lifecycle.compare import ComparisonResult
+    from ..apps.compare import ComparisonResult
 
 DEFAULT_FAMILIES = "randomforest,lightgbm,xgboost,catboost,river"
 
 
 def _fmt(key: str, value: float | None) -> str:
-    from ..lifecycle.compare import LATENCY_KEYS
+    from ..apps.compare import LATENCY_KEYS
 
     if value is None:
         return "n/a"
@@ -80,7 +80,7 @@ def compare(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare model families on the model's window: metrics, fit, fine-tune, latency, size."""
-    from ..lifecycle import compare as compare_ops
+    from ..apps import compare as compare_ops
 
     names = compare_ops.parse_families(families)
     with workspace() as ws, shown(f"compare {model}", quiet) as progress:

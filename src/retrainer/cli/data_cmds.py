@@ -134,7 +134,7 @@ def backup_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Write the store and every kept artifact to one verified archive."""
-    from ..lifecycle import backup as backup_ops
+    from ..apps import backup as backup_ops
 
     with workspace() as ws, shown("backup", quiet) as progress:
         r = backup_ops.backup(ws, path, progress=progress)
@@ -168,8 +168,8 @@ def restore_cmd(
     as_json: JsonFlag = False,
 ) -> None:
     """Restore a backup into an empty store (every member checked first; all or nothing)."""
-    from ..lifecycle import backup as backup_ops
-    from ..lifecycle.backup_format import RestoreLimits
+    from ..apps import backup as backup_ops
+    from ..apps.backup_format import RestoreLimits
 
     limits = RestoreLimits.from_env(unpacked_mb=max_unpacked, line_mb=max_line)
     with workspace() as ws:

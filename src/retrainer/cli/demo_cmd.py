@@ -49,7 +49,7 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """Replay the bundled NOAA weather data through the whole loop on a simulated clock."""
-    from ..lifecycle.demo import run_demo
+    from ..apps.demo import run_demo
 
     def say(line: str) -> None:
         if not as_json:

@@ -284,7 +284,7 @@ def monitor(
         out.print(f"{model}: no predictions logged in the last {report.window}.")
     else:
         out.print(table)
-    from .registry_cmds import confusion_text
+    from .version_cmds import confusion_text
 
     for v in report.versions:
         if v.confusion_matrix is not None:

@@ -9,7 +9,6 @@ from . import (  # noqa: F401  (registers commands)
     loop_cmds,
     mlflow_cmds,
     policy_cmds,
-    registry_cmds,
     report_cmd,
     rollout_cmd,
     rows_cmds,
@@ -17,6 +16,7 @@ from . import (  # noqa: F401  (registers commands)
     serve_cmd,
     sign_cmd,
     train_cmds,
+    version_cmds,
 )
 from .app import app
 

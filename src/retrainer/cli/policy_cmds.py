@@ -26,7 +26,7 @@ from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
     from ..core.entities import Decision
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
 
 @app.command()

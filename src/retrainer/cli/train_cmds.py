@@ -14,7 +14,7 @@ from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, o
 from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
-    from ..lifecycle.workspace import Workspace
+    from ..plumbing.workspace import Workspace
 
 Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
 Deploy = Annotated[bool, typer.Option("--deploy", help="Make the new version champion.")]

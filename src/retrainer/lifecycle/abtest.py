@@ -10,8 +10,8 @@ from typing import Any
 from ..core.clock import utcnow
 from ..core.errors import ConflictError
 from ..evaluation.arms import ArmComparison
+from ..plumbing.workspace import Workspace
 from .rollout import arms, significance, step_started
-from .workspace import Workspace
 
 
 @dataclass(frozen=True)

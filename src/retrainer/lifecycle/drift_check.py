@@ -18,7 +18,7 @@ from ..monitoring.drift import (
     summarize,
 )
 from ..monitoring.reference import ReferenceStats
-from .workspace import Workspace
+from ..plumbing.workspace import Workspace
 
 STATE_KEY = "drift"  # the last check's summary in the store's model state (``/metrics``)
 

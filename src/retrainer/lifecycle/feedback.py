@@ -34,6 +34,8 @@ from ..core.durations import parse_duration
 from ..core.errors import InputError, RetrainerError
 from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
+from ..plumbing.tables import CHUNK_ROWS, LINE, file_format, iter_table
+from ..plumbing.workspace import Workspace
 from ..store.feedback import FeedbackOffset
 from ..store.monitor_store import Folder
 from .feedback_fields import FieldMap
@@ -47,8 +49,6 @@ from .ingest import (
     level_texts,
     parse_times,
 )
-from .tables import CHUNK_ROWS, LINE, file_format, iter_table
-from .workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from ..core.errors import InputError
 from ..core.spec import ModelSpec
-from .tables import LINE
+from ..plumbing.tables import LINE
 
 if TYPE_CHECKING:
     import pandas as pd

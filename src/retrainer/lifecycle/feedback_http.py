@@ -31,11 +31,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..core.errors import InputError, SourceUnavailable
 from ..core.spec_sections import Feedback
+from ..plumbing.tables import CHUNK_ROWS, LINE
+from ..plumbing.workspace import Workspace
 from .feedback import EMPTY, FeedbackResult, record_feedback
 from .feedback_fields import FieldMap
 from .ingest import MAX_REPORTED, Reject, parse_times
-from .tables import CHUNK_ROWS, LINE
-from .workspace import Workspace
 
 if TYPE_CHECKING:
     import httpx

@@ -15,12 +15,12 @@ from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import FamilyModel, ValidationSet, family_class, load_model
+from ..plumbing.workspace import Workspace
 from .fitting import Evaluation, Fitted, score
 from .gating import window_min_rows
 from .predictor import load_predictor
 from .sources import row_stats, training_frame
 from .train import register_fitted
-from .workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,10 @@ import pandas as pd
 from ..core.spec import ModelSpec
 from ..evaluation.gate import CatchUpFit, GateRecord, budget_gate, run_gate
 from ..evaluation.min_rows import MinRows, min_rows_for
+from ..plumbing.workspace import Workspace
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
 from .sources import count_rows, row_stats
-from .workspace import Workspace
 
 
 def window_min_rows(ws: Workspace, spec: ModelSpec) -> MinRows:

@@ -45,9 +45,9 @@ from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
 from ..families import family_class
 from ..families.base import class_labels
+from ..plumbing.workspace import Workspace
 from .fitting import Evaluation, Fitted, score
 from .train import check_target, choose_features, load_window, register_fitted, version_bump
-from .workspace import Workspace
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
 FORMATS = (

@@ -48,9 +48,9 @@ from ..core.feature_sets import required as spec_required
 from ..core.names import MAX_ID
 from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
+from ..plumbing.tables import CHUNK_ROWS, LINE, iter_table
+from ..plumbing.workspace import Workspace
 from ..store.rows import ROWS
-from .tables import CHUNK_ROWS, LINE, iter_table
-from .workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd

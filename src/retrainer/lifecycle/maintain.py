@@ -16,6 +16,8 @@ from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.arms import compare_arms
 from ..families import family_class
+from ..plumbing.lease import held_lease
+from ..plumbing.workspace import Workspace
 from ..policy.decide import decide
 from ..policy.state import (
     Capabilities,
@@ -26,16 +28,14 @@ from ..policy.state import (
 )
 from ..store.decisions import PENDING
 from . import rollout
+from .deploy import rollback
 from .drift_check import check_drift
 from .fine_tune import fine_tune
 from .gating import window_min_rows
-from .lease import held_lease
 from .monitor import MonitorReport, VersionMonitor, monitor
-from .registry_ops import rollback
 from .rollout import live_regression
 from .sources import count_rows, row_stats
 from .train import choose_features, load_window, quality_of, train
-from .workspace import Workspace
 
 FULL = ("initial", "full_retrain")
 TRAINING = ("full_retrain", "fine_tune", "incremental_update")  # decide → register → deploy
@@ -292,7 +292,7 @@ def resume_pending(ws: Workspace, model: str) -> list[Decision]:
     so no live run owns them): a decision whose version was registered is completed with
     what became of it (registration and placement are one transaction, so only its alerts
     and retention were left); one that registered nothing is abandoned, saying so."""
-    from .registry_ops import apply_retention
+    from .deploy import apply_retention
 
     done = []
     for d in ws.store.pending_decisions(model):

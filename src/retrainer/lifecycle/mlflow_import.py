@@ -20,10 +20,10 @@ import yaml
 
 from ..core.entities import ModelVersion
 from ..core.errors import InputError
+from ..plumbing.workspace import Workspace
 from .import_model import import_model
 from .mlflow_flavours import native_file
 from .mlflow_io import connect, failed, hide_password, mlflow_module, scrub, using
-from .workspace import Workspace
 
 URI_FORMS = "models:/<name>/<version>, models:/<name>@<alias> or runs:/<run id>/<path>"
 # MLflow's error codes for a name, version or run that is not there, or a malformed one

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, ConfigError, RetrainerError
 from ..evaluation.gate_types import stored_gate
-from .workspace import Workspace
+from ..plumbing.workspace import Workspace
 
 EXPORTABLE = ("randomforest", "lightgbm", "xgboost", "catboost")
 INSTALL = "pip install 'retrainer[mlflow]'"

@@ -45,10 +45,10 @@ from ..evaluation.conformal import ConformalInterval
 from ..monitoring.concept import ConceptDriftMonitor
 from ..monitoring.naive import ARM as BASELINE_ARM
 from ..monitoring.naive import describe
+from ..plumbing.workspace import Workspace
 from ..store.convert import jsonsafe
 from .feedback import join_late_predictions, label_key
 from .naive_fold import NaiveFolder
-from .workspace import Workspace
 
 EPS = float(np.finfo(np.float64).eps)
 NOT_SUMMABLE = "roc_auc is not computed live: it cannot be summed from hourly buckets."

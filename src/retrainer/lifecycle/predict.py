@@ -15,11 +15,11 @@ from ..core.clock import utcnow
 from ..core.errors import InputError, NoChampion
 from ..core.files import atomic_output
 from ..core.spec import ModelSpec
+from ..plumbing.tables import CHUNK_ROWS, LINE, iter_table
+from ..plumbing.workspace import Workspace
 from ..store.convert import jsonsafe
 from ..store.predlog import PredictionRecord, request_record
 from .predictor import Predictor, load_predictor
-from .tables import CHUNK_ROWS, LINE, iter_table
-from .workspace import Workspace
 
 
 @dataclass(frozen=True)

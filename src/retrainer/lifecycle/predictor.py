@@ -12,7 +12,7 @@ from ..core.entities import ModelVersion
 from ..evaluation.calibration import Calibrator
 from ..evaluation.conformal import ConformalInterval
 from ..families import FamilyModel, load_model
-from .workspace import Workspace
+from ..plumbing.workspace import Workspace
 
 
 @dataclass(frozen=True)

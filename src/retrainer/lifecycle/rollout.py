@@ -32,10 +32,10 @@ from ..core.spec import ModelSpec
 from ..core.spec_sections import Rollout
 from ..evaluation.arms import ArmComparison, compare_arms
 from ..evaluation.gate import GateRecord, Verdict, stored_gate, verdict_text
+from ..plumbing.workspace import Workspace
 from ..policy.state import LiveRegression
+from .deploy import deploy, verify_loadable
 from .monitor import MonitorReport, monitor
-from .registry_ops import deploy, verify_loadable
-from .workspace import Workspace
 
 MAX_WATCHES = 4
 STEP_ACTIONS = ("start_challenger", "canary_step")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from .workspace import Workspace
+from ..plumbing.workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,8 @@ def delete_rows(
 def read_ids(ws: Workspace, model: str, path: str | Path) -> list[str]:
     """Entity ids from a file: a text file of one id per line (``.txt``, or no suffix), or a
     CSV, Parquet or JSONL file with the spec's id column."""
+    from ..plumbing.tables import FORMATS, iter_table
     from .ingest import id_texts
-    from .tables import FORMATS, iter_table
 
     p = Path(path)
     if not p.exists():

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from ..core.errors import ConfigError, IntegrityError, RetrainerError
 from ..core.names import check_version
-from .workspace import Workspace
+from ..plumbing.workspace import Workspace
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError, SourceUnavailable
 from ..core.spec import ModelSpec
+from ..plumbing.tables import CHUNK_ROWS, LINE
+from ..plumbing.workspace import Workspace
 from .ingest import prepare_frame
-from .tables import CHUNK_ROWS, LINE
-from .workspace import Workspace
 
 if TYPE_CHECKING:
     import pandas as pd

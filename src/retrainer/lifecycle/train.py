@@ -28,13 +28,13 @@ from ..evaluation.gate import GateRecord
 from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
+from ..plumbing.workspace import Workspace
 from . import rollout
 from .choice import last_change
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
 from .sources import describe, row_stats, training_frame
-from .workspace import Workspace
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ def serving_cost(
     process as serving loads it; None unless the gate sets a latency or memory budget."""
     if not spec.gate.measures_serving:
         return None
-    from .serving_cost import measure
+    from ..plumbing.serving_cost import measure
 
     hold = frame.iloc[len(frame) - len(fitted.evaluation.holdout_ids) :][spec.feature_names]
     cal = fitted.calibrator.to_dict() if fitted.calibrator is not None else None
@@ -471,7 +471,7 @@ def register_fitted(
         else (decision_id, "pending: registered {version}; interrupted before it finished"),
     )
     fault_point("train.after_register")
-    from .registry_ops import apply_retention
+    from .deploy import apply_retention
 
     stale = version.details.get("stale_gate")
     if stale is not None:

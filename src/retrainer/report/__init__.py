@@ -4,7 +4,7 @@ the decision timeline and the versions with their lineage. Charts are inline SVG
 needs no network.
 
 >>> from retrainer.core.spec import parse_spec
->>> from retrainer.lifecycle.workspace import Workspace
+>>> from retrainer.plumbing.workspace import Workspace
 >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://rep", "models": {"m": {
 ...     "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
 ...     "features": {"numeric": ["x"]}}}}, environ={})
@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core.files import atomic_output
-from ..lifecycle.workspace import Workspace
+from ..plumbing.workspace import Workspace
 from .data import collect
 from .html import render
 

@@ -18,11 +18,11 @@ from ..core.entities import Decision, DeploymentEvent, ModelVersion, Roles
 from ..core.errors import RetrainerError
 from ..lifecycle.monitor import live_metrics, monitor
 from ..lifecycle.sources import training_frame
-from ..lifecycle.workspace import Workspace
 from ..monitoring.drift import CurrentAccumulator, drift_report
 from ..monitoring.naive import ARM as BASELINE_ARM
 from ..monitoring.naive import NAMES, describe
 from ..monitoring.reference import ReferenceStats
+from ..plumbing.workspace import Workspace
 from .axes import BUCKETS, Bucket, choose_bucket
 
 CHAMPION_MOVES = ("deploy", "promote", "rollback")

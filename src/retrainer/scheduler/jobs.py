@@ -31,11 +31,11 @@ from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
 from ..core.errors import CapabilityError, ConfigError, InputError, LeaseHeld, RetrainerError
 from ..core.spec import Spec
 from ..lifecycle.fine_tune import fine_tune
-from ..lifecycle.lease import default_owner, held_lease
 from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain, resume_pending
 from ..lifecycle.rollout import outcome
 from ..lifecycle.train import train
-from ..lifecycle.workspace import Workspace
+from ..plumbing.lease import default_owner, held_lease
+from ..plumbing.workspace import Workspace
 from .leader import LEADER_LEASE
 
 log = logging.getLogger("retrainer.scheduler")

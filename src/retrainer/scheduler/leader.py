@@ -5,7 +5,7 @@ the leader renews its lease, the others try to take it. A leader that crashes st
 its lease expires after ttl and the next attempt of another scheduler takes over. A leader
 that cannot reach the store counts itself leader only until its last lease would have
 expired, so two schedulers never both believe they lead (clocks kept in sync, as for every
-lease; see ``lifecycle.lease``).
+lease; see ``plumbing.lease``).
 
 >>> from retrainer.store import SqlStore
 >>> store = SqlStore("sqlite://")
@@ -25,7 +25,7 @@ import time
 from typing import Final
 
 from ..core.errors import InputError
-from ..lifecycle.lease import LeaseBackend, default_owner
+from ..plumbing.lease import LeaseBackend, default_owner
 
 log = logging.getLogger("retrainer.scheduler")
 

@@ -7,7 +7,7 @@ by up to the model's ``schedule.grace_seconds`` still happens; several missed ru
 coalesce into one; a run later than that is recorded as skipped.
 
 >>> from retrainer.core.spec import parse_spec
->>> from retrainer.lifecycle.workspace import Workspace
+>>> from retrainer.plumbing.workspace import Workspace
 >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://svc", "models": {"m": {
 ...     "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
 ...     "features": {"numeric": ["x"]}, "schedule": {"maintain": "0 */6 * * *"}}}}, environ={})
@@ -38,8 +38,8 @@ from apscheduler.triggers.base import BaseTrigger
 from ..core.clock import to_naive_utc, utcnow
 from ..core.cron import last_fire
 from ..core.errors import ConflictError, InputError, LeaseHeld
-from ..lifecycle.lease import default_owner, held_lease
-from ..lifecycle.workspace import Workspace
+from ..plumbing.lease import default_owner, held_lease
+from ..plumbing.workspace import Workspace
 from .jobs import Alerters, JobOutcome, ScheduledJob, build_jobs, previous_run, run_job
 from .leader import LEADER_LEASE, LeaderElector
 

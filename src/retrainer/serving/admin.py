@@ -25,7 +25,7 @@ from ..api.facade import Retrainer
 from ..core.clock import utcnow
 from ..core.errors import InputError, RetrainerError
 from ..lifecycle.feedback import record_feedback
-from ..lifecycle.workspace import Workspace
+from ..plumbing.workspace import Workspace
 from .errors import error_response, json_response, log
 from .inputs import check_rows
 from .models import (

@@ -26,7 +26,7 @@ from ..core.clock import utcnow
 from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, RetrainerError
 from ..core.routing import Route, route
 from ..evaluation.conformal import interval_bounds
-from ..lifecycle.workspace import Workspace
+from ..plumbing.workspace import Workspace
 from ..scheduler import SchedulerService, build_jobs
 from .admin import Jobs, admin_router
 from .apidocs import install_docs
@@ -34,9 +34,9 @@ from .edge import Edge
 from .errors import TooLarge, install_handlers, json_response, request_id
 from .logqueue import LogItem, LogQueue
 from .metrics import Metrics
+from .model_holder import AlertFn, ModelRegistry
 from .models import ErrorBody, PredictRequest, PredictResponse
 from .predict import parse_rows, score, warnings
-from .registry import AlertFn, ModelRegistry
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
 from .ui import ui_router

@@ -50,7 +50,7 @@ from .spool import Spool
 from .writer import PredictionSink, Unwritten, data_error, deliver
 
 if TYPE_CHECKING:
-    from .registry import Loaded
+    from .model_holder import Loaded
 
 log = logging.getLogger("retrainer.serving.log")
 

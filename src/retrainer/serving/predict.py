@@ -41,7 +41,7 @@ from ..families.schema import FeatureSchema, level
 from .errors import MAX_REPORTED, TooLarge, row_errors
 
 if TYPE_CHECKING:
-    from .registry import Loaded
+    from .model_holder import Loaded
 
 
 class Unknown(NamedTuple):

@@ -13,8 +13,8 @@ from .engine import migrate, safe_url
 from .leases import LeaseStore
 from .monitor_store import MonitorStore
 from .predlog import PredictionFeatures, PredictionLogStore
-from .registry import RegistryStore, role_of
 from .state import StateStore
+from .versions import RegistryStore, role_of
 
 
 class SqlStore(

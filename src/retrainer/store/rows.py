@@ -25,7 +25,6 @@ from sqlalchemy import Connection, delete, select, update
 
 from ..core.errors import ConflictError
 from . import schema as t
-from .registry import add_event
 from .segments import (
     SEGMENT_ROWS,
     Segment,
@@ -35,6 +34,7 @@ from .segments import (
     time_range,
     to_frame,
 )
+from .versions import add_event
 
 if TYPE_CHECKING:
     import pandas as pd

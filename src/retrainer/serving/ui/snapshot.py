@@ -25,7 +25,7 @@ from ...core.clock import utcnow
 from ...core.cron import next_fire
 from ...core.entities import Decision, Roles
 from ...core.errors import RetrainerError, StoreBusy, StoreUnavailable
-from ...lifecycle import registry_ops
+from ...lifecycle import deploy as deploy_ops
 from ...lifecycle.abtest import ab_report
 from ...lifecycle.drift_check import last_drift
 from ...lifecycle.monitor import MonitorReport, monitor
@@ -244,7 +244,7 @@ class Snapshots:
                     except RetrainerError as exc:
                         ab = {"verdict": exc.message}
                 try:
-                    back: str | None = registry_ops.rollback_target(ws, name)
+                    back: str | None = deploy_ops.rollback_target(ws, name)
                 except STORE_DOWN:
                     raise
                 except RetrainerError:

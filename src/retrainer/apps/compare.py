@@ -1,6 +1,6 @@
 """Compare model families on one model's data: the same window, the same walk-forward folds.
 
-Each family is measured in its own child process (``python -m retrainer.lifecycle.compare``),
+Each family is measured in its own child process (``python -m retrainer.apps.compare``),
 so its peak memory is its own and one family's threads or caches never slow the next. The
 child fits one model per fold (CPU seconds per fold), scores every metric of the task on the
 fold's test block, warm-starts a model fitted on the older 90% of the window on the newest 10%
@@ -45,9 +45,9 @@ from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout, walk_forward
 from ..families import FAMILY_MODULES, FamilyModel, ValidationSet, load_model
-from .fine_tune import learning_rate_factor
-from .fitting import fit_with_early_stopping, fold_summary, make_model, score
-from .workspace import Workspace
+from ..lifecycle.fine_tune import learning_rate_factor
+from ..lifecycle.fitting import fit_with_early_stopping, fold_summary, make_model, score
+from ..plumbing.workspace import Workspace
 
 DEFAULT_FOLDS = 5
 FINE_TUNE_FRACTION = 0.1
@@ -240,7 +240,7 @@ def compare(
 ) -> ComparisonResult:
     """Measure each family on ``model``'s training window; register versions only if asked
     (``progress`` hears of the rows loaded and each family measured)."""
-    from .train import choose_features, load_window, quality_of, train
+    from ..lifecycle.train import choose_features, load_window, quality_of, train
 
     p = current()  # ``progress``, or the caller's
     spec = ws.model_spec(model)

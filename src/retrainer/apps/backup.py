@@ -22,6 +22,7 @@ from sqlalchemy import LargeBinary, func, select
 from ..core.clock import utcnow
 from ..core.files import atomic_output
 from ..core.progress import Progress, current, reports
+from ..plumbing.workspace import Workspace
 from ..store import schema as t
 from ..store.convert import jsonsafe
 from .backup_format import (
@@ -33,7 +34,6 @@ from .backup_format import (
     blob_member,
     sign_manifest,
 )
-from .workspace import Workspace
 
 _SPOOL = 8 << 20  # a table's lines stay in memory up to this size, then spill to a file
 

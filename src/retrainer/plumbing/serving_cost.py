@@ -2,7 +2,7 @@
 
 The artifact bytes (and the calibration map) are loaded the way serving loads them
 (``families.load_model`` + ``Predictor``) by a short-lived child process (``python -m
-retrainer.lifecycle.serving_cost``), so nothing the training process holds (the training rows,
+retrainer.plumbing.serving_cost``), so nothing the training process holds (the training rows,
 other models, the allocator's high-water mark) counts. In the child:
 
 - the family's library is imported first (a serving process pays that once, for any number of
@@ -48,7 +48,7 @@ def measure(
         rows.reset_index(drop=True).to_parquet(folder / "rows.parquet")
         (folder / "calibrator.json").write_text(json.dumps(calibrator))
         proc = subprocess.run(
-            [sys.executable, "-m", "retrainer.lifecycle.serving_cost", tmp],
+            [sys.executable, "-m", "retrainer.plumbing.serving_cost", tmp],
             capture_output=True,
             text=True,
             timeout=_TIMEOUT_SECONDS,

@@ -23,7 +23,7 @@ from ..core.entities import Roles
 from ..core.errors import ModelNotFound
 from ..core.routing import Route
 from ..lifecycle.predictor import Predictor, load_predictor
-from ..lifecycle.workspace import Workspace
+from ..plumbing.workspace import Workspace
 from .predict import RowCodec
 
 log = logging.getLogger("retrainer.serving")

@@ -39,14 +39,14 @@ from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
 from ..evaluation.gate_types import Verdict, stored_gate
+from ..lifecycle.feedback import label_key, record_feedback
+from ..lifecycle.ingest import ingest_frame
+from ..lifecycle.maintain import maintain
+from ..lifecycle.predict import input_dicts, inputs_text, predict_frame, record_outputs
+from ..lifecycle.predictor import Predictor, load_predictor
+from ..lifecycle.train import train
+from ..plumbing.workspace import Workspace
 from ..store.predlog import PredictionRecord, record_rows, request_record
-from .feedback import label_key, record_feedback
-from .ingest import ingest_frame
-from .maintain import maintain
-from .predict import input_dicts, inputs_text, predict_frame, record_outputs
-from .predictor import Predictor, load_predictor
-from .train import train
-from .workspace import Workspace
 
 
 @dataclass(frozen=True)

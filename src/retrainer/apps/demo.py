@@ -23,8 +23,8 @@ from ..core.errors import InputError
 from ..core.progress import NO_PROGRESS, Progress, current, reporting
 from ..core.spec import load_spec
 from ..datasets import WEATHER_FEATURES, weather
+from ..plumbing.workspace import Workspace
 from .replay import ReplayConfig, ReplaySummary, TimelineEntry, replay
-from .workspace import Workspace
 
 Say = Callable[[str], None]
 MODEL = "weather"

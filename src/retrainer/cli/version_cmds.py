@@ -52,10 +52,10 @@ def versions(
 ) -> None:
     """List a model's versions with lineage, role and holdout metrics."""
     from ..api.results import VersionInfo
-    from ..lifecycle import registry_ops
+    from ..lifecycle import deploy as deploy_ops
 
     with workspace() as ws:
-        rows = registry_ops.versions_with_roles(ws, model)
+        rows = deploy_ops.versions_with_roles(ws, model)
         primary = ws.model_spec(model).primary_metric
     views = [VersionInfo.of(r.version, r.role, detail=detail).to_dict() for r in rows]
     if as_json:
@@ -187,7 +187,7 @@ def deploy(
 ) -> None:
     """Make a version the champion (verified before the switch), or import a model file."""
     from ..core.errors import InputError
-    from ..lifecycle import registry_ops
+    from ..lifecycle import deploy as deploy_ops
 
     if (version is None) == (from_file is None):
         raise InputError(
@@ -203,7 +203,7 @@ def deploy(
     from ..api.results import DeployResult
 
     with workspace() as ws:
-        event = registry_ops.deploy(
+        event = deploy_ops.deploy(
             ws, model, version, reason=reason or "manual deploy", forced=force
         )
     if as_json:
@@ -271,10 +271,10 @@ def rollback(
 ) -> None:
     """Return to the previous champion, or to --to VERSION."""
     from ..api.results import DeployResult
-    from ..lifecycle import registry_ops
+    from ..lifecycle import deploy as deploy_ops
 
     with workspace() as ws:
-        event = registry_ops.rollback(ws, model, to=to, reason=reason)
+        event = deploy_ops.rollback(ws, model, to=to, reason=reason)
     if as_json:
         emit_json(DeployResult.of(event).to_dict())
     else:

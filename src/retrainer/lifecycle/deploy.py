@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from ..core.entities import DeploymentEvent, ModelVersion
 from ..core.errors import ConflictError, NoChampion, RetrainerError
 from ..evaluation.gate import GateRecord, Verdict, stored_gate
+from ..plumbing.workspace import Workspace
 from ..store import role_of
-from .workspace import Workspace
 
 
 def verify_loadable(ws: Workspace, version: ModelVersion) -> None:

@@ -29,12 +29,12 @@ from sqlalchemy.exc import DataError
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from ..core.errors import ConflictError, InputError
+from ..plumbing.workspace import Workspace
 from ..store import schema as t
 from ..store.segments import json_column
 from .backup_format import LEGACY, MANIFEST, TABLES, BackupResult, RestoreLimits
 from .backup_read import NOTHING, Scanned, lines, members, scan
 from .backup_rows import parse_legacy, parse_row
-from .workspace import Workspace
 
 _BATCH_ROWS = 1000
 _BATCH_BYTES = 16 << 20
@@ -302,7 +302,7 @@ def _store_legacy(ws: Workspace, conn: Connection, name: str, rows: list[dict[st
     """Training rows or actuals of a format 1 or 2 backup, stored as segments."""
     import pandas as pd
 
-    from .ingest import label_column
+    from ..lifecycle.ingest import label_column
 
     by_model: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
