@@ -55,10 +55,6 @@ def holdout_by_days(times: Sequence[Any], days: int) -> tuple[slice, slice]:
     return slice(0, n_train), slice(n_train, n)
 
 
-def max_folds(n: int, min_train: int = 20, min_test: int = 10, gap: int = 0) -> int:
-    return max(0, (n - gap - min_train) // max(min_test, 1))
-
-
 def walk_forward(
     n: int, folds: int = 5, gap: int = 0, min_train: int = 20, min_test: int = 10
 ) -> list[Fold]:

@@ -141,19 +141,6 @@ class FeatureSchema:
         )
         return table[codes]  # code -1 (missing) takes the last entry, NaN
 
-    def row_vector(self, row: Mapping[str, Any]) -> np.ndarray:
-        """One row as a (1, p) matrix without building a DataFrame (the serving hot path)."""
-        out = np.empty((1, len(self.columns)), dtype=np.float64)
-        for j, col in enumerate(self.numeric):
-            v = row[col]
-            out[0, j] = np.nan if v is None else float(v)
-        for k, col in enumerate(self.categorical):
-            v = row[col]
-            levels = self.categories.get(col, ())
-            code = levels.index(level(v)) if v is not None and level(v) in levels else np.nan
-            out[0, len(self.numeric) + k] = code
-        return out
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "numeric": list(self.numeric),

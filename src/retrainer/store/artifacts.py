@@ -57,22 +57,6 @@ def signing_key_from_env() -> bytes | None:
     return key.encode() if key else None
 
 
-def relative_uri(uri: str, model: str, sha256: str) -> str | None:
-    """The root-relative URI of an artifact ``put`` wrote for ``model`` and ``sha256``, when
-    ``uri`` (absolute or not) ends in that shape; None for anything else.
-
-    >>> sha = "a" * 64
-    >>> relative_uri(f"/old/place/artifacts/churn/{sha}.rtm", "churn", sha) == f"churn/{sha}.rtm"
-    True
-    >>> relative_uri("/etc/passwd", "churn", sha) is None
-    True
-    """
-    key = f"{model}/{sha256}{SUFFIX}"
-    if _KEY.fullmatch(key) and (uri == key or uri.endswith("/" + key)):
-        return key
-    return None
-
-
 class ArtifactStore:
     def __init__(self, url: str, signing_key: bytes | None = None) -> None:
         self.url = url.rstrip("/")

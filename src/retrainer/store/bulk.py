@@ -120,28 +120,6 @@ def lookup_keys(conn: Connection, model: str, kind: str, keys: Sequence[str]) ->
     return np.array(out, dtype=np.int64).reshape(-1, 2)
 
 
-def delete_keys(conn: Connection, model: str, kind: str, keys: Sequence[str]) -> int:
-    """Delete the given keys; returns how many were stored."""
-    done = 0
-    for lo in range(0, len(keys), CHUNK):
-        part = list(keys[lo : lo + CHUNK])
-        if _is_sqlite(conn):
-            res = conn.exec_driver_sql(
-                "DELETE FROM row_keys WHERE model = ? AND kind = ? AND key IN "
-                "(SELECT value FROM json_each(?))",
-                (model, kind, orjson.dumps(part)),
-            )
-        else:
-            _copy_temp(conn, "bulk_keys", "key text", [(k,) for k in part])
-            res = conn.exec_driver_sql(
-                "DELETE FROM row_keys AS k USING bulk_keys AS q WHERE k.model = %(model)s "
-                "AND k.kind = %(kind)s AND k.key = q.key",
-                {"model": model, "kind": kind},
-            )
-        done += res.rowcount
-    return done
-
-
 CANDIDATE_COLUMNS = ("pos", "id", "created_at", "served", "input_key", "input_row")
 
 

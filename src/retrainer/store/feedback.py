@@ -306,10 +306,6 @@ class FeedbackStore(RowsStore):
             return None
         return FeedbackOffset(r.source, r.inode, r.head_hash, r.offset, r.line)
 
-    def save_feedback_offset(self, model: str, offset: FeedbackOffset) -> None:
-        with self.write(model) as conn:
-            self._save_offset(conn, model, offset)
-
     def _save_offset(self, conn: Connection, model: str, o: FeedbackOffset) -> None:
         c = t.feedback_offsets.c
         conn.execute(delete(t.feedback_offsets).where(c.model == model, c.source == o.source))
