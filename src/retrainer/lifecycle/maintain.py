@@ -46,6 +46,7 @@ class MaintainResult:
     decision: Decision
     version: str | None
     deployed: bool
+    failed: bool = False  # the action raised a runtime error (its outcome says which)
 
 
 def _days(now: datetime, then: datetime | None) -> float | None:
@@ -277,14 +278,14 @@ def maintain(
             pending = replace(stored, outcome=f"{PENDING} {d.action} under way")
             intent = ws.store.add_decision(pending)
             fault_point("maintain.after_intent")
-        version, deployed, outcome = _act(ws, model, d, triggered_by, intent)
+        version, deployed, outcome, failed = _act(ws, model, d, triggered_by, intent)
         stored = replace(stored, outcome=outcome, id=intent)
         if intent is None:
             ws.store.add_decision(stored)
         else:
             ws.store.set_outcome(intent, outcome)
     p.done()
-    return MaintainResult(stored, version, deployed)
+    return MaintainResult(stored, version, deployed, failed)
 
 
 def resume_pending(ws: Workspace, model: str) -> list[Decision]:
@@ -396,9 +397,10 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
 
 def _act(
     ws: Workspace, model: str, d: Decision, by: str, intent: int | None = None
-) -> tuple[str | None, bool, str]:
-    """Carry out the decision. A trained candidate goes through the gate and the spec's
-    rollout in :func:`rollout.place`, the path every training that deploys takes."""
+) -> tuple[str | None, bool, str, bool]:
+    """Carry out the decision: (version, deployed, outcome, failed). A trained candidate goes
+    through the gate and the spec's rollout in :func:`rollout.place`, the path every training
+    that deploys takes."""
     reason = d.reasons[0] if d.reasons else d.action
     try:
         if d.action in ("full_retrain", "fine_tune", "incremental_update"):
@@ -415,16 +417,17 @@ def _act(
             version = made.version
         elif d.action == "rollback":
             ev = rollback(ws, model, reason=reason, triggered_by=by)
-            return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}"
+            return ev.to_version, True, f"rolled back {ev.from_version} → {ev.to_version}", False
         else:
-            return None, False, "nothing to do"
+            return None, False, "nothing to do", False
     except (QualityError, InputError) as exc:
-        return None, False, f"not done: {exc.message.splitlines()[0]}"
+        return None, False, f"not done: {exc.message.splitlines()[0]}", False
     except RetrainerError as exc:
-        return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}"
+        return None, False, f"failed: {exc.code}: {exc.message.splitlines()[0]}", True
     deployed = bool(version.details.get("deployed"))
     said = rollout.outcome(version, ws.store.roles(model))
-    return version.version, deployed, said + choice_note(version.details.get("training_choice"))
+    note = choice_note(version.details.get("training_choice"))
+    return version.version, deployed, said + note, False
 
 
 def choice_note(choice: dict[str, Any] | None) -> str:

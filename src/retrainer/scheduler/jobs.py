@@ -239,7 +239,7 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
         if job == "maintain":
             r = maintain(ws, model, triggered_by="schedule")
             d, said = r.decision, r.decision.outcome or ""
-            return ("failed" if said.startswith("failed") else "ok"), f"{d.action}: {said}"
+            return ("failed" if r.failed else "ok"), f"{d.action}: {said}"
         if job == "feedback":
             return "ok", _pull_feedback(ws, model)
         with held_lease(ws, f"model:{model}", owner=owner):
