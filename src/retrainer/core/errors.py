@@ -78,6 +78,13 @@ class TrainingError(RetrainerError):
     code = "training_failed"
 
 
+class DistributedError(TrainingError):
+    """The Dask engine failed: its scheduler cannot be reached or a worker was lost. Nothing
+    was registered; no fallback family trains in its place."""
+
+    code = "distributed_failed"
+
+
 class FamilyUnavailableError(RetrainerError):
     """A model family cannot be imported or lacks what it needs (e.g. weights)."""
 
@@ -137,6 +144,7 @@ _TABLE: dict[str, tuple[int, int]] = {
     LeaseHeld.code: (409, 1),
     QualityError.code: (422, 1),
     TrainingError.code: (500, 1),
+    DistributedError.code: (503, 1),
     FamilyUnavailableError.code: (422, 1),
     CapabilityError.code: (422, 1),
     IntegrityError.code: (500, 1),

@@ -30,6 +30,7 @@ from .feature_sets import check_sets
 from .metrics import DEFAULT_PRIMARY, METRICS
 from .names import NAME_RULE, is_model_name
 from .spec_sections import (
+    DASK_FAMILIES,
     Alerts,
     Data,
     Drift,
@@ -46,6 +47,7 @@ from .spec_sections import (
     Serving,
     Training,
     Validation,
+    dask_family_message,
 )
 
 FAMILIES = (
@@ -141,6 +143,8 @@ class ModelSpec(BaseModel):
                     f"{key} {fam!r} is not a model family; valid: {', '.join(FAMILIES)}"
                 )
         self._check_params()
+        if self.training.engine == "dask" and self.family not in DASK_FAMILIES:
+            raise ValueError(dask_family_message(self.family))
         if self.calibration == "conformal" and self.task != "regression":
             raise ValueError(
                 "calibration 'conformal' gives a regression model a prediction interval; "

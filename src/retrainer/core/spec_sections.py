@@ -122,6 +122,23 @@ class Choice(Section):
         return v
 
 
+# The families that train through their Dask interfaces (training.engine: dask).
+DASK_FAMILIES = ("lightgbm", "xgboost")
+
+
+def dask_family_message(family: str) -> str:
+    """Why ``family`` cannot train with engine: dask, and the fix.
+
+    >>> dask_family_message("randomforest").startswith("family 'randomforest' cannot")
+    True
+    """
+    return (
+        f"family {family!r} cannot train with training.engine: dask; the families with a "
+        f"Dask interface are {', '.join(DASK_FAMILIES)}. Set family to one of them or "
+        "training.engine: local"
+    )
+
+
 class Training(Section):
     window_days: int | None = Field(
         None,
@@ -158,6 +175,21 @@ class Training(Section):
             "params (num_threads, nthread, thread_count, n_jobs) wins."
         ),
     )
+    engine: Literal["local", "dask"] = Field(
+        "local",
+        description=(
+            "Where the fits run: `local` (this process) or `dask` (LightGBM and XGBoost "
+            "through their Dask interfaces, on `scheduler` or a LocalCluster); the saved "
+            "model is the same local booster either way. Needs the `dask` extra."
+        ),
+    )
+    scheduler: str | None = Field(
+        None,
+        description=(
+            "The Dask scheduler's address (`tcp://host:8786`) with engine: dask; null: a "
+            "LocalCluster started for the training and closed after it."
+        ),
+    )
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
@@ -167,6 +199,12 @@ class Training(Section):
                 f"training.holdout_days ({days}) must be shorter than training.window_days "
                 f"({window}): the holdout is the window's last {days} days and the model "
                 f"needs older rows to learn from; lower holdout_days or widen window_days"
+            )
+        if self.scheduler is not None and self.engine != "dask":
+            raise ValueError(
+                f"training.scheduler ({self.scheduler!r}) is used by engine: dask only; this "
+                f"model's engine is {self.engine!r}. Set training.engine: dask or remove "
+                "training.scheduler"
             )
         return self
 

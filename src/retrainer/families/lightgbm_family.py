@@ -23,6 +23,7 @@ import lightgbm as lgb
 import numpy as np
 
 from ..core.family_params import ACCEPTED
+from . import dask_boosting
 from .base import Capabilities
 from .boosting import BoostingModel
 
@@ -84,6 +85,21 @@ class LightGBMModel(BoostingModel):
         init: lgb.Booster | None,
         weight: np.ndarray | None = None,
     ) -> None:
+        client = dask_boosting.active()
+        if client is not None and init is None:  # engine: dask; a fine-tune stays local
+            self._scorer = None
+            self.booster_ = dask_boosting.train_lightgbm(
+                client,
+                self._booster_params(lr_factor),
+                X,
+                y,
+                weight,
+                val,
+                rounds,
+                int(self.effective_params["early_stopping_rounds"]),
+                self.schema_.categorical_indices,
+            )
+            return
         train = self._dataset(X, y, weight=weight)
         callbacks: list[Any] = []
         valid_sets = []

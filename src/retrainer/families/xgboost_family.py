@@ -23,6 +23,7 @@ import numpy as np
 import xgboost as xgb
 
 from ..core.family_params import ACCEPTED
+from . import dask_boosting
 from .base import Capabilities
 from .boosting import BoostingModel
 
@@ -59,6 +60,9 @@ class XGBoostModel(BoostingModel):
             params.update(objective="multi:softprob", num_class=self.n_classes)
         return params
 
+    def _feature_types(self) -> list[str]:
+        return ["q"] * len(self.schema_.numeric) + ["c"] * len(self.schema_.categorical)
+
     def _dmatrix(
         self,
         X: np.ndarray,
@@ -66,13 +70,12 @@ class XGBoostModel(BoostingModel):
         threads: int = 1,
         weight: np.ndarray | None = None,
     ) -> xgb.DMatrix:
-        types = ["q"] * len(self.schema_.numeric) + ["c"] * len(self.schema_.categorical)
         return xgb.DMatrix(
             X,
             label=y,
             weight=weight,
             missing=np.nan,
-            feature_types=types,
+            feature_types=self._feature_types(),
             enable_categorical=True,
             nthread=threads,
         )
@@ -87,9 +90,24 @@ class XGBoostModel(BoostingModel):
         init: xgb.Booster | None,
         weight: np.ndarray | None = None,
     ) -> None:
+        params = self._booster_params(lr_factor)
+        client = dask_boosting.active()
+        if client is not None and init is None:  # engine: dask; a fine-tune stays local
+            self.booster_ = dask_boosting.train_xgboost(
+                client,
+                params,
+                X,
+                y,
+                weight,
+                val,
+                rounds,
+                int(self.effective_params["early_stopping_rounds"]),
+                self._feature_types(),
+            )
+            self._booster_threads = None
+            return
         evals = []
         stop = None
-        params = self._booster_params(lr_factor)
         threads = int(params["nthread"])
         if val is not None and len(val[1]) > 0:
             evals = [(self._dmatrix(*val, threads=threads), "validation")]

@@ -15,6 +15,7 @@ from ..core.entities import Bump, ModelVersion
 from ..core.errors import (
     ConfigError,
     ConflictError,
+    DistributedError,
     FamilyUnavailableError,
     InputError,
     QualityError,
@@ -29,7 +30,7 @@ from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
-from . import rollout
+from . import dask_engine, rollout
 from .choice import last_change
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
@@ -218,10 +219,12 @@ def fit_with_fallback(
 ) -> tuple[Fitted, dict[str, Any]]:
     """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
     try:
-        return fit_family(spec, family, frame, change_at), {}
+        with dask_engine.engine(spec.training, family):  # engine: dask; else this process
+            return fit_family(spec, family, frame, change_at), {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
         fallback = spec.fallback_family
-        if isinstance(exc, InputError | ConfigError) or fallback is None or fallback == family:
+        fails = InputError | ConfigError | DistributedError  # the fallback would not help
+        if isinstance(exc, fails) or fallback is None or fallback == family:
             raise
         reason = f"{type(exc).__name__}: {exc}"
         return fit_family(spec, fallback, frame, change_at), {
