@@ -23,6 +23,7 @@ from ..core.clock import utcnow
 from ..core.files import atomic_output
 from ..core.progress import Progress, current, reports
 from ..plumbing.workspace import Workspace
+from ..store import objects
 from ..store import schema as t
 from ..store.convert import jsonsafe
 from .backup_format import (
@@ -64,9 +65,20 @@ class _Writer:
 def backup(ws: Workspace, path: str | Path, *, progress: Progress | None = None) -> BackupResult:
     """Write the store and every kept artifact to one archive at ``path`` (its folder made;
     written under a temporary name and renamed, so a failure leaves no partial backup);
-    ``progress`` hears of each table and artifact written."""
+    ``progress`` hears of each table and artifact written. A URL (``s3://bucket/x.tar.gz``)
+    is written to a local temporary file first and uploaded once complete."""
+    if objects.is_url(path):
+        url = str(path)
+        with tempfile.TemporaryDirectory(prefix="retrainer-backup-") as tmp:
+            local = _backup(ws, Path(tmp) / "backup.tar.gz")
+            current().stage("upload")
+            objects.upload(Path(local.path), url, what="backup")
+        return BackupResult(objects.shown(url), local.rows, local.artifacts)
+    return _backup(ws, Path(path))
+
+
+def _backup(ws: Workspace, p: Path) -> BackupResult:
     shown = current()  # ``progress``, or the caller's
-    p = Path(path)
     rows: dict[str, int] = {}
     with atomic_output(p, what="backup", private=True) as tmp, tarfile.open(tmp, "w:gz") as tar:
         out = _Writer(tar)

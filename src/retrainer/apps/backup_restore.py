@@ -19,6 +19,7 @@ that a second restore writes again; after the commit the store is complete.
 
 from __future__ import annotations
 
+import dataclasses
 import hmac as hmac_lib
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,7 @@ from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
 from ..core.errors import ConflictError, InputError
 from ..plumbing.workspace import Workspace
+from ..store import objects
 from ..store import schema as t
 from ..store.segments import json_column
 from .backup_format import LEGACY, MANIFEST, TABLES, BackupResult, RestoreLimits
@@ -46,8 +48,19 @@ def restore(
     ws: Workspace, path: str | Path, *, limits: RestoreLimits | None = None
 ) -> BackupResult:
     """Restore a backup into an empty store; everything is verified before it is kept (see
-    the module). ``limits`` default to :meth:`RestoreLimits.from_env`."""
-    p = Path(path)
+    the module). ``limits`` default to :meth:`RestoreLimits.from_env`. A URL
+    (``s3://bucket/x.tar.gz``) is downloaded to a local temporary file first."""
+    if objects.is_url(path):
+        url = str(path)
+        with ws.store.read() as conn:
+            _require_empty(ws, conn)  # before downloading it
+        with objects.downloaded(url, what="backup") as local:
+            result = _restore(ws, local, limits)
+        return dataclasses.replace(result, path=objects.shown(url))
+    return _restore(ws, Path(path), limits)
+
+
+def _restore(ws: Workspace, p: Path, limits: RestoreLimits | None) -> BackupResult:
     if not p.is_file():
         raise InputError(
             f"Backup file {str(p)!r} does not exist{' (it is a folder)' if p.is_dir() else ''}."

@@ -129,7 +129,9 @@ def predict(
 @app.command("backup")
 @handles_errors
 def backup_cmd(
-    path: Annotated[Path, typer.Argument(help="Backup file to write (.tar.gz).")],
+    path: Annotated[
+        str, typer.Argument(help="Backup file to write (.tar.gz), or a URL: s3://bucket/x.tar.gz.")
+    ],
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -147,7 +149,9 @@ def backup_cmd(
 @app.command("restore")
 @handles_errors
 def restore_cmd(
-    path: Annotated[Path, typer.Argument(help="Backup file written by `retrainer backup`.")],
+    path: Annotated[
+        str, typer.Argument(help="Backup file written by `retrainer backup`, or its URL.")
+    ],
     max_unpacked: Annotated[
         int | None,
         typer.Option(

@@ -87,6 +87,7 @@ def fine_tune(
     hears of each stage: new rows, fine-tune, register)."""
     p = current()  # ``progress``, or the caller's
     spec = ws.model_spec(model)
+    ws.artifacts.check_writable()  # an artifact store that cannot be written fails first
     roles = ws.store.roles(model)
     if roles.champion is None:
         raise NoChampion(

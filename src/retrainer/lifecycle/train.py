@@ -177,6 +177,7 @@ def plan(
 ) -> TrainPlan:
     """What training ``model`` would do, its quality judged as ``trigger`` would see it."""
     spec = ws.model_spec(model)
+    ws.artifacts.check_writable()  # an artifact store that cannot be written fails first
     fam = family or spec.family
     try:
         family_class(fam)  # unknown names fail here, before any work
@@ -258,6 +259,7 @@ def train(
     """
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
     spec = ws.model_spec(model)
+    ws.artifacts.check_writable()  # before loading rows (once per store object)
     p.stage("load rows", unit="rows")
     frame = load_window(ws, spec, days_back)
     p.advance(len(frame))

@@ -32,12 +32,11 @@ import re
 import uuid
 from dataclasses import dataclass
 
-import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ..core.errors import IntegrityError, StoreUnavailable
-from ..core.extras import missing_library
 from ..core.names import MODEL_NAME, check_model_name
+from .objects import bucketed, filesystem, shown
 
 SUFFIX = ".rtm"
 # The only shape a stored artifact has under the root: <model>/<sha256>.rtm
@@ -60,11 +59,12 @@ def signing_key_from_env() -> bytes | None:
 class ArtifactStore:
     def __init__(self, url: str, signing_key: bytes | None = None) -> None:
         self.url = url.rstrip("/")
-        try:
-            self.fs, root = fsspec.core.url_to_fs(self.url)
-        except ImportError as exc:  # s3:// and friends need their fsspec package
-            raise missing_library(f"Artifact store URL {self.url!r}", exc) from None
+        self.where = shown(self.url)  # the URL as messages show it (no password)
+        # s3:// and friends need their fsspec package (a ConfigError naming the extra)
+        self.fs, root = filesystem(self.url, what="Artifact store URL")
         self.local = isinstance(self.fs, LocalFileSystem)
+        self.bucketed = bucketed(self.fs)  # an object store: no folders to make
+        self._writable = False
         self.root = self._norm(str(root)).rstrip("/") or "/"
         self.signing_key = signing_key
 
@@ -119,7 +119,7 @@ class ArtifactStore:
         if rel is None or not _KEY.fullmatch(rel):
             raise IntegrityError(
                 f"The artifact URI of {what} ({uri!r}) does not name an artifact under the "
-                f"artifact folder {self.url}: retrainer reads and deletes only "
+                f"artifact folder {self.where}: retrainer reads and deletes only "
                 f"<folder>/<model>/<sha256>{SUFFIX} files there. The registry row was edited "
                 "or comes from another workspace; nothing was read or deleted. Restore the "
                 "version from a backup or retrain.",
@@ -129,7 +129,7 @@ class ArtifactStore:
 
     def location(self, uri: str, *, what: str = "an artifact") -> str:
         """Where ``uri`` lies: the store's URL joined with its key (for messages and tools)."""
-        return f"{self.url}/{self.key(uri, what=what)}"
+        return f"{self.where}/{self.key(uri, what=what)}"
 
     def _path(self, uri: str, *, what: str = "an artifact") -> str:
         return f"{self.root.rstrip('/')}/{self.key(uri, what=what)}"
@@ -141,7 +141,8 @@ class ArtifactStore:
         parent = path.rsplit("/", 1)[0]
         tmp = f"{parent}/.tmp-{uuid.uuid4().hex}{SUFFIX}"
         try:
-            self.fs.makedirs(parent, exist_ok=True)
+            if not self.bucketed:
+                self.fs.makedirs(parent, exist_ok=True)
             if self.local:
                 with open(tmp, "wb") as fh:
                     fh.write(data)
@@ -163,10 +164,35 @@ class ArtifactStore:
                 else:
                     self.fs.rm_file(tmp)
             raise StoreUnavailable(
-                f"Cannot write the artifact for model {model!r} under {self.url}: {exc}. "
+                f"Cannot write the artifact for model {model!r} under {self.where}: {exc}. "
                 "Check that the artifact location exists and is writable."
             ) from None
         return StoredArtifact(uri, sha, self._hmac(data), len(data))
+
+    def check_writable(self) -> None:
+        """Write and remove a small probe file under the root (once per store object), so a
+        location that cannot be written (a missing bucket, read-only credentials, a read-only
+        folder) fails before any training, with StoreUnavailable naming the URL.
+
+        >>> ArtifactStore("memory://probe").check_writable()
+        """
+        if self._writable:
+            return
+        probe = f"{self.root.rstrip('/')}/.probe-{uuid.uuid4().hex}"
+        try:
+            if not self.bucketed:
+                self.fs.makedirs(self.root, exist_ok=True)
+            self.fs.pipe_file(probe, b"")
+            self.fs.rm_file(probe)
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"The artifact store {self.where} cannot be written: {type(exc).__name__}: "
+                f"{exc}. Nothing was trained. Check that the bucket or folder exists and that "
+                "the credentials in the environment (for S3: AWS_ACCESS_KEY_ID, "
+                "AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL) may write there.",
+                url=self.where,
+            ) from None
+        self._writable = True
 
     def get(
         self, uri: str, sha256: str, hmac: str | None, *, what: str, allow_unsigned: bool = False
