@@ -36,6 +36,7 @@ BENCHES = [
     "faults",
     "faults-serving",
     "fuzz",
+    "pglog",
 ]
 MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving"}  # module of another name
 

@@ -209,20 +209,24 @@ class Retrainer:
         allow_quality_warnings: bool = False,
     ) -> TrainResult:
         """Fully retrain on the model's window and register a new version; with ``deploy`` it
-        becomes champion when the gate lets it (``force`` overrides, recorded as forced)."""
+        becomes champion when the gate lets it (``force`` overrides, recorded as forced).
+        Holds the model's lease meanwhile: another process training or maintaining the model
+        makes it raise ``LeaseHeld`` at once, with nothing trained."""
         from ..lifecycle.train import train
+        from ..plumbing.lease import held_lease, model_lease
 
-        r = train(
-            self.workspace,
-            model,
-            family=family,
-            deploy=deploy,
-            days_back=days,
-            reason=reason,
-            force=force,
-            allow_quality_warnings=allow_quality_warnings,
-            created_by=self._actor,
-        )
+        with held_lease(self.workspace, model_lease(model)):  # one trainer per model
+            r = train(
+                self.workspace,
+                model,
+                family=family,
+                deploy=deploy,
+                days_back=days,
+                reason=reason,
+                force=force,
+                allow_quality_warnings=allow_quality_warnings,
+                created_by=self._actor,
+            )
         return TrainResult.of(r)
 
     def fine_tune(
@@ -235,10 +239,17 @@ class Retrainer:
     ) -> FineTuneResult:
         """Warm-start the champion on the rows after its window; registers a patch version."""
         from ..lifecycle.fine_tune import fine_tune
+        from ..plumbing.lease import held_lease, model_lease
 
-        r = fine_tune(
-            self.workspace, model, days=days, deploy=deploy, reason=reason, created_by=self._actor
-        )
+        with held_lease(self.workspace, model_lease(model)):  # one trainer per model
+            r = fine_tune(
+                self.workspace,
+                model,
+                days=days,
+                deploy=deploy,
+                reason=reason,
+                created_by=self._actor,
+            )
         return FineTuneResult.of(r)
 
     def versions(self, model: str, *, detail: bool = False) -> VersionList:

@@ -16,7 +16,7 @@ from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.arms import compare_arms
 from ..families import family_class
-from ..plumbing.lease import held_lease
+from ..plumbing.lease import held_lease, model_lease
 from ..plumbing.workspace import Workspace
 from ..policy.decide import decide
 from ..policy.state import (
@@ -252,7 +252,7 @@ def maintain(
     spec = ws.model_spec(model)
     at = now or utcnow()
     p = current()  # ``progress``, or the caller's
-    with held_lease(ws, f"model:{model}", wait=wait):
+    with held_lease(ws, model_lease(model), wait=wait):
         if not dry_run:
             resume_pending(ws, model)
         if ws.store.roles(model).challenger is not None:

@@ -51,6 +51,17 @@ def default_owner() -> str:
     return f"{socket.gethostname()[:100]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def model_lease(model: str) -> str:
+    """The lease one model's training and maintenance hold (``maintain``, the scheduler's
+    jobs, ``train`` and ``fine_tune`` through the API and REST), so two processes never
+    register a version of the same model at once.
+
+    >>> model_lease("churn")
+    'model:churn'
+    """
+    return f"model:{model}"
+
+
 class HeldLease:
     """A lease this process holds. ``lost`` turns True when a renewal found another owner
     (or no row): work under the lease should stop."""

@@ -34,7 +34,7 @@ from ..lifecycle.fine_tune import fine_tune
 from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain, resume_pending
 from ..lifecycle.rollout import outcome
 from ..lifecycle.train import train
-from ..plumbing.lease import default_owner, held_lease
+from ..plumbing.lease import default_owner, held_lease, model_lease
 from ..plumbing.workspace import Workspace
 from .leader import LEADER_LEASE
 
@@ -242,7 +242,7 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
             return ("failed" if r.failed else "ok"), f"{d.action}: {said}"
         if job == "feedback":
             return "ok", _pull_feedback(ws, model)
-        with held_lease(ws, f"model:{model}", owner=owner):
+        with held_lease(ws, model_lease(model), owner=owner):
             resume_pending(ws, model)  # a killed maintain's decision, before training anew
             job, reason = _what_to_train(ws, job, model)
             version = None

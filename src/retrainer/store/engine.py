@@ -68,7 +68,49 @@ def busy_timeout(environ: Mapping[str, str] | None = None) -> float:
     return value
 
 
+POOL_SIZE_ENV, POOL_OVERFLOW_ENV = "RETRAINER_POOL_SIZE", "RETRAINER_POOL_MAX_OVERFLOW"
+DEFAULT_POOL_SIZE, DEFAULT_POOL_OVERFLOW = 5, 5
+
+
+def _pool_number(environ: Mapping[str, str], key: str, default: int, low: int) -> int:
+    raw = environ.get(key, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= 1000:
+        raise ConfigError(
+            f"{key}={raw[:40]!r} is not a whole number from {low} to 1000 (PostgreSQL "
+            f"connections this process keeps open; default {default})."
+        )
+    return int(raw)
+
+
+def pool_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The PostgreSQL connection pool of one process: a SQLAlchemy ``QueuePool`` keeping
+    ``RETRAINER_POOL_SIZE`` connections (default 5) and opening up to
+    ``RETRAINER_POOL_MAX_OVERFLOW`` more under load (default 5), each checked with a ping
+    before use (a connection the server or a proxy dropped is replaced, not handed out).
+    A server's peak is its request threads plus its log writer and reloader; several
+    replicas on one database need ``replicas × (size + overflow)`` below the server's
+    ``max_connections``.
+
+    >>> pool_options({})
+    {'pool_size': 5, 'max_overflow': 5, 'pool_pre_ping': True}
+    >>> pool_options({"RETRAINER_POOL_SIZE": "2", "RETRAINER_POOL_MAX_OVERFLOW": "0"})["pool_size"]
+    2
+    """
+    env = os.environ if environ is None else environ
+    return {
+        "pool_size": _pool_number(env, POOL_SIZE_ENV, DEFAULT_POOL_SIZE, 1),
+        "max_overflow": _pool_number(env, POOL_OVERFLOW_ENV, DEFAULT_POOL_OVERFLOW, 0),
+        "pool_pre_ping": True,
+    }
+
+
 def make_engine(url: str) -> Engine:
+    """An engine for a store URL. SQLite: a file database gets SQLAlchemy's default
+    ``QueuePool`` (WAL mode lets its readers run beside the one writer), an in-memory one a
+    single shared connection (``StaticPool``: each new connection would be a new, empty
+    database). PostgreSQL: a sized ``QueuePool`` (:func:`pool_options`)."""
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -97,9 +139,7 @@ def make_engine(url: str) -> Engine:
         try:
             engine = create_engine(
                 parsed,
-                pool_pre_ping=True,
-                pool_size=5,
-                max_overflow=5,
+                **pool_options(),
                 connect_args={"options": f"-c lock_timeout={max(1, round(wait * 1000))}"},
             )
         except ImportError as exc:  # the driver is the `postgres` extra

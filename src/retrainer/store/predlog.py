@@ -184,6 +184,25 @@ def _copy(conn: Connection, table: str, columns: Sequence[str], flat: list[Any])
             cp.write_row(flat[i : i + width])
 
 
+_INPUT_COLUMNS = ("key", "model", "created_at", "body", "data")
+_UNIQUE_VIOLATION = "23505"
+
+
+def _copy_new(conn: Connection, inputs: list[Any]) -> bool:
+    """COPY request inputs (PostgreSQL), in a savepoint; False, with nothing written, when one
+    is stored already (a replayed spool chunk: the caller inserts them skipping those). A
+    5,000-input batch sent as one ``INSERT ... ON CONFLICT`` per input (a pipelined
+    executemany) took most of the time of logging one-row requests."""
+    try:
+        with conn.begin_nested():
+            _copy(conn, "prediction_inputs", _INPUT_COLUMNS, inputs)
+    except Exception as exc:
+        if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+            raise
+        return False
+    return True
+
+
 def _json_all(values: list[Any]) -> list[str]:
     """Each value as JSON; numbers (the common output) in one C-level ``json.dumps``."""
     if _NUMBERS.issuperset(map(type, values)):
@@ -238,8 +257,12 @@ class PredictionLogStore(StoreBase):
             return 0
         lite = self.dialect == "sqlite"
         inputs: list[Any] = []
-        rows: list[Any] = []
         width = len(_COLUMNS)
+        # The batch column by column (list repeats and extends, C-level): no Python work per
+        # row, and per record only a few list operations (a batch of one-row requests is
+        # thousands of records).
+        cols: list[list[Any]] = [[] for _ in _COLUMNS]
+        c_model, c_req, c_ids, c_ver, c_arm, c_key, c_row, c_out, c_proba, c_at = cols
         for r in records:
             if "features" in r:  # the older one-row shape, passed by an older caller
                 r = from_legacy(r)
@@ -250,35 +273,31 @@ class PredictionLogStore(StoreBase):
                 inputs += (key, model, at, None, body)
             elif body is not None:
                 inputs += (key, model, at, body, None)
-            outputs = list(r["outputs"])
+            outputs = r["outputs"]
             n = len(outputs)
             ids, probas, where = r["entity_ids"], r.get("probas"), r.get("input_rows")
             if len(ids) != n or (probas and len(probas) != n) or (where and len(where) != n):
                 raise ValueError(f"prediction record {r['request_id']}: per-row lists differ")
             if n >= _SORT_ROWS:
                 ids, outputs, probas, where = _by_entity(ids, outputs, probas, where)
-            # Built column by column (C-level slice assignment): no Python work per row.
-            rows += _columns(
-                n,
-                width,
-                (
-                    model,
-                    r["request_id"],
-                    list(ids),
-                    r["version"],
-                    r["arm"],
-                    key,
-                    list(where) if where else list(range(n)),
-                    _json_all(outputs),
-                    list(probas) if probas else None,
-                    at,
-                ),
-            )
+            c_model += [model] * n
+            c_req += [r["request_id"]] * n
+            c_ids += ids
+            c_ver += [r["version"]] * n
+            c_arm += [r["arm"]] * n
+            c_key += [key] * n
+            c_row += where if where else range(n)
+            c_out += outputs
+            c_proba += probas if probas else [None] * n
+            c_at += [at] * n
+        total = len(c_out)
+        cols[_COLUMNS.index("output")] = _json_all(c_out)
+        rows = _columns(total, width, cols)
         # SQLite: one multi-row INSERT per chunk, not the driver's executemany: executemany
         # steps (and releases the GIL) once per row, and a writer thread beside a busy event
         # loop then waits a switch interval for each row. Values are bound by the driver, in C.
         # PostgreSQL: COPY for the rows (psycopg parses a long statement's placeholders in
-        # Python, never caching it), executemany of one short statement for the inputs.
+        # Python, never caching it) and for the inputs (``_copy_new``).
         verb, tail = ("INSERT OR IGNORE", "") if lite else ("INSERT", " ON CONFLICT DO NOTHING")
         try:
             self._insert_records(records, inputs, rows, lite, verb, tail)
@@ -312,7 +331,7 @@ class PredictionLogStore(StoreBase):
                 _insert(conn, head, 5, inputs, tail)
                 _insert(conn, f"INSERT INTO predictions ({', '.join(_COLUMNS)})", width, rows)
             else:  # PostgreSQL: a short statement many times (parsed once), and COPY
-                if inputs:
+                if inputs and not _copy_new(conn, inputs):  # some stored before: a replay
                     conn.exec_driver_sql(
                         f"{head} VALUES (%s, %s, %s, %s, %s){tail}",
                         [tuple(inputs[i : i + 5]) for i in range(0, len(inputs), 5)],
