@@ -109,8 +109,8 @@ def test_train_predict_tamper_backup_restore_on_s3(
         assert res.exit_code == 0, res.output
 
     fs = _bucket()
-    objects = [p for p in fs.find(f"{BUCKET}/arts-a") if p.endswith(".rtm")]
-    assert len(objects) == 1, objects  # the artifact is in the bucket, under its SHA-256
+    objects = fs.find(f"{BUCKET}/arts-a")  # no temporary or probe object left beside it
+    assert len(objects) == 1 and objects[0].endswith(".rtm"), objects
     assert not list((tmp_path).glob("**/*.rtm"))  # and nowhere on the local disk
 
     res = _run(config, "predict", "weather", str(rows), "--out", str(tmp_path / "p.csv"))

@@ -68,6 +68,8 @@ def _restore(ws: Workspace, p: Path, limits: RestoreLimits | None) -> BackupResu
     limits = limits or RestoreLimits.from_env()
     with ws.store.read() as conn:
         _require_empty(ws, conn)
+    if ws.artifacts.bucketed:  # a bucket that cannot be written fails before any reading
+        ws.artifacts.check_writable()  # (a local probe would make the folder: left as was)
     scanned = scan(p, limits, ws.artifacts.signing_key)
     created: list[str] = []
     try:

@@ -1,7 +1,8 @@
 """Artifact store on fsspec (a local folder by default, or s3:// and friends).
 
-Bytes are written to a temporary name, fsynced and renamed: a file under its final name is
-always complete. Names are content addresses (the SHA-256), so a retry or a crash before
+Bytes are written to a temporary name, fsynced and renamed (on an object store such as S3, one
+PUT, which shows the object whole or not at all): a file under its final name is always
+complete. Names are content addresses (the SHA-256), so a retry or a crash before
 registration leaves at most an unreferenced file. Every read checks the SHA-256, and when
 ``RETRAINER_SIGNING_KEY`` is set, a valid HMAC-SHA256 is required (an unsigned artifact is
 refused like a wrongly signed one) before the bytes are handed out.
@@ -154,6 +155,8 @@ class ArtifactStore:
                     os.fsync(dir_fd)
                 finally:
                     os.close(dir_fd)
+            elif self.bucketed:  # one PUT: the object appears whole or not at all
+                self.fs.pipe_file(path, data)
             else:
                 self.fs.pipe_file(tmp, data)
                 self.fs.mv(tmp, path)
