@@ -174,6 +174,10 @@ def test_unwritable_bucket_fails_before_training_and_never_prints_the_secret(
     assert '"version"' not in res.output  # nothing was trained or registered
     assert not _bucket().exists("no-such-bucket")  # and no bucket was created
 
+    res = _run(config, "backup", "s3://no-such-bucket/backups/b.tar.gz")  # secret: see _run
+    assert res.exit_code == 1, res.output
+    assert "Cannot write the backup to s3://no-such-bucket/backups/b.tar.gz" in res.output
+
 
 def test_training_rows_read_in_place_from_the_bucket(
     tmp_path: Path, s3_env: dict[str, str], weather_df: Any
