@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from retrainer.cli.main import app
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec import parse_spec
+from retrainer.families import dask_boosting
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
@@ -39,7 +40,7 @@ TOLERANCE = 0.03
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
     cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
     )
     try:
         yield cluster.scheduler_address
@@ -125,3 +126,17 @@ def test_a_family_without_a_dask_interface_is_a_spec_error_naming_those_with_one
     body = {"models": {"m": weather_model(training={"scheduler": "tcp://h:8786"})}}
     with pytest.raises(ConfigError, match="engine: dask"):
         parse_spec(body, environ={})
+
+
+def test_without_a_scheduler_a_local_cluster_trains_and_is_closed(
+    make_workspace: Callable[..., Workspace], weather_df: pd.DataFrame
+) -> None:
+    ws = make_workspace(
+        family="xgboost",
+        params={"n_estimators": 20, "nthread": 1},
+        training={"window_days": 1500, "engine": "dask", "threads": 1},
+    )
+    ingest_frame(ws, "weather", _rows(weather_df))
+    version = train(ws, "weather").version
+    assert version.family == "xgboost" and version.metrics["accuracy"] > 0.6
+    assert dask_boosting.active() is None  # the engine closed with the training

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from ..core.cpus import available_cpus
 from ..core.errors import ConfigError, DistributedError, RetrainerError
 from ..core.extras import missing_library
 from ..core.spec_sections import DASK_FAMILIES, Training, dask_family_message
@@ -58,10 +59,12 @@ def _client(training: Training) -> Iterator[Any]:
         raise missing_library("training.engine: dask", exc) from None
     address = training.scheduler
     if address is None:
-        cluster = LocalCluster(
+        threads = min(training.threads or 1, available_cpus())
+        cluster = LocalCluster(  # one process per worker: LightGBM's network is per process
+            n_workers=max(1, available_cpus() // threads),
+            threads_per_worker=threads,
             processes=True,
-            threads_per_worker=training.threads or 1,
-            dashboard_address=None,
+            dashboard_address=":0",
         )
         client = Client(cluster, set_as_default=False)
         try:
