@@ -230,7 +230,7 @@ def cli(config: Path, *args: Any, code: int) -> str:
     if res.exception is not None and not isinstance(res.exception, SystemExit):
         raise res.exception
     assert res.exit_code == code, res.output
-    return res.output
+    return res.stdout if "--json" in args else res.output  # progress lines go to stderr
 
 
 @pytest.fixture
