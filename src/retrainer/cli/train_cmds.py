@@ -135,10 +135,7 @@ def _train_one(
             out.print(f"feature set {feature_set_text(p.to_dict())}", markup=False)
         out.print(p.quality.render(), markup=False, highlight=False)
         return 0 if p.quality.ok else 1
-    from ..plumbing.lease import held_lease, model_lease
-
-    # one trainer per model across processes (a server's REST train, the scheduler, maintain)
-    with held_lease(ws, model_lease(model)), shown(f"train {model}", quiet) as progress:
+    with shown(f"train {model}", quiet) as progress:
         r = train_ops.train(
             ws,
             model,
@@ -195,13 +192,8 @@ def fine_tune(
     """Warm-start the champion on new rows and register a patch version."""
     from ..api.results import FineTuneResult
     from ..lifecycle import fine_tune as fine_tune_ops
-    from ..plumbing.lease import held_lease, model_lease
 
-    with (
-        workspace() as ws,
-        held_lease(ws, model_lease(model)),
-        shown(f"fine-tune {model}", quiet) as progress,
-    ):
+    with workspace() as ws, shown(f"fine-tune {model}", quiet) as progress:
         r = fine_tune_ops.fine_tune(
             ws, model, days=days, deploy=deploy, reason=reason, progress=progress
         )
