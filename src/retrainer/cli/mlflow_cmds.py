@@ -10,7 +10,6 @@ from typing import Annotated
 
 import typer
 
-from ..core.views import version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
 
 TrackingOpt = Annotated[
@@ -105,10 +104,8 @@ def import_(
     """Register an MLflow model as a version: checked, gated and rolled out like any
     import; exit 1 when the gate keeps the champion."""
     from ..core.errors import InputError
-    from ..evaluation.gate import summary_line
     from ..lifecycle.mlflow_import import import_from_mlflow
-    from ..lifecycle.rollout import outcome
-    from ..store import role_of
+    from .version_cmds import show_imported
 
     if not tracking_uri:
         raise InputError(
@@ -120,39 +117,6 @@ def import_(
             ws, model, mlflow_uri, tracking_uri, force=force, reason=reason or ""
         )
         roles = ws.store.roles(model)
-        said = outcome(v, roles)
-    d = v.details
-    gate = d.get("gate")
-    if as_json:
-        emit_json(
-            {
-                **version_view(v, role_of(v, roles)),
-                "deployed": bool(d.get("deployed")),
-                "gate": gate,
-                "outcome": said,
-                "mlflow": d["import"]["mlflow"],
-            }
-        )
-    else:
-        primary = d.get("primary_metric", "")
-        out.print(
-            f"{model} {v.version}: imported {d['import']['format']} model {mlflow_uri} (MLflow "
-            f"run {d['import']['mlflow']['run_id']}), holdout {primary} "
-            f"{v.metrics.get(primary, float('nan')):.4f}",
-            highlight=False,
-            markup=False,
-        )
-        if gate:
-            out.print(summary_line(gate), highlight=False, markup=False)
-        out.print(said, highlight=False, markup=False)
-        for note in d["import"]["notes"]:
-            err.print(f"note: {note}", highlight=False, markup=False)
-    if d.get("held"):
-        if not as_json:
-            err.print(
-                f"{model} {v.version} is registered but not deployed. Deploy it anyway with "
-                f"`retrainer deploy {model} {v.version} --force` (recorded as forced).",
-                highlight=False,
-                markup=False,
-            )
-        raise typer.Exit(1)
+    run = v.details["import"]["mlflow"]
+    source = f"{mlflow_uri} (MLflow run {run['run_id']})"
+    show_imported(model, v, roles, source, as_json, mlflow=run)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from ..core.entities import ModelVersion, Roles
 from ..core.views import event_view, feature_set_text, roles_view, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
 
@@ -215,16 +216,26 @@ def deploy(
 def _import(model: str, path: Path, reason: str, force: bool, as_json: bool) -> None:
     """``deploy --from-file``: register the file as a version, deployed as the gate and the
     rollout say; exit 1 when the gate kept the champion."""
-    from ..evaluation.gate import summary_line
     from ..lifecycle.import_model import import_model
-    from ..lifecycle.rollout import outcome
 
     with workspace() as ws:
         v = import_model(ws, model, path, force=force, reason=reason)
         roles = ws.store.roles(model)
-        said = outcome(v, roles)
+    source = f"{path.name} (sha256 {v.details['import']['sha256'][:12]}…)"
+    show_imported(model, v, roles, source, as_json)
+
+
+def show_imported(
+    model: str, v: ModelVersion, roles: Roles, source: str, as_json: bool, **extra: Any
+) -> None:
+    """What an imported version became (``deploy --from-file``, ``import --mlflow``): its
+    view, gate and placement as JSON (plus ``extra`` keys), or a line each; exit 1 when the
+    gate kept the champion (the version stays registered)."""
+    from ..evaluation.gate import summary_line
+    from ..lifecycle.rollout import outcome
     from ..store import role_of
 
+    said = outcome(v, roles)
     d = v.details
     gate = d.get("gate")
     if as_json:
@@ -234,14 +245,14 @@ def _import(model: str, path: Path, reason: str, force: bool, as_json: bool) -> 
                 "deployed": bool(d.get("deployed")),
                 "gate": gate,
                 "outcome": said,
+                **extra,
             }
         )
     else:
         primary = d.get("primary_metric", "")
         out.print(
-            f"{model} {v.version}: imported {d['import']['format']} model {path.name} "
-            f"(sha256 {d['import']['sha256'][:12]}…), holdout {primary} "
-            f"{v.metrics.get(primary, float('nan')):.4f}",
+            f"{model} {v.version}: imported {d['import']['format']} model {source}, holdout "
+            f"{primary} {v.metrics.get(primary, float('nan')):.4f}",
             highlight=False,
             markup=False,
         )
