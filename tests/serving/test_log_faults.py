@@ -137,6 +137,7 @@ def test_insert_revoked_during_traffic_loses_nothing(
         admin.execute(f"GRANT INSERT ON predictions, prediction_inputs TO {role}")
     wait_until(lambda: q.store_up and q.spool.pending == 0, "the spool replayed after GRANT")
     acked = traffic.end()
+    _all_stored(q, pg_url, acked)
     q.close()
     writer.close()
     assert (_stored(pg_url), q.failed, q.dropped) == (acked, 0, 0)
@@ -155,10 +156,21 @@ def test_connections_killed_during_traffic_lose_nothing(pg_url: str, tmp_path: P
             wait_until(lambda w=written: q.written > w, f"rows written before kill {k + 1}")
             c.execute(kill, (name,))
     acked = traffic.end()
-    wait_until(lambda: q.spool.pending == 0 and q.depth == 0, "the queue and spool drained")
+    _all_stored(q, pg_url, acked)
     q.close()
     writer.close()
     assert (_stored(pg_url), q.failed, q.dropped) == (acked, 0, 0)
+
+
+def _all_stored(q: LogQueue, url: str, acked: int) -> None:
+    """Wait until every acknowledged row is in the store and nothing is queued or spooled. An
+    empty queue is not enough: a batch taken from it may still be on its way, and when its
+    write fails it is spooled after the check (and replayed by the next retry, not by
+    ``close``, which leaves a spool for the next start)."""
+    wait_until(
+        lambda: q.spool.pending == 0 and q.depth == 0 and _stored(url) == acked,
+        f"all {acked} acknowledged rows stored, the queue and the spool drained",
+    )
 
 
 # chattr +i is the one way to make a store unwritable for root; it needs root, e2fsprogs and a
