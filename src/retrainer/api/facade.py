@@ -149,8 +149,8 @@ class Retrainer:
 
     @property
     def models(self) -> list[str]:
-        """The model names of the spec, sorted."""
-        return sorted(self._ws.spec.models)
+        """Every model: the spec's entries, a fleet's members in place of the fleet."""
+        return self._ws.model_names()
 
     def close(self) -> None:
         """Dispose the store's engine and stop the alerters (unless built by :meth:`over`:

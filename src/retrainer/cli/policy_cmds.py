@@ -100,7 +100,7 @@ def maintain(
     views: list[dict[str, Any]] = []
     worst = 0
     with workspace() as ws, as_of_clock(as_of):
-        for name in sorted(ws.spec.models):  # one model failing does not stop the others
+        for name in ws.model_names():  # one model failing does not stop the others
             try:
                 _after_champion(ws, name, as_of)
                 with shown(f"maintain {name}", quiet) as progress:

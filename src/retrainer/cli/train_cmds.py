@@ -73,7 +73,7 @@ def train(
                 raise typer.Exit(code)
             return
         results = []
-        for name in ws.spec.models:
+        for name in ws.model_names():
             log.debug("train --all: %s", name)
             results.append(_train_each(ws, name, options))
     worst = max((r["exit"] for r in results), default=0)

@@ -141,17 +141,20 @@ def status(
 ) -> None:
     """Show who serves: champion, challenger and rollout, per model."""
     with workspace() as ws:
-        names = [model] if model else sorted(ws.spec.models)
+        if model:
+            spec = ws.model_spec(model)
+            names = ws.members(model) if spec.is_fleet else [model]
+        else:
+            names = ws.model_names()
         views = {}
-        for name in names:
-            ws.model_spec(name)
-            view = roles_view(ws.store.roles(name))
-            view["model"] = name
-            view["training_rows"] = ws.store.training_stats(name)[0]
-            view["versions"] = len(ws.store.list_versions(name, include_deleted=False))
-            views[name] = view
+        for o in ws.store.overview(names):
+            view = roles_view(o.roles)
+            view["model"] = o.roles.model
+            view["training_rows"] = o.training_rows
+            view["versions"] = o.versions
+            views[o.roles.model] = view
     if as_json:
-        emit_json(views[model] if model else list(views.values()))
+        emit_json(views[model] if model in views else list(views.values()))
         return
     for name, v in views.items():
         champ = v["champion"]["version"] if v["champion"] else "none"

@@ -113,6 +113,15 @@ class Roles:
 
 
 @dataclass(frozen=True)
+class ModelOverview:
+    """One line of ``status``: who serves, how many versions, how many training rows."""
+
+    roles: Roles
+    versions: int
+    training_rows: int
+
+
+@dataclass(frozen=True)
 class DeploymentEvent:
     """An append-only audit record of a role change."""
 

@@ -23,10 +23,14 @@ import re
 
 from .errors import InputError
 
-MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+MAX_NAME = 64  # a model name's width in the store
+PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# a fleet member: <fleet>.<key> (see core.fleet), at most MAX_NAME characters in all
+MODEL_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)?")
 VERSION = re.compile(r"(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})")
 NAME_RULE = (
-    "Model names start with a letter and hold only letters, digits, '_' or '-' (at most 64)."
+    "Model names start with a letter and hold only letters, digits, '_' or '-' (at most 64); "
+    "a fleet member's name is <fleet>.<key>."
 )
 MAX_ID = 128  # an entity id's width in the store (the predictions table, the row keys)
 VERSION_RULE = "Versions are MAJOR.MINOR.PATCH with plain numbers, e.g. 1.2.0."
@@ -34,7 +38,9 @@ VERSION_RULE = "Versions are MAJOR.MINOR.PATCH with plain numbers, e.g. 1.2.0."
 
 def is_model_name(name: object) -> bool:
     """Whether ``name`` is a valid model name (no error)."""
-    return isinstance(name, str) and MODEL_NAME.fullmatch(name) is not None
+    return (
+        isinstance(name, str) and len(name) <= MAX_NAME and MODEL_NAME.fullmatch(name) is not None
+    )
 
 
 def check_model_name(name: object, *, where: str) -> str:

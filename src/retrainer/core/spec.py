@@ -27,8 +27,9 @@ from .custom_metrics import check_gate
 from .errors import ConfigError, ModelNotFound
 from .family_params import check_params
 from .feature_sets import check_sets
+from .fleet import Fleet, member_prefix, split_member
 from .metrics import DEFAULT_PRIMARY, METRICS
-from .names import NAME_RULE, is_model_name
+from .names import NAME_RULE, PLAIN_NAME
 from .spec_sections import (
     DASK_FAMILIES,
     Alerts,
@@ -134,6 +135,13 @@ class ModelSpec(BaseModel):
     alerts: Alerts = Alerts()
     retention: Retention = Retention()
     serving: Serving = Serving()
+    fleet: Fleet | None = Field(
+        None,
+        description=(
+            "`{by: <column>}`: one model per value of the column (a product, store or ticker), "
+            "each with its own versions, gate, rollout and policy; see docs/fleets.md."
+        ),
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelSpec:
@@ -159,6 +167,7 @@ class ModelSpec(BaseModel):
             )
         self._check_features()
         self._check_transform()
+        self._check_fleet()
         check_gate(self.gate, self.task)
         self.policy.check_task(self.task)
         return self
@@ -196,6 +205,39 @@ class ModelSpec(BaseModel):
                     f"receives the step's columns); this model's family is {self.family!r}. "
                     "Set family: sklearn with params.estimator, or remove the transform"
                 )
+
+    def _check_fleet(self) -> None:
+        if self.fleet is None:
+            return
+        by = self.fleet.by
+        for key in ("target", "id_column", "time_column"):
+            if getattr(self, key) == by:
+                raise ValueError(
+                    f"fleet.by {by!r} is also the {key}; name the column that tells the members "
+                    "apart (a product, store or ticker column)"
+                )
+        if by in self.stored_features.all:
+            raise ValueError(
+                f"fleet.by {by!r} is also a feature; within a member it has one value, so it "
+                "tells the model nothing: remove it from the features"
+            )
+
+    @property
+    def is_fleet(self) -> bool:
+        """True for a fleet's template entry (not one of its members)."""
+        return self.fleet is not None and split_member(self.name) is None
+
+    def member(self, name: str) -> ModelSpec:
+        """The spec of this fleet's member ``name`` (``<fleet>.<key>``): this entry, renamed.
+
+        >>> m = ModelSpec(name="sales", task="regression", target="y", id_column="i",
+        ...     time_column="t", features={"numeric": ["x"]}, fleet={"by": "store"})
+        >>> m.is_fleet, m.member("sales.s1").name, m.member("sales.s1").is_fleet
+        (True, 'sales.s1', False)
+        """
+        if not self.is_fleet or not name.startswith(member_prefix(self.name)):
+            raise ValueError(f"{name!r} is not a member of fleet {self.name!r}")
+        return self.model_copy(update={"name": name})
 
     @property
     def params_per_family(self) -> bool:
@@ -309,9 +351,14 @@ class Spec(BaseModel):
     source: str = "<memory>"
 
     def model(self, name: str) -> ModelSpec:
+        """The spec of model ``name``: an entry, or a member ``<fleet>.<key>`` of a fleet."""
         try:
             return self.models[name]
         except KeyError:
+            parts = split_member(name)
+            base = self.models.get(parts[0]) if parts else None
+            if base is not None and base.is_fleet:
+                return base.member(name)
             known = ", ".join(sorted(self.models)) or "(none)"
             raise ModelNotFound(
                 f"Model {name!r} is not in the spec {self.source}. Known models: {known}.",
@@ -377,7 +424,7 @@ def parse_spec(
     models = data.get("models")
     if isinstance(models, dict):
         for name, body in models.items():
-            if not is_model_name(name):
+            if not isinstance(name, str) or PLAIN_NAME.fullmatch(name) is None:
                 raise ConfigError(f"{source}: models.{name!r}: not a valid model name. {NAME_RULE}")
             if isinstance(body, dict):
                 models[name] = {**body, "name": name}

@@ -11,6 +11,7 @@ import pandas as pd
 from ..core import feature_sets
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
+from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
@@ -86,7 +87,7 @@ def fine_tune(
     """Continue training the champion on new rows and register a patch version (``progress``
     hears of each stage: new rows, fine-tune, register)."""
     p = current()  # ``progress``, or the caller's
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "fine-tune")
     ws.artifacts.check_writable()  # an artifact store that cannot be written fails first
     roles = ws.store.roles(model)
     if roles.champion is None:

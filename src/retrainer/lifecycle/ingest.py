@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.errors import InputError
 from ..core.feature_sets import required as spec_required
+from ..core.fleet import member_prefix, split_member
 from ..core.names import MAX_ID
 from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 MAX_REPORTED = 5
+MEMBER = "__member__"  # a fleet's member column while a chunk is split (see prepare_frame)
 log = logging.getLogger("retrainer.ingest")
 
 
@@ -106,6 +108,10 @@ def ingest_file(
     p.stage("read", unit="rows")
     chunks = iter_table(path, chunk_rows)
     first = next(chunks)  # a file that cannot be read fails before anything is written
+    if spec.is_fleet:
+        from .fleet_ingest import ingest_fleet
+
+        return ingest_fleet(ws, spec, _chain(first, chunks), str(path), source, p)
     kind = stored_labels_kind(ws, model)
     if kind is None and spec.target in first.columns:
         kind = labels_kind(spec, first[spec.target])
@@ -140,14 +146,20 @@ def _wall() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class _Run:
-    """One staged ingest run of a model: its id, its lease, the row segments stored when it
-    began; drops its staged rows unless published, and the staged rows of dead runs."""
+def run_lease(model: str, run: str) -> str:
+    """The lease a live ingest run of ``model`` holds (a fleet's run: the fleet's name)."""
+    return f"ingest-run:{model}:{run}"
 
-    def __init__(self, ws: Workspace, model: str) -> None:
-        self.ws, self.model = ws, model
+
+class _Run:
+    """One staged ingest run of a model (or of a fleet, staging rows for its members): its
+    id, its lease, the row segments stored when it began; drops its staged rows unless
+    published, and the staged rows of dead runs."""
+
+    def __init__(self, ws: Workspace, model: str, *, fleet: bool = False) -> None:
+        self.ws, self.model, self.fleet = ws, model, fleet
         self.id = uuid.uuid4().hex[:12]
-        self.lease = f"ingest-run:{model}:{self.id}"
+        self.lease = run_lease(model, self.id)
         self.owner = f"{socket.gethostname()[:80]}:{os.getpid()}"
         self.known: set[int] = set()
         self.published = False
@@ -155,18 +167,36 @@ class _Run:
     def __enter__(self) -> _Run:
         store = self.ws.store
         store.acquire_lease(self.lease, self.owner, RUN_TTL, now=_wall())
-        for other in store.staged_runs(self.model):
-            lease = f"ingest-run:{self.model}:{other}"
-            if other != self.id and store.acquire_lease(lease, self.owner, 60, now=_wall()):
-                try:  # its lease had expired (or was gone): a dead run's rows, never visible
-                    with store.write() as conn:
-                        n = store.drop_staged(conn, self.model, other)
-                    log.info("ingest %s: dropped %d staged segments of dead run %s", self.model,
-                             n, other)  # fmt: skip
-                finally:
-                    store.release_lease(lease, self.owner)
-        self.known = {s.id for s in store.segments(self.model, ROWS)}
+        if self.fleet:
+            staged = store.staged_member_runs(member_prefix(self.model))
+        else:
+            staged = [(self.model, other) for other in store.staged_runs(self.model)]
+        for model, other in staged:
+            if other != self.id and self._dead(other):
+                with store.write() as conn:
+                    n = store.drop_staged(conn, model, other)
+                log.info("ingest %s: dropped %d staged segments of dead run %s", model, n, other)
+        if not self.fleet:
+            self.known = {s.id for s in store.segments(self.model, ROWS)}
         return self
+
+    def _dead(self, other: str) -> bool:
+        """Whether run ``other`` is dead: no lease of it is held, neither the model's own nor
+        (for a fleet member) its fleet's. The leases taken to tell are released again."""
+        store = self.ws.store
+        parts = split_member(self.model) if not self.fleet else None
+        owners = [self.model, parts[0]] if parts else [self.model]
+        taken: list[str] = []
+        try:
+            for owner in owners:
+                lease = run_lease(owner, other)
+                if not store.acquire_lease(lease, self.owner, 60, now=_wall()):
+                    return False
+                taken.append(lease)
+            return True
+        finally:
+            for lease in taken:
+                store.release_lease(lease, self.owner)
 
     def alive(self) -> None:
         self.ws.store.renew_lease(self.lease, self.owner, RUN_TTL, now=_wall())
@@ -176,7 +206,10 @@ class _Run:
         try:
             if not self.published:
                 with store.write() as conn:
-                    store.drop_staged(conn, self.model, self.id)
+                    if self.fleet:
+                        store.drop_staged_members(conn, member_prefix(self.model), self.id)
+                    else:
+                        store.drop_staged(conn, self.model, self.id)
             store.release_lease(self.lease, self.owner)
         except Exception as cleanup:  # the next ingest drops them once the lease expires
             log.warning("ingest %s: run %s left for cleanup: %s", self.model, self.id, cleanup)
@@ -200,6 +233,10 @@ def ingest_frame(
     spec = spec or ws.model_spec(model)
     if LINE not in df.columns:
         df = df.assign(**{LINE: range(1, len(df) + 1)})
+    if spec.is_fleet:
+        from .fleet_ingest import ingest_fleet
+
+        return ingest_fleet(ws, spec, iter([df]), where, source, current())
     kind = stored_labels_kind(ws, model) if spec.target in df.columns else None
     frame, rejects = prepare_frame(spec, df, where, labels=kind)
     again = repeated(df, frame, rejects)
@@ -299,18 +336,27 @@ class Reasons:
 
 
 def prepare_frame(
-    spec: ModelSpec, df: pd.DataFrame, where: str, *, labels: str | None = None
+    spec: ModelSpec,
+    df: pd.DataFrame,
+    where: str,
+    *,
+    labels: str | None = None,
+    member_column: str | None = None,
 ) -> tuple[pd.DataFrame, list[Reject]]:
     """Validate a frame against the spec; returns the storable rows (``entity_id``,
     ``event_time``, ``target``, features; the first row of an id and time given twice) and
     the rejected lines. A classifier's labels are stored as ``labels`` (``int`` or ``text``;
-    None: by :func:`labels_kind` of this frame). Vectorized: no Python work per row."""
+    None: by :func:`labels_kind` of this frame). With ``member_column`` (a fleet's ``by``),
+    its values come along as text in column :data:`MEMBER` and an id and time repeat only
+    within one member. Vectorized: no Python work per row."""
     import numpy as np
     import pandas as pd
 
     if LINE not in df.columns:
         df = df.assign(**{LINE: range(1, len(df) + 1)})
     needed = [spec.id_column, spec.time_column, spec.target, *spec_required(spec).all]
+    if member_column is not None:
+        needed.insert(0, member_column)
     missing = [c for c in needed if c not in df.columns]
     kept = spec.stored_features  # a feature set's columns beyond the fallback's, when given
     numeric_cols = [c for c in kept.numeric if c in df.columns]
@@ -323,6 +369,8 @@ def prepare_frame(
             missing=missing,
         )
     rs = Reasons(df.index)
+    if member_column is not None:
+        rs.flag(df[member_column].isna(), f"missing fleet member ({member_column})")
     rs.flag_ids(df[spec.id_column], spec.id_column)
     raw_time = df[spec.time_column]
     times = parse_times(raw_time)
@@ -356,7 +404,11 @@ def prepare_frame(
         frame[col] = v.where(np.isfinite(v))
     for col in categorical_cols:
         frame[col] = level_texts(df[col][ok])
-    frame = frame.drop_duplicates(["entity_id", "event_time"], keep="first")
+    key = ["entity_id", "event_time"]
+    if member_column is not None:
+        frame[MEMBER] = id_texts(df[member_column][ok])
+        key.insert(0, MEMBER)
+    frame = frame.drop_duplicates(key, keep="first")
     return frame.reset_index(drop=True), rs.rejects(df[LINE].to_numpy())
 
 

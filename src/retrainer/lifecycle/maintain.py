@@ -12,6 +12,7 @@ from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import InputError, QualityError, RetrainerError
 from ..core.faults import fault_point
+from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.arms import compare_arms
@@ -249,7 +250,7 @@ def maintain(
 ) -> MaintainResult:
     """Decide and (unless ``dry_run``) act once for ``model`` (``progress`` hears of each
     step: monitor and drift, data quality, the training it starts)."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "maintain")
     at = now or utcnow()
     p = current()  # ``progress``, or the caller's
     with held_lease(ws, model_lease(model), wait=wait):

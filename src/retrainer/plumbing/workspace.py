@@ -51,6 +51,29 @@ class Workspace:
     def model_spec(self, name: str) -> ModelSpec:
         return self.spec.model(name)
 
+    def members(self, fleet: str) -> list[str]:
+        """The members of fleet ``fleet`` the store knows (each came with its first rows)."""
+        from ..core.fleet import member_prefix
+
+        return self.store.list_members(member_prefix(fleet))
+
+    def model_names(self) -> list[str]:
+        """Every model in the spec's order: its entries, a fleet's members (sorted) in place of
+        the fleet.
+
+        >>> from retrainer.core.spec import parse_spec
+        >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://ws", "models": {
+        ...     "m": {"task": "regression", "target": "y", "id_column": "id",
+        ...           "time_column": "t", "features": {"numeric": ["x"]}}}}, environ={})
+        >>> with Workspace(spec) as ws:
+        ...     ws.model_names()
+        ['m']
+        """
+        names: list[str] = []
+        for name, spec in self.spec.models.items():
+            names.extend(self.members(name) if spec.is_fleet else [name])
+        return names
+
     def artifact_bytes(self, version: ModelVersion) -> bytes:
         """Verified bytes of a version's artifact (IntegrityError when they do not match)."""
         return self.artifacts.get(

@@ -44,6 +44,15 @@ class StoreBase:
                 self._lock_model(conn, model)
             yield conn
 
+    @contextmanager
+    def write_models(self, models: Sequence[str]) -> Iterator[Connection]:
+        """One write transaction holding the registry locks of ``models`` (taken in sorted
+        order, so two writers of overlapping sets cannot deadlock)."""
+        with write_transaction(self.engine) as conn:
+            for model in sorted(set(models)):
+                self._lock_model(conn, model)
+            yield conn
+
     def insert_ignore(
         self, conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
     ) -> None:

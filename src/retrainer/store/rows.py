@@ -154,6 +154,29 @@ class RowsStore(SegmentStore):
         with self.read() as conn:
             return sorted(str(k)[len(STAGED) :] for k in conn.execute(q).scalars())
 
+    def staged_member_runs(self, prefix: str) -> list[tuple[str, str]]:
+        """``(model, run)`` of every run with rows staged for a model named ``prefix…`` (a
+        fleet's members), live or dead."""
+        c = t.segments.c
+        q = (
+            select(c.model, c.kind)
+            .where(c.model.startswith(prefix, autoescape=True), c.kind.startswith(STAGED))
+            .distinct()
+        )
+        with self.read() as conn:
+            return sorted((str(m), str(k)[len(STAGED) :]) for m, k in conn.execute(q))
+
+    def drop_staged_members(self, conn: Connection, prefix: str, run: str) -> int:
+        """Delete what run ``run`` staged for the models named ``prefix…`` (a fleet's
+        members), in the caller's transaction; returns how many segments were removed."""
+        c = t.segments.c
+        res = conn.execute(
+            delete(t.segments).where(
+                c.model.startswith(prefix, autoescape=True), c.kind == staged_kind(run)
+            )
+        )
+        return int(res.rowcount or 0)
+
     def drop_staged(self, conn: Connection, model: str, run: str) -> int:
         """Delete the rows run ``run`` staged (a failed or dead run), in the caller's
         transaction; returns how many segments were removed."""

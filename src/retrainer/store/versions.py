@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import Connection, func, select, update
 
 from ..core.clock import utcnow
-from ..core.entities import Bump, Challenger, DeploymentEvent, ModelVersion, Roles, SemVer
+from ..core.entities import (
+    Bump,
+    Challenger,
+    DeploymentEvent,
+    ModelOverview,
+    ModelVersion,
+    Roles,
+    SemVer,
+)
 from ..core.errors import ConflictError, VersionNotFound
 from . import schema as t
 from .base import StoreBase
@@ -23,6 +31,41 @@ class RegistryStore(StoreBase):
     def list_models(self) -> list[str]:
         with self.read() as conn:
             return [r[0] for r in conn.execute(select(t.models.c.name).order_by(t.models.c.name))]
+
+    def list_members(self, prefix: str) -> list[str]:
+        """The stored model names that start with ``prefix`` (a fleet's members), sorted."""
+        c = t.models.c.name
+        q = select(c).where(c.startswith(prefix, autoescape=True)).order_by(c)
+        with self.read() as conn:
+            return [r[0] for r in conn.execute(q)]
+
+    def overview(self, names: list[str]) -> list[ModelOverview]:
+        """Roles, live version count and training rows of each of ``names``, in three
+        queries whatever their number (``status`` of a fleet's thousand members)."""
+        wanted = set(names)
+        v, s = t.versions.c, t.segments.c
+        with self.read() as conn:
+            roles = {
+                r.model: roles_from_row(r.model, r)
+                for r in conn.execute(select(t.roles))
+                if r.model in wanted
+            }
+            counts: dict[str, int] = dict(
+                conn.execute(  # type: ignore[arg-type]
+                    select(v.model, func.count()).where(v.status != "deleted").group_by(v.model)
+                ).all()
+            )
+            rows: dict[str, int] = dict(
+                conn.execute(  # type: ignore[arg-type]
+                    select(s.model, func.sum(s.n_rows)).where(s.kind == "rows").group_by(s.model)
+                ).all()
+            )
+        return [
+            ModelOverview(
+                roles.get(n) or Roles(n, None, None), int(counts.get(n, 0)), int(rows.get(n) or 0)
+            )
+            for n in names
+        ]
 
     def list_versions(self, model: str, *, include_deleted: bool = True) -> list[ModelVersion]:
         q = select(t.versions).where(t.versions.c.model == model)
