@@ -371,8 +371,10 @@ def test_feedback_of_one_batch_reads_each_stored_input_once(
     )
     ws.store.log_predictions([rec, rec2])
     parsed: list[int] = []
-    real_rows, real_decode = store_feedback.input_rows, store_feedback.decode
-    monkeypatch.setattr(store_feedback, "input_rows", lambda b: parsed.append(1) or real_rows(b))
+    real_rows, real_decode = store_feedback.many_input_rows, store_feedback.decode
+    monkeypatch.setattr(
+        store_feedback, "many_input_rows", lambda b: parsed.extend([1] * len(b)) or real_rows(b)
+    )
     monkeypatch.setattr(
         store_feedback, "decode", lambda *a, **k: parsed.append(2) or real_decode(*a, **k)
     )

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, delete, select
 from ..core.clock import utcnow
 from . import schema as t
 from .bulk import CANDIDATE_COLUMNS, insert_keys, predictions_of
-from .predlog import input_rows
+from .inputs import gather
+from .predlog import many_input_rows
 from .rows import ROWS, RowsStore
 from .segments import SEGMENT_ROWS, by_time, decode, row_keys, time_range
 
@@ -108,43 +109,31 @@ class FeedbackStore(RowsStore):
         so that several calls over the same actuals parse each input once."""
         import numpy as np
         import pandas as pd
-        import pyarrow as pa
 
         codes, unique = pd.factorize(np.asarray(keys, dtype=object))
-        rows_arr = np.asarray(rows, dtype=np.int64)
-        order = np.argsort(codes, kind="stable")
-        starts = np.searchsorted(codes[order], np.arange(len(unique)))
-        bounds = [*starts.tolist(), len(order)]
-        parts: list[pa.Table] = []
-        positions: list[np.ndarray] = []
-        with self.read() as conn:
-            for lo in range(0, len(unique), _INPUT_CHUNK):
-                chunk = [str(u) for u in unique[lo : lo + _INPUT_CHUNK]]
-                known = decoded if decoded is not None else {}
-                stored = self._inputs(conn, [k for k in chunk if k not in known])
-                stored.update((k, known[k]) for k in chunk if k in known)
-                known.update(stored)
-                for j, key in enumerate(chunk, start=lo):
-                    where = order[bounds[j] : bounds[j + 1]]
-                    if key not in stored:
-                        continue
-                    parts.append(_take(stored[key], rows_arr[where], columns))
-                    positions.append(where)
-        if not parts:
-            empty = pa.table({c: pa.nulls(0) for c in columns})
-            return empty, np.empty(0, dtype=np.int64)
-        table = pa.concat_tables(parts, promote_options="permissive")
-        where = np.concatenate(positions)
-        if len(where) < 2 or bool((where[1:] > where[:-1]).all()):
-            return table, where  # in order already (e.g. the rows of one batch input)
-        back = np.argsort(where, kind="stable")
-        return table.take(pa.array(back)), where[back]
+        names = [str(u) for u in unique]
+        known = decoded if decoded is not None else {}
+        wanted = [k for k in names if k not in known]
+        if wanted:
+            with self.read() as conn:
+                for lo in range(0, len(wanted), _INPUT_CHUNK):
+                    known.update(self._inputs(conn, wanted[lo : lo + _INPUT_CHUNK]))
+        return gather([known.get(k) for k in names], codes, np.asarray(rows), columns)
 
     def _inputs(self, conn: Connection, keys: list[str]) -> dict[str, Any]:
+        """The inputs stored under ``keys`` (one query), parsed: a batch's Parquet as a table,
+        the JSON texts as lists of rows (parsed together, see ``many_input_rows``)."""
         c = t.prediction_inputs.c
         found: dict[str, Any] = {}
+        texts: list[str] = []
+        named: list[str] = []
         for key, body, data in conn.execute(select(c.key, c.body, c.data).where(c.key.in_(keys))):
-            found[key] = decode(bytes(data)) if data is not None else input_rows(body)
+            if data is not None:
+                found[key] = decode(bytes(data))
+            else:
+                named.append(key)
+                texts.append(body)
+        found.update(zip(named, many_input_rows(texts), strict=True))
         return found
 
     def record_actuals(
@@ -332,20 +321,3 @@ def of_fresh(training: Any, fresh: np.ndarray) -> Any:
         keep = fresh[training["pos"].to_numpy()]
         return training.filter(pa.array(keep)).drop_columns(["pos"])
     return training[fresh[training["pos"].to_numpy()]].drop(columns=["pos"])
-
-
-def _take(stored: Any, rows: np.ndarray, columns: Sequence[str]) -> pa.Table:
-    """Rows of one stored input (a pyarrow table or the parsed JSON rows) as a table of
-    ``columns`` (null where the input has no such column)."""
-    import pandas as pd
-    import pyarrow as pa
-
-    if isinstance(stored, pa.Table):
-        part = stored.take(pa.array(rows))
-        return pa.table(
-            {c: part[c] if c in part.column_names else pa.nulls(part.num_rows) for c in columns}
-        )
-    picked = [stored[r] if 0 <= r < len(stored) and isinstance(stored[r], dict) else {}
-              for r in rows.tolist()]  # fmt: skip
-    frame = pd.DataFrame.from_records(picked, columns=list(columns))
-    return pa.Table.from_pandas(frame, preserve_index=False)

@@ -131,6 +131,25 @@ def input_rows(body: str) -> list[dict[str, Any]]:
     return [obj["row"]]
 
 
+def many_input_rows(bodies: Sequence[str]) -> list[list[dict[str, Any]]]:
+    """The rows of many stored input texts, parsed as one JSON array (one call into orjson,
+    not one per input); the same as :func:`input_rows` on each. Texts orjson refuses but
+    Python's ``json`` takes (NaN, integers beyond 64 bits) are parsed one by one with it.
+
+    >>> many_input_rows(['{"row": {"x": 1}}', '{"rows": [{"x": 2}, {"x": NaN}]}'])
+    [[{'x': 1}], [{'x': 2}, {'x': nan}]]
+    """
+    import orjson
+
+    try:
+        objs = orjson.loads("[" + ",".join(bodies) + "]")
+    except orjson.JSONDecodeError:
+        return [input_rows(b) for b in bodies]
+    if len(objs) != len(bodies) or not all(type(o) is dict for o in objs):
+        return [input_rows(b) for b in bodies]  # not one object per text: as each parses
+    return [list(o["rows"]) if "rows" in o else [o["row"]] for o in objs]
+
+
 def from_legacy(r: Mapping[str, Any]) -> PredictionRecord:
     """A record in the older one-row shape (``features``, ``entity_id``, ``output``,
     ``proba``; a spool written before the upgrade) in the current one."""
