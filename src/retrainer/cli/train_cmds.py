@@ -14,6 +14,7 @@ from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, log, o
 from .progress_view import QuietFlag, shown
 
 if TYPE_CHECKING:
+    from ..lifecycle.search import SearchRequest
     from ..plumbing.workspace import Workspace
 
 Family = Annotated[str | None, typer.Option("--family", help="Override the spec's family.")]
@@ -46,6 +47,23 @@ def train(
     force: Annotated[
         bool, typer.Option("--force", help="With --deploy: deploy even if the gate rejects.")
     ] = False,
+    search: Annotated[
+        bool,
+        typer.Option(
+            "--search",
+            help="Search hyper-parameters first (Optuna, walk-forward; the `search` extra).",
+        ),
+    ] = False,
+    trials: Annotated[
+        int | None,
+        typer.Option("--trials", help="With --search: trials (training.search.trials)."),
+    ] = None,
+    search_seconds: Annotated[
+        float | None,
+        typer.Option(
+            "--search-seconds", help="With --search: time budget (training.search.seconds)."
+        ),
+    ] = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
@@ -55,7 +73,15 @@ def train(
             "name one MODEL, or pass --all for every model of the spec (not both)",
             param_hint="MODEL / --all",
         )
+    if not search and (trials is not None or search_seconds is not None):
+        raise typer.BadParameter(
+            "--trials and --search-seconds set the budget of --search; add --search",
+            param_hint="--trials / --search-seconds",
+        )
+    from ..lifecycle.search import SearchRequest
+
     options: dict[str, Any] = {
+        "search": SearchRequest(trials, search_seconds) if search else None,
         "family": family,
         "deploy": deploy,
         "days": days,
@@ -115,6 +141,7 @@ def _train_one(
     quiet: bool,
     as_json: bool,
     sink: Callable[[Any], None] | None = None,
+    search: SearchRequest | None = None,
 ) -> int:
     """Train (or plan) one model and print its result; returns the exit code."""
     from ..lifecycle import train as train_ops
@@ -146,6 +173,7 @@ def _train_one(
             reason=reason,
             progress=progress,
             force=force,
+            search=search,
         )
     from ..api.results import TrainResult
 
@@ -165,6 +193,10 @@ def _train_one(
     )
     if view.get("feature_set"):  # the named set it trained on, and why when it fell back
         out.print(f"feature set {feature_set_text(view)}", markup=False, highlight=False)
+    if r.version.details.get("search"):
+        from .version_cmds import search_text
+
+        out.print(search_text(r.version.details["search"]), markup=False, highlight=False)
     if gate is not None:
         # a verdict other than pass already carries its first reason in the summary
         rest = () if gate.budgets_only else gate.reasons[0 if gate.passed else 1 :]

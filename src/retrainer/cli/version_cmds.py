@@ -38,6 +38,61 @@ def confusion_text(cm: dict[str, Any]) -> str:
     return "\n".join([head, *rows])
 
 
+def search_text(s: dict[str, Any]) -> str:
+    """A version's hyper-parameter search (``details["search"]``) as text, one trial a line.
+
+    >>> print(search_text({"trigger": "asked (train --search)", "family": "lightgbm",
+    ...     "metric": "mae", "objective": "mean mae over 3 walk-forward folds of 800 rows",
+    ...     "trials": {"complete": 2, "pruned": 1, "fail": 0}, "default_value": 1.5,
+    ...     "best_value": 1.25, "best_trial": 1, "chosen": "search",
+    ...     "params": {"num_leaves": 15}, "cpu_seconds": 2.0, "history": [
+    ...     {"number": 0, "state": "complete", "value": 1.4, "params": {"num_leaves": 63}},
+    ...     {"number": 1, "state": "complete", "value": 1.25, "params": {"num_leaves": 15}},
+    ...     {"number": 2, "state": "pruned", "value": None, "folds": [2.5],
+    ...      "params": {"num_leaves": 7}}]}))
+    search (asked (train --search)): lightgbm, mean mae over 3 walk-forward folds of 800 rows
+      3 trials: 2 complete, 1 pruned, 0 failed; 2 CPU s
+      defaults mae 1.5; best mae 1.25 (trial 1); trained with the search's params num_leaves=15
+      trial 0 complete mae 1.4: num_leaves=63
+      trial 1 complete mae 1.25: num_leaves=15
+      trial 2 pruned after fold 1 (mae 2.5): num_leaves=7
+    """
+    if s.get("skipped"):
+        return f"search ({s['trigger']}): skipped: {s['skipped']}"
+    metric, n = s["metric"], s["trials"]
+
+    def params(p: dict[str, Any]) -> str:
+        return ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items()
+        )
+
+    chosen = (
+        f"trained with the search's params {params(s['params'])}"
+        if s["chosen"] == "search"
+        else "kept the defaults (no trial beat them)"
+    )
+    best = (
+        "no trial completed"
+        if s.get("best_value") is None
+        else f"best {metric} {s['best_value']:.4g} (trial {s['best_trial']})"
+    )
+    lines = [
+        f"search ({s['trigger']}): {s['family']}, {s['objective']}",
+        f"  {sum(n.values())} trials: {n['complete']} complete, {n['pruned']} pruned, "
+        f"{n['fail']} failed; {s['cpu_seconds']:.3g} CPU s",
+        f"  defaults {metric} {s['default_value']:.4g}; {best}; {chosen}",
+    ]
+    for t in s.get("history", []):
+        if t["state"] == "pruned":
+            folds = t.get("folds") or []
+            at = f" after fold {len(folds)}" + (f" ({metric} {folds[-1]:.4g})" if folds else "")
+            lines.append(f"  trial {t['number']} pruned{at}: {params(t['params'])}")
+        else:
+            value = "" if t.get("value") is None else f" {metric} {t['value']:.4g}"
+            lines.append(f"  trial {t['number']} {t['state']}{value}: {params(t['params'])}")
+    return "\n".join(lines)
+
+
 @app.command()
 @handles_errors
 def versions(
@@ -46,7 +101,10 @@ def versions(
         bool,
         typer.Option(
             "--detail",
-            help="Show folds, params, calibration, confusion matrix and serving cost.",
+            help=(
+                "Show folds, params, calibration, confusion matrix, serving cost and any "
+                "hyper-parameter search."
+            ),
         ),
     ] = False,
     as_json: JsonFlag = False,
@@ -99,6 +157,9 @@ def versions(
                 )
             if v.get("serving_cost"):
                 out.print(f"[bold]{v['version']}[/] serving cost: {_cost(v['serving_cost'])}")
+            if v.get("search"):
+                out.print(f"[bold]{v['version']}[/]", end=" ")
+                out.print(search_text(v["search"]), markup=False, highlight=False)
             if v.get("confusion_matrix"):
                 out.print(f"[bold]{v['version']}[/] holdout confusion (rows actual):")
                 out.print(confusion_text(v["confusion_matrix"]), markup=False, highlight=False)

@@ -22,6 +22,7 @@ EXTRAS: dict[str, str] = {
     "lightgbm": "lightgbm",
     "xgboost": "xgboost",
     "catboost": "catboost",
+    "optuna": "search",
     "river": "river",
     "psycopg": "postgres",
     "s3fs": "s3",

@@ -139,6 +139,41 @@ def dask_family_message(family: str) -> str:
     )
 
 
+class Search(Section):
+    """Hyper-parameter search on full retrains (Optuna, needs the `search` extra): each trial
+    is scored on walk-forward folds over the rows before the gate's holdout, so the gate
+    still judges the result on rows the search never saw."""
+
+    enabled: bool = Field(
+        False, description="Search on every full retrain (`train --search` asks for one run)."
+    )
+    trials: int | None = Field(
+        20, ge=1, description="Trials per search (the default params are scored besides)."
+    )
+    seconds: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_SECONDS,
+        description="Stop starting trials after this many seconds; null: trials alone.",
+    )
+    folds: int = Field(3, ge=2, le=20, description="Walk-forward folds each trial is scored on.")
+    pruning: bool = Field(
+        True, description="Stop a trial early when a fold puts it below the median trial."
+    )
+    seed: int | None = Field(
+        None, description="The sampler's seed; null: training.seed. Same seed, same search."
+    )
+
+    @model_validator(mode="after")
+    def _budget(self) -> Search:
+        if self.trials is None and self.seconds is None:
+            raise ValueError(
+                "training.search needs a budget: set training.search.trials (e.g. 20) or "
+                "training.search.seconds (e.g. 600)"
+            )
+        return self
+
+
 class Training(Section):
     window_days: int | None = Field(
         None,
@@ -182,6 +217,10 @@ class Training(Section):
             "through their Dask interfaces, on `scheduler` or a LocalCluster); the saved "
             "model is the same local booster either way. Needs the `dask` extra."
         ),
+    )
+    search: Search = Field(
+        default_factory=Search,
+        description="Hyper-parameter search on full retrains (off by default).",
     )
     scheduler: str | None = Field(
         None,
@@ -517,6 +556,14 @@ class Policy(Section):
         ),
     )
     rollback_on_regression: bool = True
+    search_every: int = Field(
+        0,
+        ge=0,
+        description=(
+            "Run a hyper-parameter search (training.search's budget) on every Nth full "
+            "retrain since the last search; 0: never (training.search.enabled: every one)."
+        ),
+    )
     naive_margin: float | None = Field(
         0.0,
         ge=0,

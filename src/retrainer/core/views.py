@@ -100,6 +100,7 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
             features=v.feature_schema,
             confusion_matrix=d.get("confusion_matrix"),
             serving_cost=d.get("serving_cost"),
+            search=d.get("search"),  # the hyper-parameter search, when one ran
             holdout={
                 "rows": d.get("holdout_rows"),
                 "start": d.get("holdout_start"),

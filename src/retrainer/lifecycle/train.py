@@ -35,6 +35,7 @@ from .choice import last_change
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
+from .search import SearchRequest, run_if_asked
 from .sources import describe, row_stats, training_frame
 
 
@@ -249,12 +250,15 @@ def train(
     force: bool = False,
     require_pass: bool = False,
     decision_id: int | None = None,
+    search: SearchRequest | None = None,
 ) -> TrainResult:
     """Train a new version of ``model`` on its window and register it.
 
     With ``deploy`` the version becomes champion in the same transaction that registers it,
     unless the gate rejects it against the current champion (``force`` overrides and is
     recorded as forced; ``require_pass`` also refuses an "insufficient" verdict).
+    ``search``: run a hyper-parameter search first (:mod:`.search`; the spec's
+    ``training.search`` or ``policy.search_every`` may ask for one too).
     ``progress`` hears of each stage (rows, window choice, fit, folds, register).
     """
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
@@ -272,6 +276,7 @@ def train(
             f"or pass --allow-quality-warnings{_severity_hint(the_plan.quality, created_by)}.",
             quality=the_plan.quality.to_dict(),
         )
+    spec, searched = run_if_asked(ws, spec, the_plan.family, frame, search)
     change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
     window_rows = len(frame)
@@ -294,6 +299,7 @@ def train(
         details={
             **({"fallback": fallback} if fallback else {}),
             **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
+            **({"search": searched} if searched else {}),
             **(
                 {"training_choice": fitted.choice.to_dict(), "window_rows": window_rows}
                 if fitted.choice

@@ -595,3 +595,19 @@ def decide(
         reasons += [why for _, (a, why) in fired[1:] if a == action]
     numbers = _numbers(c, rule, [name for name, _ in fired])
     return Decision(state.model, action, tuple(reasons + notes), numbers, state.now)
+
+
+def search_due(policy: Policy, full_retrains_since_search: int) -> str | None:
+    """Why the next full retrain runs a hyper-parameter search under
+    ``policy.search_every`` (it is the Nth full retrain since the last search), or None.
+
+    >>> search_due(Policy(search_every=3), 2)
+    'policy.search_every: 3 (full retrain 3 since the last search)'
+    >>> search_due(Policy(search_every=3), 1), search_due(Policy(), 7)
+    (None, None)
+    """
+    every = policy.search_every
+    nth = full_retrains_since_search + 1
+    if every <= 0 or nth < every:
+        return None
+    return f"policy.search_every: {every} (full retrain {nth} since the last search)"
