@@ -20,9 +20,12 @@ from .app import (
     err,
     handles_errors,
     out,
+    parse_as_of,
     workspace,
 )
 from .progress_view import QuietFlag, shown
+
+MAX_WORKERS = 1024  # --workers: worker processes of a LocalCluster
 
 if TYPE_CHECKING:
     from ..core.entities import Decision
@@ -75,17 +78,34 @@ def maintain(
     all_models: Annotated[
         bool, typer.Option("--all", help="Every model of the spec (as when MODEL is omitted).")
     ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=MAX_WORKERS,
+            help=(
+                "With --all: maintain on a LocalCluster of N worker processes, the models in "
+                "parallel (needs the dask extra). Without it: one model after another in this "
+                "process, except the members of a fleet with training.engine: dask, which run "
+                "on its training.scheduler."
+            ),
+        ),
+    ] = None,
     as_of: AsOf = None,
     quiet: QuietFlag = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Run monitor → policy → act once; every decision is stored."""
     from ..api.results import MaintainResult
-    from ..core.errors import RetrainerError, exit_code
     from ..lifecycle.maintain import maintain as maintain_op
 
     if model and all_models:
         raise typer.BadParameter("name one MODEL or pass --all, not both", param_hint="--all")
+    if model and workers is not None:
+        raise typer.BadParameter(
+            "--workers runs many models in parallel: pass --all (or no MODEL), or drop --workers",
+            param_hint="--workers",
+        )
     if model:  # one model: its error is the command's error
         with workspace() as ws, as_of_clock(as_of):
             _after_champion(ws, model, as_of)
@@ -97,26 +117,52 @@ def maintain(
             return
         _print_decision(r.decision)
         return
-    views: list[dict[str, Any]] = []
+    _maintain_all(dry_run, wait, workers, as_of, quiet, as_json)
+
+
+def _maintain_all(
+    dry_run: bool, wait: float, workers: int | None, as_of: str | None, quiet: bool, as_json: bool
+) -> None:
+    """Every model once (:func:`~retrainer.lifecycle.fleet_maintain.maintain_many`); one
+    failing does not stop the others; the exit code is the worst error's."""
+    from ..api.results import MaintainResult
+    from ..core.errors import RetrainerError, exit_code
+    from ..lifecycle.fleet_maintain import Maintained, Options, maintain_many
+
+    views: dict[str, dict[str, Any]] = {}
     worst = 0
+
+    def failed(name: str, exc: RetrainerError) -> None:
+        nonlocal worst
+        worst = max(worst, exit_code(exc))
+        views[name] = {"model": name, **exc.to_dict()}
+        if not as_json:
+            err.print(f"{name}: error: {exc.message}", highlight=False, markup=False)
+
+    def done(m: Maintained) -> None:
+        if m.error is not None or m.result is None:
+            failed(m.model, m.error or RetrainerError(f"Maintain of {m.model!r} gave no result"))
+            return
+        views[m.model] = MaintainResult.of(m.result).to_dict()
+        if not as_json:
+            _print_decision(m.result.decision)
+
     with workspace() as ws, as_of_clock(as_of):
-        for name in ws.model_names():  # one model failing does not stop the others
+        names = ws.model_names()
+        todo = []
+        for name in names:  # a backfill before a champion existed is that model's error
             try:
                 _after_champion(ws, name, as_of)
-                with shown(f"maintain {name}", quiet) as progress:
-                    r = maintain_op(ws, name, dry_run=dry_run, triggered_by="manual", wait=wait,
-                                    progress=progress)  # fmt: skip
+                todo.append(name)
             except RetrainerError as exc:
-                worst = max(worst, exit_code(exc))
-                views.append({"model": name, **exc.to_dict()})
-                if not as_json:
-                    err.print(f"{name}: error: {exc.message}", highlight=False, markup=False)
-                continue
-            views.append(MaintainResult.of(r).to_dict())
-            if not as_json:
-                _print_decision(r.decision)
+                failed(name, exc)
+        at = None if as_of is None else parse_as_of(as_of)
+        options = Options(dry_run=dry_run, triggered_by="manual", wait=wait, as_of=at)
+        with shown(f"maintain {len(todo)} models", quiet) as progress:
+            maintain_many(ws, todo, workers=workers, options=options, progress=progress,
+                          on_done=done)  # fmt: skip
     if as_json:
-        emit_json(views)
+        emit_json([views[name] for name in names])
     if worst:
         raise typer.Exit(worst)
 

@@ -4,7 +4,8 @@ A run is recorded in ``job_runs`` with its outcome: ``ok``, ``failed`` (and a ``
 alert) or ``skipped`` (not the leader, the model's lease is held by a manual run, the same
 scheduled time already ran, too few new rows to fine-tune). Training jobs hold the model's
 lease ``model:<name>``, the one ``maintain`` takes, so a manual run and the scheduler never
-both train one model.
+both train one model. A fleet entry's job runs for every member and is recorded as the
+fleet's one run (:mod:`.fleet_jobs`).
 
 >>> from retrainer.core.spec import parse_spec
 >>> spec = parse_spec({"store": "sqlite://", "artifacts": "memory://jobs", "models": {"m": {
@@ -203,7 +204,7 @@ def run_job(
         raise InputError(
             f"Scheduled job {job!r} is not known. Expected one of: {', '.join(KINDS)}.", job=job
         )
-    ws.model_spec(model)  # ModelNotFound for an unknown model
+    fleet = ws.model_spec(model).is_fleet  # ModelNotFound for an unknown model
     owner = owner or default_owner()
 
     def skipped(detail: str) -> JobOutcome:
@@ -218,7 +219,10 @@ def run_job(
     if scheduled_for is not None and (prev := previous_run(ws, job, model, scheduled_for)):
         return skipped(f"already ran: run {prev.id} by {prev.owner} ({prev.outcome})")
     run_id = ws.store.record_job_run(job, model, scheduled_for, owner)
-    outcome, detail = _execute(ws, job, model, owner)
+    if fleet and job != "feedback":  # every member, recorded as the fleet's one run
+        outcome, detail = _execute_fleet(ws, job, model, owner)
+    else:
+        outcome, detail = _execute(ws, job, model, owner)
     ws.store.finish_job_run(run_id, outcome, detail)
     result = JobOutcome(run_id, job, model, scheduled_for, outcome, detail)
     log.log(
@@ -275,6 +279,15 @@ def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]
     except Exception as exc:  # a bug must not kill the scheduler; it is recorded and alerted
         log.exception("Scheduled %s of %r raised.", job, model)
         return "failed", f"{type(exc).__name__}: {exc}"
+
+
+def _execute_fleet(ws: Workspace, job: str, fleet: str, owner: str) -> tuple[str, str]:
+    from .fleet_jobs import run_fleet_job
+
+    try:
+        return run_fleet_job(ws, job, fleet, owner, _execute)
+    except RetrainerError as exc:  # the fleet's Dask scheduler cannot be reached
+        return "failed", f"{exc.code}: {exc.message}"
 
 
 def _pull_feedback(ws: Workspace, model: str) -> str:
