@@ -31,6 +31,7 @@ BENCHES = [
     "monitoring",
     "ingestion",
     "serving",
+    "compiled",
     "quality",
     "scale",
     "faults",

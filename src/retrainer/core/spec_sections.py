@@ -747,6 +747,24 @@ class Serving(Section):
     extra: Literal["ignore", "forbid"] = "ignore"
     unknown_category: Literal["accept", "reject"] = "accept"
     reload_seconds: float = Field(5, gt=0, le=MAX_SECONDS)
+    backend: Literal["native", "onnx"] = Field(
+        "native",
+        description=(
+            "onnx: score tree models (randomforest, lightgbm, xgboost, catboost) with ONNX "
+            "Runtime, verified against the native library when a version loads; a version "
+            "that fails the check is served native (needs the `compiled` extra)."
+        ),
+    )
+    compiled_tolerance: float = Field(
+        1e-5,
+        gt=0,
+        le=0.01,
+        description=(
+            "Largest difference from the native prediction the onnx backend may show on the "
+            "verification sample: absolute for probabilities, times max(1, |value|) for "
+            "regression values."
+        ),
+    )
 
 
 class Data(Section):

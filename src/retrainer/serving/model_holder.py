@@ -7,6 +7,10 @@ On a change it loads and verifies (hash/HMAC) the new champion and challenger, t
 A champion that fails verification is not swapped in: the old snapshot keeps serving and a
 ``reload_failed`` alert is sent (once per version). A challenger that fails is dropped from
 the snapshot (its traffic goes to the champion), with the same alert.
+
+With ``serving.backend: onnx`` a loaded tree model is compiled and checked against the
+native one before it joins a snapshot (``serving.compiled``); ``Loaded.backend`` says which
+backend serves it, and why not the compiled one when that was refused.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ..core.errors import ModelNotFound
 from ..core.routing import Route
 from ..lifecycle.predictor import Predictor, load_predictor
 from ..plumbing.workspace import Workspace
+from .compiled import NATIVE, Backend, choose_backend
 from .predict import RowCodec
 
 log = logging.getLogger("retrainer.serving")
@@ -42,6 +47,7 @@ class Loaded:
     codec: RowCodec
     classes: tuple[Any, ...]  # JSON-safe labels (classifiers), else ()
     class_keys: tuple[str, ...]
+    backend: Backend = NATIVE  # what scores it (serving.backend, verified)
 
     @property
     def version(self) -> str:
@@ -165,6 +171,7 @@ class ModelRegistry:
                 )
             return None
         spec = self.ws.model_spec(model)
+        predictor, backend = choose_backend(predictor, spec.serving)
         fam = predictor.model
         codec = RowCodec(
             fam.schema_,
@@ -177,7 +184,7 @@ class ModelRegistry:
         classes: tuple[Any, ...] = ()
         if predictor.task == "classification":
             classes = tuple(_plain(c) for c in fam.classes_)
-        loaded = Loaded(predictor, codec, classes, tuple(str(c) for c in classes))
+        loaded = Loaded(predictor, codec, classes, tuple(str(c) for c in classes), backend)
         self._cache[key] = loaded
         return loaded
 

@@ -118,6 +118,11 @@ def served_view(state: ServerState, name: str) -> dict[str, Any]:
             "challenger": s.challenger.version if s.challenger else None,
             "revision": s.revision,
             "ready": state.registry.ready()[name],
+            "backends": {
+                arm: loaded.backend.to_dict()
+                for arm, loaded in (("champion", s.champion), ("challenger", s.challenger))
+                if loaded is not None
+            },
         },
     }
 
