@@ -209,3 +209,10 @@ def test_verification_sample_covers_levels_and_missing() -> None:
 def test_the_spec_refuses_an_unknown_backend() -> None:
     with pytest.raises(ValueError, match="backend"):
         Serving(backend="treelite")  # type: ignore[arg-type]
+
+
+def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _, _, _ = fitted("lightgbm", "regression")
+    monkeypatch.setitem(sys.modules, "onnxmltools", None)  # import fails: not installed
+    with pytest.raises(CapabilityError, match=r"pip install 'retrainer\[compiled\]'"):
+        compile_model(model)

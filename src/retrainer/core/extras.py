@@ -29,6 +29,10 @@ EXTRAS: dict[str, str] = {
     "dask": "dask",
     "distributed": "dask",
     "tabpfn": "tabpfn",
+    "onnxruntime": "compiled",
+    "onnx": "compiled",
+    "onnxmltools": "compiled",
+    "skl2onnx": "compiled",
     "torch": "tabpfn",
 }
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import CapabilityError
+from ..core.extras import install_hint
 from .base import FamilyModel
 
 BACKEND = "onnx"
@@ -125,21 +126,22 @@ def compile_model(model: FamilyModel) -> CompiledModel:
             f"{', '.join(sorted(_CONVERTERS))}. Serve it with serving.backend: native.",
             family=model.name,
         )
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        raise CapabilityError(
-            "Compiled inference needs ONNX Runtime and the converters, which are not installed. "
-            "Install them with `pip install 'retrainer[compiled]'`, or serve with "
-            "serving.backend: native.",
-            family=model.name,
-        ) from None
     n_features = len(model.schema_.columns)
     n_classes = model.n_classes if model.task == "classification" else 0
     try:
+        import onnxruntime  # noqa: F401
+
         data = converter(model, n_features)
     except CapabilityError:
         raise
+    except ImportError as exc:
+        raise CapabilityError(
+            f"Compiled inference needs the Python library {exc.name!r}, which is not "
+            f"installed. Install it with `{install_hint(exc.name or 'onnxruntime')}`, or serve "
+            "with serving.backend: native.",
+            family=model.name,
+            module=exc.name,
+        ) from None
     except Exception as exc:  # a converter's own refusal: name it
         raise CapabilityError(
             f"The {model.name} model could not be converted to ONNX "
