@@ -181,10 +181,16 @@ class Retrainer:
 
     def feedback(self, model: str, data: pd.DataFrame | PathLike) -> FeedbackResult:
         """Record actual outcomes (the id and target columns, optionally the time column; a
-        DataFrame or a file path), joined to the logged predictions; idempotent."""
+        DataFrame or a file path), joined to the logged predictions; idempotent. A fleet's
+        actuals carry its ``by`` column and go to each row's member."""
         from ..lifecycle.feedback import feedback_file, record_feedback
+        from ..lifecycle.fleet_feedback import fleet_feedback_file, fleet_feedback_frame
 
         ws = self.workspace
+        if ws.model_spec(model).is_fleet:
+            if _is_path(data):
+                return fleet_feedback_file(ws, model, Path(data))
+            return fleet_feedback_frame(ws, model, _frame(data, "feedback"))
         if _is_path(data):
             return feedback_file(ws, model, Path(data))
         return record_feedback(ws, model, _frame(data, "feedback"))
@@ -297,7 +303,9 @@ class Retrainer:
         The predictions are logged, as the CLI and the server log them, so that ``feedback``
         joins the actuals to them and ``monitor`` sees live metrics; ``log=False`` scores
         without a trace. With a file and ``out``, the scored rows are streamed to ``out``
-        (CSV, Parquet or JSONL) and ``frame`` is ``None``."""
+        (CSV, Parquet or JSONL) and ``frame`` is ``None``. A fleet's rows carry its ``by``
+        column: each is scored by its member's champion (``member`` and ``member_version``
+        columns say which) and logged under the member."""
         from ..lifecycle.predict import predict_file, predict_rows
         from ..plumbing.tables import read_table
 

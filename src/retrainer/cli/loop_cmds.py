@@ -158,6 +158,10 @@ def feedback(
                 result = follow_feedback(
                     ws, model, file, interval=interval, max_seconds=max_seconds, fields=names
                 )
+            elif ws.model_spec(model).is_fleet:
+                from ..lifecycle.fleet_feedback import fleet_feedback_file
+
+                result = fleet_feedback_file(ws, model, file, fields=names)  # by member
             else:
                 with shown(f"feedback {model}", quiet) as progress:
                     result = feedback_file(ws, model, file, fields=names, progress=progress)

@@ -42,6 +42,18 @@ def resolve_predictor(ws: Workspace, model: str, version: str | None = None) -> 
     return load_predictor(ws, ws.store.get_version(model, version))
 
 
+def _fleet(ws: Workspace, model: str, version: str | None) -> bool:
+    """Whether ``model`` is a fleet (whose rows go to its members); a version is a member's."""
+    if not ws.model_spec(model).is_fleet:
+        return False
+    if version is not None:
+        raise InputError(
+            f"Model {model!r} is a fleet: each row is scored by its member's champion, so "
+            f"--version does not apply. Score one member's version with `{model}.<key>`."
+        )
+    return True
+
+
 def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
     """The input with ``prediction`` (and ``proba_<class>`` columns for classifiers;
     ``lower`` and ``upper`` bounds for a regression with a calibrated interval).
@@ -149,7 +161,12 @@ def predict_file(
 ) -> BatchResult:
     """Score a file with the champion (or ``version``), ``chunk_rows`` at a time, and log the
     predictions: one request, each chunk's feature columns stored once as Parquet. The output
-    file appears whole when every row is scored (written to a temporary name, then renamed)."""
+    file appears whole when every row is scored (written to a temporary name, then renamed).
+    A fleet's rows are routed to its members by ``fleet.by`` (:mod:`.fleet_predict`)."""
+    if _fleet(ws, model, version):
+        from .fleet_predict import fleet_predict_file
+
+        return fleet_predict_file(ws, model, input_path, out_path, chunk_rows=chunk_rows)
     predictor = resolve_predictor(ws, model, version)
     request_id = uuid.uuid4().hex
     out = Path(out_path)
@@ -196,7 +213,12 @@ def predict_rows(
 ) -> ScoredFrame:
     """Score a frame with the champion (or ``version``) and, unless ``log`` is false, log the
     predictions as one request (as ``predict_file`` and the server do), so that the actuals
-    recorded later by feedback join them. Rows are logged ``chunk_rows`` at a time."""
+    recorded later by feedback join them. Rows are logged ``chunk_rows`` at a time. A
+    fleet's rows are routed to its members by ``fleet.by`` (:mod:`.fleet_predict`)."""
+    if _fleet(ws, model, version):
+        from .fleet_predict import fleet_predict_rows
+
+        return fleet_predict_rows(ws, model, df, log=log, chunk_rows=chunk_rows)
     predictor = resolve_predictor(ws, model, version)
     if df.empty:
         raise InputError(

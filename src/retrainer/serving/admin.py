@@ -25,6 +25,7 @@ from ..api.facade import Retrainer
 from ..core.clock import utcnow
 from ..core.errors import InputError, RetrainerError
 from ..lifecycle.feedback import record_feedback
+from ..lifecycle.fleet_feedback import fleet_feedback_frame
 from ..plumbing.workspace import Workspace
 from .errors import error_response, json_response, log
 from .inputs import check_rows
@@ -101,14 +102,24 @@ def admin_router(state: ServerState) -> APIRouter:
 
     mutating = [Depends(guard)]
 
-    @r.post("/models/{name}/feedback", dependencies=mutating)
+    async def fleet_or_model(request: Request, name: str) -> None:
+        """A model's, or a fleet's, existence (feedback routes a fleet's actuals by member)."""
+        if name not in state.registry.fleets:
+            state.registry.get(name)
+
+    @r.post("/models/{name}/feedback", dependencies=[Depends(fleet_or_model)])
     def feedback(name: str, body: FeedbackRequest, request: Request) -> Response:
-        """Record actual outcomes by entity id (same semantics as `retrainer feedback`)."""
+        """Record actual outcomes by entity id (same semantics as `retrainer feedback`); a
+        fleet's actuals carry its `by` column and go to each row's member."""
         spec = ws.model_spec(name)
         check_rows(body.actuals, ids=("entity_id", spec.id_column))
         alias = {"entity_id": spec.id_column, "actual": spec.target}
         rows = [{alias.get(k, k): v for k, v in row.items()} for row in body.actuals]
-        result = record_feedback(ws, name, pd.DataFrame.from_records(rows), where="request")
+        frame = pd.DataFrame.from_records(rows)
+        if spec.is_fleet:
+            result = fleet_feedback_frame(ws, name, frame, where="request")
+        else:
+            result = record_feedback(ws, name, frame, where="request")
         view = result.to_dict()
         if result.received and result.rejected == result.received:
             raise InputError("Every actual was rejected; see first_rejects.", **view)

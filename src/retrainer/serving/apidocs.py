@@ -5,7 +5,8 @@ The assets are swagger-ui-dist's ``swagger-ui-bundle.js``, ``swagger-ui.css`` an
 (Apache-2.0; version, source and hashes in ``static/swagger-ui/README.md``), served from
 ``/docs/assets/``. ReDoc is off: it would need assets of its own.
 
-``/openapi.json`` documents one predict operation per model, ``/v1/models/<model>/predict``,
+``/openapi.json`` documents one predict operation per model, ``/v1/models/<model>/predict``
+(one per fleet, whose rows carry its ``by`` column; not one per member),
 whose body references the component ``<model>Row``: each feature with its JSON type as the
 served champion knows it (``FeatureSchema``: a number, an integer, or a boolean that also
 takes 1/0; a categorical feature a string with the known categories as its ``enum``, or a
@@ -125,6 +126,9 @@ def _per_model(doc: dict[str, Any], state: ServerState) -> None:
     predict_paths: dict[str, Any] = {}
     for name, spec in sorted(state.ws.spec.models.items()):
         served = state.registry.served.get(name)
+        if spec.is_fleet:  # one operation for the fleet: a member's champion shows the types
+            served = next((state.registry.served[m] for m in state.registry.members(name)
+                           if state.registry.served[m].champion is not None), None)  # fmt: skip
         loaded = served.champion if served is not None else None
         if loaded is not None:
             fam = loaded.predictor.model
@@ -157,6 +161,15 @@ def _per_model(doc: dict[str, Any], state: ServerState) -> None:
         row["properties"].setdefault(
             spec.time_column, {"description": "The row's time (optional, stored with it)."}
         )
+        if spec.is_fleet and spec.fleet is not None:
+            row["properties"][spec.fleet.by] = {
+                "type": ["string", "integer"],
+                "description": f"The entity: routes the row to member `{name}.<key>` of fleet "
+                f"{name!r}. The response's `members`, `versions` and `arms` name, per row, "
+                "who scored it (and `member`, `version`, `arm` when one member scored all).",
+            }
+            row["required"] = [spec.fleet.by, *row["required"]]
+            row["description"] = row["description"].replace("for model", "for fleet", 1)
         schemas[f"{name}Row"] = row
         ref = {"$ref": f"#/components/schemas/{name}Row"}
         schemas[f"{name}PredictRequest"] = {
@@ -189,9 +202,24 @@ def _per_model(doc: dict[str, Any], state: ServerState) -> None:
                 }
             },
         }
+        if spec.is_fleet:
+            _fleet_response(op, schemas)
         predict_paths[PREDICT.replace("{name}", name)] = {"post": op}
     # the per-model operations take the generic one's place, first as the route is
     doc["paths"] = {**predict_paths, **{p: v for p, v in paths.items() if p != PREDICT}}
+
+
+def _fleet_response(op: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A fleet operation answers ``FleetPredictResponse`` (per-row members and versions)."""
+    from .models import FleetPredictResponse
+
+    doc = FleetPredictResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(doc.pop("$defs", {}))
+    schemas["FleetPredictResponse"] = doc
+    ok = op.setdefault("responses", {}).setdefault("200", {"description": "Successful Response"})
+    ok["content"] = {
+        "application/json": {"schema": {"$ref": "#/components/schemas/FleetPredictResponse"}}
+    }
 
 
 def row_schema(

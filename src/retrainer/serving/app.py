@@ -19,12 +19,12 @@ from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from ..core.clock import utcnow
 from ..core.errors import AuthError, ForbiddenError, InputError, NoChampion, RetrainerError
-from ..core.routing import Route, route
 from ..evaluation.conformal import interval_bounds
 from ..plumbing.workspace import Workspace
 from ..scheduler import SchedulerService, build_jobs
@@ -32,11 +32,13 @@ from .admin import Jobs, admin_router
 from .apidocs import install_docs
 from .edge import Edge
 from .errors import TooLarge, install_handlers, json_response, request_id
+from .fleet_predict import predict_fleet
 from .logqueue import LogItem, LogQueue
 from .metrics import Metrics
-from .model_holder import AlertFn, ModelRegistry
+from .model_holder import LAZY, AlertFn, ModelRegistry
 from .models import ErrorBody, PredictRequest, PredictResponse
 from .predict import parse_rows, score, warnings
+from .routing import pick
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
 from .ui import ui_router
@@ -224,6 +226,17 @@ def create_app(
         t0 = time.perf_counter()
         name: str = request.path_params["name"]  # read here: no per-request parameter model
         rid = request_id(request)  # the token and the body's size: checked by serving.edge
+        fleet = registry.fleets.get(name)
+        if fleet is not None:  # rows routed to the members by fleet.by (serving.fleet_predict)
+            try:
+                text = _text(await request.body())
+                parsed = _loads(text)
+            except RetrainerError as exc:
+                state.metrics.error(name, "-", "-", exc.code)
+                raise
+            return await predict_fleet(state, fleet, text, parsed, rid, t0)
+        if name in registry.lazy:  # a fleet member's first request loads its champion
+            await run_in_threadpool(registry.ensure, name)
         served = registry.get(name)
         version, arm = "-", "-"
         if served.champion is None and registry.wanted.get(name):
@@ -232,21 +245,10 @@ def create_app(
                 "verification or loading); see /ready and the server log."
             )
         try:
-            spec = ws.spec.models[name]
+            spec = registry.entry(name)  # a member's: its fleet's entry
             text = _text(await request.body())
             rows = parse_rows(_loads(text), spec.serving.max_batch_rows)
-            first = rows[0]
-            key = first.get("entity_id", first.get(spec.id_column)) if type(first) is dict else None
-            r = route(served.roles, str(key) if type(key) in (str, int) else rid)
-            loaded = served.pick(r)
-            if loaded is None:  # the challenger failed to load: its traffic goes to the champion
-                loaded = served.champion
-                if loaded is None:
-                    raise NoChampion(
-                        f"Model {name!r}: champion {served.roles.champion} is not loaded (it "
-                        "failed verification); see /ready and the server log."
-                    )
-                r = Route(loaded.version, "champion")
+            loaded, r = pick(served, name, rows, spec.id_column, rid)
             version, arm = loaded.version, r.arm
             X, ids, unknown = loaded.codec.encode(rows)
             outputs, probabilities, probas = score(loaded, X)
@@ -304,9 +306,10 @@ def create_app(
 
     @app.get("/ready", tags=["service"], responses={503: {"description": "not ready"}})
     def ready() -> Response:
-        """200 once every model with a champion in the store has a verified one loaded."""
-        models = registry.ready()
-        ok = all(v in ("ready", "no champion") for v in models.values())
+        """200 once every model with a champion in the store has a verified one loaded (a
+        fleet's members once they are listed: each loads its champion on its first request)."""
+        models = dict(registry.ready())
+        ok = all(v in ("ready", "no champion", LAZY) for v in models.values())
         return json_response({"ready": ok, "models": models}, 200 if ok else 503)
 
     @app.get("/metrics", tags=["service"])

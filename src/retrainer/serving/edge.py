@@ -143,6 +143,8 @@ class Edge:
         if template in OPEN or scope["path"].startswith(DOCS_ASSETS):
             return Access("open", SMALL, "")
         kind = "read" if scope["method"] in READS or template == PREDICT else "write"
+        if name is not None and name not in self.state.ws.spec.models:
+            name = self.state.registry.fleet_of(name) or name  # a member: its fleet's limits
         if template == PREDICT and name in self.state.limits:
             how = (
                 f"Split it into smaller batches (model {name!r}: 4 KiB + serving.max_batch_rows "

@@ -66,6 +66,22 @@ class PredictResponse(BaseModel):
     request_id: str
 
 
+class FleetPredictResponse(PredictResponse):
+    """A fleet's answer (``/v1/models/<fleet>/predict``): rows in the request's order, each
+    scored by its entity's member."""
+
+    members: list[str] = Field(description="Per row: the member that scored it.")
+    versions: list[str] = Field(description="Per row: the member's version that scored it.")
+    arms: list[Literal["champion", "challenger"]] = Field(description="Per row: the arm.")
+    member: str | None = Field(None, description="When one member scored every row: it.")
+    version: str | None = Field(  # type: ignore[assignment]
+        None, description="When one member scored every row: its version."
+    )
+    arm: Literal["champion", "challenger"] | None = Field(  # type: ignore[assignment]
+        None, description="When one member scored every row: its arm."
+    )
+
+
 class FeedbackRequest(BaseModel):
     """Actual outcomes: each row holds the spec's id column (or ``entity_id``) and target
     column (or ``actual``), optionally its time column."""

@@ -70,6 +70,7 @@ class RowCodec:
         unknown_category: str,
         id_column: str,
         time_column: str,
+        member_column: str | None = None,
     ) -> None:
         self.schema = schema
         self.numeric = schema.numeric
@@ -82,7 +83,9 @@ class RowCodec:
         self.forbid_extra = extra == "forbid"
         self.reject_unknown = unknown_category == "reject"
         self.id_column = id_column
-        self.allowed = frozenset((*self.columns, "entity_id", id_column, time_column))
+        self.allowed = frozenset(
+            (*self.columns, "entity_id", id_column, time_column, *filter(None, [member_column]))
+        )  # a fleet member's rows carry the column that routes them (fleet.by)
         plain = [j for j, c in enumerate(self.numeric) if c not in self.flags]
         self._plain: Any = slice(0, len(plain)) if len(plain) == len(self.numeric) else plain
         names = [self.numeric[j] for j in plain]
