@@ -3,6 +3,8 @@ resolves members; a fleet entry is refused where one model is meant."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,6 +13,7 @@ from retrainer.core.errors import ConfigError, InputError, ModelNotFound
 from retrainer.core.fleet import check_single, member_key, member_name, split_member
 from retrainer.core.names import MAX_NAME, is_model_name
 from retrainer.core.spec import parse_spec
+from retrainer.plumbing.workspace import Workspace
 
 from .fleet_data import FLEET, fleet_spec
 
@@ -53,6 +56,10 @@ def test_spec_resolves_members_and_refuses_a_dotted_entry() -> None:
         ({"fleet": {"by": "x"}}, "fleet.by 'x' is also a feature"),
         ({"fleet": {"by": "day"}}, "is also the time_column"),
         ({"fleet": {}}, "fleet.by"),
+        (
+            {"data": {"source": "parquet", "path": "x/*.parquet"}},
+            "data.source 'parquet' is not supported with fleet",
+        ),
     ],
 )
 def test_a_bad_fleet_section_is_a_spec_error(override: dict, message: str) -> None:
@@ -65,3 +72,21 @@ def test_one_model_operations_refuse_the_fleet_entry_and_name_the_way() -> None:
     with pytest.raises(InputError, match=r"sales\.<key>.*maintain --all"):
         check_single(spec.model(FLEET), "train")
     assert check_single(spec.model("sales.s1"), "train").name == "sales.s1"
+
+
+def test_single_model_commands_on_the_fleet_entry_say_how_to_reach_members(
+    tmp_path: Path,
+) -> None:
+    from retrainer.lifecycle.deploy import rollback
+    from retrainer.lifecycle.monitor import monitor
+    from retrainer.report.data import collect
+
+    spec = parse_spec(fleet_spec(f"sqlite:///{tmp_path}/s.db", str(tmp_path / "a")), environ={})
+    with Workspace(spec) as ws:
+        for call in (
+            lambda: monitor(ws, FLEET),
+            lambda: rollback(ws, FLEET),
+            lambda: collect(ws, FLEET),
+        ):
+            with pytest.raises(InputError, match=r"is a fleet .*sales\.<key>"):
+                call()

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import FamilyUnavailableError, InputError, QualityError, RetrainerError
+from ..core.fleet import check_single
 from ..core.metrics import task_metrics
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
@@ -243,7 +244,7 @@ def compare(
     from ..lifecycle.train import choose_features, load_window, quality_of, train
 
     p = current()  # ``progress``, or the caller's
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "compare")
     names = parse_families(",".join(families))
     walk = spec.validation.scheme == "walk_forward"
     n_folds = folds or (spec.validation.folds if walk else DEFAULT_FOLDS)

@@ -35,6 +35,7 @@ import pandas as pd
 from ..core.clock import SimClock, use_clock
 from ..core.entities import Roles
 from ..core.errors import InputError, RetrainerError
+from ..core.fleet import check_single
 from ..core.ids import time_ordered_id
 from ..core.routing import route
 from ..core.spec import ModelSpec
@@ -240,7 +241,7 @@ def replay(
     """Replay ``frame`` (the model's id, time, target and feature columns) through the loop
     into an empty model of ``ws``; returns the timeline and a summary."""
     cfg = config or ReplayConfig()
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "replay")
     started = time.perf_counter()
     frame = frame.sort_values(spec.time_column, kind="stable").reset_index(drop=True)
     times = pd.to_datetime(frame[spec.time_column])

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..core.entities import ModelVersion, Roles
+from ..core.fleet import check_single
 from ..core.views import event_view, feature_set_text, roles_view, version_view
 from .app import JsonFlag, ModelArg, app, emit_json, err, handles_errors, out, workspace
 
@@ -115,7 +116,7 @@ def versions(
 
     with workspace() as ws:
         rows = deploy_ops.versions_with_roles(ws, model)
-        primary = ws.model_spec(model).primary_metric
+        primary = check_single(ws.model_spec(model), "versions and history").primary_metric
     views = [VersionInfo.of(r.version, r.role, detail=detail).to_dict() for r in rows]
     if as_json:
         emit_json(views)
@@ -170,7 +171,7 @@ def versions(
 def history(model: ModelArg, as_json: JsonFlag = False) -> None:
     """Show the deployment log: every role change, why and by whom."""
     with workspace() as ws:
-        ws.model_spec(model)
+        check_single(ws.model_spec(model), "versions and history")
         events = [event_view(e) for e in ws.store.events(model)]
     if as_json:
         emit_json(events)

@@ -210,6 +210,12 @@ class ModelSpec(BaseModel):
         if self.fleet is None:
             return
         by = self.fleet.by
+        if self.data.source != "store":
+            raise ValueError(
+                f"a fleet reads its members' rows from the store; data.source "
+                f"{self.data.source!r} is not supported with fleet (yet): ingest the rows with "
+                "`retrainer ingest`, which splits them by member"
+            )
         for key in ("target", "id_column", "time_column"):
             if getattr(self, key) == by:
                 raise ValueError(

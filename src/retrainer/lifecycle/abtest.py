@@ -9,6 +9,7 @@ from typing import Any
 
 from ..core.clock import utcnow
 from ..core.errors import ConflictError
+from ..core.fleet import check_single
 from ..evaluation.arms import ArmComparison
 from ..plumbing.workspace import Workspace
 from .rollout import arms, significance, step_started
@@ -31,7 +32,7 @@ class ABReport:
 
 
 def ab_report(ws: Workspace, model: str, now: datetime | None = None) -> ABReport:
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "an A/B test")
     roles = ws.store.roles(model)
     ch = roles.challenger
     if ch is None or roles.champion is None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..core.entities import DeploymentEvent, ModelVersion
 from ..core.errors import ConflictError, NoChampion, RetrainerError
+from ..core.fleet import check_single
 from ..evaluation.gate import GateRecord, Verdict, stored_gate
 from ..plumbing.workspace import Workspace
 from ..store import role_of
@@ -51,7 +52,7 @@ def deploy(
 ) -> DeploymentEvent:
     """Make ``version`` the champion (verified first). ``gate``: the verdict that allows it;
     by default the version's own gate when it was judged against the current champion."""
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "deploy and rollback")
     v = ws.store.get_version(model, version)
     verify_loadable(ws, v)
     current = ws.store.roles(model).champion
@@ -104,7 +105,7 @@ def rollback(
     triggered_by: str = "manual",
 ) -> DeploymentEvent:
     """Return to the previous champion (or ``to``), verified first."""
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "deploy and rollback")
     target = to or rollback_target(ws, model)
     current = ws.store.roles(model).champion
     if current is None:
@@ -127,7 +128,7 @@ def apply_retention(ws: Workspace, model: str) -> list[str]:
     change also takes, so a concurrent deploy either made its version champion first (kept)
     or finds it deleted (a ConflictError). Files go only after that commit, and only those
     no live version shares."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "deploy and rollback")
     doomed, kept_uris = ws.store.retire(model, spec.retention.keep, "retention", "retention")
     for v in doomed:
         if v.artifact_uri not in kept_uris:
@@ -142,6 +143,6 @@ class VersionRow:
 
 
 def versions_with_roles(ws: Workspace, model: str) -> list[VersionRow]:
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "deploy and rollback")
     roles = ws.store.roles(model)
     return [VersionRow(v, role_of(v, roles)) for v in ws.store.list_versions(model)]

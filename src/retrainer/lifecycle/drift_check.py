@@ -10,6 +10,7 @@ from typing import Any
 from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.errors import NoChampion
+from ..core.fleet import check_single
 from ..monitoring.drift import (
     CurrentAccumulator,
     DriftSummary,
@@ -57,7 +58,7 @@ def check_drift(
     up to ``now`` against ``version``'s (default: the champion's) reference. Its summary and
     each feature's PSI are kept as the model's last drift check (:func:`last_drift`), which
     the server's ``/metrics`` exposes without computing anything."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "drift")
     name = version or ws.store.roles(model).champion
     if name is None:
         raise NoChampion(f"Model {model!r} has no champion, so there is no reference to compare.")

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError, IntegrityError
+from ..core.fleet import check_single
 from ..core.names import check_model_name
 from ..core.spec import ModelSpec
 from ..evaluation.splits import temporal_holdout
@@ -101,7 +102,7 @@ def import_model(
     path; an MLflow model URI for ``retrainer import --mlflow``); ``origin`` adds its own
     entries to the version's ``details.import`` (the MLflow run id)."""
     check_model_name(model, where="deploy --from-file")  # it names the artifact's folder
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "import")
     path = Path(path)
     named = source or str(path)
     try:

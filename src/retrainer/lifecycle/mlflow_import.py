@@ -20,6 +20,7 @@ import yaml
 
 from ..core.entities import ModelVersion
 from ..core.errors import InputError
+from ..core.fleet import check_single
 from ..plumbing.workspace import Workspace
 from .import_model import import_model
 from .mlflow_flavours import native_file
@@ -59,7 +60,7 @@ def import_from_mlflow(
     """Download ``model_uri`` from the MLflow server at ``tracking_uri`` and register it as
     a version of ``model`` (see the module doc); returns the version, as ``import_model``."""
     model_uri = check_model_uri(model_uri)
-    ws.model_spec(model)  # an unknown model is named before any download
+    check_single(ws.model_spec(model), "import")  # an unknown model is named before any download
     mlflow = mlflow_module("import")
     client = connect(tracking_uri, "import")
     registered = _registered(client, model_uri, tracking_uri)

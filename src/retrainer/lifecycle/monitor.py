@@ -40,6 +40,7 @@ import pandas as pd
 from ..core.clock import utcnow
 from ..core.durations import duration_text, parse_duration
 from ..core.errors import RetrainerError
+from ..core.fleet import check_single
 from ..core.metrics import METRICS, task_metrics
 from ..evaluation.conformal import ConformalInterval
 from ..monitoring.concept import ConceptDriftMonitor
@@ -134,7 +135,7 @@ def monitor(
     """Fold what is new into the hourly buckets, then report each version's live metrics over
     the window (default: the spec's ``monitor.window``) and its degradation against its holdout
     baseline on the primary metric (null below ``monitor.min_samples`` labelled pairs)."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "monitor")
     if isinstance(window, timedelta):
         span, text = window, duration_text(window)
     else:
@@ -233,7 +234,7 @@ def _concept(ws: Workspace, model: str, folder: _Folder) -> dict[str, Any] | Non
     champion = ws.store.roles(model).champion
     if champion is None:
         return None
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "monitor")
     saved = ws.store.get_state(model, "concept")
     if saved is not None and saved[0] == champion:
         detector = ConceptDriftMonitor.from_dict(saved[1])

@@ -27,6 +27,7 @@ from ..core.clock import utcnow
 from ..core.durations import parse_duration
 from ..core.entities import Challenger, ModelVersion, Roles
 from ..core.errors import ConflictError, InputError, NoChampion
+from ..core.fleet import check_single
 from ..core.metrics import METRICS
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Rollout
@@ -286,7 +287,7 @@ def start(
     ``mode`` challenger (shadow, ab, canary) at ``fraction`` (default: the spec's first
     fraction for that mode). Returns what happened (deployed or started); the event is in
     the history."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "a rollout")
     r = spec.rollout
     roles = ws.store.roles(model)
     gate = stored_gate(version.details)
@@ -344,7 +345,7 @@ def _check_start(model: str, version: str, roles: Roles, mode: str, fraction: fl
 
 def stop(ws: Workspace, model: str, *, by: str, reason: str) -> RolloutOutcome:
     """Take the challenger off traffic (the champion keeps serving); recorded in history."""
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "a rollout")
     ch = ws.store.roles(model).challenger
     if ch is None:
         raise ConflictError(
@@ -385,7 +386,7 @@ def step_started(ws: Workspace, model: str, ch: Challenger) -> datetime:
 def arms(
     ws: Workspace, model: str, ch: Challenger, since: datetime, now: datetime
 ) -> tuple[MonitorReport, ArmComparison | None, int]:
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "a rollout")
     report = monitor(ws, model, window=max(now - since, timedelta(hours=1)), now=now)
     arm = "shadow" if ch.mode == "shadow" else "challenger"
     metric = spec.primary_metric
@@ -414,7 +415,7 @@ def advance(
     ws: Workspace, model: str, *, by: str = "policy", now: datetime | None = None
 ) -> RolloutStep:
     """Judge the active challenger's current watch window and act on it."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "a rollout")
     r = spec.rollout
     now = now or utcnow()
     roles = ws.store.roles(model)
@@ -542,7 +543,7 @@ def _withdraw(
 def live_regression(ws: Workspace, model: str, now: datetime) -> LiveRegression | None:
     """After a deploy or promotion (within ``MAX_WATCHES`` watch windows), the new champion's
     live metric against the previous champion's over an equally long window before it."""
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "a rollout")
     watch = parse_duration(spec.rollout.watch, what="rollout.watch")
     events = [
         e for e in ws.store.events(model, limit=50) if e.action in ("deploy", "promote", "rollback")

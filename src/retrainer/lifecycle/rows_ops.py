@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
+from ..core.fleet import check_single
 from ..plumbing.workspace import Workspace
 
 
@@ -56,7 +57,7 @@ def delete_rows(
     entity ids; ``since``/``until`` bound the event time, [since, until). A dry run (the
     default) counts and changes nothing.
     """
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "rows")
     if source is None and ids is None and since is None and until is None:
         raise InputError(
             f"Say which rows of {model!r} to delete: --source, --ids FILE, --since or --until "

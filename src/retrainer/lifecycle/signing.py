@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..core.errors import ConfigError, IntegrityError, RetrainerError
+from ..core.fleet import check_single
 from ..core.names import check_version
 from ..plumbing.workspace import Workspace
 
@@ -52,7 +53,7 @@ def sign_versions(ws: Workspace, model: str, versions: list[str] | None = None) 
     signed ones. ConfigError when no key is set."""
     from ..families import load_model
 
-    ws.model_spec(model)
+    check_single(ws.model_spec(model), "sign")
     if ws.artifacts.signing_key is None:
         raise ConfigError(
             "retrainer sign: RETRAINER_SIGNING_KEY is not set. Set it to the key every "

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..core.entities import Decision, DeploymentEvent, ModelVersion, Roles
 from ..core.errors import RetrainerError
+from ..core.fleet import check_single
 from ..lifecycle.monitor import live_metrics, monitor
 from ..lifecycle.sources import training_frame
 from ..monitoring.drift import CurrentAccumulator, drift_report
@@ -168,7 +169,7 @@ def _drift(
     versions: dict[str, ModelVersion],
     champions: list[tuple[datetime, str]],
 ) -> DriftGrid | None:
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "the report")
     if not champions:
         return None
     first = versions.get(champions[0][1])
@@ -254,7 +255,7 @@ def collect(ws: Workspace, model: str, *, max_decisions: int = 100_000) -> Repor
     from ..core.clock import utcnow
     from ..core.metrics import METRICS
 
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "the report")
     metric = spec.primary_metric
     with contextlib.suppress(RetrainerError):
         monitor(ws, model)  # fold what is new into the aggregates
