@@ -35,6 +35,7 @@ BENCHES = [
     "quality",
     "scale",
     "faults",
+    "search",
     "faults-serving",
     "fuzz",
     "pglog",

@@ -196,7 +196,9 @@ def _train_one(
     if r.version.details.get("search"):
         from .version_cmds import search_text
 
-        out.print(search_text(r.version.details["search"]), markup=False, highlight=False)
+        out.print(
+            search_text(r.version.details["search"], trials=False), markup=False, highlight=False
+        )
     if gate is not None:
         # a verdict other than pass already carries its first reason in the summary
         rest = () if gate.budgets_only else gate.reasons[0 if gate.passed else 1 :]

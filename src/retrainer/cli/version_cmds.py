@@ -39,8 +39,9 @@ def confusion_text(cm: dict[str, Any]) -> str:
     return "\n".join([head, *rows])
 
 
-def search_text(s: dict[str, Any]) -> str:
-    """A version's hyper-parameter search (``details["search"]``) as text, one trial a line.
+def search_text(s: dict[str, Any], trials: bool = True) -> str:
+    """A version's hyper-parameter search (``details["search"]``) as text: a summary, then
+    (with ``trials``) one line per trial.
 
     >>> print(search_text({"trigger": "asked (train --search)", "family": "lightgbm",
     ...     "metric": "mae", "objective": "mean mae over 3 walk-forward folds of 800 rows",
@@ -83,7 +84,7 @@ def search_text(s: dict[str, Any]) -> str:
         f"{n['fail']} failed; {s['cpu_seconds']:.3g} CPU s",
         f"  defaults {metric} {s['default_value']:.4g}; {best}; {chosen}",
     ]
-    for t in s.get("history", []):
+    for t in s.get("history", []) if trials else []:
         if t["state"] == "pruned":
             folds = t.get("folds") or []
             at = f" after fold {len(folds)}" + (f" ({metric} {folds[-1]:.4g})" if folds else "")
