@@ -42,6 +42,7 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     "tabpfn": {"n_estimators": 1},
     # your own model: a ColumnTransformer then SGD (tests/byo_models.py, on sys.path)
     "sklearn": {"estimator": "byo_models:make_pipeline"},
+    "mlp": {"hidden_sizes": [16, 8], "epochs": 40, "batch_size": 64},
 }
 
 

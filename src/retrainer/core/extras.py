@@ -33,7 +33,8 @@ EXTRAS: dict[str, str] = {
     "onnx": "compiled",
     "onnxmltools": "compiled",
     "skl2onnx": "compiled",
-    "torch": "tabpfn",
+    "torch": "mlp",
+    "safetensors": "mlp",
 }
 
 

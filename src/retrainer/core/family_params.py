@@ -155,6 +155,20 @@ ACCEPTED: dict[str, frozenset[str]] = {
     ),
     # your own scikit-learn estimator (families/sklearn_family.py)
     "sklearn": frozenset({"estimator", "kwargs", "trusted_types"}),
+    # a dense network in PyTorch (families/mlp_family.py, which checks the values)
+    "mlp": frozenset(
+        {
+            "hidden_sizes",
+            "dropout",
+            "weight_decay",
+            "learning_rate",
+            "epochs",
+            "batch_size",
+            "patience",
+            "embedding_dim",
+            "num_threads",
+        }
+    ),
 }
 
 

@@ -60,6 +60,7 @@ FAMILIES = (
     "ensemble",
     "tabpfn",
     "sklearn",
+    "mlp",
 )
 
 

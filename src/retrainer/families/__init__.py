@@ -23,6 +23,7 @@ FAMILY_MODULES: dict[str, tuple[str, str]] = {
     "ensemble": ("ensemble", "EnsembleModel"),
     "tabpfn": ("tabpfn_family", "TabPFNModel"),
     "sklearn": ("sklearn_family", "SklearnModel"),
+    "mlp": ("mlp_family", "MLPModel"),
 }
 assert set(FAMILY_MODULES) == set(FAMILIES)
 
