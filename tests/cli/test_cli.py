@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.plumbing.workspace import Workspace
 from retrainer.store import schema as t
+from weather_spec import weather_model
 
 MODEL = "weather"
 # small and single-threaded: quick, and no OpenMP spinning on a shared 2-core machine
@@ -118,22 +120,74 @@ def cli(config_file: Callable[..., Path]) -> Cli:
     return Cli(config_file(params=PARAMS))
 
 
-@pytest.fixture
-def trained(cli: Cli, weather_csv: Callable[[str, str], Path]) -> Cli:
-    """Two years ingested and 1.0.0 trained and deployed."""
-    cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"))
+def _copy_workspace(template: Path, folder: Path) -> None:
+    """The store file(s) and artifacts of ``template`` into ``folder`` (beside its config:
+    the config's relative paths then name the copies)."""
+    for db in template.glob("retrainer.db*"):
+        shutil.copy(db, folder / db.name)
+    shutil.copytree(template / "artifacts", folder / "artifacts")
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory, weather_df: pd.DataFrame) -> Path:
+    """A folder with two years ingested and 1.0.0 trained and deployed, through the CLI; built
+    once, copied by each test that starts from it (``trained``)."""
+    folder = tmp_path_factory.mktemp("trained")
+    rows = folder / "rows.csv"
+    weather_df[(weather_df["date"] >= "1949-01-01") & (weather_df["date"] < "1951-01-01")].to_csv(
+        rows, index=False
+    )
+    cli = Cli(_template_config(folder))
+    cli("ingest", MODEL, rows)
     cli("train", MODEL, "--deploy")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def two_champions_template(
+    trained_template: Path, tmp_path_factory: pytest.TempPathFactory, weather_df: pd.DataFrame
+) -> Path:
+    """``trained_template`` then 1.1.0 (on one more year, so a different artifact) deployed."""
+    folder = tmp_path_factory.mktemp("two_champions")
+    _copy_workspace(trained_template, folder)
+    rows = folder / "rows.csv"
+    weather_df[(weather_df["date"] >= "1951-01-01") & (weather_df["date"] < "1952-01-01")].to_csv(
+        rows, index=False
+    )
+    cli = Cli(_template_config(folder))
+    cli("ingest", MODEL, rows)
+    cli("train", MODEL)
+    cli("deploy", MODEL, "1.1.0", "--force")
+    assert len(cli.artifact_files()) == 2
+    return folder
+
+
+def _template_config(folder: Path) -> Path:
+    """The same config as the ``cli`` fixture's, in ``folder``."""
+    path = folder / "retrainer.yaml"
+    data = {
+        "store": "sqlite:///retrainer.db",
+        "artifacts": "artifacts",
+        "models": {MODEL: weather_model(params=PARAMS)},
+    }
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def trained(cli: Cli, trained_template: Path) -> Cli:
+    """Two years ingested and 1.0.0 trained and deployed (a private copy of the template)."""
+    _copy_workspace(trained_template, cli.config.parent)
     return cli
 
 
 @pytest.fixture
-def two_champions(trained: Cli, weather_csv: Callable[[str, str], Path]) -> Cli:
-    """1.0.0 then 1.1.0 (on one more year, so a different artifact) deployed."""
-    trained("ingest", MODEL, weather_csv("1951-01-01", "1952-01-01"))
-    trained("train", MODEL)
-    trained("deploy", MODEL, "1.1.0", "--force")
-    assert len(trained.artifact_files()) == 2
-    return trained
+def two_champions(cli: Cli, two_champions_template: Path) -> Cli:
+    """1.0.0 then 1.1.0 (on one more year, so a different artifact) deployed (a private
+    copy of the template)."""
+    _copy_workspace(two_champions_template, cli.config.parent)
+    assert len(cli.artifact_files()) == 2
+    return cli
 
 
 def artifact_of(cli: Cli, version: str) -> Path:

@@ -37,7 +37,9 @@ def has(lines: list[str], pattern: str) -> bool:
 def test_long_commands_print_a_line_per_stage_on_stderr_and_json_stays_on_stdout(
     tmp_path: Path, weather_csv: Callable[[str, str], Path]
 ) -> None:
-    body = weather_model(params=PARAMS, validation={"scheme": "walk_forward", "folds": 3})
+    # compare measures randomforest with its own small section (its default is 200 trees)
+    params = {"lightgbm": PARAMS, "randomforest": {"n_estimators": 10, "n_jobs": 1}}
+    body = weather_model(params=params, validation={"scheme": "walk_forward", "folds": 3})
     cli = Cli(write_config(tmp_path / "retrainer.yaml", {MODEL: body}))
 
     res = cli("ingest", MODEL, weather_csv("1949-01-01", "1951-01-01"), "--json")
