@@ -196,3 +196,32 @@ def test_without_optuna_a_search_exits_2_naming_the_extra(
     )
     assert res.exit_code == 2, res.output
     assert "pip install 'retrainer[search]'" in " ".join(res.output.split())
+
+
+def test_on_the_dask_engine_trials_run_in_parallel_on_the_workers(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        training = {
+            "choice": {"enabled": False},
+            "search": {"folds": 2, "seed": 3},
+            "engine": "dask",
+            "scheduler": cluster.scheduler_address,
+            "threads": 1,
+        }
+        spec, frame = _spec(tmp_path, training=training), _frame()
+        from retrainer.lifecycle.search import run_if_asked
+
+        records = []
+        for _ in range(2):
+            with Workspace(parse_spec(_raw(tmp_path, training=training), environ={})) as ws:
+                records.append(run_if_asked(ws, spec, "lightgbm", frame, SearchRequest(5))[1])
+    first, again = records
+    assert first is not None and again is not None
+    assert first["parallel"] == 2 and len(first["history"]) == 5
+    assert first["workers_cpu_seconds"] > 0
+    assert [t["params"] for t in first["history"]] == [t["params"] for t in again["history"]]
+    assert first["best_params"] == again["best_params"]
+    local = run(spec, "lightgbm", frame, Search(trials=5, folds=2, seed=3), "test")[1]
+    assert local["default_value"] == pytest.approx(first["default_value"])  # same fits

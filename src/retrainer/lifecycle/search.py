@@ -37,7 +37,7 @@ from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Search
 from ..evaluation.search_space import Dim, space_for
-from ..evaluation.splits import walk_forward
+from ..evaluation.splits import Fold, walk_forward
 from ..families import family_class
 from ..policy.decide import search_due
 from . import dask_engine
@@ -147,23 +147,45 @@ def _optuna() -> Any:
     return optuna
 
 
+# what a failed trial raises: recorded as failed, the search goes on (a lost worker does not)
+TRIAL_ERRORS = (RetrainerError, ValueError, RuntimeError, ArithmeticError)
+
+
+def fold_value(
+    spec: ModelSpec, family: str, rows: pd.DataFrame, params: dict[str, Any], fold: Fold
+) -> tuple[float, float]:
+    """The primary metric of ``family`` with ``params`` over ``spec``'s, fitted on ``fold``'s
+    training rows of ``rows`` (the recipe's evaluation fit) and scored on its test rows, and
+    the CPU seconds it took. Runs here or on a Dask worker."""
+    started = time.process_time()
+    spec = with_params(spec, family, params)
+    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
+    X, y = rows[spec.feature_names], rows["target"]
+    model, cal = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
+    y_enc = model.encode_target(y.iloc[fold.test])
+    pred, proba = predict_encoded(model, X.iloc[fold.test], cal)
+    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+    value = float(measure.compute(y_enc, pred, metric_proba))
+    return value, time.process_time() - started
+
+
 class Objective:
-    """The mean of the primary metric over walk-forward folds of ``frame`` (time-ordered
-    rows) for one set of parameters; called by Optuna with a trial."""
+    """The mean of the primary metric over walk-forward folds of ``rows`` (time-ordered) for
+    one set of parameters; called by Optuna with a trial."""
 
     def __init__(
-        self, spec: ModelSpec, family: str, frame: pd.DataFrame, folds: int, pruning: bool
+        self, spec: ModelSpec, family: str, rows: pd.DataFrame, folds: int, pruning: bool
     ) -> None:
-        self.spec, self.family, self.pruning = spec, family, pruning
+        self.spec, self.family, self.rows, self.pruning = spec, family, rows, pruning
         self.metric = spec.primary_metric
         self.measure = gate_metrics(spec.gate, spec.task)[self.metric]
-        self.X, self.y = frame[spec.feature_names], frame["target"]
         try:
-            self.folds = walk_forward(len(frame), folds, spec.validation.gap)
+            self.folds = walk_forward(len(rows), folds, spec.validation.gap)
         except InputError as exc:
+            said = exc.message.replace("validation.folds", "training.search.folds")
             raise InputError(
-                f"Model {spec.name!r}: the search's walk-forward over the {len(frame)} rows "
-                f"before the gate's holdout: {exc.message.replace('validation.folds', 'training.search.folds')}",  # noqa: E501
+                f"Model {spec.name!r}: the search's walk-forward over the {len(rows)} rows "
+                f"before the gate's holdout: {said}",
                 key="training.search.folds",
             ) from None
         self.space = space_for(family)
@@ -172,24 +194,20 @@ class Objective:
     def direction(self) -> str:
         return "maximize" if self.measure.bigger_is_better else "minimize"
 
+    def report(self, trial: Any, values: list[float], step: int) -> bool:
+        """Tell ``trial`` its running mean after fold ``step``; whether the pruner stops it."""
+        trial.set_user_attr("folds", [round(v, 6) for v in values])
+        trial.report(sum(values) / len(values), step)
+        return self.pruning and bool(trial.should_prune())
+
     def evaluate(self, params: dict[str, Any], trial: Any = None) -> tuple[float, list[float]]:
         """(mean, per-fold values) of ``params``; with ``trial``, each running mean is
         reported and a trial the pruner stops raises ``optuna.TrialPruned``."""
-        spec = with_params(self.spec, self.family, params)
         values: list[float] = []
         for fold in self.folds:
-            model, cal = fit_for_evaluation(
-                spec, self.family, self.X.iloc[fold.train], self.y.iloc[fold.train]
-            )
-            y_enc = model.encode_target(self.y.iloc[fold.test])
-            pred, proba = predict_encoded(model, self.X.iloc[fold.test], cal)
-            metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-            values.append(float(self.measure.compute(y_enc, pred, metric_proba)))
-            if trial is not None:
-                trial.set_user_attr("folds", [round(v, 6) for v in values])
-                trial.report(sum(values) / len(values), fold.index)
-                if self.pruning and trial.should_prune():
-                    raise _optuna().TrialPruned()
+            values.append(fold_value(self.spec, self.family, self.rows, params, fold)[0])
+            if trial is not None and self.report(trial, values, fold.index):
+                raise _optuna().TrialPruned()
         return sum(values) / len(values), values
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -237,13 +255,19 @@ def _trial_row(t: Any) -> dict[str, Any]:
 
 
 def run(
-    spec: ModelSpec, family: str, frame: pd.DataFrame, settings: Search, why: str
+    spec: ModelSpec,
+    family: str,
+    frame: pd.DataFrame,
+    settings: Search,
+    why: str,
+    client: Any = None,
 ) -> tuple[ModelSpec, dict[str, Any]]:
     """Search ``family``'s space on ``frame`` (the window, oldest first; its holdout is
     left out) and return the spec that trains with the chosen parameters and the record:
     trigger, metric and direction, rows and folds, space, budget, seed, trial counts
     (complete, pruned, failed), the defaults' value and parameters, the best trial's value and
-    parameters, which was chosen, CPU and wall seconds, and every trial."""
+    parameters, which was chosen, CPU and wall seconds, and every trial. With a Dask
+    ``client`` the trials run in parallel on its workers (:mod:`.search_dask`)."""
     optuna = _optuna()
     try:
         space_for(family)
@@ -255,14 +279,20 @@ def run(
     objective = Objective(spec, family, rows, settings.folds, settings.pruning)
     seed = spec.training.seed if settings.seed is None else settings.seed
     current().stage(f"search {family}", total=settings.trials, unit="trials")
-    default_value, default_folds = objective.evaluate({})
     study = make_study(objective.direction, settings, seed)
-    study.optimize(
-        objective,
-        n_trials=settings.trials,
-        timeout=settings.seconds,
-        catch=(RetrainerError, ValueError, RuntimeError, ArithmeticError),
-    )
+    worker_cpu, parallel = 0.0, 1
+    if client is None:
+        default_folds = objective.evaluate({})[1]
+        study.optimize(
+            objective, n_trials=settings.trials, timeout=settings.seconds, catch=TRIAL_ERRORS
+        )
+    else:
+        from . import search_dask
+
+        parallel = search_dask.workers(client)
+        default_folds, worker_cpu = search_dask.defaults_on(client, objective, objective.rows)
+        worker_cpu += search_dask.optimize_on(client, study, objective, settings)
+    default_value = sum(default_folds) / len(default_folds)
     trials = study.trials
     states = [t.state.name.lower() for t in trials]
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
@@ -287,6 +317,7 @@ def run(
         "budget": {"trials": settings.trials, "seconds": settings.seconds},
         "seed": seed,
         "pruning": settings.pruning,
+        "parallel": parallel,
         "trials": {s: states.count(s) for s in ("complete", "pruned", "fail")},
         "default_value": round(default_value, 6),
         "default_folds": [round(v, 6) for v in default_folds],
@@ -296,7 +327,8 @@ def run(
         "best_trial": None if best is None else best.number,
         "chosen": "search" if use else "defaults",
         "params": chosen,
-        "cpu_seconds": round(time.process_time() - cpu0, 4),
+        "cpu_seconds": round(time.process_time() - cpu0 + worker_cpu, 4),
+        **({"workers_cpu_seconds": round(worker_cpu, 4)} if client is not None else {}),
         "wall_seconds": round(time.perf_counter() - wall0, 3),
         "history": [_trial_row(t) for t in trials],
     }
@@ -322,6 +354,6 @@ def run_if_asked(
         family_class(family)
     except FamilyUnavailableError as exc:
         return spec, {"trigger": why, "family": family, "skipped": exc.message}
-    return dask_engine.attempt(  # engine: dask: the trials' fits run on the cluster
-        spec.training, family, lambda _client: run(spec, family, frame, settings, why)
+    return dask_engine.attempt(  # engine: dask: trials in parallel on the cluster's workers
+        spec.training, family, lambda client: run(spec, family, frame, settings, why, client)
     )
