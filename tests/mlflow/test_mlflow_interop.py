@@ -1,5 +1,5 @@
 """`retrainer export --mlflow` and `retrainer import --mlflow` against a real MLflow tracking
-server, started once for the module on loopback (SQLite backend, artifacts in a temp folder).
+server, started once for the test session on loopback (SQLite backend, artifacts in a temp folder).
 
 MLflow is in the ``dev`` extra: when it is missing these tests fail (they never skip).
 """
@@ -51,9 +51,12 @@ def _answers(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The URL of an MLflow server of this module; stopped (its process group) afterwards."""
+@pytest.fixture(scope="session")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[str]:
+    """The URL of the one MLflow server of the test session; stopped (its process group)
+    afterwards. The workspace (``config``) is trained while the server boots."""
     folder = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     log = (folder / "server.log").open("wb")
@@ -73,15 +76,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return _answers(url)
 
     try:
+        request.getfixturevalue("config")  # the CLI trains its models meanwhile
         wait_until(up, f"the MLflow server ({' '.join(cmd)}) to answer {url}/health", SERVER_START)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:  # a graceful stop waits for idle keep-alive connections; the data is scratch
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        # killed, not stopped: a graceful stop waits out idle keep-alive connections (seconds)
+        # and the server's data is scratch
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
         log.close()
 
 
@@ -98,7 +100,7 @@ def model_spec(family: str, features: list[str] | None = None) -> dict[str, Any]
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace with two trained models (lightgbm, randomforest) on two years of the
     bundled weather rows, and two models with the same spec to import into, whose champions
@@ -222,6 +224,7 @@ def test_import_refuses_a_model_whose_features_differ(server: str, config: Path)
             serialization_format="skops",
             skops_trusted_types=["sklearn.tree._tree.Tree"],
             registered_model_name="odd",
+            pip_requirements=["scikit-learn"],  # not inferred: that loads the model in a subprocess
         )
     with Workspace.open(config) as ws:
         before = [x.version for x in ws.store.list_versions("rf_copy")]
