@@ -21,6 +21,7 @@ from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
+from retrainer.serving.model_holder import LAZY
 from waits import CATCH_UP, SERVER_START, wait_until
 
 from .fleet_data import FLEET, fleet_rows, fleet_spec
@@ -232,3 +233,33 @@ def test_a_thousand_members_are_listed(tmp_path: Path) -> None:
             assert r.status_code == 200 and r.json()["member"] == "sales.e7"
         finally:
             server.close()
+
+
+def test_metrics_and_routes_of_members(fleet: Server) -> None:
+    fleet.post("/v1/models/sales/predict", {"rows": [features(s, 1)[0] for s in STORES]})
+    text = fleet.http.get("/metrics").text
+    assert 'retrainer_served_info{model="sales.s0"' in text
+    assert 'retrainer_requests_total{model="sales.s0"' in text or "sales.s0" in text
+    assert 'retrainer_live_predictions{model="sales.s0"' not in text  # per member: /monitor
+    assert fleet.http.get("/v1/models/sales.s0/monitor").status_code == 200
+    missing = fleet.post("/v1/models/sales.zz/predict", {"row": features("zz", 1)[0]})
+    assert missing.status_code == 404
+    assert "fleet 'sales' has no member 'zz' yet" in missing.json()["message"]
+    status = fleet.http.get("/v1/models/sales/status")
+    assert status.status_code == 404 and "is a fleet" in status.json()["message"]
+
+
+def test_a_member_not_loaded_yet_serves_its_newest_champion(fleet: Server) -> None:
+    ingest_frame(fleet.ws, FLEET, fleet_rows(["quiet"], 120, seed=4))
+    first = train(fleet.ws, "sales.quiet", deploy=True).version.version
+    reg = fleet.registry
+    served = reg.served.get
+    wait_until(lambda: served("sales.quiet") and served("sales.quiet").roles.champion == first,
+               "sales.quiet listed with its champion")  # fmt: skip
+    assert "sales.quiet" in reg.lazy and reg.ready_of("sales.quiet") == LAZY
+    second = train(fleet.ws, "sales.quiet", deploy=True, force=True).version.version
+    wait_until(lambda: reg.served["sales.quiet"].roles.champion == second, "the new champion")
+    assert reg.served["sales.quiet"].champion is None  # still not loaded: nobody asked
+    r = fleet.post("/v1/models/sales/predict", {"row": features("quiet", 1)[0]})
+    assert r.status_code == 200 and r.json()["version"] == second
+    assert "sales.quiet" not in reg.lazy and reg.ready_of("sales.quiet") == "ready"

@@ -281,12 +281,13 @@ class ModelRegistry:
         (each is replaced whole, so a reader iterating the old one is not disturbed)."""
         if not names:
             return
-        self.wanted = {**self.wanted, **dict.fromkeys(names)}
-        self.reloads = {**self.reloads, **dict.fromkeys(names, 0)}
-        self.failures = {**self.failures, **dict.fromkeys(names, 0)}
-        blank = {m: Served(m, Roles(m, None, None), -1, None, None) for m in names}
-        self.served = {**self.served, **blank}
-        self.models = sorted([*self.models, *names])
+        with self._lock:  # no refresh writes into a table while it is copied
+            self.wanted = {**self.wanted, **dict.fromkeys(names)}
+            self.reloads = {**self.reloads, **dict.fromkeys(names, 0)}
+            self.failures = {**self.failures, **dict.fromkeys(names, 0)}
+            blank = {m: Served(m, Roles(m, None, None), -1, None, None) for m in names}
+            self.served = {**self.served, **blank}
+            self.models = sorted([*self.models, *names])
         log.info("serving %d new fleet member(s), e.g. %s", len(names), names[0])
 
     def refresh_all(self) -> None:

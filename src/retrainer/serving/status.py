@@ -185,6 +185,13 @@ def scrape_gauges(state: ServerState) -> list[Gauge]:
     return [*out, *_live(state)]
 
 
+def plain_models(state: ServerState) -> list[str]:
+    """The models whose live metrics and drift ``/metrics`` shows: not a fleet's members (a
+    thousand monitor reads per scrape would take minutes; a member's are at
+    ``/v1/models/<fleet>.<key>/monitor`` and ``/drift``)."""
+    return [m for m in state.registry.models if state.registry.fleet_of(m) is None]
+
+
 def _live(state: ServerState) -> list[Gauge]:
     cached = state.cache.get("live")
     if cached is not None and time.monotonic() - cached[0] < LIVE_TTL:
@@ -197,7 +204,7 @@ def _live(state: ServerState) -> list[Gauge]:
         "Live degradation of the primary metric against the version's holdout baseline "
         "(0.1: 10% worse; absent below monitor.min_samples labelled pairs).",
     )
-    for m in state.registry.models:
+    for m in plain_models(state):
         try:
             report = monitor(state.ws, m)
         except Exception as exc:
@@ -225,7 +232,7 @@ def _drift(state: ServerState) -> list[Gauge]:
     score = Gauge("retrainer_drift_score", "PSI of each feature at the last drift check.")
     rows = Gauge("retrainer_drift_rows", "Logged rows the last drift check compared.")
     age = Gauge("retrainer_drift_checked_timestamp_seconds", "When the last drift check ran.")
-    for m in state.registry.models:
+    for m in plain_models(state):
         try:
             found = last_drift(state.ws, m)
         except Exception as exc:
