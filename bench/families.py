@@ -19,7 +19,7 @@ from typing import Any
 
 from .common import WORK, table
 
-FAMILIES = "randomforest,lightgbm,xgboost,catboost,river"
+FAMILIES = "randomforest,lightgbm,xgboost,catboost,river,mlp"
 QUICK_FAMILIES = "randomforest,lightgbm"
 
 
