@@ -102,7 +102,7 @@ def run(quick: bool) -> str:
                 f"{after - before:+.4f}",
                 f"{rec['default_value']:.4g} → {rec['best_value']:.4g}",
                 f"{n['complete']} / {n['pruned']}",
-                rec["chosen"],
+                f"{rec['chosen']} (p {rec['p_value']})" if rec.get("p_value") else rec["chosen"],
                 f"{base['cpu']:.1f}",
                 f"{tuned['cpu']:.1f}",
                 f"{tuned['cpu'] / max(base['cpu'], 1e-9):.0f}×",

@@ -19,7 +19,14 @@ from retrainer.core.errors import ConfigError
 from retrainer.core.spec import parse_spec
 from retrainer.core.spec_sections import Search
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.search import Objective, SearchRequest, make_study, run
+from retrainer.lifecycle.search import (
+    Objective,
+    SearchRequest,
+    fold_scores,
+    make_study,
+    p_value,
+    run,
+)
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 
@@ -118,7 +125,7 @@ def test_train_with_search_records_it_and_versions_detail_shows_it(
     assert {d["name"] for d in s["space"]} >= {"learning_rate", "num_leaves"}
     assert s["default_value"] > 0 and s["cpu_seconds"] > 0
     if s["chosen"] == "search":  # the version trains with the chosen params
-        assert s["best_value"] < s["default_value"]
+        assert s["best_value"] < s["default_value"] and s["p_value"] < s["significance"]
         assert {k: v.params[k] for k in s["params"]} == s["params"]
     else:
         assert s["params"] == {}
@@ -225,3 +232,16 @@ def test_on_the_dask_engine_trials_run_in_parallel_on_the_workers(tmp_path: Path
     assert first["best_params"] == again["best_params"]
     local = run(spec, "lightgbm", frame, Search(trials=5, folds=2, seed=3), "test")[1]
     assert local["default_value"] == pytest.approx(first["default_value"])  # same fits
+
+
+def test_the_best_trial_displaces_the_defaults_only_beyond_chance(tmp_path: Path) -> None:
+    spec = _spec(tmp_path)
+    objective = Objective(spec, "lightgbm", _frame(), folds=2, pruning=True)
+
+    def scores(params: dict[str, Any]) -> list[Any]:
+        return [fold_scores(spec, "lightgbm", objective.rows, params, f) for f in objective.folds]
+
+    defaults = scores({})
+    assert p_value(objective, defaults, defaults, 200, 0) == 1.0  # no improvement at all
+    worse = scores({"learning_rate": 0.01, "min_data_in_leaf": 100})
+    assert p_value(objective, worse, defaults, 200, 0) < 0.05  # the defaults beat it plainly

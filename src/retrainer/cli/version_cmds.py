@@ -46,7 +46,7 @@ def search_text(s: dict[str, Any], trials: bool = True) -> str:
     >>> print(search_text({"trigger": "asked (train --search)", "family": "lightgbm",
     ...     "metric": "mae", "objective": "mean mae over 3 walk-forward folds of 800 rows",
     ...     "trials": {"complete": 2, "pruned": 1, "fail": 0}, "default_value": 1.5,
-    ...     "best_value": 1.25, "best_trial": 1, "chosen": "search",
+    ...     "best_value": 1.25, "best_trial": 1, "chosen": "search", "p_value": 0.01,
     ...     "params": {"num_leaves": 15}, "cpu_seconds": 2.0, "history": [
     ...     {"number": 0, "state": "complete", "value": 1.4, "params": {"num_leaves": 63}},
     ...     {"number": 1, "state": "complete", "value": 1.25, "params": {"num_leaves": 15}},
@@ -54,7 +54,7 @@ def search_text(s: dict[str, Any], trials: bool = True) -> str:
     ...      "params": {"num_leaves": 7}}]}))
     search (asked (train --search)): lightgbm, mean mae over 3 walk-forward folds of 800 rows
       3 trials: 2 complete, 1 pruned, 0 failed; 2 CPU s
-      defaults mae 1.5; best mae 1.25 (trial 1); trained with the search's params num_leaves=15
+      defaults mae 1.5; best mae 1.25 (trial 1, p 0.01 vs 0.05); trained with num_leaves=15
       trial 0 complete mae 1.4: num_leaves=63
       trial 1 complete mae 1.25: num_leaves=15
       trial 2 pruned after fold 1 (mae 2.5): num_leaves=7
@@ -68,15 +68,18 @@ def search_text(s: dict[str, Any], trials: bool = True) -> str:
             f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.items()
         )
 
+    p = s.get("p_value")
+    test = "" if p is None else f", p {p:.3g} vs {s.get('significance', 0.05):g}"
     chosen = (
-        f"trained with the search's params {params(s['params'])}"
+        f"trained with {params(s['params'])}"
         if s["chosen"] == "search"
-        else "kept the defaults (no trial beat them)"
+        else "kept the defaults ("
+        + ("no trial beat them)" if p is None else "the best did not beat them beyond chance)")
     )
     best = (
         "no trial completed"
         if s.get("best_value") is None
-        else f"best {metric} {s['best_value']:.4g} (trial {s['best_trial']})"
+        else f"best {metric} {s['best_value']:.4g} (trial {s['best_trial']}{test})"
     )
     lines = [
         f"search ({s['trigger']}): {s['family']}, {s['objective']}",

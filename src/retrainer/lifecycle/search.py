@@ -10,8 +10,10 @@ and scored on the gate's primary metric. A trial's value is the mean over its fo
 each fold the running mean is reported to Optuna's MedianPruner, which stops a trial that is
 worse than the median of the trials before it at the same fold. The spec's own parameters are
 scored the same way first; the best trial's parameters train the version only when their
-value beats that, and the gate then judges the version on its holdout, rows the search never
-saw. The sampler is Optuna's TPE seeded with ``training.search.seed`` (or
+value beats that and the improvement passes the gate's paired bootstrap on the folds' test
+rows pooled (one-sided p below ``gate.significance``, 0.05 when null, as the window choice
+asks of a candidate: :mod:`.choice`); the gate then judges the version on its holdout, rows
+the search never saw. The sampler is Optuna's TPE seeded with ``training.search.seed`` (or
 ``training.seed``): the same rows, seed and trial budget give the same search (a budget in
 seconds ends after however many trials fit in it).
 
@@ -27,6 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from ..core.custom_metrics import gate_metrics
@@ -36,6 +39,7 @@ from ..core.extras import missing_library
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Search
+from ..evaluation.gate import paired_bootstrap
 from ..evaluation.search_space import Dim, space_for
 from ..evaluation.splits import Fold, walk_forward
 from ..families import family_class
@@ -147,26 +151,61 @@ def _optuna() -> Any:
     return optuna
 
 
+FoldScores = tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]
 # what a failed trial raises: recorded as failed, the search goes on (a lost worker does not)
 TRIAL_ERRORS = (RetrainerError, ValueError, RuntimeError, ArithmeticError)
 
 
-def fold_value(
+def fold_scores(
     spec: ModelSpec, family: str, rows: pd.DataFrame, params: dict[str, Any], fold: Fold
-) -> tuple[float, float]:
-    """The primary metric of ``family`` with ``params`` over ``spec``'s, fitted on ``fold``'s
-    training rows of ``rows`` (the recipe's evaluation fit) and scored on its test rows, and
-    the CPU seconds it took. Runs here or on a Dask worker."""
-    started = time.process_time()
+) -> FoldScores:
+    """``family`` with ``params`` over ``spec``'s, fitted on ``fold``'s training rows of
+    ``rows`` (the recipe's evaluation fit) and scored on its test rows: the model's classes
+    (empty for a regression), the encoded actuals, the predictions and the probabilities the
+    metric takes. Runs here or on a Dask worker."""
     spec = with_params(spec, family, params)
-    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
     X, y = rows[spec.feature_names], rows["target"]
     model, cal = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
     y_enc = model.encode_target(y.iloc[fold.test])
     pred, proba = predict_encoded(model, X.iloc[fold.test], cal)
     metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-    value = float(measure.compute(y_enc, pred, metric_proba))
-    return value, time.process_time() - started
+    classes = [str(c) for c in model.classes_] if model.task == "classification" else []
+    return classes, y_enc, pred, metric_proba
+
+
+def fold_value(
+    spec: ModelSpec, family: str, rows: pd.DataFrame, params: dict[str, Any], fold: Fold
+) -> tuple[float, float]:
+    """The primary metric of :func:`fold_scores` and the CPU seconds it took."""
+    started = time.process_time()
+    _, y, pred, proba = fold_scores(spec, family, rows, params, fold)
+    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
+    return float(measure.compute(y, pred, proba)), time.process_time() - started
+
+
+def p_value(
+    objective: Objective,
+    defaults: Sequence[FoldScores],
+    best: Sequence[FoldScores],
+    samples: int,
+    seed: int,
+) -> float | None:
+    """The one-sided p-value of the best parameters' improvement over the defaults on the
+    folds' test rows pooled, by the gate's paired bootstrap; None when the folds' models
+    know different classes (their encoded labels cannot be pooled)."""
+    if len({tuple(f[0]) for f in [*defaults, *best]}) > 1:
+        return None
+    y = np.concatenate([f[1] for f in defaults])
+
+    def pooled(scores: Sequence[FoldScores]) -> tuple[np.ndarray, np.ndarray | None]:
+        probas = [f[3] for f in scores if f[3] is not None]
+        proba = np.concatenate(probas) if len(probas) == len(scores) else None
+        return np.concatenate([f[2] for f in scores]), proba
+
+    d = paired_bootstrap(
+        objective.measure, y, pooled(defaults), pooled(best), samples=samples, seed=seed
+    )
+    return float((1 + np.sum(d <= 0)) / (len(d) + 1))
 
 
 class Objective:
@@ -302,6 +341,11 @@ def run(
     use = best_value is not None and (
         not math.isfinite(default_value) or better(best_value, default_value)
     )
+    alpha, p = spec.gate.live_significance, None
+    if use and best is not None and math.isfinite(default_value):
+        scored = _scores_of(objective, [{}, dict(best.params)], client)
+        p = p_value(objective, scored[0], scored[1], spec.gate.bootstrap_samples, seed)
+        use = p is None or p < alpha
     chosen = dict(best.params) if use and best is not None else {}
     recipe = family_class(family).default_params | spec.params_for(family)
     record: dict[str, Any] = {
@@ -325,6 +369,8 @@ def run(
         "best_value": None if best_value is None else round(best_value, 6),
         "best_params": {} if best is None else dict(best.params),
         "best_trial": None if best is None else best.number,
+        "p_value": None if p is None else round(p, 4),
+        "significance": alpha,
         "chosen": "search" if use else "defaults",
         "params": chosen,
         "cpu_seconds": round(time.process_time() - cpu0 + worker_cpu, 4),
@@ -333,6 +379,21 @@ def run(
         "history": [_trial_row(t) for t in trials],
     }
     return with_params(spec, family, chosen), record
+
+
+def _scores_of(
+    objective: Objective, params: list[dict[str, Any]], client: Any = None
+) -> list[list[FoldScores]]:
+    """:func:`fold_scores` of each of ``params`` on every fold (on the workers with a Dask
+    ``client``)."""
+    o = objective
+    if client is None:
+        return [[fold_scores(o.spec, o.family, o.rows, p, f) for f in o.folds] for p in params]
+    futures = [
+        [client.submit(fold_scores, o.spec, o.family, o.rows, p, f, pure=False) for f in o.folds]
+        for p in params
+    ]
+    return [list(client.gather(row)) for row in futures]
 
 
 def run_if_asked(
