@@ -27,6 +27,7 @@ from retrainer.families import (  # noqa: E402
 from retrainer.families import base as family_base  # noqa: E402
 from retrainer.families.base import read_artifact, read_zip, write_zip  # noqa: E402
 from retrainer.families.mlp_family import MLPModel  # noqa: E402
+from retrainer.lifecycle.fine_tune import learning_rate_factor  # noqa: E402
 from retrainer.lifecycle.fitting import make_model  # noqa: E402
 
 FAST = {"hidden_sizes": [16], "epochs": 60, "batch_size": 32, "learning_rate": 0.01}
@@ -257,3 +258,9 @@ def test_epochs_and_batch_size_come_from_the_environment_per_model(
 def test_an_unknown_parameter_is_refused_when_the_spec_loads() -> None:
     with pytest.raises(ConfigError, match=r"'epoch'.*did you mean 'epochs'"):
         parse_spec({"models": {"churn": {**SPEC, "params": {"epoch": 3}}}}, environ={})
+
+
+def test_an_absolute_fine_tune_rate_is_taken_over_the_networks_rate() -> None:
+    body = {**SPEC, "params": {"learning_rate": 0.002}, "fine_tune": {"learning_rate": 0.0005}}
+    spec = parse_spec({"models": {"churn": body}}, environ={}).model("churn")
+    assert learning_rate_factor(spec, make_model(spec, "mlp", seed=0)) == pytest.approx(0.25)

@@ -329,6 +329,8 @@ class MLPModel(FamilyModel):
             ) from None
         net.eval()
         self.net_ = net
+        if not hasattr(self, "epochs_"):  # a payload adopted without retrainer's meta.json
+            self.epochs_ = 0
 
 
 def _tensor(X: np.ndarray) -> torch.Tensor:
