@@ -415,6 +415,5 @@ def run_if_asked(
         family_class(family)
     except FamilyUnavailableError as exc:
         return spec, {"trigger": why, "family": family, "skipped": exc.message}
-    return dask_engine.attempt(  # engine: dask: trials in parallel on the cluster's workers
-        spec.training, family, lambda client: run(spec, family, frame, settings, why, client)
-    )
+    with dask_engine.engine(spec.training, family) as client:  # dask: trials on its workers
+        return run(spec, family, frame, settings, why, client)
