@@ -264,3 +264,13 @@ def test_an_absolute_fine_tune_rate_is_taken_over_the_networks_rate() -> None:
     body = {**SPEC, "params": {"learning_rate": 0.002}, "fine_tune": {"learning_rate": 0.0005}}
     spec = parse_spec({"models": {"churn": body}}, environ={}).model("churn")
     assert learning_rate_factor(spec, make_model(spec, "mlp", seed=0)) == pytest.approx(0.25)
+
+
+def test_three_classes_and_an_empty_batch() -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=600), "c": rng.choice(["a", "b"], 600)})
+    y = np.select([X["x"] < -0.5, X["x"] > 0.5], ["low", "high"], "mid")
+    model = MLPModel("classification", ["x"], ["c"], FAST, seed=0).fit(X, y)
+    assert model.classes_ == ["high", "low", "mid"]
+    assert (load_model(model.save()).predict(X) == y).mean() > 0.9
+    assert model.predict_proba(X.head(0)).shape == (0, 3)
