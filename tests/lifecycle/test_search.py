@@ -245,3 +245,12 @@ def test_the_best_trial_displaces_the_defaults_only_beyond_chance(tmp_path: Path
     assert p_value(objective, defaults, defaults, 200, 0) == 1.0  # no improvement at all
     worse = scores({"learning_rate": 0.01, "min_data_in_leaf": 100})
     assert p_value(objective, worse, defaults, 200, 0) < 0.05  # the defaults beat it plainly
+
+
+def test_a_budget_in_seconds_alone_ends_the_search(tmp_path: Path) -> None:
+    spec, frame = _spec(tmp_path), _frame()
+    settings = SearchRequest(seconds=0.2).settings(spec)
+    assert (settings.trials, settings.seconds) == (None, 0.2)
+    record = run(spec, "lightgbm", frame, settings, "test")[1]
+    assert record["budget"] == {"trials": None, "seconds": 0.2}
+    assert len(record["history"]) >= 1  # Optuna checks the time after each trial
