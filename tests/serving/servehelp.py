@@ -16,6 +16,19 @@ from waits import CATCH_UP, wait_until
 
 PARAMS = {"n_estimators": 20, "num_threads": 1}
 RELOAD = 0.2
+# One client for the requests that need no session of their own. ``httpx.get()`` (or a client
+# per request) builds a client and its TLS context each time, tens of milliseconds of CPU, which
+# a poll loop pays hundreds of times while the server it waits for boots on the same two cores.
+# No keep-alive: each request still has a connection of its own, as with ``httpx.get()``.
+HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def answers(url: str, path: str = "/ready") -> bool:
+    """True once the server at ``url`` answers ``path`` with 200 (False while it refuses)."""
+    try:
+        return HTTP.get(f"{url}{path}", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
 
 
 def free_port() -> int:

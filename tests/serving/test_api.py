@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servehelp import RELOAD, Served
+from servehelp import HTTP, RELOAD, Served
 from sqlalchemy import select
 
 from retrainer.core.spec import load_spec
@@ -36,13 +36,11 @@ def ws(server: Served) -> Iterator[Workspace]:
 
 
 def post(server: Served, path: str, body: Any = None, **kw: Any) -> Any:
-    with server.client() as c:
-        return c.post(path, json=body, **kw)
+    return HTTP.post(f"{server.url}{path}", json=body, **kw)
 
 
 def get(server: Served, path: str, **kw: Any) -> Any:
-    with server.client() as c:
-        return c.get(path, **kw)
+    return HTTP.get(f"{server.url}{path}", **kw)
 
 
 def served_champion(server: Served, model: str = "weather") -> str | None:

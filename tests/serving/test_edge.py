@@ -30,12 +30,13 @@ import httpx
 import pytest
 import uvicorn
 import yaml
-from servehelp import Served, free_port, spec_dict
+from servehelp import Served, answers, free_port, spec_dict
 from typer.testing import CliRunner
 
 from retrainer.cli.main import app as cli
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.serving.app import create_app
+from waits import SERVER_START, wait_until
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.1)
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -64,16 +65,12 @@ def served_process(trained: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
+
+    def ready() -> bool:
         assert proc.poll() is None, proc.communicate()[1][-2000:]
-        assert time.monotonic() < deadline, "the server did not answer /ready within 120 s"
-        try:
-            if httpx.get(f"{url}/ready", timeout=5).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+        return answers(url)
+
+    wait_until(ready, f"`retrainer serve` to answer {url}/ready", SERVER_START)
     yield proc, port
     proc.send_signal(signal.SIGTERM)
     try:

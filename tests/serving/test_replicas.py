@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from servehelp import free_port
+from servehelp import HTTP, answers, free_port
 
 from retrainer.core.spec import load_spec
 from retrainer.datasets import WEATHER_FEATURES, weather
@@ -62,21 +62,18 @@ class Replica:
 
     def ready(self) -> bool:
         assert self.proc.poll() is None, f"exited early: {self.proc.communicate()[1][-2000:]}"
-        try:
-            return httpx.get(f"{self.url}/ready", timeout=5).status_code == 200
-        except httpx.TransportError:
-            return False
+        return answers(self.url)
 
     def served_version(self) -> str:
-        r = httpx.post(f"{self.url}/v1/models/weather/predict", json={"row": ROW}, timeout=30)
+        r = HTTP.post(f"{self.url}/v1/models/weather/predict", json={"row": ROW}, timeout=30)
         assert r.status_code == 200, r.text
         return str(r.json()["version"])
 
     def post(self, route: str, body: dict[str, Any]) -> httpx.Response:
-        return httpx.post(f"{self.url}/v1/models/weather/{route}", json=body, timeout=60)
+        return HTTP.post(f"{self.url}/v1/models/weather/{route}", json=body, timeout=60)
 
     def job(self, job_id: str) -> dict[str, Any]:
-        got: dict[str, Any] = httpx.get(f"{self.url}/v1/jobs/{job_id}", timeout=30).json()
+        got: dict[str, Any] = HTTP.get(f"{self.url}/v1/jobs/{job_id}", timeout=30).json()
         return got
 
     def stop(self) -> None:

@@ -11,17 +11,16 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
-from servehelp import free_port, spec_dict
+from servehelp import HTTP, answers, free_port, spec_dict
 
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.plumbing.workspace import Workspace
 from retrainer.scheduler import LEADER_LEASE
+from waits import SERVER_START, wait_until
 
 ROW = dict.fromkeys(WEATHER_FEATURES, 0.1)
 DASH = "https://dash.example.com"
@@ -49,16 +48,13 @@ def _serve(config: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def ready() -> bool:
         assert proc.poll() is None, f"exited early: {proc.communicate()[1][-2000:]}"
-        assert time.monotonic() < deadline, "the server did not become ready"
-        try:
-            if httpx.get(f"{url}/ready", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+        return answers(url)
+
+    wait_until(ready, f"`retrainer serve` to answer {url}/ready", SERVER_START)
+    return proc, url
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
@@ -73,7 +69,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def _predict(url: str) -> str:
-    r = httpx.post(f"{url}/v1/models/weather/predict", json={"row": ROW}, timeout=10)
+    r = HTTP.post(f"{url}/v1/models/weather/predict", json={"row": ROW}, timeout=10)
     assert r.status_code == 200, r.text
     return str(r.json()["version"])
 
@@ -87,18 +83,18 @@ def test_serve_runs_the_schedules_and_shuts_down_cleanly(config: Path) -> None:
         # cors.allow_origins: the dashboard's origin may call from a browser, no other may
         ask = {"Origin": DASH, "Access-Control-Request-Method": "POST"}
         ask["Access-Control-Request-Headers"] = "authorization,content-type"
-        pre = httpx.options(f"{url}/v1/models/weather/predict", headers=ask, timeout=10)
+        pre = HTTP.options(f"{url}/v1/models/weather/predict", headers=ask, timeout=10)
         assert pre.status_code == 200 and pre.headers["access-control-allow-origin"] == DASH
         assert "authorization" in pre.headers["access-control-allow-headers"].lower()
-        read = httpx.get(f"{url}/v1/models", headers={"Origin": DASH}, timeout=10)
+        read = HTTP.get(f"{url}/v1/models", headers={"Origin": DASH}, timeout=10)
         assert read.headers["access-control-allow-origin"] == DASH
-        other = httpx.get(f"{url}/v1/models", headers={"Origin": "https://evil.test"}, timeout=10)
+        other = HTTP.get(f"{url}/v1/models", headers={"Origin": "https://evil.test"}, timeout=10)
         assert other.status_code == 200 and "access-control-allow-origin" not in other.headers
         # a listed origin may call a mutating route too; another is refused (403) before it acts
         act = f"{url}/v1/models/weather/maintain"
-        ok = httpx.post(act, json={"dry_run": True}, headers={"Origin": DASH}, timeout=60)
+        ok = HTTP.post(act, json={"dry_run": True}, headers={"Origin": DASH}, timeout=60)
         assert ok.status_code == 200, ok.text
-        evil = httpx.post(act, json={"dry_run": True}, headers={"Origin": "https://evil.test"})
+        evil = HTTP.post(act, json={"dry_run": True}, headers={"Origin": "https://evil.test"})
         assert evil.status_code == 403 and "cors.allow_origins" in evil.json()["message"]
         with Workspace.open(config) as ws:
             holder = ws.store.lease_holder(LEADER_LEASE)
