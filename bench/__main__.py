@@ -39,6 +39,7 @@ BENCHES = [
     "faults-serving",
     "fuzz",
     "pglog",
+    "feedback",
 ]
 MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving"}  # module of another name
 

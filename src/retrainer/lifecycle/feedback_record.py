@@ -170,7 +170,8 @@ def join_late_predictions(
         }
     )
     codes, entities = pd.factorize(actuals["entity_id"])
-    cands = candidates(ws, model, entities.tolist())
+    decoded: dict[str, Any] = {}  # each logged input parsed once, for times and rows
+    cands = candidates(ws, model, entities.tolist(), decoded)
     parts = [
         match(cands[cands["created_at"] <= received], group, codes[group.index.to_numpy()])
         for received, group in actuals.groupby("received_at", sort=False)
@@ -185,5 +186,5 @@ def join_late_predictions(
         if hit[i]
     ]
     found = actuals[hit].reset_index(drop=True)
-    training = training_rows(ws, spec, found, chosen[hit].reset_index(drop=True))
+    training = training_rows(ws, spec, found, chosen[hit].reset_index(drop=True), decoded)
     return ws.store.link_actuals(model, links, training, fold_pairs)

@@ -13,7 +13,13 @@ __all__ = ["EMPTY", "FeedbackResult"]
 
 @dataclass(frozen=True)
 class FeedbackResult:
-    """What one feedback call did. ``received == matched + unmatched + duplicates + rejected``."""
+    """What one feedback call did. ``received == matched + unmatched + duplicates + rejected``;
+    the results of a file's chunks add up.
+
+    >>> total = FeedbackResult(3, 2, 1, 0, 0, training_rows_added=2) + FeedbackResult(2, 1, 0, 1, 0)
+    >>> total.received, total.matched, total.duplicates, total.training_rows_added
+    (5, 3, 1, 2)
+    """
 
     received: int
     matched: int
