@@ -115,3 +115,16 @@ def test_python_api_and_cli(ws: Workspace, tmp_path: Path, monkeypatch: Any) -> 
     run = CliRunner().invoke(cli, ["feedback", FLEET, str(actual), "--json"])
     assert run.exit_code == 0, run.output
     assert json.loads(run.stdout)["matched"] == 15
+
+
+def test_cli_feedback_follow_on_a_fleet_is_refused(
+    ws: Workspace, tmp_path: Path, monkeypatch: Any
+) -> None:
+    config = tmp_path / "retrainer.yaml"
+    config.write_text(yaml.safe_dump(fleet_spec(ws.spec.store, ws.spec.artifacts)))
+    monkeypatch.setenv("RETRAINER_CONFIG", str(config))
+    src = tmp_path / "a.jsonl"
+    src.write_text('{"store": "s0", "day_id": "x", "sales": 1}\n')
+    run = CliRunner().invoke(cli, ["feedback", FLEET, str(src), "--follow", "--max-seconds", "1"])
+    assert run.exit_code == 2, run.output
+    assert "is a fleet" in run.output

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from .model_holder import Loaded, Served
 
 _ABSENT: Any = object()
+_NOT_OBJECT: Any = object()
 MAX_NAMED = 20  # entities named in a 409
 
 
@@ -72,7 +73,7 @@ def entity_keys(rows: list[Any], by: str) -> list[str]:
     ...     e.details["errors"][0]["problem"]
     'missing: a fleet routes each row by this column'
     """
-    keys = [r.get(by, _ABSENT) if type(r) is dict else _ABSENT for r in rows]
+    keys = [r.get(by, _ABSENT) if type(r) is dict else _NOT_OBJECT for r in rows]
     kinds = set(map(type, keys))
     if kinds <= {str}:
         texts: list[str] = keys
@@ -95,6 +96,8 @@ def entity_keys(rows: list[Any], by: str) -> list[str]:
 
 
 def _problem(value: Any) -> str:
+    if value is _NOT_OBJECT:
+        return "a row must be an object"
     if value is _ABSENT or value is None:
         return "missing: a fleet routes each row by this column"
     return f"must be a string or an integer naming the entity, got {type(value).__name__}"
