@@ -263,3 +263,20 @@ def test_a_member_not_loaded_yet_serves_its_newest_champion(fleet: Server) -> No
     r = fleet.post("/v1/models/sales/predict", {"row": features("quiet", 1)[0]})
     assert r.status_code == 200 and r.json()["version"] == second
     assert "sales.quiet" not in reg.lazy and reg.ready_of("sales.quiet") == "ready"
+
+
+def test_member_roles_reads_the_fleet_in_one_query(store_url: str, tmp_path: Path) -> None:
+    """The poll's read, on SQLite and PostgreSQL: every member's revision and roles, no other
+    model's (a name that only starts alike is no member)."""
+    spec = parse_spec(fleet_spec(store_url, str(tmp_path / "art")), environ={})
+    with Workspace(spec) as ws:
+        ingest_frame(ws, FLEET, fleet_rows(["s0", "s1"], 120))
+        train(ws, "sales.s0", deploy=True)
+        register_members(ws, FLEET, "sales.s0", ["a_b", "c%d"])
+        with ws.store.write_models(["salesX.y", "sales"]):
+            pass  # rows in the models and roles tables that are no member of 'sales'
+        found = ws.store.member_roles("sales.")
+        hashed = member_name(FLEET, "c%d")
+        assert sorted(found) == sorted(["sales.s0", "sales.s1", "sales.a_b", hashed])
+        assert found["sales.s0"][1].champion == "1.0.0" and found["sales.s1"][1].champion is None
+        assert found["sales.a_b"][0] == 1 and found["sales.s1"][0] == 0
