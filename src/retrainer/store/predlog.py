@@ -395,6 +395,7 @@ class PredictionFeatures(StoreBase):
             if not found:
                 return
             after = (found[-1][0], found[-1][1])
+            parsed = iter(many_input_rows([r[2] for r in found if r[3] is None]))
             records: list[dict[str, Any]] = []
             for r in found:
                 if r[3] is not None:
@@ -403,6 +404,6 @@ class PredictionFeatures(StoreBase):
                         records = []
                     yield decode(bytes(r[3])).to_pandas()
                 else:
-                    records += input_rows(r[2])
+                    records += next(parsed)
             if records:
                 yield pd.DataFrame.from_records(records)
