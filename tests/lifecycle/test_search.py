@@ -254,3 +254,15 @@ def test_a_budget_in_seconds_alone_ends_the_search(tmp_path: Path) -> None:
     record = run(spec, "lightgbm", frame, settings, "test")[1]
     assert record["budget"] == {"trials": None, "seconds": 0.2}
     assert len(record["history"]) >= 1  # Optuna checks the time after each trial
+
+
+def test_the_python_api_searches_with_a_budget_and_reports_it_in_brief(tmp_path: Path) -> None:
+    import retrainer
+
+    raw = _raw(tmp_path, training={"choice": {"enabled": False}, "search": {"folds": 2}})
+    with retrainer.open(raw, environ={}) as rt:
+        rt.ingest("m", _rows())
+        view = rt.train("m", trials=2).to_dict()
+    brief = view["search"]
+    assert brief["trigger"] == "asked (train --search)" and sum(brief["trials"].values()) == 2
+    assert "history" not in brief  # the whole record is for versions --detail

@@ -213,14 +213,23 @@ class Retrainer:
         reason: str = "",
         force: bool = False,
         allow_quality_warnings: bool = False,
+        search: bool = False,
+        trials: int | None = None,
+        search_seconds: float | None = None,
     ) -> TrainResult:
         """Fully retrain on the model's window and register a new version; with ``deploy`` it
         becomes champion when the gate lets it (``force`` overrides, recorded as forced).
+        ``search``: a hyper-parameter search first (``trials`` / ``search_seconds``: its
+        budget instead of ``training.search``'s; either asks for a search), recorded on the
+        version.
         Holds the model's lease meanwhile: another process training or maintaining the model
         makes it raise ``LeaseHeld`` at once, with nothing trained."""
+        from ..lifecycle.search import SearchRequest
         from ..lifecycle.train import train
         from ..plumbing.lease import held_lease, model_lease
 
+        budget = trials is not None or search_seconds is not None  # a budget asks for one
+        request = SearchRequest(trials, search_seconds) if search or budget else None
         with held_lease(self.workspace, model_lease(model)):  # one trainer per model
             r = train(
                 self.workspace,
@@ -232,6 +241,7 @@ class Retrainer:
                 force=force,
                 allow_quality_warnings=allow_quality_warnings,
                 created_by=self._actor,
+                search=request,
             )
         return TrainResult.of(r)
 

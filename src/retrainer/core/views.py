@@ -59,6 +59,21 @@ def placement_text(v: ModelVersion, deployed: bool) -> str:
     return f" — not deployed: {d['held']}" if d.get("held") else ""
 
 
+SEARCH_BRIEF = (
+    "trigger",
+    "skipped",
+    "family",
+    "metric",
+    "trials",
+    "default_value",
+    "best_value",
+    "p_value",
+    "chosen",
+    "params",
+    "cpu_seconds",
+)
+
+
 def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {
         "version": v.version,
@@ -86,6 +101,8 @@ def version_view(v: ModelVersion, role: str, *, detail: bool = False) -> dict[st
         out["feature_set"] = d["feature_set"]
     if d.get("interval"):  # a regression's calibrated prediction interval
         out["interval"] = d["interval"]
+    if d.get("search"):  # the hyper-parameter search, in brief (--detail: all of it)
+        out["search"] = {k: d["search"][k] for k in SEARCH_BRIEF if k in d["search"]}
     for key in ("estimator", "feature_step"):  # your own model (family sklearn)
         if d.get(key):
             out[key] = d[key]
