@@ -124,6 +124,7 @@ def test_train_with_search_records_it_and_versions_detail_shows_it(
     assert len(s["history"]) == 3 and s["budget"] == {"trials": 3, "seconds": None}
     assert {d["name"] for d in s["space"]} >= {"learning_rate", "num_leaves"}
     assert s["default_value"] > 0 and s["cpu_seconds"] > 0
+    assert v.details["fit_cpu_seconds"] >= s["cpu_seconds"]  # the training's whole cost
     if s["chosen"] == "search":  # the version trains with the chosen params
         assert s["best_value"] < s["default_value"] and s["p_value"] < s["significance"]
         assert {k: v.params[k] for k in s["params"]} == s["params"]

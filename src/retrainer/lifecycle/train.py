@@ -279,6 +279,7 @@ def train(
     spec, searched = run_if_asked(ws, spec, the_plan.family, frame, search)
     change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
+    fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)
     frame = frame.iloc[fitted.first_row :]  # the chosen window's rows (training.choice)
     bump, parent = the_plan.bump, the_plan.parent
