@@ -1,7 +1,7 @@
 """Serving a fleet of many members: what the server costs per member, side by side with the
 floor or the per-member way.
 
-    python -m bench.fleet_serving [--quick]
+    python -m bench.fleet_serving [--quick]     # writes its section of docs/benchmarks.md
 
 One member is trained for real; its champion is registered again for every other member
 (``tests/fleet/fleet_members.py``, the fixture the tests use). A server on loopback, then:
@@ -163,5 +163,18 @@ def run(quick: bool) -> str:
     )
 
 
+def main(argv: list[str]) -> None:
+    """Measure and write the ``fleet_serving`` section of docs/benchmarks.md (kept by
+    ``python -m bench`` like any section)."""
+    from .__main__ import DEFAULT_OUTPUT, wrap, write_page
+
+    quick = "--quick" in argv
+    started = time.perf_counter()
+    body = run(quick)
+    print(body)
+    write_page(DEFAULT_OUTPUT, {"fleet_serving": wrap("fleet_serving", body, quick,
+                                                      time.perf_counter() - started)})  # fmt: skip
+
+
 if __name__ == "__main__":
-    print(run("--quick" in sys.argv))
+    main(sys.argv[1:])
