@@ -21,7 +21,7 @@ from typing import Any
 from .common import table
 from .families import load_note
 
-FAMILIES = ("randomforest", "lightgbm", "xgboost", "catboost")
+FAMILIES = ("randomforest", "lightgbm", "xgboost", "catboost", "mlp")
 YEARS = tuple(range(1959, 1969))
 QUICK_FAMILIES = ("randomforest", "lightgbm")
 QUICK_YEARS = (1962, 1966)
