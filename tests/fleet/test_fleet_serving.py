@@ -32,10 +32,10 @@ RELOAD = {"serving": {"reload_seconds": 0.2}}
 
 
 class Server:
-    def __init__(self, ws: Workspace, spool: Path) -> None:
+    def __init__(self, ws: Workspace, spool: Path, alert: Any = None) -> None:
         self.ws = ws
         self.app = create_app(ws, spool=spool, flush_seconds=0.05, scheduler=False,
-                              log_writer="thread")  # fmt: skip
+                              log_writer="thread", alert=alert)  # fmt: skip
         with socket_port() as port:
             self.url = f"http://127.0.0.1:{port}"
             self.srv = uvicorn.Server(
@@ -280,3 +280,37 @@ def test_member_roles_reads_the_fleet_in_one_query(store_url: str, tmp_path: Pat
         assert sorted(found) == sorted(["sales.s0", "sales.s1", "sales.a_b", hashed])
         assert found["sales.s0"][1].champion == "1.0.0" and found["sales.s1"][1].champion is None
         assert found["sales.a_b"][0] == 1 and found["sales.s1"][0] == 0
+
+
+def test_a_member_that_fails_verification_is_named_and_not_ready(tmp_path: Path) -> None:
+    from sqlalchemy import update
+
+    from retrainer.store import schema as t
+
+    spec = parse_spec(fleet_spec(f"sqlite:///{tmp_path / 'ws.db'}", str(tmp_path / "art"),
+                                 **RELOAD), environ={})  # fmt: skip
+    with Workspace(spec) as ws:
+        ingest_frame(ws, FLEET, fleet_rows(["s0"], 120))
+        train(ws, "sales.s0", deploy=True)
+        register_members(ws, FLEET, "sales.s0", ["bad"])
+        with ws.store.engine.begin() as conn:  # its artifact no longer matches its hash
+            conn.execute(update(t.versions).where(t.versions.c.model == "sales.bad")
+                         .values(sha256="0" * 64))  # fmt: skip
+        alerts: list[Any] = []
+        server = Server(ws, tmp_path / "spool", alert=alerts.append)
+        try:
+            rows = features("s0", 1) + features("bad", 1)
+            r = server.post("/v1/models/sales/predict", {"rows": rows})
+            assert r.status_code == 409, r.text
+            assert "champion 1.0.0 is not loaded" in r.json()["message"]
+            assert [a.model for a in alerts] == ["sales.bad"]
+            ready = server.http.get("/ready")
+            assert ready.status_code == 503
+            assert "not loaded" in ready.json()["models"]["sales.bad"]
+            ok = server.post("/v1/models/sales/predict", {"rows": features("s0", 1)})
+            assert ok.status_code == 200, ok.text
+            wait_until(lambda: server.registry.refresh_fleet(FLEET) == 0 and len(alerts) == 1
+                       and server.http.get("/ready").status_code == 503,
+                       "the failed member to stay failed, alerted once")  # fmt: skip
+        finally:
+            server.close()

@@ -189,7 +189,8 @@ class ModelRegistry:
             roles = known[1] if known else self.ws.store.roles(name)
             self.polled.add(name)
             self.wanted[name] = roles.champion
-            if defer and current.champion is None:
+            failed = (name, roles.champion) in self._alerted  # retried every poll, as a model
+            if defer and current.champion is None and not failed:
                 self.served[name] = Served(name, roles, revision, None, None)
                 (self.lazy.add if roles.champion else self.lazy.discard)(name)
                 return False
