@@ -30,6 +30,10 @@ from waits import CATCH_UP, SERVER_START, SUBPROCESS, wait_until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 runner = CliRunner()
+# One client for the stories' requests: ``httpx.get()`` builds a client and its TLS context per
+# call (tens of ms of CPU), which the poll for a booting server pays again and again. No
+# keep-alive: each request still has a connection of its own.
+HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def free_port() -> int:
@@ -101,7 +105,7 @@ def served(folder: Path, port: int, token: str) -> Iterator[str]:
     def ready() -> bool:
         assert proc.poll() is None, f"serve exited early: {proc.communicate()[1][-2000:]}"
         try:
-            return httpx.get(f"{url}/ready", timeout=CATCH_UP).status_code == 200
+            return HTTP.get(f"{url}/ready", timeout=CATCH_UP).status_code == 200
         except httpx.TransportError:
             return False
 

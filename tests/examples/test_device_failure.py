@@ -13,9 +13,8 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-from storyhelp import Story, free_port, open_story, served, wait_for
+from storyhelp import HTTP, Story, free_port, open_story, served, wait_for
 
 MODEL = "device_failure"
 TOKEN = "example-token"
@@ -42,7 +41,7 @@ def _days(story: Story, days: range, env: dict[str, str] | None = None) -> list[
 
 
 def _job(url: str, job_id: str, auth: dict[str, str]) -> Any:
-    body = httpx.get(f"{url}/v1/jobs/{job_id}", headers=auth, timeout=30).json()
+    body = HTTP.get(f"{url}/v1/jobs/{job_id}", headers=auth, timeout=30).json()
     return body if body["state"] in ("succeeded", "failed") else None
 
 
@@ -93,14 +92,14 @@ def test_device_failure_story(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv(*next(iter(SWITCH.items())))
     with served(story.folder, free_port(), TOKEN) as url:
         auth = {"Authorization": f"Bearer {TOKEN}"}
-        job = httpx.post(
+        job = HTTP.post(
             f"{url}/v1/models/{MODEL}/train", json={"days_back": 180}, headers=auth, timeout=30
         )
         assert job.status_code == 202, job.text
         done = wait_for(lambda: _job(url, job.json()["id"], auth), "the REST training job")
         assert done["state"] == "succeeded", done
         assert done["result"]["family"] == "lightgbm"
-        status = httpx.get(f"{url}/v1/models/{MODEL}/status", timeout=30).json()
+        status = HTTP.get(f"{url}/v1/models/{MODEL}/status", timeout=30).json()
         if done["result"]["deployed"]:
             assert status["champion"]["version"] == done["result"]["version"]
         else:  # the gate kept the champion: the reason is on the job's result

@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
-from storyhelp import Story, free_port, open_story, served, wait_for
+from storyhelp import HTTP, Story, free_port, open_story, served, wait_for
 
 from retrainer.core.cron import cron_trigger
 
@@ -40,7 +39,7 @@ def _now(story: Story) -> None:
 
 def _predict(url: str, row: dict[str, Any], sent: list[int]) -> dict[str, Any]:
     """One row scored over REST; ``sent`` counts every request the server must log."""
-    res = httpx.post(f"{url}/v1/models/{MODEL}/predict", json={"row": row}, timeout=30)
+    res = HTTP.post(f"{url}/v1/models/{MODEL}/predict", json={"row": row}, timeout=30)
     assert res.status_code == 200, res.text
     sent[0] += 1
     body: dict[str, Any] = res.json()
