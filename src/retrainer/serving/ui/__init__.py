@@ -8,8 +8,10 @@ called by the page's script with the admin token in the Authorization header aft
 step (see :mod:`retrainer.serving.ui.script`). When the store is down, pages show the last
 known state under a banner.
 
-Routes: ``GET /ui``, ``GET /ui/models/{name}``, their JSON for polling under ``/ui/api/``,
-and ``GET /ui/static/ui.css``; any other ``/ui`` path is the 404 page listing the models.
+Routes: ``GET /ui``, ``GET /ui/models/{name}`` (a fleet member's too), ``GET
+/ui/fleets/{fleet}`` (its members, ``?sort=&order=&page=&q=``), their JSON for polling under
+``/ui/api/``, and ``GET /ui/static/ui.css``; any other ``/ui`` path is the 404 page listing the
+models and fleets.
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, Response
 
+from ...core.errors import InputError
 from ..errors import json_response
-from . import pages
+from . import fleet_pages, pages
+from .fleet import FleetRow, check_sort
+from .fleet_pages import View
 from .snapshot import ModelPage, Read, Snapshots, as_page
 
 if TYPE_CHECKING:
@@ -49,8 +54,24 @@ def ui_router(state: ServerState) -> APIRouter:
     def base(request: Request) -> str:
         return str(request.scope.get("root_path", "")).rstrip("/")
 
-    def missing(request: Request, what: str) -> Response:
-        return html(pages.not_found(base(request), what, state.registry.models), 404)
+    def plain() -> list[str]:
+        reg = state.registry
+        return [m for m in reg.models if reg.fleet_of(m) is None]
+
+    def missing(request: Request, what: str, status: int = 404) -> Response:
+        fleets = sorted(state.registry.fleets)
+        heading = "Not found" if status == 404 else "Bad request"
+        return html(pages.not_found(base(request), what, plain(), fleets, heading), status)
+
+    def view_of(request: Request) -> View:
+        """The fleet page's sort, order, page and filter, from its query string."""
+        q = request.query_params
+        view = View(q.get("sort", "member"), q.get("order", "asc"), 1, q.get("q", "")[:64])
+        check_sort(view.sort, view.order)
+        page = q.get("page", "1")
+        if not page.isdigit():
+            raise InputError(f"The fleet page's page must be a whole number. Got {page!r}.")
+        return View(view.sort, view.order, int(page), view.q)
 
     def model_read(name: str) -> Read:
         read = snaps.page(name)
@@ -68,7 +89,8 @@ def ui_router(state: ServerState) -> APIRouter:
                 "store_up": read.store_up,
                 "error": read.error or None,
                 "as_of": pages.stamp(read.at),
-                "models": [m.model for m in read.value or []],
+                "models": [m.model for m in read.value or [] if not isinstance(m, FleetRow)],
+                "fleets": [m.fleet for m in read.value or [] if isinstance(m, FleetRow)],
                 "html": pages.overview_rows(base(request), read.value or []),
                 "banner": pages.banner(read),
             }
@@ -78,12 +100,53 @@ def ui_router(state: ServerState) -> APIRouter:
     def model(name: str, request: Request) -> Response:
         if name not in state.registry.served:
             return missing(request, f"This server serves no model named {name!r}.")
-        return html(pages.model_page(base(request), name, model_read(name), bool(state.token)))
+        page = pages.model_page(
+            base(request), name, model_read(name), bool(state.token), state.registry.fleet_of(name)
+        )
+        return html(page)
+
+    @r.get("/fleets/{fleet}")
+    def fleet(fleet: str, request: Request) -> Response:
+        if fleet not in state.registry.fleets:
+            return missing(request, f"This server serves no fleet named {fleet!r}.")
+        try:
+            view = view_of(request)
+        except InputError as exc:
+            return missing(request, exc.message, 400)
+        by = state.registry.fleets[fleet].fleet
+        text = fleet_pages.fleet_page(
+            base(request), fleet, by.by if by else "", snaps.fleet(fleet), view
+        )
+        return html(text)
+
+    @r.get("/api/fleets/{fleet}")
+    def fleet_json(fleet: str, request: Request) -> Response:
+        if fleet not in state.registry.fleets:
+            return json_response(
+                {"error": "fleet_not_found", "fleets": sorted(state.registry.fleets)}, 404
+            )
+        try:
+            view = view_of(request)
+        except InputError as exc:
+            return json_response({"error": "bad_request", "message": exc.message}, 400)
+        read = snaps.fleet(fleet)
+        return json_response(
+            {
+                "store_up": read.store_up,
+                "error": read.error or None,
+                "as_of": pages.stamp(read.at),
+                "members": len(read.value.members) if read.value else None,
+                "html": fleet_pages.members_table(base(request), read.value, view)
+                if read.value
+                else "",
+                "banner": pages.banner(read),
+            }
+        )
 
     @r.get("/api/models/{name}")
     def model_json(name: str, request: Request) -> Response:
         if name not in state.registry.served:
-            return json_response({"error": "model_not_found", "models": state.registry.models}, 404)
+            return json_response({"error": "model_not_found", "models": plain()}, 404)
         read = model_read(name)
         page: ModelPage | None = read.value
         return json_response(

@@ -27,6 +27,7 @@ from ...report.charts import (
 )
 from ...store import role_of
 from .charts import version_chart
+from .fleet import FleetRow
 from .script import ACTIONS_JS, POLL_JS
 from .snapshot import Badge, ModelPage, ModelRow, Read
 
@@ -84,9 +85,12 @@ def _decision_cell(d: Decision | None) -> str:
     )
 
 
-def overview_rows(base: str, rows: Sequence[ModelRow]) -> str:
+def overview_rows(base: str, rows: Sequence[ModelRow | FleetRow]) -> str:
     out = []
     for r in rows:
+        if isinstance(r, FleetRow):
+            out.append(fleet_row(base, r))
+            continue
         champ = r.roles.champion or "–"
         since = r.roles.champion_since
         loaded = "" if r.served["ready"] == "ready" else f" ({r.served['ready']})"
@@ -102,8 +106,33 @@ def overview_rows(base: str, rows: Sequence[ModelRow]) -> str:
     return "".join(out) or '<tr><td colspan="7" class="muted">No model known.</td></tr>'
 
 
+def fleet_row(base: str, r: FleetRow) -> str:
+    """A fleet's row on the overview: its members counted, the newest decisions across them."""
+    rollout = "no challenger"
+    if r.rollouts:
+        listed = "; ".join(f"{m}: {text}" for m, text in r.rollouts[:10])
+        more = f" (and {len(r.rollouts) - 10:,} more)" if len(r.rollouts) > 10 else ""
+        rollout = (
+            f'<span title="{e(listed + more)}">{len(r.rollouts):,} in rollout</span>'
+            f'<br><small class="muted">{e(short(listed, 60))}</small>'
+        )
+    newest = "<br>".join(
+        f'<a href="{e(base)}/ui/models/{e(d.model)}">{e(d.model)}</a> {_decision_cell(d)}'
+        for d in r.newest
+    )
+    return (
+        f'<tr class="fleet" data-fleet="{e(r.fleet)}">'
+        f'<td><a href="{e(base)}/ui/fleets/{e(r.fleet)}"><b>{e(r.fleet)}</b></a>'
+        f'<br><small class="muted">fleet by {e(r.by)} · {r.members:,} members</small></td>'
+        f'<td class="champion-cell"><b>{r.champions:,}</b> of {r.members:,} have a champion'
+        f'<br><small class="muted">{r.loaded:,} loaded here (the others on request)</small></td>'
+        f"<td>{rollout}</td><td>{badge(r.health)}</td><td>{badge(r.drift)}</td>"
+        f"<td>{newest or _decision_cell(None)}</td><td>{e(r.next_job)}</td></tr>"
+    )
+
+
 def overview(base: str, read: Read) -> str:
-    rows: list[ModelRow] = read.value or []
+    rows: list[ModelRow | FleetRow] = read.value or []
     body = (
         f'<div id="banner">{banner(read)}</div>'
         '<section><h1>Models</h1><p class="note">Live: this table refreshes every 5 seconds. '
@@ -117,10 +146,20 @@ def overview(base: str, read: Read) -> str:
     return layout(base, "dashboard", body, POLL_JS, data=' data-poll="/ui/api/overview"')
 
 
-def not_found(base: str, what: str, models: Sequence[str]) -> str:
+def not_found(
+    base: str,
+    what: str,
+    models: Sequence[str],
+    fleets: Sequence[str] = (),
+    heading: str = "Not found",
+) -> str:
+    """The 404 page: the served models and fleets (a fleet's members are on its page)."""
     items = "".join(f'<li><a href="{e(base)}/ui/models/{e(m)}">{e(m)}</a></li>' for m in models)
+    items += "".join(
+        f'<li><a href="{e(base)}/ui/fleets/{e(f)}">{e(f)}</a> (a fleet)</li>' for f in fleets
+    )
     body = (
-        f'<section class="missing"><h1>Not found</h1><p>{e(what)}</p>'
+        f'<section class="missing"><h1>{e(heading)}</h1><p>{e(what)}</p>'
         f'<p>The models this server serves:</p><ul class="served">{items}</ul></section>'
     )
     return layout(base, "not found", body)
@@ -268,13 +307,19 @@ def _actions(page: ModelPage, token_set: bool) -> str:
     )
 
 
-def model_page(base: str, name: str, read: Read, token_set: bool) -> str:
+def model_page(base: str, name: str, read: Read, token_set: bool, fleet: str | None = None) -> str:
+    """A model's page (``fleet``: the fleet it is a member of, linked from the page)."""
     page: ModelPage | None = read.value
     head = f'<div id="banner">{banner(read)}</div>'
     if page is None:
         body = head + f"<section><h1>{e(name)}</h1><p>No state known yet.</p></section>"
         return layout(base, name, body, POLL_JS, data=_attrs(name))
     data = page.data
+    member = (
+        f'A member of fleet <a href="{e(base)}/ui/fleets/{e(fleet)}">{e(fleet)}</a>; '
+        if fleet
+        else ""
+    )
     charts = [
         (f"live {data.metric} over time, the champion of each period shaded, with deploy / "
          "promote / rollback marks", live_metric_chart(data)),
@@ -287,7 +332,7 @@ def model_page(base: str, name: str, read: Read, token_set: bool) -> str:
         f'<section class="chart"><h2>{e(t)}</h2>{svg}</section>' for t, svg in charts
     )
     body = (
-        head + f'<section><h1>{e(name)}</h1><p class="note">{e(data.task)}, primary metric '
+        head + f'<section><h1>{e(name)}</h1><p class="note">{member}{e(data.task)}, primary metric '
         f"{e(data.metric)}; the summary refreshes every 5 seconds, the charts on reload.</p>"
         f'<div id="live">{summary(base, page)}</div></section>'
         + _actions(page, token_set)

@@ -5,7 +5,9 @@ Every read is bounded: the roles, the last ``RECENT`` decisions, the monitor's h
 (through :func:`~retrainer.lifecycle.monitor.monitor`, cached ``LIVE_TTL`` seconds per model so
 a page polled by many browsers folds new predictions at most that often), and for the model
 page the report's :func:`~retrainer.report.data.collect` (cached until the model's roles or
-decisions change, at most ``PAGE_TTL`` seconds).
+decisions change, at most ``PAGE_TTL`` seconds). A fleet is one overview row and a page of
+its own, read in a few queries whatever its number of members (:mod:`.fleet`); a member's
+page is the model page.
 
 >>> badge_level(0.2, 0.08, 0.15), badge_level(0.1, 0.08, 0.15), badge_level(-0.01, 0.08, 0.15)
 ('bad', 'warn', 'ok')
@@ -25,12 +27,15 @@ from ...core.clock import utcnow
 from ...core.cron import next_fire
 from ...core.entities import Decision, Roles
 from ...core.errors import RetrainerError, StoreBusy, StoreUnavailable
+from ...core.fleet import split_member
 from ...lifecycle import deploy as deploy_ops
 from ...lifecycle.abtest import ab_report
 from ...lifecycle.drift_check import last_drift
 from ...lifecycle.monitor import MonitorReport, monitor
 from ...report.data import ReportData, collect
 from ...scheduler import build_jobs
+from .badges import Badge, badge_level
+from .fleet import FleetRow, fleet_page, fleet_row
 
 if TYPE_CHECKING:
     from ..app import ServerState
@@ -40,15 +45,6 @@ PAGE_DECISIONS = 200  # decisions the model page draws
 LIVE_TTL = 15.0
 PAGE_TTL = 60.0
 STORE_DOWN = (StoreUnavailable, StoreBusy, SQLAlchemyError, OSError)
-
-
-@dataclass(frozen=True)
-class Badge:
-    """A coloured word: ``level`` is ok, warn, bad or none; ``title`` the numbers behind it."""
-
-    level: str
-    text: str
-    title: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,13 +94,6 @@ class Read:
     at: datetime | None = None
 
 
-def badge_level(degradation: float, moderate: float, critical: float) -> str:
-    """The health level of a relative degradation (positive: worse than the baseline)."""
-    if degradation > critical:
-        return "bad"
-    return "warn" if degradation > moderate else "ok"
-
-
 class Snapshots:
     """The dashboard's reads with their caches and the last known state (one per server)."""
 
@@ -114,11 +103,18 @@ class Snapshots:
         self._live: dict[str, Known] = {}
         self._pages: dict[str, Known] = {}
         self._overview: Known | None = None
+        self._fleets: dict[str, Known] = {}
 
     # -- the overview ---------------------------------------------------------------------
     def overview(self) -> Read:
+        """A row per plain model (its monitor, decisions and drift read) and one per fleet
+        (two queries whatever its number of members), sorted by name."""
+        reg = self.state.registry
+        plain = [m for m in reg.models if reg.fleet_of(m) is None]
         try:
-            rows = [self._row(m) for m in self.state.registry.models]
+            rows: list[ModelRow | FleetRow] = [self._row(m) for m in plain]
+            rows += [self._fleet_row(f) for f in reg.fleets]
+            rows.sort(key=lambda r: r.model if isinstance(r, ModelRow) else r.fleet)
         except STORE_DOWN as exc:
             known = self._overview
             return _last_known(known, exc)
@@ -141,6 +137,36 @@ class Snapshots:
             self._next_job(name),
             _rollout_text(roles, spec.rollout.steps),
         )
+
+    def _fleet_row(self, fleet: str) -> FleetRow:
+        reg = self.state.registry
+        spec = reg.fleets[fleet]
+
+        def loaded(m: str) -> bool:
+            s = reg.served.get(m)
+            return s is not None and s.champion is not None
+
+        def rollout(roles: Roles) -> str:
+            return _rollout_text(roles, spec.rollout.steps)
+
+        return fleet_row(self.state.ws, spec, loaded, rollout, self._next_job(fleet))
+
+    def fleet(self, fleet: str) -> Read:
+        """Fleet ``fleet``'s page: every member from the store, or the last known state."""
+        reg = self.state.registry
+        with self._lock:
+            known = self._fleets.get(fleet)
+        try:
+            page = fleet_page(self.state.ws, reg.fleets[fleet], self._ready)
+        except STORE_DOWN as exc:
+            return _last_known(known, exc)
+        with self._lock:
+            self._fleets[fleet] = Known(page, utcnow())
+        return Read(page, True, at=utcnow())
+
+    def _ready(self, name: str) -> str:
+        reg = self.state.registry
+        return reg.ready_of(name) if name in reg.served else "not listed by this server yet"
 
     def _served(self, name: str) -> dict[str, Any]:
         s = self.state.registry.served[name]
@@ -208,10 +234,13 @@ class Snapshots:
         return Badge("none", "no live metric yet", "no labelled predictions in the window")
 
     def _next_job(self, name: str) -> str:
+        """The next scheduled job of ``name`` (a member's: its fleet's, which runs it)."""
         now = utcnow()
         upcoming = []
+        parts = split_member(name)
+        owner = parts[0] if parts and parts[0] in self.state.registry.fleets else name
         for job in build_jobs(self.state.ws.spec):
-            if job.model == name:
+            if job.model == owner:
                 at = next_fire(job.trigger(), now)
                 if at is not None:
                     upcoming.append((at, job.kind))
