@@ -36,6 +36,8 @@ PARAMS = {
     "randomforest": {"n_estimators": 10, "n_jobs": 1},
 }
 runner = CliRunner()
+# for the health poll: ``httpx.get()`` would build a client and its TLS context per call
+HTTP = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 def free_port() -> int:
@@ -46,7 +48,7 @@ def free_port() -> int:
 
 def _answers(url: str) -> bool:
     try:
-        return httpx.get(f"{url}/health", timeout=5).status_code == 200
+        return HTTP.get(f"{url}/health").status_code == 200
     except httpx.HTTPError:
         return False
 
