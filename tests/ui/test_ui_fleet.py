@@ -165,3 +165,20 @@ def test_chromium_loads_the_overview_and_the_fleet_page(fleet_served: Served, ch
     assert "page 2 of 20" in chrome.evaluate("document.querySelector('p.pager').innerText")
     assert not chrome.log.console_errors and not chrome.log.exceptions, chrome.log.exceptions
     assert not chrome.log.failed, chrome.log.failed
+
+
+def test_latest_decisions_of_many_models_in_one_read(store_url: str) -> None:
+    """``store.latest_decisions``: each named model's newest decision, on SQLite and PostgreSQL;
+    a model without one is absent, and a model not named is not read."""
+    from retrainer.store import SqlStore
+
+    store = SqlStore(store_url)
+    try:
+        for minutes, model in ((30, "f.a"), (20, "f.b"), (10, "f.a"), (5, "g")):
+            store.add_decision(_decision(model, "nothing", minutes, n=minutes))
+        latest = store.latest_decisions(["f.a", "f.b", "f.c"])
+        assert {m: d.numbers["n"] for m, d in latest.items()} == {"f.a": 10, "f.b": 20}
+        assert latest["f.a"].reasons == ("a test decision",) and latest["f.a"].id is not None
+        assert store.latest_decisions([]) == {}
+    finally:
+        store.close()
