@@ -1,11 +1,12 @@
 """maintain for a whole fleet on Dask workers (lifecycle.fleet_maintain): the same decisions
 and versions as one member after another in this process; one member failing while the others
-go on; SQLite shared by file between two worker processes (each waits for the other's write
-lock); the CLI end to end (`maintain --all --workers 2 --json`); an unreachable scheduler.
+go on (on SQLite, shared by file between two worker processes that wait for each other's write
+lock, and on PostgreSQL by URL); the CLI end to end (`maintain --all --workers 2 --json`); an
+unreachable scheduler; a fleet's scheduled maintain.
 
 One LocalCluster of 2 worker processes serves the module (starting one costs seconds on a
 busy machine): the fleet's ``training: {engine: dask, scheduler: ...}`` places the members on
-it. The members are tiny (30 rows a day for 120 days, 10 trees, no window choice)."""
+it. The members are tiny (4 stores, 120 daily rows each, 10 trees, no window choice)."""
 
 from __future__ import annotations
 
@@ -92,9 +93,10 @@ def test_workers_decide_and_register_as_the_serial_path(scheduler: str, tmp_path
 
 
 def test_a_failing_member_is_reported_and_the_others_maintained(
-    scheduler: str, tmp_path: Path
+    scheduler: str, store_url: str, tmp_path: Path
 ) -> None:
-    data = _spec(tmp_path, "fail", engine="dask", scheduler=scheduler)
+    """On SQLite and PostgreSQL: each worker process opens the store by its URL."""
+    data = _spec(tmp_path, "fail", store_url, engine="dask", scheduler=scheduler)
     with _workspace(data) as ws:
         names = ws.model_names()
         with held_lease(ws, model_lease("sales.s1"), owner="someone else"):

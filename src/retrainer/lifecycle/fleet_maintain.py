@@ -55,13 +55,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Maintained:
-    """One model's turn: its result, or the error that stopped it; ``seconds`` it took where
-    it ran (on a worker: without the scheduler's overhead)."""
+    """One model's turn: its result, or the error that stopped it; the wall ``seconds`` it
+    took where it ran (on a worker: without the scheduler's overhead) and the ``cpu_seconds``
+    of the process meanwhile (on a worker of one thread: the turn's own)."""
 
     model: str
     result: MaintainResult | None
     error: RetrainerError | None = None
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -257,16 +259,17 @@ def run_batch(spec: Spec, names: list[str], options: Options) -> list[Maintained
 
 
 def _one(ws: Workspace, name: str, options: Options) -> Maintained:
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     at = options.as_of
+    r, error = None, None
     try:
         with use_clock(lambda: at) if at is not None else contextlib.nullcontext():
             r = maintain(ws, name, dry_run=options.dry_run, triggered_by=options.triggered_by,
                          wait=options.wait)  # fmt: skip
-        return Maintained(name, r, None, time.perf_counter() - started)
     except RetrainerError as exc:
         error = exc
     except Exception as exc:  # a bug in one model's turn must not stop the others
         log.exception("maintain of %r raised", name)
         error = RetrainerError(f"Maintain of {name!r} raised {type(exc).__name__}: {exc}")
-    return Maintained(name, None, error, time.perf_counter() - started)
+    took = time.perf_counter() - started
+    return Maintained(name, r, error, took, time.process_time() - cpu)
