@@ -34,6 +34,7 @@ BENCHES = [
     "compiled",
     "quality",
     "scale",
+    "fleet",
     "faults",
     "search",
     "faults-serving",
