@@ -2,7 +2,9 @@
 with its champion, ``tests/fleet/fleet_members.py``) beside a plain model: the overview lists the
 fleet as one row (members counted, the newest decisions across them, a member in rollout), the
 fleet page lists its members a page at a time, sortable and filtered, and links each to its own
-model page; in headless Chromium, both pages load clean and the fleet page's sort links work."""
+model page; in headless Chromium, both pages load clean and the fleet page's sort links work.
+
+Set ``UI_SCREENSHOTS=docs/img`` to refresh docs/ui.md's screenshots of them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import re
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,7 +33,7 @@ from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
 from waits import CATCH_UP, SERVER_START, wait_until
 
-from .test_ui import clean, load
+from .test_ui import clean, load, screenshot
 
 MEMBERS = 1000
 
@@ -104,6 +107,8 @@ def test_the_fleet_page_sorts_filters_and_pages_members(fleet_served: Served) ->
         last = c.get("/ui/fleets/sales?page=999")
         found = c.get("/ui/fleets/sales?q=e00")
         api = c.get("/ui/api/fleets/sales?sort=decision&order=desc").json()
+        others = [c.get(f"/ui/fleets/sales?sort={k}&order={o}")
+                  for k in ("since", "champion") for o in ("asc", "desc")]  # fmt: skip
         bad = c.get("/ui/fleets/sales?sort=colour")
         none = c.get("/ui/fleets/nope")
         member = c.get("/ui/models/sales.e005")
@@ -117,13 +122,18 @@ def test_the_fleet_page_sorts_filters_and_pages_members(fleet_served: Served) ->
     assert api["members"] == MEMBERS and api["store_up"]
     top = re.findall(r'data-member="([^"]+)"', api["html"])[:3]
     assert top == ["sales.e009", "sales.e007", "sales.e005"], top
+    assert all(len(re.findall("data-member=", r.text)) == 50 for r in others)
+    by_champion = re.findall(r'data-member="([^"]+)"', others[3].text)  # the newest first
+    assert by_champion[:2] == ["sales.e000", "sales.e001"], by_champion[:2]  # ties: by name
     assert bad.status_code == 400 and "cannot sort by 'colour'" in html.unescape(bad.text)
     assert "versions" in bad.text and 'href="/ui/fleets/sales"' in bad.text
     assert none.status_code == 404 and "no fleet named 'nope'" in html.unescape(none.text)
     assert member.status_code == 200 and 'href="/ui/fleets/sales"' in member.text
 
 
-def test_chromium_loads_the_overview_and_the_fleet_page(fleet_served: Served, chrome: Any) -> None:
+def test_chromium_loads_the_overview_and_the_fleet_page(
+    fleet_served: Served, chrome: Any, tmp_path: Path
+) -> None:
     log = load(chrome, f"{fleet_served.url}/ui", "document.querySelector('tr[data-fleet]')",
                "the fleet's row")  # fmt: skip
     rows = chrome.evaluate("document.querySelectorAll('#live tr').length")
@@ -136,6 +146,7 @@ def test_chromium_loads_the_overview_and_the_fleet_page(fleet_served: Served, ch
         "the polled overview to keep one row for the fleet",
     )  # fmt: skip
     clean(log, fleet_served)
+    screenshot(chrome, tmp_path, "ui-fleet-overview.png", 330)
     chrome.evaluate("document.querySelector('tr[data-fleet=sales] a').click()")
     chrome.wait_for(
         "location.pathname === '/ui/fleets/sales' && document.readyState === 'complete' && "
@@ -163,6 +174,10 @@ def test_chromium_loads_the_overview_and_the_fleet_page(fleet_served: Served, ch
                     " && !!document.querySelector('tr[data-member]')", CATCH_UP,
                     "the second page")  # fmt: skip
     assert "page 2 of 20" in chrome.evaluate("document.querySelector('p.pager').innerText")
+    url = f"{fleet_served.url}/ui/fleets/sales?sort=decision&order=desc"
+    clean(load(chrome, url, "document.querySelector('tr[data-member]')", "the members"),
+          fleet_served)  # fmt: skip
+    screenshot(chrome, tmp_path, "ui-fleet.png", 520)
     assert not chrome.log.console_errors and not chrome.log.exceptions, chrome.log.exceptions
     assert not chrome.log.failed, chrome.log.failed
 
@@ -182,3 +197,30 @@ def test_latest_decisions_of_many_models_in_one_read(store_url: str) -> None:
         assert store.latest_decisions([]) == {}
     finally:
         store.close()
+
+
+def test_the_store_down_keeps_the_fleet_page_under_a_banner(fleet_served: Served) -> None:
+    """The SQLite file moved away (a directory in its place): the last known members show."""
+    store = fleet_served.state.ws.store
+    db = Path(str(store.engine.url.database))
+    with httpx.Client(base_url=fleet_served.url, timeout=CATCH_UP) as c:
+        assert c.get("/ui/fleets/sales").status_code == 200  # known states
+        assert c.get("/ui").status_code == 200
+        away = db.with_name(db.name + ".away")
+        db.rename(away)
+        db.mkdir()
+        store.engine.dispose()
+        try:
+            page = c.get("/ui/fleets/sales?page=2")
+            api = c.get("/ui/api/fleets/sales").json()
+            overview = c.get("/ui")
+        finally:
+            db.rmdir()
+            away.rename(db)
+            store.engine.dispose()
+        back = c.get("/ui/fleets/sales")
+    assert page.status_code == 200 and "The store is unreachable." in page.text
+    assert len(re.findall("data-member=", page.text)) == 50 and "page 2 of 20" in page.text
+    assert api["store_up"] is False and api["members"] == MEMBERS and api["error"]
+    assert overview.status_code == 200 and 'data-fleet="sales"' in overview.text
+    assert back.status_code == 200 and "The store is unreachable." not in back.text

@@ -11,6 +11,8 @@ into pages in memory.
 ...         MemberRow("f.a", "a", Roles("f.a", None, None), 0, 30, None, "no champion")]
 >>> [r.key for r in sort_members(rows, "rows", descending=True)]
 ['a', 'b']
+>>> [r.key for r in sort_members(rows, "champion", descending=True)]  # who has one first
+['b', 'a']
 >>> shown, page, pages = paginate(list(range(120)), page=9, size=50)  # the last page
 >>> shown[0], len(shown), page, pages
 (100, 20, 3, 3)
@@ -150,15 +152,19 @@ def fleet_page(ws: Workspace, spec: ModelSpec, ready: Callable[[str], str]) -> F
     return FleetPage(spec.name, spec.fleet.by if spec.fleet is not None else "", rows)
 
 
-_EPOCH = datetime(1970, 1, 1)
 SORTS: dict[str, Callable[[MemberRow], Any]] = {
     "member": lambda r: r.key,
-    "champion": lambda r: (r.roles.champion is None, _semver(r.roles.champion), r.key),
-    "since": lambda r: (r.roles.champion_since or _EPOCH, r.key),
-    "versions": lambda r: (r.versions, r.key),
-    "rows": lambda r: (r.training_rows, r.key),
-    "decision": lambda r: (r.last_decision.taken_at if r.last_decision else _EPOCH, r.key),
+    "champion": lambda r: (r.roles.champion is not None, _semver(r.roles.champion)),
+    "since": lambda r: _when(r.roles.champion_since),
+    "versions": lambda r: r.versions,
+    "rows": lambda r: r.training_rows,
+    "decision": lambda r: _when(r.last_decision.taken_at if r.last_decision else None),
 }
+
+
+def _when(at: datetime | None) -> tuple[bool, str]:
+    """A time as a sort key: none first, then in order (ISO text: naive or aware alike)."""
+    return (at is not None, at.isoformat() if at is not None else "")
 
 
 def _semver(v: str | None) -> tuple[int, ...]:
@@ -180,8 +186,9 @@ def check_sort(sort: str, order: str) -> None:
 
 
 def sort_members(rows: Sequence[MemberRow], sort: str, *, descending: bool) -> list[MemberRow]:
-    """``rows`` ordered by column ``sort`` (a key of :data:`SORTS`)."""
-    return sorted(rows, key=SORTS[sort], reverse=descending)
+    """``rows`` ordered by column ``sort`` (a key of :data:`SORTS`); ties by name, A to Z."""
+    by_name = sorted(rows, key=SORTS["member"])
+    return sorted(by_name, key=SORTS[sort], reverse=descending)  # stable: ties keep by_name
 
 
 def paginate(items: list[Any], page: int, size: int = PAGE_SIZE) -> tuple[list[Any], int, int]:
