@@ -13,7 +13,7 @@ import pytest
 from retrainer.core.entities import Decision
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec import parse_spec
-from retrainer.lifecycle.choice import last_change
+from retrainer.lifecycle.choice import last_change, reuse_choice
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
@@ -189,3 +189,32 @@ def test_a_critical_degradation_counts_as_a_change() -> None:
     at = datetime(2026, 1, 9, tzinfo=UTC)
     d = Decision("m", "full_retrain", (), {"fired": ["critical_degradation"]}, at)
     assert last_change([d]) == pd.Timestamp("2026-01-09")
+
+
+def test_the_choice_is_reused_until_every_nth_retrain(tmp_path: Path) -> None:
+    """One retrain in ``training.choice.every`` chooses; the ones between fit the last choice
+    alone, and each says which version's choice it reused."""
+    with _workspace(tmp_path, training={"choice": {"every": 3}}) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None))
+        records = [train(ws, "m").version.details["training_choice"] for _ in range(4)]
+    made = [r for r in records if "reused_from" not in r]
+    assert [len(r["candidates"]) for r in records] == [4, 1, 1, 4]
+    assert len(made) == 2 and records[1]["reused_from"] == records[2]["reused_from"] == "1.0.0"
+    assert records[1]["chosen"]["window"] == records[0]["chosen"]["window"]
+
+
+def test_a_change_since_the_last_choice_makes_the_retrain_choose_anew(tmp_path: Path) -> None:
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None))
+        v = train(ws, "m").version
+        spec = ws.model_spec("m")
+    kept, note = reuse_choice(spec, [v], change_at=None)
+    assert note == {"reused_from": "1.0.0"}
+    assert kept.training.choice.windows == [v.details["training_choice"]["chosen"]["window"]]
+    after = pd.Timestamp(v.created_at) + pd.Timedelta(seconds=1)
+    assert reuse_choice(spec, [v], change_at=after) == (spec, {})
+    every_time = spec.model_copy(
+        update={"training": spec.training.model_copy(
+            update={"choice": spec.training.choice.model_copy(update={"every": 1})})}
+    )  # fmt: skip
+    assert reuse_choice(every_time, [v], change_at=None) == (every_time, {})

@@ -82,7 +82,17 @@ class Choice(Section):
     Windows are tried first (unweighted), then the half-lives on the best window."""
 
     enabled: bool = Field(
-        True, description="Choose on every full retrain; false: the whole window, unweighted."
+        True, description="Choose on full retrains; false: the whole window, unweighted."
+    )
+    every: int = Field(
+        4,
+        ge=1,
+        description=(
+            "Choose anew on every Nth full retrain, or sooner when a change (concept drift, a "
+            "critical degradation) was detected since the last choice; the retrains between "
+            "reuse the last choice's window and weighting (one fit instead of one per "
+            "candidate). 1: choose on every full retrain."
+        ),
     )
     windows: list[str] = Field(
         default_factory=lambda: ["all", "1/4", "since_change"],

@@ -39,7 +39,7 @@ import pandas as pd
 
 from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
-from ..core.entities import Decision
+from ..core.entities import Decision, ModelVersion
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
@@ -151,6 +151,41 @@ def last_change(decisions: Sequence[Decision]) -> pd.Timestamp | None:
 
 
 Fit = tuple[FamilyModel, Calibrator | None]
+
+
+def reuse_choice(
+    spec: ModelSpec, versions: Sequence[ModelVersion], change_at: pd.Timestamp | None
+) -> tuple[ModelSpec, dict[str, Any]]:
+    """The spec a full retrain chooses with, and what to record of it: the last choice made
+    (not reused) is reused, as the only candidate, until ``training.choice.every`` full
+    retrains have passed since it or a change was detected after it; else the spec as it is
+    (choose anew) and ``{}``. A choice re-confirmed without a change mostly keeps the first
+    candidates (see the module's text): choosing on every retrain paid 3-5 fits for it."""
+    choice = spec.training.choice
+    if not choice.enabled or choice.every <= 1:
+        return spec, {}
+    reuses = 0
+    made = None
+    for v in sorted(versions, key=lambda v: v.created_at, reverse=True):
+        record = v.details.get("training_choice")
+        if not isinstance(record, dict) or "chosen" not in record:
+            continue
+        if "reused_from" not in record:
+            made = v
+            break
+        reuses += 1
+    if made is None or reuses + 1 >= choice.every:
+        return spec, {}
+    chosen = made.details["training_choice"]["chosen"]
+    if chosen.get("skipped") or (
+        change_at is not None and change_at >= pd.Timestamp(made.created_at)
+    ):
+        return spec, {}
+    kept = choice.model_copy(
+        update={"windows": [chosen["window"]], "half_lives": [chosen["half_life"]]}
+    )
+    training = spec.training.model_copy(update={"choice": kept})
+    return spec.model_copy(update={"training": training}), {"reused_from": made.version}
 
 
 def choose(

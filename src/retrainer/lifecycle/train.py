@@ -31,7 +31,7 @@ from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
 from . import dask_engine, rollout
-from .choice import last_change
+from .choice import last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
@@ -278,6 +278,7 @@ def train(
         )
     spec, searched = run_if_asked(ws, spec, the_plan.family, frame, search)
     change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
+    spec, reuse = reuse_choice(spec, ws.store.list_versions(model), change_at)
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)
@@ -302,7 +303,7 @@ def train(
             **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
             **({"search": searched} if searched else {}),
             **(
-                {"training_choice": fitted.choice.to_dict(), "window_rows": window_rows}
+                {"training_choice": fitted.choice.to_dict() | reuse, "window_rows": window_rows}
                 if fitted.choice
                 else {}
             ),
