@@ -26,8 +26,6 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scipy import stats
-
 from ..core.metrics import METRICS
 
 
@@ -59,6 +57,8 @@ def compare_arms(
     challenger_rmse: float | None = None,
     margin: float = 0.0,
 ) -> ArmComparison:
+    from scipy import stats  # on use: importing the module (a server) stays cheap
+
     m = METRICS[metric]
     improvement = m.improvement(challenger, champion)
     beyond = improvement - margin  # the challenger's improvement beyond the null's

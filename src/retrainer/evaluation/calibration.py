@@ -28,8 +28,6 @@ from typing import Any
 
 import numpy as np
 from scipy.special import expit, logit
-from sklearn.isotonic import IsotonicRegression
-from sklearn.linear_model import LogisticRegression
 
 from ..core.errors import ConfigError, InputError
 from ..core.metrics import METRICS
@@ -240,6 +238,8 @@ def _platt(p: np.ndarray, target: np.ndarray) -> tuple[float, float]:
     # and a negative with weight `1 - soft`.
     x = np.tile((z - mean) / std, 2).reshape(-1, 1)
     labels = np.repeat([1, 0], len(z))
+    from sklearn.linear_model import LogisticRegression  # fitting only: serving never needs it
+
     model = LogisticRegression(C=np.inf, max_iter=1000)
     model.fit(x, labels, sample_weight=np.concatenate([soft, 1 - soft]))
     coef, intercept = float(model.coef_[0, 0]), float(model.intercept_[0])
@@ -286,6 +286,8 @@ def fit_calibrator(
         )
     xs, ys = [], []
     for j in cols:
+        from sklearn.isotonic import IsotonicRegression
+
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
         iso.fit(p[:, j], (labels == j).astype(np.float64))
         xs.append(tuple(float(v) for v in iso.X_thresholds_))

@@ -43,7 +43,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from retrainer.core.errors import InputError
 from retrainer.core.spec_sections import Drift
@@ -321,6 +320,8 @@ def ks_p_value(d: float, n: int, m: int) -> float:
     0.0001
     """
     en = round(n * m / (n + m))
+    from scipy import stats  # on use: a server that never checks drift starts without it
+
     limit = float(stats.kstwobign.sf(math.sqrt(en) * d))
     if en > 10_000 and limit < 0.05:
         return limit
@@ -332,6 +333,8 @@ def _chi2(table: np.ndarray) -> tuple[float, float]:
     table = table[:, table.sum(axis=0) > 0]
     if table.shape[1] < 2 or (table.sum(axis=1) == 0).any():
         return 0.0, 1.0
+    from scipy import stats
+
     res = stats.chi2_contingency(table)
     return float(res.statistic), float(res.pvalue)
 

@@ -31,10 +31,6 @@ from ..core.clock import utcnow
 from ..core.cron import FORMAT_HINT, cron_trigger, next_fire
 from ..core.errors import CapabilityError, ConfigError, InputError, LeaseHeld, RetrainerError
 from ..core.spec import Spec
-from ..lifecycle.fine_tune import fine_tune
-from ..lifecycle.maintain import fine_tunes_since_full_retrain, maintain, resume_pending
-from ..lifecycle.rollout import outcome
-from ..lifecycle.train import train
 from ..plumbing.lease import default_owner, held_lease, model_lease
 from ..plumbing.workspace import Workspace
 from .leader import LEADER_LEASE
@@ -239,6 +235,13 @@ def run_job(
 
 
 def _execute(ws: Workspace, job: str, model: str, owner: str) -> tuple[str, str]:
+    # the operations are imported when a job runs: a server that only schedules (and every
+    # `retrainer serve`) starts without the training stack (scipy.stats, sklearn: seconds)
+    from ..lifecycle.fine_tune import fine_tune
+    from ..lifecycle.maintain import maintain, resume_pending
+    from ..lifecycle.rollout import outcome
+    from ..lifecycle.train import train
+
     try:
         if job == "maintain":
             r = maintain(ws, model, triggered_by="schedule")
@@ -311,6 +314,8 @@ def _what_to_train(ws: Workspace, job: str, model: str) -> tuple[str, str]:
     fine-tunes were made since the last full retrain is a full retrain, as with maintain."""
     limit = ws.model_spec(model).policy.max_fine_tunes
     if job == "fine_tune" and limit is not None:
+        from ..lifecycle.maintain import fine_tunes_since_full_retrain
+
         made = len(fine_tunes_since_full_retrain(ws.store.list_versions(model)))
         if made >= limit:
             return "full_retrain", (
