@@ -43,6 +43,7 @@ SMALL_PARAMS: dict[str, dict[str, Any]] = {
     # your own model: a ColumnTransformer then SGD (tests/byo_models.py, on sys.path)
     "sklearn": {"estimator": "byo_models:make_pipeline"},
     "mlp": {"hidden_sizes": [16, 8], "epochs": 40, "batch_size": 64},
+    "lstm": {"hidden_size": 8, "lookback": 3, "epochs": 25, "batch_size": 64},
 }
 
 

@@ -169,6 +169,24 @@ ACCEPTED: dict[str, frozenset[str]] = {
             "num_threads",
         }
     ),
+    # a recurrent network over each entity's recent rows (families/lstm_family.py)
+    "lstm": frozenset(
+        {
+            "lookback",
+            "entity",
+            "hidden_size",
+            "num_layers",
+            "dropout",
+            "weight_decay",
+            "learning_rate",
+            "epochs",
+            "batch_size",
+            "patience",
+            "embedding_dim",
+            "history_dropout",
+            "num_threads",
+        }
+    ),
 }
 
 

@@ -61,6 +61,7 @@ FAMILIES = (
     "tabpfn",
     "sklearn",
     "mlp",
+    "lstm",
 )
 
 

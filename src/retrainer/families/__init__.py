@@ -24,8 +24,10 @@ FAMILY_MODULES: dict[str, tuple[str, str]] = {
     "tabpfn": ("tabpfn_family", "TabPFNModel"),
     "sklearn": ("sklearn_family", "SklearnModel"),
     "mlp": ("mlp_family", "MLPModel"),
+    "lstm": ("lstm_family", "LSTMModel"),
 }
 assert set(FAMILY_MODULES) == set(FAMILIES)
+EXTRA_OF = {"lstm": "mlp"}  # a family installed by another family's extra
 
 
 def family_class(name: str) -> type[FamilyModel]:
@@ -41,7 +43,7 @@ def family_class(name: str) -> type[FamilyModel]:
     except ImportError as exc:
         raise FamilyUnavailableError(
             f"The {name!r} family cannot be imported ({exc}). Install it with "
-            f"`pip install 'retrainer[{name}]'`, or choose another family.",
+            f"`pip install 'retrainer[{EXTRA_OF.get(name, name)}]'`, or choose another family.",
             family=name,
         ) from None
     klass: type[FamilyModel] = getattr(mod, cls)

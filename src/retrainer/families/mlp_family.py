@@ -1,6 +1,7 @@
 """MLP: a dense neural network in PyTorch on CPU. Needs ``pip install 'retrainer[mlp]'``.
 
-The network (:mod:`.mlp_net`) holds everything a prediction needs: the numeric columns'
+The network holds everything a prediction needs (its encoder is shared with ``lstm``, in
+:mod:`.torch_tabular`): the numeric columns'
 training mean and standard deviation (a missing value becomes the mean, plus a 0/1 "was
 missing" input per column; standardised values are clipped to ±10), one embedding per
 categorical column (index 0 for a missing or unseen level), the dense layers
@@ -38,47 +39,34 @@ network's shape) and ``weights.safetensors`` (the state dict); no pickle is writ
 
 from __future__ import annotations
 
-import copy
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load as load_tensors
-from safetensors.torch import save as save_tensors
 
-from ..core.errors import IntegrityError
 from ..core.family_params import ACCEPTED
-from .base import Capabilities, FamilyModel, read_zip, write_zip
+from .base import Capabilities, FamilyModel
 from .mlp_config import NetConfig, check_mlp_params, embedding_dims
+from .torch_tabular import (
+    TabularEncoder,
+    as_tensor,
+    dump_net,
+    load_net,
+    loss,
+    torch_threads,
+    train_epochs,
+)
 
 PREDICT_CHUNK = 65_536  # rows per forward pass when scoring (bounds the activations' memory)
-CLIP = 10.0  # standardised numeric values are clipped to ±CLIP (an outlier or infinity)
 
 
-class MLPNet(torch.nn.Module):
-    """The network on the schema's float matrix (numeric values, then category codes or NaN):
-    standardisation, missing flags and embeddings in front of the dense layers."""
-
-    mean: torch.Tensor
-    scale: torch.Tensor
-    target_mean: torch.Tensor
-    target_scale: torch.Tensor
+class MLPNet(TabularEncoder, torch.nn.Module):
+    """The tabular encoder (:mod:`.torch_tabular`) in front of the dense layers."""
 
     def __init__(self, config: NetConfig) -> None:
         super().__init__()
+        self.init_encoder(config.n_numeric, config.cardinalities, config.embedding_dims)
         self.config = config
-        n = config.n_numeric
-        self.register_buffer("mean", torch.zeros(n))
-        self.register_buffer("scale", torch.ones(n))
-        self.register_buffer("target_mean", torch.zeros(()))
-        self.register_buffer("target_scale", torch.ones(()))
-        self.embeddings = torch.nn.ModuleList(
-            torch.nn.Embedding(levels + 1, dim)
-            for levels, dim in zip(config.cardinalities, config.embedding_dims, strict=True)
-        )
         layers: list[torch.nn.Module] = []
         width = config.n_inputs
         for size in config.hidden_sizes:
@@ -89,60 +77,13 @@ class MLPNet(torch.nn.Module):
         layers.append(torch.nn.Linear(width, config.n_out))
         self.body = torch.nn.Sequential(*layers)
 
-    def learn_scaling(self, X: torch.Tensor, y: np.ndarray | None) -> None:
-        """The numeric columns' mean and standard deviation (and the target's, given ``y``),
-        ignoring missing values; a constant or empty column keeps scale 1."""
-        num = X[:, : self.config.n_numeric].double()
-        seen = ~torch.isnan(num)
-        count = seen.sum(0).clamp_min(1)
-        mean = torch.where(seen, num, 0.0).sum(0) / count
-        var = (torch.where(seen, num - mean, 0.0) ** 2).sum(0) / count
-        std = var.sqrt()
-        self.mean.copy_(mean.float())
-        self.scale.copy_(torch.where(std > 1e-12, std, 1.0).float())
-        if y is not None:
-            y_std = float(np.std(y))
-            self.target_mean.fill_(float(np.mean(y)))
-            self.target_scale.fill_(y_std if y_std > 1e-12 else 1.0)
-
-    def scale_target(self, y: torch.Tensor) -> torch.Tensor:
-        return (y - self.target_mean) / self.target_scale
-
-    def unscale_target(self, out: torch.Tensor) -> torch.Tensor:
-        return out * self.target_scale.double() + self.target_mean.double()
-
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The schema's matrix as the dense layers' numeric inputs (standardised values and
-        missing flags) and each categorical column's embedding index (0: missing or unseen)."""
-        n = self.config.n_numeric
-        num = x[:, :n]
-        missing = torch.isnan(num)
-        z = torch.where(missing, 0.0, (num - self.mean) / self.scale).clamp(-CLIP, CLIP)
-        codes = torch.nan_to_num(x[:, n:], nan=-1.0).long() + 1
-        top = torch.tensor(self.config.cardinalities, dtype=torch.int64)
-        return torch.cat([z, missing.float()], dim=1), torch.minimum(codes.clamp_min(0), top)
-
     def head(self, dense: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
         """The network's output (logits, or the scaled regression value) from ``encode``'s."""
-        parts = [dense] + [emb(codes[:, k]) for k, emb in enumerate(self.embeddings)]
-        out: torch.Tensor = self.body(torch.cat(parts, dim=1))
+        out: torch.Tensor = self.body(self.features(dense, codes))
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(*self.encode(x))
-
-
-@contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """PyTorch computes with ``n`` threads inside the block; the old count comes back after."""
-    before = torch.get_num_threads()
-    if before != n:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        if torch.get_num_threads() != before:
-            torch.set_num_threads(before)
 
 
 class MLPModel(FamilyModel):
@@ -200,7 +141,7 @@ class MLPModel(FamilyModel):
         with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
             self.net_ = MLPNet(config)
-            self.net_.learn_scaling(_tensor(X), None if self.task != "regression" else y)
+            self.net_.learn_scaling(as_tensor(X), None if self.task != "regression" else y)
             self.epochs_ = self._train(X, y, val, weight, int(p["epochs"]), 1.0)
 
     def _fine_tune(
@@ -235,52 +176,40 @@ class MLPModel(FamilyModel):
             foreach=True,  # one fused update over all parameters (the default only on GPUs)
         )
         with torch.no_grad():  # the inputs' encoding is fixed: computed once, not per batch
-            dense, codes = net.encode(_tensor(X))
+            dense, codes = net.encode(as_tensor(X))
             checks = None
             if val is not None and len(val[1]) > 0:
-                checks = (*net.encode(_tensor(val[0])), self._target(val[1]))
+                checks = (*net.encode(as_tensor(val[0])), self._target(val[1]))
         yt = self._target(y)
         wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-        batch, patience = int(p["batch_size"]), int(p["patience"])
-        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
-        generator = torch.Generator().manual_seed(self.seed)
-        for epoch in range(1, epochs + 1):
-            net.train()
-            order = torch.randperm(len(yt), generator=generator)
-            for start in range(0, len(yt), batch):
-                rows = order[start : start + batch]
-                optimizer.zero_grad()
-                w = None if wt is None else wt[rows]
-                self._loss(net.head(dense[rows], codes[rows]), yt[rows], w).backward()
-                optimizer.step()
-            if checks is None:
-                continue
-            net.eval()
-            with torch.no_grad():
-                score = float(self._loss(net.head(checks[0], checks[1]), checks[2], None))
-            if best is None or score < best[0]:
-                best = (score, epoch, copy.deepcopy(net.state_dict()))
-            elif epoch - best[1] >= patience:
-                break
-        net.eval()
-        if best is None:
-            return epochs
-        net.load_state_dict(best[2])
-        return best[1]
+
+        def step(rows: torch.Tensor) -> torch.Tensor:
+            w = None if wt is None else wt[rows]
+            return loss(self.task, net.head(dense[rows], codes[rows]), yt[rows], w)
+
+        check = None
+        if checks is not None:
+            c = checks
+
+            def check() -> float:
+                return float(loss(self.task, net.head(c[0], c[1]), c[2], None))
+
+        return train_epochs(
+            net,
+            optimizer,
+            len(yt),
+            int(p["batch_size"]),
+            step,
+            check,
+            epochs=epochs,
+            patience=int(p["patience"]),
+            seed=self.seed,
+        )
 
     def _target(self, y: np.ndarray) -> torch.Tensor:
         if self.task == "classification":
             return torch.as_tensor(y, dtype=torch.int64)
         return self.net_.scale_target(torch.as_tensor(y, dtype=torch.float32))
-
-    def _loss(self, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-        if self.task == "classification":
-            each = torch.nn.functional.cross_entropy(out, y, reduction="none")
-        else:
-            each = (out.squeeze(1) - y) ** 2
-        if w is None:
-            return each.mean()
-        return (each * w).sum() / w.sum().clamp_min(1e-12)
 
     def settled_params(self) -> dict[str, Any] | None:
         self._check_fitted()
@@ -292,7 +221,7 @@ class MLPModel(FamilyModel):
         parts = []
         with torch_threads(self.predict_threads(len(X))), torch.no_grad():
             for start in range(0, max(len(X), 1), PREDICT_CHUNK):
-                out = net(_tensor(X[start : start + PREDICT_CHUNK])).double()
+                out = net(as_tensor(X[start : start + PREDICT_CHUNK])).double()
                 if self.task == "classification":
                     parts.append(torch.softmax(out, dim=1).numpy())
                 else:
@@ -307,31 +236,9 @@ class MLPModel(FamilyModel):
         self.epochs_ = int(extra.get("epochs", 0))
 
     def _dump(self) -> bytes:
-        state = {k: v.detach().contiguous() for k, v in self.net_.state_dict().items()}
-        config = {"format": 1, "net": self.net_.config.to_dict()}
-        return write_zip(
-            [
-                ("config.json", json.dumps(config, sort_keys=True).encode()),
-                ("weights.safetensors", save_tensors(state)),
-            ]
-        )
+        return dump_net(self.net_, self.net_.config.to_dict())
 
     def _load(self, payload: bytes) -> None:
-        entries = read_zip(payload, "MLP payload")
-        try:
-            config = NetConfig.from_dict(json.loads(entries["config.json"])["net"])
-            state = load_tensors(entries["weights.safetensors"])
-            net = MLPNet(config)
-            net.load_state_dict(state, strict=True)
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise IntegrityError(
-                f"The MLP payload does not hold a network retrainer can load ({exc})."
-            ) from None
-        net.eval()
-        self.net_ = net
+        self.net_ = load_net(payload, "MLP", lambda c: MLPNet(NetConfig.from_dict(c)))
         if not hasattr(self, "epochs_"):  # a payload adopted without retrainer's meta.json
             self.epochs_ = 0
-
-
-def _tensor(X: np.ndarray) -> torch.Tensor:
-    return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))

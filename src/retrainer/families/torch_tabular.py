@@ -1,0 +1,230 @@
+"""What the PyTorch families (``mlp``, ``lstm``) share: the tabular encoder in front of their
+layers, the seeded training loop with early stopping, the loss, the thread count and the
+safetensors + JSON payload. Needs ``pip install 'retrainer[mlp]'`` (PyTorch, safetensors),
+imported on first use: the module itself imports without them (the core install imports every
+module), so the encoder is a mixin each network puts before ``torch.nn.Module``.
+
+:class:`TabularEncoder` holds everything a row's encoding needs: the numeric columns'
+training mean and standard deviation (a missing value becomes the mean, plus a 0/1 "was
+missing" input per column; standardised values are clipped to ±10), one embedding per
+categorical column (index 0 for a missing or unseen level), and for regression the target's
+mean and scale. Its buffers and embeddings keep their names in every subclass's state dict.
+
+>>> import torch
+>>> class Enc(TabularEncoder, torch.nn.Module):
+...     def __init__(self) -> None:
+...         torch.nn.Module.__init__(self)
+...         self.init_encoder(1, [2], [2])
+>>> enc = Enc()
+>>> dense, codes = enc.encode(as_tensor(np.array([[1.0, 0.0], [np.nan, np.nan]])))
+>>> dense.tolist(), codes.tolist()
+([[1.0, 0.0], [0.0, 1.0]], [[1], [0]])
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core.errors import IntegrityError
+from .base import read_zip, write_zip
+
+if TYPE_CHECKING:
+    import torch
+
+CLIP = 10.0  # standardised numeric values are clipped to ±CLIP (an outlier or infinity)
+
+
+class TabularEncoder:
+    """Standardisation, missing flags and embeddings of the schema's float matrix (numeric
+    values, then category codes or NaN): a mixin before ``torch.nn.Module`` whose
+    ``__init__`` calls :meth:`init_encoder`; the network adds the layers after it."""
+
+    mean: torch.Tensor
+    scale: torch.Tensor
+    target_mean: torch.Tensor
+    target_scale: torch.Tensor
+    embeddings: torch.nn.ModuleList
+
+    def init_encoder(
+        self, n_numeric: int, cardinalities: Sequence[int], embedding_dims: Sequence[int]
+    ) -> None:
+        import torch
+
+        assert isinstance(self, torch.nn.Module)
+        self.n_numeric = n_numeric
+        self.cardinalities = list(cardinalities)
+        self.embedding_dims = list(embedding_dims)
+        self.register_buffer("mean", torch.zeros(n_numeric))
+        self.register_buffer("scale", torch.ones(n_numeric))
+        self.register_buffer("target_mean", torch.zeros(()))
+        self.register_buffer("target_scale", torch.ones(()))
+        self.embeddings = torch.nn.ModuleList(
+            torch.nn.Embedding(levels + 1, dim)
+            for levels, dim in zip(cardinalities, embedding_dims, strict=True)
+        )
+
+    @property
+    def width(self) -> int:
+        """Features per encoded row: each numeric value, its missing flag, the embeddings."""
+        return 2 * self.n_numeric + sum(self.embedding_dims)
+
+    def learn_scaling(self, X: torch.Tensor, y: np.ndarray | None) -> None:
+        """The numeric columns' mean and standard deviation (and the target's, given ``y``),
+        ignoring missing values; a constant or empty column keeps scale 1."""
+        import torch
+
+        num = X[:, : self.n_numeric].double()
+        seen = ~torch.isnan(num)
+        count = seen.sum(0).clamp_min(1)
+        mean = torch.where(seen, num, 0.0).sum(0) / count
+        var = (torch.where(seen, num - mean, 0.0) ** 2).sum(0) / count
+        std = var.sqrt()
+        self.mean.copy_(mean.float())
+        self.scale.copy_(torch.where(std > 1e-12, std, 1.0).float())
+        if y is not None:
+            y_std = float(np.std(y))
+            self.target_mean.fill_(float(np.mean(y)))
+            self.target_scale.fill_(y_std if y_std > 1e-12 else 1.0)
+
+    def scale_target(self, y: torch.Tensor) -> torch.Tensor:
+        return (y - self.target_mean) / self.target_scale
+
+    def unscale_target(self, out: torch.Tensor) -> torch.Tensor:
+        return out * self.target_scale.double() + self.target_mean.double()
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The matrix as numeric inputs (standardised values and missing flags) and each
+        categorical column's embedding index (0: missing or unseen)."""
+        import torch
+
+        n = self.n_numeric
+        num = x[:, :n]
+        missing = torch.isnan(num)
+        z = torch.where(missing, 0.0, (num - self.mean) / self.scale).clamp(-CLIP, CLIP)
+        codes = torch.nan_to_num(x[:, n:], nan=-1.0).long() + 1
+        top = torch.tensor(self.cardinalities, dtype=torch.int64)
+        return torch.cat([z, missing.float()], dim=1), torch.minimum(codes.clamp_min(0), top)
+
+    def features(self, dense: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """One vector per row from ``encode``'s: numeric inputs then each embedding."""
+        import torch
+
+        parts = [dense] + [emb(codes[:, k]) for k, emb in enumerate(self.embeddings)]
+        return torch.cat(parts, dim=1)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """PyTorch computes with ``n`` threads inside the block; the old count comes back after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if before != n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
+
+
+def as_tensor(X: np.ndarray) -> torch.Tensor:
+    """A float32 tensor of a float matrix (no copy when it already is one)."""
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(X, dtype=np.float32))
+
+
+def loss(task: str, out: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Cross-entropy (classification) or squared error on the scaled target, row-weighted."""
+    import torch
+
+    if task == "classification":
+        each = torch.nn.functional.cross_entropy(out, y, reduction="none")
+    else:
+        each = (out.squeeze(1) - y) ** 2
+    if w is None:
+        return each.mean()
+    return (each * w).sum() / w.sum().clamp_min(1e-12)
+
+
+def train_epochs(
+    net: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    n_rows: int,
+    batch_size: int,
+    step: Callable[[torch.Tensor], torch.Tensor],
+    check: Callable[[], float] | None,
+    *,
+    epochs: int,
+    patience: int,
+    seed: int,
+) -> int:
+    """Up to ``epochs`` epochs of shuffled mini-batches (``step(rows)`` is a batch's loss);
+    with ``check`` (the validation loss), keep the best epoch's weights and stop after
+    ``patience`` epochs without improvement. Returns the epochs the weights hold."""
+    import torch
+
+    best: tuple[float, int, dict[str, torch.Tensor]] | None = None
+    generator = torch.Generator().manual_seed(seed)
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = torch.randperm(n_rows, generator=generator)
+        for start in range(0, n_rows, batch_size):
+            optimizer.zero_grad()
+            step(order[start : start + batch_size]).backward()
+            optimizer.step()
+        if check is None:
+            continue
+        net.eval()
+        with torch.no_grad():
+            score = check()
+        if best is None or score < best[0]:
+            best = (score, epoch, copy.deepcopy(net.state_dict()))
+        elif epoch - best[1] >= patience:
+            break
+    net.eval()
+    if best is None:
+        return epochs
+    net.load_state_dict(best[2])
+    return best[1]
+
+
+def dump_net(net: torch.nn.Module, config: Mapping[str, Any]) -> bytes:
+    """A deterministic zip of ``config.json`` (``{"format": 1, "net": config}``) and
+    ``weights.safetensors`` (the state dict): no pickle."""
+    from safetensors.torch import save as save_tensors
+
+    state = {k: v.detach().contiguous() for k, v in net.state_dict().items()}
+    head = {"format": 1, "net": dict(config)}
+    return write_zip(
+        [
+            ("config.json", json.dumps(head, sort_keys=True).encode()),
+            ("weights.safetensors", save_tensors(state)),
+        ]
+    )
+
+
+def load_net(
+    payload: bytes, what: str, build: Callable[[Mapping[str, Any]], torch.nn.Module]
+) -> Any:
+    """The network ``build(config)`` makes, its weights loaded from a ``dump_net`` payload;
+    IntegrityError names ``what`` when the payload does not hold such a network."""
+    from safetensors.torch import load as load_tensors
+
+    entries = read_zip(payload, f"{what} payload")
+    try:
+        net = build(json.loads(entries["config.json"])["net"])
+        net.load_state_dict(load_tensors(entries["weights.safetensors"]), strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise IntegrityError(
+            f"The {what} payload does not hold a network retrainer can load ({exc})."
+        ) from None
+    net.eval()
+    return net
