@@ -138,8 +138,11 @@ def maintain_many(
 ) -> list[Maintained]:
     """Maintain each of ``names`` once (see the module), each outcome passed to ``on_done``
     as it comes; the outcomes in the order of ``names``."""
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
+    if (workers is not None and workers < 1) or batch < 1:
+        raise ValueError(
+            f"maintain_many needs workers (or None) and batch of at least 1; got "
+            f"workers={workers!r}, batch={batch!r}"
+        )
     progress.stage("maintain", total=len(names), unit="models")
     done: dict[str, Maintained] = {}
 
