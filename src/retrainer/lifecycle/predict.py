@@ -19,6 +19,7 @@ from ..plumbing.tables import CHUNK_ROWS, LINE, iter_table
 from ..plumbing.workspace import Workspace
 from ..store.convert import jsonsafe
 from ..store.predlog import PredictionRecord, request_record
+from .history import SequenceInput, as_sequence, sequence_input
 from .predictor import Predictor, load_predictor
 
 
@@ -54,15 +55,24 @@ def _fleet(ws: Workspace, model: str, version: str | None) -> bool:
     return True
 
 
-def predict_frame(predictor: Predictor, df: pd.DataFrame) -> pd.DataFrame:
+def predict_frame(
+    predictor: Predictor, df: pd.DataFrame, seq: SequenceInput | None = None
+) -> pd.DataFrame:
     """The input with ``prediction`` (and ``proba_<class>`` columns for classifiers;
-    ``lower`` and ``upper`` bounds for a regression with a calibrated interval).
+    ``lower`` and ``upper`` bounds for a regression with a calibrated interval). A sequence
+    model scores ``seq`` (its entities' history, then ``df``'s rows: :mod:`.history`) and
+    adds a ``cold_start`` column.
 
     It only scores: nothing is logged, so no actual will ever join these predictions. To
     score traffic whose outcomes come back, use :func:`predict_rows` (logged by default)."""
-    labels, proba = predictor.predict(df)
+    if seq is None:
+        labels, proba = predictor.predict(df)
+    else:
+        labels, proba = seq.pick(*predictor.predict(seq.frame))
     out = df.drop(columns=[LINE], errors="ignore").copy()
     out["prediction"] = labels
+    if seq is not None:
+        out["cold_start"] = seq.cold_start
     if predictor.interval is not None:
         out["lower"], out["upper"] = predictor.interval.bounds(labels)
     if proba is not None:
@@ -184,7 +194,9 @@ def score_chunk(
 ) -> pd.DataFrame:
     """``predict_frame`` of one chunk, logged as part of request ``request_id`` (its feature
     columns stored once as Parquet) so that feedback joins it; ``None``: not logged."""
-    result = predict_frame(predictor, df)
+    sequence = as_sequence(predictor.model)
+    seq = None if sequence is None else sequence_input(ws, model, sequence, df)
+    result = predict_frame(predictor, df, seq)
     if request_id is not None:
         inputs = batch_inputs(ws.model_spec(model), df)
         record = prediction_records(ws, model, predictor, df, result, request_id, inputs=inputs)

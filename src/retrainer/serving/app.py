@@ -39,6 +39,7 @@ from .model_holder import LAZY, AlertFn, ModelRegistry
 from .models import ErrorBody, PredictRequest, PredictResponse
 from .predict import parse_rows, score, warnings
 from .routing import pick
+from .sequence import as_sequence, score_sequence
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
 from .ui import ui_router
@@ -251,7 +252,14 @@ def create_app(
             loaded, r = pick(served, name, rows, spec.id_column, rid)
             version, arm = loaded.version, r.arm
             X, ids, unknown = loaded.codec.encode(rows)
-            outputs, probabilities, probas = score(loaded, X)
+            cold: list[bool] | None = None
+            sequence = as_sequence(loaded.predictor.model)
+            if sequence is None:
+                outputs, probabilities, probas = score(loaded, X)
+            else:  # the entity's stored rows first (serving.sequence)
+                outputs, probabilities, probas, cold = await run_in_threadpool(
+                    score_sequence, state, name, loaded, sequence, rows
+                )
         except RetrainerError as exc:
             state.metrics.error(name, version, arm, exc.code)
             raise
@@ -263,6 +271,8 @@ def create_app(
             body["probabilities"] = probabilities
         if loaded.predictor.interval is not None:  # a regression's calibrated interval
             body["lower"], body["upper"] = interval_bounds(loaded.predictor.interval, outputs)
+        if cold is not None:  # a sequence model: which rows had no history at all
+            body["cold_start"] = cold
         if unknown:  # categories the version never saw, scored as missing
             body.update(warnings(unknown))
             state.metrics.unknown(name, unknown)

@@ -380,11 +380,17 @@ def score(
 ) -> tuple[list[Any], list[dict[str, float]] | None, list[float | None] | None]:
     """Outputs, per-row class probabilities (classifiers) and the logged probability (the
     positive class of a binary classifier)."""
-    raw = loaded.predictor.raw(X)
+    return outputs(loaded, loaded.predictor.raw(X))
+
+
+def outputs(
+    loaded: Loaded, raw: np.ndarray
+) -> tuple[list[Any], list[dict[str, float]] | None, list[float | None] | None]:
+    """``score``'s answer from the version's raw output (values, or class probabilities)."""
     if not np.isfinite(raw).all():
         raw = np.where(np.isfinite(raw), raw, np.nan)
     if not loaded.classes:
-        values = raw.reshape(len(X)).tolist()
+        values = raw.reshape(len(raw)).tolist()
         return [None if v != v else v for v in values], None, None
     classes, keys = loaded.classes, loaded.class_keys
     probs = raw.tolist()
