@@ -12,7 +12,7 @@ misaligned; accuracy near the base rate, ~0.2 lower) would give.
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +35,6 @@ from weather_spec import weather_model
 distributed = pytest.importorskip("distributed")
 
 TOLERANCE = 0.03
-
-
-@pytest.fixture(scope="module")
-def scheduler() -> Iterator[str]:
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    )
-    try:
-        yield cluster.scheduler_address
-    finally:
-        cluster.close()
 
 
 def _rows(df: pd.DataFrame) -> pd.DataFrame:

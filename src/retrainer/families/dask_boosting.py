@@ -18,7 +18,7 @@ True
 from __future__ import annotations
 
 import contextlib
-import inspect
+import functools
 import math
 import warnings
 from collections.abc import Iterator
@@ -26,6 +26,10 @@ from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
+
+from . import dask_faults
+from .base import FamilyModel
+from .schema import FeatureSchema
 
 _CLIENT: ContextVar[Any] = ContextVar("retrainer_dask_client", default=None)
 
@@ -68,14 +72,44 @@ def _workers(client: Any) -> int:
     return max(1, len(client.scheduler_info().get("workers", {})))
 
 
-def _partitioned(client: Any, a: np.ndarray) -> Any:
-    """``a`` as a dask array of row chunks, at least one per worker."""
+def _partitioned(client: Any, a: Any) -> Any:
+    """``a`` as a dask array of row chunks, at least one per worker (a dask array, built
+    by the workers from their partitions, as it is)."""
     import dask.array as da
+
+    if isinstance(a, da.Array):
+        return a
 
     parts = _workers(client)
     rows = max(1, math.ceil(len(a) / parts))
     chunks = (rows, *a.shape[1:]) if a.ndim > 1 else (rows,)
     return da.from_array(a, chunks=chunks)
+
+
+def learn_classes(model: FamilyModel, schema: FeatureSchema, labels: list[Any]) -> None:
+    """Give ``model`` the schema and class labels a local fit would learn from rows whose
+    distinct target values are ``labels`` (reduced on the cluster): the class order, and
+    the error for a target of one class, are those of :meth:`FamilyModel.fit`."""
+    model.schema_ = schema
+    model._encode_target(np.asarray(labels, dtype=object), learn=True)
+
+
+def target_encoder(model: FamilyModel) -> Any:
+    """The function a worker encodes its partition's target with (class indices or floats)."""
+    return functools.partial(_encode, model)
+
+
+def _encode(model: FamilyModel, y: np.ndarray) -> np.ndarray:
+    return model._encode_target(y)
+
+
+def fit_arrays(model: FamilyModel, X: Any, y: Any, val: tuple[Any, Any] | None) -> FamilyModel:
+    """Fit ``model`` (schema and classes learnt, :func:`learn_classes`) on dask arrays ``X``
+    and ``y`` (early stopping on ``val``) on the active client's cluster."""
+    if active() is None:
+        raise RuntimeError("fit_arrays needs a client: call it inside dask_boosting.using")
+    model._fit(X, y, val)
+    return model
 
 
 def train_lightgbm(
@@ -96,28 +130,90 @@ def train_lightgbm(
     # each worker trains with its own threads: LightGBM ignores (and warns of) num_threads
     params = {k: v for k, v in params.items() if k != "num_threads"}
     model = lgb.DaskLGBMRegressor(client=client, n_estimators=rounds, **params)
-    kw: dict[str, Any] = {}
-    if val is not None and len(val[1]) > 0:
-        vx, vy = _partitioned(client, val[0]), _partitioned(client, val[1].astype(np.float64))
-        if "eval_X" in inspect.signature(lgb.DaskLGBMRegressor.fit).parameters:  # >= 4.7
-            kw.update(eval_X=(vx,), eval_y=(vy,))
-        else:
-            kw["eval_set"] = [(vx, vy)]
+    lost = dask_faults.lightgbm_callbacks()  # a test's lost worker; none in production
+    fault_kw: dict[str, Any] = {"callbacks": lost} if lost else {}
     with warnings.catch_warnings():  # the wrapper passes n_jobs, which Dask workers ignore
         warnings.filterwarnings("ignore", "Parameter n_jobs will be ignored", UserWarning)
-        model.fit(
-            _partitioned(client, X),
-            _partitioned(client, y.astype(np.float64)),
-            sample_weight=None if weight is None else _partitioned(client, weight),
-            categorical_feature=categorical or "auto",
-            **kw,
-        )
+        try:
+            model.fit(
+                _partitioned(client, X),
+                _partitioned(client, y.astype(np.float64)),
+                sample_weight=None if weight is None else _partitioned(client, weight),
+                categorical_feature=categorical or "auto",
+                **fault_kw,
+            )
+        except BaseException:
+            free_networks(client)
+            raise
     booster = model.to_local().booster_
-    if kw:
-        curves = model.evals_result_
-        losses = next(iter(next(iter(curves.values())).values()))
-        booster.best_iteration = best_round(list(losses), patience)
+    if val is not None and len(val[1]) > 0:
+        losses = validation_losses(client, booster, val[0], val[1], str(params["objective"]))
+        booster.best_iteration = best_round(losses, patience)
     return booster
+
+
+def free_networks(client: Any) -> None:
+    """Free LightGBM's network in every worker process. A distributed fit that fails (a
+    peer lost) leaves it open in the survivors (the Dask interface frees it after a fit
+    that succeeds only), and their next fit fails on its stale sockets ("Socket send
+    error, Broken pipe")."""
+    with contextlib.suppress(Exception):
+        client.run(_free_network, on_error="ignore")
+
+
+def _free_network() -> None:
+    from lightgbm.basic import _LIB, _safe_call
+
+    _safe_call(_LIB.LGBM_NetworkFree())
+
+
+def validation_losses(client: Any, booster: Any, X: Any, y: Any, objective: str) -> list[float]:
+    """The validation loss after each round of ``booster`` (LightGBM's default metric of
+    ``objective``: binary or multiclass log loss, or squared error), every partition of the
+    validation rows scored by the worker holding it and the sums added here. LightGBM's Dask
+    interface records validation metrics per worker, of the rows that worker holds (it warns
+    that they are unreliable when a worker holds none), so the curve early stopping reads is
+    computed from the whole validation set instead."""
+    import dask
+
+    vx, vy = _partitioned(client, X), _partitioned(client, np.asarray(y, dtype=np.float64)
+                                                   if isinstance(y, np.ndarray) else y)  # fmt: skip
+    blocks = zip(vx.to_delayed().ravel(), vy.to_delayed().ravel(), strict=True)
+    sums = dask.compute(*[dask.delayed(_block_losses)(booster, bx, by, objective)
+                          for bx, by in blocks])  # fmt: skip
+    total = np.sum(sums, axis=0)
+    return list(total / max(1, len(vy)))
+
+
+def _block_losses(booster: Any, X: np.ndarray, y: np.ndarray, objective: str) -> np.ndarray:
+    """The summed loss of rows ``X``, ``y`` after each round (one tree's raw score added at a
+    time: a round's predictions cost one tree each)."""
+    n, rounds = len(y), booster.current_iteration()
+    k = booster.num_model_per_iteration()
+    raw = np.zeros((n, k))
+    out = np.empty(rounds)
+    for i in range(rounds):
+        raw += np.asarray(
+            booster.predict(X, start_iteration=i, num_iteration=1, raw_score=True)
+        ).reshape(n, k)
+        out[i] = _loss(raw, y, objective)
+    return out
+
+
+def _loss(raw: np.ndarray, y: np.ndarray, objective: str) -> float:
+    """The summed loss of raw scores (LightGBM's metric for the objective).
+
+    >>> f"{_loss(np.zeros((2, 1)), np.array([0.0, 1.0]), 'binary'):.4f}"  # 2 * log(2)
+    '1.3863'
+    """
+    if objective == "binary":
+        z = raw[:, 0]
+        return float(np.sum(np.logaddexp(0.0, z) - y * z))
+    if objective == "multiclass":
+        shifted = raw - raw.max(axis=1, keepdims=True)
+        logp = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        return float(-np.sum(logp[np.arange(len(y)), y.astype(int)]))
+    return float(np.sum((raw[:, 0] - y) ** 2))
 
 
 def train_xgboost(
@@ -159,6 +255,7 @@ def train_xgboost(
         evals=evals,
         early_stopping_rounds=stop,
         verbose_eval=False,
+        callbacks=dask_faults.xgboost_callbacks() or None,
     )
     booster = out["booster"]
     if stop is not None:

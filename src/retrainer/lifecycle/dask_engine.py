@@ -15,17 +15,61 @@ True
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+import logging
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from ..core.cpus import available_cpus
 from ..core.errors import ConfigError, DistributedError, RetrainerError
 from ..core.extras import missing_library
 from ..core.spec_sections import DASK_FAMILIES, Training, dask_family_message
 from ..families import dask_boosting
+from .dask_watch import watch
 
 # How long a connection to the scheduler may take before the training fails.
 CONNECT_SECONDS = 10
+# A fit the cluster failed (a worker lost) is tried once more, then fails.
+ATTEMPTS = 2
+# How long the retry waits for the cluster to have as many workers as the first attempt had.
+RECOVER_SECONDS = 60
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def attempt(training: Training, family: str, work: Callable[[Any], T]) -> T:
+    """``work(client)`` inside :func:`engine`; when the cluster fails during it (a worker
+    lost), once more on a fresh connection (a LocalCluster started anew), then
+    DistributedError naming both failures. A scheduler that cannot be reached is not
+    retried. With engine: local, ``work(None)`` once.
+
+    >>> from retrainer.core.spec_sections import Training
+    >>> attempt(Training(), "randomforest", lambda client: client)
+    """
+    first: DistributedError | None = None
+    for n in range(1, ATTEMPTS + 1):
+        try:
+            with engine(training, family) as client:
+                if first is not None:  # the lost worker's replacement, when one comes
+                    _recover(client, int(first.details.get("workers", 1)))
+                return work(client)
+        except DistributedError as exc:
+            if exc.details.get("stage") != "fit":
+                raise
+            if n == ATTEMPTS:
+                assert first is not None
+                causes = [first.details["cause"], exc.details["cause"]]
+                raise DistributedError(
+                    f"Training {family} on the Dask engine ({_where(training)}) failed twice: "
+                    f"{causes[0]}; then, on a fresh connection, {causes[1]}. Nothing was "
+                    "registered; check the cluster's workers and train again",
+                    stage="fit",
+                    attempts=ATTEMPTS,
+                    causes=causes,
+                ) from exc
+            first = exc
+            log.warning("%s; trying once more on a fresh connection", exc.message)
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
@@ -37,18 +81,35 @@ def engine(training: Training, family: str) -> Iterator[Any]:
         return
     if family not in DASK_FAMILIES:
         raise ConfigError(dask_family_message(family))
-    where = training.scheduler or "a LocalCluster"
-    with _client(training) as client, dask_boosting.using(client):
+    with _client(training) as client, dask_boosting.using(client), watch(client) as lost:
+        workers = len(client.nthreads())
         try:
             yield client
         except RetrainerError:
             raise
         except Exception as exc:
+            cause = f"worker {', '.join(lost)} lost" if lost else f"{type(exc).__name__}: {exc}"
             raise DistributedError(
-                f"Training {family} on the Dask engine ({where}) failed: "
-                f"{type(exc).__name__}: {exc}. Nothing was registered; check the cluster's "
-                "workers (a worker lost mid-training fails the fit) and train again"
+                f"Training {family} on the Dask engine ({_where(training)}) failed: {cause}. "
+                "Nothing was registered; check the cluster's workers and train again",
+                stage="fit",
+                cause=cause,
+                lost_workers=list(lost),
+                workers=workers,
             ) from exc
+
+
+def _recover(client: Any, workers: int) -> None:
+    """Wait up to RECOVER_SECONDS for the cluster to have ``workers`` workers again (a
+    restarted worker joining in the middle of the retry's fit would be left out of it)."""
+    if client is None:
+        return
+    with contextlib.suppress(Exception):
+        client.wait_for_workers(workers, timeout=RECOVER_SECONDS)
+
+
+def _where(training: Training) -> str:
+    return training.scheduler or "a LocalCluster"
 
 
 @contextlib.contextmanager
@@ -79,7 +140,8 @@ def _client(training: Training) -> Iterator[Any]:
         raise DistributedError(
             f"The Dask scheduler {address!r} (training.scheduler) cannot be reached within "
             f"{CONNECT_SECONDS} s: {exc}. Nothing was trained; start the scheduler "
-            "(`dask scheduler`) or fix the address"
+            "(`dask scheduler`) or fix the address",
+            stage="connect",
         ) from None
     try:
         yield client

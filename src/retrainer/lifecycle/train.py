@@ -30,7 +30,7 @@ from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
-from . import dask_engine, rollout
+from . import dask_engine, dask_rows, rollout
 from .choice import last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
@@ -221,8 +221,10 @@ def fit_with_fallback(
 ) -> tuple[Fitted, dict[str, Any]]:
     """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
     try:
-        with dask_engine.engine(spec.training, family):  # engine: dask; else this process
-            return fit_family(spec, family, frame, change_at), {}
+        fit = dask_engine.attempt(  # engine: dask (a lost worker: once more); else here
+            spec.training, family, lambda _client: fit_family(spec, family, frame, change_at)
+        )
+        return fit, {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
         fallback = spec.fallback_family
         fails = InputError | ConfigError | DistributedError  # the fallback would not help
@@ -264,6 +266,14 @@ def train(
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
     spec = ws.model_spec(model)
     ws.artifacts.check_writable()  # before loading rows (once per store object)
+    if days_back is None and dask_rows.unsupported(ws, spec) is None:  # the window on Dask
+        from .dask_train import train_partitioned
+
+        return train_partitioned(  # type: ignore[no-any-return]
+            ws, spec, family=family, deploy=deploy, created_by=created_by, reason=reason,
+            allow_quality_warnings=allow_quality_warnings, force=force,
+            require_pass=require_pass, decision_id=decision_id,
+        )  # fmt: skip
     p.stage("load rows", unit="rows")
     frame = load_window(ws, spec, days_back)
     p.advance(len(frame))
@@ -373,6 +383,7 @@ def register_fitted(
     require_pass: bool = False,
     window_start: Any = None,
     decision_id: int | None = None,
+    window: Any = None,
 ) -> ModelVersion:
     """Write the artifact durably, gate it against the champion, then register the version
     and, when ``deploy`` is asked, put it where the gate and the spec's rollout say
@@ -385,6 +396,8 @@ def register_fitted(
     gate it again: deploying on a gate against a replaced champion is what the gate exists
     to prevent, and gating again is the user's call (the message names the commands), not a
     loop here that a stream of deploys could keep busy. A forced deploy skips that check.
+    ``window``: the window's summary when its rows stayed on a Dask cluster
+    (:class:`retrainer.lifecycle.dask_train.Summary`); ``frame`` then holds the holdout only.
     ``decision_id``: the maintenance decision this training carries out; its outcome names
     the version in the registering transaction."""
     interval = None
@@ -403,7 +416,8 @@ def register_fitted(
         require_pass=require_pass,
     )
     do_deploy, forced = placed.champion, placed.forced
-    shrunk = rollout.training_shrunk(ws, spec, kind, int(offered_rows(details, len(frame))))
+    offered = offered_rows(details, len(frame) if window is None else window.rows)
+    shrunk = rollout.training_shrunk(ws, spec, kind, int(offered))
     art = ws.artifacts.put(spec.name, data)
     extra: dict[str, Any] = dict(details or {})
     if gate is not None:
@@ -444,9 +458,13 @@ def register_fitted(
     if interval is not None:
         extra["interval"] = interval.to_dict()
     extra.update(fitted.model.lineage())  # e.g. an sklearn estimator and its feature step
-    extra["reference"] = ReferenceStats.from_frame(
-        frame, spec.active_features.numeric, spec.active_features.categorical
-    ).to_dict()
+    extra["reference"] = (
+        window.reference
+        if window is not None
+        else ReferenceStats.from_frame(
+            frame, spec.active_features.numeric, spec.active_features.categorical
+        ).to_dict()
+    )
     draft = ModelVersion(
         model=spec.name,
         version="0.0.0",
@@ -457,10 +475,13 @@ def register_fitted(
         created_by=created_by,
         reason=reason,
         kind=kind,
-        train_start=window_start or frame["event_time"].iloc[0].to_pydatetime(),
-        train_end=frame["event_time"].iloc[-1].to_pydatetime(),
-        n_rows=len(frame),
-        fingerprint=fingerprint(frame, ["entity_id", "event_time", "target", *spec.feature_names]),
+        train_start=window_start
+        or (frame["event_time"].iloc[0] if window is None else window.start).to_pydatetime(),
+        train_end=(frame["event_time"].iloc[-1] if window is None else window.end).to_pydatetime(),
+        n_rows=len(frame) if window is None else window.rows,
+        fingerprint=window.fingerprint
+        if window is not None
+        else fingerprint(frame, ["entity_id", "event_time", "target", *spec.feature_names]),
         feature_schema=fitted.model.schema_.to_dict(),
         metrics=fitted.evaluation.metrics,
         artifact_uri=art.uri,

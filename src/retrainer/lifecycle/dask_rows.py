@@ -1,0 +1,368 @@
+"""The training window as partitions on a Dask cluster (``training.engine: dask``).
+
+:func:`read_window` lists the window's segments from the store's metadata (no rows) and
+builds a ``dask.dataframe`` with one partition per segment (small segments grouped up to
+:data:`PARTITION_ROWS` rows): each partition is read by a worker from the store itself
+(:func:`retrainer.store.segment_reads.read_segment`), filtered to the window there, and kept
+in the workers' memory (spilled to their disk past their ``memory_limit``). The process that
+runs the training gets summaries (:func:`window_facts`, reduced on the cluster), the columns
+it asks for one at a time (:func:`column`), and the holdout rows; never the window.
+
+Rows are in segment order, each segment sorted by time; the time cuts (holdout, early
+stopping) are by event time, so the split is the local one's except for rows that share the
+cut's timestamp.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core import feature_sets
+from ..core.errors import InputError
+from ..core.spec import ModelSpec
+from ..families.schema import FeatureSchema
+from ..plumbing.workspace import Workspace
+from ..store.rows import META, ROWS
+from ..store.segment_reads import read_segment
+
+PARTITION_ROWS = 262_144  # small segments are read together up to this many rows
+_EARLIEST = datetime(1, 1, 1)
+
+
+def store_url(ws: Workspace) -> str | None:
+    """The store's URL as a worker opens it (a SQLite file by its absolute path); None for
+    an in-memory SQLite store, which no other process can read."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(ws.store.url)
+    if url.get_backend_name() != "sqlite":
+        return ws.store.url
+    if url.database in (None, "", ":memory:"):
+        return None
+    return url.set(database=str(Path(url.database).resolve())).render_as_string(hide_password=False)
+
+
+def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
+    """Why ``spec``'s window cannot be read in partitions (then it is read in this process
+    and sent to the workers, see docs/dask.md), or None when it can."""
+    t = spec.training
+    if t.engine != "dask":
+        return "engine: local"
+    if spec.data.source != "store":
+        return f"data.source: {spec.data.source} (read in place by this process)"
+    if store_url(ws) is None:
+        return "an in-memory SQLite store (the workers cannot open it)"
+    if t.choice.enabled:
+        return "training.choice (its candidates are fitted in this process)"
+    if spec.validation.scheme != "holdout":
+        return f"validation.scheme: {spec.validation.scheme}"
+    if spec.calibration in ("sigmoid", "isotonic"):
+        return f"calibration: {spec.calibration}"
+    return None
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Rows at ``at`` or later (``inclusive``) or strictly later are after the cut."""
+
+    at: pd.Timestamp
+    inclusive: bool
+
+    def after(self, times: pd.Series) -> np.ndarray:
+        out = times >= self.at if self.inclusive else times > self.at
+        return np.asarray(out.to_numpy(), dtype=bool)
+
+
+@dataclass(frozen=True)
+class PartitionedWindow:
+    """The window's rows on the cluster: ``frame`` (a dask DataFrame, persisted), its
+    columns, and the time filters each partition was read with."""
+
+    frame: Any
+    columns: tuple[str, ...]
+    partitions: int
+
+    def parts(self) -> list[Any]:
+        """The partitions as delayed pandas frames, in order."""
+        return list(self.frame.to_delayed())
+
+
+@dataclass(frozen=True)
+class WindowFacts:
+    """What the registering process records of a window it never held."""
+
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    present: tuple[str, ...]  # columns with at least one value
+    labels: tuple[Any, ...]  # distinct target values
+    schema_levels: dict[str, tuple[str, ...]]
+    kinds: dict[str, str]
+    lengths: tuple[int, ...]  # rows per partition
+
+
+def read_window(
+    ws: Workspace, spec: ModelSpec, client: Any, start: datetime | None
+) -> PartitionedWindow:
+    """The rows of ``spec``'s window (event time >= ``start``) as partitions on ``client``'s
+    workers, read there from the store; InputError when the window holds no rows."""
+    import dask.dataframe as dd
+
+    url = store_url(ws)
+    assert url is not None  # unsupported() said so before
+    found = ws.store.segments(spec.name, ROWS, start=start)
+    if not found:
+        raise InputError(
+            f"Model {spec.name!r} has no training rows{' in the window' if start else ''}. "
+            f"Ingest labelled data first: `retrainer ingest {spec.name} FILE`."
+        )
+    columns = tuple(dict.fromkeys([*META, *feature_sets.stored(spec).all]))
+    filters = None if start is None else [("event_time", ">=", start)]
+    groups = _groups([(s.id, s.n_rows) for s in found])
+    meta = read_segment(url, found[0].id, columns, [("event_time", "<", _EARLIEST)])
+    frame = dd.from_map(
+        _read_group,
+        groups,
+        url=url,
+        columns=columns,
+        filters=filters,
+        meta=meta,
+        enforce_metadata=False,
+        label="retrainer-window",
+    )
+    frame = client.persist(frame)
+    return PartitionedWindow(frame, columns, len(groups))
+
+
+def _groups(segments: Sequence[tuple[int, int]]) -> list[tuple[int, ...]]:
+    """Segment ids in partitions of up to PARTITION_ROWS rows (a bigger segment alone).
+
+    >>> _groups([(1, 200_000), (2, 50_000), (3, 20_000), (4, 300_000)])
+    [(1, 2), (3,), (4,)]
+    """
+    out: list[list[int]] = [[]]
+    total = 0
+    for seg, n in segments:
+        if out[-1] and total + n > PARTITION_ROWS:
+            out.append([])
+            total = 0
+        out[-1].append(seg)
+        total += n
+    return [tuple(g) for g in out if g]
+
+
+def _read_group(
+    ids: tuple[int, ...], url: str, columns: Sequence[str], filters: Any
+) -> pd.DataFrame:
+    parts = [read_segment(url, i, columns, filters) for i in ids]
+    parts = [p for p in parts if len(p)] or parts[:1]
+    frame = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    return frame.sort_values("event_time", kind="stable", ignore_index=True)
+
+
+# -- summaries reduced on the cluster -----------------------------------------------------
+
+
+def _part_facts(df: pd.DataFrame, numeric: Sequence[str], categorical: Sequence[str]) -> dict:
+    times = df["event_time"].dropna()
+    kinds = {}
+    for c in numeric:
+        if c not in df.columns:
+            continue
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        v = v[np.isfinite(v)]
+        kinds[c] = (len(v) > 0, bool(np.isin(v, (0.0, 1.0)).all()), bool((v == np.trunc(v)).all()))
+    from ..families.schema import level
+
+    levels = {
+        c: {level(v) for v in df[c].dropna().unique()} for c in categorical if c in df.columns
+    }
+    return {
+        "rows": len(df),
+        "lo": times.min() if len(times) else None,
+        "hi": times.max() if len(times) else None,
+        "present": {c for c in df.columns if bool(df[c].notna().any())},
+        "labels": set(df["target"].dropna().unique().tolist()),
+        "levels": levels,
+        "kinds": kinds,
+    }
+
+
+def window_facts(window: PartitionedWindow, spec: ModelSpec) -> WindowFacts:
+    """Row counts, time range, target values, category levels and numeric kinds of the
+    window, each partition summarised by its worker (what the client receives is a few
+    values per partition)."""
+    import dask
+
+    stored = feature_sets.stored(spec)
+    facts = dask.compute(
+        *[dask.delayed(_part_facts)(p, stored.numeric, stored.categorical) for p in window.parts()]
+    )
+    los = [f["lo"] for f in facts if f["lo"] is not None]
+    his = [f["hi"] for f in facts if f["hi"] is not None]
+    levels: dict[str, set[str]] = {}
+    kinds: dict[str, tuple[bool, bool, bool]] = {}
+    for f in facts:
+        for c, lv in f["levels"].items():
+            levels.setdefault(c, set()).update(lv)
+        for c, (some, binary, whole) in f["kinds"].items():
+            a, b, w = kinds.get(c, (False, True, True))
+            kinds[c] = (a or some, b and binary, w and whole)
+    named = {}
+    for c, (some, binary, whole) in kinds.items():
+        if some and binary:
+            named[c] = "boolean"
+        elif some and whole:
+            named[c] = "integer"
+    return WindowFacts(
+        rows=sum(f["rows"] for f in facts),
+        start=pd.Timestamp(min(los)),
+        end=pd.Timestamp(max(his)),
+        present=tuple(sorted(set().union(*[f["present"] for f in facts]))),
+        labels=tuple(set().union(*[f["labels"] for f in facts])),
+        schema_levels={c: tuple(sorted(v)) for c, v in levels.items()},
+        kinds=named,
+        lengths=tuple(f["rows"] for f in facts),
+    )
+
+
+def schema_of(facts: WindowFacts, spec: ModelSpec) -> FeatureSchema:
+    """The feature schema a local fit on the window would learn (columns, levels, kinds)."""
+    f = spec.active_features
+    return FeatureSchema(
+        tuple(f.numeric),
+        tuple(f.categorical),
+        {c: facts.schema_levels.get(c, ()) for c in f.categorical},
+        {c: k for c, k in facts.kinds.items() if c in f.numeric},
+    )
+
+
+def _newest_time(window: PartitionedWindow, n: int, before: Cut | None) -> pd.Timestamp:
+    """The ``n``-th newest event time of the window (of its rows before ``before``)."""
+    frame = window.frame
+    if before is not None:
+        times = frame["event_time"]
+        frame = frame[times < before.at] if before.inclusive else frame[times <= before.at]
+    return pd.Timestamp(frame["event_time"].nlargest(n).compute().min())
+
+
+def holdout_cut(window: PartitionedWindow, spec: ModelSpec, facts: WindowFacts) -> Cut:
+    """Where the holdout starts: the window's last ``holdout_days`` days, or its newest
+    ``holdout_fraction`` of rows (as :func:`retrainer.evaluation.splits.temporal_holdout`)."""
+    from ..evaluation.splits import temporal_holdout
+
+    days = spec.training.holdout_days
+    if days is not None:
+        return Cut(facts.end - pd.Timedelta(days=days), inclusive=False)
+    _train, hold = temporal_holdout(facts.rows, spec.training.holdout_fraction)
+    return Cut(_newest_time(window, hold.stop - hold.start, None), inclusive=True)
+
+
+def newest_cut(window: PartitionedWindow, rows: int, fraction: float, before: Cut | None) -> Cut:
+    """The cut holding out the newest ``fraction`` of ``rows`` rows (those before
+    ``before``): the early-stopping slice."""
+    return Cut(_newest_time(window, max(1, int(rows * fraction)), before), inclusive=True)
+
+
+def _select(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
+    keep = np.ones(len(df), dtype=bool)
+    if lo is not None:
+        keep &= lo.after(df["event_time"])
+    if hi is not None:
+        keep &= ~hi.after(df["event_time"])
+    return df[keep]
+
+
+def rows_between(window: PartitionedWindow, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
+    """The window's rows after ``lo`` and before ``hi`` in this process, oldest first (the
+    holdout: a slice, never the window)."""
+    import dask
+
+    parts = dask.compute(*[dask.delayed(_select)(p, lo, hi) for p in window.parts()])
+    frame = pd.concat(parts, ignore_index=True)
+    return frame.sort_values("event_time", kind="stable", ignore_index=True)
+
+
+def _count(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> int:
+    return len(_select(df, lo, hi))
+
+
+def matrices(
+    window: PartitionedWindow,
+    schema: FeatureSchema,
+    encode: Any,
+    lo: Cut | None = None,
+    hi: Cut | None = None,
+) -> tuple[Any, Any, int]:
+    """The float matrix and encoded target of the rows between the cuts as dask arrays,
+    each chunk built by the worker holding its partition; and their row count."""
+    import dask.array as da
+
+    import dask
+
+    parts = window.parts()
+    counts = dask.compute(*[dask.delayed(_count)(p, lo, hi) for p in parts])
+    xs, ys = [], []
+    k = len(schema.columns)
+    for p, n in zip(parts, counts, strict=True):
+        if not n:
+            continue
+        sub = dask.delayed(_select)(p, lo, hi)
+        xs.append(da.from_delayed(dask.delayed(schema.matrix)(sub), (n, k), dtype=np.float64))
+        ys.append(da.from_delayed(dask.delayed(_target)(sub, encode), (n,), dtype=np.float64))
+    if not xs:
+        raise InputError("No training rows between the window's time cuts; widen the window.")
+    return da.concatenate(xs), da.concatenate(ys), int(sum(counts))
+
+
+def _target(df: pd.DataFrame, encode: Any) -> np.ndarray:
+    return np.asarray(encode(df["target"].to_numpy()), dtype=np.float64)
+
+
+def column(window: PartitionedWindow, name: str) -> pd.Series:
+    """One column of the window in this process (a column at a time: quality checks and
+    reference statistics that need every value), in partition order."""
+    import dask
+
+    parts = dask.compute(*[dask.delayed(_pick)(p, name) for p in window.parts()])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _pick(df: pd.DataFrame, name: str) -> pd.Series:
+    return df[name]
+
+
+def fingerprint(window: PartitionedWindow, columns: Sequence[str]) -> str:
+    """SHA-256 of the rows' values (as :func:`retrainer.lifecycle.train.fingerprint`, rows in
+    partition order): each worker hashes its partition, this process chains the digests'
+    bytes partition by partition, holding one partition's hashes at a time."""
+    h = hashlib.sha256()
+    for chunk in _ordered(window, _row_hashes, list(columns)):
+        h.update(chunk)
+    return h.hexdigest()
+
+
+def _row_hashes(df: pd.DataFrame, columns: list[str]) -> bytes:
+    hashed = pd.util.hash_pandas_object(df[columns], index=False, categorize=False)
+    return bytes(hashed.to_numpy().tobytes())
+
+
+def _ordered(window: PartitionedWindow, fn: Any, *args: Any) -> Iterator[Any]:
+    import dask
+
+    for p in window.parts():
+        (out,) = dask.compute(dask.delayed(fn)(p, *args))
+        yield out
+
+
+def days_before(end: pd.Timestamp, days: int | None) -> datetime | None:
+    """The window's start ``days`` before ``end`` (None: every row)."""
+    return None if not days else (end - timedelta(days=days)).to_pydatetime()

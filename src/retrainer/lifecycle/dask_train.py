@@ -1,0 +1,284 @@
+"""A full training whose window stays on the Dask cluster (``training.engine: dask``).
+
+The window is read by the workers (:mod:`.dask_rows`); what this process computes from it:
+the feature schema and class labels (reduced on the cluster), the quality report and the
+reference statistics (a feature column at a time: the same checks and summaries as a local
+training, on the same values), the fingerprint (chained per partition), and the holdout rows
+(scored here, as the gate needs them). Every fit — the evaluation fit on the rows before the
+holdout, the fit that settles the number of rounds, the final fit on the whole window —
+trains on matrices built by the workers from their own partitions.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ..core.progress import current
+from ..core.spec import ModelSpec
+from ..evaluation.quality import QualityReport, Violation
+from ..families import FamilyModel, dask_boosting
+from ..monitoring.reference import (
+    CategoricalReference,
+    NumericReference,
+    ReferenceStats,
+    numeric_values,
+)
+from ..plumbing.workspace import Workspace
+from . import dask_rows
+from .dask_rows import Cut, PartitionedWindow, WindowFacts
+from .fitting import EARLY_STOP_FRACTION, Evaluation, Fitted, at_cap, larger, make_model, score
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What registering a version records of the window (its rows stay on the cluster)."""
+
+    rows: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    fingerprint: str
+    reference: dict[str, Any]
+    partitions: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    spec: ModelSpec  # with the feature set the window's columns allow
+    fitted: Fitted
+    holdout: pd.DataFrame  # the holdout rows, oldest first
+    summary: Summary
+    quality: QualityReport
+    class_balance: dict[str, float]
+    feature_set: dict[str, Any]
+
+
+def train_window(ws: Workspace, spec: ModelSpec, family: str, client: Any, trigger: str) -> Outcome:
+    """Read ``spec``'s window on ``client``'s workers, check it and fit ``family`` there."""
+    from ..core import feature_sets
+    from .train import check_target
+
+    p = current()
+    _n, _lo, newest = ws.store.training_stats(spec.name)
+    start = (
+        None
+        if newest is None
+        else dask_rows.days_before(pd.Timestamp(newest), spec.training.window_days)
+    )
+    window = dask_rows.read_window(ws, spec, client, start)
+    facts = dask_rows.window_facts(window, spec)
+    p.advance(facts.rows)
+    choice = feature_sets.resolve(spec, facts.present)
+    spec = choice.spec
+    check_target(spec, pd.DataFrame({"target": list(facts.labels)}))
+    quality, reference, balance = _per_column(window, spec, facts, trigger)
+    cut = dask_rows.holdout_cut(window, spec, facts)
+    hold = dask_rows.rows_between(window, cut, None)
+    p.stage(f"fit {family}")
+    fitted = _fit(window, spec, family, facts, cut, hold)
+    names = ["entity_id", "event_time", "target", *spec.feature_names]
+    print_ = dask_rows.fingerprint(window, names)
+    summary = Summary(facts.rows, facts.start, facts.end, print_, reference, window.partitions)
+    return Outcome(spec, fitted, hold, summary, quality, balance, choice.details())
+
+
+def _per_column(
+    window: PartitionedWindow, spec: ModelSpec, facts: WindowFacts, trigger: str
+) -> tuple[QualityReport, dict[str, Any], dict[str, float]]:
+    """The quality report and reference statistics of the window, from the event time, the
+    target and one feature column at a time in this process."""
+    from .train import quality_of
+
+    base = pd.DataFrame(
+        {"event_time": dask_rows.column(window, "event_time"),
+         "target": dask_rows.column(window, "target")}
+    )  # fmt: skip
+    feats = spec.active_features
+    whole = quality_of(_only(spec, [], []), base, trigger)
+    violations = list(whole.violations)
+    warnings = list(whole.warnings)
+    missing: dict[str, float] = {}
+    outliers: dict[str, float] = {}
+    numeric: dict[str, NumericReference] = {}
+    categorical: dict[str, CategoricalReference] = {}
+    for name in feats.all:
+        frame = base.assign(**{name: dask_rows.column(window, name)})
+        is_num = name in feats.numeric
+        part = quality_of(_only(spec, [name] if is_num else [], [] if is_num else [name]), frame,
+                          trigger)  # fmt: skip
+        violations += _own(part.violations, name)
+        warnings += _own(part.warnings, name)
+        missing.update(part.missing)
+        outliers.update(part.outliers)
+        if is_num:
+            numeric[name] = NumericReference.from_values(numeric_values(frame, name))
+        else:
+            categorical[name] = CategoricalReference.from_series(frame[name])
+    report = QualityReport(
+        whole.n_rows, tuple(violations), whole.class_balance, missing, outliers, tuple(warnings)
+    )
+    reference = ReferenceStats(n_rows=facts.rows, numeric=numeric, categorical=categorical)
+    balance = {}
+    if spec.task == "classification":
+        balance = {str(k): float(v) for k, v in base["target"].value_counts(normalize=True).items()}
+    return report, reference.to_dict(), balance
+
+
+def _only(spec: ModelSpec, numeric: list[str], categorical: list[str]) -> ModelSpec:
+    """``spec`` with only these features (and the quality ranges of those)."""
+    feats = spec.active_features.model_copy(update={"numeric": numeric, "categorical": categorical})
+    quality = spec.quality.model_copy(
+        update={"ranges": {k: v for k, v in spec.quality.ranges.items() if k in numeric}}
+    )
+    return spec.model_copy(update={"features": feats, "feature_sets": {}, "quality": quality})
+
+
+def _own(found: tuple[Violation, ...], name: str) -> list[Violation]:
+    return [v for v in found if v.feature == name]
+
+
+def _fit(
+    window: PartitionedWindow,
+    spec: ModelSpec,
+    family: str,
+    facts: WindowFacts,
+    cut: Cut,
+    hold: pd.DataFrame,
+) -> Fitted:
+    started = time.process_time()
+    seed = spec.training.seed
+    schema = dask_rows.schema_of(facts, spec)
+    eval_model = _fit_rows(window, make_model(spec, family, seed), schema, facts, None, cut)
+    X, y = hold[spec.feature_names], hold["target"]
+    scored = score(eval_model, X, y)
+    evaluation = Evaluation.of_rows(eval_model, hold, slice(0, len(hold)), scored)
+    model = eval_model
+    if spec.training.refit_on_full_window:
+        settled = first = eval_model.settled_params()
+        if first is not None and not at_cap(first, eval_model.effective_params):
+            again = _fit_rows(window, make_model(spec, family, seed), schema, facts, None, None)
+            settled = larger(again.settled_params(), first)
+        final = make_model(spec, family, seed, settled)
+        model = _fit_rows(window, final, schema, facts, None, None, stop=False)
+    return Fitted(
+        model=model,
+        family=family,
+        params=eval_model.effective_params,
+        evaluation=evaluation,
+        fit_seconds=time.process_time() - started,
+        # not refitted here on a shorter window (the window is on the cluster): the gate
+        # makes no catch-up fit and judges on the holdout rows after the champion's window
+        from_recipe=False,
+    )
+
+
+def _fit_rows(
+    window: PartitionedWindow,
+    model: FamilyModel,
+    schema: Any,
+    facts: WindowFacts,
+    lo: Cut | None,
+    hi: Cut | None,
+    *,
+    stop: bool = True,
+) -> FamilyModel:
+    """``model`` fitted on the rows before ``hi``, the newest 10% of them held out for early
+    stopping when ``stop`` (as :func:`retrainer.lifecycle.fitting.fit_with_early_stopping`)."""
+    dask_boosting.learn_classes(model, schema, list(facts.labels))
+    encode = dask_boosting.target_encoder(model)
+    X, y, n = dask_rows.matrices(window, schema, encode, lo, hi)
+    n_val = int(n * EARLY_STOP_FRACTION)
+    if not stop or n_val < 20 or n - n_val < 20:
+        return dask_boosting.fit_arrays(model, X, y, None)
+    es = dask_rows.newest_cut(window, n, EARLY_STOP_FRACTION, hi)
+    Xt, yt, _ = dask_rows.matrices(window, schema, encode, lo, es)
+    Xv, yv, _ = dask_rows.matrices(window, schema, encode, es, hi)
+    return dask_boosting.fit_arrays(model, Xt, yt, (Xv, yv))
+
+
+def train_partitioned(
+    ws: Workspace,
+    spec: ModelSpec,
+    *,
+    family: str | None,
+    deploy: bool,
+    created_by: str,
+    reason: str,
+    allow_quality_warnings: bool,
+    force: bool,
+    require_pass: bool,
+    decision_id: int | None,
+) -> Any:
+    """:func:`retrainer.lifecycle.train.train` with the window on the cluster: the same
+    checks, gate and registration; a failed cluster is retried once (see
+    :func:`retrainer.lifecycle.dask_engine.attempt`)."""
+    from ..core.errors import QualityError
+    from ..families import family_class
+    from . import dask_engine
+    from .train import (
+        TrainingWindow,
+        TrainPlan,
+        TrainResult,
+        _severity_hint,
+        _warnings,
+        register_fitted,
+        version_bump,
+    )
+
+    fam = family or spec.family
+    family_class(fam)  # a missing library fails before the cluster starts
+    p = current()
+    p.stage("load rows", unit="rows")
+
+    def work(client: Any) -> Outcome:
+        return train_window(ws, spec, fam, client, created_by)
+
+    out = dask_engine.attempt(spec.training, fam, work)
+    spec = out.spec
+    if not out.quality.ok and not allow_quality_warnings:
+        raise QualityError(
+            f"Data quality checks failed for model {spec.name!r}; nothing was trained.\n"
+            f"{out.quality.render()}\nFix the data, relax the `quality` rules in the spec, "
+            f"or pass --allow-quality-warnings{_severity_hint(out.quality, created_by)}.",
+            quality=out.quality.to_dict(),
+        )
+    bump, parent = version_bump(ws, spec, fam)
+    s = out.summary
+    plan = TrainPlan(
+        spec.name,
+        fam,
+        spec.fallback_family,
+        TrainingWindow(s.start, s.end, s.rows),
+        out.class_balance,
+        out.quality,
+        bump,
+        parent,
+        out.feature_set,
+    )
+    p.stage("gate and register")
+    version = register_fitted(
+        ws,
+        spec,
+        out.fitted,
+        out.holdout,
+        bump=bump,
+        parent=parent,
+        kind="full_retrain" if parent else "initial",
+        created_by=created_by,
+        reason=reason or "full retrain",
+        deploy=deploy,
+        details={
+            **({"feature_set": out.feature_set} if out.feature_set else {}),
+            **_warnings(out.quality),
+            "engine": {"name": "dask", "partitions": s.partitions},
+        },
+        force=force,
+        require_pass=require_pass,
+        decision_id=decision_id,
+        window=s,
+    )
+    p.done()
+    return TrainResult(version, bool(version.details.get("deployed")), out.fitted, plan)

@@ -1,0 +1,71 @@
+"""Watching the workers while a fit runs on the Dask engine.
+
+LightGBM and XGBoost train on a network of workers fixed when their fit starts: a worker
+lost in the middle (its process or machine gone) cannot be replaced within that fit, and a
+fit task pinned to the lost worker waits for it for ever (no other worker may run it). So
+while a fit runs, :func:`watch` asks the scheduler every :data:`EVERY_SECONDS` seconds which
+workers it has; when one seen during the fit is gone, it closes the training's client,
+naming the worker: the fit fails at once, and the engine tries it once more
+(:func:`retrainer.lifecycle.dask_engine.attempt`).
+
+>>> with watch(None) as lost:
+...     lost
+[]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+EVERY_SECONDS = 1.0
+log = logging.getLogger(__name__)
+
+
+def _workers(client: Any) -> set[str]:
+    return set(client.nthreads())  # asks the scheduler (its cached identity may lag)
+
+
+@contextlib.contextmanager
+def watch(client: Any) -> Iterator[list[str]]:
+    """Inside the block, a worker lost closes ``client`` (its fit fails); the list yielded
+    holds the lost workers' addresses (empty while none is)."""
+    lost: list[str] = []
+    if client is None:
+        yield lost
+        return
+    seen = _workers(client)  # every worker seen during the fit (one may join)
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.wait(EVERY_SECONDS):
+            try:
+                now = _workers(client)
+            except Exception:  # the scheduler is gone too: the fit fails by itself
+                return
+            gone = seen - now
+            seen.update(now)
+            if gone:
+                lost.extend(sorted(gone))
+                _abandon(client, f"worker {', '.join(lost)} was lost during the fit")
+                return
+
+    thread = threading.Thread(target=run, name="retrainer-dask-watch", daemon=True)
+    thread.start()
+    try:
+        yield lost
+    finally:
+        stop.set()
+        thread.join(timeout=10 * EVERY_SECONDS)
+
+
+def _abandon(client: Any, why: str) -> None:
+    """Close the training's client: every wait on it (the fit's) ends with an error, and the
+    scheduler releases what it held for it (cancelling its keys one by one can trip the
+    scheduler's bookkeeping of keys other tasks still depend on)."""
+    log.warning("%s; abandoning the fit", why)
+    with contextlib.suppress(Exception):
+        client.close(timeout=10)
