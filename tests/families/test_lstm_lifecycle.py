@@ -104,3 +104,27 @@ def test_the_server_answers_a_shop_without_history_with_cold_start(
         body = answer.json()
     assert body["cold_start"] == [False] * SHOPS + [True]
     assert body["predictions"][:SHOPS] == nxt["up"].tolist()
+
+
+def test_without_torch_the_fallback_family_trains_and_says_why(
+    make_workspace: Callable[..., Workspace], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    monkeypatch.delitem(sys.modules, "retrainer.families.lstm_family", raising=False)
+    ws = make_workspace(
+        target="up",
+        id_column="row_id",
+        time_column="day",
+        features={"numeric": ["x"], "categorical": ["shop"]},
+        family="lstm",
+        params={"lstm": PARAMS, "randomforest": {"n_estimators": 5}},
+        training={"window_days": 1000},
+    )
+    ingest_frame(ws, "weather", shop_days(60))
+    v = train(ws, "weather").version
+    assert v.family == "randomforest"
+    fallback = v.details["fallback"]
+    assert fallback["requested"] == "lstm"
+    assert "torch" in fallback["reason"] and "pip install 'retrainer[mlp]'" in fallback["reason"]

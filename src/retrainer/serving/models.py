@@ -51,6 +51,13 @@ class PredictResponse(BaseModel):
     upper: list[float | None] | None = Field(
         None, description="Regression with `calibration: conformal`: each upper bound."
     )
+    cold_start: list[bool] | None = Field(
+        None,
+        description=(
+            "Sequence models (`family: lstm`) only: per row, true when its entity had no "
+            "earlier row (stored or earlier in the request), so it was scored from itself."
+        ),
+    )
     warnings: list[UnknownCategory] | None = Field(
         None,
         description=(
