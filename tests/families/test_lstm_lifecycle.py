@@ -85,6 +85,15 @@ def test_a_batch_takes_each_shops_history_from_the_store(workspace: Workspace) -
     assert cold["cold_start"].tolist() == [True] and cold["prediction"].isin([0, 1]).all()
 
 
+def test_a_batch_is_scored_in_time_order_whatever_its_row_order(workspace: Workspace) -> None:
+    days = shop_days(205).tail(5 * SHOPS).drop(columns=["up"])  # five days after the store
+    shuffled = days.sample(frac=1.0, random_state=3)
+    a = predict_rows(workspace, "weather", days, log=False).frame
+    b = predict_rows(workspace, "weather", shuffled, log=False).frame
+    pd.testing.assert_frame_equal(a.sort_values("row_id"), b.sort_values("row_id"))
+    assert not a["cold_start"].any()
+
+
 def test_the_server_answers_a_shop_without_history_with_cold_start(
     workspace: Workspace,
 ) -> None:
