@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("torch", reason="the lstm family needs pip install 'retrainer[mlp]'")
 
-from retrainer.lifecycle.history import stored_history
+from retrainer.lifecycle import history
+from retrainer.lifecycle.history import HistoryCache, stored_history
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_rows
 from retrainer.lifecycle.train import train
@@ -137,3 +138,28 @@ def test_without_torch_the_fallback_family_trains_and_says_why(
     fallback = v.details["fallback"]
     assert fallback["requested"] == "lstm"
     assert "torch" in fallback["reason"] and "pip install 'retrainer[mlp]'" in fallback["reason"]
+
+
+def test_the_servers_history_cache_is_bounded_and_reads_each_entity_once(
+    workspace: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from retrainer.families import load_model
+
+    model = load_model(workspace.artifact_bytes(workspace.store.get_version("weather", "1.0.0")))
+    seq = history.as_sequence(model)
+    assert seq is not None
+    reads: list[list[str]] = []
+    real = history.stored_history
+
+    def counted(*args: object, **kwargs: object) -> pd.DataFrame:
+        reads.append(list(args[3]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(history, "stored_history", counted)
+    cache = HistoryCache(max_entities=2, ttl_s=3600)
+    got = cache.history(workspace, "weather", seq, pd.DataFrame({"shop": ["s1", "s2"]}))
+    assert sorted(got["shop"]) == ["s1"] * 3 + ["s2"] * 3
+    cache.history(workspace, "weather", seq, pd.DataFrame({"shop": ["s2", "s1"]}))
+    assert reads == [["s1", "s2"]]  # the second request came from the cache
+    cache.history(workspace, "weather", seq, pd.DataFrame({"shop": ["s3"]}))
+    assert reads[-1] == ["s3"] and len(cache._rows) == 2  # s1, the least recent, went

@@ -183,7 +183,7 @@ class HistoryCache:
         self.max_entities = max_entities
         self.ttl_s = ttl_s
         self._lock = threading.Lock()
-        self._rows: OrderedDict[tuple[str, str], tuple[float, pd.DataFrame]] = OrderedDict()
+        self._rows: OrderedDict[tuple[Any, ...], tuple[float, pd.DataFrame]] = OrderedDict()
 
     def history(
         self, ws: Workspace, model: str, seq: SequenceModel, df: pd.DataFrame
@@ -197,12 +197,13 @@ class HistoryCache:
         else:
             values = []
         now = time.monotonic()
+        shape = (model, seq.lookback, tuple(columns))  # a new champion may read other rows
         found: dict[str, pd.DataFrame] = {}
         with self._lock:
             for v in values:
-                hit = self._rows.get((model, v))
+                hit = self._rows.get((*shape, v))
                 if hit is not None and now - hit[0] < self.ttl_s:
-                    self._rows.move_to_end((model, v))
+                    self._rows.move_to_end((*shape, v))
                     found[v] = hit[1]
         missing = [v for v in values if v not in found]
         if missing:
@@ -213,8 +214,8 @@ class HistoryCache:
             with self._lock:
                 for v in missing:
                     found[v] = groups.get(v, fresh.iloc[:0])
-                    self._rows[(model, v)] = (now, found[v])
-                    self._rows.move_to_end((model, v))
+                    self._rows[(*shape, v)] = (now, found[v])
+                    self._rows.move_to_end((*shape, v))
                 while len(self._rows) > self.max_entities:
                     self._rows.popitem(last=False)
         if not found:
