@@ -90,3 +90,13 @@ def test_single_model_commands_on_the_fleet_entry_say_how_to_reach_members(
         ):
             with pytest.raises(InputError, match=r"is a fleet .*sales\.<key>"):
                 call()
+
+
+def test_a_workspace_forgets_a_models_cached_versions(tmp_path: Path) -> None:
+    spec = parse_spec(fleet_spec(f"sqlite:///{tmp_path}/s.db", str(tmp_path / "a")), environ={})
+    with Workspace(spec) as ws:
+        ws._cache[("sales.a", "1.0.0")] = object()  # type: ignore[assignment]
+        ws._cache[("sales.b", "1.0.0")] = object()  # type: ignore[assignment]
+        ws._classes[("classes", "sales.a", "1.0.0")] = [0, 1]
+        ws.forget("sales.a")
+        assert list(ws._cache) == [("sales.b", "1.0.0")] and not ws._classes

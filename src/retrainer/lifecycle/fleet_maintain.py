@@ -258,7 +258,11 @@ def _workspace(spec: Spec) -> Workspace:
 def run_batch(spec: Spec, names: list[str], options: Options) -> list[Maintained]:
     """The task a worker runs: maintain each of ``names`` in this process's workspace."""
     ws = _workspace(spec)
-    return [_one(ws, name, options) for name in names]
+    done = []
+    for name in names:
+        done.append(_one(ws, name, options))
+        ws.forget(name)  # the worker keeps no member's models between turns
+    return done
 
 
 def _one(ws: Workspace, name: str, options: Options) -> Maintained:
