@@ -35,6 +35,7 @@ BENCHES = [
     "quality",
     "scale",
     "fleet",
+    "fleet_serving",
     "faults",
     "search",
     "faults-serving",
