@@ -41,9 +41,11 @@ BENCHES = [
     "faults-serving",
     "fuzz",
     "pglog",
+    "dask",
     "feedback",
 ]
-MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving"}  # module of another name
+# module of another name
+MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving", "dask": "dask_window"}
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 _SECTION = re.compile(
