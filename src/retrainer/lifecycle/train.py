@@ -22,6 +22,7 @@ from ..core.errors import (
     RetrainerError,
 )
 from ..core.faults import fault_point
+from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import fit_interval
@@ -35,7 +36,7 @@ from .choice import last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
-from .search import SearchRequest, run_if_asked
+from .search import SearchRequest, run_if_asked, why_search
 from .sources import describe, row_stats, training_frame
 
 
@@ -264,9 +265,13 @@ def train(
     ``progress`` hears of each stage (rows, window choice, fit, folds, register).
     """
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
-    spec = ws.model_spec(model)
+    spec = check_single(ws.model_spec(model), "train")
     ws.artifacts.check_writable()  # before loading rows (once per store object)
-    if days_back is None and dask_rows.unsupported(ws, spec) is None:  # the window on Dask
+    if (  # the window on the Dask cluster (a search runs on the fitted window: not there)
+        days_back is None
+        and dask_rows.unsupported(ws, spec) is None
+        and why_search(ws, spec, search) is None
+    ):
         from .dask_train import train_partitioned
 
         return train_partitioned(  # type: ignore[no-any-return]
