@@ -317,9 +317,16 @@ def _challenger(server: Served, ws: Workspace, mode: str | None, fraction: float
     ws.store.set_challenger("weather", version, mode, fraction if mode else None, "test", "test")
     served = server.state.registry.served
 
-    def swapped() -> bool:
-        ch = served["weather"].challenger
-        return (ch.version if ch else None) == version
+    def swapped() -> bool:  # the rollout too: A/B to canary keeps the challenger's version
+        ch, rc = served["weather"].challenger, served["weather"].roles.challenger
+        if version is None:
+            return ch is None and rc is None
+        return (
+            ch is not None
+            and ch.version == version
+            and rc is not None
+            and (rc.mode, rc.fraction) == (mode, fraction)
+        )
 
     server.wait_for(swapped, what="the server to swap the challenger")
 
