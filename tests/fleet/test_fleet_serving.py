@@ -253,7 +253,10 @@ def test_a_member_not_loaded_yet_serves_its_newest_champion(fleet: Server) -> No
     ingest_frame(fleet.ws, FLEET, fleet_rows(["quiet"], 120, seed=4))
     first = train(fleet.ws, "sales.quiet", deploy=True).version.version
     reg = fleet.registry
-    served = reg.served.get
+
+    def served(m: str) -> Any:  # read reg.served each time: new members replace the dict
+        return reg.served.get(m)
+
     wait_until(lambda: served("sales.quiet") and served("sales.quiet").roles.champion == first,
                "sales.quiet listed with its champion")  # fmt: skip
     assert "sales.quiet" in reg.lazy and reg.ready_of("sales.quiet") == LAZY
