@@ -103,12 +103,15 @@ def _encode(model: FamilyModel, y: np.ndarray) -> np.ndarray:
     return model._encode_target(y)
 
 
-def fit_arrays(model: FamilyModel, X: Any, y: Any, val: tuple[Any, Any] | None) -> FamilyModel:
+def fit_arrays(
+    model: FamilyModel, X: Any, y: Any, val: tuple[Any, Any] | None, weight: Any = None
+) -> FamilyModel:
     """Fit ``model`` (schema and classes learnt, :func:`learn_classes`) on dask arrays ``X``
-    and ``y`` (early stopping on ``val``) on the active client's cluster."""
+    and ``y`` (early stopping on ``val``) on the active client's cluster; ``weight``: a dask
+    array of one weight per row of ``X``, chunked as ``X`` (recency weighting)."""
     if active() is None:
         raise RuntimeError("fit_arrays needs a client: call it inside dask_boosting.using")
-    model._fit(X, y, val)
+    model._fit(X, y, val, weight)
     return model
 
 
