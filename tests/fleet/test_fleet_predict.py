@@ -117,14 +117,82 @@ def test_python_api_and_cli(ws: Workspace, tmp_path: Path, monkeypatch: Any) -> 
     assert json.loads(run.stdout)["matched"] == 15
 
 
-def test_cli_feedback_follow_on_a_fleet_is_refused(
-    ws: Workspace, tmp_path: Path, monkeypatch: Any
-) -> None:
+def fleet_cli(ws: Workspace, tmp_path: Path, monkeypatch: Any) -> None:
     config = tmp_path / "retrainer.yaml"
     config.write_text(yaml.safe_dump(fleet_spec(ws.spec.store, ws.spec.artifacts)))
     monkeypatch.setenv("RETRAINER_CONFIG", str(config))
-    src = tmp_path / "a.jsonl"
-    src.write_text('{"store": "s0", "day_id": "x", "sales": 1}\n')
-    run = CliRunner().invoke(cli, ["feedback", FLEET, str(src), "--follow", "--max-seconds", "1"])
-    assert run.exit_code == 2, run.output
-    assert "is a fleet" in run.output
+
+
+def actual_lines(df: pd.DataFrame, value: float) -> str:
+    return "".join(
+        json.dumps({"store": r.store, "day_id": r.day_id, "sales": value}) + "\n"
+        for r in df.itertuples()
+    )
+
+
+def test_cli_feedback_follow_routes_a_fleets_log_by_member(
+    ws: Workspace, tmp_path: Path, monkeypatch: Any
+) -> None:
+    df = scoring_rows(seed=9)
+    predict_rows(ws, FLEET, df)
+    fleet_cli(ws, tmp_path, monkeypatch)
+    log = tmp_path / "a.jsonl"
+    log.write_text(actual_lines(df.iloc[:10], 1.0))
+    follow = ["feedback", FLEET, str(log), "--follow", "--max-seconds", "0.1", "--json"]
+    run = CliRunner().invoke(cli, follow)
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.stdout)["matched"] == 10
+    # the next run resumes after the lines read (the position is kept under the fleet)
+    with log.open("a") as fh:
+        fh.write(actual_lines(df.iloc[10:], 2.0) + "{not json\n")
+    run = CliRunner().invoke(cli, follow)
+    assert run.exit_code == 0, run.output
+    got = json.loads(run.stdout)
+    assert (got["received"], got["matched"], got["rejected"]) == (6, 5, 1)
+    assert got["first_rejects"][0]["line"] == 16
+    for s in STORES:  # every member has its own actuals, and only those
+        member = member_name(FLEET, s)
+        assert ws.store.count_actuals(member) == int((df["store"] == s).sum())
+
+
+def test_cli_feedback_from_url_routes_a_fleets_feed_by_member(
+    ws: Workspace, tmp_path: Path, monkeypatch: Any
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    df = scoring_rows(seed=10)
+    predict_rows(ws, FLEET, df)
+    records = [
+        {"store": r.store, "day_id": r.day_id, "sales": 1.0, "day": f"2024-02-{i + 1:02d}"}
+        for i, r in enumerate(df.itertuples())
+    ]
+    body = json.dumps({"data": records}).encode()
+
+    class Feed(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        fleet_cli(ws, tmp_path, monkeypatch)
+        url = f"http://127.0.0.1:{server.server_address[1]}/actuals"
+        pull = ["feedback", FLEET, "--from-url", url, "--records", "data", "--json"]
+        run = CliRunner().invoke(cli, pull)
+        assert run.exit_code == 0, run.output
+        got = json.loads(run.stdout)
+        assert got["matched"] == 15
+        assert got["cursor"] == "2024-02-15"
+        run = CliRunner().invoke(cli, pull)  # the same records again: stored once
+        assert json.loads(run.stdout)["duplicates"] == 15
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -130,14 +130,6 @@ def feedback(
     _check_feedback_source(file, from_url, follow, api)
     pulled = None
     with workspace() as ws:
-        if ws.model_spec(model).is_fleet and (file is None or follow):
-            from ..core.errors import InputError
-
-            raise InputError(
-                f"Model {model!r} is a fleet: its feedback is read from a FILE (each row routed "
-                "to its member by fleet.by). --follow and --from-url work on one member, "
-                f"`{model}.<key>`."
-            )
         if file is None:
             from ..lifecycle.feedback_http import feedback_from_url, http_source
 

@@ -218,6 +218,14 @@ def _store(
     """The run's records and its cursor, in one transaction, ``CHUNK_ROWS`` at a time."""
     import pandas as pd
 
+    state = {"url": shown, "field": since_field, "cursor": cursor}
+    if ws.model_spec(model).is_fleet:  # one transaction over the members the records name
+        from .fleet_feedback import fleet_feedback_frame
+
+        return fleet_feedback_frame(
+            ws, model, pd.DataFrame.from_records(objects), where=shown, rejects=rejects,
+            fields=fields, state=None if cursor is None else (key, state),
+        )  # fmt: skip
     total = EMPTY
     with ws.store.write(model) as conn:
         for lo in range(0, len(objects), CHUNK_ROWS):
@@ -227,7 +235,6 @@ def _store(
                 ws, model, frame, where=shown, rejects=first, conn=conn, fields=fields
             )
         if cursor is not None:
-            state = {"url": shown, "field": since_field, "cursor": cursor}
             ws.store.put_state(model, key, None, state, conn=conn)
     return total
 

@@ -101,7 +101,9 @@ def follow_feedback(
 ) -> FeedbackResult:
     """Tail a JSONL file of actuals, resuming where the last run stopped (byte offset and file
     identity kept in the store, moved in the same transaction as the rows), until SIGINT,
-    SIGTERM, ``stop`` or ``max_seconds``. A rotated or truncated file is read from its start."""
+    SIGTERM, ``stop`` or ``max_seconds``. A rotated or truncated file is read from its start.
+    A fleet's actuals go to their members (:mod:`.fleet_feedback`), its position kept under
+    the fleet's name."""
     p = Path(path).resolve()
     if not p.exists():
         raise InputError(f"File {str(p)!r} does not exist.", path=str(p))
@@ -111,6 +113,11 @@ def follow_feedback(
             "Record other files without --follow."
         )
     stop = stop or threading.Event()
+    record: Any = record_feedback
+    if ws.model_spec(model).is_fleet:  # each actual to its member by ``fleet.by``
+        from .fleet_feedback import fleet_feedback_frame
+
+        record = fleet_feedback_frame
     deadline = None if max_seconds is None else time.monotonic() + max_seconds
     total = EMPTY
     with _stop_on_signals(stop):
@@ -122,15 +129,10 @@ def follow_feedback(
                     break
                 head = hashlib.sha256(chunk.head).hexdigest() if chunk.head else ""
                 moved = replace(pos, offset=chunk.offset, line=chunk.line, head_hash=head)
-                total += record_feedback(
-                    ws,
-                    model,
-                    chunk.frame,
-                    where=str(p),
-                    rejects=chunk.rejects,
-                    offset=moved,
+                total += record(
+                    ws, model, chunk.frame, where=str(p), rejects=chunk.rejects, offset=moved,
                     fields=fields,
-                )
+                )  # fmt: skip
             remaining = math.inf if deadline is None else deadline - time.monotonic()
             if remaining <= 0:
                 break

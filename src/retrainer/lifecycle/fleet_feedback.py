@@ -6,13 +6,15 @@ All of a call's valid actuals go in, for every member, or none: one write transa
 the registry locks of the members named (a file is read twice: once for the members it
 names, once to record). An actual whose ``by`` value is missing, or names an entity with no
 member (no rows ingested for it, so no prediction of it can exist), is rejected with its line.
+A followed JSONL log's position and an HTTP feed's since-cursor are kept under the fleet's
+name, moved in the same transaction as the actuals read up to them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..core.fleet import member_name
 from ..core.spec import ModelSpec
@@ -26,17 +28,41 @@ if TYPE_CHECKING:
     import pandas as pd
     from sqlalchemy import Connection
 
+    from ..store.feedback import FeedbackOffset
 
-def fleet_feedback_frame(ws: Workspace, fleet: str, frame: pd.DataFrame, *,
-                         where: str = "data") -> FeedbackResult:  # fmt: skip
-    """Record the actuals of ``frame`` for fleet ``fleet``'s members, all or none."""
+
+def fleet_feedback_frame(
+    ws: Workspace,
+    fleet: str,
+    frame: pd.DataFrame,
+    *,
+    where: str = "data",
+    rejects: Sequence[Reject] = (),
+    fields: FieldMap | None = None,
+    offset: FeedbackOffset | None = None,
+    state: tuple[str, dict[str, Any]] | None = None,
+) -> FeedbackResult:
+    """Record the actuals of ``frame`` for fleet ``fleet``'s members, all or none.
+
+    ``rejects``: lines already refused while reading (invalid JSON); ``fields``: the source's
+    names for the spec's id, target and time columns; ``offset`` (a followed log's position)
+    and ``state`` (a model-state key and value: an HTTP feed's cursor) are stored under the
+    fleet's name in the same transaction as the actuals."""
     spec = ws.model_spec(fleet)
+    if fields is not None:
+        frame = fields.apply(frame, spec, where)
     if LINE not in frame.columns:
         frame = frame.assign(**{LINE: range(1, len(frame) + 1)})
     members = _members(spec, frame, where)
     known = set(ws.members(fleet))
-    with ws.store.write_models(sorted(set(members) & known)) as conn:
-        return _record(ws, spec, frame, members, known, where, conn)
+    read = FeedbackResult(len(rejects), 0, 0, 0, len(rejects), _first(list(rejects)))
+    with ws.store.write_models(sorted(set(members.dropna()) & known)) as conn:
+        total = read + _record(ws, spec, frame, members, known, where, conn)
+        if offset is not None:
+            ws.store.save_offset(conn, fleet, offset)
+        if state is not None:
+            ws.store.put_state(fleet, state[0], None, state[1], conn=conn)
+    return total
 
 
 def fleet_feedback_file(

@@ -158,7 +158,7 @@ class FeedbackStore(RowsStore):
             rows = of_fresh(training, fresh)  # one per actual: unique ids and times
             added = self.append_rows(conn, model, rows, "feedback", unique=True).inserted
         if offset is not None:
-            self._save_offset(conn, model, offset)
+            self.save_offset(conn, model, offset)
         return RecordedFeedback(fresh, added)
 
     def append_actuals(
@@ -295,7 +295,9 @@ class FeedbackStore(RowsStore):
             return None
         return FeedbackOffset(r.source, r.inode, r.head_hash, r.offset, r.line)
 
-    def _save_offset(self, conn: Connection, model: str, o: FeedbackOffset) -> None:
+    def save_offset(self, conn: Connection, model: str, o: FeedbackOffset) -> None:
+        """Move ``model``'s position in a followed source inside the caller's write
+        transaction (with the rows read up to it)."""
         c = t.feedback_offsets.c
         conn.execute(delete(t.feedback_offsets).where(c.model == model, c.source == o.source))
         conn.execute(
