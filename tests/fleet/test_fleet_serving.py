@@ -14,8 +14,11 @@ import httpx
 import pytest
 import uvicorn
 
+from retrainer.core.clock import utcnow
 from retrainer.core.fleet import member_name
 from retrainer.core.spec import parse_spec
+from retrainer.lifecycle.drift_check import STATE_KEY as DRIFT_KEY
+from retrainer.lifecycle.drift_check import check_drift
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_frame, resolve_predictor
 from retrainer.lifecycle.train import train
@@ -241,6 +244,19 @@ def test_metrics_and_routes_of_members(fleet: Server) -> None:
     assert 'retrainer_served_info{model="sales.s0"' in text
     assert 'retrainer_requests_total{model="sales.s0"' in text or "sales.s0" in text
     assert 'retrainer_live_predictions{model="sales.s0"' not in text  # per member: /monitor
+    assert 'retrainer_fleet_members_drifted{fleet="sales",level="1"} 0' in text
+    # members' last drift checks: one query per fleet, no per-feature scores
+    check = check_drift(fleet.ws, "sales.s0")
+    kept = {"at": utcnow(), "rows": 300, "share": 1.0, "drift": True, "critical": True,
+            "psi": {"x": 0.9}}  # fmt: skip
+    fleet.ws.store.put_state("sales.s1", DRIFT_KEY, "1.0.0", kept)
+    fleet.app.state.retrainer.cache.pop("live", None)  # the scrape's cache: read the store now
+    text = fleet.http.get("/metrics").text
+    assert f'retrainer_drift{{model="sales.s0",version="{check.version}"}} 0' in text
+    assert 'retrainer_drift{model="sales.s1",version="1.0.0"} 2' in text
+    assert 'retrainer_fleet_members_drifted{fleet="sales",level="1"} 1' in text
+    assert 'retrainer_fleet_members_drifted{fleet="sales",level="2"} 1' in text
+    assert 'retrainer_drift_score{model="sales.s1"' not in text
     assert fleet.http.get("/v1/models/sales.s0/monitor").status_code == 200
     missing = fleet.post("/v1/models/sales.zz/predict", {"row": features("zz", 1)[0]})
     assert missing.status_code == 404

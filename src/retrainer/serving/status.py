@@ -20,7 +20,9 @@ from starlette.responses import Response
 
 from ..api.facade import Retrainer
 from ..core.errors import ConflictError, RetrainerError
+from ..core.fleet import member_prefix
 from ..core.views import decision_view, event_view, roles_view, version_view
+from ..lifecycle.drift_check import STATE_KEY as DRIFT_KEY
 from ..lifecycle.drift_check import last_drift
 from ..lifecycle.monitor import monitor
 from .errors import json_response, log
@@ -186,9 +188,10 @@ def scrape_gauges(state: ServerState) -> list[Gauge]:
 
 
 def plain_models(state: ServerState) -> list[str]:
-    """The models whose live metrics and drift ``/metrics`` shows: not a fleet's members (a
-    thousand monitor reads per scrape would take minutes; a member's are at
-    ``/v1/models/<fleet>.<key>/monitor`` and ``/drift``)."""
+    """The models whose live metrics and feature drift scores ``/metrics`` shows: not a
+    fleet's members (a thousand monitor reads per scrape would take minutes; a member's are
+    at ``/v1/models/<fleet>.<key>/monitor`` and ``/drift``). A member's last drift check is
+    shown without its per-feature scores (:func:`_member_drift`)."""
     return [m for m in state.registry.models if state.registry.fleet_of(m) is None]
 
 
@@ -232,23 +235,46 @@ def _drift(state: ServerState) -> list[Gauge]:
     score = Gauge("retrainer_drift_score", "PSI of each feature at the last drift check.")
     rows = Gauge("retrainer_drift_rows", "Logged rows the last drift check compared.")
     age = Gauge("retrainer_drift_checked_timestamp_seconds", "When the last drift check ran.")
+    checks: list[tuple[str, tuple[str | None, Any] | None]] = []
     for m in plain_models(state):
         try:
-            found = last_drift(state.ws, m)
+            checks.append((m, last_drift(state.ws, m)))
         except Exception as exc:
             log.warning("model %s: last drift check unavailable: %s", m, exc)
+    fleet = Gauge(
+        "retrainer_fleet_members_drifted",
+        "A fleet's members whose last drift check found drift (level: 1 drift, 2 critical).",
+    )
+    for name in sorted(state.registry.fleets):
+        try:
+            found = state.ws.store.member_states(member_prefix(name), DRIFT_KEY)
+        except Exception as exc:
+            log.warning("fleet %s: members' drift checks unavailable: %s", name, exc)
             continue
-        if found is None:
+        levels = [0, 0, 0]
+        for m, check in sorted(found.items()):
+            if check[0] is not None:
+                checks.append((m, (check[0], {**check[1], "psi": {}})))  # no per-feature
+                levels[_level(check[1])] += 1
+        fleet.add(levels[1] + levels[2], fleet=name, level="1")
+        fleet.add(levels[2], fleet=name, level="2")
+    for m, last in checks:
+        if last is None or last[0] is None:
             continue
-        version, d = found
-        ids = {"model": m, "version": version}
+        ids = {"model": m, "version": last[0]}
+        d = last[1]
         share.add(float(d["share"]), **ids)
-        flag.add(2 if d.get("critical") else 1 if d["drift"] else 0, **ids)
+        flag.add(_level(d), **ids)
         rows.add(int(d["rows"]), **ids)
         age.add(_epoch(d["at"]), **ids)
         for feature, psi in sorted(d["psi"].items()):
             score.add(float(psi), **ids, feature=feature)
-    return [share, flag, score, rows, age]
+    return [share, flag, score, rows, age, fleet]
+
+
+def _level(check: dict[str, Any]) -> int:
+    """0 no drift, 1 drift, 2 critical drift."""
+    return 2 if check.get("critical") else 1 if check["drift"] else 0
 
 
 def _epoch(at: str) -> float:
