@@ -85,7 +85,7 @@ def test_an_entity_without_a_champion_names_it(ws: Workspace) -> None:
     df = pd.concat([scoring_rows(), scoring_rows().assign(store="nowhere")])
     with pytest.raises(NoChampion, match=r"'nowhere': no member 'sales.nowhere'"):
         predict_rows(ws, FLEET, df)
-    with pytest.raises(InputError, match="Column 'store'"):
+    with pytest.raises(InputError, match=r"column 'store' \(fleet.by"):
         predict_rows(ws, FLEET, scoring_rows().drop(columns=["store"]))
     with pytest.raises(InputError, match="--version does not apply"):
         predict_rows(ws, FLEET, scoring_rows(), version="1.0.0")

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -83,6 +84,46 @@ def member_prefix(fleet: str) -> str:
     'sales.'
     """
     return fleet + SEP
+
+
+def require_by(spec: ModelSpec, columns: Iterable[Any], where: str, role: str, fix: str) -> str:
+    """The fleet's ``by`` column, or an InputError naming it, the columns present, what the
+    column does here (``role``) and the other way (``fix``) when ``columns`` lack it.
+
+    >>> from retrainer.core.spec import ModelSpec
+    >>> m = ModelSpec(name="sales", task="regression", target="y", id_column="i",
+    ...     time_column="t", features={"numeric": ["x"]}, fleet={"by": "store"})
+    >>> require_by(m, ["store", "x"], "a.csv", "names each row's member", "")
+    'store'
+    >>> try:
+    ...     require_by(m, ["x"], "a.csv", "names each row's member", "Add it.")
+    ... except InputError as err:
+    ...     print(err.message[:60])
+    a.csv: column 'store' (fleet.by of model 'sales': it names e
+    """
+    assert spec.fleet is not None
+    by = spec.fleet.by
+    have = [str(c) for c in columns]
+    if by not in have:
+        present = [c for c in have if not c.startswith("__")]
+        raise InputError(
+            f"{where}: column {by!r} (fleet.by of model {spec.name!r}: it {role}) is not in the "
+            f"data. The data has {present}. {fix}".rstrip(),
+            missing=[by],
+        )
+    return by
+
+
+def member_names(fleet: str, keys: Any) -> Any:
+    """Each entity text of the pandas Series ``keys`` as its member's name (None stays None);
+    :func:`member_name` runs once per distinct entity.
+
+    >>> import pandas as pd
+    >>> member_names("sales", pd.Series(["s0", None, "s0", "a b"])).tolist()
+    ['sales.s0', nan, 'sales.s0', 'sales.a-b--c8687a08aa']
+    """
+    names = {k: member_name(fleet, str(k)) for k in keys.dropna().unique().tolist()}
+    return keys.map(names)
 
 
 def check_single(spec: ModelSpec, doing: str) -> ModelSpec:

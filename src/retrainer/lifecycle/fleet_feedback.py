@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.fleet import member_name
+from ..core.fleet import member_names, require_by
 from ..core.spec import ModelSpec
 from ..plumbing.tables import CHUNK_ROWS, LINE, iter_table
 from ..plumbing.workspace import Workspace
@@ -92,21 +92,10 @@ def fleet_feedback_file(
 
 def _members(spec: ModelSpec, frame: pd.DataFrame, where: str) -> pd.Series:
     """Each actual's member name (None where the ``by`` value is missing)."""
-    from ..core.errors import InputError
-
-    assert spec.fleet is not None
-    by = spec.fleet.by
-    if by not in frame.columns:
-        have = [c for c in frame.columns if c != LINE]
-        raise InputError(
-            f"{where}: feedback for fleet {spec.name!r} needs column {by!r} (fleet.by: it names "
-            f"the member each actual belongs to). The data has {have}. Add the column, or send "
-            f"one member's actuals to `{spec.name}.<key>`.",
-            missing=[by],
-        )
-    keys = id_texts(frame[by])
-    names = {k: member_name(spec.name, k) for k in keys.dropna().unique().tolist()}
-    return keys.map(names)
+    fix = f"Add the column, or send one member's actuals to `{spec.name}.<key>`."
+    columns = frame.columns.drop(LINE, errors="ignore")
+    by = require_by(spec, columns, where, "names the member each actual belongs to", fix)
+    return member_names(spec.name, id_texts(frame[by]))
 
 
 def _record(

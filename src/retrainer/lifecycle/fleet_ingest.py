@@ -12,8 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..core.errors import InputError
-from ..core.fleet import member_name
+from ..core.fleet import member_name, require_by
 from ..core.progress import Progress
 from ..core.spec import ModelSpec
 from ..plumbing.workspace import Workspace
@@ -53,15 +52,9 @@ def ingest_fleet(
     known: dict[str, set[int]] = {}
     with _Run(ws, fleet, fleet=True) as run:
         for df in chunks:
-            if by not in df.columns:
-                have = [c for c in df.columns if not str(c).startswith("__")]
-                raise InputError(
-                    f"{where}: column {by!r} (fleet.by of model {fleet!r}: it names the member "
-                    f"each row belongs to) is not in the data. The data has {have}. Add the "
-                    "column, or ingest one member's rows with `retrainer ingest "
-                    f"{fleet}.<key> FILE`.",
-                    missing=[by],
-                )
+            require_by(spec, df.columns, where, "names the member each row belongs to",
+                       "Add the column, or ingest one member's rows with "
+                       f"`retrainer ingest {fleet}.<key> FILE`.")  # fmt: skip
             if kind is None and spec.target in df.columns:
                 kind = labels_kind(spec, df[spec.target])
             frame, bad = prepare_frame(spec, df, where, labels=kind, member_column=by)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..core.errors import InputError, NoChampion
-from ..core.fleet import member_name
+from ..core.fleet import member_name, require_by
 from ..core.spec import ModelSpec
 from ..plumbing.tables import CHUNK_ROWS, iter_table
 from ..plumbing.workspace import Workspace
@@ -76,14 +76,8 @@ def score_fleet_chunk(
 
     spec = members.spec
     assert spec.fleet is not None
-    by = spec.fleet.by
-    if by not in df.columns:
-        raise InputError(
-            f"Column {by!r} (fleet.by of model {spec.name!r}: it names the member that scores "
-            f"each row) is not in the data. Add it, or predict with one member, "
-            f"`{spec.name}.<key>`.",
-            missing=[by],
-        )
+    by = require_by(spec, df.columns, "data", "names the member that scores each row",
+                    f"Add it, or predict with one member, `{spec.name}.<key>`.")  # fmt: skip
     keys = id_texts(df[by])
     if keys.isna().any():
         first = int(np.flatnonzero(keys.isna().to_numpy())[0])
