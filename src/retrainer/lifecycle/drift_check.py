@@ -1,5 +1,7 @@
 """Data drift of the live window against the champion's reference statistics, computed out
-of core: the logged features are read from the store in chunks, never all at once."""
+of core: the logged features are read from the store in chunks, never all at once; with
+``training.engine: dask`` (and a store the workers can open) they are read and compared on
+the Dask cluster, with the same results (:mod:`.dask_drift`)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..monitoring.drift import (
 )
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
+from . import dask_drift
 
 STATE_KEY = "drift"  # the last check's summary in the store's model state (``/metrics``)
 
@@ -57,7 +60,8 @@ def check_drift(
     """Drift of the logged features over ``window`` (default: the spec's ``monitor.window``)
     up to ``now`` against ``version``'s (default: the champion's) reference. Its summary and
     each feature's PSI are kept as the model's last drift check (:func:`last_drift`), which
-    the server's ``/metrics`` exposes without computing anything."""
+    the server's ``/metrics`` exposes without computing anything. On the Dask engine a
+    cluster that cannot be reached or fails is a DistributedError, and nothing is kept."""
     spec = check_single(ws.model_spec(model), "drift")
     name = version or ws.store.roles(model).champion
     if name is None:
@@ -66,11 +70,14 @@ def check_drift(
     reference = ReferenceStats.from_dict(v.details["reference"])
     until = now or utcnow()
     since = until - parse_duration(window or spec.monitor.window, what="window")
-    acc = CurrentAccumulator(reference)
-    for chunk in ws.store.iter_prediction_features(model, since=since, until=until):
-        acc.update(chunk)
-    features = drift_report(reference, acc.result(), spec.drift)
-    check = DriftCheck(model, name, since, acc.n_rows, features, summarize(features, spec.drift))
+    if dask_drift.unsupported(ws, spec) is None:  # read and computed on the Dask cluster
+        rows, features = dask_drift.window_report(ws, spec, reference, since, until)
+    else:
+        acc = CurrentAccumulator(reference)
+        for chunk in ws.store.iter_prediction_features(model, since=since, until=until):
+            acc.update(chunk)
+        rows, features = acc.n_rows, drift_report(reference, acc.result(), spec.drift)
+    check = DriftCheck(model, name, since, rows, features, summarize(features, spec.drift))
     psi = {f.feature: f.psi for f in features if f.psi is not None}
     s = check.summary
     kept = {"at": until, "rows": check.rows, "share": s.share, "drift": s.drift, "psi": psi}

@@ -1,8 +1,10 @@
 """Data drift: the current window against the reference statistics of a model version.
 
-A check has two steps. :class:`CurrentAccumulator` reads the current window chunk by chunk
-(out of core) and :func:`drift_report` compares it with the :class:`ReferenceStats` stored at
-training time; :func:`summarize` turns the per-feature report into a verdict.
+A check has two steps. :class:`CurrentAccumulator` (:mod:`.window`) reads the current window
+chunk by chunk (out of core) and :func:`drift_report` compares it with the
+:class:`ReferenceStats` stored at training time; :func:`summarize` turns the per-feature report
+into a verdict. A window read in partitions is compared by :func:`report_from_counts`, from
+its merged counts and each numeric feature's :func:`numeric_distances`: the same statistics.
 
 Per numeric feature: PSI and Jensen–Shannon distance (base 2, in [0, 1]) on the reference's
 decile bins, the Kolmogorov–Smirnov statistic with its asymptotic two-sided p-value (scipy's
@@ -37,162 +39,50 @@ rows is reported as not enough data, never as drift.
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-import pandas as pd
 
 from retrainer.core.errors import InputError
 from retrainer.core.spec_sections import Drift
 
-from .reference import (
-    CategoricalReference,
-    NumericReference,
-    ReferenceStats,
-    category_counts,
-    numeric_values,
+from .reference import CategoricalReference, NumericReference, ReferenceStats
+from .window import (
+    MAX_UNLISTED,
+    CategoricalWindow,
+    CountStats,
+    CurrentAccumulator,
+    CurrentStats,
+    NumericCounts,
+    NumericWindow,
+    WindowCounts,
+    bin_counts,
 )
 
+__all__ = [  # the window's types are defined in .window and used from here too
+    "MAX_UNLISTED",
+    "CategoricalWindow",
+    "CountStats",
+    "CurrentAccumulator",
+    "CurrentStats",
+    "DriftSummary",
+    "FeatureDrift",
+    "NumericCounts",
+    "NumericWindow",
+    "WindowCounts",
+    "drift_report",
+    "numeric_distances",
+    "report_from_counts",
+    "summarize",
+]
+
 PSI_FLOOR = 1e-4  # proportions are floored here: an empty bin would make PSI infinite
-MAX_UNLISTED = 1000  # distinct unlisted category names tracked per feature (counts stay exact)
 
 Status = Literal["drift", "no_drift", "not_enough_data"]
-
-
-# ---------------------------------------------------------------- current window
-
-
-@dataclass(frozen=True, eq=False)
-class NumericWindow:
-    """The current window's finite values of one feature, sorted (read-only), and missing.
-
-    Compared by identity (``values`` is an array); compare ``values`` with numpy.
-    """
-
-    values: np.ndarray
-    n_missing: int
-
-
-@dataclass(frozen=True)
-class CategoricalWindow:
-    """Current counts aligned with the reference's categories; the rest in ``other_count``.
-
-    ``unlisted`` holds the most frequent categories the reference does not list, with counts.
-    """
-
-    counts: tuple[int, ...]
-    other_count: int
-    n_missing: int
-    unlisted: tuple[tuple[str, int], ...]
-
-
-@dataclass(frozen=True, eq=False)
-class CurrentStats:
-    n_rows: int
-    numeric: dict[str, NumericWindow]
-    categorical: dict[str, CategoricalWindow]
-
-
-class CurrentAccumulator:
-    """Accumulates the current window chunk by chunk; ``result()`` gives :class:`CurrentStats`.
-
-    Memory: the window's finite numeric values are kept as float64 (8 bytes a value: 320 MB
-    for 1M rows × 40 features), appended per chunk and sorted once in ``result()``, which is
-    the per-check cost. float32 would halve that but rounds decimal values (19.99 becomes
-    19.989999771) to the other side of equal reference values, which makes the KS statistic
-    jump on discrete features; a sketch of the window would make KS approximate on both
-    sides. Categorical features keep only counts. ``update`` may continue after ``result``.
-
-    >>> ref = ReferenceStats.from_frame(pd.DataFrame({"x": [1.0, 2.0]}), ["x"], [])
-    >>> acc = CurrentAccumulator(ref)
-    >>> acc.update(pd.DataFrame({"x": [3.0, np.nan]}))
-    >>> acc.update(pd.DataFrame({"x": [1.0]}))
-    >>> acc.result().numeric["x"]
-    NumericWindow(values=array([1., 3.]), n_missing=1)
-    """
-
-    def __init__(self, reference: ReferenceStats) -> None:
-        self.reference = reference
-        self.n_rows = 0
-        self._chunks: dict[str, list[np.ndarray]] = {c: [] for c in reference.numeric}
-        self._sorted: set[str] = set()
-        self._num_missing = dict.fromkeys(reference.numeric, 0)
-        self._index = {
-            c: {name: i for i, name in enumerate(r.categories)}
-            for c, r in reference.categorical.items()
-        }
-        self._counts = {
-            c: np.zeros(len(r.categories), np.int64) for c, r in reference.categorical.items()
-        }
-        self._other = dict.fromkeys(reference.categorical, 0)
-        self._cat_missing = dict.fromkeys(reference.categorical, 0)
-        self._unlisted: dict[str, dict[str, int]] = {c: {} for c in reference.categorical}
-
-    def update(self, chunk: pd.DataFrame) -> None:
-        """Add one chunk of the current window (a DataFrame holding every feature)."""
-        absent = [c for c in self.reference.features if c not in chunk.columns]
-        if absent:
-            raise InputError(
-                f"The current window has no column(s) {absent}. Columns present: "
-                f"{[str(c) for c in chunk.columns]}. Every chunk must hold the features of "
-                f"model version {self.reference.model_version or '(unversioned)'}."
-            )
-        for col in self.reference.numeric:
-            arr = numeric_values(chunk, col)
-            finite = np.isfinite(arr)
-            n_finite = int(np.count_nonzero(finite))
-            self._num_missing[col] += len(arr) - n_finite
-            self._chunks[col].append(arr.copy() if n_finite == len(arr) else arr[finite])
-            self._sorted.discard(col)
-        for col in self.reference.categorical:
-            counts, n_missing = category_counts(chunk[col])
-            self._cat_missing[col] += n_missing
-            index, acc, unlisted = self._index[col], self._counts[col], self._unlisted[col]
-            for name, c in counts.items():
-                i = index.get(name)
-                if i is not None:
-                    acc[i] += c
-                    continue
-                self._other[col] += c
-                if name in unlisted or len(unlisted) < MAX_UNLISTED:
-                    unlisted[name] = unlisted.get(name, 0) + c
-        self.n_rows += len(chunk)
-
-    def _values(self, col: str) -> np.ndarray:
-        """The feature's values as one sorted array (sorted once, then kept)."""
-        chunks = self._chunks[col]
-        if col not in self._sorted and chunks:
-            arr = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
-            chunks.clear()  # free the chunks before sorting
-            arr.sort()  # in place: arr was never handed out
-            chunks.append(arr)
-        self._sorted.add(col)
-        view = (chunks[0] if chunks else np.empty(0)).view()
-        view.flags.writeable = False
-        return view
-
-    def result(self) -> CurrentStats:
-        """The window so far: sorted numeric values, categorical counts."""
-        return CurrentStats(
-            n_rows=self.n_rows,
-            numeric={
-                c: NumericWindow(self._values(c), self._num_missing[c])
-                for c in self.reference.numeric
-            },
-            categorical={
-                c: CategoricalWindow(
-                    counts=tuple(self._counts[c].tolist()),
-                    other_count=self._other[c],
-                    n_missing=self._cat_missing[c],
-                    unlisted=tuple(
-                        sorted(self._unlisted[c].items(), key=lambda kv: (-kv[1], kv[0]))[:20]
-                    ),
-                )
-                for c in self.reference.categorical
-            },
-        )
 
 
 # ---------------------------------------------------------------- statistics
@@ -404,9 +294,28 @@ def _decide(
     return False, []
 
 
-def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> FeatureDrift:
-    values = win.values
-    m, n = len(values), ref.count
+def numeric_distances(reference: NumericReference, values: np.ndarray) -> tuple[float, float]:
+    """The KS statistic and the Wasserstein distance of the sorted, finite ``values`` against
+    the reference sketch (:func:`ks_against_sketch`, :func:`wasserstein_against_sketch`):
+    what a numeric feature's drift needs of its values besides the bin counts.
+
+    >>> r = NumericReference.from_values(np.array([0.0, 1.0]))
+    >>> numeric_distances(r, np.array([2.0, 3.0]))
+    (1.0, 2.0)
+    """
+    return _ks(reference, values), _wasserstein(reference, values)
+
+
+def _numeric(
+    name: str,
+    ref: NumericReference,
+    win: NumericCounts,
+    distances: Callable[[], tuple[float, float]],
+    t: Drift,
+) -> FeatureDrift:
+    """The drift of one numeric feature from its window's counts; ``distances`` gives its
+    KS statistic and Wasserstein distance, asked for only when there is enough data."""
+    m, n = win.n_values, ref.count
     common: dict[str, Any] = dict(
         feature=name,
         kind="numeric",
@@ -419,10 +328,8 @@ def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> 
     if early is not None:
         return FeatureDrift(**common, **early)
     missing = _missing_reason(ref.n_missing, n + ref.n_missing, win.n_missing, m + win.n_missing, t)
-    edges = ref.arrays["bin_edges"]
-    cuts = np.concatenate(([0], np.searchsorted(values, edges, side="left"), [m]))
-    ref_bins, cur_bins = ref.arrays["bin_counts"], np.diff(cuts)
-    ks = _ks(ref, values)  # values: sorted and finite (the accumulator's)
+    ref_bins, cur_bins = ref.arrays["bin_counts"], np.asarray(win.bins, dtype=np.int64)
+    ks, wasserstein = distances()
     p = ks_p_value(ks, n, m)
     values_psi, js = psi(ref_bins, cur_bins), jensen_shannon(ref_bins, cur_bins)
     effects = {"PSI": (values_psi, t.psi), "KS D": (ks, t.ks), "JS": (js, t.jensen_shannon)}
@@ -438,7 +345,7 @@ def _numeric(name: str, ref: NumericReference, win: NumericWindow, t: Drift) -> 
         ks_p_value=p,
         ks_bound=ref.ks_bound,
         jensen_shannon=js,
-        wasserstein=_wasserstein(ref, values),
+        wasserstein=wasserstein,
         wasserstein_bound=ref.wasserstein_bound,
         reasons=tuple(reasons),
     )
@@ -515,8 +422,70 @@ def drift_report(
 
     See the module docstring for an example.
     """
-    absent = [c for c in reference.numeric if c not in current.numeric] + [
-        c for c in reference.categorical if c not in current.categorical
+    _check_features(reference, current.numeric, current.categorical)
+    out = []
+    for c, r in reference.numeric.items():
+        win = current.numeric[c]
+        bins = bin_counts(r.arrays["bin_edges"], win.values)  # values: sorted and finite
+        counts = NumericCounts(len(win.values), win.n_missing, tuple(bins.tolist()))
+        out.append(
+            _numeric(c, r, counts, functools.partial(numeric_distances, r, win.values), thresholds)
+        )
+    return out + [
+        _categorical(c, r, current.categorical[c], thresholds)
+        for c, r in reference.categorical.items()
+    ]
+
+
+def report_from_counts(
+    reference: ReferenceStats,
+    counts: CountStats,
+    distances: Mapping[str, tuple[float, float]],
+    thresholds: Drift,
+) -> list[FeatureDrift]:
+    """:func:`drift_report` of a window given as its counts (:class:`WindowCounts`, merged
+    over partitions) and each numeric feature's :func:`numeric_distances` computed where
+    its values are (a feature without enough data may lack them).
+
+    >>> import pandas as pd
+    >>> ref = ReferenceStats.from_frame(pd.DataFrame({"x": np.arange(100.0)}), ["x"], [])
+    >>> counts = WindowCounts(ref)
+    >>> values = counts.update(pd.DataFrame({"x": np.arange(100.0) + 50}))["x"]
+    >>> found = report_from_counts(ref, counts.result(), {"x": numeric_distances(
+    ...     ref.numeric["x"], np.sort(values))}, Drift())
+    >>> acc = CurrentAccumulator(ref)
+    >>> acc.update(pd.DataFrame({"x": np.arange(100.0) + 50}))
+    >>> found == drift_report(ref, acc.result(), Drift())
+    True
+    """
+    _check_features(reference, counts.numeric, counts.categorical)
+
+    def given(c: str) -> Callable[[], tuple[float, float]]:
+        def get() -> tuple[float, float]:
+            if c not in distances:
+                raise InputError(
+                    f"No KS and Wasserstein values were given for numeric feature {c!r}, "
+                    "which has enough data to compare. Compute numeric_distances for it."
+                )
+            return distances[c]
+
+        return get
+
+    out = [
+        _numeric(c, r, counts.numeric[c], given(c), thresholds)
+        for c, r in reference.numeric.items()
+    ]
+    return out + [
+        _categorical(c, r, counts.categorical[c], thresholds)
+        for c, r in reference.categorical.items()
+    ]
+
+
+def _check_features(
+    reference: ReferenceStats, numeric: Mapping[str, Any], categorical: Mapping[str, Any]
+) -> None:
+    absent = [c for c in reference.numeric if c not in numeric] + [
+        c for c in reference.categorical if c not in categorical
     ]
     if absent:
         raise InputError(
@@ -524,12 +493,6 @@ def drift_report(
             f"{reference.model_version or '(unversioned)'}. Accumulate the window with "
             "CurrentAccumulator(reference) for the same reference."
         )
-    out = [_numeric(c, r, current.numeric[c], thresholds) for c, r in reference.numeric.items()]
-    out += [
-        _categorical(c, r, current.categorical[c], thresholds)
-        for c, r in reference.categorical.items()
-    ]
-    return out
 
 
 @dataclass(frozen=True)

@@ -376,8 +376,6 @@ class PredictionFeatures(StoreBase):
         whichever arms scored it), as sent, as frames of at most ``chunk`` requests' JSON
         inputs or one batch input each (keyset pagination on time and key, so memory stays
         bounded)."""
-        import pandas as pd
-
         c = t.prediction_inputs.c
         after: tuple[datetime, str] | None = None
         while True:
@@ -395,15 +393,29 @@ class PredictionFeatures(StoreBase):
             if not found:
                 return
             after = (found[-1][0], found[-1][1])
-            parsed = iter(many_input_rows([r[2] for r in found if r[3] is None]))
-            records: list[dict[str, Any]] = []
-            for r in found:
-                if r[3] is not None:
-                    if records:
-                        yield pd.DataFrame.from_records(records)
-                        records = []
-                    yield decode(bytes(r[3])).to_pandas()
-                else:
-                    records += next(parsed)
+            yield from page_frames([(r[2], r[3]) for r in found])
+
+
+def page_frames(page: Sequence[tuple[str | None, bytes | None]]) -> Iterator[pd.DataFrame]:
+    """The frames of one page of stored inputs ``(body, data)`` in order: each run of JSON
+    inputs as one frame, each Parquet batch as its own. A drift check's frames are these, so
+    a window read in partitions cut where a frame ends (:mod:`.predlog_reads`) decodes to
+    the same frames as one read in pages here.
+
+    >>> [len(f) for f in page_frames([('{"row": {"x": 1}}', None), ('{"rows": [{"x": 2}]}', None)])]
+    [2]
+    """
+    import pandas as pd
+
+    parsed = iter(many_input_rows([body or "" for body, data in page if data is None]))
+    records: list[dict[str, Any]] = []
+    for _, data in page:
+        if data is not None:
             if records:
                 yield pd.DataFrame.from_records(records)
+                records = []
+            yield decode(bytes(data)).to_pandas()
+        else:
+            records += next(parsed)
+    if records:
+        yield pd.DataFrame.from_records(records)

@@ -1,0 +1,204 @@
+"""A drift check over the prediction log read in partitions on a Dask cluster.
+
+For a model with ``training.engine: dask`` and a store the workers can open (a SQLite file
+or PostgreSQL, as for training: :func:`retrainer.lifecycle.dask_rows.store_url`), the
+window's logged inputs never come to the process that runs the check:
+
+- the window is cut into ranges of inputs from the store's metadata
+  (:func:`retrainer.store.predlog_reads.plan_input_ranges`: positions and keys, no bodies);
+- each range is read by a worker from the store by its URL and decoded into the same frames
+  as a local check reads (:func:`~retrainer.store.predlog_reads.read_input_range`); the
+  worker counts them (:class:`~retrainer.monitoring.window.WindowCounts`: missing values,
+  decile bins, categorical counts) and keeps the numeric features as one partition of a
+  ``dask.dataframe``;
+- the counts are merged on the cluster, and one task per numeric feature gathers that
+  column of every partition on one worker, sorts its finite values and computes KS and
+  Wasserstein against the reference sketch (:func:`~retrainer.monitoring.drift.numeric_distances`);
+- the process that runs the check gets the merged counts and two numbers per numeric
+  feature, and builds the report with the local check's code
+  (:func:`~retrainer.monitoring.drift.report_from_counts`): the same values.
+
+So no process holds the window: a worker holds its partitions' numeric columns (8 bytes a
+value) and, while it computes one feature's statistics, that one column of the window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.cpus import available_cpus
+from ..core.errors import DistributedError, RetrainerError
+from ..core.extras import missing_library
+from ..core.spec import ModelSpec
+from ..core.spec_sections import Training
+from ..monitoring.drift import FeatureDrift, numeric_distances, report_from_counts
+from ..monitoring.reference import NumericReference, ReferenceStats, numeric_values
+from ..monitoring.window import WindowCounts
+from ..plumbing.workspace import Workspace
+from ..store.predlog_reads import InputRange, plan_input_ranges, read_input_range
+from .dask_engine import CONNECT_SECONDS
+from .dask_rows import store_url
+
+
+def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
+    """Why ``spec``'s drift check reads the window in this process, or None when it reads it
+    on the Dask cluster (``training.engine: dask`` and a store the workers can open).
+
+    >>> from retrainer.core.spec import parse_spec
+    >>> m = {"task": "classification", "target": "y", "id_column": "id",
+    ...      "time_column": "t", "features": {"numeric": ["x"]}}
+    >>> spec = parse_spec({"models": {"m": m}}, environ={})
+    >>> unsupported(None, spec.models["m"])
+    'engine: local'
+    """
+    if spec.training.engine != "dask":
+        return "engine: local"
+    if store_url(ws) is None:
+        return "an in-memory SQLite store (the workers cannot open it)"
+    return None
+
+
+def window_report(
+    ws: Workspace,
+    spec: ModelSpec,
+    reference: ReferenceStats,
+    since: datetime,
+    until: datetime,
+) -> tuple[int, list[FeatureDrift]]:
+    """The rows of ``spec``'s logged window [since, until] and its drift report against
+    ``reference``, read and computed on the cluster (see the module docstring).
+    DistributedError naming the scheduler when it cannot be reached or the cluster fails."""
+    url = store_url(ws)
+    assert url is not None  # unsupported() said so before
+    ranges = plan_input_ranges(ws.store, spec.name, since, until)
+    with _client(spec.training) as client:
+        try:
+            counts, distances = _compute(client, url, spec.name, since, until, ranges, reference)
+        except RetrainerError:  # raised by a worker (a feature that is not numbers): as is
+            raise
+        except Exception as exc:
+            raise DistributedError(
+                f"The drift check of {spec.name!r} on the Dask engine "
+                f"({_where(spec.training)}) failed: {type(exc).__name__}: {exc}. Nothing was "
+                "stored; check the cluster's workers and run the check again",
+                stage="drift",
+            ) from exc
+    return counts.n_rows, report_from_counts(reference, counts.result(), distances, spec.drift)
+
+
+def _compute(
+    client: Any,
+    url: str,
+    model: str,
+    since: datetime,
+    until: datetime,
+    ranges: list[InputRange],
+    reference: ReferenceStats,
+) -> tuple[WindowCounts, dict[str, tuple[float, float]]]:
+    import dask.dataframe as dd
+
+    import dask
+
+    if not ranges:
+        return WindowCounts(reference), {}
+    ref = dask.delayed(reference, pure=True)
+    read = dask.delayed(_read_part, pure=True, nout=2)
+    parts = [read(url, model, since, until, r, ref) for r in ranges]
+    meta = pd.DataFrame({c: pd.Series(dtype="float64") for c in reference.numeric})
+    frame = dd.from_delayed([p[1] for p in parts], meta=meta, verify_meta=False)
+    counts = _tree(dask.delayed(_merge, pure=True), [p[0] for p in parts])
+    columns = {
+        c: dask.delayed(_distances, pure=True)(dask.delayed(r, pure=True), frame[c].to_delayed())
+        for c, r in reference.numeric.items()
+    }
+    futures = client.compute([counts, *columns.values()])
+    merged, *found = client.gather(futures)
+    return merged, {c: d for c, d in zip(columns, found, strict=True) if d is not None}
+
+
+def _tree(merge: Any, items: list[Any]) -> Any:
+    """Pairwise merges, log2(len) levels deep (no task waits on every partition)."""
+    while len(items) > 1:
+        pairs = [merge(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        items = pairs + ([items[-1]] if len(items) % 2 else [])
+    return items[0]
+
+
+def _read_part(
+    url: str,
+    model: str,
+    since: datetime,
+    until: datetime,
+    part: InputRange,
+    reference: ReferenceStats,
+) -> tuple[WindowCounts, pd.DataFrame]:
+    """On a worker: one range of the window, counted, and its numeric features as floats
+    (missing as NaN; each frame converted as a local check converts it)."""
+    counts = WindowCounts(reference)
+    numeric: dict[str, list[np.ndarray]] = {c: [] for c in reference.numeric}
+    for chunk in read_input_range(url, model, since, until, part):
+        counts.update(chunk)
+        for c in reference.numeric:
+            numeric[c].append(numeric_values(chunk, c))
+    frame = pd.DataFrame({c: np.concatenate(v) if v else np.empty(0) for c, v in numeric.items()})
+    return counts, frame
+
+
+def _merge(a: WindowCounts, b: WindowCounts) -> WindowCounts:
+    return a.merge(b)
+
+
+def _distances(reference: NumericReference, pieces: list[pd.Series]) -> tuple[float, float] | None:
+    """On a worker: one numeric feature's column of the window, finite values sorted, against
+    the reference sketch; None without values on either side."""
+    arr = np.concatenate([p.to_numpy(dtype=np.float64) for p in pieces]) if pieces else np.empty(0)
+    values = arr[np.isfinite(arr)]
+    del arr
+    values.sort()
+    if len(values) == 0 or reference.count == 0:
+        return None
+    return numeric_distances(reference, values)
+
+
+def _where(training: Training) -> str:
+    return training.scheduler or "a LocalCluster"
+
+
+@contextlib.contextmanager
+def _client(training: Training) -> Iterator[Any]:
+    """A client of ``training.scheduler`` (or of a LocalCluster started for the check)."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:
+        raise missing_library("training.engine: dask", exc) from None
+    address = training.scheduler
+    if address is None:
+        threads = min(training.threads or 1, available_cpus())
+        with (
+            LocalCluster(
+                n_workers=max(1, available_cpus() // threads),
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=":0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
+            yield client
+        return
+    try:
+        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise DistributedError(
+            f"The Dask scheduler {address!r} (training.scheduler) cannot be reached within "
+            f"{CONNECT_SECONDS} s: {exc}. The drift check read nothing and stored nothing; "
+            "start the scheduler (`dask scheduler`) or fix the address",
+            stage="connect",
+        ) from None
+    with contextlib.closing(client):
+        yield client
