@@ -32,6 +32,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -40,14 +41,11 @@ import torch
 
 from ..core.errors import ConfigError
 from ..core.family_params import ACCEPTED
-from .base import Capabilities, FamilyModel
 from .lstm_config import LSTMConfig, check_lstm_params, group_keys, history_windows
-from .mlp_config import embedding_dims
 from .torch_tabular import (
     TabularEncoder,
+    TorchModel,
     as_tensor,
-    dump_net,
-    load_net,
     loss,
     torch_threads,
     train_epochs,
@@ -96,9 +94,8 @@ class LSTMNet(TabularEncoder, torch.nn.Module):
         return out
 
 
-class LSTMModel(FamilyModel):
+class LSTMModel(TorchModel):
     name = "lstm"
-    capabilities = Capabilities(warm_start=True)
     default_params: ClassVar[dict[str, Any]] = {
         "lookback": 7,
         "entity": None,
@@ -116,7 +113,7 @@ class LSTMModel(FamilyModel):
     accepted_params = ACCEPTED["lstm"]
     payload_name = "lstm.zip"
     sequence: ClassVar[bool] = True  # scores each row from its entity's earlier rows
-    thread_param = "num_threads"
+    net_label = "LSTM"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -141,13 +138,6 @@ class LSTMModel(FamilyModel):
         entity: str | None = self.effective_params["entity"]
         return entity
 
-    @property
-    def n_threads(self) -> int:
-        """``num_threads`` when set, else ``threads`` (at most the CPUs), else 1 (as mlp)."""
-        if self.threads is None and self.params.get("num_threads") is None:
-            return 1
-        return super().n_threads
-
     # ---- the matrix carries each row's entity as a last column ------------------------
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
         m = super()._matrix(X)
@@ -169,42 +159,24 @@ class LSTMModel(FamilyModel):
         return X, group_keys(X[:, col])
 
     # ---- training ---------------------------------------------------------------------
-    def _fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        weight: np.ndarray | None = None,
-    ) -> None:
+    def _new_net(self, cardinalities: list[int], embedding: list[int], n_out: int) -> LSTMNet:
         p = self.effective_params
-        levels = [len(self.schema_.categories.get(c, ())) for c in self.schema_.categorical]
         config = LSTMConfig(
             n_numeric=len(self.schema_.numeric),
-            cardinalities=levels,
-            embedding_dims=embedding_dims(levels, p["embedding_dim"]),
+            cardinalities=cardinalities,
+            embedding_dims=embedding,
             hidden_size=int(p["hidden_size"]),
             num_layers=int(p["num_layers"]),
             dropout=float(p["dropout"]),
-            n_out=self.n_classes if self.task == "classification" else 1,
+            n_out=n_out,
         )
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.net_ = LSTMNet(config)
-            features = self._split(X)[0]
-            self.net_.learn_scaling(as_tensor(features), y if self.task == "regression" else None)
-            self.epochs_ = self._train(X, y, val, weight, int(p["epochs"]), 1.0)
+        return LSTMNet(config)
 
-    def _fine_tune(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        learning_rate_factor: float,
-        rounds: int,
-    ) -> None:
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + self.epochs_)
-            self.epochs_ += self._train(X, y, val, None, rounds, learning_rate_factor)
+    def _net_from_config(self, config: Mapping[str, Any]) -> LSTMNet:
+        return LSTMNet(LSTMConfig.from_dict(config))
+
+    def _scaled_inputs(self, X: np.ndarray) -> np.ndarray:
+        return self._split(X)[0]  # not the entity keys
 
     def _train(
         self,
@@ -227,12 +199,7 @@ class LSTMModel(FamilyModel):
             dense, codes = net.encode(as_tensor(features))
         yt = self._target(y)
         wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-        optimizer = torch.optim.Adam(
-            net.parameters(),
-            lr=float(p["learning_rate"]) * lr_factor,
-            weight_decay=float(p["weight_decay"]),
-            foreach=True,
-        )
+        optimizer = self._optimizer(lr_factor)
         drop = float(p["history_dropout"])
         pad = len(features)
         generator = torch.Generator().manual_seed(self.seed + 1)
@@ -266,15 +233,6 @@ class LSTMModel(FamilyModel):
             seed=self.seed,
         )
 
-    def _target(self, y: np.ndarray) -> torch.Tensor:
-        if self.task == "classification":
-            return torch.as_tensor(y, dtype=torch.int64)
-        return self.net_.scale_target(torch.as_tensor(y, dtype=torch.float32))
-
-    def settled_params(self) -> dict[str, Any] | None:
-        self._check_fitted()
-        return {"epochs": max(1, int(self.epochs_))}
-
     # ---- prediction -------------------------------------------------------------------
     def _predict(self, X: np.ndarray) -> np.ndarray:
         net = self.net_
@@ -286,24 +244,6 @@ class LSTMModel(FamilyModel):
         with torch_threads(self.predict_threads(len(X))), torch.no_grad():
             dense, codes = net.encode(as_tensor(features))
             for start in range(0, max(len(X), 1), PREDICT_CHUNK):
-                out = net.windows_out(dense, codes, idx[start : start + PREDICT_CHUNK]).double()
-                if self.task == "classification":
-                    parts.append(torch.softmax(out, dim=1).numpy())
-                else:
-                    parts.append(net.unscale_target(out.squeeze(1)).numpy())
+                out = net.windows_out(dense, codes, idx[start : start + PREDICT_CHUNK])
+                parts.append(self._outputs(out))
         return np.concatenate(parts)
-
-    # ---- artifact ---------------------------------------------------------------------
-    def _meta(self) -> dict[str, Any]:
-        return {"epochs": int(self.epochs_)}
-
-    def _restore_meta(self, extra: dict[str, Any]) -> None:
-        self.epochs_ = int(extra.get("epochs", 0))
-
-    def _dump(self) -> bytes:
-        return dump_net(self.net_, self.net_.config.to_dict())
-
-    def _load(self, payload: bytes) -> None:
-        self.net_ = load_net(payload, "LSTM", lambda c: LSTMNet(LSTMConfig.from_dict(c)))
-        if not hasattr(self, "epochs_"):
-            self.epochs_ = 0

@@ -39,19 +39,18 @@ network's shape) and ``weights.safetensors`` (the state dict); no pickle is writ
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from ..core.family_params import ACCEPTED
-from .base import Capabilities, FamilyModel
-from .mlp_config import NetConfig, check_mlp_params, embedding_dims
+from .mlp_config import NetConfig, check_mlp_params
 from .torch_tabular import (
     TabularEncoder,
+    TorchModel,
     as_tensor,
-    dump_net,
-    load_net,
     loss,
     torch_threads,
     train_epochs,
@@ -86,9 +85,8 @@ class MLPNet(TabularEncoder, torch.nn.Module):
         return self.head(*self.encode(x))
 
 
-class MLPModel(FamilyModel):
+class MLPModel(TorchModel):
     name = "mlp"
-    capabilities = Capabilities(warm_start=True)
     default_params: ClassVar[dict[str, Any]] = {
         "hidden_sizes": [64, 32],
         "dropout": 0.1,
@@ -101,60 +99,27 @@ class MLPModel(FamilyModel):
     }
     accepted_params = ACCEPTED["mlp"]
     payload_name = "mlp.zip"
-    thread_param = "num_threads"
+    net_label = "MLP"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         check_mlp_params(self.effective_params)
 
-    @property
-    def n_threads(self) -> int:
-        """``num_threads`` when set, else ``threads`` (at most the CPUs), else 1 (see module).
-
-        >>> MLPModel("regression", ["x"]).n_threads
-        1
-        >>> MLPModel("regression", ["x"], params={"num_threads": 3}).n_threads
-        3
-        """
-        if self.threads is None and self.params.get("num_threads") is None:
-            return 1
-        return super().n_threads
-
     # ---- training ---------------------------------------------------------------------
-    def _fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        weight: np.ndarray | None = None,
-    ) -> None:
+    def _new_net(self, cardinalities: list[int], embedding: list[int], n_out: int) -> MLPNet:
         p = self.effective_params
-        levels = [len(self.schema_.categories.get(c, ())) for c in self.schema_.categorical]
         config = NetConfig(
             n_numeric=len(self.schema_.numeric),
-            cardinalities=levels,
-            embedding_dims=embedding_dims(levels, p["embedding_dim"]),
+            cardinalities=cardinalities,
+            embedding_dims=embedding,
             hidden_sizes=[int(h) for h in p["hidden_sizes"]],
             dropout=float(p["dropout"]),
-            n_out=self.n_classes if self.task == "classification" else 1,
+            n_out=n_out,
         )
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed)
-            self.net_ = MLPNet(config)
-            self.net_.learn_scaling(as_tensor(X), None if self.task != "regression" else y)
-            self.epochs_ = self._train(X, y, val, weight, int(p["epochs"]), 1.0)
+        return MLPNet(config)
 
-    def _fine_tune(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        val: tuple[np.ndarray, np.ndarray] | None,
-        learning_rate_factor: float,
-        rounds: int,
-    ) -> None:
-        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed + self.epochs_)
-            self.epochs_ += self._train(X, y, val, None, rounds, learning_rate_factor)
+    def _net_from_config(self, config: Mapping[str, Any]) -> MLPNet:
+        return MLPNet(NetConfig.from_dict(config))
 
     def _train(
         self,
@@ -169,12 +134,7 @@ class MLPModel(FamilyModel):
         after ``patience`` epochs without improvement. Returns the epochs the weights hold."""
         p = self.effective_params
         net = self.net_
-        optimizer = torch.optim.Adam(
-            net.parameters(),
-            lr=float(p["learning_rate"]) * lr_factor,
-            weight_decay=float(p["weight_decay"]),
-            foreach=True,  # one fused update over all parameters (the default only on GPUs)
-        )
+        optimizer = self._optimizer(lr_factor)
         with torch.no_grad():  # the inputs' encoding is fixed: computed once, not per batch
             dense, codes = net.encode(as_tensor(X))
             checks = None
@@ -206,39 +166,11 @@ class MLPModel(FamilyModel):
             seed=self.seed,
         )
 
-    def _target(self, y: np.ndarray) -> torch.Tensor:
-        if self.task == "classification":
-            return torch.as_tensor(y, dtype=torch.int64)
-        return self.net_.scale_target(torch.as_tensor(y, dtype=torch.float32))
-
-    def settled_params(self) -> dict[str, Any] | None:
-        self._check_fitted()
-        return {"epochs": max(1, int(self.epochs_))}
-
     # ---- prediction -------------------------------------------------------------------
     def _predict(self, X: np.ndarray) -> np.ndarray:
         net = self.net_
         parts = []
         with torch_threads(self.predict_threads(len(X))), torch.no_grad():
             for start in range(0, max(len(X), 1), PREDICT_CHUNK):
-                out = net(as_tensor(X[start : start + PREDICT_CHUNK])).double()
-                if self.task == "classification":
-                    parts.append(torch.softmax(out, dim=1).numpy())
-                else:
-                    parts.append(net.unscale_target(out.squeeze(1)).numpy())
+                parts.append(self._outputs(net(as_tensor(X[start : start + PREDICT_CHUNK]))))
         return np.concatenate(parts)
-
-    # ---- artifact ---------------------------------------------------------------------
-    def _meta(self) -> dict[str, Any]:
-        return {"epochs": int(self.epochs_)}
-
-    def _restore_meta(self, extra: dict[str, Any]) -> None:
-        self.epochs_ = int(extra.get("epochs", 0))
-
-    def _dump(self) -> bytes:
-        return dump_net(self.net_, self.net_.config.to_dict())
-
-    def _load(self, payload: bytes) -> None:
-        self.net_ = load_net(payload, "MLP", lambda c: MLPNet(NetConfig.from_dict(c)))
-        if not hasattr(self, "epochs_"):  # a payload adopted without retrainer's meta.json
-            self.epochs_ = 0

@@ -1,8 +1,10 @@
 """What the PyTorch families (``mlp``, ``lstm``) share: the tabular encoder in front of their
-layers, the seeded training loop with early stopping, the loss, the thread count and the
-safetensors + JSON payload. Needs ``pip install 'retrainer[mlp]'`` (PyTorch, safetensors),
-imported on first use: the module itself imports without them (the core install imports every
-module), so the encoder is a mixin each network puts before ``torch.nn.Module``.
+layers, the seeded training loop with early stopping, the loss, the thread count, the
+safetensors + JSON payload, and :class:`TorchModel`, the family glue around them (fit,
+fine-tune, settled epochs, outputs, artifact). Needs ``pip install 'retrainer[mlp]'``
+(PyTorch, safetensors), imported on first use: the module itself imports without them (the
+core install imports every module), so the encoder is a mixin each network puts before
+``torch.nn.Module``.
 
 :class:`TabularEncoder` holds everything a row's encoding needs: the numeric columns'
 training mean and standard deviation (a missing value becomes the mean, plus a 0/1 "was
@@ -27,12 +29,13 @@ import copy
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..core.errors import IntegrityError
-from .base import read_zip, write_zip
+from .base import Capabilities, FamilyModel, read_zip, write_zip
+from .mlp_config import embedding_dims
 
 if TYPE_CHECKING:
     import torch
@@ -228,3 +231,126 @@ def load_net(
         ) from None
     net.eval()
     return net
+
+
+class TorchModel(FamilyModel):
+    """The family side of a PyTorch network (``mlp``, ``lstm``): one thread unless asked
+    (threads spin on a busy machine), a seeded fit that builds the network (``_new_net``),
+    learns its scaling and trains it, a fine-tune that continues the fitted weights at
+    ``learning_rate × learning_rate_factor``, the epochs trained as the settled size, the
+    outputs as probabilities or unscaled values, and the payload (``dump_net``). A subclass
+    gives ``_new_net``, ``_train``, ``_predict`` and ``_net_from_config``."""
+
+    capabilities = Capabilities(warm_start=True)
+    thread_param = "num_threads"
+    net_label: ClassVar[str]  # the network's name in a payload error ("MLP", "LSTM")
+    net_: Any
+    epochs_: int
+
+    @property
+    def n_threads(self) -> int:
+        """``num_threads`` when set, else ``threads`` (at most the CPUs), else 1."""
+        if self.threads is None and self.params.get("num_threads") is None:
+            return 1
+        return super().n_threads
+
+    def _new_net(self, cardinalities: list[int], embedding: list[int], n_out: int) -> Any:
+        raise NotImplementedError
+
+    def _net_from_config(self, config: Mapping[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def _train(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None,
+        epochs: int,
+        lr_factor: float,
+    ) -> int:
+        raise NotImplementedError
+
+    def _scaled_inputs(self, X: np.ndarray) -> np.ndarray:
+        """The columns of ``X`` the encoder's scaling is learnt from (all of them)."""
+        return X
+
+    def _fit(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        weight: np.ndarray | None = None,
+    ) -> None:
+        import torch
+
+        p = self.effective_params
+        levels = [len(self.schema_.categories.get(c, ())) for c in self.schema_.categorical]
+        n_out = self.n_classes if self.task == "classification" else 1
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            self.net_ = self._new_net(levels, embedding_dims(levels, p["embedding_dim"]), n_out)
+            scaling = as_tensor(self._scaled_inputs(X))
+            self.net_.learn_scaling(scaling, y if self.task == "regression" else None)
+            self.epochs_ = self._train(X, y, val, weight, int(p["epochs"]), 1.0)
+
+    def _fine_tune(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        learning_rate_factor: float,
+        rounds: int,
+    ) -> None:
+        import torch
+
+        with torch_threads(self.n_threads), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed + self.epochs_)
+            self.epochs_ += self._train(X, y, val, None, rounds, learning_rate_factor)
+
+    def _optimizer(self, lr_factor: float) -> Any:
+        """Adam at ``learning_rate × lr_factor`` with the recipe's weight decay, one fused
+        update over all parameters (the default only on GPUs)."""
+        import torch
+
+        p = self.effective_params
+        return torch.optim.Adam(
+            self.net_.parameters(),
+            lr=float(p["learning_rate"]) * lr_factor,
+            weight_decay=float(p["weight_decay"]),
+            foreach=True,
+        )
+
+    def _target(self, y: np.ndarray) -> torch.Tensor:
+        import torch
+
+        if self.task == "classification":
+            return torch.as_tensor(y, dtype=torch.int64)
+        return self.net_.scale_target(torch.as_tensor(y, dtype=torch.float32))  # type: ignore[no-any-return]
+
+    def _outputs(self, out: torch.Tensor) -> np.ndarray:
+        """A batch's network output as class probabilities or unscaled values."""
+        import torch
+
+        out = out.double()
+        if self.task == "classification":
+            return torch.softmax(out, dim=1).numpy()  # type: ignore[no-any-return]
+        return self.net_.unscale_target(out.squeeze(1)).numpy()  # type: ignore[no-any-return]
+
+    def settled_params(self) -> dict[str, Any] | None:
+        self._check_fitted()
+        return {"epochs": max(1, int(self.epochs_))}
+
+    def _meta(self) -> dict[str, Any]:
+        return {"epochs": int(self.epochs_)}
+
+    def _restore_meta(self, extra: dict[str, Any]) -> None:
+        self.epochs_ = int(extra.get("epochs", 0))
+
+    def _dump(self) -> bytes:
+        return dump_net(self.net_, self.net_.config.to_dict())
+
+    def _load(self, payload: bytes) -> None:
+        self.net_ = load_net(payload, self.net_label, self._net_from_config)
+        if not hasattr(self, "epochs_"):  # a payload adopted without retrainer's meta.json
+            self.epochs_ = 0
