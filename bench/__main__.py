@@ -36,6 +36,7 @@ BENCHES = [
     "scale",
     "fleet",
     "fleet_serving",
+    "fleet_ui",
     "faults",
     "search",
     "faults-serving",
