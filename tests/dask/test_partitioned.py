@@ -83,5 +83,7 @@ def test_what_the_workers_cannot_read_is_read_here_and_said(
     off = {"enabled": False}
     ws = make_workspace(store="sqlite://", training={"engine": "dask", "choice": off})
     assert "in-memory SQLite" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
-    ws = make_workspace(training={"engine": "dask"})  # training.choice is on by default
-    assert "training.choice" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
+    ws = make_workspace(training={"engine": "dask"})  # training.choice, on by default, is
+    assert dask_rows.unsupported(ws, ws.model_spec("weather")) is None  # (test_partitioned_choice)
+    ws = make_workspace(training={"engine": "dask"}, validation={"scheme": "walk_forward"})
+    assert "walk_forward" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))

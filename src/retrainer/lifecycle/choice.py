@@ -12,6 +12,9 @@ rows say otherwise beyond chance: a choice that chased noise on 700 holdout rows
 accuracy points on the quality benchmark's streams. Its evaluation fit is the one the gate
 judges, and the version trains on every row since the chosen window's start with the chosen
 weights. Every candidate, skipped or scored, is recorded on the version with its CPU time.
+One procedure decides (:func:`decide`) wherever the rows are: in a frame here
+(:class:`FrameRows`) or in a window's partitions on a Dask cluster
+(:class:`retrainer.lifecycle.dask_choice.ClusterRows`, its CPU time that of this process).
 
 Fractions are of the span before the holdout ("1/4": its newest quarter); a half-life
 fraction is of the chosen window's span. Weights decay by half every half-life back from the
@@ -32,7 +35,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -188,6 +191,61 @@ def reuse_choice(
     return spec.model_copy(update={"training": training}), {"reused_from": made.version}
 
 
+class CandidateRows(Protocol):
+    """Where the choice's rows are and how a candidate is fitted on them: the local frame
+    (:class:`FrameRows`) or the window's partitions on a Dask cluster
+    (:class:`retrainer.lifecycle.dask_choice.ClusterRows`). Rows are positions in
+    :attr:`times`; :func:`decide` is the one procedure both run."""
+
+    @property
+    def times(self) -> pd.Series:
+        """Every row's event time, oldest first (indexed 0..n-1)."""
+        ...
+
+    def holdout_rows(self, rows: int) -> int:
+        """The rows of a holdout of the newest ``rows``, as these rows cut it (a cut by time
+        also takes the rows sharing its first row's time)."""
+        ...
+
+    def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
+        """The features and target of the newest ``rows`` rows, in this process."""
+        ...
+
+    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+        """The recipe's evaluation fit on rows ``lo:hi``, weighted when ``half_life`` (days)
+        is given as :func:`recency_weights` weighs ``times[lo:hi]``."""
+        ...
+
+
+@dataclass(frozen=True)
+class FrameRows:
+    """The choice's rows as a time-ordered frame in this process."""
+
+    spec: ModelSpec
+    family: str
+    frame: pd.DataFrame
+
+    @property
+    def times(self) -> pd.Series:
+        return pd.to_datetime(self.frame["event_time"]).reset_index(drop=True)
+
+    def holdout_rows(self, rows: int) -> int:
+        return rows
+
+    def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
+        tail = self.frame.iloc[len(self.frame) - rows :]
+        return tail[self.spec.feature_names], tail["target"]
+
+    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+        from .fitting import fit_for_evaluation
+
+        rows = self.frame.iloc[lo:hi]
+        weight = None if half_life is None else recency_weights(rows["event_time"], half_life)
+        return fit_for_evaluation(
+            self.spec, self.family, rows[self.spec.feature_names], rows["target"], weight
+        )
+
+
 def choose(
     spec: ModelSpec,
     family: str,
@@ -199,18 +257,32 @@ def choose(
     there. Returns the chosen candidate's evaluation fit, the index of the first row of the
     chosen window in ``frame``, and the record (whose ``holdout_rows`` the caller's holdout
     becomes: see :func:`holdout_after_change`)."""
-    from .fitting import fit_for_evaluation, predict_encoded
+    return decide(spec, family, FrameRows(spec, family, frame), n_hold, change_at)
+
+
+def decide(
+    spec: ModelSpec,
+    family: str,
+    rows: CandidateRows,
+    n_hold: int,
+    change_at: pd.Timestamp | None = None,
+) -> tuple[Fit, int, ChoiceRecord]:
+    """The choice on ``rows`` (see the module's text): each window candidate fitted on its
+    rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
+    then the half-lives on the best window; a candidate displaces the one chosen so far only
+    by the gate's paired bootstrap. Returns as :func:`choose`."""
+    from .fitting import predict_encoded
 
     started = time.process_time()
     metric = spec.primary_metric
     measure = gate_metrics(spec.gate, spec.task)[metric]
     alpha = spec.gate.live_significance
-    times = pd.to_datetime(frame["event_time"]).reset_index(drop=True)
+    times = rows.times
     least = max(spec.quality.min_rows, 20)
     n_hold, holdout_note = holdout_after_change(spec, times, n_hold, change_at, least)
-    n_train = len(frame) - n_hold
-    X, y = frame[spec.feature_names], frame["target"]
-    hold_X, hold_y = X.iloc[n_train:], y.iloc[n_train:]
+    n_hold = rows.holdout_rows(n_hold)
+    n_train = len(times) - n_hold
+    hold_X, hold_y = rows.holdout(n_hold)
     first, end = times.iloc[0], times.iloc[n_train]
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
@@ -225,27 +297,26 @@ def choose(
             tried.append(Candidate(window, half, None, 0, skipped=note))
             return
         lo = int(times.searchsorted(max(start, first), side="left"))
-        rows = n_train - lo
+        count = n_train - lo
         days = half_life_days(half, end - times.iloc[min(lo, n_train - 1)])
-        if rows < least:
+        if count < least:
             tried.append(
                 Candidate(
                     window,
                     half,
                     _iso(start),
-                    max(rows, 0),
-                    skipped=f"{max(rows, 0)} rows before the holdout, fewer than {least} "
+                    max(count, 0),
+                    skipped=f"{max(count, 0)} rows before the holdout, fewer than {least} "
                     "(quality.min_rows)",
                 )
             )
             return
         if (lo, days) in seen:
-            tried.append(Candidate(window, half, _iso(times.iloc[lo]), rows, skipped="same rows"))
+            tried.append(Candidate(window, half, _iso(times.iloc[lo]), count, skipped="same rows"))
             return
         seen.add((lo, days))
         t0 = time.process_time()
-        weight = None if days is None else recency_weights(times.iloc[lo:n_train], days)
-        fit = fit_for_evaluation(spec, family, X.iloc[lo:n_train], y.iloc[lo:n_train], weight)
+        fit = rows.fit(lo, n_train, days)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -267,7 +338,7 @@ def choose(
             window,
             half,
             _iso(times.iloc[lo]),
-            rows,
+            count,
             value,
             round(time.process_time() - t0, 4),
             half_life_days=None if days is None else round(days, 2),
@@ -301,7 +372,7 @@ def choose(
                 continue
             attempt(on.window, half, pd.Timestamp(on.start))
     if not best:  # every candidate too short: the whole window, as without a choice
-        fit = fit_for_evaluation(spec, family, X.iloc[:n_train], y.iloc[:n_train])
+        fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")
         record = ChoiceRecord(
             metric, n_hold, chosen, tried, time.process_time() - started, holdout_note

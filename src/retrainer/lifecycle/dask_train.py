@@ -6,7 +6,9 @@ reference statistics (a feature column at a time: the same checks and summaries 
 training, on the same values), the fingerprint (chained per partition), and the holdout rows
 (scored here, as the gate needs them). Every fit — the evaluation fit on the rows before the
 holdout, the fit that settles the number of rounds, the final fit on the whole window —
-trains on matrices built by the workers from their own partitions.
+trains on matrices built by the workers from their own partitions. With ``training.choice``
+the window and weighting are chosen first by the local procedure over the partitions
+(:mod:`.dask_choice`): this process then also holds the window's event times (8 bytes a row).
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ import pandas as pd
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.quality import QualityReport, Violation
-from ..families import FamilyModel, dask_boosting
 from ..monitoring.reference import (
     CategoricalReference,
     NumericReference,
@@ -29,8 +30,10 @@ from ..monitoring.reference import (
 )
 from ..plumbing.workspace import Workspace
 from . import dask_rows
+from .choice import decide, last_change, reuse_choice
+from .dask_choice import ClusterRows, Recency, fingerprint_since, fit_rows, sorted_times
 from .dask_rows import Cut, PartitionedWindow, WindowFacts
-from .fitting import EARLY_STOP_FRACTION, Evaluation, Fitted, at_cap, larger, make_model, score
+from .fitting import Evaluation, Fitted, at_cap, larger, make_model, score
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,22 @@ class Outcome:
     quality: QualityReport
     class_balance: dict[str, float]
     feature_set: dict[str, Any]
+    facts: WindowFacts  # of the whole window (the summary's: of the chosen window's rows)
 
 
-def train_window(ws: Workspace, spec: ModelSpec, family: str, client: Any, trigger: str) -> Outcome:
-    """Read ``spec``'s window on ``client``'s workers, check it and fit ``family`` there."""
+def train_window(
+    ws: Workspace,
+    spec: ModelSpec,
+    family: str,
+    client: Any,
+    trigger: str,
+    change_at: pd.Timestamp | None = None,
+    allow_quality_warnings: bool = False,
+) -> Outcome:
+    """Read ``spec``'s window on ``client``'s workers, check it and fit ``family`` there
+    (choosing the window and weighting first with ``training.choice``; ``change_at``: the
+    last change the monitor detected). QualityError before any fit when the checks fail
+    and ``allow_quality_warnings`` is not given."""
     from ..core import feature_sets
     from .train import check_target
 
@@ -74,22 +89,53 @@ def train_window(ws: Workspace, spec: ModelSpec, family: str, client: Any, trigg
     choice = feature_sets.resolve(spec, facts.present)
     spec = choice.spec
     check_target(spec, pd.DataFrame({"target": list(facts.labels)}))
-    quality, reference, balance = _per_column(window, spec, facts, trigger)
+    quality, reference, balance, times = _per_column(window, spec, facts, trigger)
+    if not quality.ok and not allow_quality_warnings:
+        _refuse(spec, quality, trigger)
     cut = dask_rows.holdout_cut(window, spec, facts)
     hold = dask_rows.rows_between(window, cut, None)
     p.stage(f"fit {family}")
-    fitted = _fit(window, spec, family, facts, cut, hold)
+    fitted, hold, since = _fit(window, spec, family, facts, cut, hold, times, change_at)
     names = ["entity_id", "event_time", "target", *spec.feature_names]
-    print_ = dask_rows.fingerprint(window, names)
-    summary = Summary(facts.rows, facts.start, facts.end, print_, reference, window.partitions)
-    return Outcome(spec, fitted, hold, summary, quality, balance, choice.details())
+    if since is None:
+        summary = Summary(
+            facts.rows,
+            facts.start,
+            facts.end,
+            dask_rows.fingerprint(window, names),
+            reference,
+            window.partitions,
+        )
+    else:  # the chosen window's rows, as a local training records them
+        summary = Summary(
+            int(since.after(times).sum()),
+            since.at,
+            facts.end,
+            fingerprint_since(window, names, since),
+            _reference(window, spec, times, since),
+            window.partitions,
+        )
+    return Outcome(spec, fitted, hold, summary, quality, balance, choice.details(), facts)
+
+
+def _refuse(spec: ModelSpec, quality: QualityReport, trigger: str) -> None:
+    from ..core.errors import QualityError
+    from .train import _severity_hint
+
+    raise QualityError(
+        f"Data quality checks failed for model {spec.name!r}; nothing was trained.\n"
+        f"{quality.render()}\nFix the data, relax the `quality` rules in the spec, "
+        f"or pass --allow-quality-warnings{_severity_hint(quality, trigger)}.",
+        quality=quality.to_dict(),
+    )
 
 
 def _per_column(
     window: PartitionedWindow, spec: ModelSpec, facts: WindowFacts, trigger: str
-) -> tuple[QualityReport, dict[str, Any], dict[str, float]]:
+) -> tuple[QualityReport, dict[str, Any], dict[str, float], pd.Series]:
     """The quality report and reference statistics of the window, from the event time, the
-    target and one feature column at a time in this process."""
+    target and one feature column at a time in this process; and the event times (in
+    partition order: the one column kept)."""
     from .train import quality_of
 
     base = pd.DataFrame(
@@ -113,10 +159,7 @@ def _per_column(
         warnings += _own(part.warnings, name)
         missing.update(part.missing)
         outliers.update(part.outliers)
-        if is_num:
-            numeric[name] = NumericReference.from_values(numeric_values(frame, name))
-        else:
-            categorical[name] = CategoricalReference.from_series(frame[name])
+        _summarise(frame, name, is_num, numeric, categorical)
     report = QualityReport(
         whole.n_rows, tuple(violations), whole.class_balance, missing, outliers, tuple(warnings)
     )
@@ -124,7 +167,36 @@ def _per_column(
     balance = {}
     if spec.task == "classification":
         balance = {str(k): float(v) for k, v in base["target"].value_counts(normalize=True).items()}
-    return report, reference.to_dict(), balance
+    return report, reference.to_dict(), balance, base["event_time"]
+
+
+def _summarise(
+    frame: pd.DataFrame,
+    name: str,
+    is_num: bool,
+    numeric: dict[str, NumericReference],
+    categorical: dict[str, CategoricalReference],
+) -> None:
+    if is_num:
+        numeric[name] = NumericReference.from_values(numeric_values(frame, name))
+    else:
+        categorical[name] = CategoricalReference.from_series(frame[name])
+
+
+def _reference(
+    window: PartitionedWindow, spec: ModelSpec, times: pd.Series, since: Cut
+) -> dict[str, Any]:
+    """The reference statistics of the rows at or after ``since`` (the chosen window's), a
+    feature column at a time; ``times``: the window's event times in partition order."""
+    keep = since.after(times)
+    feats = spec.active_features
+    numeric: dict[str, NumericReference] = {}
+    categorical: dict[str, CategoricalReference] = {}
+    for name in feats.all:
+        frame = pd.DataFrame({name: dask_rows.column(window, name)[keep]})
+        _summarise(frame, name, name in feats.numeric, numeric, categorical)
+    rows = int(keep.sum())
+    return ReferenceStats(n_rows=rows, numeric=numeric, categorical=categorical).to_dict()
 
 
 def _only(spec: ModelSpec, numeric: list[str], categorical: list[str]) -> ModelSpec:
@@ -147,23 +219,43 @@ def _fit(
     facts: WindowFacts,
     cut: Cut,
     hold: pd.DataFrame,
-) -> Fitted:
+    times: pd.Series,
+    change_at: pd.Timestamp | None,
+) -> tuple[Fitted, pd.DataFrame, Cut | None]:
+    """The evaluation fit (the chosen candidate's with ``training.choice``), scored on the
+    holdout, then the final fits on the (chosen) window; also the rows scored and the
+    chosen window's start (None: the whole window). ``times``: the window's event times
+    in partition order."""
     started = time.process_time()
     seed = spec.training.seed
     schema = dask_rows.schema_of(facts, spec)
-    eval_model = _fit_rows(window, make_model(spec, family, seed), schema, facts, None, cut)
+    record, since, recency = None, None, None
+    if spec.training.choice.enabled:
+        rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
+        (eval_model, _cal), first, record = decide(spec, family, rows, len(hold), change_at)
+        hold = hold.iloc[len(hold) - record.holdout_rows :]  # the rows since a change
+        since = rows.cut(first)
+        days = record.chosen.half_life_days
+        if days is not None:
+            recency = Recency(facts.end, days)
+        current().stage(f"fit {family}")
+    else:
+        eval_model = fit_rows(window, make_model(spec, family, seed), schema, facts, None, cut)
     X, y = hold[spec.feature_names], hold["target"]
     scored = score(eval_model, X, y)
     evaluation = Evaluation.of_rows(eval_model, hold, slice(0, len(hold)), scored)
     model = eval_model
     if spec.training.refit_on_full_window:
-        settled = first = eval_model.settled_params()
-        if first is not None and not at_cap(first, eval_model.effective_params):
-            again = _fit_rows(window, make_model(spec, family, seed), schema, facts, None, None)
-            settled = larger(again.settled_params(), first)
+        settled = first_size = eval_model.settled_params()
+        if first_size is not None and not at_cap(first_size, eval_model.effective_params):
+            again = fit_rows(
+                window, make_model(spec, family, seed), schema, facts, since, None,
+                recency=recency,
+            )  # fmt: skip
+            settled = larger(again.settled_params(), first_size)
         final = make_model(spec, family, seed, settled)
-        model = _fit_rows(window, final, schema, facts, None, None, stop=False)
-    return Fitted(
+        model = fit_rows(window, final, schema, facts, since, None, stop=False, recency=recency)
+    fitted = Fitted(
         model=model,
         family=family,
         params=eval_model.effective_params,
@@ -172,31 +264,9 @@ def _fit(
         # not refitted here on a shorter window (the window is on the cluster): the gate
         # makes no catch-up fit and judges on the holdout rows after the champion's window
         from_recipe=False,
+        choice=record,
     )
-
-
-def _fit_rows(
-    window: PartitionedWindow,
-    model: FamilyModel,
-    schema: Any,
-    facts: WindowFacts,
-    lo: Cut | None,
-    hi: Cut | None,
-    *,
-    stop: bool = True,
-) -> FamilyModel:
-    """``model`` fitted on the rows before ``hi``, the newest 10% of them held out for early
-    stopping when ``stop`` (as :func:`retrainer.lifecycle.fitting.fit_with_early_stopping`)."""
-    dask_boosting.learn_classes(model, schema, list(facts.labels))
-    encode = dask_boosting.target_encoder(model)
-    X, y, n = dask_rows.matrices(window, schema, encode, lo, hi)
-    n_val = int(n * EARLY_STOP_FRACTION)
-    if not stop or n_val < 20 or n - n_val < 20:
-        return dask_boosting.fit_arrays(model, X, y, None)
-    es = dask_rows.newest_cut(window, n, EARLY_STOP_FRACTION, hi)
-    Xt, yt, _ = dask_rows.matrices(window, schema, encode, lo, es)
-    Xv, yv, _ = dask_rows.matrices(window, schema, encode, es, hi)
-    return dask_boosting.fit_arrays(model, Xt, yt, (Xv, yv))
+    return fitted, hold, since
 
 
 def train_partitioned(
@@ -215,14 +285,12 @@ def train_partitioned(
     """:func:`retrainer.lifecycle.train.train` with the window on the cluster: the same
     checks, gate and registration; a failed cluster is retried once (see
     :func:`retrainer.lifecycle.dask_engine.attempt`)."""
-    from ..core.errors import QualityError
     from ..families import family_class
     from . import dask_engine
     from .train import (
         TrainingWindow,
         TrainPlan,
         TrainResult,
-        _severity_hint,
         _warnings,
         register_fitted,
         version_bump,
@@ -233,25 +301,24 @@ def train_partitioned(
     p = current()
     p.stage("load rows", unit="rows")
 
+    change_at = last_change(ws.store.decisions(spec.name)) if spec.training.choice.enabled else None
+    spec, reuse = reuse_choice(spec, ws.store.list_versions(spec.name), change_at)
+    chosen_spec = spec
+
     def work(client: Any) -> Outcome:
-        return train_window(ws, spec, fam, client, created_by)
+        return train_window(
+            ws, chosen_spec, fam, client, created_by, change_at, allow_quality_warnings
+        )
 
     out = dask_engine.attempt(spec.training, fam, work)
     spec = out.spec
-    if not out.quality.ok and not allow_quality_warnings:
-        raise QualityError(
-            f"Data quality checks failed for model {spec.name!r}; nothing was trained.\n"
-            f"{out.quality.render()}\nFix the data, relax the `quality` rules in the spec, "
-            f"or pass --allow-quality-warnings{_severity_hint(out.quality, created_by)}.",
-            quality=out.quality.to_dict(),
-        )
     bump, parent = version_bump(ws, spec, fam)
     s = out.summary
     plan = TrainPlan(
         spec.name,
         fam,
         spec.fallback_family,
-        TrainingWindow(s.start, s.end, s.rows),
+        TrainingWindow(out.facts.start, out.facts.end, out.facts.rows),
         out.class_balance,
         out.quality,
         bump,
@@ -272,6 +339,11 @@ def train_partitioned(
         deploy=deploy,
         details={
             **({"feature_set": out.feature_set} if out.feature_set else {}),
+            **(
+                {"training_choice": choice.to_dict() | reuse, "window_rows": out.facts.rows}
+                if (choice := out.fitted.choice)
+                else {}
+            ),
             **_warnings(out.quality),
             "engine": {"name": "dask", "partitions": s.partitions},
         },

@@ -1,0 +1,196 @@
+"""The training choice on a window that stays on the Dask cluster (``training.engine: dask``).
+
+:class:`ClusterRows` is how :func:`retrainer.lifecycle.choice.decide` reaches the window's
+partitions: a row position is a time in the window's event times (the one column this
+process holds, 8 bytes a row), a candidate is fitted on the workers over the rows from its
+start's time to the holdout's (:func:`fit_rows`), and the holdout is the gate's, already in
+this process. Recency weights are computed by the worker holding each partition from its
+event times (:class:`Recency`); the mean they are scaled by is reduced on the cluster.
+
+>>> r = Recency(pd.Timestamp("2020-01-05"), 2.0)
+>>> t = pd.DataFrame({"event_time": pd.date_range("2020-01-01", periods=5, freq="D")})
+>>> w = _decay(t, None, None, r)
+>>> (w / w.mean()).round(3).tolist()  # as choice.recency_weights
+[0.445, 0.629, 0.889, 1.258, 1.779]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..core.spec import ModelSpec
+from ..families import FamilyModel, dask_boosting
+from ..families.schema import FeatureSchema
+from . import dask_rows
+from .choice import DAY, Fit
+from .dask_rows import Cut, PartitionedWindow, WindowFacts
+from .fitting import EARLY_STOP_FRACTION, make_model
+
+
+@dataclass(frozen=True)
+class Recency:
+    """Weights halving every ``days`` back from ``newest`` (the newest row fitted)."""
+
+    newest: pd.Timestamp
+    days: float
+
+
+def _select(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
+    keep = np.ones(len(df), dtype=bool)
+    if lo is not None:
+        keep &= lo.after(df["event_time"])
+    if hi is not None:
+        keep &= ~hi.after(df["event_time"])
+    return df[keep]
+
+
+def _decay(df: pd.DataFrame, lo: Cut | None, hi: Cut | None, r: Recency) -> np.ndarray:
+    t = pd.to_datetime(_select(df, lo, hi)["event_time"])
+    age = ((r.newest - t) / DAY).to_numpy(dtype=float)
+    return np.asarray(np.power(0.5, age / r.days))
+
+
+def _decay_sum(df: pd.DataFrame, lo: Cut | None, hi: Cut | None, r: Recency) -> tuple[int, float]:
+    w = _decay(df, lo, hi, r)
+    return len(w), float(w.sum())
+
+
+def _scaled(df: pd.DataFrame, lo: Cut | None, hi: Cut | None, r: Recency, mean: float) -> Any:
+    return _decay(df, lo, hi, r) / mean
+
+
+def mean_decay(window: PartitionedWindow, lo: Cut | None, hi: Cut | None, r: Recency) -> float:
+    """The mean unscaled weight of the rows between the cuts, each partition's sum and count
+    reduced on the cluster (1.0 for no rows)."""
+    import dask
+
+    sums = dask.compute(*[dask.delayed(_decay_sum)(p, lo, hi, r) for p in window.parts()])
+    n = sum(c for c, _ in sums)
+    return 1.0 if n == 0 else sum(s for _, s in sums) / n
+
+
+def weights(
+    window: PartitionedWindow,
+    lo: Cut | None,
+    hi: Cut | None,
+    r: Recency,
+    mean: float,
+    rows_like: Any,
+) -> Any:
+    """The weights of the rows between the cuts as a dask array chunked as ``rows_like``
+    (the matrix of the same rows, :func:`retrainer.lifecycle.dask_rows.matrices`: rows in
+    partition order), each chunk computed by the worker holding its partition."""
+    import dask.array as da
+
+    import dask
+
+    parts = window.parts()
+    counts = dask.compute(*[dask.delayed(len)(dask.delayed(_select)(p, lo, hi)) for p in parts])
+    chunks = [
+        da.from_delayed(dask.delayed(_scaled)(p, lo, hi, r, mean), (n,), dtype=np.float64)
+        for p, n in zip(parts, counts, strict=True)
+        if n
+    ]
+    return da.concatenate(chunks).rechunk((rows_like.chunks[0],))
+
+
+def fit_rows(
+    window: PartitionedWindow,
+    model: FamilyModel,
+    schema: FeatureSchema,
+    facts: WindowFacts,
+    lo: Cut | None,
+    hi: Cut | None,
+    *,
+    stop: bool = True,
+    recency: Recency | None = None,
+) -> FamilyModel:
+    """``model`` fitted on the rows between the cuts, the newest 10% of them held out for
+    early stopping when ``stop`` (as :func:`retrainer.lifecycle.fitting.fit_with_early_stopping`),
+    weighted by ``recency`` when given (scaled to mean 1 over the rows between the cuts; the
+    early-stopping slice's rows are left out of the fit as their weights are)."""
+    dask_boosting.learn_classes(model, schema, list(facts.labels))
+    encode = dask_boosting.target_encoder(model)
+    X, y, n = dask_rows.matrices(window, schema, encode, lo, hi)
+    mean = 1.0 if recency is None else mean_decay(window, lo, hi, recency)
+
+    def weigh(until: Cut | None, rows_like: Any) -> Any:
+        return None if recency is None else weights(window, lo, until, recency, mean, rows_like)
+
+    n_val = int(n * EARLY_STOP_FRACTION)
+    if not stop or n_val < 20 or n - n_val < 20:
+        return dask_boosting.fit_arrays(model, X, y, None, weigh(hi, X))
+    es = dask_rows.newest_cut(window, n, EARLY_STOP_FRACTION, hi)
+    Xt, yt, _ = dask_rows.matrices(window, schema, encode, lo, es)
+    Xv, yv, _ = dask_rows.matrices(window, schema, encode, es, hi)
+    return dask_boosting.fit_arrays(model, Xt, yt, (Xv, yv), weigh(es, Xt))
+
+
+@dataclass(frozen=True)
+class ClusterRows:
+    """The window's rows on the cluster as :func:`retrainer.lifecycle.choice.decide` sees
+    them (:class:`retrainer.lifecycle.choice.CandidateRows`)."""
+
+    window: PartitionedWindow
+    spec: ModelSpec
+    family: str
+    facts: WindowFacts
+    schema: FeatureSchema
+    times: pd.Series  # the window's event times, sorted (indexed 0..n-1)
+    hold: pd.DataFrame  # the gate's holdout rows, oldest first
+
+    def holdout_rows(self, rows: int) -> int:
+        if rows <= 0:
+            return rows
+        at = self.times.iloc[len(self.times) - rows]
+        return len(self.times) - int(self.times.searchsorted(at, side="left"))
+
+    def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
+        tail = self.hold.iloc[len(self.hold) - rows :]
+        return tail[self.spec.feature_names], tail["target"]
+
+    def cut(self, row: int) -> Cut | None:
+        """The cut before row ``row`` (None: before every row, or after the last)."""
+        if row <= 0 or row >= len(self.times):
+            return None
+        return Cut(pd.Timestamp(self.times.iloc[row]), inclusive=True)
+
+    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+        recency = (
+            None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
+        )
+        model = make_model(self.spec, self.family, self.spec.training.seed)
+        hi_cut = self.cut(hi)
+        fitted = fit_rows(
+            self.window, model, self.schema, self.facts, self.cut(lo), hi_cut, recency=recency
+        )
+        return fitted, None
+
+
+def sorted_times(times: pd.Series) -> pd.Series:
+    """The window's event times (as fetched, in partition order) oldest first."""
+    return pd.Series(np.sort(pd.to_datetime(times).to_numpy()))
+
+
+def fingerprint_since(window: PartitionedWindow, columns: Sequence[str], since: Cut) -> str:
+    """:func:`retrainer.lifecycle.dask_rows.fingerprint` of the rows at or after ``since``
+    (the chosen window's)."""
+    import dask
+
+    h = hashlib.sha256()
+    for p in window.parts():
+        (out,) = dask.compute(dask.delayed(_hashes)(p, list(columns), since))
+        h.update(out)
+    return h.hexdigest()
+
+
+def _hashes(df: pd.DataFrame, columns: list[str], since: Cut) -> bytes:
+    sub = _select(df, since, None)
+    hashed = pd.util.hash_pandas_object(sub[columns], index=False, categorize=False)
+    return bytes(hashed.to_numpy().tobytes())
