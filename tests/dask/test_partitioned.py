@@ -85,5 +85,5 @@ def test_what_the_workers_cannot_read_is_read_here_and_said(
     assert "in-memory SQLite" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
     ws = make_workspace(training={"engine": "dask"})  # training.choice, on by default, is
     assert dask_rows.unsupported(ws, ws.model_spec("weather")) is None  # (test_partitioned_choice)
-    ws = make_workspace(training={"engine": "dask"}, validation={"scheme": "walk_forward"})
-    assert "walk_forward" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
+    ws = make_workspace(training={"engine": "dask"}, calibration="sigmoid")
+    assert "calibration: sigmoid" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))

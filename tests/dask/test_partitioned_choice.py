@@ -32,12 +32,18 @@ SAME = ("window", "half_life", "start", "rows", "skipped", "half_life_days")
 
 
 def _workspace(
-    make_workspace: Callable[..., Workspace], tmp_path: Path, engine: str, scheduler: str
+    make_workspace: Callable[..., Workspace],
+    tmp_path: Path,
+    engine: str,
+    scheduler: str,
+    choice: dict[str, Any] | None = None,
+    **model: Any,
 ) -> Workspace:
-    training: dict[str, Any] = {  # training.choice: the default
+    training: dict[str, Any] = {  # training.choice: the default unless given
         "window_days": 1500,
         "engine": engine,
-        "refit_on_full_window": False,  # the candidates' fits are what is compared here
+        "refit_on_full_window": False,  # the evaluation fits are what is compared here
+        **({"choice": choice} if choice else {}),
     }
     if engine == "dask":
         training["scheduler"] = scheduler
@@ -45,6 +51,7 @@ def _workspace(
         store=f"sqlite:///{tmp_path / f'{engine}.db'}",
         params={"n_estimators": 30, "num_threads": 1},
         training=training,
+        **model,
     )
 
 
@@ -88,6 +95,30 @@ def test_the_default_choice_runs_on_the_partitions_as_it_runs_locally(
     assert [(c["window"], c["half_life"]) for c in reused["candidates"]] == [
         (mine["chosen"]["window"], mine["chosen"]["half_life"])
     ]
+
+
+def test_walk_forward_folds_run_on_the_partitions_as_they_run_locally(
+    scheduler: str,
+    make_workspace: Callable[..., Workspace],
+    weather_df: pd.DataFrame,
+    tmp_path: Path,
+) -> None:
+    out = {}
+    for engine in ("local", "dask"):
+        ws = _workspace(
+            make_workspace, tmp_path, engine, scheduler,
+            choice={"enabled": False}, validation={"scheme": "walk_forward", "folds": 2},
+        )  # fmt: skip
+        ingest_frame(ws, "weather", weather_df[weather_df["date"].dt.year.isin(YEARS)])
+        out[engine] = train(ws, "weather").version
+    dask, local = out["dask"], out["local"]
+    assert dask.details["engine"]["name"] == "dask"
+    shape = ("fold", "train_rows", "test_rows")
+    assert [[f[k] for k in shape] for f in dask.details["folds"]] == [
+        [f[k] for k in shape] for f in local.details["folds"]
+    ]
+    for a, b in zip(dask.details["folds"], local.details["folds"], strict=True):
+        assert abs(a["accuracy"] - b["accuracy"]) <= TOLERANCE, (a, b)
 
 
 def test_the_workers_weigh_rows_as_the_local_choice_does(cluster: Any) -> None:

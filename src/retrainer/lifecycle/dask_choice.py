@@ -173,6 +173,72 @@ class ClusterRows:
         return fitted, None
 
 
+def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
+    """The walk-forward folds of the rows from ``first`` (the chosen window's, holdout
+    included) as :func:`retrainer.lifecycle.fitting.fit_family` makes them: each fold's fit
+    on the workers over the rows before its test block (less ``validation.gap``), its test
+    block scored by the workers holding it (this process gets the encoded targets,
+    predictions and probabilities of one block, never its features)."""
+    from ..core.progress import current
+    from ..evaluation.splits import walk_forward
+
+    spec, v = rows.spec, rows.spec.validation
+    out: list[dict[str, float]] = []
+    current().stage("walk-forward folds", total=v.folds, unit="folds")
+    for fold in walk_forward(len(rows.times) - first, v.folds, v.gap):
+        model = make_model(spec, rows.family, spec.training.seed)
+        since, until = rows.cut(first), rows.cut(first + fold.train.stop)
+        model = fit_rows(rows.window, model, rows.schema, rows.facts, since, until)
+        lo, hi = rows.cut(first + fold.test.start), rows.cut(first + fold.test.stop)
+        metrics = score_between(rows.window, model, spec.feature_names, lo, hi)
+        out.append(
+            {
+                "fold": fold.index,
+                "train_rows": fold.train.stop,
+                "test_rows": fold.test.stop - fold.test.start,
+                **metrics,
+            }
+        )
+        current().advance()
+    return out
+
+
+def score_between(
+    window: PartitionedWindow,
+    model: FamilyModel,
+    features: Sequence[str],
+    lo: Cut | None,
+    hi: Cut | None,
+) -> dict[str, float]:
+    """Every metric of ``model`` on the rows between the cuts, each partition's rows
+    predicted by the worker holding it."""
+    import dask
+
+    from ..core.metrics import compute_all
+
+    parts = dask.compute(
+        *[dask.delayed(_predicted)(p, model, list(features), lo, hi) for p in window.parts()]
+    )
+    y = np.concatenate([p[0] for p in parts])
+    pred = np.concatenate([p[1] for p in parts])
+    probas = [p[2] for p in parts if p[2] is not None and len(p[2])]
+    proba = np.concatenate(probas) if probas else None
+    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+    return compute_all(model.task, y, pred, metric_proba)
+
+
+def _predicted(
+    df: pd.DataFrame, model: FamilyModel, features: list[str], lo: Cut | None, hi: Cut | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    from .fitting import predict_encoded
+
+    sub = _select(df, lo, hi)
+    if not len(sub):
+        return np.empty(0), np.empty(0), None
+    pred, proba = predict_encoded(model, sub[features])
+    return model.encode_target(sub["target"]), pred, proba
+
+
 def sorted_times(times: pd.Series) -> pd.Series:
     """The window's event times (as fetched, in partition order) oldest first."""
     return pd.Series(np.sort(pd.to_datetime(times).to_numpy()))

@@ -60,8 +60,6 @@ def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
         return f"data.source: {spec.data.source} (read in place by this process)"
     if store_url(ws) is None:
         return "an in-memory SQLite store (the workers cannot open it)"
-    if spec.validation.scheme != "holdout":
-        return f"validation.scheme: {spec.validation.scheme}"
     if spec.calibration in ("sigmoid", "isotonic"):
         return f"calibration: {spec.calibration}"
     return None

@@ -9,6 +9,7 @@ holdout, the fit that settles the number of rounds, the final fit on the whole w
 trains on matrices built by the workers from their own partitions. With ``training.choice``
 the window and weighting are chosen first by the local procedure over the partitions
 (:mod:`.dask_choice`): this process then also holds the window's event times (8 bytes a row).
+Walk-forward folds are fitted on the workers too, their test blocks scored there.
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from ..monitoring.reference import (
 from ..plumbing.workspace import Workspace
 from . import dask_rows
 from .choice import decide, last_change, reuse_choice
-from .dask_choice import ClusterRows, Recency, fingerprint_since, fit_rows, sorted_times
+from .dask_choice import (
+    ClusterRows,
+    Recency,
+    fingerprint_since,
+    fit_rows,
+    sorted_times,
+    walk_forward_folds,
+)
 from .dask_rows import Cut, PartitionedWindow, WindowFacts
 from .fitting import Evaluation, Fitted, at_cap, larger, make_model, score
 
@@ -229,9 +237,9 @@ def _fit(
     started = time.process_time()
     seed = spec.training.seed
     schema = dask_rows.schema_of(facts, spec)
-    record, since, recency = None, None, None
+    record, since, recency, first = None, None, None, 0
+    rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
     if spec.training.choice.enabled:
-        rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
         (eval_model, _cal), first, record = decide(spec, family, rows, len(hold), change_at)
         hold = hold.iloc[len(hold) - record.holdout_rows :]  # the rows since a change
         since = rows.cut(first)
@@ -244,6 +252,7 @@ def _fit(
     X, y = hold[spec.feature_names], hold["target"]
     scored = score(eval_model, X, y)
     evaluation = Evaluation.of_rows(eval_model, hold, slice(0, len(hold)), scored)
+    folds = walk_forward_folds(rows, first) if spec.validation.scheme == "walk_forward" else []
     model = eval_model
     if spec.training.refit_on_full_window:
         settled = first_size = eval_model.settled_params()
@@ -260,6 +269,7 @@ def _fit(
         family=family,
         params=eval_model.effective_params,
         evaluation=evaluation,
+        folds=folds,
         fit_seconds=time.process_time() - started,
         # not refitted here on a shorter window (the window is on the cluster): the gate
         # makes no catch-up fit and judges on the holdout rows after the champion's window
