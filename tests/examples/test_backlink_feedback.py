@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -28,6 +26,7 @@ import pandas as pd
 import pytest
 from storyhelp import Story, free_port, open_story, served_on_clock, wait_for
 
+from jsonapi import JsonApi
 from retrainer.core.spec import load_spec
 from retrainer.plumbing.workspace import Workspace
 from webhooks import Webhook
@@ -40,7 +39,7 @@ NO_CMS = {"RETRAINER_BACKLINK__FEATURES__CATEGORICAL": "[platform, anchor]"}
 LOG = ["--id-field", "task", "--label-field", "live", "--time-field", "finished_at"]
 
 
-class TeamApi:
+class TeamApi(JsonApi):
     """The team's API on loopback: ``GET /api/ml/historical-data?since=T&page=N`` gives the
     outcomes released so far (``completed_at >= since``), 100 a page under ``data``, the next
     page's link at ``links.next``; ``down`` answers 503."""
@@ -48,29 +47,12 @@ class TeamApi:
     def __init__(self) -> None:
         self.outcomes: list[dict[str, Any]] = []
         self.down = False
-        self.asked: list[str] = []
-        api = self
+        super().__init__(self.answer)
+        self.url += "/api/ml/historical-data"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.asked.append(self.path)
-                status, body = api.answer(self.path)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api/ml/historical-data"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
-
-    def answer(self, path: str) -> tuple[int, bytes]:
+    def answer(self, path: str, auth: str | None) -> tuple[int, str, bytes]:
         if self.down:
-            return 503, b'{"message": "Service Unavailable"}'
+            return 503, "application/json", b'{"message": "Service Unavailable"}'
         query = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
         since = query.get("since", "")
         chosen = [o for o in self.outcomes if o["completed_at"] >= since]
@@ -79,7 +61,7 @@ class TeamApi:
         nxt = None
         if page * PER_PAGE < len(chosen):
             nxt = f"?page={page + 1}" + (f"&since={since}" if since else "")
-        return 200, json.dumps({"data": rows, "links": {"next": nxt}}).encode()
+        return 200, "application/json", json.dumps({"data": rows, "links": {"next": nxt}}).encode()
 
 
 @pytest.fixture
@@ -91,8 +73,7 @@ def team(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TeamApi, Webhook]]:
     monkeypatch.setenv("RETRAINER_BACKLINK__ALERTS__WEBHOOKS", json.dumps([hooks.url]))
     yield api, hooks
     hooks.close()
-    api.server.shutdown()
-    api.server.server_close()
+    api.close()
 
 
 class Day:

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from jsonapi import JsonApi
 from retrainer.api.facade import Retrainer
 from retrainer.cli.main import app as cli
 from retrainer.core.errors import InputError, NoChampion
@@ -158,9 +159,6 @@ def test_cli_feedback_follow_routes_a_fleets_log_by_member(
 def test_cli_feedback_from_url_routes_a_fleets_feed_by_member(
     ws: Workspace, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     df = scoring_rows(seed=10)
     predict_rows(ws, FLEET, df)
     records = [
@@ -168,24 +166,10 @@ def test_cli_feedback_from_url_routes_a_fleets_feed_by_member(
         for i, r in enumerate(df.itertuples())
     ]
     body = json.dumps({"data": records}).encode()
-
-    class Feed(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Feed)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        fleet_cli(ws, tmp_path, monkeypatch)
-        url = f"http://127.0.0.1:{server.server_address[1]}/actuals"
-        pull = ["feedback", FLEET, "--from-url", url, "--records", "data", "--json"]
+    fleet_cli(ws, tmp_path, monkeypatch)
+    with JsonApi(lambda path, auth: (200, "application/json", body)) as feed:
+        pull = ["feedback", FLEET, "--from-url", feed.url + "/actuals", "--records", "data",
+                "--json"]  # fmt: skip
         run = CliRunner().invoke(cli, pull)
         assert run.exit_code == 0, run.output
         got = json.loads(run.stdout)
@@ -193,6 +177,3 @@ def test_cli_feedback_from_url_routes_a_fleets_feed_by_member(
         assert got["cursor"] == "2024-02-15"
         run = CliRunner().invoke(cli, pull)  # the same records again: stored once
         assert json.loads(run.stdout)["duplicates"] == 15
-    finally:
-        server.shutdown()
-        server.server_close()

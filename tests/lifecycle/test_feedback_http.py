@@ -10,7 +10,6 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -20,6 +19,7 @@ import yaml
 from test_feedback import MODEL, T0, log  # same folder (pytest prepends it to sys.path)
 from typer.testing import CliRunner
 
+from jsonapi import JsonApi
 from retrainer.cli.main import app
 from retrainer.core.errors import ConfigError, InputError
 from retrainer.core.spec_sections import Feedback
@@ -44,7 +44,7 @@ def task(i: int) -> dict[str, Any]:
     return {"task_id": f"t{i}", "success": i % 2, "completed_at": done.isoformat() + "Z"}
 
 
-class FeedApi:
+class FeedApi(JsonApi):
     """A JSON API on loopback in the shape of the backlink team's: tasks with completion
     times, three a page under ``data``, ``links.next`` a relative link, ``?since=`` inclusive;
     ``/cursor`` pages by an opaque cursor instead. ``canned`` answers a path exactly;
@@ -57,29 +57,10 @@ class FeedApi:
         self.failures: list[int] = []
         self.token: str | None = None
         self.release = threading.Event()  # what /slow waits for
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.requests.append((self.path, self.headers.get("Authorization")))
-                status, kind, body = api.answer(self.path, self.headers.get("Authorization"))
-                self.send_response(status)
-                self.send_header("Content-Type", kind)
-                self.send_header("Content-Length", str(len(body)))
-                if status in (429, 503):
-                    self.send_header("Retry-After", "0")
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        super().__init__(self.answer)
 
     def answer(self, path: str, auth: str | None) -> tuple[int, str, bytes]:
+        self.requests.append((path, auth))
         if self.token is not None and auth != f"Bearer {self.token}":
             return 401, "application/json", b'{"error": "invalid or expired token"}'
         if self.failures:
@@ -114,9 +95,7 @@ class FeedApi:
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
+        super().close()
 
 
 @pytest.fixture

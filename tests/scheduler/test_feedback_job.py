@@ -5,15 +5,14 @@ is a failed run and a job_failed alert; a schedule without feedback.url is a spe
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from jsonapi import JsonApi
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.errors import ConfigError
 from retrainer.plumbing.workspace import Workspace
@@ -23,40 +22,24 @@ from webhooks import Webhook
 Make = Callable[..., Workspace]
 
 
-class Outcomes:
+class Outcomes(JsonApi):
     """A JSON API of weather outcomes on loopback: ``{"data": [...]}``, ``?since=`` inclusive."""
 
     def __init__(self) -> None:
         self.days: list[dict[str, Any]] = []
-        self.asked: list[str] = []
-        api = self
+        super().__init__(self.answer)
+        self.url += "/outcomes"
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                api.asked.append(self.path)
-                since = parse_qs(urlsplit(self.path).query).get("since", [""])[0]
-                rows = [d for d in api.days if d["date"] >= since]
-                body = json.dumps({"data": rows}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/outcomes"
-        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
+    def answer(self, path: str, auth: str | None) -> tuple[int, str, bytes]:
+        since = parse_qs(urlsplit(path).query).get("since", [""])[0]
+        rows = [d for d in self.days if d["date"] >= since]
+        return 200, "application/json", json.dumps({"data": rows}).encode()
 
 
 @pytest.fixture
 def api() -> Iterator[Outcomes]:
-    a = Outcomes()
-    yield a
-    a.server.shutdown()
-    a.server.server_close()
+    with Outcomes() as a:
+        yield a
 
 
 def _day(i: int) -> dict[str, Any]:
