@@ -38,7 +38,7 @@ from ..core.extras import missing_library
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Training
 from ..monitoring.drift import FeatureDrift, numeric_distances, report_from_counts
-from ..monitoring.reference import NumericReference, ReferenceStats, numeric_values
+from ..monitoring.reference import ReferenceStats, numeric_values
 from ..monitoring.window import WindowCounts
 from ..plumbing.workspace import Workspace
 from ..store.predlog_reads import InputRange, plan_input_ranges, read_input_range
@@ -77,7 +77,7 @@ def window_report(
     url = store_url(ws)
     assert url is not None  # unsupported() said so before
     ranges = plan_input_ranges(ws.store, spec.name, since, until)
-    with _client(spec.training) as client:
+    with connect(spec.training, "The drift check read nothing and stored nothing") as client:
         try:
             counts, distances = _compute(client, url, spec.name, since, until, ranges, reference)
         except RetrainerError:  # raised by a worker (a feature that is not numbers): as is
@@ -85,7 +85,7 @@ def window_report(
         except Exception as exc:
             raise DistributedError(
                 f"The drift check of {spec.name!r} on the Dask engine "
-                f"({_where(spec.training)}) failed: {type(exc).__name__}: {exc}. Nothing was "
+                f"({where(spec.training)}) failed: {type(exc).__name__}: {exc}. Nothing was "
                 "stored; check the cluster's workers and run the check again",
                 stage="drift",
             ) from exc
@@ -107,16 +107,15 @@ def _compute(
 
     if not ranges:
         return WindowCounts(reference), {}
-    ref = dask.delayed(reference, pure=True)
+    # once to every worker, as one object (a delayed argument would be walked value by value)
+    ref = client.scatter(reference, broadcast=True, hash=False)
     read = dask.delayed(_read_part, pure=True, nout=2)
     parts = [read(url, model, since, until, r, ref) for r in ranges]
     meta = pd.DataFrame({c: pd.Series(dtype="float64") for c in reference.numeric})
     frame = dd.from_delayed([p[1] for p in parts], meta=meta, verify_meta=False)
     counts = _tree(dask.delayed(_merge, pure=True), [p[0] for p in parts])
-    columns = {
-        c: dask.delayed(_distances, pure=True)(dask.delayed(r, pure=True), frame[c].to_delayed())
-        for c, r in reference.numeric.items()
-    }
+    column = dask.delayed(_distances, pure=True)
+    columns = {c: column(ref, c, frame[c].to_delayed()) for c in reference.numeric}
     futures = client.compute([counts, *columns.values()])
     merged, *found = client.gather(futures)
     return merged, {c: d for c, d in zip(columns, found, strict=True) if d is not None}
@@ -154,25 +153,31 @@ def _merge(a: WindowCounts, b: WindowCounts) -> WindowCounts:
     return a.merge(b)
 
 
-def _distances(reference: NumericReference, pieces: list[pd.Series]) -> tuple[float, float] | None:
+def _distances(
+    reference: ReferenceStats, feature: str, pieces: list[pd.Series]
+) -> tuple[float, float] | None:
     """On a worker: one numeric feature's column of the window, finite values sorted, against
     the reference sketch; None without values on either side."""
     arr = np.concatenate([p.to_numpy(dtype=np.float64) for p in pieces]) if pieces else np.empty(0)
     values = arr[np.isfinite(arr)]
     del arr
     values.sort()
-    if len(values) == 0 or reference.count == 0:
+    ref = reference.numeric[feature]
+    if len(values) == 0 or ref.count == 0:
         return None
-    return numeric_distances(reference, values)
+    return numeric_distances(ref, values)
 
 
-def _where(training: Training) -> str:
+def where(training: Training) -> str:
+    """The cluster a check runs on, for messages."""
     return training.scheduler or "a LocalCluster"
 
 
 @contextlib.contextmanager
-def _client(training: Training) -> Iterator[Any]:
-    """A client of ``training.scheduler`` (or of a LocalCluster started for the check)."""
+def connect(training: Training, nothing_done: str) -> Iterator[Any]:
+    """A client of ``training.scheduler`` (or of a LocalCluster started for the block); a
+    scheduler that cannot be reached is a DistributedError naming it, then ``nothing_done``
+    (what was left undone, e.g. "The drift check read nothing and stored nothing")."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
@@ -196,8 +201,8 @@ def _client(training: Training) -> Iterator[Any]:
     except (OSError, TimeoutError) as exc:
         raise DistributedError(
             f"The Dask scheduler {address!r} (training.scheduler) cannot be reached within "
-            f"{CONNECT_SECONDS} s: {exc}. The drift check read nothing and stored nothing; "
-            "start the scheduler (`dask scheduler`) or fix the address",
+            f"{CONNECT_SECONDS} s: {exc}. {nothing_done}; start the scheduler "
+            "(`dask scheduler`) or fix the address",
             stage="connect",
         ) from None
     with contextlib.closing(client):

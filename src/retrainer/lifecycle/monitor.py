@@ -48,6 +48,7 @@ from ..monitoring.naive import ARM as BASELINE_ARM
 from ..monitoring.naive import describe
 from ..plumbing.workspace import Workspace
 from ..store.convert import jsonsafe
+from . import dask_drift, dask_monitor
 from .feedback import join_late_predictions, label_key
 from .naive_fold import NaiveFolder
 
@@ -145,9 +146,13 @@ def monitor(
     folder = _Folder(ws, model, spec.task)
     join_late_predictions(ws, model, folder.pairs, now)
     baselines = NaiveFolder(spec.monitor.season, spec.task, folder.pairs)
+    on_cluster = 0
+    if dask_drift.unsupported(ws, spec) is None:  # the prediction log folded on the workers
+        on_cluster = dask_monitor.fold_predictions(ws, spec, fold_prediction_rows)
     n_pred, n_act = ws.store.fold_monitor(
         model, folder.predictions, folder.pairs, fold_baselines=baselines
     )
+    n_pred += on_cluster
     since = _hour(now - span)
     until = _hour(now) + timedelta(hours=1)
     primary = spec.primary_metric
@@ -293,6 +298,25 @@ def live_confusion(labels: Sequence[Any] | None, s: dict[str, Any]) -> dict[str,
     return {"labels": list(labels), "matrix": [[tn, fp], [fn, tp]]}
 
 
+def fold_prediction_rows(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Hour buckets (n_pred, n_conf, sum_conf) of fetched prediction rows (id, version, arm,
+    created_at, proba); a pure function of the rows, so a Dask worker folds a range of them
+    (:mod:`.dask_monitor`) as this process would.
+
+    >>> [b["n_pred"] for b in fold_prediction_rows([(1, "1.0.0", "champion",
+    ...     "2026-01-01 10:05:00", 0.8)])]
+    [1]
+    """
+    if not rows:
+        return []
+    df = pd.DataFrame(rows, columns=["id", "version", "arm", "created_at", "proba"])
+    p = df["proba"].astype(float)
+    df["n_pred"] = 1
+    df["n_conf"] = p.notna().astype(int)
+    df["sum_conf"] = np.maximum(p, 1 - p).fillna(0.0)
+    return _group(df, ["n_pred", "n_conf", "sum_conf"])
+
+
 class _Folder:
     """Turns fetched prediction rows and labelled pairs into hour-bucket statistics."""
 
@@ -304,14 +328,7 @@ class _Folder:
         self.errors: list[tuple[str, str, np.ndarray]] = []  # (version, arm, errors) in order
 
     def predictions(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
-        if not rows:
-            return []
-        df = pd.DataFrame(rows, columns=["id", "version", "arm", "created_at", "proba"])
-        p = df["proba"].astype(float)
-        df["n_pred"] = 1
-        df["n_conf"] = p.notna().astype(int)
-        df["sum_conf"] = np.maximum(p, 1 - p).fillna(0.0)
-        return _group(df, ["n_pred", "n_conf", "sum_conf"])
+        return fold_prediction_rows(rows)
 
     def pairs(self, rows: Sequence[Any]) -> list[dict[str, Any]]:
         if len(rows) == 0:  # rows: tuples, or a frame of the same columns

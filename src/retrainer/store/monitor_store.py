@@ -88,6 +88,27 @@ class MonitorStore(FeedbackStore):
                 )
                 n_pred += len(preds)
 
+    def add_folded_predictions(
+        self, model: str, after: int, upto: int, buckets: list[dict[str, Any]]
+    ) -> bool:
+        """Add the buckets of ``model``'s predictions with ids in (``after``, ``upto``],
+        folded elsewhere (on Dask workers, :mod:`.monitor_reads`), and move the prediction
+        watermark to ``upto``, in one transaction under the model's lock; False, with
+        nothing added, when the watermark is no longer ``after`` (another fold counted some
+        of them meanwhile)."""
+        with self.write(model) as conn:
+            wm = self._watermark(conn, model)
+            if wm[0] != after:
+                return False
+            self._add(conn, model, buckets)
+            self._set_watermark(conn, model, (upto, wm[1]))
+        return True
+
+    def prediction_watermark(self, model: str) -> int:
+        """The id of the last prediction the monitor has folded (0 before the first)."""
+        with self.read() as conn:
+            return self._watermark(conn, model)[0]
+
     def _segment_pairs(
         self, conn: Connection, model: str, segment: int, tb: Any, only: Any = None
     ) -> list[tuple[Any, ...]]:

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 
 FETCH = 1_000  # inputs per page: iter_prediction_features' default ``chunk``
 JSON_INPUT_BYTES = 1_024  # what one JSON input counts for in a range's budget
-BUDGET_BYTES = 32 << 20  # a range closes once its inputs count for this much
+BUDGET_BYTES = 8 << 20  # a range closes once its inputs count for this much
 
 
 @dataclass(frozen=True)
