@@ -12,12 +12,10 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import uvicorn
 import yaml
-from servehelp import Served, free_port, spec_dict
+from servehelp import Served, free_port, sales_frame, spec_dict
 
 from retrainer.alerts import Alert
 from retrainer.core.spec import load_spec
@@ -27,15 +25,6 @@ from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
 from waits import SERVER_START, wait_until
-
-
-def sales_frame(n: int = 600) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    plan = rng.choice(["basic", "gold", "silver"], n)
-    x = rng.normal(size=n)
-    y = 2 * x + (plan == "gold") * 3 + rng.normal(0, 0.1, n)
-    ts = pd.date_range("2024-01-01", periods=n, freq="h")
-    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "ts": ts, "x": x, "plan": plan, "y": y})
 
 
 @pytest.fixture(scope="session")

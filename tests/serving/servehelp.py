@@ -23,6 +23,19 @@ RELOAD = 0.2
 HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0))
 
 
+def sales_frame(n: int = 600) -> Any:
+    """``n`` hourly rows of the ``sales`` regression (``y`` from ``x`` and the ``plan`` level)."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    plan = rng.choice(["basic", "gold", "silver"], n)
+    x = rng.normal(size=n)
+    y = 2 * x + (plan == "gold") * 3 + rng.normal(0, 0.1, n)
+    ts = pd.date_range("2024-01-01", periods=n, freq="h")
+    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "ts": ts, "x": x, "plan": plan, "y": y})
+
+
 def answers(url: str, path: str = "/ready") -> bool:
     """True once the server at ``url`` answers ``path`` with 200 (False while it refuses)."""
     try:

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import pytest
 import uvicorn
 import yaml
@@ -30,18 +28,9 @@ from waits import SERVER_START, wait_until
 sys.path.insert(0, str(Path(__file__).parents[1] / "serving"))  # cdphelp, servehelp
 
 from cdphelp import Chromium
-from servehelp import Served, free_port
+from servehelp import Served, free_port, sales_frame
 
 TOKEN = "s3cret-ui"
-
-
-def sales_frame(n: int = 400) -> pd.DataFrame:
-    rng = np.random.default_rng(0)
-    plan = rng.choice(["basic", "gold", "silver"], n)
-    x = rng.normal(size=n)
-    y = 2 * x + (plan == "gold") * 3 + rng.normal(0, 0.1, n)
-    ts = pd.date_range("2024-01-01", periods=n, freq="h")
-    return pd.DataFrame({"id": [f"s{i}" for i in range(n)], "ts": ts, "x": x, "plan": plan, "y": y})
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +51,7 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
     data = weather()[lambda d: d["date"] < "1952-10-01"]
     with Workspace(parse_spec(raw, environ={})) as ws:
         replay(ws, "weather", data, ReplayConfig(initial_days=730, maintain_every_days=28))
-        ingest_frame(ws, "sales", sales_frame())
+        ingest_frame(ws, "sales", sales_frame(400))
         train(ws, "sales", deploy=True)
     return folder / "retrainer.yaml"
 
