@@ -231,11 +231,17 @@ def train_xgboost(
     feature_types: list[str],
 ) -> Any:
     """A local ``xgboost.Booster`` trained by ``xgboost.dask.train``, cut at its best round
-    when ``val`` stops it early."""
+    when ``val`` stops it early.
+
+    The workers quantise their rows as they read them (``DaskQuantileDMatrix``: one byte
+    per value, read a partition at a time, never concatenated), as the ``hist`` method a
+    local fit uses bins them; the validation rows are binned on the training rows' cuts."""
     from xgboost import dask as dxgb
 
-    def matrix(a: np.ndarray, label: np.ndarray | None, w: np.ndarray | None = None) -> Any:
-        return dxgb.DaskDMatrix(
+    def matrix(
+        a: np.ndarray, label: np.ndarray | None, w: np.ndarray | None = None, ref: Any = None
+    ) -> Any:
+        return dxgb.DaskQuantileDMatrix(
             client,
             _partitioned(client, a),
             None if label is None else _partitioned(client, label),
@@ -243,17 +249,20 @@ def train_xgboost(
             missing=np.nan,
             feature_types=feature_types,
             enable_categorical=True,
+            max_bin=params.get("max_bin"),
+            ref=ref,
         )
 
+    train = matrix(X, y, weight)
     evals = []
     stop = None
     if val is not None and len(val[1]) > 0:
-        evals = [(matrix(val[0], val[1]), "validation")]
+        evals = [(matrix(val[0], val[1], ref=train), "validation")]
         stop = patience
     out = dxgb.train(
         client,
         params,
-        matrix(X, y, weight),
+        train,
         num_boost_round=rounds,
         evals=evals,
         early_stopping_rounds=stop,
