@@ -159,7 +159,8 @@ def _per_column(
     numeric: dict[str, NumericReference] = {}
     categorical: dict[str, CategoricalReference] = {}
     for name in feats.all:
-        frame = base.assign(**{name: dask_rows.column(window, name)})
+        # without the target: its checks are the whole frame's (once, above), not a column's
+        frame = base[["event_time"]].assign(**{name: dask_rows.column(window, name)})
         is_num = name in feats.numeric
         part = quality_of(_only(spec, [name] if is_num else [], [] if is_num else [name]), frame,
                           trigger)  # fmt: skip
