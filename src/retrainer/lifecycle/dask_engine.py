@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, DistributedError, RetrainerError
 from ..core.extras import missing_library
 from ..core.spec_sections import DASK_FAMILIES, Training, dask_family_message
 from ..families import dask_boosting
-from .dask_watch import watch
+from .dask_watch import gone, watch
 
 # How long a connection to the scheduler may take before the training fails.
 CONNECT_SECONDS = 10
@@ -82,12 +82,15 @@ def engine(training: Training, family: str) -> Iterator[Any]:
     if family not in DASK_FAMILIES:
         raise ConfigError(dask_family_message(family))
     with _client(training) as client, dask_boosting.using(client), watch(client) as lost:
-        workers = len(client.nthreads())
+        before = set(client.nthreads())
+        workers = len(before)
         try:
             yield client
         except RetrainerError:
             raise
         except Exception as exc:
+            if not lost:  # a lost worker's peers may fail before the scheduler notices it
+                lost.extend(gone(client, before))
             cause = f"worker {', '.join(lost)} lost" if lost else f"{type(exc).__name__}: {exc}"
             raise DistributedError(
                 f"Training {family} on the Dask engine ({_where(training)}) failed: {cause}. "

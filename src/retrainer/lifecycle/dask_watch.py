@@ -18,10 +18,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 EVERY_SECONDS = 1.0
+# How long a failed fit waits for the scheduler to notice a worker gone (a peer of a lost
+# worker can fail its fit, XGBoost's collective on the closed socket, before it does).
+SETTLE_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -69,3 +73,18 @@ def _abandon(client: Any, why: str) -> None:
     log.warning("%s; abandoning the fit", why)
     with contextlib.suppress(Exception):
         client.close(timeout=10)
+
+
+def gone(client: Any, before: set[str], within: float = SETTLE_SECONDS) -> list[str]:
+    """The workers of ``before`` the scheduler no longer has, waiting up to ``within``
+    seconds for one to be missing (asked every tenth of a second); [] when none is, or when
+    the scheduler cannot be asked."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            missing = sorted(before - _workers(client))
+        except Exception:  # the client closed (by the watch) or the scheduler gone
+            return []
+        if missing or time.monotonic() >= deadline:
+            return missing
+        time.sleep(0.1)
