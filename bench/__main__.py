@@ -44,9 +44,15 @@ BENCHES = [
     "pglog",
     "dask",
     "feedback",
+    "dask-drift",
 ]
 # module of another name
-MODULES = {"fuzz": "fuzz_api", "faults-serving": "faults_serving", "dask": "dask_window"}
+MODULES = {
+    "fuzz": "fuzz_api",
+    "faults-serving": "faults_serving",
+    "dask": "dask_window",
+    "dask-drift": "dask_drift",
+}
 
 DEFAULT_OUTPUT = REPO / "docs" / "benchmarks.md"
 _SECTION = re.compile(

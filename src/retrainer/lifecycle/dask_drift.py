@@ -38,7 +38,7 @@ from ..core.extras import missing_library
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Training
 from ..monitoring.drift import FeatureDrift, numeric_distances, report_from_counts
-from ..monitoring.reference import ReferenceStats, numeric_values
+from ..monitoring.reference import ReferenceStats
 from ..monitoring.window import WindowCounts
 from ..plumbing.workspace import Workspace
 from ..store.predlog_reads import InputRange, plan_input_ranges, read_input_range
@@ -142,9 +142,8 @@ def _read_part(
     counts = WindowCounts(reference)
     numeric: dict[str, list[np.ndarray]] = {c: [] for c in reference.numeric}
     for chunk in read_input_range(url, model, since, until, part):
-        counts.update(chunk)
-        for c in reference.numeric:
-            numeric[c].append(numeric_values(chunk, c))
+        for c, arr in counts.update(chunk).items():
+            numeric[c].append(arr)
     frame = pd.DataFrame({c: np.concatenate(v) if v else np.empty(0) for c, v in numeric.items()})
     return counts, frame
 

@@ -122,7 +122,8 @@ class WindowCounts:
 
     def update(self, chunk: pd.DataFrame) -> dict[str, np.ndarray]:
         """Count one chunk of the window (a DataFrame holding every feature); returns each
-        numeric feature's finite values of the chunk (in chunk order, a new array)."""
+        numeric feature's values of the chunk as float64 (missing as NaN, ±inf kept; may
+        share memory with the chunk)."""
         absent = [c for c in self.reference.features if c not in chunk.columns]
         if absent:
             raise InputError(
@@ -130,22 +131,21 @@ class WindowCounts:
                 f"{[str(c) for c in chunk.columns]}. Every chunk must hold the features of "
                 f"model version {self.reference.model_version or '(unversioned)'}."
             )
-        finite_values: dict[str, np.ndarray] = {}
+        out: dict[str, np.ndarray] = {}
         for col, ref in self.reference.numeric.items():
-            arr = numeric_values(chunk, col)
+            arr = out[col] = numeric_values(chunk, col)
             finite = np.isfinite(arr)
             n_finite = int(np.count_nonzero(finite))
             self._num_missing[col] += len(arr) - n_finite
-            values = arr.copy() if n_finite == len(arr) else arr[finite]
             if self._with_bins:
+                values = arr if n_finite == len(arr) else arr[finite]
                 self._bins[col] += bin_counts(ref.arrays["bin_edges"], values)
-            finite_values[col] = values
         for col in self.reference.categorical:
             counts, n_missing = category_counts(chunk[col])
             self._cat_missing[col] += n_missing
             self._add_categories(col, counts)
         self.n_rows += len(chunk)
-        return finite_values
+        return out
 
     def _add_categories(self, col: str, counts: dict[str, int]) -> None:
         index, acc, unlisted = self._index[col], self._counts[col], self._unlisted[col]
@@ -158,15 +158,25 @@ class WindowCounts:
             if name in unlisted or len(unlisted) < MAX_UNLISTED:
                 unlisted[name] = unlisted.get(name, 0) + c
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled without the reference (a worker's counts go to another worker to be
+        merged; the reference is large and both have it): such a copy merges and reports,
+        but does not count more chunks."""
+        return {k: v for k, v in self.__dict__.items() if k != "reference"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.reference = None  # type: ignore[assignment]
+
     def merge(self, other: WindowCounts) -> WindowCounts:
         """Add ``other``'s counts (the window's next part) to these; returns self. Unlisted
         names are taken in order up to :data:`MAX_UNLISTED` per feature, as chunks are: with
         no more distinct unlisted names than that, every count equals the whole window's."""
         self.n_rows += other.n_rows
-        for col in self.reference.numeric:
+        for col in self._num_missing:
             self._num_missing[col] += other._num_missing[col]
             self._bins[col] += other._bins[col]
-        for col in self.reference.categorical:
+        for col in self._counts:
             self._counts[col] += other._counts[col]
             self._cat_missing[col] += other._cat_missing[col]
             # the untracked part of other's "other" here; the tracked names add the rest
@@ -199,9 +209,9 @@ class WindowCounts:
                 c: NumericCounts(
                     self.n_values(c), self._num_missing[c], tuple(self._bins[c].tolist())
                 )
-                for c in self.reference.numeric
+                for c in self._num_missing
             },
-            categorical={c: self.categorical(c) for c in self.reference.categorical},
+            categorical={c: self.categorical(c) for c in self._counts},
         )
 
 
@@ -237,8 +247,10 @@ class CurrentAccumulator:
 
     def update(self, chunk: pd.DataFrame) -> None:
         """Add one chunk of the current window (a DataFrame holding every feature)."""
-        for col, values in self._counts.update(chunk).items():
-            self._chunks[col].append(values)
+        for col, arr in self._counts.update(chunk).items():
+            finite = np.isfinite(arr)
+            # a copy either way: arr may share memory with the chunk
+            self._chunks[col].append(arr.copy() if finite.all() else arr[finite])
             self._sorted.discard(col)
 
     def _values(self, col: str) -> np.ndarray:
