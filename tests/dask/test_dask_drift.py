@@ -155,6 +155,7 @@ def test_an_unreachable_scheduler_is_exit_1_naming_it_and_nothing_kept(
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "2000")
     monkeypatch.setattr(dask_drift, "CONNECT_SECONDS", 2)  # refused at once; retried till then
+    monkeypatch.setattr(predlog_reads, "BUDGET_BYTES", 100 * 1024)  # a window of many ranges
     res = CliRunner().invoke(app, ["-c", str(cfg), "drift", MODEL, "--window", "3650d"])
     msg = " ".join(res.output.split())
     assert res.exit_code == 1, msg

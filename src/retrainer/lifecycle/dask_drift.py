@@ -20,6 +20,13 @@ window's logged inputs never come to the process that runs the check:
 
 So no process holds the window: a worker holds its partitions' numeric columns (8 bytes a
 value) and, while it computes one feature's statistics, that one column of the window.
+
+The cluster is used when it pays: a named ``training.scheduler`` (a standing cluster; a
+LocalCluster started for one check costs seconds and more memory on the same machine than
+the check itself, ``python -m bench --only dask-drift``) and a window of more than one
+range (:data:`~retrainer.store.predlog_reads.BUDGET_BYTES`, about 8,000 JSON inputs or 8 MB
+of batches). Otherwise the check reads the window in this process, as without Dask; the
+results are the same either way.
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ from .dask_rows import store_url
 
 
 def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
-    """Why ``spec``'s drift check reads the window in this process, or None when it reads it
-    on the Dask cluster (``training.engine: dask`` and a store the workers can open).
+    """Why ``spec``'s drift check reads the window in this process, or None when it may read
+    it on the Dask cluster (``training.engine: dask``, a ``training.scheduler`` and a store
+    the workers can open; :func:`window_report` still keeps a one-range window here).
 
     >>> from retrainer.core.spec import parse_spec
     >>> m = {"task": "classification", "target": "y", "id_column": "id",
@@ -59,6 +67,8 @@ def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
     """
     if spec.training.engine != "dask":
         return "engine: local"
+    if spec.training.scheduler is None:
+        return "no training.scheduler (a LocalCluster for one check costs more than the check)"
     if store_url(ws) is None:
         return "an in-memory SQLite store (the workers cannot open it)"
     return None
@@ -70,13 +80,16 @@ def window_report(
     reference: ReferenceStats,
     since: datetime,
     until: datetime,
-) -> tuple[int, list[FeatureDrift]]:
+) -> tuple[int, list[FeatureDrift]] | None:
     """The rows of ``spec``'s logged window [since, until] and its drift report against
-    ``reference``, read and computed on the cluster (see the module docstring).
+    ``reference``, read and computed on the cluster (see the module docstring); None when
+    the window is one range (the caller reads it: a cluster would only add its overhead).
     DistributedError naming the scheduler when it cannot be reached or the cluster fails."""
     url = store_url(ws)
     assert url is not None  # unsupported() said so before
     ranges = plan_input_ranges(ws.store, spec.name, since, until)
+    if len(ranges) <= 1:
+        return None
     with connect(spec.training, "The drift check read nothing and stored nothing") as client:
         try:
             counts, distances = _compute(client, url, spec.name, since, until, ranges, reference)

@@ -37,12 +37,13 @@ def fold_predictions(ws: Workspace, spec: ModelSpec, fold: Fold) -> int:
     """Fold ``spec``'s predictions above the watermark on the cluster (see the module
     docstring); returns how many were folded (0 when another fold moved the watermark
     meanwhile: the local fold then takes them). DistributedError naming the scheduler when it
-    cannot be reached or the cluster fails; nothing is added then."""
+    cannot be reached or the cluster fails; nothing is added then. At most one range
+    (FOLD_CHUNK predictions) is left to the local fold: 0."""
     url = store_url(ws)
     assert url is not None  # dask_drift.unsupported() said so before
     after = ws.store.prediction_watermark(spec.name)
     ranges = plan_prediction_ranges(ws.store, spec.name, after)
-    if not ranges:
+    if len(ranges) <= 1:  # one local fold's chunk: the cluster would only add its overhead
         return 0
     with connect(spec.training, "The monitor folded nothing") as client:
         try:

@@ -70,8 +70,11 @@ def check_drift(
     reference = ReferenceStats.from_dict(v.details["reference"])
     until = now or utcnow()
     since = until - parse_duration(window or spec.monitor.window, what="window")
+    found = None
     if dask_drift.unsupported(ws, spec) is None:  # read and computed on the Dask cluster
-        rows, features = dask_drift.window_report(ws, spec, reference, since, until)
+        found = dask_drift.window_report(ws, spec, reference, since, until)
+    if found is not None:
+        rows, features = found
     else:
         acc = CurrentAccumulator(reference)
         for chunk in ws.store.iter_prediction_features(model, since=since, until=until):
