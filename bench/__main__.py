@@ -43,6 +43,7 @@ BENCHES = [
     "fuzz",
     "pglog",
     "dask",
+    "dask-choice",
     "feedback",
     "dask-drift",
 ]
@@ -51,6 +52,7 @@ MODULES = {
     "fuzz": "fuzz_api",
     "faults-serving": "faults_serving",
     "dask": "dask_window",
+    "dask-choice": "dask_choice",
     "dask-drift": "dask_drift",
 }
 
