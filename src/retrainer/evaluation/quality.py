@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import ConfigError, QualityError
+from ..core.levels import level
 from ..core.spec_sections import Quality
 
 TASKS = ("classification", "regression")
@@ -174,12 +175,6 @@ def _names(columns: Any, most: int = 12) -> str:
     names = [str(c) for c in columns]
     shown = ", ".join(names[:most])
     return shown + (f" and {len(names) - most} more" if len(names) > most else "")
-
-
-def _label(value: Any) -> str:
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        value = int(value)
-    return str(value)
 
 
 def _not_numeric(series: pd.Series) -> pd.Series:
@@ -425,7 +420,7 @@ def _check_target(
         if bad.any():
             found.append(_not_numeric_violation(target, "target", labels, bad, n))
         return found
-    counts = labels.map(_label).value_counts()
+    counts = labels.map(level).value_counts()
     total = int(counts.sum())
     for label in sorted(counts.index, key=_label_order):
         balance[label] = float(counts[label] / total)

@@ -27,19 +27,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import InputError
+from ..core.levels import level
 
 BOOLEAN_LEVELS = frozenset({"False", "True"})
-
-
-def level(value: Any) -> str:
-    """The category level of a raw value: its text, a whole float as its integer's.
-
-    >>> level(True), level(2.0), level("gold")
-    ('True', '2', 'gold')
-    """
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
 
 
 def _numeric_kind(values: pd.Series) -> str | None:

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 from ..core.errors import InputError
 from ..core.feature_sets import required as spec_required
 from ..core.fleet import member_prefix, split_member
+from ..core.levels import level
 from ..core.names import MAX_ID
 from ..core.progress import Progress, current
 from ..core.spec import ModelSpec
@@ -514,13 +515,7 @@ def label_key(value: Any) -> str:
     >>> label_key(1.0), label_key("yes"), label_key(np.int64(0))
     ('1', 'yes', '0')
     """
-    import numpy as np
-
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    return str(value)
+    return level(value)
 
 
 def id_texts(values: pd.Series) -> pd.Series:
@@ -550,15 +545,5 @@ def level_texts(values: pd.Series) -> pd.Series:
         return values.astype(str).astype(object).where(present, None)
     if pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
         return values.astype(object).where(present, None)
-    mapped = values.map(lambda v: None if v is None or v != v else _level(v))
+    mapped = values.map(lambda v: None if v is None or v != v else level(v))
     return pd.Series(np.asarray(mapped, dtype=object), index=values.index)
-
-
-def _level(v: Any) -> str:
-    import numpy as np
-
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)

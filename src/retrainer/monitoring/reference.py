@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from retrainer.core.errors import InputError
+from retrainer.core.levels import level
 
 FORMAT = 1
 DEFAULT_SKETCH_SIZE = 2000
@@ -240,12 +241,14 @@ def category_counts(series: pd.Series) -> tuple[dict[str, int], int]:
 
     >>> category_counts(pd.Series(["a", "b", "a", None, 1]))
     ({'a': 2, 'b': 1, '1': 1}, 1)
+    >>> category_counts(pd.Series([1, None, 2]))  # read as 1.0, 2.0: still levels 1 and 2
+    ({'1': 1, '2': 1}, 1)
     """
     counts: dict[str, int] = {}
     vc = series.value_counts(dropna=True, sort=False)
     for key, c in zip(vc.index.tolist(), vc.to_numpy().tolist(), strict=True):
         if c:
-            name = str(key)
+            name = level(key)  # 1 and 1.0 (an integer column with gaps) are one level
             counts[name] = counts.get(name, 0) + int(c)
     return counts, int(series.isna().sum())
 

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, func, select
 
 from ..core.clock import utcnow
+from ..core.levels import level
 from . import schema as t
 from .base import StoreBase
 
@@ -374,10 +375,4 @@ def json_column(values: pd.Series) -> pd.Series:
     num = pd.to_numeric(values, errors="coerce")
     if (num.notna() == present).all():
         return num.astype("float64")
-    return values.map(lambda v: None if v is None or v != v else _level(v))
-
-
-def _level(v: Any) -> str:
-    if isinstance(v, float) and v.is_integer():
-        v = int(v)
-    return str(v)
+    return values.map(lambda v: None if v is None or v != v else level(v))
