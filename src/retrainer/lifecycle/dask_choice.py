@@ -41,13 +41,6 @@ class Recency:
     days: float
 
 
-def _parts(window: PartitionedWindow, columns: Sequence[str]) -> list[Any]:
-    """The window's partitions as delayed frames holding at least ``columns`` (only those,
-    and the event time, where the window can read a subset of its columns)."""
-    read = getattr(window, "read", None)
-    return list(read(list(columns))) if read is not None else window.parts()
-
-
 def _select(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
     keep = np.ones(len(df), dtype=bool)
     if lo is not None:
@@ -77,7 +70,7 @@ def mean_decay(window: PartitionedWindow, lo: Cut | None, hi: Cut | None, r: Rec
     reduced on the cluster (1.0 for no rows)."""
     import dask
 
-    parts = _parts(window, ["event_time"])
+    parts = window.read(["event_time"])
     sums = dask.compute(*[dask.delayed(_decay_sum)(p, lo, hi, r) for p in parts])
     n = sum(c for c, _ in sums)
     return 1.0 if n == 0 else sum(s for _, s in sums) / n
@@ -98,7 +91,7 @@ def weights(
 
     import dask
 
-    parts = _parts(window, ["event_time"])
+    parts = window.read(["event_time"])
     counts = dask.compute(*[dask.delayed(len)(dask.delayed(_select)(p, lo, hi)) for p in parts])
     chunks = [
         da.from_delayed(dask.delayed(_scaled)(p, lo, hi, r, mean), (n,), dtype=np.float64)
@@ -227,7 +220,7 @@ def score_between(
     parts = dask.compute(
         *[
             dask.delayed(_predicted)(p, model, list(features), lo, hi)
-            for p in _parts(window, [*features, "target"])
+            for p in window.read([*features, "target"])
         ]
     )
     y = np.concatenate([p[0] for p in parts])
@@ -261,7 +254,7 @@ def fingerprint_since(window: PartitionedWindow, columns: Sequence[str], since: 
     import dask
 
     h = hashlib.sha256()
-    for p in _parts(window, columns):
+    for p in window.read(columns):
         (out,) = dask.compute(dask.delayed(_hashes)(p, list(columns), since))
         h.update(out)
     return h.hexdigest()
