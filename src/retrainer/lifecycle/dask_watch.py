@@ -78,7 +78,11 @@ def _abandon(client: Any, why: str) -> None:
 def gone(client: Any, before: set[str], within: float = SETTLE_SECONDS) -> list[str]:
     """The workers of ``before`` the scheduler no longer has, waiting up to ``within``
     seconds for one to be missing (asked every tenth of a second); [] when none is, or when
-    the scheduler cannot be asked."""
+    the scheduler cannot be asked.
+
+    >>> gone(None, {"tcp://10.0.0.1:4000"}, within=0)
+    []
+    """
     deadline = time.monotonic() + within
     while True:
         try:
