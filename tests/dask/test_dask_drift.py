@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from retrainer.cli.main import app
 from retrainer.core.entities import ModelVersion
-from retrainer.lifecycle import dask_drift
+from retrainer.lifecycle import dask_drift, dask_engine
 from retrainer.lifecycle.drift_check import DriftCheck, check_drift, last_drift
 from retrainer.monitoring.reference import ReferenceStats
 from retrainer.plumbing.workspace import Workspace
@@ -154,7 +154,7 @@ def test_an_unreachable_scheduler_is_exit_1_naming_it_and_nothing_kept(
     )
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "2000")
-    monkeypatch.setattr(dask_drift, "CONNECT_SECONDS", 2)  # refused at once; retried till then
+    monkeypatch.setattr(dask_engine, "CONNECT_SECONDS", 2)  # refused at once; retried till then
     monkeypatch.setattr(predlog_reads, "BUDGET_BYTES", 100 * 1024)  # a window of many ranges
     res = CliRunner().invoke(app, ["-c", str(cfg), "drift", MODEL, "--window", "3650d"])
     msg = " ".join(res.output.split())

@@ -18,11 +18,12 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from cluster_help import whole
+from cluster_help import distributed, whole
 from typer.testing import CliRunner
 
 from retrainer.cli.main import app
 from retrainer.families.dask_faults import ENV
+from retrainer.lifecycle.dask_watch import lock_ids
 from weather_spec import weather_model
 
 pytest.importorskip("distributed")
@@ -114,6 +115,10 @@ def test_a_worker_lost_twice_fails_cleanly_with_nothing_registered(
     assert "Nothing was registered" in msg and "XGBoostError" not in msg, msg
     assert sorted(p.name for p in (tmp_path / "tokens").glob("used-*")) == ["used-0", "used-1"]
     assert _versions(cfg) == []
+    # no lock of the abandoned fits is left on the survivors (a later XGBoost fit on them
+    # would wait for it for ever)
+    with distributed.Client(scheduler, set_as_default=False) as client:
+        assert lock_ids(client) == frozenset()
     roles = CliRunner().invoke(app, ["-c", str(cfg), "status", "weather", "--json"])
     assert "champion" not in roles.stdout or '"champion": null' in roles.stdout
     artifacts = tmp_path / "artifacts"

@@ -29,7 +29,7 @@ from ..families import FamilyModel, dask_boosting
 from ..families.schema import FeatureSchema
 from . import dask_rows
 from .choice import DAY, Fit
-from .dask_rows import Cut, PartitionedWindow, WindowFacts
+from .dask_rows import Cut, PartitionedWindow, WindowFacts, select_rows
 from .fitting import EARLY_STOP_FRACTION, make_model
 
 
@@ -41,17 +41,8 @@ class Recency:
     days: float
 
 
-def _select(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
-    keep = np.ones(len(df), dtype=bool)
-    if lo is not None:
-        keep &= lo.after(df["event_time"])
-    if hi is not None:
-        keep &= ~hi.after(df["event_time"])
-    return df[keep]
-
-
 def _decay(df: pd.DataFrame, lo: Cut | None, hi: Cut | None, r: Recency) -> np.ndarray:
-    t = pd.to_datetime(_select(df, lo, hi)["event_time"])
+    t = pd.to_datetime(select_rows(df, lo, hi)["event_time"])
     age = ((r.newest - t) / DAY).to_numpy(dtype=float)
     return np.asarray(np.power(0.5, age / r.days))
 
@@ -92,7 +83,7 @@ def weights(
     import dask
 
     parts = window.read(["event_time"])
-    counts = dask.compute(*[dask.delayed(len)(dask.delayed(_select)(p, lo, hi)) for p in parts])
+    counts = dask.compute(*[dask.delayed(len)(dask.delayed(select_rows)(p, lo, hi)) for p in parts])
     chunks = [
         da.from_delayed(dask.delayed(_scaled)(p, lo, hi, r, mean), (n,), dtype=np.float64)
         for p, n in zip(parts, counts, strict=True)
@@ -236,7 +227,7 @@ def _predicted(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     from .fitting import predict_encoded
 
-    sub = _select(df, lo, hi)
+    sub = select_rows(df, lo, hi)
     if not len(sub):
         return np.empty(0), np.empty(0), None
     pred, proba = predict_encoded(model, sub[features])
@@ -261,6 +252,6 @@ def fingerprint_since(window: PartitionedWindow, columns: Sequence[str], since: 
 
 
 def _hashes(df: pd.DataFrame, columns: list[str], since: Cut) -> bytes:
-    sub = _select(df, since, None)
+    sub = select_rows(df, since, None)
     hashed = pd.util.hash_pandas_object(sub[columns], index=False, categorize=False)
     return bytes(hashed.to_numpy().tobytes())

@@ -31,25 +31,20 @@ results are the same either way.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core.cpus import available_cpus
 from ..core.errors import DistributedError, RetrainerError
-from ..core.extras import missing_library
 from ..core.spec import ModelSpec
-from ..core.spec_sections import Training
 from ..monitoring.drift import FeatureDrift, numeric_distances, report_from_counts
 from ..monitoring.reference import ReferenceStats
 from ..monitoring.window import WindowCounts
 from ..plumbing.workspace import Workspace
 from ..store.predlog_reads import InputRange, plan_input_ranges, read_input_range
-from .dask_engine import CONNECT_SECONDS
+from .dask_engine import connect, where
 from .dask_rows import store_url
 
 
@@ -178,44 +173,3 @@ def _distances(
     if len(values) == 0 or ref.count == 0:
         return None
     return numeric_distances(ref, values)
-
-
-def where(training: Training) -> str:
-    """The cluster a check runs on, for messages."""
-    return training.scheduler or "a LocalCluster"
-
-
-@contextlib.contextmanager
-def connect(training: Training, nothing_done: str) -> Iterator[Any]:
-    """A client of ``training.scheduler`` (or of a LocalCluster started for the block); a
-    scheduler that cannot be reached is a DistributedError naming it, then ``nothing_done``
-    (what was left undone, e.g. "The drift check read nothing and stored nothing")."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:
-        raise missing_library("training.engine: dask", exc) from None
-    address = training.scheduler
-    if address is None:
-        threads = min(training.threads or 1, available_cpus())
-        with (
-            LocalCluster(
-                n_workers=max(1, available_cpus() // threads),
-                threads_per_worker=threads,
-                processes=True,
-                dashboard_address=":0",
-            ) as cluster,
-            Client(cluster, set_as_default=False) as client,
-        ):
-            yield client
-        return
-    try:
-        client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise DistributedError(
-            f"The Dask scheduler {address!r} (training.scheduler) cannot be reached within "
-            f"{CONNECT_SECONDS} s: {exc}. {nothing_done}; start the scheduler "
-            "(`dask scheduler`) or fix the address",
-            stage="connect",
-        ) from None
-    with contextlib.closing(client):
-        yield client

@@ -24,7 +24,7 @@ from ..core.errors import ConfigError, DistributedError, RetrainerError
 from ..core.extras import missing_library
 from ..core.spec_sections import DASK_FAMILIES, Training, dask_family_message
 from ..families import dask_boosting
-from .dask_watch import gone, watch
+from .dask_watch import gone, lock_ids, release_locks, watch
 
 # How long a connection to the scheduler may take before the training fails.
 CONNECT_SECONDS = 10
@@ -60,7 +60,7 @@ def attempt(training: Training, family: str, work: Callable[[Any], T]) -> T:
                 assert first is not None
                 causes = [first.details["cause"], exc.details["cause"]]
                 raise DistributedError(
-                    f"Training {family} on the Dask engine ({_where(training)}) failed twice: "
+                    f"Training {family} on the Dask engine ({where(training)}) failed twice: "
                     f"{causes[0]}; then, on a fresh connection, {causes[1]}. Nothing was "
                     "registered; check the cluster's workers and train again",
                     stage="fit",
@@ -81,9 +81,14 @@ def engine(training: Training, family: str) -> Iterator[Any]:
         return
     if family not in DASK_FAMILIES:
         raise ConfigError(dask_family_message(family))
-    with _client(training) as client, dask_boosting.using(client), watch(client) as lost:
+    with (
+        connect(training, "Nothing was trained") as client,
+        dask_boosting.using(client),
+        watch(client) as lost,
+    ):
         before = set(client.nthreads())
         workers = len(before)
+        locks = lock_ids(client) if training.scheduler else frozenset()
         try:
             yield client
         except RetrainerError:
@@ -91,9 +96,11 @@ def engine(training: Training, family: str) -> Iterator[Any]:
         except Exception as exc:
             if not lost:  # a lost worker's peers may fail before the scheduler notices it
                 lost.extend(gone(client, before))
+            if training.scheduler:  # a standing cluster: free what the abandoned fit held
+                release_locks(training.scheduler, locks, before)
             cause = f"worker {', '.join(lost)} lost" if lost else f"{type(exc).__name__}: {exc}"
             raise DistributedError(
-                f"Training {family} on the Dask engine ({_where(training)}) failed: {cause}. "
+                f"Training {family} on the Dask engine ({where(training)}) failed: {cause}. "
                 "Nothing was registered; check the cluster's workers and train again",
                 stage="fit",
                 cause=cause,
@@ -111,12 +118,17 @@ def _recover(client: Any, workers: int) -> None:
         client.wait_for_workers(workers, timeout=RECOVER_SECONDS)
 
 
-def _where(training: Training) -> str:
+def where(training: Training) -> str:
+    """The cluster a training or check runs on, for messages."""
     return training.scheduler or "a LocalCluster"
 
 
 @contextlib.contextmanager
-def _client(training: Training) -> Iterator[Any]:
+def connect(training: Training, nothing_done: str) -> Iterator[Any]:
+    """A client of ``training.scheduler``, or of a LocalCluster started for the block (one
+    process per worker: LightGBM's network is per process). A scheduler that cannot be
+    reached within CONNECT_SECONDS is a DistributedError naming it, then ``nothing_done``
+    (what was left undone, e.g. "Nothing was trained")."""
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:
@@ -124,29 +136,25 @@ def _client(training: Training) -> Iterator[Any]:
     address = training.scheduler
     if address is None:
         threads = min(training.threads or 1, available_cpus())
-        cluster = LocalCluster(  # one process per worker: LightGBM's network is per process
-            n_workers=max(1, available_cpus() // threads),
-            threads_per_worker=threads,
-            processes=True,
-            dashboard_address=":0",
-        )
-        client = Client(cluster, set_as_default=False)
-        try:
+        with (
+            LocalCluster(
+                n_workers=max(1, available_cpus() // threads),
+                threads_per_worker=threads,
+                processes=True,
+                dashboard_address=":0",
+            ) as cluster,
+            Client(cluster, set_as_default=False) as client,
+        ):
             yield client
-        finally:
-            client.close()
-            cluster.close()
         return
     try:
         client = Client(address, timeout=CONNECT_SECONDS, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         raise DistributedError(
             f"The Dask scheduler {address!r} (training.scheduler) cannot be reached within "
-            f"{CONNECT_SECONDS} s: {exc}. Nothing was trained; start the scheduler "
+            f"{CONNECT_SECONDS} s: {exc}. {nothing_done}; start the scheduler "
             "(`dask scheduler`) or fix the address",
             stage="connect",
         ) from None
-    try:
+    with contextlib.closing(client):
         yield client
-    finally:
-        client.close()

@@ -26,7 +26,7 @@ from ..core.spec import ModelSpec
 from ..plumbing.workspace import Workspace
 from ..store.monitor_reads import fold_prediction_range, plan_prediction_ranges
 from ..store.monitor_store import STATS
-from .dask_drift import connect, where
+from .dask_engine import connect, where
 from .dask_rows import store_url
 
 Fold = Callable[[Sequence[Any]], list[dict[str, Any]]]

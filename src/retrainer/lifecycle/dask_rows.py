@@ -291,7 +291,8 @@ def newest_cut(window: PartitionedWindow, rows: int, fraction: float, before: Cu
     return Cut(_newest_time(window, max(1, int(rows * fraction)), before), inclusive=True)
 
 
-def _select(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
+def select_rows(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> pd.DataFrame:
+    """The rows of a partition after ``lo`` and not after ``hi`` (None: no bound)."""
     keep = np.ones(len(df), dtype=bool)
     if lo is not None:
         keep &= lo.after(df["event_time"])
@@ -305,13 +306,13 @@ def rows_between(window: PartitionedWindow, lo: Cut | None, hi: Cut | None) -> p
     holdout: a slice, never the window)."""
     import dask
 
-    parts = dask.compute(*[dask.delayed(_select)(p, lo, hi) for p in window.parts()])
+    parts = dask.compute(*[dask.delayed(select_rows)(p, lo, hi) for p in window.parts()])
     frame = pd.concat(parts, ignore_index=True)
     return frame.sort_values("event_time", kind="stable", ignore_index=True)
 
 
 def _count(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> int:
-    return len(_select(df, lo, hi))
+    return len(select_rows(df, lo, hi))
 
 
 def matrices(
@@ -397,7 +398,7 @@ def column(window: PartitionedWindow, name: str) -> pd.Series:
     reference statistics that need every value), in partition order."""
     import dask
 
-    parts = dask.compute(*[dask.delayed(_pick)(p, name) for p in window.parts()])
+    parts = dask.compute(*[dask.delayed(_pick)(p, name) for p in window.read([name])])
     return pd.concat(parts, ignore_index=True)
 
 
@@ -410,7 +411,7 @@ def fingerprint(window: PartitionedWindow, columns: Sequence[str]) -> str:
     partition order): each worker hashes its partition, this process chains the digests'
     bytes partition by partition, holding one partition's hashes at a time."""
     h = hashlib.sha256()
-    for chunk in _ordered(window, _row_hashes, list(columns)):
+    for chunk in _ordered(window.read(columns), _row_hashes, list(columns)):
         h.update(chunk)
     return h.hexdigest()
 
@@ -420,10 +421,11 @@ def _row_hashes(df: pd.DataFrame, columns: list[str]) -> bytes:
     return bytes(hashed.to_numpy().tobytes())
 
 
-def _ordered(window: PartitionedWindow, fn: Any, *args: Any) -> Iterator[Any]:
+def _ordered(parts: list[Any], fn: Any, *args: Any) -> Iterator[Any]:
+    """``fn(part, *args)`` of each delayed partition, computed one at a time, in order."""
     import dask
 
-    for p in window.parts():
+    for p in parts:
         (out,) = dask.compute(dask.delayed(fn)(p, *args))
         yield out
 

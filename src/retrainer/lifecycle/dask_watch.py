@@ -92,3 +92,61 @@ def gone(client: Any, before: set[str], within: float = SETTLE_SECONDS) -> list[
         if missing or time.monotonic() >= deadline:
             return missing
         time.sleep(0.1)
+
+
+def lock_ids(client: Any) -> frozenset[str]:
+    """The ids of the scheduler's multi-locks held or asked for now (XGBoost's fit holds
+    one over its workers); empty when the scheduler cannot be asked."""
+    try:
+        return frozenset(client.run_on_scheduler(_scheduler_lock_ids))
+    except Exception:
+        return frozenset()
+
+
+def _scheduler_lock_ids(dask_scheduler: Any = None) -> list[str]:
+    ext = dask_scheduler.extensions.get("multi_locks")
+    return [] if ext is None else [str(i) for i in ext.requests]
+
+
+def release_locks(address: str, before: frozenset[str], workers: set[str]) -> int:
+    """Release, on the scheduler at ``address``, the multi-locks an abandoned fit left held:
+    those taken since ``before`` (:func:`lock_ids` at the fit's start) that hold every
+    lock they asked for, all of them on the fit's ``workers``. XGBoost's Dask fit holds one
+    over its workers until it returns; a fit abandoned when a worker was lost (its client
+    closed by :func:`watch` before XGBoost released it) would otherwise keep the surviving
+    workers locked for as long as the scheduler runs, and every later XGBoost fit on them
+    would wait for ever. Returns how many were released; 0 when the scheduler cannot be
+    reached (a LocalCluster ends with the training and takes its locks with it).
+
+    >>> release_locks("tcp://127.0.0.1:9", frozenset(), set())
+    0
+    """
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=5, set_as_default=False) as client:
+            released: int = client.run_on_scheduler(_release_stale, sorted(before), sorted(workers))
+    except Exception as exc:
+        log.warning("could not release the abandoned fit's locks on %s: %s", address, exc)
+        return 0
+    if released:
+        log.warning("released %d lock(s) an abandoned fit held on %s", released, address)
+    return released
+
+
+def _release_stale(before: list[str], workers: list[str], dask_scheduler: Any = None) -> int:
+    ext = dask_scheduler.extensions.get("multi_locks")
+    if ext is None:
+        return 0
+    old, ours = set(before), set(workers)
+    stale = [
+        i
+        for i, names in list(ext.requests.items())
+        if str(i) not in old
+        and names
+        and set(names) <= ours
+        and all(ext.locks[n] and ext.locks[n][0] == i for n in names)
+    ]
+    for i in stale:
+        ext.release(id=i)
+    return len(stale)

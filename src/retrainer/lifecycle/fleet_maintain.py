@@ -204,9 +204,9 @@ def _lost(name: str, place: Placement, exc: Exception) -> Maintained:
 def _client(place: Placement) -> Iterator[Any]:
     if place.workers is None:
         assert place.training is not None
-        from .dask_engine import _client as training_client
+        from .dask_engine import connect
 
-        with training_client(place.training) as client:
+        with connect(place.training, "Nothing was maintained") as client:
             yield client
         return
     from distributed import Client, LocalCluster
