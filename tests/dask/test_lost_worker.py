@@ -70,6 +70,18 @@ def _train_losing(tmp_path: Path, cfg: Path, losses: int) -> subprocess.Complete
         )
 
 
+def _lose(
+    tmp_path: Path, scheduler: str, family: str, df: pd.DataFrame, losses: int
+) -> tuple[Path, Any]:
+    """A ``family`` model's training that loses ``losses`` workers; the cluster is whole
+    again after it (its config and the finished process)."""
+    cfg = _setup(tmp_path, scheduler, family, df)
+    try:
+        return cfg, _train_losing(tmp_path, cfg, losses=losses)
+    finally:
+        whole(scheduler)
+
+
 def _versions(cfg: Path) -> list[Any]:
     res = CliRunner().invoke(app, ["-c", str(cfg), "versions", "weather", "--json"])
     assert res.exit_code == 0, res.output
@@ -84,11 +96,7 @@ def test_a_worker_lost_once_is_retried_and_the_version_registers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    cfg = _setup(tmp_path, scheduler, "lightgbm", weather_df)
-    try:
-        res = _train_losing(tmp_path, cfg, losses=1)
-    finally:
-        whole(scheduler)
+    cfg, res = _lose(tmp_path, scheduler, "lightgbm", weather_df, losses=1)
     assert res.returncode == 0, res.stdout + res.stderr
     assert sorted(p.name for p in (tmp_path / "tokens").glob("used-*")) == ["used-0"]
     assert "lost" in res.stderr and "trying once more" in res.stderr
@@ -104,11 +112,7 @@ def test_a_worker_lost_twice_fails_cleanly_with_nothing_registered(
     monkeypatch.chdir(tmp_path)
     # XGBoost here (LightGBM above): a lost worker's peers leave XGBoost's collective at once
     # (its ring allreduce fails on the closed socket), so the retry starts and is lost too
-    cfg = _setup(tmp_path, scheduler, "xgboost", weather_df)
-    try:
-        res = _train_losing(tmp_path, cfg, losses=2)
-    finally:
-        whole(scheduler)
+    cfg, res = _lose(tmp_path, scheduler, "xgboost", weather_df, losses=2)
     msg = " ".join((res.stdout + res.stderr).split())
     assert res.returncode == 1, msg
     assert "failed twice" in msg and msg.count("lost") >= 2 and scheduler in msg, msg

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -254,12 +255,16 @@ class TorchModel(FamilyModel):
             return 1
         return super().n_threads
 
+    @abstractmethod
     def _new_net(self, cardinalities: list[int], embedding: list[int], n_out: int) -> Any:
-        raise NotImplementedError
+        """The untrained network for the schema's categorical ``cardinalities``, their
+        ``embedding`` sizes and ``n_out`` outputs."""
 
+    @abstractmethod
     def _net_from_config(self, config: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The network a payload's ``config.json`` describes (weights loaded after)."""
 
+    @abstractmethod
     def _train(
         self,
         X: np.ndarray,
@@ -269,7 +274,8 @@ class TorchModel(FamilyModel):
         epochs: int,
         lr_factor: float,
     ) -> int:
-        raise NotImplementedError
+        """Train ``self.net_`` for up to ``epochs`` epochs at ``learning_rate × lr_factor``;
+        returns the epochs its weights hold."""
 
     def _scaled_inputs(self, X: np.ndarray) -> np.ndarray:
         """The columns of ``X`` the encoder's scaling is learnt from (all of them)."""
