@@ -239,6 +239,16 @@ class Training(Section):
             "LocalCluster started for the training and closed after it."
         ),
     )
+    deadline_minutes: float | None = Field(
+        None,
+        gt=0,
+        le=MAX_DAYS * 24 * 60,
+        description=(
+            "With engine: dask, the longest a training's fits may take on the cluster, the "
+            "retry after a lost worker included; past it they are abandoned and the training "
+            "fails with nothing registered. null: no deadline."
+        ),
+    )
 
     @model_validator(mode="after")
     def _holdout_inside_window(self) -> Training:
@@ -254,6 +264,13 @@ class Training(Section):
                 f"training.scheduler ({self.scheduler!r}) is used by engine: dask only; this "
                 f"model's engine is {self.engine!r}. Set training.engine: dask or remove "
                 "training.scheduler"
+            )
+        if self.deadline_minutes is not None and self.engine != "dask":
+            raise ValueError(
+                f"training.deadline_minutes ({self.deadline_minutes}) is used by engine: dask "
+                f"only (a fit in this process cannot be stopped from it); this model's engine "
+                f"is {self.engine!r}. Set training.engine: dask or remove "
+                "training.deadline_minutes"
             )
         return self
 

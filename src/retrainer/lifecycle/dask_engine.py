@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from ..core.errors import ConfigError, DistributedError, RetrainerError
 from ..core.extras import missing_library
 from ..core.spec_sections import DASK_FAMILIES, Training, dask_family_message
 from ..families import dask_boosting
+from . import dask_watch
 from .dask_watch import gone, lock_ids, release_locks, watch
 
 # How long a connection to the scheduler may take before the training fails.
@@ -40,18 +42,21 @@ log = logging.getLogger(__name__)
 def attempt(training: Training, family: str, work: Callable[[Any], T]) -> T:
     """``work(client)`` inside :func:`engine`; when the cluster fails during it (a worker
     lost), once more on a fresh connection (a LocalCluster started anew), then
-    DistributedError naming both failures. A scheduler that cannot be reached is not
+    DistributedError naming both failures. A scheduler that cannot be reached, a cluster
+    with no worker and ``training.deadline_minutes`` passed (over both tries) are not
     retried. With engine: local, ``work(None)`` once.
 
     >>> from retrainer.core.spec_sections import Training
     >>> attempt(Training(), "randomforest", lambda client: client)
     """
+    minutes = training.deadline_minutes
+    deadline = None if minutes is None else time.monotonic() + minutes * 60
     first: DistributedError | None = None
     for n in range(1, ATTEMPTS + 1):
         try:
-            with engine(training, family) as client:
+            with engine(training, family, deadline) as client:
                 if first is not None:  # the lost worker's replacement, when one comes
-                    _recover(client, int(first.details.get("workers", 1)))
+                    _recover(client, int(first.details.get("workers", 1)), deadline)
                 return work(client)
         except DistributedError as exc:
             if exc.details.get("stage") != "fit":
@@ -73,9 +78,10 @@ def attempt(training: Training, family: str, work: Callable[[Any], T]) -> T:
 
 
 @contextlib.contextmanager
-def engine(training: Training, family: str) -> Iterator[Any]:
+def engine(training: Training, family: str, deadline: float | None = None) -> Iterator[Any]:
     """The ``distributed.Client`` fits of ``family`` run on inside the block; None with
-    engine: local. ConfigError for a family without a Dask interface."""
+    engine: local. ConfigError for a family without a Dask interface. Past ``deadline``
+    (``time.monotonic()``) the fits are abandoned (see :func:`dask_watch.watch`)."""
     if training.engine != "dask":
         yield None
         return
@@ -84,7 +90,7 @@ def engine(training: Training, family: str) -> Iterator[Any]:
     with (
         connect(training, "Nothing was trained") as client,
         dask_boosting.using(client),
-        watch(client) as lost,
+        watch(client, deadline) as watched,
     ):
         before = set(client.nthreads())
         workers = len(before)
@@ -94,10 +100,13 @@ def engine(training: Training, family: str) -> Iterator[Any]:
         except RetrainerError:
             raise
         except Exception as exc:
-            if not lost:  # a lost worker's peers may fail before the scheduler notices it
+            lost = watched.lost
+            if not lost and watched.ended is None:  # a lost worker's peers may fail first
                 lost.extend(gone(client, before))
             if training.scheduler:  # a standing cluster: free what the abandoned fit held
                 release_locks(training.scheduler, locks, before)
+            if watched.ended in ("deadline", "no_workers"):
+                raise _ended(training, family, watched.ended) from exc
             cause = f"worker {', '.join(lost)} lost" if lost else f"{type(exc).__name__}: {exc}"
             raise DistributedError(
                 f"Training {family} on the Dask engine ({where(training)}) failed: {cause}. "
@@ -109,13 +118,38 @@ def engine(training: Training, family: str) -> Iterator[Any]:
             ) from exc
 
 
-def _recover(client: Any, workers: int) -> None:
-    """Wait up to RECOVER_SECONDS for the cluster to have ``workers`` workers again (a
-    restarted worker joining in the middle of the retry's fit would be left out of it)."""
+def _ended(training: Training, family: str, why: str) -> DistributedError:
+    """The error of fits the watch abandoned for good: the deadline passed, or no worker."""
+    head = f"Training {family} on the Dask engine ({where(training)})"
+    if why == "deadline":
+        minutes = training.deadline_minutes
+        return DistributedError(
+            f"{head} did not finish within training.deadline_minutes ({minutes:g}): its fits "
+            "were abandoned. Nothing was registered; give the cluster more workers or raise "
+            "training.deadline_minutes, and train again",
+            stage="deadline",
+            cause=f"deadline of {minutes:g} min passed",
+        )
+    return DistributedError(
+        f"{head} had no worker for {dask_watch.NO_WORKERS_SECONDS:.0f} s: its fits were "
+        "abandoned. Nothing was registered; start workers for the scheduler (`dask worker "
+        "ADDRESS`) and train again",
+        stage="no_workers",
+        cause=f"no worker for {dask_watch.NO_WORKERS_SECONDS:.0f} s",
+    )
+
+
+def _recover(client: Any, workers: int, deadline: float | None = None) -> None:
+    """Wait up to RECOVER_SECONDS (and not past ``deadline``) for the cluster to have
+    ``workers`` workers again (a restarted worker joining in the middle of the retry's fit
+    would be left out of it)."""
     if client is None:
         return
+    wait: float = RECOVER_SECONDS
+    if deadline is not None:
+        wait = max(0.0, min(wait, deadline - time.monotonic()))
     with contextlib.suppress(Exception):
-        client.wait_for_workers(workers, timeout=RECOVER_SECONDS)
+        client.wait_for_workers(workers, timeout=wait)
 
 
 def where(training: Training) -> str:

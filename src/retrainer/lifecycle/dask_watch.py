@@ -6,11 +6,13 @@ fit task pinned to the lost worker waits for it for ever (no other worker may ru
 while a fit runs, :func:`watch` asks the scheduler every :data:`EVERY_SECONDS` seconds which
 workers it has; when one seen during the fit is gone, it closes the training's client,
 naming the worker: the fit fails at once, and the engine tries it once more
-(:func:`retrainer.lifecycle.dask_engine.attempt`).
+(:func:`retrainer.lifecycle.dask_engine.attempt`). It also ends the fit, for good, when the
+cluster has had no worker for :data:`NO_WORKERS_SECONDS` (its tasks would wait for ever) and
+when the training's deadline (``training.deadline_minutes``) has passed.
 
->>> with watch(None) as lost:
-...     lost
-[]
+>>> with watch(None) as seen:
+...     seen.lost, seen.ended
+([], None)
 """
 
 from __future__ import annotations
@@ -20,13 +22,27 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 EVERY_SECONDS = 1.0
 # How long a failed fit waits for the scheduler to notice a worker gone (a peer of a lost
 # worker can fail its fit, XGBoost's collective on the closed socket, before it does).
 SETTLE_SECONDS = 5.0
+# How long a fit waits on a cluster with no worker at all (an adaptive cluster scaling up
+# from none starts its first worker well within it) before it is abandoned.
+NO_WORKERS_SECONDS = 300.0
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Watched:
+    """What the watch saw during a fit: the workers lost (their addresses), and why it
+    abandoned the fit: ``lost`` (a worker; the engine retries), ``deadline`` (the training's
+    deadline passed) or ``no_workers`` (none for NO_WORKERS_SECONDS); None while it has not."""
+
+    lost: list[str] = field(default_factory=list)
+    ended: Literal["lost", "deadline", "no_workers"] | None = None
 
 
 def _workers(client: Any) -> set[str]:
@@ -34,18 +50,27 @@ def _workers(client: Any) -> set[str]:
 
 
 @contextlib.contextmanager
-def watch(client: Any) -> Iterator[list[str]]:
-    """Inside the block, a worker lost closes ``client`` (its fit fails); the list yielded
-    holds the lost workers' addresses (empty while none is)."""
-    lost: list[str] = []
+def watch(client: Any, deadline: float | None = None) -> Iterator[Watched]:
+    """Inside the block, a worker lost, no worker for NO_WORKERS_SECONDS, or the
+    ``time.monotonic()`` ``deadline`` passed closes ``client`` (its fit fails); the
+    :class:`Watched` yielded says which, and names the lost workers."""
+    watched = Watched()
     if client is None:
-        yield lost
+        yield watched
         return
     seen = _workers(client)  # every worker seen during the fit (one may join)
     stop = threading.Event()
 
+    def end(why: Literal["lost", "deadline", "no_workers"], message: str) -> None:
+        watched.ended = why
+        _abandon(client, message)
+
     def run() -> None:
+        empty_since = None if seen else time.monotonic()
         while not stop.wait(EVERY_SECONDS):
+            now_at = time.monotonic()
+            if deadline is not None and now_at >= deadline:
+                return end("deadline", "the training's deadline passed")
             try:
                 now = _workers(client)
             except Exception:  # the scheduler is gone too: the fit fails by itself
@@ -53,14 +78,20 @@ def watch(client: Any) -> Iterator[list[str]]:
             gone = seen - now
             seen.update(now)
             if gone:
-                lost.extend(sorted(gone))
-                _abandon(client, f"worker {', '.join(lost)} was lost during the fit")
-                return
+                watched.lost.extend(sorted(gone))
+                lost = ", ".join(watched.lost)
+                return end("lost", f"worker {lost} was lost during the fit")
+            if now:
+                empty_since = None
+            elif empty_since is None:
+                empty_since = now_at
+            elif now_at - empty_since >= NO_WORKERS_SECONDS:
+                return end("no_workers", f"no worker for {NO_WORKERS_SECONDS:.0f} s")
 
     thread = threading.Thread(target=run, name="retrainer-dask-watch", daemon=True)
     thread.start()
     try:
-        yield lost
+        yield watched
     finally:
         stop.set()
         thread.join(timeout=10 * EVERY_SECONDS)
