@@ -129,3 +129,25 @@ def test_without_a_scheduler_a_local_cluster_trains_and_is_closed(
     version = train(ws, "weather").version
     assert version.family == "xgboost" and version.metrics["accuracy"] > 0.6
     assert dask_boosting.active() is None  # the engine closed with the training
+
+
+def _spin(seconds: float) -> None:
+    """Use ``seconds`` of this process's CPU."""
+    import time
+
+    until = time.process_time() + seconds
+    while time.process_time() < until:
+        pass
+
+
+def test_a_trainings_cpu_counts_its_workers(scheduler: str) -> None:
+    """What a Dask training records as its fits' CPU (candidates' ``cpu_seconds``,
+    ``fit_cpu_seconds``) includes the workers' processes, where the fits run."""
+    from cluster_help import distributed
+
+    with distributed.Client(scheduler, set_as_default=False) as client:
+        with dask_boosting.using(client):
+            before = dask_boosting.cpu_seconds()
+            client.run(_spin, 0.5)  # half a CPU second on each of the 2 workers
+            assert dask_boosting.cpu_seconds() - before >= 1.0
+    assert dask_boosting.cpu_seconds() < before  # no cluster active: this process's alone

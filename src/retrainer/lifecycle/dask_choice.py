@@ -164,6 +164,9 @@ class ClusterRows:
         )
         return fitted, None
 
+    def cpu(self) -> float:
+        return dask_boosting.cpu_seconds()  # the workers' fits, and this process's scoring
+
 
 def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
     """The walk-forward folds of the rows from ``first`` (the chosen window's, holdout

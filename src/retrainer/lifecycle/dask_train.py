@@ -14,7 +14,6 @@ Walk-forward folds are fitted on the workers too, their test blocks scored there
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import pandas as pd
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.quality import QualityReport, Violation
+from ..families import dask_boosting
 from ..monitoring.reference import (
     CategoricalReference,
     NumericReference,
@@ -235,7 +235,7 @@ def _fit(
     holdout, then the final fits on the (chosen) window; also the rows scored and the
     chosen window's start (None: the whole window). ``times``: the window's event times
     in partition order."""
-    started = time.process_time()
+    started = dask_boosting.cpu_seconds()  # the workers' CPU too
     seed = spec.training.seed
     schema = dask_rows.schema_of(facts, spec)
     record, since, recency, first = None, None, None, 0
@@ -271,7 +271,7 @@ def _fit(
         params=eval_model.effective_params,
         evaluation=evaluation,
         folds=folds,
-        fit_seconds=time.process_time() - started,
+        fit_seconds=dask_boosting.cpu_seconds() - started,
         # not refitted here on a shorter window (the window is on the cluster): the gate
         # makes no catch-up fit and judges on the holdout rows after the champion's window
         from_recipe=False,
