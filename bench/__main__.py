@@ -43,6 +43,7 @@ BENCHES = [
     "fuzz",
     "pglog",
     "dask",
+    "dask-over",
     "dask-choice",
     "feedback",
     "dask-drift",
@@ -52,6 +53,7 @@ MODULES = {
     "fuzz": "fuzz_api",
     "faults-serving": "faults_serving",
     "dask": "dask_window",
+    "dask-over": "dask_over",
     "dask-choice": "dask_choice",
     "dask-drift": "dask_drift",
 }

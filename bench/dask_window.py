@@ -134,9 +134,11 @@ def _worker_peaks(client: Any) -> list[float]:
     return sorted(client.run(peak).values())
 
 
-def _on_cluster(root: Path, family: str, limit: int | None) -> tuple[dict[str, Any], list[float]]:
-    """The dask training of ``family`` on a fresh LocalCluster of 2 workers limited to
-    ``limit`` bytes each (None: no limit), and each worker's peak RSS."""
+def _on_cluster(
+    root: Path, family: str, limit: int | None, workers: int = 2
+) -> tuple[dict[str, Any], list[float]]:
+    """The dask training of ``family`` on a fresh LocalCluster of ``workers`` workers limited
+    to ``limit`` bytes each (None: no limit), and each worker's peak RSS."""
     from distributed import Client, LocalCluster
 
     import dask
@@ -146,7 +148,7 @@ def _on_cluster(root: Path, family: str, limit: int | None) -> tuple[dict[str, A
     }
     with dask.config.set(unmanaged):
         cluster = LocalCluster(
-            n_workers=2,
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             memory_limit=0 if limit is None else limit,
@@ -156,7 +158,7 @@ def _on_cluster(root: Path, family: str, limit: int | None) -> tuple[dict[str, A
         before = set(client.nthreads())
         out = run_worker(  # a worker killed past its limit ends the fit (a retry, then exit 1)
             ["bench.dask_window", "train", str(root), "dask", cluster.scheduler_address, family],
-            timeout=2400,
+            timeout=5400,
         )
         peaks = _worker_peaks(client)
         if set(client.nthreads()) != before:
@@ -166,22 +168,30 @@ def _on_cluster(root: Path, family: str, limit: int | None) -> tuple[dict[str, A
 
 def run(quick: bool, families: tuple[str, ...] = tuple(FAMILIES)) -> str:
     rows = QUICK_ROWS if quick else FULL_ROWS
+    fractions = {f: None if quick else LIMIT_FRACTION[f] for f in families}
+    return page(rows, measure(rows, 2, fractions))
+
+
+def measure(rows: int, workers: int, fractions: dict[str, float | None]) -> list[list[str]]:
+    """The table's rows: for each family of ``fractions``, its dask training on ``workers``
+    workers, each limited to that fraction of the window's size (None: no limit), and the
+    local one, on ``rows`` rows ingested for the run."""
     body = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = run_worker(["bench.dask_window", "ingest", str(root), str(rows)])
+        data = run_worker(["bench.dask_window", "ingest", str(root), str(rows)], timeout=3600)
         window = int(data["frame_bytes"])
-        for family in families:
-            # a quick run's window is smaller than a worker's imports: no limit then
-            fraction = None if quick else LIMIT_FRACTION[family]
+        for family, fraction in fractions.items():
             limit = None if fraction is None else int(window * fraction)
             shown = "-" if limit is None else megabytes(limit / 2**20)
-            dask_run, workers = _on_cluster(root, family, limit)
-            local = run_worker(["bench.dask_window", "train", str(root), "local", "-", family])
+            dask_run, peaks = _on_cluster(root, family, limit, workers)
+            local = run_worker(
+                ["bench.dask_window", "train", str(root), "local", "-", family], timeout=5400
+            )
             size = f"{rows:,} x {len(FEATURES)}"
             body.append([
-                f"{family}, dask (2 workers)", size, megabytes(window / 2**20),
-                shown, ", ".join(megabytes(w) for w in workers),
+                f"{family}, dask ({workers} workers)", size, megabytes(window / 2**20),
+                shown, ", ".join(megabytes(w) for w in peaks),
                 megabytes(dask_run["peak_mb"]), seconds(dask_run["seconds"]),
                 f"{dask_run['accuracy']:.4f} ({dask_run['accuracy'] - local['accuracy']:+.4f})",
             ])  # fmt: skip
@@ -190,7 +200,7 @@ def run(quick: bool, families: tuple[str, ...] = tuple(FAMILIES)) -> str:
                 megabytes(local["peak_mb"]), seconds(local["seconds"]),
                 f"{local['accuracy']:.4f}",
             ])  # fmt: skip
-    return page(rows, body)
+    return body
 
 
 HEADER = [
