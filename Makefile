@@ -21,8 +21,9 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null) \
 	  || echo "warning: could not install chromium; browser tests will fail"; }
 
+# On every CPU (pytest-xdist; at most 4 workers), whole modules per worker (tests/conftest.py).
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n logical --maxprocesses 4
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench examples

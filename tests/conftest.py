@@ -29,6 +29,33 @@ PG_ADMIN = os.environ.get(
 
 CALLER_SETTINGS_KEPT = ("RETRAINER_TEST_POSTGRES", "RETRAINER_REQUIRE_POSTGRES")
 
+# The CLI's Rich consoles fix their width when they are created (at import) if COLUMNS is set
+# then, and pytest-xdist's workers start with COLUMNS=80: dropped here, before any test module
+# imports the CLI, so a console sizes itself when it prints and a test that reads CLI output
+# sets the width it needs (COLUMNS=2000, messages never wrap).
+os.environ.pop("COLUMNS", None)
+os.environ.pop("LINES", None)
+
+# Under pytest-xdist (`make test` runs `-n logical`) each worker is a session of its own, so a
+# session fixture is built once per worker that needs it. These folders' tests share costly
+# ones (a Dask LocalCluster of worker processes, seeded stores, a trained workspace, a
+# dashboard's replay) and each goes whole to one worker; every other module goes whole to
+# one worker too, so its module fixtures (a server, a browser) are built once.
+ONE_WORKER_FOLDERS = ("tests/dask/", "tests/report/", "tests/ui/", "tests/serving/")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Modules, and the folders of ONE_WORKER_FOLDERS, as xdist's units of work."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleOrFolder(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return next((f for f in ONE_WORKER_FOLDERS if module.startswith(f)), module)
+
+    return ModuleOrFolder(config, log)
+
 
 @pytest.fixture(autouse=True)
 def _no_caller_settings(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,9 +145,11 @@ def test_a_trainings_cpu_counts_its_workers(scheduler: str) -> None:
     ``fit_cpu_seconds``) includes the workers' processes, where the fits run."""
     from cluster_help import distributed
 
-    with distributed.Client(scheduler, set_as_default=False) as client:
-        with dask_boosting.using(client):
-            before = dask_boosting.cpu_seconds()
-            client.run(_spin, 0.5)  # half a CPU second on each of the 2 workers
-            assert dask_boosting.cpu_seconds() - before >= 1.0
+    with (
+        distributed.Client(scheduler, set_as_default=False) as client,
+        dask_boosting.using(client),
+    ):
+        before = dask_boosting.cpu_seconds()
+        client.run(_spin, 0.5)  # half a CPU second on each of the 2 workers
+        assert dask_boosting.cpu_seconds() - before >= 1.0
     assert dask_boosting.cpu_seconds() < before  # no cluster active: this process's alone

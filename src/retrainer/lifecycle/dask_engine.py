@@ -104,7 +104,9 @@ def engine(training: Training, family: str, deadline: float | None = None) -> It
             if not lost and watched.ended is None:  # a lost worker's peers may fail first
                 lost.extend(gone(client, before))
             if training.scheduler:  # a standing cluster: free what the abandoned fit held
-                release_locks(training.scheduler, locks, before)
+                # over every worker it may have used: one restarted after a loss can join
+                # after `before` was read (during the retry's wait for it)
+                release_locks(training.scheduler, locks, before | watched.seen)
             if watched.ended in ("deadline", "no_workers"):
                 raise _ended(training, family, watched.ended) from exc
             cause = f"worker {', '.join(lost)} lost" if lost else f"{type(exc).__name__}: {exc}"

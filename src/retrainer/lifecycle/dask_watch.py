@@ -43,6 +43,7 @@ class Watched:
 
     lost: list[str] = field(default_factory=list)
     ended: Literal["lost", "deadline", "no_workers"] | None = None
+    seen: set[str] = field(default_factory=set)  # every worker the cluster had during the fit
 
 
 def _workers(client: Any) -> set[str]:
@@ -58,7 +59,8 @@ def watch(client: Any, deadline: float | None = None) -> Iterator[Watched]:
     if client is None:
         yield watched
         return
-    seen = _workers(client)  # every worker seen during the fit (one may join)
+    seen = watched.seen
+    seen.update(_workers(client))  # a worker may join during the fit (a restarted one)
     stop = threading.Event()
 
     def end(why: Literal["lost", "deadline", "no_workers"], message: str) -> None:
@@ -139,7 +141,9 @@ def _scheduler_lock_ids(dask_scheduler: Any = None) -> list[str]:
     return [] if ext is None else [str(i) for i in ext.requests]
 
 
-def release_locks(address: str, before: frozenset[str], workers: set[str]) -> int:
+def release_locks(
+    address: str, before: frozenset[str], workers: set[str], timeout: float = 5
+) -> int:
     """Release, on the scheduler at ``address``, the multi-locks an abandoned fit left held:
     those taken since ``before`` (:func:`lock_ids` at the fit's start) that hold every
     lock they asked for, all of them on the fit's ``workers``. XGBoost's Dask fit holds one
@@ -147,15 +151,16 @@ def release_locks(address: str, before: frozenset[str], workers: set[str]) -> in
     closed by :func:`watch` before XGBoost released it) would otherwise keep the surviving
     workers locked for as long as the scheduler runs, and every later XGBoost fit on them
     would wait for ever. Returns how many were released; 0 when the scheduler cannot be
-    reached (a LocalCluster ends with the training and takes its locks with it).
+    reached within ``timeout`` seconds (a LocalCluster ends with the training and takes its
+    locks with it).
 
-    >>> release_locks("tcp://127.0.0.1:9", frozenset(), set())
+    >>> release_locks("tcp://127.0.0.1:9", frozenset(), set(), timeout=0.5)
     0
     """
     try:
         from distributed import Client
 
-        with Client(address, timeout=5, set_as_default=False) as client:
+        with Client(address, timeout=timeout, set_as_default=False) as client:
             released: int = client.run_on_scheduler(_release_stale, sorted(before), sorted(workers))
     except Exception as exc:
         log.warning("could not release the abandoned fit's locks on %s: %s", address, exc)
