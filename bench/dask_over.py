@@ -31,9 +31,10 @@ def page(rows: int, body: list[list[str]]) -> str:
     return (
         "## Dask: a window larger than each worker's memory limit\n\n"
         f"{rows:,} rows x {len(FEATURES)} numeric features, 40 rounds, `training.choice` off, "
-        f"{WORKERS} worker processes of 1 thread on this machine's 2 CPUs, each with a "
-        f"`memory_limit` of {FRACTION:.0%} of the window (the frame a local training holds, "
-        "`memory_usage(deep=True)`); spilling and pausing off, the nanny's terminate (at 95% "
+        f"{WORKERS} worker processes of 1 thread on this machine's 2 CPUs, each with the "
+        f"`memory_limit` shown ({FRACTION:.0%} of the window, the frame a local training "
+        "holds, `memory_usage(deep=True)`; none in a quick run, whose window is smaller than "
+        "a worker's imports); spilling and pausing off, the nanny's terminate (at 95% "
         "of the limit) on, so a worker that needed the window would have been killed and the "
         "run would have failed.\n\n"
         + table(HEADER, body)

@@ -5,8 +5,11 @@ conftest was loaded last)."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
+
+from retrainer.families.dask_faults import ENV
 
 distributed = pytest.importorskip("distributed")
 
@@ -27,3 +30,14 @@ def whole(address: str) -> None:
                     f"within {READY_SECONDS} s after a worker was killed"
                 )
             client.wait_for_workers(WORKERS, timeout=READY_SECONDS)
+
+
+def lose_one_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One token for the ``dask_faults`` hook, in this process's environment: the first task
+    of a check (or round 2 of a fit) to take it ends its worker. Returns the tokens' folder
+    (``used-0`` once taken); the test waits for the cluster to be :func:`whole` after."""
+    tokens = tmp_path / "tokens"
+    tokens.mkdir()
+    (tokens / "token-0").touch()
+    monkeypatch.setenv(ENV, str(tokens))
+    return tokens

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 import yaml
+from cluster_help import lose_one_worker, whole
 from typer.testing import CliRunner
 
 from retrainer.cli.main import app
@@ -107,13 +108,30 @@ def _same(local: DriftCheck, dask: DriftCheck) -> None:
                 assert x == y, (a.feature, field.name)
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["", "a worker lost"])
 def test_the_partitioned_check_equals_the_local_one(
     store_url: str,
     scheduler: str,
     make_workspace: Callable[..., Workspace],
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    lost: bool,
 ) -> None:
+    """With ``lost``, the worker of the first range read ends its process (the test hook of
+    ``dask_faults``): Dask runs the lost tasks again on the other worker, and the check
+    still gives the local one's report."""
     monkeypatch.setattr(predlog_reads, "BUDGET_BYTES", 300 * 1024)  # ~300 JSON inputs a range
+    tokens = lose_one_worker(tmp_path, monkeypatch) if lost else None
+    try:
+        _check_both(store_url, scheduler, make_workspace)
+    finally:
+        if tokens is not None:
+            whole(scheduler)
+    if tokens is not None:
+        assert [p.name for p in tokens.iterdir()] == ["used-0"]
+
+
+def _check_both(store_url: str, scheduler: str, make_workspace: Callable[..., Workspace]) -> None:
     rng = np.random.default_rng(7)
     local = make_workspace(store=store_url)
     _register(local.store, rng)

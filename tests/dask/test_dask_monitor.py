@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from cluster_help import lose_one_worker, whole
 from sqlalchemy import select
 
 from retrainer.lifecycle import dask_monitor
@@ -52,7 +53,28 @@ def _buckets(ws: Workspace) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in conn.execute(q)]
 
 
+@pytest.mark.parametrize("lost", [False, True], ids=["", "a worker lost"])
 def test_the_fold_on_the_workers_gives_the_local_buckets(
+    scheduler: str,
+    make_workspace: Callable[..., Workspace],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lost: bool,
+) -> None:
+    """With ``lost``, the worker of the first range folded ends its process (the test hook
+    of ``dask_faults``): Dask folds the lost ranges again on the other worker, and the buckets
+    are still the local fold's."""
+    tokens = lose_one_worker(tmp_path, monkeypatch) if lost else None
+    try:
+        _fold_both(scheduler, make_workspace, tmp_path, monkeypatch)
+    finally:
+        if tokens is not None:
+            whole(scheduler)
+    if tokens is not None:
+        assert [p.name for p in tokens.iterdir()] == ["used-0"]
+
+
+def _fold_both(
     scheduler: str,
     make_workspace: Callable[..., Workspace],
     tmp_path: Path,

@@ -1,4 +1,4 @@
-"""A test hook: a Dask worker lost in the middle of a fit, deterministically.
+"""A test hook: a Dask worker lost in the middle of a fit or a check, deterministically.
 
 When ``RETRAINER_DASK_LOSE_WORKER`` names a directory in the environment of the process that
 runs the training, every LightGBM and XGBoost fit on the Dask engine gets a callback that, at
@@ -7,8 +7,13 @@ only one process can do) and, if it got one, ends the worker's process at once
 (``os._exit``), as a machine lost mid-training would. One token, one lost worker; with none
 left the callback does nothing. Unset (production) it adds no callback.
 
->>> lightgbm_callbacks(environ={}), xgboost_callbacks(environ={})
-([], [])
+A drift check's and a monitor fold's tasks on the workers take the directory as an argument
+(:func:`task_folder`, None when unset) and call :func:`lose_in_task` first: the first task to
+take a token ends its worker the same way.
+
+>>> lightgbm_callbacks(environ={}), xgboost_callbacks(environ={}), task_folder(environ={})
+([], [], None)
+>>> lose_in_task(None)
 """
 
 from __future__ import annotations
@@ -32,6 +37,18 @@ def take_token(folder: str) -> bool:
             continue  # another worker took it first
         return True
     return False
+
+
+def task_folder(environ: Mapping[str, str] | None = None) -> str | None:
+    """The hook's directory for the tasks a check sends to the workers; None when unset."""
+    return (os.environ if environ is None else environ).get(ENV) or None
+
+
+def lose_in_task(folder: str | None) -> None:
+    """In a worker's task: with ``folder`` set, take one of its tokens and, if it got one,
+    end this worker's process (the task's result, and the worker's others, are lost)."""
+    if folder and take_token(folder):
+        os._exit(1)
 
 
 def _lose(folder: str, fit: str, iteration: int) -> None:

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..core.errors import DistributedError, RetrainerError
 from ..core.spec import ModelSpec
+from ..families import dask_faults
 from ..monitoring.drift import FeatureDrift, numeric_distances, report_from_counts
 from ..monitoring.reference import ReferenceStats
 from ..monitoring.window import WindowCounts
@@ -118,7 +119,8 @@ def _compute(
     # once to every worker, as one object (a delayed argument would be walked value by value)
     ref = client.scatter(reference, broadcast=True, hash=False)
     read = dask.delayed(_read_part, pure=True, nout=2)
-    parts = [read(url, model, since, until, r, ref) for r in ranges]
+    lose = dask_faults.task_folder()  # a test's lost worker; None in production
+    parts = [read(url, model, since, until, r, ref, lose) for r in ranges]
     meta = pd.DataFrame({c: pd.Series(dtype="float64") for c in reference.numeric})
     frame = dd.from_delayed([p[1] for p in parts], meta=meta, verify_meta=False)
     counts = _tree(dask.delayed(_merge, pure=True), [p[0] for p in parts])
@@ -144,9 +146,12 @@ def _read_part(
     until: datetime,
     part: InputRange,
     reference: ReferenceStats,
+    lose: str | None = None,
 ) -> tuple[WindowCounts, pd.DataFrame]:
     """On a worker: one range of the window, counted, and its numeric features as floats
-    (missing as NaN; each frame converted as a local check converts it)."""
+    (missing as NaN; each frame converted as a local check converts it). ``lose``: the
+    test hook's directory (:mod:`retrainer.families.dask_faults`)."""
+    dask_faults.lose_in_task(lose)
     counts = WindowCounts(reference)
     numeric: dict[str, list[np.ndarray]] = {c: [] for c in reference.numeric}
     for chunk in read_input_range(url, model, since, until, part):

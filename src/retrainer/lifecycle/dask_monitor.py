@@ -23,6 +23,7 @@ from typing import Any
 
 from ..core.errors import DistributedError, RetrainerError
 from ..core.spec import ModelSpec
+from ..families import dask_faults
 from ..plumbing.workspace import Workspace
 from ..store.monitor_reads import fold_prediction_range, plan_prediction_ranges
 from ..store.monitor_store import STATS
@@ -69,14 +70,23 @@ def _compute(
 ) -> list[dict[str, Any]]:
     import dask
 
-    read = dask.delayed(fold_prediction_range, pure=True)
-    parts = [read(url, model, ids, fold) for ids in ranges]
+    read = dask.delayed(_fold_range, pure=True)
+    lose = dask_faults.task_folder()  # a test's lost worker; None in production
+    parts = [read(url, model, ids, fold, lose) for ids in ranges]
     add = dask.delayed(sum_buckets, pure=True)
     while len(parts) > 1:  # pairwise, log2(len) levels deep
         pairs = [add(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
         parts = pairs + ([parts[-1]] if len(parts) % 2 else [])
     result: list[dict[str, Any]] = client.compute(parts[0]).result()
     return result
+
+
+def _fold_range(
+    url: str, model: str, ids: tuple[int, int], fold: Fold, lose: str | None
+) -> list[dict[str, Any]]:
+    """On a worker: one id range folded (``lose``: the test hook's directory)."""
+    dask_faults.lose_in_task(lose)
+    return fold_prediction_range(url, model, ids, fold)
 
 
 def sum_buckets(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> list[dict[str, Any]]:
