@@ -20,7 +20,9 @@ from retrainer.plumbing.workspace import Workspace
 
 pytest.importorskip("distributed")
 
-TOLERANCE = 0.03
+# holdout rows predicted differently, net (test_dask_engine's 0.03 accuracy on ~290 rows;
+# distributed binning moves a few borderline rows whatever the holdout's size)
+TOLERANCE_ROWS = 9
 YEARS = [1949, 1950, 1951, 1952]
 
 
@@ -30,9 +32,15 @@ def _ingest_by_year(ws: Workspace, df: pd.DataFrame) -> None:
         ingest_frame(ws, "weather", df[df["date"].dt.year == year])
 
 
-@pytest.mark.parametrize("family", ["lightgbm", "xgboost"])
+@pytest.mark.parametrize(
+    ("family", "days_back", "partitions"),
+    [("lightgbm", None, 3), ("xgboost", None, 3), ("lightgbm", 700, 2)],
+    ids=["lightgbm", "xgboost", "lightgbm, train --days-back 700"],
+)
 def test_a_window_read_on_the_workers_trains_as_the_local_one(
     family: str,
+    days_back: int | None,
+    partitions: int,
     scheduler: str,
     make_workspace: Callable[..., Workspace],
     weather_df: pd.DataFrame,
@@ -60,9 +68,10 @@ def test_a_window_read_on_the_workers_trains_as_the_local_one(
         _ingest_by_year(ws, weather_df.assign(month=weather_df["date"].dt.month_name()))
         if engine == "dask":
             assert dask_rows.unsupported(ws, ws.model_spec("weather")) is None
-        out[engine] = train(ws, "weather")
+        out[engine] = train(ws, "weather", days_back=days_back)
     local, dask = out["local"].version, out["dask"].version
-    assert dask.details["engine"] == {"name": "dask", "partitions": 3}  # 1000 days: 3 years
+    # 1000 days: 3 years; 700: 2
+    assert dask.details["engine"] == {"name": "dask", "partitions": partitions}
     assert (dask.n_rows, dask.train_start, dask.train_end) == (
         local.n_rows,
         local.train_start,
@@ -73,7 +82,8 @@ def test_a_window_read_on_the_workers_trains_as_the_local_one(
     assert out["dask"].plan.class_balance == out["local"].plan.class_balance
     assert dask.feature_schema == local.feature_schema
     assert abs(dask.details["holdout_rows"] - local.details["holdout_rows"]) <= 1  # ties at the cut
-    assert abs(dask.metrics["accuracy"] - local.metrics["accuracy"]) <= TOLERANCE
+    gap = abs(dask.metrics["accuracy"] - local.metrics["accuracy"])
+    assert round(gap * local.details["holdout_rows"]) <= TOLERANCE_ROWS
     assert dask.metrics["accuracy"] > 0.6
 
 

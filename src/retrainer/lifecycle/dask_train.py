@@ -76,11 +76,13 @@ def train_window(
     trigger: str,
     change_at: pd.Timestamp | None = None,
     allow_quality_warnings: bool = False,
+    days_back: int | None = None,
 ) -> Outcome:
-    """Read ``spec``'s window on ``client``'s workers, check it and fit ``family`` there
-    (choosing the window and weighting first with ``training.choice``; ``change_at``: the
-    last change the monitor detected). QualityError before any fit when the checks fail
-    and ``allow_quality_warnings`` is not given."""
+    """Read ``spec``'s window (or its last ``days_back`` days) on ``client``'s workers,
+    check it and fit ``family`` there (choosing the window and weighting first with
+    ``training.choice``; ``change_at``: the last change the monitor detected).
+    QualityError before any fit when the checks fail and ``allow_quality_warnings`` is not
+    given."""
     from ..core import feature_sets
     from .train import check_target
 
@@ -89,7 +91,7 @@ def train_window(
     start = (
         None
         if newest is None
-        else dask_rows.days_before(pd.Timestamp(newest), spec.training.window_days)
+        else dask_rows.days_before(pd.Timestamp(newest), days_back or spec.training.window_days)
     )
     window = dask_rows.read_window(ws, spec, client, start)
     facts = dask_rows.window_facts(window, spec)
@@ -292,6 +294,7 @@ def train_partitioned(
     force: bool,
     require_pass: bool,
     decision_id: int | None,
+    days_back: int | None = None,
 ) -> Any:
     """:func:`retrainer.lifecycle.train.train` with the window on the cluster: the same
     checks, gate and registration; a failed cluster is retried once (see
@@ -318,8 +321,9 @@ def train_partitioned(
 
     def work(client: Any) -> Outcome:
         return train_window(
-            ws, chosen_spec, fam, client, created_by, change_at, allow_quality_warnings
-        )
+            ws, chosen_spec, fam, client, created_by, change_at, allow_quality_warnings,
+            days_back,
+        )  # fmt: skip
 
     out = dask_engine.attempt(spec.training, fam, work)
     spec = out.spec

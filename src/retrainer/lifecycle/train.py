@@ -268,16 +268,14 @@ def train(
     spec = check_single(ws.model_spec(model), "train")
     ws.artifacts.check_writable()  # before loading rows (once per store object)
     if (  # the window on the Dask cluster (a search runs on the fitted window: not there)
-        days_back is None
-        and dask_rows.unsupported(ws, spec) is None
-        and why_search(ws, spec, search) is None
+        dask_rows.unsupported(ws, spec) is None and why_search(ws, spec, search) is None
     ):
         from .dask_train import train_partitioned
 
         return train_partitioned(  # type: ignore[no-any-return]
             ws, spec, family=family, deploy=deploy, created_by=created_by, reason=reason,
             allow_quality_warnings=allow_quality_warnings, force=force,
-            require_pass=require_pass, decision_id=decision_id,
+            require_pass=require_pass, decision_id=decision_id, days_back=days_back,
         )  # fmt: skip
     p.stage("load rows", unit="rows")
     frame = load_window(ws, spec, days_back)
