@@ -15,6 +15,7 @@ import pytest
 from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle import dask_rows
 from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.predict import resolve_predictor
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 
@@ -33,14 +34,20 @@ def _ingest_by_year(ws: Workspace, df: pd.DataFrame) -> None:
 
 
 @pytest.mark.parametrize(
-    ("family", "days_back", "partitions"),
-    [("lightgbm", None, 3), ("xgboost", None, 3), ("lightgbm", 700, 2)],
-    ids=["lightgbm", "xgboost", "lightgbm, train --days-back 700"],
+    ("family", "days_back", "partitions", "calibration"),
+    [
+        ("lightgbm", None, 3, "none"),
+        ("xgboost", None, 3, "none"),
+        ("lightgbm", 700, 2, "none"),
+        ("xgboost", None, 3, "isotonic"),
+    ],
+    ids=["lightgbm", "xgboost", "lightgbm, train --days-back 700", "xgboost, isotonic"],
 )
 def test_a_window_read_on_the_workers_trains_as_the_local_one(
     family: str,
     days_back: int | None,
     partitions: int,
+    calibration: str,
     scheduler: str,
     make_workspace: Callable[..., Workspace],
     weather_df: pd.DataFrame,
@@ -64,6 +71,7 @@ def test_a_window_read_on_the_workers_trains_as_the_local_one(
             params=params,
             training=training,
             features={"numeric": WEATHER_FEATURES, "categorical": ["month"]},
+            calibration=calibration,
         )
         _ingest_by_year(ws, weather_df.assign(month=weather_df["date"].dt.month_name()))
         if engine == "dask":
@@ -85,6 +93,14 @@ def test_a_window_read_on_the_workers_trains_as_the_local_one(
     gap = abs(dask.metrics["accuracy"] - local.metrics["accuracy"])
     assert round(gap * local.details["holdout_rows"]) <= TOLERANCE_ROWS
     assert dask.metrics["accuracy"] > 0.6
+    if calibration != "none":  # fitted on the newest slice's raw scores, read on the workers
+        ours, theirs = dask.details["calibration"], local.details["calibration"]
+        assert ours["method"] == theirs["method"] == calibration
+        assert ours["n_rows"] == theirs["n_rows"]
+        assert ours["brier_after"] == pytest.approx(theirs["brier_after"], abs=0.02)
+        predictor = resolve_predictor(ws, "weather", dask.version)  # ws: the dask one
+        assert predictor.calibrator is not None  # saved with the version, applied when served
+        assert predictor.calibrator.to_dict() == out["dask"].fitted.calibrator.to_dict()
 
 
 def test_what_the_workers_cannot_read_is_read_here_and_said(
@@ -95,5 +111,5 @@ def test_what_the_workers_cannot_read_is_read_here_and_said(
     assert "in-memory SQLite" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
     ws = make_workspace(training={"engine": "dask"})  # training.choice, on by default, is
     assert dask_rows.unsupported(ws, ws.model_spec("weather")) is None  # (test_partitioned_choice)
-    ws = make_workspace(training={"engine": "dask"}, calibration="sigmoid")
-    assert "calibration: sigmoid" in str(dask_rows.unsupported(ws, ws.model_spec("weather")))
+    ws = make_workspace(training={"engine": "dask"}, calibration="sigmoid")  # on the workers
+    assert dask_rows.unsupported(ws, ws.model_spec("weather")) is None

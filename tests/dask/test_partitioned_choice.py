@@ -97,17 +97,22 @@ def test_the_default_choice_runs_on_the_partitions_as_it_runs_locally(
     ]
 
 
+@pytest.mark.parametrize("calibration", ["none", "sigmoid"])
 def test_walk_forward_folds_run_on_the_partitions_as_they_run_locally(
     scheduler: str,
     make_workspace: Callable[..., Workspace],
     weather_df: pd.DataFrame,
     tmp_path: Path,
+    calibration: str,
 ) -> None:
+    """Each fold calibrated as locally too (its map fitted on the newest slice of the fold's
+    rows, scored by the workers), with ``calibration``."""
     out = {}
     for engine in ("local", "dask"):
         ws = _workspace(
             make_workspace, tmp_path, engine, scheduler,
             choice={"enabled": False}, validation={"scheme": "walk_forward", "folds": 2},
+            calibration=calibration,
         )  # fmt: skip
         ingest_frame(ws, "weather", weather_df[weather_df["date"].dt.year.isin(YEARS)])
         out[engine] = train(ws, "weather").version
@@ -119,6 +124,8 @@ def test_walk_forward_folds_run_on_the_partitions_as_they_run_locally(
     ]
     for a, b in zip(dask.details["folds"], local.details["folds"], strict=True):
         assert abs(a["accuracy"] - b["accuracy"]) <= TOLERANCE, (a, b)
+    if calibration != "none":
+        assert dask.details["calibration"]["method"] == local.details["calibration"]["method"]
 
 
 def test_the_workers_weigh_rows_as_the_local_choice_does(cluster: Any) -> None:

@@ -24,7 +24,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.errors import InputError
 from ..core.spec import ModelSpec
+from ..evaluation.calibration import Calibrator
 from ..families import FamilyModel, dask_boosting
 from ..families.schema import FeatureSchema
 from . import dask_rows
@@ -124,6 +126,67 @@ def fit_rows(
     return dask_boosting.fit_arrays(model, Xt, yt, (Xv, yv), weigh(es, Xt))
 
 
+def fit_calibrated(
+    window: PartitionedWindow,
+    spec: ModelSpec,
+    family: str,
+    schema: FeatureSchema,
+    facts: WindowFacts,
+    lo: Cut | None,
+    hi: Cut | None,
+    *,
+    recency: Recency | None = None,
+) -> Fit:
+    """The recipe's fit of the rows between the cuts, with its calibration map when the
+    spec asks for one (:func:`retrainer.lifecycle.fitting.fit_for_evaluation` on the
+    partitions): the model fitted on those rows less their newest CALIBRATION_FRACTION (at
+    least 20), the map on the held-out rows' raw scores, computed by the workers holding
+    them (this process gets their encoded targets and scores, never their features)."""
+    from ..evaluation.calibration import fit_calibrator
+    from .fitting import CALIBRATION_FRACTION, uses_calibration
+
+    model = make_model(spec, family, spec.training.seed)
+    if not uses_calibration(spec):
+        return fit_rows(window, model, schema, facts, lo, hi, recency=recency), None
+    n = dask_rows.count_between(window, lo, hi)
+    cal = dask_rows.newest_cut(window, max(20, int(n * CALIBRATION_FRACTION)), 1.0, hi)
+    model = fit_rows(window, model, schema, facts, lo, cal, recency=recency)
+    y, raw = raw_between(window, model, spec.feature_names, cal, hi)
+    return model, fit_calibrator(spec.calibration, raw, y)
+
+
+def raw_between(
+    window: PartitionedWindow,
+    model: FamilyModel,
+    features: Sequence[str],
+    lo: Cut | None,
+    hi: Cut | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The encoded targets and raw scores (``predict_raw``) of the rows between the cuts,
+    each partition's scored by the worker holding it."""
+    import dask
+
+    parts = dask.compute(
+        *[
+            dask.delayed(_raw)(p, model, list(features), lo, hi)
+            for p in window.read([*features, "target"])
+        ]
+    )
+    kept = [p for p in parts if len(p[0])]
+    if not kept:
+        raise InputError("No rows to calibrate on between the window's time cuts.")
+    return np.concatenate([p[0] for p in kept]), np.concatenate([p[1] for p in kept])
+
+
+def _raw(
+    df: pd.DataFrame, model: FamilyModel, features: list[str], lo: Cut | None, hi: Cut | None
+) -> tuple[np.ndarray, np.ndarray]:
+    sub = select_rows(df, lo, hi)
+    if not len(sub):
+        return np.empty(0), np.empty(0)
+    return model.encode_target(sub["target"]), np.asarray(model.predict_raw(sub[features]))
+
+
 @dataclass(frozen=True)
 class ClusterRows:
     """The window's rows on the cluster as :func:`retrainer.lifecycle.choice.decide` sees
@@ -157,12 +220,10 @@ class ClusterRows:
         recency = (
             None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
         )
-        model = make_model(self.spec, self.family, self.spec.training.seed)
-        hi_cut = self.cut(hi)
-        fitted = fit_rows(
-            self.window, model, self.schema, self.facts, self.cut(lo), hi_cut, recency=recency
-        )
-        return fitted, None
+        return fit_calibrated(
+            self.window, self.spec, self.family, self.schema, self.facts, self.cut(lo),
+            self.cut(hi), recency=recency,
+        )  # fmt: skip
 
     def cpu(self) -> float:
         return dask_boosting.cpu_seconds()  # the workers' fits, and this process's scoring
@@ -181,11 +242,12 @@ def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
     out: list[dict[str, float]] = []
     current().stage("walk-forward folds", total=v.folds, unit="folds")
     for fold in walk_forward(len(rows.times) - first, v.folds, v.gap):
-        model = make_model(spec, rows.family, spec.training.seed)
         since, until = rows.cut(first), rows.cut(first + fold.train.stop)
-        model = fit_rows(rows.window, model, rows.schema, rows.facts, since, until)
+        model, cal = fit_calibrated(
+            rows.window, spec, rows.family, rows.schema, rows.facts, since, until
+        )
         lo, hi = rows.cut(first + fold.test.start), rows.cut(first + fold.test.stop)
-        metrics = score_between(rows.window, model, spec.feature_names, lo, hi)
+        metrics = score_between(rows.window, model, spec.feature_names, lo, hi, cal)
         out.append(
             {
                 "fold": fold.index,
@@ -204,16 +266,17 @@ def score_between(
     features: Sequence[str],
     lo: Cut | None,
     hi: Cut | None,
+    cal: Calibrator | None = None,
 ) -> dict[str, float]:
-    """Every metric of ``model`` on the rows between the cuts, each partition's rows
-    predicted by the worker holding it."""
+    """Every metric of ``model`` (calibrated by ``cal``) on the rows between the cuts, each
+    partition's rows predicted by the worker holding it."""
     import dask
 
     from ..core.metrics import compute_all
 
     parts = dask.compute(
         *[
-            dask.delayed(_predicted)(p, model, list(features), lo, hi)
+            dask.delayed(_predicted)(p, model, list(features), lo, hi, cal)
             for p in window.read([*features, "target"])
         ]
     )
@@ -226,14 +289,19 @@ def score_between(
 
 
 def _predicted(
-    df: pd.DataFrame, model: FamilyModel, features: list[str], lo: Cut | None, hi: Cut | None
+    df: pd.DataFrame,
+    model: FamilyModel,
+    features: list[str],
+    lo: Cut | None,
+    hi: Cut | None,
+    cal: Calibrator | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     from .fitting import predict_encoded
 
     sub = select_rows(df, lo, hi)
     if not len(sub):
         return np.empty(0), np.empty(0), None
-    pred, proba = predict_encoded(model, sub[features])
+    pred, proba = predict_encoded(model, sub[features], cal)
     return model.encode_target(sub["target"]), pred, proba
 
 

@@ -62,8 +62,6 @@ def unsupported(ws: Workspace, spec: ModelSpec) -> str | None:
         return f"data.source: {spec.data.source} (read in place by this process)"
     if store_url(ws) is None:
         return "an in-memory SQLite store (the workers cannot open it)"
-    if spec.calibration in ("sigmoid", "isotonic"):
-        return f"calibration: {spec.calibration}"
     return None
 
 
@@ -313,6 +311,15 @@ def rows_between(window: PartitionedWindow, lo: Cut | None, hi: Cut | None) -> p
 
 def _count(df: pd.DataFrame, lo: Cut | None, hi: Cut | None) -> int:
     return len(select_rows(df, lo, hi))
+
+
+def count_between(window: PartitionedWindow, lo: Cut | None, hi: Cut | None) -> int:
+    """How many of the window's rows are between the cuts (each partition counted by its
+    worker from the event times)."""
+    import dask
+
+    times = window.read(["event_time"])
+    return int(sum(dask.compute(*[dask.delayed(_count)(p, lo, hi) for p in times])))
 
 
 def matrices(

@@ -36,12 +36,22 @@ from .dask_choice import (
     ClusterRows,
     Recency,
     fingerprint_since,
+    fit_calibrated,
     fit_rows,
     sorted_times,
     walk_forward_folds,
 )
 from .dask_rows import Cut, PartitionedWindow, WindowFacts
-from .fitting import Evaluation, Fitted, at_cap, larger, make_model, score
+from .fitting import (
+    Evaluation,
+    Fitted,
+    at_cap,
+    calibration_summary,
+    larger,
+    make_model,
+    score,
+    uses_calibration,
+)
 
 
 @dataclass(frozen=True)
@@ -243,7 +253,7 @@ def _fit(
     record, since, recency, first = None, None, None, 0
     rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
     if spec.training.choice.enabled:
-        (eval_model, _cal), first, record = decide(spec, family, rows, len(hold), change_at)
+        (eval_model, eval_cal), first, record = decide(spec, family, rows, len(hold), change_at)
         hold = hold.iloc[len(hold) - record.holdout_rows :]  # the rows since a change
         since = rows.cut(first)
         days = record.chosen.half_life_days
@@ -251,13 +261,18 @@ def _fit(
             recency = Recency(facts.end, days)
         current().stage(f"fit {family}")
     else:
-        eval_model = fit_rows(window, make_model(spec, family, seed), schema, facts, None, cut)
+        eval_model, eval_cal = fit_calibrated(window, spec, family, schema, facts, None, cut)
     X, y = hold[spec.feature_names], hold["target"]
-    scored = score(eval_model, X, y)
+    scored = score(eval_model, X, y, eval_cal)
+    calibration = calibration_summary(spec, eval_model, X, scored)
     evaluation = Evaluation.of_rows(eval_model, hold, slice(0, len(hold)), scored)
     folds = walk_forward_folds(rows, first) if spec.validation.scheme == "walk_forward" else []
-    model = eval_model
-    if spec.training.refit_on_full_window:
+    model, cal = eval_model, eval_cal
+    if spec.training.refit_on_full_window and uses_calibration(spec):  # no settling then
+        model, cal = fit_calibrated(
+            window, spec, family, schema, facts, since, None, recency=recency
+        )
+    elif spec.training.refit_on_full_window:
         settled = first_size = eval_model.settled_params()
         if first_size is not None and not at_cap(first_size, eval_model.effective_params):
             again = fit_rows(
@@ -273,6 +288,8 @@ def _fit(
         params=eval_model.effective_params,
         evaluation=evaluation,
         folds=folds,
+        calibrator=cal,
+        calibration=calibration,
         fit_seconds=dask_boosting.cpu_seconds() - started,
         # not refitted here on a shorter window (the window is on the cluster): the gate
         # makes no catch-up fit and judges on the holdout rows after the champion's window

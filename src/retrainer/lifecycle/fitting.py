@@ -222,6 +222,22 @@ def fit_for_evaluation(
     return m, fit_calibrator(spec.calibration, m.predict_raw(X.iloc[-n_cal:]), cal_y)
 
 
+def calibration_summary(
+    spec: ModelSpec,
+    model: FamilyModel,
+    X_hold: pd.DataFrame,
+    scored: tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray | None],
+) -> dict[str, Any] | None:
+    """The version's ``calibration`` record: the method and how the holdout's raw and
+    calibrated probabilities compare (:func:`score`'s ``scored``); None without one."""
+    if not uses_calibration(spec):
+        return None
+    _, y_enc, _, proba = scored
+    raw = model.predict_raw(X_hold)
+    report = calibration_report(raw, proba if proba is not None else raw, y_enc)
+    return {"method": spec.calibration, **report.to_dict()}
+
+
 def holdout_slices(spec: ModelSpec, frame: pd.DataFrame) -> tuple[slice, slice]:
     """The rows that train and the rows that measure: the window's last
     ``training.holdout_days`` days when set, else its newest ``holdout_fraction``."""
@@ -259,14 +275,7 @@ def fit_family(
             spec, family, X.iloc[train_part], y.iloc[train_part]
         )
     scored = score(eval_model, X.iloc[hold], y.iloc[hold], eval_cal)
-    _, y_enc, _, proba = scored
-    calibration = None
-    if use_cal:
-        raw = eval_model.predict_raw(X.iloc[hold])
-        calibration = {
-            "method": spec.calibration,
-            **calibration_report(raw, proba if proba is not None else raw, y_enc).to_dict(),
-        }
+    calibration = calibration_summary(spec, eval_model, X.iloc[hold], scored)
     evaluation = Evaluation.of_rows(eval_model, frame, hold, scored)
     folds: list[dict[str, float]] = []
     if spec.validation.scheme == "walk_forward":
