@@ -35,6 +35,7 @@ BENCHES = [
     "quality",
     "scale",
     "fleet",
+    "fleet-pg",
     "fleet_serving",
     "fleet_ui",
     "faults",
@@ -52,6 +53,7 @@ BENCHES = [
 MODULES = {
     "fuzz": "fuzz_api",
     "faults-serving": "faults_serving",
+    "fleet-pg": "fleet_pg",
     "dask": "dask_window",
     "dask-over": "dask_over",
     "dask-choice": "dask_choice",

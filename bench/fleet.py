@@ -79,7 +79,10 @@ def rows(members: int) -> Path:
     return path
 
 
-def spec(root: Path, name: str, scheduler: str | None = None) -> dict[str, Any]:
+def spec(
+    root: Path, name: str, scheduler: str | None = None, store: str | None = None
+) -> dict[str, Any]:
+    """The fleet's spec on the SQLite file ``name``.db under ``root``, or on ``store``."""
     training: dict[str, Any] = {"choice": {"enabled": False}}
     if scheduler:
         training |= {"engine": "dask", "scheduler": scheduler}
@@ -87,7 +90,7 @@ def spec(root: Path, name: str, scheduler: str | None = None) -> dict[str, Any]:
              "features": {"numeric": ["a", "b", "c"]}, "family": "lightgbm",
              "params": PARAMS, "fleet": {"by": BY}, "gate": {"min_rows": 20},
              "training": training}  # fmt: skip
-    store = f"sqlite:///{root / f'{name}.db'}"
+    store = store or f"sqlite:///{root / f'{name}.db'}"
     return {"store": store, "artifacts": str(root / f"{name}-art"), "models": {FLEET: model}}
 
 
@@ -105,11 +108,11 @@ def copy_store(root: Path, name: str) -> None:
             shutil.copy(src, root / f"{name}.db{suffix}")
 
 
-def ingest(root: Path, csv: Path) -> dict[str, Any]:
+def ingest(root: Path, csv: Path, store: str | None = None) -> dict[str, Any]:
     from retrainer.lifecycle.ingest import ingest_file
 
     started = time.perf_counter()
-    with workspace(spec(root, "ingested")) as ws:
+    with workspace(spec(root, "ingested", store=store)) as ws:
         r = ingest_file(ws, FLEET, csv)
         members = len(ws.members(FLEET))
     took = time.perf_counter() - started
@@ -225,15 +228,17 @@ class StageClock:
             self._open = None
 
 
-def sample(root: Path, members: int) -> dict[str, Any]:
-    """Stage times, SQL statements, commits and store time per member, in this process."""
+def sample(root: Path, members: int, store: str | None = None) -> dict[str, Any]:
+    """Stage times, SQL statements, commits and store time per member, in this process (on
+    a copy of the ingested SQLite file, or on ``store`` as it is)."""
     from sqlalchemy import event
 
     from retrainer.lifecycle.maintain import maintain
 
-    copy_store(root, "sample")
+    if store is None:
+        copy_store(root, "sample")
     sql: dict[str, float] = defaultdict(float)
-    with workspace(spec(root, "sample")) as ws:
+    with workspace(spec(root, "sample", store=store)) as ws:
         names = ws.model_names()[:members]
 
         @event.listens_for(ws.store.engine, "before_cursor_execute")
@@ -271,7 +276,7 @@ def sample(root: Path, members: int) -> dict[str, Any]:
             turns[turn]["total"] = wall / len(names)
         turns["floor"] = {"total": fit_floor(ws, names)}
         listing = overview(ws)
-    return {"turns": turns, **listing, "commit": commit_floor(root)}
+    return {"turns": turns, **listing}
 
 
 def fit_floor(ws: Any, names: list[str]) -> float:
@@ -319,10 +324,10 @@ def commit_floor(root: Path, n: int = 200) -> float:
     return took
 
 
-def status_process(root: Path, name: str) -> dict[str, Any]:
+def status_process(root: Path, name: str, store: str | None = None) -> dict[str, Any]:
     """``retrainer status --json`` of every member as a process, from spawn to exit."""
     config = root / f"{name}.yaml"
-    config.write_text(yaml.safe_dump(spec(root, name)))
+    config.write_text(yaml.safe_dump(spec(root, name, store=store)))
     retrainer = str(Path(sys.executable).parent / "retrainer")
     listing = root / "status.json"
     with open(listing, "wb") as sink:
@@ -351,7 +356,7 @@ def run(quick: bool) -> str:
     if runs[0]["versions"] != runs[1]["versions"]:
         raise RuntimeError("1 and 2 workers registered different versions")
     print("   fleet: per-member sample", file=sys.stderr, flush=True)
-    per = sample(root, SAMPLE[quick])
+    per = sample(root, SAMPLE[quick]) | {"commit": commit_floor(root)}
     status = status_process(root, "w2")
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     saved = {"ingest": ing, "runs": runs, "sample": per, "status": status, "rss": own}
