@@ -231,9 +231,9 @@ def page(rows: int, body: list[list[str]]) -> str:
         "partition take about 490 MB whatever the window (a 200,000-row run peaks at "
         "490-545 MB per worker), and the rest grows with its share of the rows. With each "
         "worker's `memory_limit` at 90% of the window on 4,800,000 rows (about 0.98 GB of a "
-        "1.08 GB window) an XGBoost worker went past 95% of it and its nanny restarted it: a "
-        "window larger than one worker's memory limit is not shown yet on 2 workers. "
-        "Rerun: `python -m bench --only dask`.\n"
+        "1.08 GB window) an XGBoost worker went past 95% of it and its nanny restarted it. "
+        "More workers divide the share: the next section trains a window larger than each "
+        "worker's memory limit on 4. Rerun: `python -m bench --only dask`.\n"
     )
 
 
