@@ -27,6 +27,7 @@ import pandas as pd
 from ..core.errors import InputError
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
+from ..evaluation.splits import Fold
 from ..families import FamilyModel, dask_boosting
 from ..families.schema import FeatureSchema
 from . import dask_rows
@@ -229,6 +230,37 @@ class ClusterRows:
         return dask_boosting.cpu_seconds()  # the workers' fits, and this process's scoring
 
 
+@dataclass(frozen=True)
+class ClusterFolds:
+    """The window's first ``n`` rows (those before the gate's holdout) as a hyper-parameter
+    search scores its folds on them (:class:`retrainer.lifecycle.search.FoldRows`): each
+    fold's recipe fit on the cluster, its test block scored by the workers holding it."""
+
+    rows: ClusterRows
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def fold_scores(
+        self, spec: ModelSpec, family: str, params: dict[str, Any], fold: Fold
+    ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
+        from .search import with_params
+
+        spec, r = with_params(spec, family, params), self.rows
+        model, cal = fit_calibrated(
+            r.window, spec, family, r.schema, r.facts, None, r.cut(fold.train.stop)
+        )
+        lo, hi = r.cut(fold.test.start), r.cut(fold.test.stop)
+        y, pred, proba = predicted_between(r.window, model, spec.feature_names, lo, hi, cal)
+        metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+        classes = [str(c) for c in model.classes_] if model.task == "classification" else []
+        return classes, y, pred, metric_proba
+
+    def cpu(self) -> float:
+        return dask_boosting.cpu_seconds()
+
+
 def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
     """The walk-forward folds of the rows from ``first`` (the chosen window's, holdout
     included) as :func:`retrainer.lifecycle.fitting.fit_family` makes them: each fold's fit
@@ -270,9 +302,25 @@ def score_between(
 ) -> dict[str, float]:
     """Every metric of ``model`` (calibrated by ``cal``) on the rows between the cuts, each
     partition's rows predicted by the worker holding it."""
-    import dask
-
     from ..core.metrics import compute_all
+
+    y, pred, proba = predicted_between(window, model, features, lo, hi, cal)
+    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+    return compute_all(model.task, y, pred, metric_proba)
+
+
+def predicted_between(
+    window: PartitionedWindow,
+    model: FamilyModel,
+    features: Sequence[str],
+    lo: Cut | None,
+    hi: Cut | None,
+    cal: Calibrator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The encoded targets, predictions and class probabilities (None for a regression) of
+    the rows between the cuts, in partition order, each partition's predicted by the worker
+    holding it."""
+    import dask
 
     parts = dask.compute(
         *[
@@ -283,9 +331,7 @@ def score_between(
     y = np.concatenate([p[0] for p in parts])
     pred = np.concatenate([p[1] for p in parts])
     probas = [p[2] for p in parts if p[2] is not None and len(p[2])]
-    proba = np.concatenate(probas) if probas else None
-    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-    return compute_all(model.task, y, pred, metric_proba)
+    return y, pred, np.concatenate(probas) if probas else None
 
 
 def _predicted(

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..core.progress import current
 from ..core.spec import ModelSpec
+from ..core.spec_sections import Search
 from ..evaluation.quality import QualityReport, Violation
 from ..families import dask_boosting
 from ..monitoring.reference import (
@@ -33,6 +34,7 @@ from ..plumbing.workspace import Workspace
 from . import dask_rows
 from .choice import decide, last_change, reuse_choice
 from .dask_choice import (
+    ClusterFolds,
     ClusterRows,
     Recency,
     fingerprint_since,
@@ -52,6 +54,7 @@ from .fitting import (
     score,
     uses_calibration,
 )
+from .search import SearchRequest, asked, search_rows
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Outcome:
     class_balance: dict[str, float]
     feature_set: dict[str, Any]
     facts: WindowFacts  # of the whole window (the summary's: of the chosen window's rows)
+    searched: dict[str, Any] | None = None  # the hyper-parameter search's record
 
 
 def train_window(
@@ -87,12 +91,14 @@ def train_window(
     change_at: pd.Timestamp | None = None,
     allow_quality_warnings: bool = False,
     days_back: int | None = None,
+    search: tuple[str, Search] | None = None,
 ) -> Outcome:
     """Read ``spec``'s window (or its last ``days_back`` days) on ``client``'s workers,
     check it and fit ``family`` there (choosing the window and weighting first with
-    ``training.choice``; ``change_at``: the last change the monitor detected).
-    QualityError before any fit when the checks fail and ``allow_quality_warnings`` is not
-    given."""
+    ``training.choice``; ``change_at``: the last change the monitor detected); with
+    ``search`` (why, settings), a hyper-parameter search on the rows before the holdout
+    first, its trials' fits on the cluster. QualityError before any fit when the checks
+    fail and ``allow_quality_warnings`` is not given."""
     from ..core import feature_sets
     from .train import check_target
 
@@ -114,8 +120,15 @@ def train_window(
         _refuse(spec, quality, trigger)
     cut = dask_rows.holdout_cut(window, spec, facts)
     hold = dask_rows.rows_between(window, cut, None)
+    searched = None
+    if search is not None:
+        schema = dask_rows.schema_of(facts, spec)
+        rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
+        before = ClusterFolds(rows, len(times) - len(hold))
+        spec, searched = search_rows(spec, family, before, search[1], search[0])
     p.stage(f"fit {family}")
     fitted, hold, since = _fit(window, spec, family, facts, cut, hold, times, change_at)
+    fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     names = ["entity_id", "event_time", "target", *spec.feature_names]
     if since is None:
         summary = Summary(
@@ -135,7 +148,7 @@ def train_window(
             _reference(window, spec, times, since),
             window.partitions,
         )
-    return Outcome(spec, fitted, hold, summary, quality, balance, choice.details(), facts)
+    return Outcome(spec, fitted, hold, summary, quality, balance, choice.details(), facts, searched)
 
 
 def _refuse(spec: ModelSpec, quality: QualityReport, trigger: str) -> None:
@@ -312,6 +325,7 @@ def train_partitioned(
     require_pass: bool,
     decision_id: int | None,
     days_back: int | None = None,
+    search: SearchRequest | None = None,
 ) -> Any:
     """:func:`retrainer.lifecycle.train.train` with the window on the cluster: the same
     checks, gate and registration; a failed cluster is retried once (see
@@ -329,6 +343,7 @@ def train_partitioned(
 
     fam = family or spec.family
     family_class(fam)  # a missing library fails before the cluster starts
+    ask = asked(ws, spec, search)  # as does a search without its extra
     p = current()
     p.stage("load rows", unit="rows")
 
@@ -339,7 +354,7 @@ def train_partitioned(
     def work(client: Any) -> Outcome:
         return train_window(
             ws, chosen_spec, fam, client, created_by, change_at, allow_quality_warnings,
-            days_back,
+            days_back, ask,
         )  # fmt: skip
 
     out = dask_engine.attempt(spec.training, fam, work)
@@ -377,6 +392,7 @@ def train_partitioned(
                 else {}
             ),
             **_warnings(out.quality),
+            **({"search": out.searched} if out.searched else {}),
             "engine": {"name": "dask", "partitions": s.partitions},
         },
         force=force,

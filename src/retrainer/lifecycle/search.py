@@ -27,7 +27,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -152,17 +152,39 @@ def _optuna() -> Any:
 
 
 FoldScores = tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]
+
+
+class FoldRows(Protocol):
+    """Rows a search scores its folds on somewhere other than a frame in this process (the
+    window's partitions on a Dask cluster:
+    :class:`retrainer.lifecycle.dask_choice.ClusterFolds`): their count, time-ordered, and
+    :func:`fold_scores` of a fold of them."""
+
+    def __len__(self) -> int: ...
+
+    def fold_scores(
+        self, spec: ModelSpec, family: str, params: dict[str, Any], fold: Fold
+    ) -> FoldScores: ...
+
+    def cpu(self) -> float:
+        """The CPU seconds used so far wherever the fits run."""
+        ...
+
+
+Rows: TypeAlias = pd.DataFrame | FoldRows  # a frame here, or rows that score themselves
 # what a failed trial raises: recorded as failed, the search goes on (a lost worker does not)
 TRIAL_ERRORS = (RetrainerError, ValueError, RuntimeError, ArithmeticError)
 
 
 def fold_scores(
-    spec: ModelSpec, family: str, rows: pd.DataFrame, params: dict[str, Any], fold: Fold
+    spec: ModelSpec, family: str, rows: Rows, params: dict[str, Any], fold: Fold
 ) -> FoldScores:
     """``family`` with ``params`` over ``spec``'s, fitted on ``fold``'s training rows of
     ``rows`` (the recipe's evaluation fit) and scored on its test rows: the model's classes
     (empty for a regression), the encoded actuals, the predictions and the probabilities the
-    metric takes. Runs here or on a Dask worker."""
+    metric takes. Runs here or on a Dask worker; :class:`FoldRows` score themselves."""
+    if not isinstance(rows, pd.DataFrame):
+        return rows.fold_scores(spec, family, params, fold)
     spec = with_params(spec, family, params)
     X, y = rows[spec.feature_names], rows["target"]
     model, cal = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
@@ -174,13 +196,18 @@ def fold_scores(
 
 
 def fold_value(
-    spec: ModelSpec, family: str, rows: pd.DataFrame, params: dict[str, Any], fold: Fold
+    spec: ModelSpec, family: str, rows: Rows, params: dict[str, Any], fold: Fold
 ) -> tuple[float, float]:
     """The primary metric of :func:`fold_scores` and the CPU seconds it took."""
-    started = time.process_time()
+    started = cpu_of(rows)
     _, y, pred, proba = fold_scores(spec, family, rows, params, fold)
     measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
-    return float(measure.compute(y, pred, proba)), time.process_time() - started
+    return float(measure.compute(y, pred, proba)), cpu_of(rows) - started
+
+
+def cpu_of(rows: Rows) -> float:
+    """CPU seconds so far where ``rows`` are fitted: this process's for a frame."""
+    return time.process_time() if isinstance(rows, pd.DataFrame) else rows.cpu()
 
 
 def p_value(
@@ -212,9 +239,7 @@ class Objective:
     """The mean of the primary metric over walk-forward folds of ``rows`` (time-ordered) for
     one set of parameters; called by Optuna with a trial."""
 
-    def __init__(
-        self, spec: ModelSpec, family: str, rows: pd.DataFrame, folds: int, pruning: bool
-    ) -> None:
+    def __init__(self, spec: ModelSpec, family: str, rows: Rows, folds: int, pruning: bool) -> None:
         self.spec, self.family, self.rows, self.pruning = spec, family, rows, pruning
         self.metric = spec.primary_metric
         self.measure = gate_metrics(spec.gate, spec.task)[self.metric]
@@ -253,11 +278,11 @@ class Objective:
         return {d.name: _suggest(trial, d) for d in self.space}
 
     def __call__(self, trial: Any) -> float:
-        started = time.process_time()
+        started = cpu_of(self.rows)
         try:
             return self.evaluate(self.suggest(trial), trial)[0]
         finally:
-            trial.set_user_attr("cpu_seconds", round(time.process_time() - started, 4))
+            trial.set_user_attr("cpu_seconds", round(cpu_of(self.rows) - started, 4))
             current().advance()
 
 
@@ -307,14 +332,27 @@ def run(
     (complete, pruned, failed), the defaults' value and parameters, the best trial's value and
     parameters, which was chosen, CPU and wall seconds, and every trial. With a Dask
     ``client`` the trials run in parallel on its workers (:mod:`.search_dask`)."""
+    train_part, _ = holdout_slices(spec, frame)
+    return search_rows(spec, family, frame.iloc[train_part], settings, why, client)
+
+
+def search_rows(
+    spec: ModelSpec,
+    family: str,
+    rows: Rows,
+    settings: Search,
+    why: str,
+    client: Any = None,
+) -> tuple[ModelSpec, dict[str, Any]]:
+    """:func:`run` on ``rows``, the rows before the gate's holdout: a frame (its trials in
+    parallel on the workers of a Dask ``client``) or :class:`FoldRows` (the window's
+    partitions: the trials one after another, each fold's fits on the cluster)."""
     optuna = _optuna()
     try:
         space_for(family)
     except ValueError as exc:
         raise ConfigError(f"Model {spec.name!r}: {exc}.", family=family) from None
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    train_part, _ = holdout_slices(spec, frame)
-    rows = frame.iloc[train_part]
+    cpu0, wall0 = cpu_of(rows), time.perf_counter()
     objective = Objective(spec, family, rows, settings.folds, settings.pruning)
     seed = spec.training.seed if settings.seed is None else settings.seed
     current().stage(f"search {family}", total=settings.trials, unit="trials")
@@ -373,7 +411,7 @@ def run(
         "significance": alpha,
         "chosen": "search" if use else "defaults",
         "params": chosen,
-        "cpu_seconds": round(time.process_time() - cpu0 + worker_cpu, 4),
+        "cpu_seconds": round(cpu_of(rows) - cpu0 + worker_cpu, 4),
         **({"workers_cpu_seconds": round(worker_cpu, 4)} if client is not None else {}),
         "wall_seconds": round(time.perf_counter() - wall0, 3),
         "history": [_trial_row(t) for t in trials],
@@ -396,6 +434,18 @@ def _scores_of(
     return [list(client.gather(row)) for row in futures]
 
 
+def asked(
+    ws: Workspace, spec: ModelSpec, request: SearchRequest | None
+) -> tuple[str, Search] | None:
+    """Why this full retrain searches and with which settings (:func:`why_search`), or None
+    when it does not; a missing ``search`` extra fails here, before any work."""
+    why = why_search(ws, spec, request)
+    if why is None:
+        return None
+    _optuna()
+    return why, request.settings(spec) if request is not None else spec.training.search
+
+
 def run_if_asked(
     ws: Workspace,
     spec: ModelSpec,
@@ -403,14 +453,13 @@ def run_if_asked(
     frame: pd.DataFrame,
     request: SearchRequest | None,
 ) -> tuple[ModelSpec, dict[str, Any] | None]:
-    """The search this full retrain runs, if any (:func:`why_search`): the spec that trains
+    """The search this full retrain runs, if any (:func:`asked`): the spec that trains
     with its parameters and its record; ``(spec, None)`` without one. A family whose library
     is missing is not searched (the fallback trains; the record says why)."""
-    why = why_search(ws, spec, request)
-    if why is None:
+    ask = asked(ws, spec, request)
+    if ask is None:
         return spec, None
-    settings = request.settings(spec) if request is not None else spec.training.search
-    _optuna()  # a missing extra fails before any work
+    why, settings = ask
     try:
         family_class(family)
     except FamilyUnavailableError as exc:

@@ -36,7 +36,7 @@ from .choice import last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
-from .search import SearchRequest, run_if_asked, why_search
+from .search import SearchRequest, run_if_asked
 from .sources import describe, row_stats, training_frame
 
 
@@ -267,15 +267,14 @@ def train(
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
     spec = check_single(ws.model_spec(model), "train")
     ws.artifacts.check_writable()  # before loading rows (once per store object)
-    if (  # the window on the Dask cluster (a search runs on the fitted window: not there)
-        dask_rows.unsupported(ws, spec) is None and why_search(ws, spec, search) is None
-    ):
+    if dask_rows.unsupported(ws, spec) is None:  # the window on the Dask cluster
         from .dask_train import train_partitioned
 
         return train_partitioned(  # type: ignore[no-any-return]
             ws, spec, family=family, deploy=deploy, created_by=created_by, reason=reason,
             allow_quality_warnings=allow_quality_warnings, force=force,
             require_pass=require_pass, decision_id=decision_id, days_back=days_back,
+            search=search,
         )  # fmt: skip
     p.stage("load rows", unit="rows")
     frame = load_window(ws, spec, days_back)
