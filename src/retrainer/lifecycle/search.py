@@ -352,6 +352,8 @@ def search_rows(
         space_for(family)
     except ValueError as exc:
         raise ConfigError(f"Model {spec.name!r}: {exc}.", family=family) from None
+    if not isinstance(rows, pd.DataFrame):
+        client = None  # each fold's fits already spread over the cluster
     cpu0, wall0 = cpu_of(rows), time.perf_counter()
     objective = Objective(spec, family, rows, settings.folds, settings.pruning)
     seed = spec.training.seed if settings.seed is None else settings.seed
