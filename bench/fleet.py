@@ -342,13 +342,18 @@ def status_process(root: Path, name: str, store: str | None = None) -> dict[str,
     return {"seconds": took, "rss": usage.ru_maxrss / 1024, "listed": listed}
 
 
-def run(quick: bool) -> str:
+def prepare(name: str, quick: bool) -> tuple[int, Path, Path, float]:
+    """A run's member count, its emptied work folder ``bench/.work/NAME``, the fleet's CSV
+    and the load average at its start."""
     members = QUICK if quick else FULL
-    root = WORK / "fleet"
+    root = WORK / name
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
-    csv = rows(members)
-    load = os.getloadavg()[0]
+    return members, root, rows(members), os.getloadavg()[0]
+
+
+def run(quick: bool) -> str:
+    members, root, csv, load = prepare("fleet", quick)
     print(f"   fleet: ingest {members} members x {DAYS} rows", file=sys.stderr, flush=True)
     ing = ingest(root, csv)
     maintained = min(members, int(os.environ.get(MAINTAIN_ENV) or members))

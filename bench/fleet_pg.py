@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import os
 import resource
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .common import WORK, megabytes, seconds, table
-from .fleet import FULL, QUICK, SAMPLE, ingest, rows, sample, status_process
+from .common import megabytes, seconds, table
+from .fleet import QUICK, SAMPLE, ingest, prepare, sample, status_process
 
 ADMIN = os.environ.get(
     "RETRAINER_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -63,12 +62,7 @@ def commit_floor(url: str, n: int = 200) -> float:
 
 
 def run(quick: bool) -> str:
-    members = QUICK if quick else FULL
-    root = WORK / "fleet-pg"
-    shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    csv = rows(members)
-    load = os.getloadavg()[0]
+    members, root, csv, load = prepare("fleet-pg", quick)
     with database() as url:
         ing = ingest(root, csv, store=url)
         per = sample(root, SAMPLE[quick], store=url)

@@ -279,7 +279,7 @@ def decide(
     rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
     then the half-lives on the best window; a candidate displaces the one chosen so far only
     by the gate's paired bootstrap. Returns as :func:`choose`."""
-    from .fitting import predict_encoded
+    from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
     metric = spec.primary_metric
@@ -329,15 +329,15 @@ def decide(
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
         pred, proba = predict_encoded(fit[0], hold_X, fit[1])
-        metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-        value = measure.compute(y_hold, pred, metric_proba)
+        positive = metric_proba(proba)
+        value = measure.compute(y_hold, pred, positive)
         p_value = None
         if best and math.isfinite(value):
             d = paired_bootstrap(
                 measure,
                 y_hold,
                 scores[best[0]],
-                (pred, metric_proba),
+                (pred, positive),
                 samples=spec.gate.bootstrap_samples,
                 seed=spec.training.seed,
             )
@@ -353,7 +353,7 @@ def decide(
             p_value=None if p_value is None else round(p_value, 4),
         )
         i = len(tried)
-        fits[i], scores[i] = (fit, lo), (pred, metric_proba)
+        fits[i], scores[i] = (fit, lo), (pred, positive)
         tried.append(cand)
         if math.isfinite(value) and (not best or (p_value is not None and p_value < alpha)):
             best[:] = [i]

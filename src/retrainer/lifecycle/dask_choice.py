@@ -33,7 +33,7 @@ from ..families.schema import FeatureSchema
 from . import dask_rows
 from .choice import DAY, Fit
 from .dask_rows import Cut, PartitionedWindow, WindowFacts, select_rows
-from .fitting import EARLY_STOP_FRACTION, make_model
+from .fitting import EARLY_STOP_FRACTION, make_model, metric_proba
 
 
 @dataclass(frozen=True)
@@ -245,7 +245,7 @@ class ClusterFolds:
     def fold_scores(
         self, spec: ModelSpec, family: str, params: dict[str, Any], fold: Fold
     ) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray | None]:
-        from .search import with_params
+        from .search import scored_fold, with_params
 
         spec, r = with_params(spec, family, params), self.rows
         model, cal = fit_calibrated(
@@ -253,9 +253,7 @@ class ClusterFolds:
         )
         lo, hi = r.cut(fold.test.start), r.cut(fold.test.stop)
         y, pred, proba = predicted_between(r.window, model, spec.feature_names, lo, hi, cal)
-        metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-        classes = [str(c) for c in model.classes_] if model.task == "classification" else []
-        return classes, y, pred, metric_proba
+        return scored_fold(model, y, pred, proba)
 
     def cpu(self) -> float:
         return dask_boosting.cpu_seconds()
@@ -305,8 +303,7 @@ def score_between(
     from ..core.metrics import compute_all
 
     y, pred, proba = predicted_between(window, model, features, lo, hi, cal)
-    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-    return compute_all(model.task, y, pred, metric_proba)
+    return compute_all(model.task, y, pred, metric_proba(proba))
 
 
 def predicted_between(

@@ -144,13 +144,22 @@ def predict_encoded(
     return np.argmax(raw, axis=1), raw
 
 
+def metric_proba(proba: np.ndarray | None) -> np.ndarray | None:
+    """What the metrics take of class probabilities: a binary classifier's positive column,
+    a multi-class one's matrix, None for a regression.
+
+    >>> metric_proba(np.array([[0.25, 0.75], [0.5, 0.5]])).tolist(), metric_proba(None)
+    ([0.75, 0.5], None)
+    """
+    return proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+
+
 def score(
     model: FamilyModel, X: pd.DataFrame, y: pd.Series, cal: Calibrator | None = None
 ) -> tuple[dict[str, float], np.ndarray, np.ndarray, np.ndarray | None]:
     y_enc = model.encode_target(y)
     pred, proba = predict_encoded(model, X, cal)
-    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
-    return compute_all(model.task, y_enc, pred, metric_proba), y_enc, pred, proba
+    return compute_all(model.task, y_enc, pred, metric_proba(proba)), y_enc, pred, proba
 
 
 def larger(a: dict[str, Any] | None, b: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -42,10 +42,10 @@ from ..core.spec_sections import Search
 from ..evaluation.gate import paired_bootstrap
 from ..evaluation.search_space import Dim, space_for
 from ..evaluation.splits import Fold, walk_forward
-from ..families import family_class
+from ..families import FamilyModel, family_class
 from ..policy.decide import search_due
 from . import dask_engine
-from .fitting import fit_for_evaluation, holdout_slices, predict_encoded
+from .fitting import fit_for_evaluation, holdout_slices, metric_proba, predict_encoded
 
 if TYPE_CHECKING:
     import optuna
@@ -190,9 +190,16 @@ def fold_scores(
     model, cal = fit_for_evaluation(spec, family, X.iloc[fold.train], y.iloc[fold.train])
     y_enc = model.encode_target(y.iloc[fold.test])
     pred, proba = predict_encoded(model, X.iloc[fold.test], cal)
-    metric_proba = proba[:, 1] if proba is not None and proba.shape[1] == 2 else proba
+    return scored_fold(model, y_enc, pred, proba)
+
+
+def scored_fold(
+    model: FamilyModel, y_enc: np.ndarray, pred: np.ndarray, proba: np.ndarray | None
+) -> FoldScores:
+    """A fold's :data:`FoldScores` from its model and its test rows' encoded actuals,
+    predictions and class probabilities."""
     classes = [str(c) for c in model.classes_] if model.task == "classification" else []
-    return classes, y_enc, pred, metric_proba
+    return classes, y_enc, pred, metric_proba(proba)
 
 
 def fold_value(
