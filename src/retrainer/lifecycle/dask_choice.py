@@ -152,40 +152,13 @@ def fit_calibrated(
     n = dask_rows.count_between(window, lo, hi)
     cal = dask_rows.newest_cut(window, max(20, int(n * CALIBRATION_FRACTION)), 1.0, hi)
     model = fit_rows(window, model, schema, facts, lo, cal, recency=recency)
-    y, raw = raw_between(window, model, spec.feature_names, cal, hi)
+    y, _, raw = predicted_between(window, model, spec.feature_names, cal, hi)  # uncalibrated
+    if raw is None:
+        raise InputError(
+            "No rows to calibrate on between the window's time cuts: the window is too small "
+            "to hold out a calibration slice; widen training.window_days or ingest more rows."
+        )
     return model, fit_calibrator(spec.calibration, raw, y)
-
-
-def raw_between(
-    window: PartitionedWindow,
-    model: FamilyModel,
-    features: Sequence[str],
-    lo: Cut | None,
-    hi: Cut | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The encoded targets and raw scores (``predict_raw``) of the rows between the cuts,
-    each partition's scored by the worker holding it."""
-    import dask
-
-    parts = dask.compute(
-        *[
-            dask.delayed(_raw)(p, model, list(features), lo, hi)
-            for p in window.read([*features, "target"])
-        ]
-    )
-    kept = [p for p in parts if len(p[0])]
-    if not kept:
-        raise InputError("No rows to calibrate on between the window's time cuts.")
-    return np.concatenate([p[0] for p in kept]), np.concatenate([p[1] for p in kept])
-
-
-def _raw(
-    df: pd.DataFrame, model: FamilyModel, features: list[str], lo: Cut | None, hi: Cut | None
-) -> tuple[np.ndarray, np.ndarray]:
-    sub = select_rows(df, lo, hi)
-    if not len(sub):
-        return np.empty(0), np.empty(0)
-    return model.encode_target(sub["target"]), np.asarray(model.predict_raw(sub[features]))
 
 
 @dataclass(frozen=True)
@@ -265,6 +238,7 @@ def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
     on the workers over the rows before its test block (less ``validation.gap``), its test
     block scored by the workers holding it (this process gets the encoded targets,
     predictions and probabilities of one block, never its features)."""
+    from ..core.metrics import compute_all
     from ..core.progress import current
     from ..evaluation.splits import walk_forward
 
@@ -277,7 +251,8 @@ def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
             rows.window, spec, rows.family, rows.schema, rows.facts, since, until
         )
         lo, hi = rows.cut(first + fold.test.start), rows.cut(first + fold.test.stop)
-        metrics = score_between(rows.window, model, spec.feature_names, lo, hi, cal)
+        y, pred, proba = predicted_between(rows.window, model, spec.feature_names, lo, hi, cal)
+        metrics = compute_all(model.task, y, pred, metric_proba(proba))
         out.append(
             {
                 "fold": fold.index,
@@ -288,22 +263,6 @@ def walk_forward_folds(rows: ClusterRows, first: int) -> list[dict[str, float]]:
         )
         current().advance()
     return out
-
-
-def score_between(
-    window: PartitionedWindow,
-    model: FamilyModel,
-    features: Sequence[str],
-    lo: Cut | None,
-    hi: Cut | None,
-    cal: Calibrator | None = None,
-) -> dict[str, float]:
-    """Every metric of ``model`` (calibrated by ``cal``) on the rows between the cuts, each
-    partition's rows predicted by the worker holding it."""
-    from ..core.metrics import compute_all
-
-    y, pred, proba = predicted_between(window, model, features, lo, hi, cal)
-    return compute_all(model.task, y, pred, metric_proba(proba))
 
 
 def predicted_between(
