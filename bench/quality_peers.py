@@ -67,7 +67,8 @@ def _spec(folder: Path, s: Stream, tuned: bool) -> dict[str, Any]:
 
 
 def _choice_name(chosen: dict[str, Any]) -> str:
-    """``all rows, none`` / ``last 730 days, half-life 365 d``, from a recorded choice."""
+    """``all rows, none`` / ``last 730 days, half-life 365 d, linear leaves``, from a recorded
+    choice."""
     window = str(chosen.get("window", "?"))
     window = {"all": "all rows", "since_change": "since the last change"}.get(
         window, f"newest {window}" if "/" in window else f"last {window}"
@@ -76,7 +77,8 @@ def _choice_name(chosen: dict[str, Any]) -> str:
     days = chosen.get("half_life_days")
     if weighting != "none":
         weighting = f"half-life {weighting}" + (f" ({days:.0f} d)" if days else "")
-    return f"{window}, {weighting}"
+    leaves = chosen.get("leaves", "constant")
+    return f"{window}, {weighting}" + ("" if leaves == "constant" else f", {leaves} leaves")
 
 
 def choices_line(versions: list[Any]) -> str:

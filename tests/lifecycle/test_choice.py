@@ -13,7 +13,7 @@ import pytest
 from retrainer.core.entities import Decision
 from retrainer.core.errors import ConfigError
 from retrainer.core.spec import parse_spec
-from retrainer.lifecycle.choice import last_change, reuse_choice
+from retrainer.lifecycle.choice import change_seen, last_change, reuse_choice
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
@@ -160,6 +160,31 @@ def test_the_last_change_is_where_the_newest_drift_run_began() -> None:
     assert last_change([_decision(4, True, dry=True)]) is None
 
 
+def test_a_change_run_spans_checks_that_could_not_judge_and_starts_at_its_live_window() -> None:
+    """After a daily stream's change, the first check sees it on its live window; the new
+    champion then has too few labelled rows for a live metric for a few checks, and its own
+    critical degradation continues the run. The change began where the first check's live
+    window did; it was last seen at the newest check."""
+
+    def check(day: int, fired: bool, live: float | None, since: str | None = None) -> Decision:
+        numbers = {"fired": ["critical_degradation"] if fired else [], "live_metric": live}
+        if since:
+            numbers["live_since"] = since
+        return Decision("m", "nothing", (), numbers, datetime(2026, 3, day, tzinfo=UTC))
+
+    newest_first = [
+        check(20, True, 4.1, "2026-03-10T00:00:00"),
+        check(15, False, None),  # the new champion: too few labelled rows to judge
+        check(10, True, 3.5, "2026-02-20T00:00:00+00:00"),
+        check(5, False, 1.0),  # judged and quiet: before the change
+        check(1, True, 9.0),
+    ]
+    assert last_change(newest_first) == pd.Timestamp("2026-02-20")
+    assert change_seen(newest_first) == pd.Timestamp("2026-03-20")
+    assert last_change(newest_first[:1]) == pd.Timestamp("2026-03-10")
+    assert change_seen([check(5, False, 1.0)]) is None
+
+
 def test_after_a_detected_change_the_candidates_are_judged_on_the_rows_since_it(
     tmp_path: Path,
 ) -> None:
@@ -208,13 +233,13 @@ def test_a_change_since_the_last_choice_makes_the_retrain_choose_anew(tmp_path: 
         ingest_frame(ws, "m", _stream(flip_at=None))
         v = train(ws, "m").version
         spec = ws.model_spec("m")
-    kept, note = reuse_choice(spec, [v], change_at=None)
+    kept, note = reuse_choice(spec, [v], change_seen=None)
     assert note == {"reused_from": "1.0.0"}
     assert kept.training.choice.windows == [v.details["training_choice"]["chosen"]["window"]]
     after = pd.Timestamp(v.created_at) + pd.Timedelta(seconds=1)
-    assert reuse_choice(spec, [v], change_at=after) == (spec, {})
+    assert reuse_choice(spec, [v], change_seen=after) == (spec, {})
     every_time = spec.model_copy(
         update={"training": spec.training.model_copy(
             update={"choice": spec.training.choice.model_copy(update={"every": 1})})}
     )  # fmt: skip
-    assert reuse_choice(every_time, [v], change_at=None) == (every_time, {})
+    assert reuse_choice(every_time, [v], change_seen=None) == (every_time, {})

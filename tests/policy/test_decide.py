@@ -611,3 +611,14 @@ def test_an_error_metric_that_degrades_is_said_to_be_above_its_baseline() -> Non
     )
     reason = decide(state, Policy(), Rollout()).reasons[0]
     assert reason.startswith("live mae 2.08 is 20.9% above baseline 1.72"), reason
+
+
+def test_the_decision_says_where_the_live_window_began() -> None:
+    """A later full retrain dates a change the decision saw from ``live_since`` (see
+    ``choice.last_change``); None when no live metric was measured."""
+    since = datetime(2025, 1, 20, tzinfo=UTC)
+    seen = perf(0.60, n=112)
+    d = decide(healthy(performance=replace(seen, since=since)), POLICY, ROLLOUT)
+    assert d.action == "full_retrain" and "critical_degradation" in d.numbers["fired"]
+    assert d.numbers["live_since"] == since.isoformat()
+    assert decide(healthy(performance=None), POLICY, ROLLOUT).numbers["live_since"] is None

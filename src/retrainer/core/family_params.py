@@ -98,6 +98,8 @@ ACCEPTED: dict[str, frozenset[str]] = {
             "extra_trees",
             "is_unbalance",
             "path_smooth",
+            "linear_tree",
+            "linear_lambda",
         }
     ),
     "xgboost": frozenset(

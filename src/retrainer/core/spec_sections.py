@@ -99,7 +99,8 @@ class Choice(Section):
         description=(
             "Window candidates: 'all' (every row of training.window_days), a fraction of the "
             "window's span ('1/2': its newer half), a duration ('730d'), or 'since_change' "
-            "(the rows since the last concept drift the monitor detected). A candidate with "
+            "(the rows since the live window began in which the monitor last saw a concept "
+            "drift or a critical degradation). A candidate with "
             "fewer than quality.min_rows rows is skipped and said so."
         ),
     )
@@ -110,6 +111,36 @@ class Choice(Section):
             "a fraction of the chosen window's span ('1/4') or a duration ('180d')."
         ),
     )
+    leaves: list[Literal["constant", "linear"]] | None = Field(
+        None,
+        description=(
+            "Leaf model candidates: the windows and half-lives are tried with the first; "
+            "the others after them, on the chosen window and weighting: 'constant' (the "
+            "family's trees as they are) or 'linear' (a linear "
+            "model of the numeric features in each leaf, LightGBM's linear_tree; a family "
+            "without them skips the candidate and says so). Unset: [constant, linear] for "
+            "regression, [constant] for classification."
+        ),
+    )
+
+    def leaves_for(self, task: str) -> list[str]:
+        """The leaf candidates for ``task``: the spec's, else the task's default.
+
+        >>> Choice().leaves_for("regression"), Choice().leaves_for("classification")
+        (['constant', 'linear'], ['constant'])
+        """
+        if self.leaves is not None:
+            return list(self.leaves)
+        return ["constant", "linear"] if task == "regression" else ["constant"]
+
+    @field_validator("leaves")
+    @classmethod
+    def _leaves(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and not v:
+            raise ValueError(
+                "training.choice.leaves needs at least one candidate, e.g. [constant, linear]"
+            )
+        return v
 
     @field_validator("windows")
     @classmethod

@@ -66,6 +66,9 @@ class FamilyModel(ABC):
     default_params: ClassVar[dict[str, Any]] = {}
     accepted_params: ClassVar[frozenset[str]] = frozenset()
     payload_name: ClassVar[str] = "model.bin"
+    # the params that fit a linear model in each leaf (training.choice.leaves 'linear');
+    # None: the family has no such leaves
+    linear_leaf_params: ClassVar[dict[str, Any] | None] = None
     # The library's own thread-count parameter; None when there is none to set (river, tabpfn)
     # or the family's members set their own (ensemble).
     thread_param: ClassVar[str | None] = None

@@ -171,6 +171,13 @@ def _float_input(n_features: int) -> list[tuple[str, Any]]:
 def _lightgbm(model: Any, n_features: int) -> bytes:
     from onnxmltools import convert_lightgbm
 
+    if model.runtime_params.get("linear_tree"):
+        raise CapabilityError(
+            "onnxmltools' LightGBM converter has no linear leaves, and this model fits a linear "
+            "model in each leaf (linear_tree, chosen by training.choice.leaves). Serve it with "
+            "serving.backend: native, or set training.choice.leaves: [constant].",
+            family="lightgbm",
+        )
     onx = convert_lightgbm(
         model.booster_, initial_types=_float_input(n_features), zipmap=False, target_opset=_OPSET
     )

@@ -43,6 +43,7 @@ class LightGBMModel(BoostingModel):
     }
     accepted_params = _ACCEPTED
     payload_name = "model.txt"
+    linear_leaf_params: ClassVar[dict[str, Any] | None] = {"linear_tree": True}
     thread_param = "num_threads"
 
     def _booster_params(self, lr_factor: float = 1.0) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class LightGBMModel(BoostingModel):
             categorical_feature=cats or "auto",
             reference=ref,
             free_raw_data=False,
+            params={"linear_tree": True} if self.runtime_params.get("linear_tree") else None,
         )
 
     def _train(

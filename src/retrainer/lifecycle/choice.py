@@ -68,6 +68,7 @@ class Candidate:
     skipped: str | None = None
     half_life_days: float | None = None
     p_value: float | None = None  # of its improvement over the one chosen before it
+    leaves: str = "constant"  # the leaf model (training.choice.leaves)
 
 
 @dataclass(frozen=True)
@@ -95,11 +96,34 @@ class ChoiceRecord:
         """``window 1/2 (1,825 rows), half-life none: accuracy 0.871``."""
         c = self.chosen
         value = "" if c.value is None else f": {self.metric} {c.value:.4g}"
-        return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{value}"
+        leaves = "" if c.leaves == "constant" else f", {c.leaves} leaves"
+        return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{leaves}{value}"
 
 
 def _plain(c: Candidate) -> dict[str, Any]:
     return {k: v for k, v in asdict(c).items() if v is not None}
+
+
+def leaf_params(family: str, leaves: str) -> dict[str, Any]:
+    """The family params a leaf candidate adds ({} for 'constant').
+
+    >>> leaf_params("lightgbm", "linear"), leaf_params("lightgbm", "constant")
+    ({'linear_tree': True}, {})
+    """
+    if leaves == "constant":
+        return {}
+    return dict(family_class(family).linear_leaf_params or {})
+
+
+def with_leaves(spec: ModelSpec, family: str, leaves: str) -> ModelSpec:
+    """``spec`` training ``family`` with the leaf model ``leaves`` (see :func:`leaf_params`):
+    what every fit after the choice (the size settling, the final fit, the folds) uses."""
+    extra = leaf_params(family, leaves)
+    if not extra:
+        return spec
+    params = {**spec.params_for(family), **extra}
+    merged = {**spec.params, family: params} if spec.params_per_family else params
+    return spec.model_copy(update={"params": merged})
 
 
 def recency_weights(times: pd.Series, half_life_days: float) -> np.ndarray:
@@ -135,33 +159,65 @@ def half_life_days(entry: str, span: pd.Timedelta) -> float | None:
     return parse_duration(entry, what="half-life").total_seconds() / 86400
 
 
-def last_change(decisions: Sequence[Decision]) -> pd.Timestamp | None:
-    """When the world last changed, as the monitor saw it: the first decision of the newest
-    run of decisions that saw a concept drift or a critical degradation of the champion
-    (``decisions`` newest first, as the store lists them)."""
-    found = None
+def _change_run(decisions: Sequence[Decision]) -> list[Decision]:
+    """The newest run of decisions that saw a concept drift or a critical degradation of the
+    champion, newest first (``decisions`` newest first, as the store lists them). A decision
+    that could not judge the champion (too few labelled rows for a live metric, as after
+    every deployment of a daily stream) neither ends nor extends the run: only a judged,
+    quiet decision ends it."""
+    run: list[Decision] = []
     for d in decisions:
         if d.dry_run:
             continue
         fired = d.numbers.get("fired", ())
         if d.numbers.get("concept_drift") or any(r in CHANGE_RULES for r in fired):
-            found = pd.Timestamp(d.taken_at)
-        elif found is not None:
+            run.append(d)
+        elif run and d.numbers.get("live_metric", 0.0) is not None:
             break
-    if found is not None and found.tzinfo is not None:
-        found = found.tz_convert("UTC").tz_localize(None)
-    return found
+    return run
+
+
+def _utc(t: Any) -> pd.Timestamp:
+    found = pd.Timestamp(t)
+    return found.tz_convert("UTC").tz_localize(None) if found.tzinfo is not None else found
+
+
+def last_change(decisions: Sequence[Decision]) -> pd.Timestamp | None:
+    """When the world last changed, as the monitor saw it: where the live window began of
+    the first decision in the newest run of decisions that saw a change (its ``live_since``:
+    the change lies inside the rows that decision measured, so the rows since it hold the
+    new concept and at most one window of the old), else that decision's time.
+
+    >>> from datetime import datetime
+    >>> seen = Decision("m", "full_retrain", (), {"fired": ["critical_degradation"],
+    ...     "live_metric": 3.4, "live_since": "2026-01-02T00:00:00"}, datetime(2026, 2, 1))
+    >>> last_change([seen])
+    Timestamp('2026-01-02 00:00:00')
+    """
+    run = _change_run(decisions)
+    if not run:
+        return None
+    first = run[-1]
+    return _utc(first.numbers.get("live_since") or first.taken_at)
+
+
+def change_seen(decisions: Sequence[Decision]) -> pd.Timestamp | None:
+    """When a change was last seen: the newest decision of the newest run of changes (a
+    choice made before it did not know of it; see :func:`reuse_choice`)."""
+    run = _change_run(decisions)
+    return _utc(run[0].taken_at) if run else None
 
 
 Fit = tuple[FamilyModel, Calibrator | None]
 
 
 def reuse_choice(
-    spec: ModelSpec, versions: Sequence[ModelVersion], change_at: pd.Timestamp | None
+    spec: ModelSpec, versions: Sequence[ModelVersion], change_seen: pd.Timestamp | None
 ) -> tuple[ModelSpec, dict[str, Any]]:
     """The spec a full retrain chooses with, and what to record of it: the last choice made
     (not reused) is reused, as the only candidate, until ``training.choice.every`` full
-    retrains have passed since it or a change was detected after it; else the spec as it is
+    retrains have passed since it or a change was seen after it (``change_seen``, see
+    :func:`change_seen`); else the spec as it is
     (choose anew) and ``{}``. A choice re-confirmed without a change mostly keeps the first
     candidates (see the module's text): choosing on every retrain paid 3-5 fits for it."""
     choice = spec.training.choice
@@ -180,12 +236,14 @@ def reuse_choice(
     if made is None or reuses + 1 >= choice.every:
         return spec, {}
     chosen = made.details["training_choice"]["chosen"]
-    if chosen.get("skipped") or (
-        change_at is not None and change_at >= pd.Timestamp(made.created_at)
-    ):
+    if chosen.get("skipped") or (change_seen is not None and change_seen >= _utc(made.created_at)):
         return spec, {}
     kept = choice.model_copy(
-        update={"windows": [chosen["window"]], "half_lives": [chosen["half_life"]]}
+        update={
+            "windows": [chosen["window"]],
+            "half_lives": [chosen["half_life"]],
+            "leaves": [chosen.get("leaves", "constant")],
+        }
     )
     training = spec.training.model_copy(update={"choice": kept})
     return spec.model_copy(update={"training": training}), {"reused_from": made.version}
@@ -211,9 +269,10 @@ class CandidateRows(Protocol):
         """The features and target of the newest ``rows`` rows, in this process."""
         ...
 
-    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
         """The recipe's evaluation fit on rows ``lo:hi``, weighted when ``half_life`` (days)
-        is given as :func:`recency_weights` weighs ``times[lo:hi]``."""
+        is given as :func:`recency_weights` weighs ``times[lo:hi]``, with the leaf model
+        ``leaves`` (:func:`with_leaves`)."""
         ...
 
     def cpu(self) -> float:
@@ -241,13 +300,14 @@ class FrameRows:
         tail = self.frame.iloc[len(self.frame) - rows :]
         return tail[self.spec.feature_names], tail["target"]
 
-    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
         from .fitting import fit_for_evaluation
 
         rows = self.frame.iloc[lo:hi]
         weight = None if half_life is None else recency_weights(rows["event_time"], half_life)
+        spec = with_leaves(self.spec, self.family, leaves)
         return fit_for_evaluation(
-            self.spec, self.family, rows[self.spec.feature_names], rows["target"], weight
+            spec, self.family, rows[self.spec.feature_names], rows["target"], weight
         )
 
     def cpu(self) -> float:
@@ -295,11 +355,13 @@ def decide(
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    seen: set[tuple[int, float | None]] = set()
+    seen: set[tuple[int, float | None, str]] = set()
     best: list[int] = []  # the index chosen so far
     y_hold: np.ndarray | None = None
 
-    def attempt(window: str, half: str, start: pd.Timestamp | None) -> None:
+    def attempt(
+        window: str, half: str, start: pd.Timestamp | None, leaves: str = "constant"
+    ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
             tried.append(Candidate(window, half, None, 0, skipped=note))
@@ -319,12 +381,16 @@ def decide(
                 )
             )
             return
-        if (lo, days) in seen:
-            tried.append(Candidate(window, half, _iso(times.iloc[lo]), count, skipped="same rows"))
+        if (lo, days, leaves) in seen:
+            tried.append(
+                Candidate(
+                    window, half, _iso(times.iloc[lo]), count, skipped="same rows", leaves=leaves
+                )
+            )
             return
-        seen.add((lo, days))
+        seen.add((lo, days, leaves))
         t0 = rows.cpu()
-        fit = rows.fit(lo, n_train, days)
+        fit = rows.fit(lo, n_train, days, leaves)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -351,6 +417,7 @@ def decide(
             round(rows.cpu() - t0, 4),
             half_life_days=None if days is None else round(days, 2),
             p_value=None if p_value is None else round(p_value, 4),
+            leaves=leaves,
         )
         i = len(tried)
         fits[i], scores[i] = (fit, lo), (pred, positive)
@@ -361,10 +428,16 @@ def decide(
     choice = spec.training.choice
     weighted = family_class(family).capabilities.sample_weight
     halves = [h for h in choice.half_lives if h != "none"]
+    base, *shaped = choice.leaves_for(spec.task)  # windows and half-lives use the first
+    if base == "linear" and family_class(family).linear_leaf_params is None:
+        note = f"the {family} family has no linear leaves; its windows fitted constant ones"
+        tried.append(Candidate("all", "none", None, 0, skipped=note, leaves=base))
+        base = "constant"
     shown = current()
-    shown.stage("window choice", total=len(choice.windows) + len(halves), unit="candidates")
+    total = len(choice.windows) + len(halves) + len(shaped)
+    shown.stage("window choice", total=total, unit="candidates")
     for window in choice.windows:
-        attempt(window, "none", window_start(window, first, end, change_at))
+        attempt(window, "none", window_start(window, first, end, change_at), base)
         shown.advance()
     if best:
         on = tried[best[0]]
@@ -378,7 +451,19 @@ def decide(
                 note = f"the {family} family takes no row weights"
                 tried.append(Candidate(on.window, half, None, 0, skipped=note))
                 continue
-            attempt(on.window, half, pd.Timestamp(on.start))
+            attempt(on.window, half, pd.Timestamp(on.start), base)
+    if best:
+        on = tried[best[0]]
+        # a fitted model knows its own (an sklearn family's: its estimator's)
+        linear = fits[best[0]][0][0].linear_leaf_params is not None
+        for leaves in shaped:
+            shown.advance()
+            if leaves == "linear" and not linear:
+                note = f"the {family} family has no {leaves} leaves"
+                skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
+                tried.append(skip)
+                continue
+            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")

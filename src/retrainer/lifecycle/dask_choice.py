@@ -31,7 +31,7 @@ from ..evaluation.splits import Fold
 from ..families import FamilyModel, dask_boosting
 from ..families.schema import FeatureSchema
 from . import dask_rows
-from .choice import DAY, Fit
+from .choice import DAY, Fit, with_leaves
 from .dask_rows import Cut, PartitionedWindow, WindowFacts, select_rows
 from .fitting import EARLY_STOP_FRACTION, make_model, metric_proba
 
@@ -190,12 +190,13 @@ class ClusterRows:
             return None
         return Cut(pd.Timestamp(self.times.iloc[row]), inclusive=True)
 
-    def fit(self, lo: int, hi: int, half_life: float | None) -> Fit:
+    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
         recency = (
             None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
         )
+        spec = with_leaves(self.spec, self.family, leaves)
         return fit_calibrated(
-            self.window, self.spec, self.family, self.schema, self.facts, self.cut(lo),
+            self.window, spec, self.family, self.schema, self.facts, self.cut(lo),
             self.cut(hi), recency=recency,
         )  # fmt: skip
 

@@ -14,7 +14,7 @@ Walk-forward folds are fitted on the workers too, their test blocks scored there
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -32,7 +32,7 @@ from ..monitoring.reference import (
 )
 from ..plumbing.workspace import Workspace
 from . import dask_rows
-from .choice import decide, last_change, reuse_choice
+from .choice import change_seen, decide, last_change, reuse_choice, with_leaves
 from .dask_choice import (
     ClusterFolds,
     ClusterRows,
@@ -267,6 +267,8 @@ def _fit(
     rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
     if spec.training.choice.enabled:
         (eval_model, eval_cal), first, record = decide(spec, family, rows, len(hold), change_at)
+        spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
+        rows = replace(rows, spec=spec)
         hold = hold.iloc[len(hold) - record.holdout_rows :]  # the rows since a change
         since = rows.cut(first)
         days = record.chosen.half_life_days
@@ -347,8 +349,9 @@ def train_partitioned(
     p = current()
     p.stage("load rows", unit="rows")
 
-    change_at = last_change(ws.store.decisions(spec.name)) if spec.training.choice.enabled else None
-    spec, reuse = reuse_choice(spec, ws.store.list_versions(spec.name), change_at)
+    decisions = ws.store.decisions(spec.name) if spec.training.choice.enabled else []
+    change_at = last_change(decisions)
+    spec, reuse = reuse_choice(spec, ws.store.list_versions(spec.name), change_seen(decisions))
     chosen_spec = spec
 
     def work(client: Any) -> Outcome:

@@ -26,7 +26,7 @@ from ..evaluation.calibration import Calibrator, calibration_report, fit_calibra
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
 from ..families.feature_step import FeatureStep
-from .choice import ChoiceRecord, choose, recency_weights
+from .choice import ChoiceRecord, choose, recency_weights, with_leaves
 
 EARLY_STOP_FRACTION = 0.1
 CALIBRATION_FRACTION = 0.1
@@ -271,6 +271,7 @@ def fit_family(
     if spec.training.choice.enabled:  # reports its candidates as a stage of their own
         n_hold = hold.stop - hold.start
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at)
+        spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]
         train_part, hold = slice(0, len(frame) - n_hold), slice(len(frame) - n_hold, len(frame))

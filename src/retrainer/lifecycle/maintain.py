@@ -89,7 +89,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         value = live.metrics.get(spec.primary_metric)
         base = live.baseline.get(spec.primary_metric)
         if value is not None and base is not None:
-            perf = LivePerformance(spec.primary_metric, value, base, live.labelled)
+            perf = LivePerformance(spec.primary_metric, value, base, live.labelled, report.since)
         live_metrics = {k: v for k, v in live.metrics.items() if v is not None}
         confidence = live.mean_confidence
     except KeyError:

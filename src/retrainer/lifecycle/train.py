@@ -32,7 +32,7 @@ from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
 from . import dask_engine, dask_rows, rollout
-from .choice import last_change, reuse_choice
+from .choice import change_seen, last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
@@ -289,8 +289,9 @@ def train(
             quality=the_plan.quality.to_dict(),
         )
     spec, searched = run_if_asked(ws, spec, the_plan.family, frame, search)
-    change_at = last_change(ws.store.decisions(model)) if spec.training.choice.enabled else None
-    spec, reuse = reuse_choice(spec, ws.store.list_versions(model), change_at)
+    decisions = ws.store.decisions(model) if spec.training.choice.enabled else []
+    change_at = last_change(decisions)
+    spec, reuse = reuse_choice(spec, ws.store.list_versions(model), change_seen(decisions))
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)

@@ -518,6 +518,7 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "live_metric": _finite(perf.live) if perf else None,
         "baseline_metric": _finite(perf.baseline) if perf else None,
         "live_samples": perf.n_samples if perf else None,
+        "live_since": perf.since.isoformat() if perf and perf.since else None,
         "min_samples": c.min_samples,
         "degradation": _finite(perf.degradation) if perf else None,
         "degradation_counted": c.degradation is not None,

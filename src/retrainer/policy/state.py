@@ -63,6 +63,7 @@ class LivePerformance:
     live: float
     baseline: float
     n_samples: int
+    since: datetime | None = None  # the start of the window the live metric covers
 
     def __post_init__(self) -> None:
         _metric(self.metric, "LivePerformance")
