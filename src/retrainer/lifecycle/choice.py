@@ -1,10 +1,13 @@
-"""A full retrain chooses its training window and recency weighting on the newest rows.
+"""A full retrain chooses its training window, recency weighting and leaf model on the newest
+rows.
 
 The rows are those of the spec's window (``training.window_days``, or all). The gate's holdout
 (their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: each
 window candidate (``training.choice.windows``) is fitted, unweighted, on its rows before the
-holdout and scored there on the primary metric; then each half-life
-(``training.choice.half_lives``) is tried on the best window. A candidate displaces the one
+holdout and scored there on the primary metric, with the first leaf model of
+``training.choice.leaves``; then each half-life (``training.choice.half_lives``) is tried on
+the best window, and each other leaf model (regression: linear leaves) on the best window and
+weighting. A candidate displaces the one
 chosen so far only when it is better by the gate's test: the paired bootstrap of the primary
 metric on the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares
 plainly). The first candidates listed (every row, no weighting) thus stay unless the newest
@@ -429,7 +432,8 @@ def decide(
     weighted = family_class(family).capabilities.sample_weight
     halves = [h for h in choice.half_lives if h != "none"]
     base, *shaped = choice.leaves_for(spec.task)  # windows and half-lives use the first
-    if base == "linear" and family_class(family).linear_leaf_params is None:
+    linear = family_class(family).linear_leaf_params is not None
+    if base == "linear" and not linear:
         note = f"the {family} family has no linear leaves; its windows fitted constant ones"
         tried.append(Candidate("all", "none", None, 0, skipped=note, leaves=base))
         base = "constant"
@@ -452,10 +456,7 @@ def decide(
                 tried.append(Candidate(on.window, half, None, 0, skipped=note))
                 continue
             attempt(on.window, half, pd.Timestamp(on.start), base)
-    if best:
-        on = tried[best[0]]
-        # a fitted model knows its own (an sklearn family's: its estimator's)
-        linear = fits[best[0]][0][0].linear_leaf_params is not None
+        on = tried[best[0]]  # the leaf models are tried on the best window and weighting
         for leaves in shaped:
             shown.advance()
             if leaves == "linear" and not linear:
