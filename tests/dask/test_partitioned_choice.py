@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from retrainer.datasets import WEATHER_FEATURES
 from retrainer.lifecycle import dask_rows
 from retrainer.lifecycle.choice import recency_weights
 from retrainer.lifecycle.dask_choice import ClusterRows, Recency, mean_decay, weights
@@ -95,6 +96,33 @@ def test_the_default_choice_runs_on_the_partitions_as_it_runs_locally(
     assert [(c["window"], c["half_life"]) for c in reused["candidates"]] == [
         (mine["chosen"]["window"], mine["chosen"]["half_life"])
     ]
+
+
+def test_a_regression_tries_linear_leaves_on_the_partitions(
+    scheduler: str,
+    make_workspace: Callable[..., Workspace],
+    weather_df: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The leaf choice (``training.choice.leaves``) runs on the workers like the window's:
+    a linear-leaf candidate is fitted there (LightGBM's distributed ``linear_tree``), and the
+    served model has the leaves the choice chose."""
+    monkeypatch.setattr(dask_rows, "PARTITION_ROWS", 400)
+    features = [f for f in WEATHER_FEATURES if f != "maximum_temperature"]
+    ws = _workspace(
+        make_workspace, tmp_path, "dask", scheduler, task="regression",
+        target="maximum_temperature", features={"numeric": features},
+    )  # fmt: skip
+    for year in YEARS:
+        ingest_frame(ws, "weather", weather_df[weather_df["date"].dt.year == year])
+    v = train(ws, "weather").version
+    choice = v.details["training_choice"]
+    linear = [c for c in choice["candidates"] if c["leaves"] == "linear"]
+    assert len(linear) == 1 and "skipped" not in linear[0], choice
+    assert np.isfinite(linear[0]["value"]) and linear[0]["cpu_seconds"] > 0
+    text = ws.load("weather", v.version).booster_.model_to_string()  # type: ignore[attr-defined]
+    assert ("is_linear=1" in text) == (choice["chosen"]["leaves"] == "linear")
 
 
 @pytest.mark.parametrize("calibration", ["none", "sigmoid"])
