@@ -84,10 +84,15 @@ def test_linear_leaves_are_chosen_where_the_holdout_says_so_and_the_version_keep
         tuned = fine_tune(ws, "m", force=True).version
         assert tuned is not None and tuned.params["linear_tree"] is True
         assert "is_linear=1" in ws.load("m", tuned.version).booster_.model_to_string()  # type: ignore[attr-defined]
-        # the next full retrain reuses the choice, leaves included (training.choice.every)
+        # the next full retrain reuses the window and weighting (training.choice.every), and
+        # chooses its leaves again on them
         again = train(ws, "m").version.details["training_choice"]
     assert again["reused_from"] == v.version
-    assert [c["leaves"] for c in again["candidates"]] == ["linear"]
+    assert [(c["window"], c["leaves"]) for c in again["candidates"]] == [
+        (choice["chosen"]["window"], "constant"),
+        (choice["chosen"]["window"], "linear"),
+    ]
+    assert again["chosen"]["leaves"] == "linear"
 
 
 def test_a_family_without_linear_leaves_skips_the_candidate_and_says_so(tmp_path: Path) -> None:
