@@ -135,3 +135,19 @@ def test_linear_leaves_cannot_be_compiled_and_the_error_says_what_to_do() -> Non
     m.fit(X, X["x"] * 2)
     with pytest.raises(CapabilityError, match=r"serving\.backend: native"):
         compile_model(m)
+
+
+def test_a_model_served_by_onnx_tries_constant_leaves_only(tmp_path: Path) -> None:
+    """Linear leaves cannot be compiled: by default an onnx-served regression does not try
+    them, and asking for them with serving.backend onnx is a spec error naming both keys."""
+    with _workspace(tmp_path, serving={"backend": "onnx"}) as ws:
+        ingest_frame(ws, "m", _smooth(400))
+        v = train(ws, "m").version
+    assert {c["leaves"] for c in v.details["training_choice"]["candidates"]} == {"constant"}
+    with pytest.raises(ConfigError, match=r"serving\.backend: native") as err:
+        _workspace(
+            tmp_path,
+            serving={"backend": "onnx"},
+            training={"choice": {"leaves": ["constant", "linear"]}},
+        )
+    assert "training.choice.leaves" in str(err.value)

@@ -85,6 +85,8 @@ def spec_dict(folder: Path) -> dict[str, Any]:
                 "task": "regression", "target": "y", "id_column": "id", "time_column": "ts",
                 "features": {"numeric": ["x"], "categorical": ["plan"]},
                 "family": "lightgbm", "params": PARAMS,
+                # constant leaves: tests/serving/test_compiled_http.py compiles it to ONNX
+                "training": {"choice": {"leaves": ["constant"]}},
                 "serving": {"unknown_category": "reject", "reload_seconds": RELOAD},
             },
         },

@@ -167,6 +167,13 @@ class ModelSpec(BaseModel):
                 "class scores to probabilities); this model does regression. Use "
                 "'conformal' for a calibrated prediction interval, or 'none'"
             )
+        leaves = self.training.choice.leaves or ()
+        if self.serving.backend == "onnx" and "linear" in leaves:
+            raise ValueError(
+                "training.choice.leaves lists 'linear', but serving.backend: onnx cannot "
+                "compile linear leaves (onnxmltools has no converter for them). Drop 'linear' "
+                "from training.choice.leaves, or set serving.backend: native"
+            )
         self._check_features()
         self._check_transform()
         self._check_fleet()

@@ -119,19 +119,23 @@ class Choice(Section):
             "family's trees as they are) or 'linear' (a linear "
             "model of the numeric features in each leaf, LightGBM's linear_tree; a family "
             "without them skips the candidate and says so). Unset: [constant, linear] for "
-            "regression, [constant] for classification."
+            "regression, [constant] for classification and for a model served by "
+            "serving.backend: onnx (linear leaves cannot be compiled)."
         ),
     )
 
-    def leaves_for(self, task: str) -> list[str]:
-        """The leaf candidates for ``task``: the spec's, else the task's default.
+    def leaves_for(self, task: str, compiled: bool = False) -> list[str]:
+        """The leaf candidates for ``task``: the spec's, else the task's default (constant
+        only for a ``compiled`` model: serving.backend onnx cannot compile linear leaves).
 
         >>> Choice().leaves_for("regression"), Choice().leaves_for("classification")
         (['constant', 'linear'], ['constant'])
+        >>> Choice().leaves_for("regression", compiled=True)
+        ['constant']
         """
         if self.leaves is not None:
             return list(self.leaves)
-        return ["constant", "linear"] if task == "regression" else ["constant"]
+        return ["constant", "linear"] if task == "regression" and not compiled else ["constant"]
 
     @field_validator("leaves")
     @classmethod

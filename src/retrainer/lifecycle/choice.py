@@ -430,7 +430,8 @@ def decide(
     choice = spec.training.choice
     weighted = family_class(family).capabilities.sample_weight
     halves = [h for h in choice.half_lives if h != "none"]
-    base, *shaped = choice.leaves_for(spec.task)  # windows and half-lives use the first
+    compiled = spec.serving.backend == "onnx"
+    base, *shaped = choice.leaves_for(spec.task, compiled)  # windows and half-lives: the first
     linear = family_class(family).linear_leaf_params is not None
     if base == "linear" and not linear:
         note = f"the {family} family has no linear leaves; its windows fitted constant ones"
