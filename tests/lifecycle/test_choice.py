@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from daily_rows import two_a_day
 
 from retrainer.core.entities import Decision
 from retrainer.core.errors import ConfigError
@@ -33,16 +34,7 @@ def _stream(flip_at: int | None, seed: int = 0) -> pd.DataFrame:
     if flip_at is not None:
         y = np.where(day >= flip_at, ~y, y)
     noise = rng.random(n) < 0.1
-    return pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(n)],
-            "t": pd.Timestamp("2020-01-01") + pd.to_timedelta(day, unit="D"),
-            "x0": x[:, 0],
-            "x1": x[:, 1],
-            "x2": x[:, 2],
-            "y": (y ^ noise).astype(int),
-        }
-    )
+    return two_a_day(x, (y ^ noise).astype(int))
 
 
 def _workspace(tmp_path: Path, **model: Any) -> Workspace:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from daily_rows import two_a_day
 
 from retrainer.core.errors import CapabilityError, ConfigError
 from retrainer.core.spec import parse_spec
@@ -26,17 +27,7 @@ def _smooth(n_days: int = DAYS, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     n = 2 * n_days
     x = rng.random((n, 3))
-    day = np.arange(n) // 2
-    return pd.DataFrame(
-        {
-            "id": [f"r{i}" for i in range(n)],
-            "t": pd.Timestamp("2020-01-01") + pd.to_timedelta(day, unit="D"),
-            "x0": x[:, 0],
-            "x1": x[:, 1],
-            "x2": x[:, 2],
-            "y": 10 * x[:, 0] + 5 * x[:, 1] + rng.normal(0, 0.1, n),
-        }
-    )
+    return two_a_day(x, 10 * x[:, 0] + 5 * x[:, 1] + rng.normal(0, 0.1, n))
 
 
 def _workspace(tmp_path: Path, family: str = "lightgbm", **model: Any) -> Workspace:
