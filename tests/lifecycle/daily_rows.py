@@ -1,9 +1,16 @@
-"""Rows two a day from 2020-01-01, for the training-choice tests."""
+"""Rows two a day from 2020-01-01, and a workspace of one model ``m`` over them, for the
+training-choice tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from retrainer.core.spec import parse_spec
+from retrainer.plumbing.workspace import Workspace
 
 
 def two_a_day(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
@@ -20,3 +27,25 @@ def two_a_day(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
             "y": y,
         }
     )
+
+
+def choice_workspace(tmp_path: Path, **model: Any) -> Workspace:
+    """A workspace in ``tmp_path`` whose model ``m`` learns ``y`` from ``x0..x2``: a LightGBM
+    classifier of 60 rounds unless ``model`` replaces top-level keys of its spec."""
+    raw = {
+        "store": f"sqlite:///{tmp_path / 'r.db'}",
+        "artifacts": str(tmp_path / "a"),
+        "models": {
+            "m": {
+                "task": "classification",
+                "target": "y",
+                "id_column": "id",
+                "time_column": "t",
+                "features": {"numeric": ["x0", "x1", "x2"]},
+                "family": "lightgbm",
+                "params": {"num_threads": 1, "n_estimators": 60},
+                **model,
+            }
+        },
+    }
+    return Workspace(parse_spec(raw, environ={}))

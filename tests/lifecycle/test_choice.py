@@ -9,16 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from daily_rows import two_a_day
+from daily_rows import choice_workspace, two_a_day
 
 from retrainer.core.entities import Decision
 from retrainer.core.errors import ConfigError
-from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.choice import change_seen, last_change, reuse_choice
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
-from retrainer.plumbing.workspace import Workspace
 
 DAYS = 4 * 365
 
@@ -37,28 +35,8 @@ def _stream(flip_at: int | None, seed: int = 0) -> pd.DataFrame:
     return two_a_day(x, (y ^ noise).astype(int))
 
 
-def _workspace(tmp_path: Path, **model: Any) -> Workspace:
-    raw = {
-        "store": f"sqlite:///{tmp_path / 'r.db'}",
-        "artifacts": str(tmp_path / "a"),
-        "models": {
-            "m": {
-                "task": "classification",
-                "target": "y",
-                "id_column": "id",
-                "time_column": "t",
-                "features": {"numeric": ["x0", "x1", "x2"]},
-                "family": "lightgbm",
-                "params": {"num_threads": 1, "n_estimators": 60},
-                **model,
-            }
-        },
-    }
-    return Workspace(parse_spec(raw, environ={}))
-
-
 def test_an_abrupt_change_makes_the_retrain_learn_the_recent_rows(tmp_path: Path) -> None:
-    with _workspace(tmp_path) as ws:
+    with choice_workspace(tmp_path) as ws:
         ingest_frame(ws, "m", _stream(flip_at=int(DAYS * 0.6)))
         v = train(ws, "m").version
     choice = v.details["training_choice"]
@@ -76,7 +54,7 @@ def test_an_abrupt_change_makes_the_retrain_learn_the_recent_rows(tmp_path: Path
 
 
 def test_a_stationary_stream_keeps_every_row_unweighted(tmp_path: Path) -> None:
-    with _workspace(tmp_path) as ws:
+    with choice_workspace(tmp_path) as ws:
         ingest_frame(ws, "m", _stream(flip_at=None))
         v = train(ws, "m").version
     chosen = v.details["training_choice"]["chosen"]
@@ -86,7 +64,7 @@ def test_a_stationary_stream_keeps_every_row_unweighted(tmp_path: Path) -> None:
 
 def test_a_candidate_too_short_is_skipped_and_said(tmp_path: Path) -> None:
     choice = {"windows": ["all", "10d"], "half_lives": ["none", "30d"]}
-    with _workspace(tmp_path, training={"choice": choice}) as ws:
+    with choice_workspace(tmp_path, training={"choice": choice}) as ws:
         ingest_frame(ws, "m", _stream(flip_at=None))
         v = train(ws, "m").version
     short = v.details["training_choice"]["candidates"][1]
@@ -96,7 +74,7 @@ def test_a_candidate_too_short_is_skipped_and_said(tmp_path: Path) -> None:
 
 
 def test_a_family_without_weights_skips_the_weighting(tmp_path: Path) -> None:
-    with _workspace(tmp_path, family="river", params={"n_models": 2}) as ws:
+    with choice_workspace(tmp_path, family="river", params={"n_models": 2}) as ws:
         ingest_frame(ws, "m", _stream(flip_at=None).iloc[:400])
         v = train(ws, "m").version
     skipped = [c for c in v.details["training_choice"]["candidates"] if c["half_life"] != "none"]
@@ -104,7 +82,7 @@ def test_a_family_without_weights_skips_the_weighting(tmp_path: Path) -> None:
 
 
 def test_choice_off_trains_the_whole_window_as_before(tmp_path: Path) -> None:
-    with _workspace(tmp_path, training={"choice": {"enabled": False}}) as ws:
+    with choice_workspace(tmp_path, training={"choice": {"enabled": False}}) as ws:
         ingest_frame(ws, "m", _stream(flip_at=int(DAYS * 0.6)))
         v = train(ws, "m").version
     assert "training_choice" not in v.details and v.n_rows == 2 * DAYS
@@ -112,7 +90,7 @@ def test_choice_off_trains_the_whole_window_as_before(tmp_path: Path) -> None:
 
 def test_a_fine_tune_records_the_rounds_early_stopping_chose(tmp_path: Path) -> None:
     frame = _stream(flip_at=None)
-    with _workspace(tmp_path) as ws:
+    with choice_workspace(tmp_path) as ws:
         ingest_frame(ws, "m", frame.iloc[: 2 * 3 * 365])
         train(ws, "m", deploy=True)
         ingest_frame(ws, "m", frame.iloc[2 * 3 * 365 :])
@@ -135,7 +113,7 @@ def test_bad_candidates_are_spec_errors(
     tmp_path: Path, setting: str, bad: list[str], said: str
 ) -> None:
     with pytest.raises(ConfigError, match=f"training.choice.{setting}") as err:
-        _workspace(tmp_path, training={"choice": {setting: bad}})
+        choice_workspace(tmp_path, training={"choice": {setting: bad}})
     assert said in str(err.value)
 
 
@@ -159,7 +137,10 @@ def test_a_change_run_spans_checks_that_could_not_judge_and_starts_at_its_live_w
     window did; it was last seen at the newest check."""
 
     def check(day: int, fired: bool, live: float | None, since: str | None = None) -> Decision:
-        numbers = {"fired": ["critical_degradation"] if fired else [], "live_metric": live}
+        numbers: dict[str, Any] = {
+            "fired": ["critical_degradation"] if fired else [],
+            "live_metric": live,
+        }
         if since:
             numbers["live_since"] = since
         return Decision("m", "nothing", (), numbers, datetime(2026, 3, day, tzinfo=UTC))
@@ -188,7 +169,7 @@ def test_after_a_detected_change_the_candidates_are_judged_on_the_rows_since_it(
     frame["y"] = np.where(frame["t"] >= frame["t"].iloc[0] + pd.Timedelta(days=flip), 1, -1) * (
         10 * frame["x0"]
     ) + np.random.default_rng(1).normal(0, 0.3, len(frame))
-    with _workspace(tmp_path, task="regression") as ws:
+    with choice_workspace(tmp_path, task="regression") as ws:
         ingest_frame(ws, "m", frame)
         changed = pd.Timestamp(frame["t"].iloc[0] + pd.Timedelta(days=flip)).to_pydatetime()
         ws.store.add_decision(
@@ -211,7 +192,7 @@ def test_a_critical_degradation_counts_as_a_change() -> None:
 def test_the_choice_is_reused_until_every_nth_retrain(tmp_path: Path) -> None:
     """One retrain in ``training.choice.every`` chooses; the ones between fit the last choice
     alone, and each says which version's choice it reused."""
-    with _workspace(tmp_path, training={"choice": {"every": 3}}) as ws:
+    with choice_workspace(tmp_path, training={"choice": {"every": 3}}) as ws:
         ingest_frame(ws, "m", _stream(flip_at=None))
         records = [train(ws, "m").version.details["training_choice"] for _ in range(4)]
     made = [r for r in records if "reused_from" not in r]
@@ -221,7 +202,7 @@ def test_the_choice_is_reused_until_every_nth_retrain(tmp_path: Path) -> None:
 
 
 def test_a_change_since_the_last_choice_makes_the_retrain_choose_anew(tmp_path: Path) -> None:
-    with _workspace(tmp_path) as ws:
+    with choice_workspace(tmp_path) as ws:
         ingest_frame(ws, "m", _stream(flip_at=None))
         v = train(ws, "m").version
         spec = ws.model_spec("m")

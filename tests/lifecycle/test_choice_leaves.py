@@ -9,10 +9,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from daily_rows import two_a_day
+from daily_rows import choice_workspace, two_a_day
 
 from retrainer.core.errors import CapabilityError, ConfigError
-from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.train import train
@@ -31,25 +30,14 @@ def _smooth(n_days: int = DAYS, seed: int = 0) -> pd.DataFrame:
 
 
 def _workspace(tmp_path: Path, family: str = "lightgbm", **model: Any) -> Workspace:
-    raw = {
-        "store": f"sqlite:///{tmp_path / 'r.db'}",
-        "artifacts": str(tmp_path / "a"),
-        "models": {
-            "m": {
-                "task": "regression",
-                "target": "y",
-                "id_column": "id",
-                "time_column": "t",
-                "features": {"numeric": ["x0", "x1", "x2"]},
-                "family": family,
-                "params": {"num_threads": 1, "n_estimators": 60}
-                if family == "lightgbm"
-                else {"n_estimators": 20, "n_jobs": 1},
-                **model,
-            }
-        },
-    }
-    return Workspace(parse_spec(raw, environ={}))
+    """A regression of ``y`` on ``x0..x2`` with ``family`` (see ``choice_workspace``)."""
+    params = (
+        {"num_threads": 1, "n_estimators": 60}
+        if family == "lightgbm"
+        else {"n_estimators": 20, "n_jobs": 1}
+    )
+    keys = {"task": "regression", "family": family, "params": params, **model}
+    return choice_workspace(tmp_path, **keys)
 
 
 def test_linear_leaves_are_chosen_where_the_holdout_says_so_and_the_version_keeps_them(
