@@ -92,6 +92,24 @@ class ModelVersion:
     def semver(self) -> SemVer:
         return SemVer.parse(self.version)
 
+    @property
+    def baseline(self) -> dict[str, float]:
+        """What the monitor and the policy judge this version's live metrics against: its
+        holdout metrics, except a metric whose baseline it kept from the champion it replaced
+        (``details["kept_baseline"]``: it did not recover from a critical degradation, see
+        :func:`retrainer.policy.decide.kept_baseline`).
+
+        >>> v = ModelVersion("m", "1.1.0", "1.0.0", "lightgbm", {}, datetime(2024, 1, 1),
+        ...     "policy", "", "full_retrain", None, None, 10, "", {}, {"mae": 3.5}, "", "",
+        ...     None, 0, details={"kept_baseline": {"metric": "mae", "value": 0.9}})
+        >>> v.baseline
+        {'mae': 0.9}
+        """
+        kept = self.details.get("kept_baseline")
+        if not isinstance(kept, dict) or "metric" not in kept:
+            return dict(self.metrics)
+        return {**self.metrics, str(kept["metric"]): float(kept["value"])}
+
 
 @dataclass(frozen=True)
 class Challenger:

@@ -588,6 +588,19 @@ class Policy(Section):
         ),
     )
     max_days_since_full_retrain: float | None = Field(365, gt=0, le=MAX_DAYS)
+    keep_baseline: bool = Field(
+        True,
+        description=(
+            "A version the gate compared with a champion that was critically degraded on the "
+            "gate's rows, and that is itself critically worse than the champion's baseline "
+            "(it did not recover from the change), keeps that baseline instead of its own "
+            "holdout metric, so the monitor and the critical-degradation rule still see the "
+            "degradation and the policy retrains again; the next version that is not "
+            "critically worse measures its own. false: every version's baseline is its own "
+            "holdout metric (a retrain deployed during a change makes the degradation its "
+            "normal)."
+        ),
+    )
     max_fine_tunes: int | None = Field(
         5,
         ge=0,

@@ -163,7 +163,9 @@ def monitor(
         if b["arm"] == BASELINE_ARM:
             naive.append(_naive_row(b, metrics, spec.task, spec.monitor.season))
             continue
-        baseline = _baseline(ws, model, b["version"])
+        baseline, kept = _baseline(ws, model, b["version"])
+        if kept is not None and kept not in notes:
+            notes.append(kept)
         degradation = None
         live, base = metrics.get(primary), baseline.get(primary)
         if live is not None and base is not None and b["n_labelled"] >= spec.monitor.min_samples:
@@ -458,14 +460,27 @@ def _group(df: pd.DataFrame, stats: list[str]) -> list[dict[str, Any]]:
     ]
 
 
-def _baseline(ws: Workspace, model: str, version: str) -> dict[str, float | None]:
+def _baseline(
+    ws: Workspace, model: str, version: str
+) -> tuple[dict[str, float | None], str | None]:
+    """The version's baseline (:attr:`ModelVersion.baseline`) and, when it kept one from
+    the champion it replaced, why (a note for the report)."""
     try:
-        metrics = ws.store.get_version(model, version).metrics
+        v = ws.store.get_version(model, version)
     except RetrainerError:
-        return {}
+        return {}, None
+    kept = v.details.get("kept_baseline")
+    note = None
+    if isinstance(kept, dict) and "metric" in kept:
+        note = (
+            f"{version}: baseline {kept['metric']} {kept['value']:.4g} kept from {kept.get('from')}"
+        )
+        if kept.get("reason"):
+            note += f" ({kept['reason']})"
+    metrics = v.baseline
     return {
         k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()
-    }
+    }, note
 
 
 def _hour(t: datetime) -> datetime:

@@ -31,6 +31,7 @@ from ..evaluation.quality import STRUCTURAL, QualityReport, check_quality
 from ..families import family_class
 from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
+from ..policy.decide import kept_baseline
 from . import dask_engine, dask_rows, rollout
 from .choice import change_seen, last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
@@ -369,6 +370,43 @@ def serving_cost(
     return measure(data, cal, hold, fitted.family)
 
 
+def kept_from_champion(
+    ws: Workspace, spec: ModelSpec, gate: GateRecord | None, own: dict[str, float]
+) -> dict[str, Any] | None:
+    """``details["kept_baseline"]`` of a version the gate compared with a critically degraded
+    champion it does not recover from (:func:`~retrainer.policy.decide.kept_baseline`): the
+    metric, the champion's baseline it keeps, the version whose holdout measured it, and why;
+    None otherwise."""
+    cmp = gate.comparison if gate is not None else None
+    if not spec.policy.keep_baseline or cmp is None or gate is None:
+        return None
+    if gate.champion_version is None:
+        return None
+    try:
+        champ = ws.store.get_version(spec.name, gate.champion_version)
+    except RetrainerError:
+        return None
+    bar = champ.baseline.get(cmp.metric)
+    value = kept_baseline(
+        spec.policy, cmp.metric, bar, cmp.champion, cmp.challenger, own.get(cmp.metric)
+    )
+    if value is None:
+        return None
+    origin = str((champ.details.get("kept_baseline") or {}).get("from", champ.version))
+    return {
+        "metric": cmp.metric,
+        "value": value,
+        "from": origin,
+        "reason": (
+            f"champion {champ.version} was critically degraded on the gate's {cmp.n_rows} rows "
+            f"({cmp.metric} {cmp.champion:.4g} against its baseline {value:.4g}) and this "
+            f"version is too ({cmp.challenger:.4g}): it keeps that baseline (of {origin}) "
+            f"instead of its own holdout's {own[cmp.metric]:.4g}, so the monitor still sees "
+            "the degradation"
+        ),
+    }
+
+
 def register_fitted(
     ws: Workspace,
     spec: ModelSpec,
@@ -430,6 +468,9 @@ def register_fitted(
     if fitted.evaluation.confusion is not None:
         extra["confusion_matrix"] = fitted.evaluation.confusion
     extra["deployed"] = do_deploy
+    kept = kept_from_champion(ws, spec, gate, fitted.evaluation.metrics)
+    if kept is not None:
+        extra["kept_baseline"] = kept
     if forced:
         extra["forced"] = True
     if placed.held:

@@ -33,7 +33,7 @@ from typing import Any
 from ..core.entities import Action, Decision
 from ..core.metrics import METRICS
 from ..core.spec_sections import Policy, Rollout
-from .state import MaintenanceState
+from .state import LivePerformance, MaintenanceState
 
 QUALITY_BLOCK = "blocked by data quality"
 
@@ -202,6 +202,50 @@ def _crossed(
     )
     pts = points if points is not None and c.points is not None and c.points > points else None
     return rel, pts
+
+
+def kept_baseline(
+    policy: Policy,
+    metric: str,
+    bar: float | None,
+    champion: float,
+    challenger: float,
+    own: float | None,
+) -> float | None:
+    """The baseline a new version keeps from the champion it replaces: the champion's
+    ``bar`` (its baseline) when, on the gate's rows, the champion was critically worse than
+    it (``policy.critical_degradation``, or ``critical_degradation_points`` when set) and the
+    new version is too (``challenger``): the retrain did not recover from the change the
+    monitor saw. Its own holdout metric (``own``), measured on the changed rows, would make
+    the degradation its normal and silence the rule until the next scheduled retrain; kept,
+    the next check still sees it and the policy retrains again (with the rows since the
+    change, see ``training.choice``). None when either recovered, when ``own`` is no worse
+    than ``bar``, or without a bar.
+
+    >>> p = Policy()
+    >>> kept_baseline(p, "mae", 0.9, champion=3.4, challenger=3.5, own=3.5)
+    0.9
+    >>> kept_baseline(p, "mae", 0.9, champion=3.4, challenger=1.0, own=1.0) is None  # recovered
+    True
+    >>> kept_baseline(p, "accuracy", 0.86, champion=0.84, challenger=0.5, own=0.5) is None
+    True
+    """
+    if bar is None or own is None:
+        return None
+
+    def critical(value: float) -> bool:
+        perf = LivePerformance(metric, value, bar, 0)
+        rel, pts = perf.degradation, perf.points
+        if math.isfinite(rel) and rel > policy.critical_degradation:
+            return True
+        limit = policy.critical_degradation_points
+        return limit is not None and math.isfinite(pts) and pts > limit
+
+    if not (critical(champion) and critical(challenger)):
+        return None
+    if not METRICS[metric].improvement(bar, own) > 0:  # its own holdout is no worse
+        return None
+    return bar
 
 
 def _new_features(c: _Context) -> Fired:
