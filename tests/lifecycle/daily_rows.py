@@ -32,7 +32,12 @@ def two_a_day(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
 def choice_workspace(tmp_path: Path, **model: Any) -> Workspace:
     """A workspace in ``tmp_path`` whose model ``m`` learns ``y`` from ``x0..x2``: a LightGBM
     classifier of 60 rounds unless ``model`` replaces top-level keys of its spec."""
-    raw = {
+    return Workspace(parse_spec(choice_spec(tmp_path, **model), environ={}))
+
+
+def choice_spec(tmp_path: Path, **model: Any) -> dict[str, Any]:
+    """The raw spec of :func:`choice_workspace` (what a config file of it holds)."""
+    return {
         "store": f"sqlite:///{tmp_path / 'r.db'}",
         "artifacts": str(tmp_path / "a"),
         "models": {
@@ -48,4 +53,3 @@ def choice_workspace(tmp_path: Path, **model: Any) -> Workspace:
             }
         },
     }
-    return Workspace(parse_spec(raw, environ={}))

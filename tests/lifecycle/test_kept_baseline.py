@@ -4,6 +4,7 @@ recovers (or learnt the rows since the change alone) measures its own."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from daily_rows import choice_workspace, two_a_day
+import yaml
+from backup_craft import one_line, run_cli
+from daily_rows import choice_spec, choice_workspace, two_a_day
 
 from retrainer.core.clock import SimClock, use_clock
 from retrainer.core.routing import route
@@ -69,7 +72,9 @@ def changed(tmp_path: Path):
             yield ws, clock, champion, retrain
 
 
-def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(changed) -> None:
+def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(
+    changed, tmp_path: Path
+) -> None:
     ws, clock, champion, retrain = changed
     kept = retrain.details["kept_baseline"]
     bar = champion.metrics["mae"]
@@ -89,6 +94,20 @@ def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(changed) -
     assert live.baseline["mae"] == pytest.approx(bar)
     assert live.degradation is not None and live.degradation > 0.25
     assert any(f"kept from {champion.version}" in n for n in report.notes), report.notes
+    # as `retrainer monitor` shows it
+    cfg = tmp_path / "kept.yaml"
+    spec = choice_spec(tmp_path, task="regression", params={"num_threads": 1, "n_estimators": 40})
+    cfg.write_text(yaml.safe_dump(spec))
+    at = (START + timedelta(days=911)).isoformat()
+    out = run_cli(cfg, "monitor", "m", "--window", "70d", "--as-of", at, "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    entry = next(v for v in shown["versions"] if v["version"] == retrain.version)
+    assert entry["baseline"]["mae"] == pytest.approx(bar)
+    assert any("kept from" in n for n in shown["notes"]), shown["notes"]
+    text = run_cli(cfg, "monitor", "m", "--window", "70d", "--as-of", at)
+    said = one_line(text.stdout + text.stderr)  # the notes go to stderr
+    assert text.returncode == 0 and f"kept from {champion.version}" in said, said
     # and the policy still sees a critical degradation: it retrains again
     result = maintain(ws, "m", now=START + timedelta(days=911))
     assert result.decision.action == "full_retrain", repr(result.decision.numbers)
