@@ -64,12 +64,12 @@ def test_linear_leaves_are_chosen_where_the_holdout_says_so_and_the_version_keep
         assert tuned is not None and tuned.params["linear_tree"] is True
         assert "is_linear=1" in ws.load("m", tuned.version).booster_.model_to_string()  # type: ignore[attr-defined]
         # the next full retrain reuses the window and weighting (training.choice.every), and
-        # chooses its leaves again on them
+        # chooses its leaves again on them, the champion's (linear) as the incumbent
         again = train(ws, "m").version.details["training_choice"]
     assert again["reused_from"] == v.version
-    assert [(c["window"], c["leaves"]) for c in again["candidates"]] == [
-        (choice["chosen"]["window"], "constant"),
-        (choice["chosen"]["window"], "linear"),
+    assert [(c["window"], c["leaves"], c.get("held")) for c in again["candidates"]] == [
+        (choice["chosen"]["window"], "constant", None),
+        (choice["chosen"]["window"], "linear", True),
     ]
     assert again["chosen"]["leaves"] == "linear"
 
@@ -130,3 +130,111 @@ def test_a_model_served_by_onnx_tries_constant_leaves_only(tmp_path: Path) -> No
             training={"choice": {"leaves": ["constant", "linear"]}},
         )
     assert "training.choice.leaves" in str(err.value)
+
+
+class _Fixed:
+    """A fitted model that answers the holdout with fixed predictions."""
+
+    task = "regression"
+
+    def __init__(self, pred: np.ndarray) -> None:
+        from retrainer.families import family_class
+
+        self.pred = pred
+        self.capabilities = family_class("lightgbm").capabilities
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        return self.pred
+
+    def encode_target(self, y: pd.Series) -> np.ndarray:
+        return np.asarray(y, dtype=float)
+
+
+class _Rows:
+    """Choice rows whose candidates' holdout errors are set per leaf model: 400 daily rows,
+    the newest 100 the holdout."""
+
+    def __init__(self, errors: dict[str, tuple[float, float]], seed: int = 0) -> None:
+        """``errors``: per leaf model, the scale of an error all candidates share and of
+        one of its own."""
+        rng = np.random.default_rng(seed)
+        self.y = rng.normal(0, 1, 100)
+        shared = rng.normal(0, 1, 100)
+        self.noise = {k: a * shared + rng.normal(0, b, 100) for k, (a, b) in errors.items()}
+        self.fitted: list[str] = []
+
+    @property
+    def times(self) -> pd.Series:
+        return pd.Series(pd.date_range("2020-01-01", periods=400, freq="D"))
+
+    def holdout_rows(self, rows: int) -> int:
+        return rows
+
+    def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
+        return pd.DataFrame({"x0": np.zeros(rows)}), pd.Series(self.y[-rows:])
+
+    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Any:
+        self.fitted.append(leaves)
+        return _Fixed(self.y + self.noise[leaves]), None
+
+    def cpu(self) -> float:
+        return 0.0
+
+
+def _decide(rows: _Rows, held: str | None) -> Any:
+    from retrainer.core.spec import parse_spec
+    from retrainer.lifecycle.choice import decide
+
+    model = {
+        "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
+        "features": {"numeric": ["x0"]},
+        "training": {"choice": {"windows": ["all"], "half_lives": ["none"]}},
+    }  # fmt: skip
+    spec = parse_spec({"store": "sqlite:///unused.db", "models": {"m": model}}, environ={})
+    return decide(spec.models["m"], "lightgbm", rows, 100, None, held)[2]
+
+
+def test_the_champions_leaf_model_is_the_incumbent_of_the_leaf_choice() -> None:
+    """Tried after the windows, the champion's leaf model is chosen unless the candidate
+    chosen before it (the first listed, constant) is better beyond chance."""
+    # constant a little better, not beyond chance: the champion's linear leaves stay
+    close = _decide(_Rows({"constant": (0.5, 0.0), "linear": (0.5, 0.05)}), held="linear")
+    assert close.chosen.leaves == "linear" and close.chosen.held is True
+    assert close.chosen.p_value >= 0.05  # of constant's improvement over it
+    # constant far better: it displaces them
+    far = _decide(_Rows({"constant": (0.1, 0.0), "linear": (0.8, 0.0)}), held="linear")
+    assert far.chosen.leaves == "constant"
+    assert far.candidates[-1].held is True and far.candidates[-1].p_value < 0.05
+    # without a linear champion, linear leaves must win beyond chance, as before
+    even = {"constant": (0.5, 0.05), "linear": (0.5, 0.0)}  # linear a little better
+    plain = _decide(_Rows(even), held="constant")
+    assert plain.chosen.leaves == "constant" and plain.candidates[-1].held is None
+    assert _decide(_Rows(even), held=None).chosen.leaves == "constant"
+    # the record says which candidate was the incumbent
+    assert close.to_dict()["candidates"][-1]["held"] is True
+    assert "held" not in close.to_dict()["candidates"][0]
+
+
+def test_champion_leaves_reads_the_champions_params() -> None:
+    from datetime import datetime
+
+    from retrainer.core.entities import ModelVersion
+    from retrainer.lifecycle.choice import champion_leaves
+
+    def version(name: str, family: str, params: dict[str, Any]) -> ModelVersion:
+        return ModelVersion(
+            "m", name, None, family, params, datetime(2024, 1, 1), "manual", "", "initial",
+            None, None, 10, "", {}, {}, "", "", None, 0,
+        )  # fmt: skip
+
+    versions = [
+        version("1.0.0", "lightgbm", {"linear_tree": True}),
+        version("1.1.0", "lightgbm", {"num_leaves": 31}),
+        version("1.2.0", "randomforest", {"n_estimators": 20}),
+    ]
+    assert [champion_leaves(versions, v) for v in ("1.0.0", "1.1.0", "1.2.0", None)] == [
+        "linear",
+        "constant",
+        "constant",
+        None,
+    ]

@@ -115,7 +115,8 @@ class Choice(Section):
         None,
         description=(
             "Leaf model candidates: the windows and half-lives are tried with the first; "
-            "the others after them, on the chosen window and weighting: 'constant' (the "
+            "the others after them, on the chosen window and weighting, the champion's "
+            "first as the incumbent (kept unless beaten beyond chance): 'constant' (the "
             "family's trees as they are) or 'linear' (a linear "
             "model of the numeric features in each leaf, LightGBM's linear_tree; a family "
             "without them skips the candidate and says so). Unset: [constant, linear] for "

@@ -2,21 +2,22 @@
 rows.
 
 The rows are those of the spec's window (``training.window_days``, or all). The gate's holdout
-(their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: each
-window candidate (``training.choice.windows``) is fitted, unweighted, on its rows before the
-holdout and scored there on the primary metric, with the first leaf model of
+(their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: each window
+candidate (``training.choice.windows``) is fitted, unweighted, on its rows before the holdout
+and scored there on the primary metric, with the first leaf model of
 ``training.choice.leaves``; then each half-life (``training.choice.half_lives``) is tried on
 the best window, and each other leaf model (regression: linear leaves) on the best window and
-weighting. A candidate displaces the one
-chosen so far only when it is better by the gate's test: the paired bootstrap of the primary
-metric on the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares
-plainly). The first candidates listed (every row, no weighting) thus stay unless the newest
+weighting, the champion's first (:func:`champion_leaves`). A candidate displaces the one chosen
+so far only when it is better by the gate's test: the paired bootstrap of the primary metric on
+the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares plainly); the
+champion's leaf model, the incumbent, is chosen unless the one chosen before it is better by
+that test. The first candidates listed (every row, no weighting) thus stay unless the newest
 rows say otherwise beyond chance: a choice that chased noise on 700 holdout rows lost 0.1-0.3
 accuracy points on the quality benchmark's streams. Its evaluation fit is the one the gate
 judges, and the version trains on every row since the chosen window's start with the chosen
-weights. Every candidate, skipped or scored, is recorded on the version with its CPU time.
-One procedure decides (:func:`decide`) wherever the rows are: in a frame here
-(:class:`FrameRows`) or in a window's partitions on a Dask cluster
+weights. Every candidate, skipped or scored, is recorded on the version with its CPU time. One
+procedure decides (:func:`decide`) wherever the rows are: in a frame here (:class:`FrameRows`)
+or in a window's partitions on a Dask cluster
 (:class:`retrainer.lifecycle.dask_choice.ClusterRows`, its CPU time that of this process).
 
 Fractions are of the span before the holdout ("1/4": its newest quarter); a half-life
@@ -46,6 +47,7 @@ import pandas as pd
 from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
+from ..core.errors import FamilyUnavailableError
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
@@ -72,6 +74,9 @@ class Candidate:
     half_life_days: float | None = None
     p_value: float | None = None  # of its improvement over the one chosen before it
     leaves: str = "constant"  # the leaf model (training.choice.leaves)
+    # the champion's leaf model, tried as the incumbent: chosen unless the candidate chosen
+    # before it is better beyond chance (its p_value is then that test's)
+    held: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -251,6 +256,38 @@ def reuse_choice(
     return spec.model_copy(update={"training": training}), {"reused_from": made.version}
 
 
+def held_leaves(version: ModelVersion) -> str:
+    """The leaf model ``version`` was trained with: 'linear' when its params carry its
+    family's linear-leaf params (a fine-tune continues the trees it was given), else
+    'constant'."""
+    try:
+        extra = family_class(version.family).linear_leaf_params
+    except FamilyUnavailableError:
+        return "constant"
+    held = bool(extra) and all(version.params.get(k) == v for k, v in (extra or {}).items())
+    return "linear" if held else "constant"
+
+
+def champion_leaves(versions: Sequence[ModelVersion], champion: str | None) -> str | None:
+    """The champion's leaf model (:func:`held_leaves`), which a full retrain tries as the
+    incumbent among the leaf candidates after the windows and weightings: another leaf
+    model, the first listed included, displaces it only by the gate's paired bootstrap.
+    Without it, a retrain of a linear-leaf champion came back with constant leaves whenever
+    linear ones did not win beyond chance, and the gate held it as worse than the champion
+    (17 of 30 retrains on the quality benchmark's FriedmanDrift "lea"). None without a
+    champion.
+
+    >>> from datetime import datetime
+    >>> v = ModelVersion("m", "1.0.0", None, "lightgbm", {"linear_tree": True},
+    ...     datetime(2024, 1, 1), "manual", "", "initial", None, None, 10, "", {}, {}, "", "",
+    ...     None, 0)
+    >>> champion_leaves([v], "1.0.0"), champion_leaves([v], None)
+    ('linear', None)
+    """
+    found = [v for v in versions if v.version == champion]
+    return held_leaves(found[0]) if found else None
+
+
 class CandidateRows(Protocol):
     """Where the choice's rows are and how a candidate is fitted on them: the local frame
     (:class:`FrameRows`) or the window's partitions on a Dask cluster
@@ -322,12 +359,14 @@ def choose(
     frame: pd.DataFrame,
     n_hold: int,
     change_at: pd.Timestamp | None = None,
+    held_leaves: str | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
     """Fit the candidates on ``frame``'s rows before its newest ``n_hold`` and score them
     there. Returns the chosen candidate's evaluation fit, the index of the first row of the
     chosen window in ``frame``, and the record (whose ``holdout_rows`` the caller's holdout
     becomes: see :func:`holdout_after_change`)."""
-    return decide(spec, family, FrameRows(spec, family, frame), n_hold, change_at)
+    rows = FrameRows(spec, family, frame)
+    return decide(spec, family, rows, n_hold, change_at, held_leaves)
 
 
 def decide(
@@ -336,11 +375,14 @@ def decide(
     rows: CandidateRows,
     n_hold: int,
     change_at: pd.Timestamp | None = None,
+    held_leaves: str | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
     """The choice on ``rows`` (see the module's text): each window candidate fitted on its
     rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
-    then the half-lives on the best window; a candidate displaces the one chosen so far only
-    by the gate's paired bootstrap. Returns as :func:`choose`."""
+    then the half-lives on the best window, then the other leaf models, the champion's
+    (``held_leaves``, see :func:`champion_leaves`) first as the incumbent; a candidate
+    displaces the one chosen so far only by the gate's paired bootstrap. Returns as
+    :func:`choose`."""
     from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
@@ -362,7 +404,11 @@ def decide(
     y_hold: np.ndarray | None = None
 
     def attempt(
-        window: str, half: str, start: pd.Timestamp | None, leaves: str = "constant"
+        window: str,
+        half: str,
+        start: pd.Timestamp | None,
+        leaves: str = "constant",
+        held: bool = False,
     ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
@@ -401,11 +447,15 @@ def decide(
         value = measure.compute(y_hold, pred, positive)
         p_value = None
         if best and math.isfinite(value):
+            # the newcomer's improvement over the one chosen so far; for the incumbent, the
+            # chosen one's improvement over it
+            pair = (
+                ((pred, positive), scores[best[0]]) if held else (scores[best[0]], (pred, positive))
+            )
             d = paired_bootstrap(
                 measure,
                 y_hold,
-                scores[best[0]],
-                (pred, positive),
+                *pair,
                 samples=spec.gate.bootstrap_samples,
                 seed=spec.training.seed,
             )
@@ -420,11 +470,13 @@ def decide(
             half_life_days=None if days is None else round(days, 2),
             p_value=None if p_value is None else round(p_value, 4),
             leaves=leaves,
+            held=held or None,
         )
         i = len(tried)
         fits[i], scores[i] = (fit, lo), (pred, positive)
         tried.append(cand)
-        if math.isfinite(value) and (not best or (p_value is not None and p_value < alpha)):
+        beaten = p_value is not None and p_value < alpha
+        if math.isfinite(value) and (not best or (beaten != held)):
             best[:] = [i]
 
     choice = spec.training.choice
@@ -457,6 +509,8 @@ def decide(
                 continue
             attempt(on.window, half, pd.Timestamp(on.start), base)
         on = tried[best[0]]  # the leaf models are tried on the best window and weighting
+        if held_leaves in shaped:  # the champion's first, as the incumbent
+            shaped = [held_leaves, *(x for x in shaped if x != held_leaves)]
         for leaves in shaped:
             shown.advance()
             if leaves == "linear" and not linear:
@@ -464,7 +518,7 @@ def decide(
                 skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
                 tried.append(skip)
                 continue
-            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves)
+            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves, leaves == held_leaves)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")

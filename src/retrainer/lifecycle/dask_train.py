@@ -32,7 +32,14 @@ from ..monitoring.reference import (
 )
 from ..plumbing.workspace import Workspace
 from . import dask_rows
-from .choice import change_seen, decide, last_change, reuse_choice, with_leaves
+from .choice import (
+    champion_leaves,
+    change_seen,
+    decide,
+    last_change,
+    reuse_choice,
+    with_leaves,
+)
 from .dask_choice import (
     ClusterFolds,
     ClusterRows,
@@ -92,10 +99,12 @@ def train_window(
     allow_quality_warnings: bool = False,
     days_back: int | None = None,
     search: tuple[str, Search] | None = None,
+    held_leaves: str | None = None,
 ) -> Outcome:
     """Read ``spec``'s window (or its last ``days_back`` days) on ``client``'s workers,
     check it and fit ``family`` there (choosing the window and weighting first with
-    ``training.choice``; ``change_at``: the last change the monitor detected); with
+    ``training.choice``; ``change_at``: the last change the monitor detected;
+    ``held_leaves``: the champion's leaf model); with
     ``search`` (why, settings), a hyper-parameter search on the rows before the holdout
     first, its trials' fits on the cluster. QualityError before any fit when the checks
     fail and ``allow_quality_warnings`` is not given."""
@@ -127,7 +136,9 @@ def train_window(
         before = ClusterFolds(rows, len(times) - len(hold))
         spec, searched = search_rows(spec, family, before, search[1], search[0])
     p.stage(f"fit {family}")
-    fitted, hold, since = _fit(window, spec, family, facts, cut, hold, times, change_at)
+    fitted, hold, since = _fit(
+        window, spec, family, facts, cut, hold, times, change_at, held_leaves
+    )
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     names = ["entity_id", "event_time", "target", *spec.feature_names]
     if since is None:
@@ -255,6 +266,7 @@ def _fit(
     hold: pd.DataFrame,
     times: pd.Series,
     change_at: pd.Timestamp | None,
+    held_leaves: str | None = None,
 ) -> tuple[Fitted, pd.DataFrame, Cut | None]:
     """The evaluation fit (the chosen candidate's with ``training.choice``), scored on the
     holdout, then the final fits on the (chosen) window; also the rows scored and the
@@ -266,7 +278,9 @@ def _fit(
     record, since, recency, first = None, None, None, 0
     rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
     if spec.training.choice.enabled:
-        (eval_model, eval_cal), first, record = decide(spec, family, rows, len(hold), change_at)
+        (eval_model, eval_cal), first, record = decide(
+            spec, family, rows, len(hold), change_at, held_leaves
+        )
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
         rows = replace(rows, spec=spec)
         hold = hold.iloc[len(hold) - record.holdout_rows :]  # the rows since a change
@@ -351,13 +365,15 @@ def train_partitioned(
 
     decisions = ws.store.decisions(spec.name) if spec.training.choice.enabled else []
     change_at = last_change(decisions)
-    spec, reuse = reuse_choice(spec, ws.store.list_versions(spec.name), change_seen(decisions))
+    versions = ws.store.list_versions(spec.name)
+    held = champion_leaves(versions, ws.store.roles(spec.name).champion)
+    spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
     chosen_spec = spec
 
     def work(client: Any) -> Outcome:
         return train_window(
             ws, chosen_spec, fam, client, created_by, change_at, allow_quality_warnings,
-            days_back, ask,
+            days_back, ask, held,
         )  # fmt: skip
 
     out = dask_engine.attempt(spec.training, fam, work)

@@ -257,12 +257,17 @@ def holdout_slices(spec: ModelSpec, frame: pd.DataFrame) -> tuple[slice, slice]:
 
 
 def fit_family(
-    spec: ModelSpec, family: str, frame: pd.DataFrame, change_at: pd.Timestamp | None = None
+    spec: ModelSpec,
+    family: str,
+    frame: pd.DataFrame,
+    change_at: pd.Timestamp | None = None,
+    held_leaves: str | None = None,
 ) -> Fitted:
     """Evaluate on the temporal holdout (and folds), then refit for serving. With
     ``training.choice`` enabled the window and weighting are chosen first (:mod:`.choice`;
-    ``change_at``: the last concept drift detected) and the model learns ``frame`` from the
-    chosen window's start (``Fitted.first_row``)."""
+    ``change_at``: the last concept drift detected; ``held_leaves``: the champion's leaf
+    model) and the model learns ``frame`` from the chosen window's start
+    (``Fitted.first_row``)."""
     started = time.process_time()
     seed = spec.training.seed
     train_part, hold = holdout_slices(spec, frame)
@@ -270,7 +275,9 @@ def fit_family(
     record, first, weight = None, 0, None
     if spec.training.choice.enabled:  # reports its candidates as a stage of their own
         n_hold = hold.stop - hold.start
-        (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at)
+        (eval_model, eval_cal), first, record = choose(
+            spec, family, frame, n_hold, change_at, held_leaves
+        )
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]

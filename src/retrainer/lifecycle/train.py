@@ -33,7 +33,7 @@ from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
 from ..policy.decide import kept_baseline
 from . import dask_engine, dask_rows, rollout
-from .choice import change_seen, last_change, reuse_choice
+from .choice import champion_leaves, change_seen, last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
@@ -219,12 +219,19 @@ def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
 
 
 def fit_with_fallback(
-    spec: ModelSpec, family: str, frame: pd.DataFrame, change_at: pd.Timestamp | None = None
+    spec: ModelSpec,
+    family: str,
+    frame: pd.DataFrame,
+    change_at: pd.Timestamp | None = None,
+    held_leaves: str | None = None,
 ) -> tuple[Fitted, dict[str, Any]]:
-    """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why."""
+    """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why.
+    ``change_at``, ``held_leaves``: what the choice knows of the past (:func:`fit_family`)."""
     try:
         fit = dask_engine.attempt(  # engine: dask (a lost worker: once more); else here
-            spec.training, family, lambda _client: fit_family(spec, family, frame, change_at)
+            spec.training,
+            family,
+            lambda _client: fit_family(spec, family, frame, change_at, held_leaves),
         )
         return fit, {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
@@ -233,7 +240,7 @@ def fit_with_fallback(
         if isinstance(exc, fails) or fallback is None or fallback == family:
             raise
         reason = f"{type(exc).__name__}: {exc}"
-        return fit_family(spec, fallback, frame, change_at), {
+        return fit_family(spec, fallback, frame, change_at, held_leaves), {
             "requested": family,
             "reason": reason,
         }
@@ -292,8 +299,10 @@ def train(
     spec, searched = run_if_asked(ws, spec, the_plan.family, frame, search)
     decisions = ws.store.decisions(model) if spec.training.choice.enabled else []
     change_at = last_change(decisions)
-    spec, reuse = reuse_choice(spec, ws.store.list_versions(model), change_seen(decisions))
-    fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at)
+    versions = ws.store.list_versions(model)
+    held = champion_leaves(versions, ws.store.roles(model).champion)
+    spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
+    fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at, held)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)
     frame = frame.iloc[fitted.first_row :]  # the chosen window's rows (training.choice)
