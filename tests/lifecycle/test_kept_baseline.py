@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from backup_craft import one_line, run_cli
 from daily_rows import choice_spec, choice_workspace, two_a_day
 
 from retrainer.core.clock import SimClock, use_clock
+from retrainer.core.entities import ModelVersion
 from retrainer.core.routing import route
 from retrainer.lifecycle.feedback import record_feedback
 from retrainer.lifecycle.ingest import ingest_frame
@@ -54,26 +57,36 @@ def _serve(ws: Workspace, rows: pd.DataFrame) -> None:
     record_feedback(ws, "m", rows[["id", "t", "y"]])
 
 
+MODEL: dict[str, Any] = {"task": "regression", "params": {"num_threads": 1, "n_estimators": 40}}
+Changed = tuple[Workspace, SimClock, ModelVersion, ModelVersion]
+
+
+def _workspace(tmp_path: Path, **model: Any) -> Workspace:
+    return choice_workspace(tmp_path, **MODEL, **model)
+
+
+def _champion_and_retrain(
+    ws: Workspace, clock: SimClock, changed: bool
+) -> tuple[ModelVersion, ModelVersion]:
+    """A champion trained on two years of the first concept, then 120 days (of the second
+    when ``changed``) and a full retrain on them, deployed."""
+    ingest_frame(ws, "m", _days(0, 730, False, 0))
+    champion = train(ws, "m", deploy=True).version
+    ingest_frame(ws, "m", _days(730, 120, changed, 1))
+    clock.set(START + timedelta(days=850))
+    return champion, train(ws, "m", deploy=True, force=True).version
+
+
 @pytest.fixture
-def changed(tmp_path: Path):
-    """A champion trained on two years of the first concept, then 120 days of the second
-    and a full retrain on them: ``(ws, clock, champion, retrain)``."""
+def changed(tmp_path: Path) -> Iterator[Changed]:
+    """:func:`_champion_and_retrain` over a change: ``(ws, clock, champion, retrain)``."""
     clock = SimClock(START + timedelta(days=730))
-    with use_clock(clock):
-        ws = choice_workspace(
-            tmp_path, task="regression", params={"num_threads": 1, "n_estimators": 40}
-        )
-        with ws:
-            ingest_frame(ws, "m", _days(0, 730, False, 0))
-            champion = train(ws, "m", deploy=True).version
-            ingest_frame(ws, "m", _days(730, 120, True, 1))
-            clock.set(START + timedelta(days=850))
-            retrain = train(ws, "m", deploy=True, force=True).version
-            yield ws, clock, champion, retrain
+    with use_clock(clock), _workspace(tmp_path) as ws:
+        yield ws, clock, *_champion_and_retrain(ws, clock, changed=True)
 
 
 def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(
-    changed, tmp_path: Path
+    changed: Changed, tmp_path: Path
 ) -> None:
     ws, clock, champion, retrain = changed
     kept = retrain.details["kept_baseline"]
@@ -96,7 +109,7 @@ def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(
     assert any(f"kept from {champion.version}" in n for n in report.notes), report.notes
     # as `retrainer monitor` shows it
     cfg = tmp_path / "kept.yaml"
-    spec = choice_spec(tmp_path, task="regression", params={"num_threads": 1, "n_estimators": 40})
+    spec = choice_spec(tmp_path, **MODEL)
     cfg.write_text(yaml.safe_dump(spec))
     at = (START + timedelta(days=911)).isoformat()
     out = run_cli(cfg, "monitor", "m", "--window", "70d", "--as-of", at, "--json")
@@ -114,7 +127,9 @@ def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(
     assert any("critical degradation" in r for r in result.decision.reasons), result.decision
 
 
-def test_a_version_keeps_a_kept_baseline_of_the_version_that_measured_it(changed) -> None:
+def test_a_version_keeps_a_kept_baseline_of_the_version_that_measured_it(
+    changed: Changed,
+) -> None:
     """The baseline passes on while no retrain recovers, naming where it was measured."""
     ws, clock, champion, _ = changed
     with use_clock(clock):
@@ -128,36 +143,17 @@ def test_a_version_keeps_a_kept_baseline_of_the_version_that_measured_it(changed
     assert again.metrics["mae"] > 1.25 * champion.metrics["mae"]
 
 
-def test_a_first_version_and_a_recovering_retrain_measure_their_own(tmp_path: Path) -> None:
+def test_a_first_version_and_a_calm_retrain_measure_their_own(tmp_path: Path) -> None:
     clock = SimClock(START + timedelta(days=730))
-    with use_clock(clock):
-        ws = choice_workspace(
-            tmp_path, task="regression", params={"num_threads": 1, "n_estimators": 40}
-        )
-        with ws:
-            ingest_frame(ws, "m", _days(0, 730, False, 0))
-            first = train(ws, "m", deploy=True).version
-            ingest_frame(ws, "m", _days(730, 120, False, 1))  # no change
-            clock.set(START + timedelta(days=850))
-            calm = train(ws, "m", deploy=True).version
+    with use_clock(clock), _workspace(tmp_path) as ws:
+        first, calm = _champion_and_retrain(ws, clock, changed=False)
     assert "kept_baseline" not in first.details and first.baseline == first.metrics
     assert "kept_baseline" not in calm.details and calm.baseline == calm.metrics
 
 
 def test_policy_keep_baseline_false_measures_every_version_on_its_own(tmp_path: Path) -> None:
     clock = SimClock(START + timedelta(days=730))
-    with use_clock(clock):
-        ws = choice_workspace(
-            tmp_path,
-            task="regression",
-            params={"num_threads": 1, "n_estimators": 40},
-            policy={"keep_baseline": False},
-        )
-        with ws:
-            ingest_frame(ws, "m", _days(0, 730, False, 0))
-            train(ws, "m", deploy=True)
-            ingest_frame(ws, "m", _days(730, 120, True, 1))
-            clock.set(START + timedelta(days=850))
-            retrain = train(ws, "m", deploy=True, force=True).version
+    with use_clock(clock), _workspace(tmp_path, policy={"keep_baseline": False}) as ws:
+        _, retrain = _champion_and_retrain(ws, clock, changed=True)
     assert "kept_baseline" not in retrain.details
     assert retrain.baseline == retrain.metrics
