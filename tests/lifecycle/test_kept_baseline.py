@@ -124,7 +124,9 @@ def test_a_retrain_that_does_not_recover_keeps_the_champions_baseline(
     # and the policy still sees a critical degradation: it retrains again
     result = maintain(ws, "m", now=START + timedelta(days=911))
     assert result.decision.action == "full_retrain", repr(result.decision.numbers)
-    assert any("critical degradation" in r for r in result.decision.reasons), result.decision
+    first = result.decision.reasons[0]
+    assert first.startswith("critical degradation") and f"kept from {champion.version}" in first
+    assert result.decision.numbers["baseline_from"] == champion.version
 
 
 def test_a_version_keeps_a_kept_baseline_of_the_version_that_measured_it(

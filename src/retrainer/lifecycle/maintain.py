@@ -89,7 +89,11 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         value = live.metrics.get(spec.primary_metric)
         base = live.baseline.get(spec.primary_metric)
         if value is not None and base is not None:
-            perf = LivePerformance(spec.primary_metric, value, base, live.labelled, report.since)
+            kept = champ.details.get("kept_baseline") or {}
+            origin = kept.get("from") if kept.get("metric") == spec.primary_metric else None
+            perf = LivePerformance(
+                spec.primary_metric, value, base, live.labelled, report.since, origin
+            )
         live_metrics = {k: v for k, v in live.metrics.items() if v is not None}
         confidence = live.mean_confidence
     except KeyError:

@@ -466,10 +466,10 @@ def _baseline(
     """The version's baseline (:attr:`ModelVersion.baseline`) and, when it kept one from
     the champion it replaced, why (a note for the report)."""
     try:
-        v = ws.store.get_version(model, version)
+        found = ws.store.get_version(model, version)
     except RetrainerError:
         return {}, None
-    kept = v.details.get("kept_baseline")
+    kept = found.details.get("kept_baseline")
     note = None
     if isinstance(kept, dict) and "metric" in kept:
         note = (
@@ -477,7 +477,7 @@ def _baseline(
         )
         if kept.get("reason"):
             note += f" ({kept['reason']})"
-    metrics = v.baseline
+    metrics = found.baseline
     return {
         k: (float(v) if v is not None and math.isfinite(v) else None) for k, v in metrics.items()
     }, note

@@ -386,10 +386,10 @@ def kept_from_champion(
     champion it does not recover from (:func:`~retrainer.policy.decide.kept_baseline`): the
     metric, the champion's baseline it keeps, the version whose holdout measured it, and why;
     None otherwise."""
-    cmp = gate.comparison if gate is not None else None
-    if not spec.policy.keep_baseline or cmp is None or gate is None:
+    if gate is None or gate.comparison is None or gate.champion_version is None:
         return None
-    if gate.champion_version is None:
+    cmp = gate.comparison
+    if not spec.policy.keep_baseline:
         return None
     try:
         champ = ws.store.get_version(spec.name, gate.champion_version)

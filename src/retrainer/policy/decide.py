@@ -175,18 +175,20 @@ def _degradation_reason(c: _Context, relative: float | None, points: float | Non
     perf = c.state.performance
     assert perf is not None
     head = f"live {perf.metric} {_num(perf.live)} is "
+    base = f"baseline {_num(perf.baseline)}"
+    if perf.baseline_from is not None:
+        base += f", kept from {perf.baseline_from}"
     parts = []
     if relative is not None:
         assert c.degradation is not None
         parts.append(
-            f"{_pct(c.degradation)} {_worse_side(perf.metric)} baseline {_num(perf.baseline)} "
+            f"{_pct(c.degradation)} {_worse_side(perf.metric)} {base} "
             f"(policy.{key}: {_pct(relative)})"
         )
     if points is not None:
         assert c.points is not None
         parts.append(
-            f"{_num(c.points)} points worse than baseline {_num(perf.baseline)} "
-            f"(policy.{key}_points: {_num(points)})"
+            f"{_num(c.points)} points worse than {base} (policy.{key}_points: {_num(points)})"
         )
     return head + " and ".join(parts)
 
@@ -561,6 +563,7 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "metric": perf.metric if perf else None,
         "live_metric": _finite(perf.live) if perf else None,
         "baseline_metric": _finite(perf.baseline) if perf else None,
+        "baseline_from": perf.baseline_from if perf else None,
         "live_samples": perf.n_samples if perf else None,
         "live_since": perf.since.isoformat() if perf and perf.since else None,
         "min_samples": c.min_samples,

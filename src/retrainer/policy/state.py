@@ -64,6 +64,9 @@ class LivePerformance:
     baseline: float
     n_samples: int
     since: datetime | None = None  # the start of the window the live metric covers
+    # the version whose holdout measured the baseline when the champion kept another's
+    # (details["kept_baseline"]); None: its own
+    baseline_from: str | None = None
 
     def __post_init__(self) -> None:
         _metric(self.metric, "LivePerformance")
