@@ -105,10 +105,31 @@ class ModelVersion:
         >>> v.baseline
         {'mae': 0.9}
         """
-        kept = self.details.get("kept_baseline")
-        if not isinstance(kept, dict) or "metric" not in kept:
+        kept = self._kept_baseline
+        if kept is None:
             return dict(self.metrics)
         return {**self.metrics, str(kept["metric"]): float(kept["value"])}
+
+    def baseline_from(self, metric: str) -> str:
+        """The version whose holdout measured this version's baseline of ``metric``: its own,
+        or the one it kept it from (:attr:`baseline`).
+
+        >>> v = ModelVersion("m", "1.1.0", "1.0.0", "lightgbm", {}, datetime(2024, 1, 1),
+        ...     "policy", "", "full_retrain", None, None, 10, "", {}, {"mae": 3.5}, "", "",
+        ...     None, 0, details={"kept_baseline": {"metric": "mae", "value": 0.9,
+        ...                                         "from": "1.0.0"}})
+        >>> v.baseline_from("mae"), v.baseline_from("rmse")
+        ('1.0.0', '1.1.0')
+        """
+        kept = self._kept_baseline
+        if kept is None or kept["metric"] != metric:
+            return self.version
+        return str(kept.get("from", self.version))
+
+    @property
+    def _kept_baseline(self) -> dict[str, Any] | None:
+        kept = self.details.get("kept_baseline")
+        return kept if isinstance(kept, dict) and "metric" in kept else None
 
 
 @dataclass(frozen=True)

@@ -256,20 +256,20 @@ def reuse_choice(
     return spec.model_copy(update={"training": training}), {"reused_from": made.version}
 
 
-def held_leaves(version: ModelVersion) -> str:
+def leaves_of(version: ModelVersion) -> str:
     """The leaf model ``version`` was trained with: 'linear' when its params carry its
-    family's linear-leaf params (a fine-tune continues the trees it was given), else
-    'constant'."""
+    family's linear-leaf params (:func:`leaf_params`; a fine-tune continues the trees it was
+    given), else 'constant'."""
     try:
-        extra = family_class(version.family).linear_leaf_params
+        extra = leaf_params(version.family, "linear")
     except FamilyUnavailableError:
         return "constant"
-    held = bool(extra) and all(version.params.get(k) == v for k, v in (extra or {}).items())
+    held = bool(extra) and all(version.params.get(k) == v for k, v in extra.items())
     return "linear" if held else "constant"
 
 
 def champion_leaves(versions: Sequence[ModelVersion], champion: str | None) -> str | None:
-    """The champion's leaf model (:func:`held_leaves`), which a full retrain tries as the
+    """The champion's leaf model (:func:`leaves_of`), which a full retrain tries as the
     incumbent among the leaf candidates after the windows and weightings: another leaf
     model, the first listed included, displaces it only by the gate's paired bootstrap.
     Without it, a retrain of a linear-leaf champion came back with constant leaves whenever
@@ -285,7 +285,7 @@ def champion_leaves(versions: Sequence[ModelVersion], champion: str | None) -> s
     ('linear', None)
     """
     found = [v for v in versions if v.version == champion]
-    return held_leaves(found[0]) if found else None
+    return leaves_of(found[0]) if found else None
 
 
 class CandidateRows(Protocol):

@@ -89,11 +89,11 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         value = live.metrics.get(spec.primary_metric)
         base = live.baseline.get(spec.primary_metric)
         if value is not None and base is not None:
-            kept = champ.details.get("kept_baseline") or {}
-            origin = kept.get("from") if kept.get("metric") == spec.primary_metric else None
+            origin = champ.baseline_from(spec.primary_metric)
             perf = LivePerformance(
-                spec.primary_metric, value, base, live.labelled, report.since, origin
-            )
+                spec.primary_metric, value, base, live.labelled, report.since,
+                None if origin == champion else origin,
+            )  # fmt: skip
         live_metrics = {k: v for k, v in live.metrics.items() if v is not None}
         confidence = live.mean_confidence
     except KeyError:

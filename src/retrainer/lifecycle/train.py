@@ -401,7 +401,7 @@ def kept_from_champion(
     )
     if value is None:
         return None
-    origin = str((champ.details.get("kept_baseline") or {}).get("from", champ.version))
+    origin = champ.baseline_from(cmp.metric)
     return {
         "metric": cmp.metric,
         "value": value,

@@ -197,13 +197,21 @@ def _crossed(
     c: _Context, relative: float | None, points: float | None
 ) -> tuple[float | None, float | None]:
     """The relative and absolute thresholds that the live degradation exceeds."""
-    rel = (
-        relative
-        if relative is not None and c.degradation is not None and c.degradation > relative
-        else None
-    )
-    pts = points if points is not None and c.points is not None and c.points > points else None
-    return rel, pts
+    return _exceeded(c.degradation, c.points, relative, points)
+
+
+def _exceeded(
+    degradation: float | None, worse_by: float | None, relative: float | None, points: float | None
+) -> tuple[float | None, float | None]:
+    """The thresholds (``relative``, ``points``; None: unset) that a relative
+    ``degradation`` and an absolute ``worse_by`` exceed (None or NaN: not measured)."""
+
+    def over(value: float | None, limit: float | None) -> float | None:
+        if limit is None or value is None or not math.isfinite(value) or value <= limit:
+            return None
+        return limit
+
+    return over(degradation, relative), over(worse_by, points)
 
 
 def kept_baseline(
@@ -237,11 +245,8 @@ def kept_baseline(
 
     def critical(value: float) -> bool:
         perf = LivePerformance(metric, value, bar, 0)
-        rel, pts = perf.degradation, perf.points
-        if math.isfinite(rel) and rel > policy.critical_degradation:
-            return True
-        limit = policy.critical_degradation_points
-        return limit is not None and math.isfinite(pts) and pts > limit
+        limits = (policy.critical_degradation, policy.critical_degradation_points)
+        return _exceeded(perf.degradation, perf.points, *limits) != (None, None)
 
     if not (critical(champion) and critical(challenger)):
         return None
