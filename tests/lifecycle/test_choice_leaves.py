@@ -67,9 +67,12 @@ def test_linear_leaves_are_chosen_where_the_holdout_says_so_and_the_version_keep
         # chooses its leaves again on them, the champion's (linear) as the incumbent
         again = train(ws, "m").version.details["training_choice"]
     assert again["reused_from"] == v.version
-    assert [(c["window"], c["leaves"], c.get("held")) for c in again["candidates"]] == [
-        (choice["chosen"]["window"], "constant", None),
-        (choice["chosen"]["window"], "linear", True),
+    tried = [(c["window"], c["leaves"], c.get("held"), c.get("previous_actual"))
+             for c in again["candidates"]]  # fmt: skip
+    assert tried == [
+        (choice["chosen"]["window"], "constant", None, None),
+        (choice["chosen"]["window"], "linear", True, None),
+        (choice["chosen"]["window"], "linear", None, True),  # the previous actual, after them
     ]
     assert again["chosen"]["leaves"] == "linear"
 
@@ -79,7 +82,8 @@ def test_a_family_without_linear_leaves_skips_the_candidate_and_says_so(tmp_path
         ingest_frame(ws, "m", _smooth(400))
         v = train(ws, "m").version
     choice = v.details["training_choice"]
-    last = choice["candidates"][-1]
+    *_, last, previous = choice["candidates"]
+    assert previous["previous_actual"] is True and previous["leaves"] == "constant"
     assert last["leaves"] == "linear"
     assert last["skipped"] == "the randomforest family has no linear leaves"
     assert choice["chosen"]["leaves"] == "constant"
@@ -173,7 +177,14 @@ class _Rows:
     def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
         return pd.DataFrame({"x0": np.zeros(rows)}), pd.Series(self.y[-rows:])
 
-    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Any:
+    def fit(
+        self,
+        lo: int,
+        hi: int,
+        half_life: float | None,
+        leaves: str = "constant",
+        previous: bool = False,
+    ) -> Any:
         self.fitted.append(leaves)
         return _Fixed(self.y + self.noise[leaves]), None
 
@@ -183,7 +194,7 @@ class _Rows:
 
 def _decide(rows: _Rows, held: str | None) -> Any:
     from retrainer.core.spec import parse_spec
-    from retrainer.lifecycle.choice import decide
+    from retrainer.lifecycle.choice import Incumbent, decide
 
     model = {
         "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
@@ -191,7 +202,7 @@ def _decide(rows: _Rows, held: str | None) -> Any:
         "training": {"choice": {"windows": ["all"], "half_lives": ["none"]}},
     }  # fmt: skip
     spec = parse_spec({"store": "sqlite:///unused.db", "models": {"m": model}}, environ={})
-    return decide(spec.models["m"], "lightgbm", rows, 100, None, held)[2]
+    return decide(spec.models["m"], "lightgbm", rows, 100, None, Incumbent(held))[2]
 
 
 def test_the_champions_leaf_model_is_the_incumbent_of_the_leaf_choice() -> None:

@@ -223,8 +223,12 @@ def test_sqlite_store_unwritable_during_serving_loses_nothing(server: Served) ->
             _chattr("-i", files)
         for i in range(250, 300):
             predict(i)
-        wait_until(lambda: stored() == before + acked, "every acknowledged prediction stored")
-    assert (q.failed, q.spool.pending) == (failed_before, 0)
+        # the spool is emptied after its rows are committed: wait for both, not only the rows
+        wait_until(
+            lambda: stored() == before + acked and q.spool.pending == 0,
+            f"all {acked} acknowledged predictions stored and the spool drained",
+        )
+    assert q.failed == failed_before
     store.close()
 
 

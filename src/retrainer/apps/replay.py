@@ -45,6 +45,7 @@ from ..lifecycle.ingest import ingest_frame
 from ..lifecycle.maintain import maintain
 from ..lifecycle.predict import input_dicts, inputs_text, predict_frame, record_outputs
 from ..lifecycle.predictor import Predictor, load_predictor
+from ..lifecycle.previous_actual import fill_previous
 from ..lifecycle.train import train
 from ..plumbing.workspace import Workspace
 from ..store.predlog import PredictionRecord, record_rows, request_record
@@ -160,10 +161,16 @@ class _Server:
         return self.cache[version]
 
     def serve(
-        self, spec: ModelSpec, rows: pd.DataFrame
+        self,
+        spec: ModelSpec,
+        rows: pd.DataFrame,
+        pending: pd.DataFrame | None = None,
+        delay: timedelta | None = None,
     ) -> tuple[list[PredictionRecord], pd.Series]:
         """Prediction records for ``rows`` (served arms and shadows) and the served output per
-        row (index aligned with ``rows``).
+        row (index aligned with ``rows``). ``pending`` (``event_time``, ``target``): the
+        actuals not stored yet that arrive ``delay`` after their time, which a version that
+        learnt the previous actual sees once arrived (:mod:`~retrainer.lifecycle.previous_actual`).
 
         Each version scores all the rows routed to it (served or shadowed) in one call; the
         records are then cut per distinct time, one request per time, as a client would have
@@ -181,7 +188,9 @@ class _Server:
         probas: dict[str, list[float | None] | None] = {}
         raw: dict[str, list[Any]] = {}
         for version, idx in scoring.items():
-            result = predict_frame(self.predictor(version), rows.iloc[idx])
+            predictor = self.predictor(version)
+            scored = fill_previous(self.ws, spec, predictor.model, rows.iloc[idx], pending, delay)
+            result = predict_frame(predictor, scored)
             outs, prob = record_outputs(self.predictor(version), result)
             outputs[version], raw[version] = [None] * n, [None] * n
             probas[version] = None if prob is None else [None] * n
@@ -289,7 +298,9 @@ def replay(
             if hi > lo:
                 rows = frame.iloc[lo:hi]
                 clock.set(at)
-                records, served = server.serve(spec, rows)
+                pending = frame.iloc[fed:hi][[spec.time_column, spec.target]]
+                pending.columns = pd.Index(["event_time", "target"])
+                records, served = server.serve(spec, rows, pending, delay)
                 ws.store.log_predictions(records)
                 for rec in records:
                     arms[rec["arm"]] += record_rows(rec)

@@ -36,6 +36,10 @@ from .spec_sections import Features
 if TYPE_CHECKING:
     from .spec import ModelSpec
 
+# the input a regression retrain may add: the newest actual before each row, filled by every
+# path that scores rows (retrainer.lifecycle.previous_actual); no spec may name a column so
+PREVIOUS_ACTUAL = "__previous_actual"
+
 
 @dataclass(frozen=True)
 class FeatureChoice:

@@ -125,6 +125,18 @@ class Choice(Section):
         ),
     )
 
+    previous_actual: bool = Field(
+        True,
+        description=(
+            "Regression: after the leaf models, try the previous actual (the newest actual "
+            "before each row, the naive:last baseline) as one more input, on the chosen "
+            "window, weighting and leaves; chosen only when better on the holdout beyond "
+            "chance (kept, once learnt, unless beaten beyond chance). Served from the store: "
+            "clients never send it. Ignored for classification and for rows read from "
+            "data.source parquet or sql."
+        ),
+    )
+
     def leaves_for(self, task: str, compiled: bool = False) -> list[str]:
         """The leaf candidates for ``task``: the spec's, else the task's default (constant
         only for a ``compiled`` model: serving.backend onnx cannot compile linear leaves).

@@ -48,6 +48,7 @@ from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import FamilyUnavailableError
+from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
@@ -74,9 +75,11 @@ class Candidate:
     half_life_days: float | None = None
     p_value: float | None = None  # of its improvement over the one chosen before it
     leaves: str = "constant"  # the leaf model (training.choice.leaves)
-    # the champion's leaf model, tried as the incumbent: chosen unless the candidate chosen
-    # before it is better beyond chance (its p_value is then that test's)
+    # the champion's leaf model (or its previous-actual input), tried as the incumbent: chosen
+    # unless the candidate chosen before it is better beyond chance (its p_value is then that
+    # test's)
     held: bool | None = None
+    previous_actual: bool | None = None  # the previous actual as an input (.previous_actual)
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ChoiceRecord:
         c = self.chosen
         value = "" if c.value is None else f": {self.metric} {c.value:.4g}"
         leaves = "" if c.leaves == "constant" else f", {c.leaves} leaves"
+        leaves += ", previous actual" if c.previous_actual else ""
         return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{leaves}{value}"
 
 
@@ -268,6 +272,34 @@ def leaves_of(version: ModelVersion) -> str:
     return "linear" if held else "constant"
 
 
+@dataclass(frozen=True)
+class Incumbent:
+    """What the champion's recipe holds that the choice tries first, as the incumbent: its
+    leaf model (None without a champion) and whether it learnt the previous actual."""
+
+    leaves: str | None = None
+    previous_actual: bool = False
+
+
+def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
+    """The champion's :class:`Incumbent` (an empty one without a champion).
+
+    >>> from datetime import datetime
+    >>> v = ModelVersion("m", "1.0.0", None, "lightgbm", {}, datetime(2024, 1, 1), "manual",
+    ...     "", "initial", None, None, 10, "", {"numeric": ["x", "__previous_actual"]}, {},
+    ...     "", "", None, 0)
+    >>> incumbent([v], "1.0.0")
+    Incumbent(leaves='constant', previous_actual=True)
+    >>> incumbent([v], None)
+    Incumbent(leaves=None, previous_actual=False)
+    """
+    found = [v for v in versions if v.version == champion]
+    if not found:
+        return Incumbent()
+    numeric = found[0].feature_schema.get("numeric", [])
+    return Incumbent(leaves_of(found[0]), PREVIOUS_ACTUAL in numeric)
+
+
 def champion_leaves(versions: Sequence[ModelVersion], champion: str | None) -> str | None:
     """The champion's leaf model (:func:`leaves_of`), which a full retrain tries as the
     incumbent among the leaf candidates after the windows and weightings: another leaf
@@ -308,10 +340,19 @@ class CandidateRows(Protocol):
         """The features and target of the newest ``rows`` rows, in this process."""
         ...
 
-    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
+    def fit(
+        self,
+        lo: int,
+        hi: int,
+        half_life: float | None,
+        leaves: str = "constant",
+        previous: bool = False,
+    ) -> Fit:
         """The recipe's evaluation fit on rows ``lo:hi``, weighted when ``half_life`` (days)
         is given as :func:`recency_weights` weighs ``times[lo:hi]``, with the leaf model
-        ``leaves`` (:func:`with_leaves`)."""
+        ``leaves`` (:func:`with_leaves`) and, with ``previous``, the previous actual as an
+        input (:func:`.previous_actual.with_previous`; only rows whose holdout holds its
+        column are asked)."""
         ...
 
     def cpu(self) -> float:
@@ -337,16 +378,28 @@ class FrameRows:
 
     def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
         tail = self.frame.iloc[len(self.frame) - rows :]
-        return tail[self.spec.feature_names], tail["target"]
+        names = self.spec.feature_names
+        if PREVIOUS_ACTUAL in tail.columns and PREVIOUS_ACTUAL not in names:
+            names = [*names, PREVIOUS_ACTUAL]  # for a candidate that learns it
+        return tail[names], tail["target"]
 
-    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
+    def fit(
+        self,
+        lo: int,
+        hi: int,
+        half_life: float | None,
+        leaves: str = "constant",
+        previous: bool = False,
+    ) -> Fit:
         from .fitting import fit_for_evaluation
+        from .previous_actual import with_previous
 
         rows = self.frame.iloc[lo:hi]
         weight = None if half_life is None else recency_weights(rows["event_time"], half_life)
         spec = with_leaves(self.spec, self.family, leaves)
+        spec = with_previous(spec) if previous else spec
         return fit_for_evaluation(
-            spec, self.family, rows[self.spec.feature_names], rows["target"], weight
+            spec, self.family, rows[spec.feature_names], rows["target"], weight
         )
 
     def cpu(self) -> float:
@@ -359,14 +412,14 @@ def choose(
     frame: pd.DataFrame,
     n_hold: int,
     change_at: pd.Timestamp | None = None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
     """Fit the candidates on ``frame``'s rows before its newest ``n_hold`` and score them
     there. Returns the chosen candidate's evaluation fit, the index of the first row of the
     chosen window in ``frame``, and the record (whose ``holdout_rows`` the caller's holdout
     becomes: see :func:`holdout_after_change`)."""
     rows = FrameRows(spec, family, frame)
-    return decide(spec, family, rows, n_hold, change_at, held_leaves)
+    return decide(spec, family, rows, n_hold, change_at, held)
 
 
 def decide(
@@ -375,14 +428,14 @@ def decide(
     rows: CandidateRows,
     n_hold: int,
     change_at: pd.Timestamp | None = None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
     """The choice on ``rows`` (see the module's text): each window candidate fitted on its
     rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
     then the half-lives on the best window, then the other leaf models, the champion's
-    (``held_leaves``, see :func:`champion_leaves`) first as the incumbent; a candidate
-    displaces the one chosen so far only by the gate's paired bootstrap. Returns as
-    :func:`choose`."""
+    (``held``, see :func:`incumbent`) first as the incumbent, then (a regression) the previous
+    actual as an input, the incumbent when the champion learnt it; a candidate displaces the
+    one chosen so far only by the gate's paired bootstrap. Returns as :func:`choose`."""
     from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
@@ -399,7 +452,8 @@ def decide(
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    seen: set[tuple[int, float | None, str]] = set()
+    seen: set[tuple[int, float | None, str, bool]] = set()
+    held = held or Incumbent()
     best: list[int] = []  # the index chosen so far
     y_hold: np.ndarray | None = None
 
@@ -408,7 +462,8 @@ def decide(
         half: str,
         start: pd.Timestamp | None,
         leaves: str = "constant",
-        held: bool = False,
+        incumbent: bool = False,
+        previous: bool = False,
     ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
@@ -429,16 +484,16 @@ def decide(
                 )
             )
             return
-        if (lo, days, leaves) in seen:
+        if (lo, days, leaves, previous) in seen:
             tried.append(
                 Candidate(
                     window, half, _iso(times.iloc[lo]), count, skipped="same rows", leaves=leaves
                 )
             )
             return
-        seen.add((lo, days, leaves))
+        seen.add((lo, days, leaves, previous))
         t0 = rows.cpu()
-        fit = rows.fit(lo, n_train, days, leaves)
+        fit = rows.fit(lo, n_train, days, leaves, previous)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -450,7 +505,9 @@ def decide(
             # the newcomer's improvement over the one chosen so far; for the incumbent, the
             # chosen one's improvement over it
             pair = (
-                ((pred, positive), scores[best[0]]) if held else (scores[best[0]], (pred, positive))
+                ((pred, positive), scores[best[0]])
+                if incumbent
+                else (scores[best[0]], (pred, positive))
             )
             d = paired_bootstrap(
                 measure,
@@ -470,13 +527,14 @@ def decide(
             half_life_days=None if days is None else round(days, 2),
             p_value=None if p_value is None else round(p_value, 4),
             leaves=leaves,
-            held=held or None,
+            held=incumbent or None,
+            previous_actual=previous or None,
         )
         i = len(tried)
         fits[i], scores[i] = (fit, lo), (pred, positive)
         tried.append(cand)
         beaten = p_value is not None and p_value < alpha
-        if math.isfinite(value) and (not best or (beaten != held)):
+        if math.isfinite(value) and (not best or (beaten != incumbent)):
             best[:] = [i]
 
     choice = spec.training.choice
@@ -490,7 +548,10 @@ def decide(
         tried.append(Candidate("all", "none", None, 0, skipped=note, leaves=base))
         base = "constant"
     shown = current()
-    total = len(choice.windows) + len(halves) + len(shaped)
+    from .previous_actual import can_try
+
+    previous = can_try(spec) and PREVIOUS_ACTUAL in hold_X.columns  # the rows hold its column
+    total = len(choice.windows) + len(halves) + len(shaped) + int(previous)
     shown.stage("window choice", total=total, unit="candidates")
     for window in choice.windows:
         attempt(window, "none", window_start(window, first, end, change_at), base)
@@ -509,8 +570,8 @@ def decide(
                 continue
             attempt(on.window, half, pd.Timestamp(on.start), base)
         on = tried[best[0]]  # the leaf models are tried on the best window and weighting
-        if held_leaves in shaped:  # the champion's first, as the incumbent
-            shaped = [held_leaves, *(x for x in shaped if x != held_leaves)]
+        if held.leaves in shaped:  # the champion's first, as the incumbent
+            shaped = [held.leaves, *(x for x in shaped if x != held.leaves)]
         for leaves in shaped:
             shown.advance()
             if leaves == "linear" and not linear:
@@ -518,7 +579,12 @@ def decide(
                 skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
                 tried.append(skip)
                 continue
-            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves, leaves == held_leaves)
+            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves, leaves == held.leaves)
+        if previous:  # the previous actual, on the chosen window, weighting and leaves
+            shown.advance()
+            on = tried[best[0]]
+            start = pd.Timestamp(on.start)
+            attempt(on.window, on.half_life, start, on.leaves, held.previous_actual, True)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")

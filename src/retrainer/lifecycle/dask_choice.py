@@ -190,7 +190,16 @@ class ClusterRows:
             return None
         return Cut(pd.Timestamp(self.times.iloc[row]), inclusive=True)
 
-    def fit(self, lo: int, hi: int, half_life: float | None, leaves: str = "constant") -> Fit:
+    def fit(
+        self,
+        lo: int,
+        hi: int,
+        half_life: float | None,
+        leaves: str = "constant",
+        previous: bool = False,
+    ) -> Fit:
+        """As :meth:`CandidateRows.fit`; never asked for ``previous`` (the holdout holds no
+        previous actual: the Dask engine does not compute it)."""
         recency = (
             None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
         )

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.errors import ConfigError
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..core.spec_sections import Search
@@ -33,9 +34,10 @@ from ..monitoring.reference import (
 from ..plumbing.workspace import Workspace
 from . import dask_rows
 from .choice import (
-    champion_leaves,
+    Incumbent,
     change_seen,
     decide,
+    incumbent,
     last_change,
     reuse_choice,
     with_leaves,
@@ -99,12 +101,12 @@ def train_window(
     allow_quality_warnings: bool = False,
     days_back: int | None = None,
     search: tuple[str, Search] | None = None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> Outcome:
     """Read ``spec``'s window (or its last ``days_back`` days) on ``client``'s workers,
     check it and fit ``family`` there (choosing the window and weighting first with
     ``training.choice``; ``change_at``: the last change the monitor detected;
-    ``held_leaves``: the champion's leaf model); with
+    ``held``: what the champion's recipe holds, see :func:`.choice.incumbent`); with
     ``search`` (why, settings), a hyper-parameter search on the rows before the holdout
     first, its trials' fits on the cluster. QualityError before any fit when the checks
     fail and ``allow_quality_warnings`` is not given."""
@@ -136,9 +138,7 @@ def train_window(
         before = ClusterFolds(rows, len(times) - len(hold))
         spec, searched = search_rows(spec, family, before, search[1], search[0])
     p.stage(f"fit {family}")
-    fitted, hold, since = _fit(
-        window, spec, family, facts, cut, hold, times, change_at, held_leaves
-    )
+    fitted, hold, since = _fit(window, spec, family, facts, cut, hold, times, change_at, held)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     names = ["entity_id", "event_time", "target", *spec.feature_names]
     if since is None:
@@ -266,7 +266,7 @@ def _fit(
     hold: pd.DataFrame,
     times: pd.Series,
     change_at: pd.Timestamp | None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> tuple[Fitted, pd.DataFrame, Cut | None]:
     """The evaluation fit (the chosen candidate's with ``training.choice``), scored on the
     holdout, then the final fits on the (chosen) window; also the rows scored and the
@@ -279,7 +279,7 @@ def _fit(
     rows = ClusterRows(window, spec, family, facts, schema, sorted_times(times), hold)
     if spec.training.choice.enabled:
         (eval_model, eval_cal), first, record = decide(
-            spec, family, rows, len(hold), change_at, held_leaves
+            spec, family, rows, len(hold), change_at, held
         )
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
         rows = replace(rows, spec=spec)
@@ -366,7 +366,14 @@ def train_partitioned(
     decisions = ws.store.decisions(spec.name) if spec.training.choice.enabled else []
     change_at = last_change(decisions)
     versions = ws.store.list_versions(spec.name)
-    held = champion_leaves(versions, ws.store.roles(spec.name).champion)
+    held = incumbent(versions, ws.store.roles(spec.name).champion)
+    if held.previous_actual:
+        raise ConfigError(
+            f"The champion of {spec.name!r} learnt the previous actual as an input "
+            "(training.choice.previous_actual), which the Dask engine does not compute. "
+            "Retrain it with the local engine, or set training.choice.previous_actual: false "
+            "and retrain locally once before moving to the Dask engine."
+        )
     spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
     chosen_spec = spec
 

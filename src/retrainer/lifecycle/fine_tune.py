@@ -11,6 +11,7 @@ import pandas as pd
 from ..core import feature_sets
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
+from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
@@ -20,6 +21,7 @@ from ..plumbing.workspace import Workspace
 from .fitting import Evaluation, Fitted, score
 from .gating import window_min_rows
 from .predictor import load_predictor
+from .previous_actual import with_previous
 from .sources import row_stats, training_frame
 from .train import register_fitted
 
@@ -113,9 +115,12 @@ def fine_tune(
     p.advance(len(frame))
     if len(frame):  # the set a training on these rows would use (the flag's, or fallback)
         spec = feature_sets.resolve(spec, feature_sets.present_columns(frame)).spec
+    inputs = spec  # the champion's inputs: the spec's, and the previous actual if it learnt it
+    if PREVIOUS_ACTUAL in schema["numeric"]:
+        inputs = with_previous(spec)
     if (list(schema["numeric"]), list(schema["categorical"])) != (
-        spec.active_features.numeric,
-        spec.active_features.categorical,
+        inputs.active_features.numeric,
+        inputs.active_features.categorical,
     ):
         raise CapabilityError(
             f"The spec's features of {model!r} differ from champion {champion.version}'s "
@@ -135,7 +140,7 @@ def fine_tune(
     tuned = load_model(
         ws.artifact_bytes(champion), threads=spec.training.threads
     )  # a fresh copy to train further
-    X, y = frame[spec.feature_names], frame["target"]
+    X, y = frame[inputs.feature_names], frame["target"]
     fit_part, val = temporal_holdout(len(frame), spec.fine_tune.validation_fraction)
     k = window_min_rows(ws, spec).validation_rows(len(frame), spec.fine_tune.validation_fraction)
     if k > val.stop - val.start:  # a small window: the slice its scaled gate minimum needs

@@ -26,7 +26,8 @@ from ..evaluation.calibration import Calibrator, calibration_report, fit_calibra
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
 from ..families.feature_step import FeatureStep
-from .choice import ChoiceRecord, choose, recency_weights, with_leaves
+from .choice import ChoiceRecord, Incumbent, choose, recency_weights, with_leaves
+from .previous_actual import with_previous
 
 EARLY_STOP_FRACTION = 0.1
 CALIBRATION_FRACTION = 0.1
@@ -261,13 +262,13 @@ def fit_family(
     family: str,
     frame: pd.DataFrame,
     change_at: pd.Timestamp | None = None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> Fitted:
     """Evaluate on the temporal holdout (and folds), then refit for serving. With
     ``training.choice`` enabled the window and weighting are chosen first (:mod:`.choice`;
-    ``change_at``: the last concept drift detected; ``held_leaves``: the champion's leaf
-    model) and the model learns ``frame`` from the chosen window's start
-    (``Fitted.first_row``)."""
+    ``change_at``: the last concept drift detected; ``held``: what the champion's recipe
+    holds, see :func:`.choice.incumbent`) and the model learns ``frame`` from the chosen
+    window's start (``Fitted.first_row``)."""
     started = time.process_time()
     seed = spec.training.seed
     train_part, hold = holdout_slices(spec, frame)
@@ -275,10 +276,10 @@ def fit_family(
     record, first, weight = None, 0, None
     if spec.training.choice.enabled:  # reports its candidates as a stage of their own
         n_hold = hold.stop - hold.start
-        (eval_model, eval_cal), first, record = choose(
-            spec, family, frame, n_hold, change_at, held_leaves
-        )
+        (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at, held)
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
+        if record.chosen.previous_actual:
+            spec = with_previous(spec)
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]
         train_part, hold = slice(0, len(frame) - n_hold), slice(len(frame) - n_hold, len(frame))

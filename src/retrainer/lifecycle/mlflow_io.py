@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, ConfigError, RetrainerError
+from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..evaluation.gate_types import stored_gate
 from ..plumbing.workspace import Workspace
 
@@ -299,6 +300,12 @@ def export_version(
             "scores of the model itself"
         )
         tags["retrainer.calibrated"] = "true (the MLflow model is uncalibrated)"
+    if PREVIOUS_ACTUAL in names:
+        notes.append(
+            f"the version learnt the previous actual as an input ({PREVIOUS_ACTUAL!r}, "
+            "training.choice.previous_actual), which retrainer fills from its store; a caller "
+            "of the MLflow model passes the newest actual before each row in that column"
+        )
     try:
         with using(mlflow, tracking_uri):
             mlflow.set_experiment(experiment)

@@ -22,6 +22,7 @@ from ..core.errors import (
     RetrainerError,
 )
 from ..core.faults import fault_point
+from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
@@ -33,7 +34,7 @@ from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
 from ..policy.decide import kept_baseline
 from . import dask_engine, dask_rows, rollout
-from .choice import champion_leaves, change_seen, last_change, reuse_choice
+from .choice import Incumbent, change_seen, incumbent, last_change, reuse_choice
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
@@ -160,8 +161,9 @@ def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str
     base = roles.champion or versions[-1].version
     parent = next(v for v in versions if v.version == base)
     schema = parent.feature_schema
+    numeric = [c for c in schema.get("numeric", []) if c != PREVIOUS_ACTUAL]  # not a column
     same_schema = (
-        list(schema.get("numeric", [])) == spec.active_features.numeric
+        numeric == spec.active_features.numeric
         and list(schema.get("categorical", [])) == spec.active_features.categorical
     )
     if parent.family != family or not same_schema:
@@ -223,15 +225,15 @@ def fit_with_fallback(
     family: str,
     frame: pd.DataFrame,
     change_at: pd.Timestamp | None = None,
-    held_leaves: str | None = None,
+    held: Incumbent | None = None,
 ) -> tuple[Fitted, dict[str, Any]]:
     """Fit ``family``; if it cannot be imported or fails, fit the fallback and say why.
-    ``change_at``, ``held_leaves``: what the choice knows of the past (:func:`fit_family`)."""
+    ``change_at``, ``held``: what the choice knows of the past (:func:`fit_family`)."""
     try:
         fit = dask_engine.attempt(  # engine: dask (a lost worker: once more); else here
             spec.training,
             family,
-            lambda _client: fit_family(spec, family, frame, change_at, held_leaves),
+            lambda _client: fit_family(spec, family, frame, change_at, held),
         )
         return fit, {}
     except (RetrainerError, ImportError, ValueError, RuntimeError, MemoryError) as exc:
@@ -240,7 +242,7 @@ def fit_with_fallback(
         if isinstance(exc, fails) or fallback is None or fallback == family:
             raise
         reason = f"{type(exc).__name__}: {exc}"
-        return fit_family(spec, fallback, frame, change_at, held_leaves), {
+        return fit_family(spec, fallback, frame, change_at, held), {
             "requested": family,
             "reason": reason,
         }
@@ -300,7 +302,7 @@ def train(
     decisions = ws.store.decisions(model) if spec.training.choice.enabled else []
     change_at = last_change(decisions)
     versions = ws.store.list_versions(model)
-    held = champion_leaves(versions, ws.store.roles(model).champion)
+    held = incumbent(versions, ws.store.roles(model).champion)
     spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at, held)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
@@ -374,7 +376,8 @@ def serving_cost(
         return None
     from ..plumbing.serving_cost import measure
 
-    hold = frame.iloc[len(frame) - len(fitted.evaluation.holdout_ids) :][spec.feature_names]
+    columns = list(fitted.model.schema_.columns)  # the spec's, and any it added (a previous actual)
+    hold = frame.iloc[len(frame) - len(fitted.evaluation.holdout_ids) :][columns]
     cal = fitted.calibrator.to_dict() if fitted.calibrator is not None else None
     return measure(data, cal, hold, fitted.family)
 

@@ -39,7 +39,7 @@ from .model_holder import LAZY, AlertFn, ModelRegistry
 from .models import ErrorBody, PredictRequest, PredictResponse
 from .predict import parse_rows, score, warnings
 from .routing import pick
-from .sequence import as_sequence, score_sequence
+from .sequence import as_sequence, score_sequence, with_previous_rows
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
 from .ui import ui_router
@@ -251,7 +251,8 @@ def create_app(
             rows = parse_rows(_loads(text), spec.serving.max_batch_rows)
             loaded, r = pick(served, name, rows, spec.id_column, rid)
             version, arm = loaded.version, r.arm
-            X, ids, unknown = loaded.codec.encode(rows)
+            filled = await with_previous_rows(state, name, rows, loaded, served.challenger)
+            X, ids, unknown = loaded.codec.encode(filled.get(loaded.version, rows))
             cold: list[bool] | None = None
             sequence = as_sequence(loaded.predictor.model)
             if sequence is None:
@@ -294,7 +295,7 @@ def create_app(
                     outputs,
                     probas,
                     shadow=shadow,
-                    rows=rows if shadow is not None else None,
+                    rows=filled.get(shadow.version, rows) if shadow is not None else None,
                 )
             )
         state.metrics.observe(name, version, arm, 200, time.perf_counter() - t0)

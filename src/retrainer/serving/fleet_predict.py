@@ -37,10 +37,12 @@ from ..core.fleet import member_name
 from ..core.names import MAX_ID, text_problem
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import interval_bounds
+from ..lifecycle.previous_actual import uses_previous
 from .errors import MAX_REPORTED, TooLarge, json_response, row_errors
 from .logqueue import LogItem
 from .predict import Unknown, score, warnings
 from .routing import pick
+from .sequence import previous_cache
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -184,12 +186,18 @@ class Scored:
     unknown: list[Unknown]
 
 
-def score_group(g: Group, served: Served, id_column: str, rid: str) -> Scored:
-    """One member's rows scored by the version its rollout routes them to; a row problem's
-    index is the request's (not the group's)."""
+def score_group(
+    g: Group, served: Served, id_column: str, rid: str, state: ServerState | None = None
+) -> Scored:
+    """One member's rows scored by the version its rollout routes them to (a version that
+    learnt the previous actual gets the member's newest stored actual, from ``state``'s
+    cache); a row problem's index is the request's (not the group's)."""
     loaded, r = pick(served, g.member, g.rows, id_column, rid)
+    rows = g.rows
+    if state is not None and uses_previous(loaded.predictor.model):
+        rows = previous_cache(state).fill(state.ws, g.member, rows)
     try:
-        X, ids, unknown = loaded.codec.encode(g.rows)
+        X, ids, unknown = loaded.codec.encode(rows)
     except InputError as exc:
         raise _renumber(exc, g.index) from None
     outputs, probabilities, probas = score(loaded, X)
@@ -226,7 +234,7 @@ async def predict_fleet(
         scored = []
         for g in groups:
             try:
-                scored.append(score_group(g, served[g.member], spec.id_column, rid))
+                scored.append(score_group(g, served[g.member], spec.id_column, rid, state))
             except RetrainerError as exc:
                 state.metrics.error(g.member, "-", "-", exc.code)
                 raise
@@ -313,9 +321,17 @@ def _log(state: ServerState, scored: list[Scored], text: str, rid: str) -> None:
                 s.outputs,
                 s.probas,
                 shadow=shadow,
-                rows=s.group.rows if shadow is not None else None,
+                rows=None if shadow is None else _shadow_rows(state, s.group, shadow),
             )
         )
+
+
+def _shadow_rows(state: ServerState, group: Group, shadow: Loaded) -> list[Any]:
+    """The rows a member's shadow scores: with the newest stored actual when it learnt the
+    previous actual, as sent otherwise."""
+    if not uses_previous(shadow.predictor.model):
+        return group.rows
+    return previous_cache(state).fill(state.ws, group.member, group.rows)
 
 
 def _rows_text(rows: list[Any]) -> str:

@@ -1,0 +1,252 @@
+"""The previous actual as an input of a regression (training.choice.previous_actual): chosen by
+the holdout where the target moves slowly, kept on the version's schema, and filled from the
+store by every path that scores rows (batch predict through the real CLI, the REST server on
+loopback, a replay); clients never send it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import uvicorn
+import yaml
+from backup_craft import run_cli
+from daily_rows import choice_spec, choice_workspace
+
+from retrainer.core.errors import ConfigError
+from retrainer.core.feature_sets import PREVIOUS_ACTUAL
+from retrainer.core.spec import parse_spec
+from retrainer.lifecycle.fine_tune import fine_tune
+from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.predict import predict_rows
+from retrainer.lifecycle.previous_actual import PreviousCache, add_previous, stored_previous
+from retrainer.lifecycle.train import train
+from retrainer.plumbing.workspace import Workspace
+from waits import wait_until
+
+DAYS = 3 * 365
+PARAMS = {"num_threads": 1, "n_estimators": 60}
+SERVER_START = 120.0  # seconds; a server boots in about 2 s on an idle machine
+
+
+def walk(n_days: int = DAYS, seed: int = 0, start: str = "2020-01-01") -> pd.DataFrame:
+    """One row a day; ``y`` is a random walk (its best predictor: yesterday's ``y``) and
+    ``x0..x2`` are noise."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n_days, 3))
+    return pd.DataFrame(
+        {
+            "id": [f"{seed}-{i}" for i in range(n_days)],
+            "t": pd.Timestamp(start) + pd.to_timedelta(np.arange(n_days), unit="D"),
+            "x0": x[:, 0],
+            "x1": x[:, 1],
+            "x2": x[:, 2],
+            "y": np.cumsum(rng.normal(0, 1, n_days)),
+        }
+    )
+
+
+def _workspace(tmp_path: Path, **model: Any) -> Workspace:
+    return choice_workspace(tmp_path, task="regression", params=PARAMS, **model)
+
+
+@pytest.fixture
+def trained(tmp_path: Path) -> Iterator[Workspace]:
+    """A champion trained on three years of the walk."""
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", walk())
+        train(ws, "m", deploy=True)
+        yield ws
+
+
+def _chosen(ws: Workspace) -> dict[str, Any]:
+    champion = ws.store.roles("m").champion
+    return ws.store.get_version("m", champion).details["training_choice"]  # type: ignore[arg-type]
+
+
+def test_the_previous_actual_is_chosen_where_it_predicts_and_the_version_keeps_it(
+    trained: Workspace,
+) -> None:
+    choice = _chosen(trained)
+    last = choice["candidates"][-1]
+    assert last.get("previous_actual") is True and last.get("skipped") is None, choice
+    assert choice["chosen"].get("previous_actual") is True, choice
+    assert choice["chosen"]["p_value"] < 0.05
+    v = trained.store.get_version("m", trained.store.roles("m").champion or "")
+    assert v.feature_schema["numeric"] == ["x0", "x1", "x2", PREVIOUS_ACTUAL]
+    without = [c.get("value") for c in choice["candidates"] if not c.get("previous_actual")]
+    assert choice["chosen"]["value"] < 0.5 * min(v for v in without if v is not None)
+
+
+def test_a_batch_is_scored_with_the_stored_actuals_before_each_row(trained: Workspace) -> None:
+    stored = trained.store.training_frame("m")
+    nxt = walk(DAYS + 3).tail(3).drop(columns=["y"])  # the three days after the stored rows
+    scored = predict_rows(trained, "m", nxt, log=False).frame
+    assert PREVIOUS_ACTUAL not in scored.columns  # an input, not an output
+    model = trained.load("m", trained.store.roles("m").champion or "")
+    by_hand = nxt[["x0", "x1", "x2"]].assign(**{PREVIOUS_ACTUAL: stored["target"].iloc[-1]})
+    assert np.allclose(scored["prediction"], model.predict(by_hand))
+    # a batch over stored days sees, for each row, the actual of the day before it
+    past = walk().iloc[100:103].drop(columns=["y"])
+    scored = predict_rows(trained, "m", past, log=False).frame
+    by_hand = past[["x0", "x1", "x2"]].assign(**{PREVIOUS_ACTUAL: walk()["y"].iloc[99:102].values})
+    assert np.allclose(scored["prediction"], model.predict(by_hand))
+
+
+def test_the_real_cli_scores_a_file_without_the_column(trained: Workspace, tmp_path: Path) -> None:
+    cfg = tmp_path / "retrainer.yaml"
+    cfg.write_text(yaml.safe_dump(choice_spec(tmp_path, task="regression", params=PARAMS)))
+    src, out = tmp_path / "next.csv", tmp_path / "scored.csv"
+    walk(DAYS + 2).tail(2).drop(columns=["y"]).to_csv(src, index=False)
+    done = run_cli(cfg, "predict", "m", str(src), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["id", "t", "x0", "x1", "x2", "prediction"]
+    last = trained.store.training_frame("m")["target"].iloc[-1]
+    assert abs(scored["prediction"].iloc[0] - last) < 3  # near yesterday's, not a mean level
+
+
+def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Workspace) -> None:
+    from retrainer.serving.app import create_app
+    from retrainer.serving.sequence import PREVIOUS_KEY
+
+    app = create_app(trained, log_predictions=False, scheduler=False)
+    app.state.retrainer.cache[PREVIOUS_KEY] = PreviousCache(ttl_s=0)  # read on every request
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START)
+    model = trained.load("m", trained.store.roles("m").champion or "")
+    row = {"id": "new-1", "x0": 0.5, "x1": 0.5, "x2": 0.5}
+    url = f"http://127.0.0.1:{port}/v1/models/m/predict"
+    http = httpx.Client(timeout=60)
+    try:
+        first = http.post(url, json={"rows": [row]})
+        assert first.status_code == 200, first.text
+        last = trained.store.training_frame("m")["target"].iloc[-1]
+        expected = model.predict(pd.DataFrame([{**row, PREVIOUS_ACTUAL: last}]))[0]
+        assert first.json()["predictions"][0] == pytest.approx(expected)
+        # a new actual is stored: the next request sees it
+        later = walk(DAYS + 1, seed=0).tail(1).assign(y=last + 40.0)
+        ingest_frame(trained, "m", later)
+        second = http.post(url, json={"rows": [row]})
+        assert second.status_code == 200, second.text
+        expected = model.predict(pd.DataFrame([{**row, PREVIOUS_ACTUAL: last + 40.0}]))[0]
+        assert second.json()["predictions"][0] == pytest.approx(expected)
+        assert second.json()["predictions"][0] > first.json()["predictions"][0] + 1
+    finally:
+        http.close()
+        srv.should_exit = True
+        thread.join(SERVER_START)
+
+
+def test_a_fine_tune_continues_a_champion_that_learnt_it(trained: Workspace) -> None:
+    ingest_frame(trained, "m", walk(DAYS + 120).iloc[DAYS:])
+    tuned = fine_tune(trained, "m", force=True).version
+    assert tuned is not None
+    assert tuned.feature_schema["numeric"][-1] == PREVIOUS_ACTUAL
+    assert tuned.version.split(".")[0] == "1"  # a patch of the champion, not a new schema
+
+
+def test_a_classifier_or_the_switch_off_never_tries_it(tmp_path: Path) -> None:
+    off = {"choice": {"previous_actual": False}}
+    with _workspace(tmp_path, training=off) as ws:
+        ingest_frame(ws, "m", walk(400))
+        record = train(ws, "m").version.details["training_choice"]
+    assert not any(c.get("previous_actual") for c in record["candidates"])
+    labels = walk(400).assign(y=lambda f: (f["y"] > f["y"].median()).astype(int))
+    with choice_workspace(tmp_path / "c") as ws:
+        ingest_frame(ws, "m", labels)
+        version = train(ws, "m").version
+    assert not any(
+        c.get("previous_actual") for c in version.details["training_choice"]["candidates"]
+    )
+    assert PREVIOUS_ACTUAL not in version.feature_schema["numeric"]
+
+
+def test_a_spec_cannot_name_a_column_so(tmp_path: Path) -> None:
+    raw = choice_spec(tmp_path, task="regression")
+    raw["models"]["m"]["features"] = {"numeric": ["x0", PREVIOUS_ACTUAL]}
+    with pytest.raises(ConfigError, match="rename that column"):
+        parse_spec(raw, environ={})
+
+
+def test_rows_see_the_newest_actual_of_an_earlier_time() -> None:
+    times = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02", "2024-01-04"])
+    frame = pd.DataFrame({"event_time": times, "target": [1.0, 2.0, 3.0, 4.0]})
+    older = pd.DataFrame({"event_time": pd.to_datetime(["2023-12-30"]), "target": [9.0]})
+    got = add_previous(frame.copy(), older)[PREVIOUS_ACTUAL].tolist()
+    assert got == [9.0, 1.0, 1.0, 3.0]
+
+
+def test_a_replayed_row_sees_an_actual_once_it_arrived(tmp_path: Path) -> None:
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", walk(10))  # stored: days 0..9
+        spec = ws.model_spec("m")
+        stored = ws.store.training_frame("m")["target"].tolist()
+        rows = walk(14).iloc[10:14]  # days 10..13, served at once
+        pending = rows.rename(columns={"t": "event_time", "y": "target"})[["event_time", "target"]]
+        two_days = stored_previous(ws, spec, rows, pending, timedelta(days=2))
+        one_day = stored_previous(ws, spec, rows, pending, timedelta(days=1))
+    y = rows["y"].tolist()
+    # with a 2-day delay day 12 sees day 10's actual; day 10 and 11 the newest stored one
+    assert two_days.tolist() == [stored[-1], stored[-1], y[0], y[1]]
+    assert one_day.tolist() == [stored[-1], y[0], y[1], y[2]]
+
+
+def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
+    """Over loopback: a fleet request's rows are routed to their members, and each member
+    that learnt the previous actual scores with its own newest stored actual."""
+    from retrainer.core.fleet import member_name
+    from retrainer.serving.app import create_app
+
+    model = {
+        "task": "regression", "target": "y", "id_column": "id", "time_column": "t",
+        "features": {"numeric": ["x0", "x1", "x2"]}, "family": "lightgbm", "params": PARAMS,
+        "fleet": {"by": "shop"},
+    }  # fmt: skip
+    raw = {"store": f"sqlite:///{tmp_path / 'f.db'}", "artifacts": str(tmp_path / "a"),
+           "models": {"sales": model}}  # fmt: skip
+    shops = {"a": walk(DAYS, seed=1), "b": walk(DAYS, seed=2).assign(y=lambda f: f["y"] + 50)}
+    frame = pd.concat([f.assign(shop=s) for s, f in shops.items()]).sort_values("t")
+    with Workspace(parse_spec(raw, environ={})) as ws:
+        ingest_frame(ws, "sales", frame)
+        for shop in shops:
+            v = train(ws, member_name("sales", shop), deploy=True).version
+            assert v.feature_schema["numeric"][-1] == PREVIOUS_ACTUAL, v.details
+        app = create_app(ws, log_predictions=False, scheduler=False)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        thread = threading.Thread(target=srv.run, daemon=True)
+        thread.start()
+        wait_until(
+            lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START
+        )
+        rows = [{"id": f"n-{s}", "shop": s, "x0": 0.5, "x1": 0.5, "x2": 0.5} for s in ("a", "b")]
+        try:
+            with httpx.Client(timeout=60) as http:
+                answer = http.post(f"http://127.0.0.1:{port}/v1/models/sales/predict",
+                                   json={"rows": rows})  # fmt: skip
+        finally:
+            srv.should_exit = True
+            thread.join(SERVER_START)
+        assert answer.status_code == 200, answer.text
+        for row, got in zip(rows, answer.json()["predictions"], strict=True):
+            member = member_name("sales", str(row["shop"]))
+            last = ws.store.training_frame(member)["target"].iloc[-1]
+            model_ = ws.load(member, ws.store.roles(member).champion or "")
+            by_hand = pd.DataFrame([{**row, PREVIOUS_ACTUAL: last}])
+            assert got == pytest.approx(model_.predict(by_hand)[0])
