@@ -250,3 +250,15 @@ def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
             model_ = ws.load(member, ws.store.roles(member).champion or "")
             by_hand = pd.DataFrame([{**row, PREVIOUS_ACTUAL: last}])
             assert got == pytest.approx(model_.predict(by_hand)[0])
+
+
+def test_the_dask_engine_refuses_a_champion_that_learnt_it(
+    trained: Workspace, tmp_path: Path
+) -> None:
+    """Before any cluster starts: the error names the option and the fix."""
+    pytest.importorskip("dask.distributed")
+    with _workspace(tmp_path, training={"engine": "dask"}) as ws:  # the same store
+        assert ws.store.roles("m").champion is not None
+        with pytest.raises(ConfigError, match=r"training\.choice\.previous_actual") as err:
+            train(ws, "m")
+    assert "Retrain it with the local engine" in str(err.value)

@@ -550,7 +550,11 @@ def decide(
     shown = current()
     from .previous_actual import can_try
 
-    previous = can_try(spec) and PREVIOUS_ACTUAL in hold_X.columns  # the rows hold its column
+    previous = (  # the rows hold its column; a sequence model reads its history itself
+        can_try(spec)
+        and PREVIOUS_ACTUAL in hold_X.columns
+        and not getattr(family_class(family), "sequence", False)
+    )
     total = len(choice.windows) + len(halves) + len(shaped) + int(previous)
     shown.stage("window choice", total=total, unit="candidates")
     for window in choice.windows:

@@ -21,7 +21,8 @@ that a client never sends it:
 It is the stream's previous actual (the newest of any entity), the ``naive:last`` baseline of
 a stream whose ids do not repeat. A row with no earlier actual gets a missing value, which
 every family that handles missing values learns. Regression only, from the store only (a
-model whose rows come from ``data.source`` parquet or sql never tries it).
+model whose rows come from ``data.source`` parquet or sql never tries it), and never for a
+sequence family (``lstm``), which reads its rows' history itself.
 
 >>> import pandas as pd
 >>> f = pd.DataFrame({"event_time": pd.to_datetime(["2024-01-01", "2024-01-02",
