@@ -48,6 +48,7 @@ BENCHES = [
     "dask-choice",
     "feedback",
     "dask-drift",
+    "previous",
 ]
 # module of another name
 MODULES = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -67,6 +68,25 @@ def trained(tmp_path: Path) -> Iterator[Workspace]:
         yield ws
 
 
+@contextmanager
+def _served(app: Any) -> Iterator[httpx.Client]:
+    """``app`` served by uvicorn on a free loopback port; a client whose base URL is it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    wait_until(lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START)
+    assert srv.started, "the server thread ended without starting"
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            yield http
+    finally:
+        srv.should_exit = True
+        thread.join(SERVER_START)
+
+
 def _chosen(ws: Workspace) -> dict[str, Any]:
     champion = ws.store.roles("m").champion
     return ws.store.get_version("m", champion).details["training_choice"]  # type: ignore[arg-type]
@@ -120,18 +140,10 @@ def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Worksp
 
     app = create_app(trained, log_predictions=False, scheduler=False)
     app.state.retrainer.cache[PREVIOUS_KEY] = PreviousCache(ttl_s=0)  # read on every request
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START)
     model = trained.load("m", trained.store.roles("m").champion or "")
     row = {"id": "new-1", "x0": 0.5, "x1": 0.5, "x2": 0.5}
-    url = f"http://127.0.0.1:{port}/v1/models/m/predict"
-    http = httpx.Client(timeout=60)
-    try:
+    url = "/v1/models/m/predict"
+    with _served(app) as http:
         first = http.post(url, json={"rows": [row]})
         assert first.status_code == 200, first.text
         last = trained.store.training_frame("m")["target"].iloc[-1]
@@ -145,10 +157,6 @@ def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Worksp
         expected = model.predict(pd.DataFrame([{**row, PREVIOUS_ACTUAL: last + 40.0}]))[0]
         assert second.json()["predictions"][0] == pytest.approx(expected)
         assert second.json()["predictions"][0] > first.json()["predictions"][0] + 1
-    finally:
-        http.close()
-        srv.should_exit = True
-        thread.join(SERVER_START)
 
 
 def test_a_fine_tune_continues_a_champion_that_learnt_it(trained: Workspace) -> None:
@@ -226,23 +234,9 @@ def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
             v = train(ws, member_name("sales", shop), deploy=True).version
             assert v.feature_schema["numeric"][-1] == PREVIOUS_ACTUAL, v.details
         app = create_app(ws, log_predictions=False, scheduler=False)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-        thread = threading.Thread(target=srv.run, daemon=True)
-        thread.start()
-        wait_until(
-            lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START
-        )
         rows = [{"id": f"n-{s}", "shop": s, "x0": 0.5, "x1": 0.5, "x2": 0.5} for s in ("a", "b")]
-        try:
-            with httpx.Client(timeout=60) as http:
-                answer = http.post(f"http://127.0.0.1:{port}/v1/models/sales/predict",
-                                   json={"rows": rows})  # fmt: skip
-        finally:
-            srv.should_exit = True
-            thread.join(SERVER_START)
+        with _served(app) as http:
+            answer = http.post("/v1/models/sales/predict", json={"rows": rows})
         assert answer.status_code == 200, answer.text
         for row, got in zip(rows, answer.json()["predictions"], strict=True):
             member = member_name("sales", str(row["shop"]))

@@ -100,14 +100,19 @@ def add_previous(frame: pd.DataFrame, before: pd.DataFrame | None = None) -> pd.
     return frame
 
 
-def with_previous_column(ws: Workspace, spec: ModelSpec, frame: pd.DataFrame) -> pd.DataFrame:
+def with_previous_column(
+    ws: Workspace, spec: ModelSpec, frame: pd.DataFrame, *, oldest: bool = False
+) -> pd.DataFrame:
     """A regression's stored training rows (``frame``, time-ordered) with :data:`PREVIOUS`
-    (see :func:`add_previous`; the first rows see the newest stored row before them): what
-    every training, gate and comparison scores versions on. Other frames as they are."""
+    (see :func:`add_previous`; the first rows see the newest stored row before them, read
+    unless ``oldest``: the frame starts at the oldest stored row): what every training and
+    gate scores versions on. Other frames as they are."""
     from .history import stored_history
 
     if spec.task != "regression" or frame.empty or "target" not in frame.columns:
         return frame
+    if oldest:
+        return add_previous(frame)
     first = pd.Timestamp(frame["event_time"].iloc[0]).to_pydatetime()
     before = stored_history(ws, spec.name, None, [""], limit=1, columns=[], before=first)
     return add_previous(frame, before[["event_time", "target"]])
@@ -142,7 +147,7 @@ def can_try(spec: ModelSpec) -> bool:
     )
 
 
-def _times(ws: Workspace, spec: ModelSpec, df: pd.DataFrame) -> np.ndarray | None:
+def _times(spec: ModelSpec, df: pd.DataFrame) -> np.ndarray | None:
     """The rows' times (naive UTC, datetime64), or None when the frame has no time column."""
     from .ingest import parse_times
 
@@ -168,7 +173,7 @@ def stored_previous(
     the stored rows between the first and the last time: bounded by the batch's span."""
     from .history import stored_history
 
-    times = _times(ws, spec, df)
+    times = _times(spec, df)
     first = None if times is None else pd.Timestamp(times.min()).to_pydatetime()
     newest = stored_history(ws, spec.name, None, [""], limit=1, columns=[], before=first)
     known = [newest[["event_time", "target"]]]

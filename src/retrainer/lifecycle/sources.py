@@ -77,7 +77,8 @@ def training_frame(
 
     stored = ws.store.training_frame(spec.name, start=start, end=end, after=after)
     if spec.data.source == "store":
-        return with_previous_column(ws, spec, stored)  # a regression's previous actual
+        oldest = start is None and after is None  # no stored row before the frame
+        return with_previous_column(ws, spec, stored, oldest=oldest)  # a regression's
     window = Window(start, end, after)
     parts = [_within(f, window) for f in _source_frames(spec, window)]
     parts = [p for p in parts if len(p)]
