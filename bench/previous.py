@@ -5,10 +5,10 @@ arrays already in memory) and pandas' ``merge_asof`` (the peer a hand-written jo
 A regression of 8 numeric features; ``n`` rows one a minute (1,000,000 rows: 694 days),
 ingested into a fresh SQLite store (untimed). Timed, each once after a warm-up read:
 
-- the training read: ``sources.training_frame`` (the stored rows, then the previous-actual
-  column: one read of the newest row before the window, a sort check and a binary search per
-  row) against ``store.training_frame`` alone (the rows without the column);
-- a batch's lookup: ``previous_actual.stored_previous`` for ``n`` rows to score whose times
+- the training read: ``sources.training_frame`` then ``time_inputs.with_time_inputs`` (the
+  previous-actual column: one read of the newest row before the window, a sort and a binary
+  search per row) against ``store.training_frame`` alone (the rows without the column);
+- a batch's lookup: ``time_inputs.stored_inputs`` for ``n`` rows to score whose times
   span the stored rows (every stored row between them is read: the worst case, a batch as
   long as the store), against the floor (``searchsorted`` on the stored times and actuals
   already in memory) and ``pandas.merge_asof`` on the same frames in memory;
@@ -55,8 +55,13 @@ def measure_one(n: int) -> dict[str, Any]:
 
     from retrainer.core.spec import parse_spec
     from retrainer.lifecycle.ingest import ingest_frame
-    from retrainer.lifecycle.previous_actual import PREVIOUS, stored_previous
     from retrainer.lifecycle.sources import training_frame
+    from retrainer.lifecycle.time_inputs import (
+        PREVIOUS,
+        TimeInputs,
+        stored_inputs,
+        with_time_inputs,
+    )
     from retrainer.plumbing.workspace import Workspace
 
     folder = WORK / f"previous-{n}"
@@ -81,9 +86,11 @@ def measure_one(n: int) -> dict[str, Any]:
         ingest_frame(ws, "m", df)
         ws.store.training_frame("m")  # warm the file cache
         plain_s, plain = _timed(ws.store.training_frame, "m")
-        read_s, frame = _timed(training_frame, ws, spec)
+        inputs = TimeInputs(previous_actual=True)
+        read_s, frame = _timed(lambda: with_time_inputs(ws, spec, training_frame(ws, spec), inputs))
         batch = df.drop(columns=["y"]).assign(at=df["at"] + pd.Timedelta(seconds=30))
-        lookup_s, looked = _timed(stored_previous, ws, spec, batch)
+        lookup_s, found = _timed(stored_inputs, ws, spec, batch, inputs)
+        looked = found[PREVIOUS]
     at = plain["event_time"].to_numpy(dtype="datetime64[ns]")
     y = plain["target"].to_numpy(dtype=np.float64)
     times = batch["at"].to_numpy(dtype="datetime64[ns]")
@@ -97,9 +104,7 @@ def measure_one(n: int) -> dict[str, Any]:
     floor_s, floored = _timed(floor)
     left = pd.DataFrame({"at": times})
     right = pd.DataFrame({"at": at, "y": y})
-    peer_s, merged = _timed(
-        lambda: pd.merge_asof(left, right, on="at", allow_exact_matches=False)
-    )
+    peer_s, merged = _timed(lambda: pd.merge_asof(left, right, on="at", allow_exact_matches=False))
     assert np.allclose(looked, floored, equal_nan=True), "the lookup differs from the floor"
     assert np.allclose(merged["y"], floored, equal_nan=True), "merge_asof differs"
     assert np.allclose(frame[PREVIOUS].iloc[1:], y[:-1]), "the training column is not y[t-1]"
@@ -134,18 +139,23 @@ def run(quick: bool) -> str:
         ]
         for r in results
     ]  # fmt: skip
+    text = (
+        "A regression of 8 numeric features whose rows come one a minute, stored in a fresh "
+        "SQLite file (ingest untimed). The training read is `sources.training_frame` then "
+        "`time_inputs.with_time_inputs` (each row's previous actual: one read of the newest "
+        "stored row before the window, a sort and a binary search per row) against "
+        "`store.training_frame` alone. The batch lookup is `time_inputs.stored_inputs` for "
+        "as many rows to score as are stored, spanning them (every stored row between the "
+        "batch's first and last time is read: the worst case), against the floor, "
+        "`numpy.searchsorted` on the stored times and actuals already in memory, and "
+        "`pandas.merge_asof` on the same frames; all three give the same values, and the "
+        "training column is each row's predecessor's actual. "
+        "`python -m bench --only previous`."
+    )
     return (
         "## The previous actual: the column on a training read and a batch's lookup\n\n"
-        "A regression of 8 numeric features whose rows come one a minute, stored in a fresh "
-        "SQLite file (ingest untimed). The training read is `sources.training_frame` (the "
-        "stored rows, then each row's previous actual: one read of the newest stored row "
-        "before the window and a binary search per row) against `store.training_frame` "
-        "alone. The batch lookup is `previous_actual.stored_previous` for as many rows to "
-        "score as are stored, spanning them (every stored row between the batch's first and "
-        "last time is read: the worst case), against the floor, `numpy.searchsorted` on the "
-        "stored times and actuals already in memory, and `pandas.merge_asof` on the same "
-        "frames; all three give the same values, and the training column is each row's "
-        "predecessor's actual. `python -m bench --only previous`.\n\n"
+        + text
+        + "\n\n"
         + table(heads, rows)
         + "\n"
     )

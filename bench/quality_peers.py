@@ -79,9 +79,9 @@ def _choice_name(chosen: dict[str, Any]) -> str:
         weighting = f"half-life {weighting}" + (f" ({days:.0f} d)" if days else "")
     leaves = chosen.get("leaves", "constant")
     leaves = "" if leaves == "constant" else f", {leaves} leaves"
-    return f"{window}, {weighting}{leaves}" + (
-        ", previous actual" if chosen.get("previous_actual") else ""
-    )
+    inputs = ", previous actual" if chosen.get("previous_actual") else ""
+    inputs += ", time features" if chosen.get("time_features") else ""
+    return f"{window}, {weighting}{leaves}{inputs}"
 
 
 def choices_line(versions: list[Any]) -> str:

@@ -67,12 +67,14 @@ def test_linear_leaves_are_chosen_where_the_holdout_says_so_and_the_version_keep
         # chooses its leaves again on them, the champion's (linear) as the incumbent
         again = train(ws, "m").version.details["training_choice"]
     assert again["reused_from"] == v.version
-    tried = [(c["window"], c["leaves"], c.get("held"), c.get("previous_actual"))
-             for c in again["candidates"]]  # fmt: skip
+    tried = [(c["window"], c["leaves"], c.get("held"), c.get("previous_actual"),
+              c.get("time_features")) for c in again["candidates"]]  # fmt: skip
+    window = choice["chosen"]["window"]
     assert tried == [
-        (choice["chosen"]["window"], "constant", None, None),
-        (choice["chosen"]["window"], "linear", True, None),
-        (choice["chosen"]["window"], "linear", None, True),  # the previous actual, after them
+        (window, "constant", None, None, None),
+        (window, "linear", True, None, None),
+        (window, "linear", None, True, None),  # the previous actual, after them
+        (window, "linear", None, None, True),  # then the time features
     ]
     assert again["chosen"]["leaves"] == "linear"
 
@@ -82,8 +84,9 @@ def test_a_family_without_linear_leaves_skips_the_candidate_and_says_so(tmp_path
         ingest_frame(ws, "m", _smooth(400))
         v = train(ws, "m").version
     choice = v.details["training_choice"]
-    *_, last, previous = choice["candidates"]
+    *_, last, previous, features = choice["candidates"]
     assert previous["previous_actual"] is True and previous["leaves"] == "constant"
+    assert features["time_features"] is True
     assert last["leaves"] == "linear"
     assert last["skipped"] == "the randomforest family has no linear leaves"
     assert choice["chosen"]["leaves"] == "constant"
@@ -183,7 +186,7 @@ class _Rows:
         hi: int,
         half_life: float | None,
         leaves: str = "constant",
-        previous: bool = False,
+        inputs: Any = None,
     ) -> Any:
         self.fitted.append(leaves)
         return _Fixed(self.y + self.noise[leaves]), None
@@ -202,7 +205,7 @@ def _decide(rows: _Rows, held: str | None) -> Any:
         "training": {"choice": {"windows": ["all"], "half_lives": ["none"]}},
     }  # fmt: skip
     spec = parse_spec({"store": "sqlite:///unused.db", "models": {"m": model}}, environ={})
-    return decide(spec.models["m"], "lightgbm", rows, 100, None, Incumbent(held))[2]
+    return decide(spec.models["m"], "lightgbm", rows, 100, None, Incumbent(leaves=held))[2]
 
 
 def test_the_champions_leaf_model_is_the_incumbent_of_the_leaf_choice() -> None:

@@ -45,7 +45,7 @@ from ..lifecycle.ingest import ingest_frame
 from ..lifecycle.maintain import maintain
 from ..lifecycle.predict import input_dicts, inputs_text, predict_frame, record_outputs
 from ..lifecycle.predictor import Predictor, load_predictor
-from ..lifecycle.previous_actual import fill_previous
+from ..lifecycle.time_inputs import fill_inputs
 from ..lifecycle.train import train
 from ..plumbing.workspace import Workspace
 from ..store.predlog import PredictionRecord, record_rows, request_record
@@ -168,9 +168,10 @@ class _Server:
         delay: timedelta | None = None,
     ) -> tuple[list[PredictionRecord], pd.Series]:
         """Prediction records for ``rows`` (served arms and shadows) and the served output per
-        row (index aligned with ``rows``). ``pending`` (``event_time``, ``target``): the
-        actuals not stored yet that arrive ``delay`` after their time, which a version that
-        learnt the previous actual sees once arrived (:mod:`~retrainer.lifecycle.previous_actual`).
+        row (index aligned with ``rows``). ``pending`` (``event_time``, ``target``, the
+        features): the rows not stored yet whose actual arrives ``delay`` after their time,
+        which a version that learnt time inputs sees once arrived
+        (:mod:`~retrainer.lifecycle.time_inputs`).
 
         Each version scores all the rows routed to it (served or shadowed) in one call; the
         records are then cut per distinct time, one request per time, as a client would have
@@ -189,7 +190,7 @@ class _Server:
         raw: dict[str, list[Any]] = {}
         for version, idx in scoring.items():
             predictor = self.predictor(version)
-            scored = fill_previous(self.ws, spec, predictor.model, rows.iloc[idx], pending, delay)
+            scored = fill_inputs(self.ws, spec, predictor.model, rows.iloc[idx], pending, delay)
             result = predict_frame(predictor, scored)
             outs, prob = record_outputs(self.predictor(version), result)
             outputs[version], raw[version] = [None] * n, [None] * n
@@ -298,8 +299,9 @@ def replay(
             if hi > lo:
                 rows = frame.iloc[lo:hi]
                 clock.set(at)
-                pending = frame.iloc[fed:hi][[spec.time_column, spec.target]]
-                pending.columns = pd.Index(["event_time", "target"])
+                cols = [spec.time_column, spec.target, *spec.active_features.numeric]
+                pending = frame.iloc[fed:hi][cols]
+                pending.columns = pd.Index(["event_time", "target", *cols[2:]])
                 records, served = server.serve(spec, rows, pending, delay)
                 ws.store.log_predictions(records)
                 for rec in records:

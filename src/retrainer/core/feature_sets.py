@@ -36,9 +36,13 @@ from .spec_sections import Features
 if TYPE_CHECKING:
     from .spec import ModelSpec
 
-# the input a regression retrain may add: the newest actual before each row, filled by every
-# path that scores rows (retrainer.lifecycle.previous_actual); no spec may name a column so
+# the inputs a retrain may add from a row's place in time, filled by every path that scores
+# rows (retrainer.lifecycle.time_inputs): the newest actual before the row, that row's value of
+# each numeric feature, the day of the year; no spec may name a column with the prefix
+RESERVED_PREFIX = "__"
 PREVIOUS_ACTUAL = "__previous_actual"
+PREVIOUS_PREFIX = "__previous:"
+DAY_SIN, DAY_COS = "__day_of_year_sin", "__day_of_year_cos"
 
 
 @dataclass(frozen=True)

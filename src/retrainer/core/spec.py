@@ -26,7 +26,7 @@ from . import feature_sets
 from .custom_metrics import check_gate
 from .errors import ConfigError, ModelNotFound
 from .family_params import check_params
-from .feature_sets import PREVIOUS_ACTUAL, check_sets
+from .feature_sets import PREVIOUS_ACTUAL, RESERVED_PREFIX, check_sets
 from .fleet import Fleet, member_prefix, split_member
 from .metrics import DEFAULT_PRIMARY, METRICS
 from .names import NAME_RULE, PLAIN_NAME
@@ -199,11 +199,12 @@ class ModelSpec(BaseModel):
             dup = sorted({f for f in feats if feats.count(f) > 1})
             if dup:
                 raise ValueError(f"{where} lists {dup} more than once; list each column once")
-            if PREVIOUS_ACTUAL in feats:
+            reserved = [f for f in feats if f.startswith(RESERVED_PREFIX)]
+            if reserved:
                 raise ValueError(
-                    f"{where} lists {PREVIOUS_ACTUAL!r}, the name of the previous actual a "
-                    "retrain may add as an input (training.choice.previous_actual); rename "
-                    "that column"
+                    f"{where} lists {reserved}: names starting with {RESERVED_PREFIX!r} are "
+                    "the inputs a retrain may add from time (e.g. "
+                    f"{PREVIOUS_ACTUAL!r}, training.choice.previous_actual); rename that column"
                 )
             for key in ("target", "id_column", "time_column"):
                 if getattr(self, key) in feats:

@@ -137,6 +137,18 @@ class Choice(Section):
         ),
     )
 
+    time_features: bool = Field(
+        True,
+        description=(
+            "After the previous actual, try the time features as more inputs: the previous "
+            "row's value of each numeric feature and the day of the year (sine and cosine of "
+            "the row's time), on the chosen window, weighting, leaves and previous actual; "
+            "chosen only when better on the holdout beyond chance (kept, once learnt, unless "
+            "beaten beyond chance). Served from the store and the row's time: clients never "
+            "send them. Ignored for rows read from data.source parquet or sql."
+        ),
+    )
+
     def leaves_for(self, task: str, compiled: bool = False) -> list[str]:
         """The leaf candidates for ``task``: the spec's, else the task's default (constant
         only for a ``compiled`` model: serving.backend onnx cannot compile linear leaves).

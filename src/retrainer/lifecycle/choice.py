@@ -1,5 +1,5 @@
-"""A full retrain chooses its training window, recency weighting and leaf model on the newest
-rows.
+"""A full retrain chooses its training window, recency weighting, leaf model and inputs made
+from time on the newest rows.
 
 The rows are those of the spec's window (``training.window_days``, or all). The gate's holdout
 (their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: each window
@@ -7,7 +7,10 @@ candidate (``training.choice.windows``) is fitted, unweighted, on its rows befor
 and scored there on the primary metric, with the first leaf model of
 ``training.choice.leaves``; then each half-life (``training.choice.half_lives``) is tried on
 the best window, and each other leaf model (regression: linear leaves) on the best window and
-weighting, the champion's first (:func:`champion_leaves`). A candidate displaces the one chosen
+weighting, the champion's first (:func:`champion_leaves`); then the inputs made from time
+(:mod:`.time_inputs`): the previous actual (regression), then the time features (the previous
+row's numeric features and the day of the year), each on everything chosen before it, the
+champion's as the incumbent. A candidate displaces the one chosen
 so far only when it is better by the gate's test: the paired bootstrap of the primary metric on
 the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares plainly); the
 champion's leaf model, the incumbent, is chosen unless the one chosen before it is better by
@@ -48,13 +51,14 @@ from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import FamilyUnavailableError
-from ..core.feature_sets import PREVIOUS_ACTUAL
+from ..core.feature_sets import RESERVED_PREFIX
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
 from ..evaluation.gate import paired_bootstrap
 from ..evaluation.min_rows import min_rows_for
 from ..families import FamilyModel, family_class
+from .time_inputs import TimeInputs, to_try, with_inputs
 
 DAY = pd.Timedelta(days=1)
 # the policy rules whose firing says the champion's world changed (besides concept drift)
@@ -75,11 +79,12 @@ class Candidate:
     half_life_days: float | None = None
     p_value: float | None = None  # of its improvement over the one chosen before it
     leaves: str = "constant"  # the leaf model (training.choice.leaves)
-    # the champion's leaf model (or its previous-actual input), tried as the incumbent: chosen
+    # the champion's leaf model (or its time inputs), tried as the incumbent: chosen
     # unless the candidate chosen before it is better beyond chance (its p_value is then that
     # test's)
     held: bool | None = None
-    previous_actual: bool | None = None  # the previous actual as an input (.previous_actual)
+    previous_actual: bool | None = None  # the previous actual as an input (.time_inputs)
+    time_features: bool | None = None  # the previous row's features and the day of the year
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,7 @@ class ChoiceRecord:
         value = "" if c.value is None else f": {self.metric} {c.value:.4g}"
         leaves = "" if c.leaves == "constant" else f", {c.leaves} leaves"
         leaves += ", previous actual" if c.previous_actual else ""
+        leaves += ", time features" if c.time_features else ""
         return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{leaves}{value}"
 
 
@@ -275,10 +281,10 @@ def leaves_of(version: ModelVersion) -> str:
 @dataclass(frozen=True)
 class Incumbent:
     """What the champion's recipe holds that the choice tries first, as the incumbent: its
-    leaf model (None without a champion) and whether it learnt the previous actual."""
+    leaf model (None without a champion) and which time inputs it learnt."""
 
     leaves: str | None = None
-    previous_actual: bool = False
+    inputs: TimeInputs = field(default_factory=TimeInputs)
 
 
 def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
@@ -288,16 +294,26 @@ def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbe
     >>> v = ModelVersion("m", "1.0.0", None, "lightgbm", {}, datetime(2024, 1, 1), "manual",
     ...     "", "initial", None, None, 10, "", {"numeric": ["x", "__previous_actual"]}, {},
     ...     "", "", None, 0)
-    >>> incumbent([v], "1.0.0")
-    Incumbent(leaves='constant', previous_actual=True)
-    >>> incumbent([v], None)
-    Incumbent(leaves=None, previous_actual=False)
+    >>> held = incumbent([v], "1.0.0")
+    >>> held.leaves, held.inputs.columns
+    ('constant', ['__previous_actual'])
+    >>> incumbent([v], None).leaves, incumbent([v], None).inputs.columns
+    (None, [])
     """
     found = [v for v in versions if v.version == champion]
     if not found:
         return Incumbent()
     numeric = found[0].feature_schema.get("numeric", [])
-    return Incumbent(leaves_of(found[0]), PREVIOUS_ACTUAL in numeric)
+    return Incumbent(leaves_of(found[0]), TimeInputs.of_columns(numeric))
+
+
+def inputs_of(candidate: Candidate, spec: ModelSpec) -> TimeInputs:
+    """The time inputs ``candidate`` learnt (the time features: of ``spec``'s numeric
+    features)."""
+    out = TimeInputs(previous_actual=bool(candidate.previous_actual))
+    if not candidate.time_features:
+        return out
+    return out | TimeInputs(previous_row=tuple(spec.active_features.numeric), calendar=True)
 
 
 def champion_leaves(versions: Sequence[ModelVersion], champion: str | None) -> str | None:
@@ -346,13 +362,12 @@ class CandidateRows(Protocol):
         hi: int,
         half_life: float | None,
         leaves: str = "constant",
-        previous: bool = False,
+        inputs: TimeInputs = TimeInputs(),
     ) -> Fit:
         """The recipe's evaluation fit on rows ``lo:hi``, weighted when ``half_life`` (days)
         is given as :func:`recency_weights` weighs ``times[lo:hi]``, with the leaf model
-        ``leaves`` (:func:`with_leaves`) and, with ``previous``, the previous actual as an
-        input (:func:`.previous_actual.with_previous`; only rows whose holdout holds its
-        column are asked)."""
+        ``leaves`` (:func:`with_leaves`) and the time ``inputs`` (:func:`.time_inputs.
+        with_inputs`; only rows whose holdout holds their columns are asked)."""
         ...
 
     def cpu(self) -> float:
@@ -379,9 +394,8 @@ class FrameRows:
     def holdout(self, rows: int) -> tuple[pd.DataFrame, pd.Series]:
         tail = self.frame.iloc[len(self.frame) - rows :]
         names = self.spec.feature_names
-        if PREVIOUS_ACTUAL in tail.columns and PREVIOUS_ACTUAL not in names:
-            names = [*names, PREVIOUS_ACTUAL]  # for a candidate that learns it
-        return tail[names], tail["target"]
+        made = [c for c in tail.columns if c.startswith(RESERVED_PREFIX) and c not in names]
+        return tail[[*names, *made]], tail["target"]  # with any time inputs the frame holds
 
     def fit(
         self,
@@ -389,15 +403,14 @@ class FrameRows:
         hi: int,
         half_life: float | None,
         leaves: str = "constant",
-        previous: bool = False,
+        inputs: TimeInputs = TimeInputs(),
     ) -> Fit:
         from .fitting import fit_for_evaluation
-        from .previous_actual import with_previous
 
         rows = self.frame.iloc[lo:hi]
         weight = None if half_life is None else recency_weights(rows["event_time"], half_life)
         spec = with_leaves(self.spec, self.family, leaves)
-        spec = with_previous(spec) if previous else spec
+        spec = with_inputs(spec, inputs)
         return fit_for_evaluation(
             spec, self.family, rows[spec.feature_names], rows["target"], weight
         )
@@ -452,7 +465,7 @@ def decide(
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    seen: set[tuple[int, float | None, str, bool]] = set()
+    seen: set[tuple[int, float | None, str, TimeInputs]] = set()
     held = held or Incumbent()
     best: list[int] = []  # the index chosen so far
     y_hold: np.ndarray | None = None
@@ -463,7 +476,7 @@ def decide(
         start: pd.Timestamp | None,
         leaves: str = "constant",
         incumbent: bool = False,
-        previous: bool = False,
+        inputs: TimeInputs = TimeInputs(),
     ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
@@ -484,16 +497,16 @@ def decide(
                 )
             )
             return
-        if (lo, days, leaves, previous) in seen:
+        if (lo, days, leaves, inputs) in seen:
             tried.append(
                 Candidate(
                     window, half, _iso(times.iloc[lo]), count, skipped="same rows", leaves=leaves
                 )
             )
             return
-        seen.add((lo, days, leaves, previous))
+        seen.add((lo, days, leaves, inputs))
         t0 = rows.cpu()
-        fit = rows.fit(lo, n_train, days, leaves, previous)
+        fit = rows.fit(lo, n_train, days, leaves, inputs)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -528,7 +541,8 @@ def decide(
             p_value=None if p_value is None else round(p_value, 4),
             leaves=leaves,
             held=incumbent or None,
-            previous_actual=previous or None,
+            previous_actual=inputs.previous_actual or None,
+            time_features=inputs.features or None,
         )
         i = len(tried)
         fits[i], scores[i] = (fit, lo), (pred, positive)
@@ -548,14 +562,15 @@ def decide(
         tried.append(Candidate("all", "none", None, 0, skipped=note, leaves=base))
         base = "constant"
     shown = current()
-    from .previous_actual import can_try
-
-    previous = (  # the rows hold its column; a sequence model reads its history itself
-        can_try(spec)
-        and PREVIOUS_ACTUAL in hold_X.columns
+    # the time inputs whose columns the rows hold (a sequence model reads its history itself)
+    stages = [
+        i
+        for i in to_try(spec)
+        if i.columns
+        and all(c in hold_X.columns for c in i.columns)
         and not getattr(family_class(family), "sequence", False)
-    )
-    total = len(choice.windows) + len(halves) + len(shaped) + int(previous)
+    ]
+    total = len(choice.windows) + len(halves) + len(shaped) + len(stages)
     shown.stage("window choice", total=total, unit="candidates")
     for window in choice.windows:
         attempt(window, "none", window_start(window, first, end, change_at), base)
@@ -584,11 +599,12 @@ def decide(
                 tried.append(skip)
                 continue
             attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves, leaves == held.leaves)
-        if previous:  # the previous actual, on the chosen window, weighting and leaves
+        for extra in stages:  # the previous actual, then the time features, on the choice
             shown.advance()
             on = tried[best[0]]
-            start = pd.Timestamp(on.start)
-            attempt(on.window, on.half_life, start, on.leaves, held.previous_actual, True)
+            inputs = inputs_of(on, spec) | extra
+            was = set(held.inputs.columns) >= set(extra.columns)  # the champion learnt them
+            attempt(on.window, on.half_life, pd.Timestamp(on.start), on.leaves, was, inputs)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")

@@ -34,6 +34,7 @@ from . import dask_rows
 from .choice import DAY, Fit, with_leaves
 from .dask_rows import Cut, PartitionedWindow, WindowFacts, select_rows
 from .fitting import EARLY_STOP_FRACTION, make_model, metric_proba
+from .time_inputs import TimeInputs
 
 
 @dataclass(frozen=True)
@@ -196,10 +197,10 @@ class ClusterRows:
         hi: int,
         half_life: float | None,
         leaves: str = "constant",
-        previous: bool = False,
+        inputs: TimeInputs = TimeInputs(),
     ) -> Fit:
-        """As :meth:`CandidateRows.fit`; never asked for ``previous`` (the holdout holds no
-        previous actual: the Dask engine does not compute it)."""
+        """As :meth:`CandidateRows.fit`; never asked for time ``inputs`` (the holdout holds
+        none: the Dask engine does not compute them)."""
         recency = (
             None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
         )

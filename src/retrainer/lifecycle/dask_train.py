@@ -367,12 +367,13 @@ def train_partitioned(
     change_at = last_change(decisions)
     versions = ws.store.list_versions(spec.name)
     held = incumbent(versions, ws.store.roles(spec.name).champion)
-    if held.previous_actual:
+    if held.inputs.columns:
         raise ConfigError(
-            f"The champion of {spec.name!r} learnt the previous actual as an input "
-            "(training.choice.previous_actual), which the Dask engine does not compute. "
-            "Retrain it with the local engine, or set training.choice.previous_actual: false "
-            "and retrain locally once before moving to the Dask engine."
+            f"The champion of {spec.name!r} learnt inputs made from time "
+            f"({', '.join(held.inputs.columns)}; training.choice.previous_actual and "
+            "time_features), which the Dask engine does not compute. Retrain it with the "
+            "local engine, or set both options to false and retrain locally once before "
+            "moving to the Dask engine."
         )
     spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
     chosen_spec = spec

@@ -11,7 +11,6 @@ import pandas as pd
 from ..core import feature_sets
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, InputError, NoChampion
-from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
@@ -21,8 +20,8 @@ from ..plumbing.workspace import Workspace
 from .fitting import Evaluation, Fitted, score
 from .gating import window_min_rows
 from .predictor import load_predictor
-from .previous_actual import with_previous
 from .sources import row_stats, training_frame
+from .time_inputs import TimeInputs, with_inputs, with_time_inputs
 from .train import register_fitted
 
 
@@ -115,9 +114,9 @@ def fine_tune(
     p.advance(len(frame))
     if len(frame):  # the set a training on these rows would use (the flag's, or fallback)
         spec = feature_sets.resolve(spec, feature_sets.present_columns(frame)).spec
-    inputs = spec  # the champion's inputs: the spec's, and the previous actual if it learnt it
-    if PREVIOUS_ACTUAL in schema["numeric"]:
-        inputs = with_previous(spec)
+    learnt = TimeInputs.of_columns(schema["numeric"])  # and any time inputs it learnt
+    inputs = with_inputs(spec, learnt)
+    frame = with_time_inputs(ws, spec, frame, learnt)
     if (list(schema["numeric"]), list(schema["categorical"])) != (
         inputs.active_features.numeric,
         inputs.active_features.categorical,

@@ -26,8 +26,8 @@ from ..evaluation.calibration import Calibrator, calibration_report, fit_calibra
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
 from ..families.feature_step import FeatureStep
-from .choice import ChoiceRecord, Incumbent, choose, recency_weights, with_leaves
-from .previous_actual import with_previous
+from .choice import ChoiceRecord, Incumbent, choose, inputs_of, recency_weights, with_leaves
+from .time_inputs import with_inputs
 
 EARLY_STOP_FRACTION = 0.1
 CALIBRATION_FRACTION = 0.1
@@ -278,8 +278,7 @@ def fit_family(
         n_hold = hold.stop - hold.start
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at, held)
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
-        if record.chosen.previous_actual:
-            spec = with_previous(spec)
+        spec = with_inputs(spec, inputs_of(record.chosen, spec))
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]
         train_part, hold = slice(0, len(frame) - n_hold), slice(len(frame) - n_hold, len(frame))

@@ -37,8 +37,8 @@ from ..evaluation.min_rows import MinRows, min_rows_for
 from ..plumbing.workspace import Workspace
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
-from .previous_actual import uses_previous, with_previous
 from .sources import count_rows, row_stats
+from .time_inputs import of_model, with_inputs
 
 
 def window_min_rows(ws: Workspace, spec: ModelSpec) -> MinRows:
@@ -161,8 +161,7 @@ def _catch_up(
     past = frame[frame["event_time"] <= cut]
     if len(past) < max(spec.quality.min_rows, len(rows)):
         return None
-    if uses_previous(fitted.model):  # the challenger's inputs
-        spec = with_previous(spec)
+    spec = with_inputs(spec, of_model(fitted.model))  # the challenger's inputs
     model, cal = fit_for_evaluation(spec, fitted.family, past[spec.feature_names], past["target"])
     if spec.task == "classification" and model.classes_ != fitted.model.classes_:
         return None

@@ -33,7 +33,6 @@ from urllib.parse import urlsplit
 
 from ..core.entities import ModelVersion
 from ..core.errors import CapabilityError, ConfigError, RetrainerError
-from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..evaluation.gate_types import stored_gate
 from ..plumbing.workspace import Workspace
 
@@ -286,6 +285,7 @@ def export_version(
     mlflow = mlflow_module("export")
     client = connect(tracking_uri, "export")
     from .mlflow_flavours import log_native
+    from .time_inputs import TimeInputs
 
     name = registered_name or model
     experiment = experiment or f"retrainer-{model}"
@@ -300,11 +300,13 @@ def export_version(
             "scores of the model itself"
         )
         tags["retrainer.calibrated"] = "true (the MLflow model is uncalibrated)"
-    if PREVIOUS_ACTUAL in names:
+    made = TimeInputs.of_columns(names).columns
+    if made:
         notes.append(
-            f"the version learnt the previous actual as an input ({PREVIOUS_ACTUAL!r}, "
-            "training.choice.previous_actual), which retrainer fills from its store; a caller "
-            "of the MLflow model passes the newest actual before each row in that column"
+            f"the version learnt inputs made from time ({', '.join(made)}; "
+            "training.choice.previous_actual and time_features), which retrainer fills from "
+            "its store and each row's time; a caller of the MLflow model passes them: the "
+            "newest actual and features before each row, and the day of the year"
         )
     try:
         with using(mlflow, tracking_uri):

@@ -13,7 +13,6 @@ import pandas as pd
 
 from ..core.clock import utcnow
 from ..core.errors import InputError, NoChampion
-from ..core.feature_sets import PREVIOUS_ACTUAL
 from ..core.files import atomic_output
 from ..core.spec import ModelSpec
 from ..plumbing.tables import CHUNK_ROWS, LINE, iter_table
@@ -22,7 +21,7 @@ from ..store.convert import jsonsafe
 from ..store.predlog import PredictionRecord, request_record
 from .history import SequenceInput, as_sequence, sequence_input
 from .predictor import Predictor, load_predictor
-from .previous_actual import fill_previous
+from .time_inputs import fill_inputs, of_model
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,8 @@ def predict_frame(
         labels, proba = predictor.predict(df)
     else:
         labels, proba = seq.pick(*predictor.predict(seq.frame))
-    out = df.drop(columns=[LINE, PREVIOUS_ACTUAL], errors="ignore").copy()
+    made = of_model(predictor.model).columns  # inputs made from time: not outputs
+    out = df.drop(columns=[LINE, *made], errors="ignore").copy()
     out["prediction"] = labels
     if seq is not None:
         out["cold_start"] = seq.cold_start
@@ -198,7 +198,7 @@ def score_chunk(
     columns stored once as Parquet) so that feedback joins it; ``None``: not logged."""
     sequence = as_sequence(predictor.model)
     seq = None if sequence is None else sequence_input(ws, model, sequence, df)
-    inputs = fill_previous(ws, ws.model_spec(model), predictor.model, df)  # when it learnt it
+    inputs = fill_inputs(ws, ws.model_spec(model), predictor.model, df)  # any it learnt
     result = predict_frame(predictor, inputs, seq)
     if request_id is not None:
         inputs = batch_inputs(ws.model_spec(model), df)

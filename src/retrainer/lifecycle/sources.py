@@ -69,16 +69,12 @@ def training_frame(
     end: datetime | None = None,
     after: datetime | None = None,
 ) -> pd.DataFrame:
-    """The model's labelled rows in a time window, oldest first (see the module docstring);
-    a regression's stored rows also hold their previous actual (:mod:`.previous_actual`)."""
+    """The model's labelled rows in a time window, oldest first (see the module docstring)."""
     import pandas as pd
-
-    from .previous_actual import with_previous_column
 
     stored = ws.store.training_frame(spec.name, start=start, end=end, after=after)
     if spec.data.source == "store":
-        oldest = start is None and after is None  # no stored row before the frame
-        return with_previous_column(ws, spec, stored, oldest=oldest)  # a regression's
+        return stored
     window = Window(start, end, after)
     parts = [_within(f, window) for f in _source_frames(spec, window)]
     parts = [p for p in parts if len(p)]

@@ -22,7 +22,7 @@ from ..core.errors import (
     RetrainerError,
 )
 from ..core.faults import fault_point
-from ..core.feature_sets import PREVIOUS_ACTUAL
+from ..core.feature_sets import RESERVED_PREFIX
 from ..core.fleet import check_single
 from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
@@ -40,6 +40,7 @@ from .gating import gate_against_champion
 from .naive_fold import check_window_season
 from .search import SearchRequest, run_if_asked
 from .sources import describe, row_stats, training_frame
+from .time_inputs import to_try, with_time_inputs
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,8 @@ def version_bump(ws: Workspace, spec: ModelSpec, family: str) -> tuple[Bump, str
     base = roles.champion or versions[-1].version
     parent = next(v for v in versions if v.version == base)
     schema = parent.feature_schema
-    numeric = [c for c in schema.get("numeric", []) if c != PREVIOUS_ACTUAL]  # not a column
+    # the time inputs it learnt are not the spec's columns
+    numeric = [c for c in schema.get("numeric", []) if not c.startswith(RESERVED_PREFIX)]
     same_schema = (
         numeric == spec.active_features.numeric
         and list(schema.get("categorical", [])) == spec.active_features.categorical
@@ -304,6 +306,11 @@ def train(
     versions = ws.store.list_versions(model)
     held = incumbent(versions, ws.store.roles(model).champion)
     spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
+    tried = to_try(spec) if spec.training.choice.enabled else ()
+    needed = held.inputs  # the champion's, for the gate, and those the choice may try
+    for inputs in tried:
+        needed = needed | inputs
+    frame = with_time_inputs(ws, spec, frame, needed)
     fitted, fallback = fit_with_fallback(spec, the_plan.family, frame, change_at, held)
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)

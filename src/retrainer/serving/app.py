@@ -39,7 +39,7 @@ from .model_holder import LAZY, AlertFn, ModelRegistry
 from .models import ErrorBody, PredictRequest, PredictResponse
 from .predict import parse_rows, score, warnings
 from .routing import pick
-from .sequence import as_sequence, score_sequence, with_previous_rows
+from .sequence import as_sequence, score_sequence, with_time_rows
 from .spool import spool_dir
 from .status import scrape_gauges, status_router
 from .ui import ui_router
@@ -251,7 +251,9 @@ def create_app(
             rows = parse_rows(_loads(text), spec.serving.max_batch_rows)
             loaded, r = pick(served, name, rows, spec.id_column, rid)
             version, arm = loaded.version, r.arm
-            filled = await with_previous_rows(state, name, rows, loaded, served.challenger)
+            filled = await with_time_rows(
+                state, name, spec.time_column, rows, loaded, served.challenger
+            )
             X, ids, unknown = loaded.codec.encode(filled.get(loaded.version, rows))
             cold: list[bool] | None = None
             sequence = as_sequence(loaded.predictor.model)

@@ -37,12 +37,11 @@ from ..core.fleet import member_name
 from ..core.names import MAX_ID, text_problem
 from ..core.spec import ModelSpec
 from ..evaluation.conformal import interval_bounds
-from ..lifecycle.previous_actual import uses_previous
 from .errors import MAX_REPORTED, TooLarge, json_response, row_errors
 from .logqueue import LogItem
 from .predict import Unknown, score, warnings
 from .routing import pick
-from .sequence import previous_cache
+from .sequence import time_rows
 
 if TYPE_CHECKING:
     from .app import ServerState
@@ -187,15 +186,15 @@ class Scored:
 
 
 def score_group(
-    g: Group, served: Served, id_column: str, rid: str, state: ServerState | None = None
+    g: Group, served: Served, spec: ModelSpec, rid: str, state: ServerState | None = None
 ) -> Scored:
     """One member's rows scored by the version its rollout routes them to (a version that
-    learnt the previous actual gets the member's newest stored actual, from ``state``'s
+    learnt time inputs gets them from the member's newest stored row, through ``state``'s
     cache); a row problem's index is the request's (not the group's)."""
-    loaded, r = pick(served, g.member, g.rows, id_column, rid)
+    loaded, r = pick(served, g.member, g.rows, spec.id_column, rid)
     rows = g.rows
-    if state is not None and uses_previous(loaded.predictor.model):
-        rows = previous_cache(state).fill(state.ws, g.member, rows)
+    if state is not None:
+        rows = time_rows(state, g.member, spec.time_column, loaded, rows)
     try:
         X, ids, unknown = loaded.codec.encode(rows)
     except InputError as exc:
@@ -234,7 +233,7 @@ async def predict_fleet(
         scored = []
         for g in groups:
             try:
-                scored.append(score_group(g, served[g.member], spec.id_column, rid, state))
+                scored.append(score_group(g, served[g.member], spec, rid, state))
             except RetrainerError as exc:
                 state.metrics.error(g.member, "-", "-", exc.code)
                 raise
@@ -246,7 +245,7 @@ async def predict_fleet(
         raise
     out = _body(scored, len(rows), rid)
     response = json_response(out, headers={"x-request-id": rid})
-    _log(state, scored, text, rid)
+    _log(state, scored, text, rid, spec.time_column)
     seconds = time.perf_counter() - t0
     for s in scored:
         state.metrics.observe(s.group.member, s.loaded.version, s.arm, 200, seconds)
@@ -299,7 +298,7 @@ def _column(n: int, scored: list[Scored], values: Any) -> list[Any]:
     return out.tolist()
 
 
-def _log(state: ServerState, scored: list[Scored], text: str, rid: str) -> None:
+def _log(state: ServerState, scored: list[Scored], text: str, rid: str, time_column: str) -> None:
     """One log item per member, under the member's name, with only its rows as the input."""
     if state.logq is None:
         return
@@ -321,17 +320,11 @@ def _log(state: ServerState, scored: list[Scored], text: str, rid: str) -> None:
                 s.outputs,
                 s.probas,
                 shadow=shadow,
-                rows=None if shadow is None else _shadow_rows(state, s.group, shadow),
+                rows=None
+                if shadow is None
+                else time_rows(state, s.group.member, time_column, shadow, s.group.rows),
             )
         )
-
-
-def _shadow_rows(state: ServerState, group: Group, shadow: Loaded) -> list[Any]:
-    """The rows a member's shadow scores: with the newest stored actual when it learnt the
-    previous actual, as sent otherwise."""
-    if not uses_previous(shadow.predictor.model):
-        return group.rows
-    return previous_cache(state).fill(state.ws, group.member, group.rows)
 
 
 def _rows_text(rows: list[Any]) -> str:

@@ -2,9 +2,10 @@
 request row is scored after the newest stored rows of its entity (cached per entity:
 :class:`~retrainer.lifecycle.history.HistoryCache`) and the request's earlier rows of that
 entity; a row whose entity has neither is a cold start, scored from itself alone and flagged
-``cold_start: true`` (never an error). A version that learnt the previous actual
-(:mod:`~retrainer.lifecycle.previous_actual`): each row gets the newest stored actual (cached
-per model for a few seconds), which the client never sends.
+``cold_start: true`` (never an error). A version that learnt inputs made from time
+(:mod:`~retrainer.lifecycle.time_inputs`): each row gets the newest stored row's actual and
+features (cached per model for a few seconds) and its day of the year, which the client never
+sends.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pandas as pd
 from starlette.concurrency import run_in_threadpool
 
 from ..lifecycle.history import HistoryCache, SequenceModel, arrange, as_sequence
-from ..lifecycle.previous_actual import PreviousCache, uses_previous
+from ..lifecycle.time_inputs import NewestRowCache, of_model, uses_time_inputs
 from .predict import outputs
 
 if TYPE_CHECKING:
@@ -23,29 +24,40 @@ if TYPE_CHECKING:
     from .model_holder import Loaded
 
 CACHE_KEY = "sequence_history"
-PREVIOUS_KEY = "previous_actual"
+NEWEST_KEY = "newest_row"
 
 
-async def with_previous_rows(
-    state: ServerState, name: str, rows: list[Any], *served: Loaded | None
+async def with_time_rows(
+    state: ServerState, name: str, time_column: str, rows: list[Any], *served: Loaded | None
 ) -> dict[str, list[Any]]:
-    """The request's rows with the newest stored actual, by version, for each ``served``
-    version that learnt the previous actual (the store read off the event loop, at most
-    once per model per few seconds); empty when none did. Other versions score ``rows``
-    as sent (an extra key would be refused where the spec forbids extra fields)."""
-    wanted = [s.version for s in served if s is not None and uses_previous(s.predictor.model)]
+    """The request's rows as each ``served`` version that learnt time inputs scores them
+    (:func:`time_rows`, the store read off the event loop), by version; empty when none
+    did. Other versions score ``rows`` as sent (an extra key would be refused where the spec
+    forbids extra fields)."""
+    wanted = [s for s in served if s is not None and uses_time_inputs(s.predictor.model)]
     if not wanted:
         return {}
-    filled = await run_in_threadpool(previous_cache(state).fill, state.ws, name, rows)
-    return dict.fromkeys(wanted, filled)
+
+    def fill() -> dict[str, list[Any]]:
+        return {s.version: time_rows(state, name, time_column, s, rows) for s in wanted}
+
+    return await run_in_threadpool(fill)
 
 
-def previous_cache(state: ServerState) -> PreviousCache:
-    """The server's :class:`PreviousCache` (made on first use)."""
-    cache = state.cache.get(PREVIOUS_KEY)
+def time_rows(
+    state: ServerState, model: str, time_column: str, loaded: Loaded, rows: list[Any]
+) -> list[Any]:
+    """``rows`` with the time inputs ``loaded``'s model learnt: ``model``'s newest stored row
+    (cached per model for a few seconds) and each row's day of the year; ``rows`` as sent
+    when it learnt none."""
+    inputs = of_model(loaded.predictor.model)
+    if not inputs.columns:
+        return rows
+    cache = state.cache.get(NEWEST_KEY)
     if cache is None:
-        cache = state.cache.setdefault(PREVIOUS_KEY, PreviousCache())
-    return cache  # type: ignore[no-any-return]
+        cache = state.cache.setdefault(NEWEST_KEY, NewestRowCache())
+    filled: list[Any] = cache.fill(state.ws, model, time_column, inputs, rows)
+    return filled
 
 
 def score_sequence(
@@ -67,9 +79,9 @@ def score_sequence(
 
 __all__ = [
     "CACHE_KEY",
-    "PREVIOUS_KEY",
+    "NEWEST_KEY",
     "as_sequence",
-    "previous_cache",
     "score_sequence",
-    "with_previous_rows",
+    "time_rows",
+    "with_time_rows",
 ]

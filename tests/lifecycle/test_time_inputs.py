@@ -1,7 +1,8 @@
-"""The previous actual as an input of a regression (training.choice.previous_actual): chosen by
-the holdout where the target moves slowly, kept on the version's schema, and filled from the
-store by every path that scores rows (batch predict through the real CLI, the REST server on
-loopback, a replay); clients never send it."""
+"""Inputs made from time (training.choice.previous_actual and time_features): chosen by the
+holdout where the target moves slowly or yesterday tells today, kept on the version's schema,
+and filled from the store and the row's time by every path that scores rows (batch predict
+through the real CLI, the REST server and a fleet on loopback, a replay); clients never send
+them."""
 
 from __future__ import annotations
 
@@ -23,14 +24,15 @@ from backup_craft import run_cli
 from daily_rows import choice_spec, choice_workspace
 
 from retrainer.core.errors import ConfigError
-from retrainer.core.feature_sets import PREVIOUS_ACTUAL
+from retrainer.core.feature_sets import DAY_COS, DAY_SIN, PREVIOUS_ACTUAL
 from retrainer.core.spec import parse_spec
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.lifecycle.predict import predict_rows
-from retrainer.lifecycle.previous_actual import PreviousCache, add_previous, stored_previous
+from retrainer.lifecycle.time_inputs import NewestRowCache, TimeInputs, add_inputs, stored_inputs
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
+from retrainer.serving.app import create_app
 from waits import wait_until
 
 DAYS = 3 * 365
@@ -136,10 +138,10 @@ def test_the_real_cli_scores_a_file_without_the_column(trained: Workspace, tmp_p
 
 def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Workspace) -> None:
     from retrainer.serving.app import create_app
-    from retrainer.serving.sequence import PREVIOUS_KEY
+    from retrainer.serving.sequence import NEWEST_KEY
 
     app = create_app(trained, log_predictions=False, scheduler=False)
-    app.state.retrainer.cache[PREVIOUS_KEY] = PreviousCache(ttl_s=0)  # read on every request
+    app.state.retrainer.cache[NEWEST_KEY] = NewestRowCache(ttl_s=0)  # read on every request
     model = trained.load("m", trained.store.roles("m").champion or "")
     row = {"id": "new-1", "x0": 0.5, "x1": 0.5, "x2": 0.5}
     url = "/v1/models/m/predict"
@@ -183,34 +185,46 @@ def test_a_classifier_or_the_switch_off_never_tries_it(tmp_path: Path) -> None:
     assert PREVIOUS_ACTUAL not in version.feature_schema["numeric"]
 
 
-def test_a_spec_cannot_name_a_column_so(tmp_path: Path) -> None:
+def test_rows_see_the_newest_row_of_an_earlier_time() -> None:
+    times = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02", "2024-01-04"])
+    frame = pd.DataFrame({"event_time": times, "target": [1.0, 2.0, 3.0, 4.0],
+                          "x": [10.0, 20.0, 30.0, 40.0]})  # fmt: skip
+    older = pd.DataFrame(
+        {"event_time": pd.to_datetime(["2023-12-30"]), "target": [9.0], "x": [90.0]}
+    )
+    got = add_inputs(frame.copy(), TimeInputs(True, ("x",), True), older)
+    assert got[PREVIOUS_ACTUAL].tolist() == [9.0, 1.0, 1.0, 3.0]
+    assert got["__previous:x"].tolist() == [90.0, 10.0, 10.0, 30.0]
+    assert got["__day_of_year_sin"].round(3).tolist() == [0.0, 0.017, 0.017, 0.052]
+
+
+def test_a_spec_cannot_name_a_column_with_the_reserved_prefix(tmp_path: Path) -> None:
     raw = choice_spec(tmp_path, task="regression")
-    raw["models"]["m"]["features"] = {"numeric": ["x0", PREVIOUS_ACTUAL]}
+    raw["models"]["m"]["features"] = {"numeric": ["x0", "__mine"]}
     with pytest.raises(ConfigError, match="rename that column"):
         parse_spec(raw, environ={})
 
 
-def test_rows_see_the_newest_actual_of_an_earlier_time() -> None:
-    times = pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-02", "2024-01-04"])
-    frame = pd.DataFrame({"event_time": times, "target": [1.0, 2.0, 3.0, 4.0]})
-    older = pd.DataFrame({"event_time": pd.to_datetime(["2023-12-30"]), "target": [9.0]})
-    got = add_previous(frame.copy(), older)[PREVIOUS_ACTUAL].tolist()
-    assert got == [9.0, 1.0, 1.0, 3.0]
-
-
-def test_a_replayed_row_sees_an_actual_once_it_arrived(tmp_path: Path) -> None:
+def test_a_replayed_row_sees_a_row_once_its_actual_arrived(tmp_path: Path) -> None:
+    inputs = TimeInputs(True, ("x0",), True)
     with _workspace(tmp_path) as ws:
         ingest_frame(ws, "m", walk(10))  # stored: days 0..9
         spec = ws.model_spec("m")
-        stored = ws.store.training_frame("m")["target"].tolist()
+        stored = ws.store.training_frame("m")
         rows = walk(14).iloc[10:14]  # days 10..13, served at once
-        pending = rows.rename(columns={"t": "event_time", "y": "target"})[["event_time", "target"]]
-        two_days = stored_previous(ws, spec, rows, pending, timedelta(days=2))
-        one_day = stored_previous(ws, spec, rows, pending, timedelta(days=1))
-    y = rows["y"].tolist()
-    # with a 2-day delay day 12 sees day 10's actual; day 10 and 11 the newest stored one
-    assert two_days.tolist() == [stored[-1], stored[-1], y[0], y[1]]
-    assert one_day.tolist() == [stored[-1], y[0], y[1], y[2]]
+        pending = rows.rename(columns={"t": "event_time", "y": "target"})
+        two_days = stored_inputs(ws, spec, rows, inputs, pending, timedelta(days=2))
+        one_day = stored_inputs(ws, spec, rows, inputs, pending, timedelta(days=1))
+        alone = stored_inputs(ws, spec, rows, inputs)  # a batch: the stored rows only
+    y, x0 = rows["y"].tolist(), rows["x0"].tolist()
+    last_y, last_x0 = stored["target"].iloc[-1], stored["x0"].iloc[-1]
+    # with a 2-day delay day 12 sees day 10's row; day 10 and 11 the newest stored one
+    assert two_days[PREVIOUS_ACTUAL].tolist() == [last_y, last_y, y[0], y[1]]
+    assert one_day[PREVIOUS_ACTUAL].tolist() == [last_y, y[0], y[1], y[2]]
+    assert one_day["__previous:x0"].tolist() == [last_x0, x0[0], x0[1], x0[2]]
+    assert alone[PREVIOUS_ACTUAL].tolist() == [last_y] * 4
+    days = pd.to_datetime(rows["t"]).dt.day_of_year.to_numpy()
+    assert np.allclose(alone["__day_of_year_sin"], np.sin(2 * np.pi * (days - 1) / 365.2425))
 
 
 def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
@@ -256,3 +270,48 @@ def test_the_dask_engine_refuses_a_champion_that_learnt_it(
         with pytest.raises(ConfigError, match=r"training\.choice\.previous_actual") as err:
             train(ws, "m")
     assert "Retrain it with the local engine" in str(err.value)
+
+
+def lagged(n_days: int = DAYS, seed: int = 3) -> pd.DataFrame:
+    """One row a day; ``y`` is yesterday's ``x0`` (scaled) plus noise: the row alone cannot
+    tell it, the previous row's features can."""
+    f = walk(n_days, seed=seed)
+    rng = np.random.default_rng(seed)
+    f["y"] = 10 * np.roll(f["x0"].to_numpy(), 1) + rng.normal(0, 0.1, n_days)
+    return f.iloc[1:].reset_index(drop=True)
+
+
+def test_the_time_features_are_chosen_where_yesterday_tells_today(tmp_path: Path) -> None:
+    made = ["__previous:x0", "__previous:x1", "__previous:x2", DAY_SIN, DAY_COS]
+    with _workspace(tmp_path) as ws:
+        ingest_frame(ws, "m", lagged())
+        v = train(ws, "m", deploy=True).version
+        choice = v.details["training_choice"]
+        assert choice["chosen"].get("time_features") is True, choice
+        assert v.feature_schema["numeric"][3:] == [
+            c for c in [PREVIOUS_ACTUAL, *made] if c in v.feature_schema["numeric"]
+        ]
+        assert set(made) <= set(v.feature_schema["numeric"])
+        # a batch of the next two days: the first sees the newest stored row, the second
+        # the first (the batch's own rows are not stored, so both see the stored one)
+        stored = ws.store.training_frame("m")
+        nxt = lagged(DAYS + 2).tail(2).drop(columns=["y"])
+        scored = predict_rows(ws, "m", nxt, log=False).frame
+        assert not any(c.startswith("__") for c in scored.columns)
+        model = ws.load("m", v.version)
+        day = pd.to_datetime(nxt["t"]).dt.day_of_year.to_numpy() - 1
+        angle = 2 * np.pi * day / 365.2425
+        by_hand = nxt[["x0", "x1", "x2"]].assign(
+            **{f"__previous:{c}": stored[c].iloc[-1] for c in ("x0", "x1", "x2")},
+            **{PREVIOUS_ACTUAL: stored["target"].iloc[-1], DAY_SIN: np.sin(angle),
+               DAY_COS: np.cos(angle)},
+        )  # fmt: skip
+        assert np.allclose(scored["prediction"], model.predict(by_hand))
+        # the server: the row's time gives the day of the year; the store the previous row
+        app = create_app(ws, log_predictions=False, scheduler=False)
+        row = {"id": "n-1", "t": str(nxt["t"].iloc[0].date()), "x0": 0.1, "x1": 0.2, "x2": 0.3}
+        with _served(app) as http:
+            answer = http.post("/v1/models/m/predict", json={"rows": [row]})
+        assert answer.status_code == 200, answer.text
+        one = by_hand.iloc[[0]].assign(x0=0.1, x1=0.2, x2=0.3)
+        assert answer.json()["predictions"][0] == pytest.approx(model.predict(one)[0])
