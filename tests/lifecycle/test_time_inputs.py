@@ -315,3 +315,14 @@ def test_the_time_features_are_chosen_where_yesterday_tells_today(tmp_path: Path
         assert answer.status_code == 200, answer.text
         one = by_hand.iloc[[0]].assign(x0=0.1, x1=0.2, x2=0.3)
         assert answer.json()["predictions"][0] == pytest.approx(model.predict(one)[0])
+
+
+def test_a_reused_choice_keeps_the_champions_time_inputs(trained: Workspace) -> None:
+    """training.choice.every: the retrains between two choices fit the reused window once,
+    with the champion's inputs, instead of trying them again."""
+    again = train(trained, "m").version
+    record = again.details["training_choice"]
+    assert record["reused_from"] == "1.0.0"
+    # its window, then the other leaf model on it, both with the champion's inputs
+    assert [c.get("previous_actual") for c in record["candidates"]] == [True, True]
+    assert PREVIOUS_ACTUAL in again.feature_schema["numeric"]

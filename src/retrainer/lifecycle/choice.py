@@ -240,7 +240,9 @@ def reuse_choice(
     candidates (see the module's text): choosing on every retrain paid 3-5 fits for it. The
     leaf models (``training.choice.leaves``) are tried on every full retrain, on the reused
     window too: one more fit for a regression, and on the quality benchmark's FriedmanDrift
-    streams reusing them as well lost 0.004-0.24 of MAE."""
+    streams reusing them as well lost 0.004-0.24 of MAE. The time inputs are not tried on a
+    reused choice: it keeps the champion's (:class:`Incumbent` ``kept``), one fit instead of
+    up to three (a candidate with the time features fits twice the columns)."""
     choice = spec.training.choice
     if not choice.enabled or choice.every <= 1:
         return spec, {}
@@ -281,10 +283,12 @@ def leaves_of(version: ModelVersion) -> str:
 @dataclass(frozen=True)
 class Incumbent:
     """What the champion's recipe holds that the choice tries first, as the incumbent: its
-    leaf model (None without a champion) and which time inputs it learnt."""
+    leaf model (None without a champion) and which time inputs it learnt. ``kept``: a
+    reused choice (:func:`reuse_choice`), which keeps those inputs instead of trying them."""
 
     leaves: str | None = None
     inputs: TimeInputs = field(default_factory=TimeInputs)
+    kept: bool = False
 
 
 def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
@@ -569,11 +573,13 @@ def decide(
         if i.columns
         and all(c in hold_X.columns for c in i.columns)
         and not getattr(family_class(family), "sequence", False)
+        and not held.kept  # a reused choice keeps the champion's instead
     ]
+    kept = held.inputs if held.kept else TimeInputs()
     total = len(choice.windows) + len(halves) + len(shaped) + len(stages)
     shown.stage("window choice", total=total, unit="candidates")
     for window in choice.windows:
-        attempt(window, "none", window_start(window, first, end, change_at), base)
+        attempt(window, "none", window_start(window, first, end, change_at), base, False, kept)
         shown.advance()
     if best:
         on = tried[best[0]]
@@ -587,7 +593,7 @@ def decide(
                 note = f"the {family} family takes no row weights"
                 tried.append(Candidate(on.window, half, None, 0, skipped=note))
                 continue
-            attempt(on.window, half, pd.Timestamp(on.start), base)
+            attempt(on.window, half, pd.Timestamp(on.start), base, False, kept)
         on = tried[best[0]]  # the leaf models are tried on the best window and weighting
         if held.leaves in shaped:  # the champion's first, as the incumbent
             shaped = [held.leaves, *(x for x in shaped if x != held.leaves)]
@@ -598,7 +604,8 @@ def decide(
                 skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
                 tried.append(skip)
                 continue
-            attempt(on.window, on.half_life, pd.Timestamp(on.start), leaves, leaves == held.leaves)
+            start = pd.Timestamp(on.start)  # with its inputs (a reused choice's kept ones)
+            attempt(on.window, on.half_life, start, leaves, leaves == held.leaves, kept)
         for extra in stages:  # the previous actual, then the time features, on the choice
             shown.advance()
             on = tried[best[0]]

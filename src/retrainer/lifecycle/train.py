@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -306,7 +306,9 @@ def train(
     versions = ws.store.list_versions(model)
     held = incumbent(versions, ws.store.roles(model).champion)
     spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
-    tried = to_try(spec) if spec.training.choice.enabled else ()
+    if reuse:  # a reused choice keeps the champion's time inputs instead of trying them
+        held = replace(held, kept=True)
+    tried = to_try(spec) if spec.training.choice.enabled and not reuse else ()
     needed = held.inputs  # the champion's, for the gate, and those the choice may try
     for inputs in tried:
         needed = needed | inputs
