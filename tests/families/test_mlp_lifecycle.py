@@ -13,7 +13,7 @@ import pytest
 
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.predict import predict_frame, resolve_predictor
+from retrainer.lifecycle.predict import predict_rows
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 
@@ -38,7 +38,7 @@ def test_train_fine_tune_and_predict_through_the_registry(
     assert (ft.version, ft.kind, ft.family) == ("1.0.1", "fine_tune", "mlp")
     rounds = ft.details["training_choice"]["rounds"]
     assert 1 <= rounds["added"] <= rounds["most"]
-    pred = predict_frame(resolve_predictor(ws, "weather"), weather_df.head(5))
+    pred = predict_rows(ws, "weather", weather_df.head(5), log=False).frame
     assert list(pred.columns[-3:]) == ["prediction", "proba_0", "proba_1"]
     assert pred["proba_1"].between(0, 1).all()
 

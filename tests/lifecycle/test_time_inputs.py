@@ -326,3 +326,13 @@ def test_a_reused_choice_keeps_the_champions_time_inputs(trained: Workspace) -> 
     # its window, then the other leaf model on it, both with the champion's inputs
     assert [c.get("previous_actual") for c in record["candidates"]] == [True, True]
     assert PREVIOUS_ACTUAL in again.feature_schema["numeric"]
+
+
+def test_predict_frame_says_how_to_score_a_version_that_learnt_them(trained: Workspace) -> None:
+    from retrainer.core.errors import InputError
+    from retrainer.lifecycle.predict import predict_frame, resolve_predictor
+
+    rows = walk(DAYS + 1).tail(1).drop(columns=["y"])
+    with pytest.raises(InputError, match=r"predict_rows\(ws, model, frame, log=False\)") as err:
+        predict_frame(resolve_predictor(trained, "m"), rows)
+    assert err.value.details["missing"] == [PREVIOUS_ACTUAL]

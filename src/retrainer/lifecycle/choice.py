@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -611,7 +611,17 @@ def decide(
             on = tried[best[0]]
             inputs = inputs_of(on, spec) | extra
             was = set(held.inputs.columns) >= set(extra.columns)  # the champion learnt them
-            attempt(on.window, on.half_life, pd.Timestamp(on.start), on.leaves, was, inputs)
+            try:
+                attempt(on.window, on.half_life, pd.Timestamp(on.start), on.leaves, was, inputs)
+            except ValueError as exc:  # an estimator that takes no missing value, e.g.
+                note = f"not fitted: {' '.join(str(exc).split())[:200]}"
+                skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=on.leaves)
+                skip = replace(
+                    skip,
+                    previous_actual=inputs.previous_actual or None,
+                    time_features=inputs.features or None,
+                )
+                tried.append(skip)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")

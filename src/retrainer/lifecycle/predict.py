@@ -66,11 +66,21 @@ def predict_frame(
 
     It only scores: nothing is logged, so no actual will ever join these predictions. To
     score traffic whose outcomes come back, use :func:`predict_rows` (logged by default)."""
+    made = of_model(predictor.model).columns  # inputs made from time: not outputs
+    missing = [c for c in made if c not in df.columns]
+    if missing:
+        v = predictor.version
+        raise InputError(
+            f"Version {v.model} {v.version} learnt inputs made from time ({', '.join(missing)}), "
+            "which retrainer fills from its store and each row's time; predict_frame scores a "
+            "frame as given. Score with predict_rows(ws, model, frame, log=False) or "
+            "`retrainer predict`, which fill them, or add the columns yourself.",
+            missing=missing,
+        )
     if seq is None:
         labels, proba = predictor.predict(df)
     else:
         labels, proba = seq.pick(*predictor.predict(seq.frame))
-    made = of_model(predictor.model).columns  # inputs made from time: not outputs
     out = df.drop(columns=[LINE, *made], errors="ignore").copy()
     out["prediction"] = labels
     if seq is not None:
