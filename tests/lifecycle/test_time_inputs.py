@@ -137,7 +137,6 @@ def test_the_real_cli_scores_a_file_without_the_column(trained: Workspace, tmp_p
 
 
 def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Workspace) -> None:
-    from retrainer.serving.app import create_app
     from retrainer.serving.sequence import NEWEST_KEY
 
     app = create_app(trained, log_predictions=False, scheduler=False)
@@ -231,7 +230,6 @@ def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
     """Over loopback: a fleet request's rows are routed to their members, and each member
     that learnt the previous actual scores with its own newest stored actual."""
     from retrainer.core.fleet import member_name
-    from retrainer.serving.app import create_app
 
     model = {
         "task": "regression", "target": "y", "id_column": "id", "time_column": "t",

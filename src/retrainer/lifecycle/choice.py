@@ -450,9 +450,11 @@ def decide(
     """The choice on ``rows`` (see the module's text): each window candidate fitted on its
     rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
     then the half-lives on the best window, then the other leaf models, the champion's
-    (``held``, see :func:`incumbent`) first as the incumbent, then (a regression) the previous
-    actual as an input, the incumbent when the champion learnt it; a candidate displaces the
-    one chosen so far only by the gate's paired bootstrap. Returns as :func:`choose`."""
+    (``held``, see :func:`incumbent`) first as the incumbent, then the time inputs (the
+    previous actual for a regression, then the time features), the champion's as the
+    incumbent; a candidate displaces the one chosen so far only by the gate's paired
+    bootstrap. A reused choice (``held.kept``) fits its candidates with the champion's time
+    inputs and does not try them. Returns as :func:`choose`."""
     from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
@@ -479,7 +481,7 @@ def decide(
         half: str,
         start: pd.Timestamp | None,
         leaves: str = "constant",
-        incumbent: bool = False,
+        as_incumbent: bool = False,
         inputs: TimeInputs = TimeInputs(),
     ) -> None:
         if start is None:
@@ -523,7 +525,7 @@ def decide(
             # chosen one's improvement over it
             pair = (
                 ((pred, positive), scores[best[0]])
-                if incumbent
+                if as_incumbent
                 else (scores[best[0]], (pred, positive))
             )
             d = paired_bootstrap(
@@ -544,7 +546,7 @@ def decide(
             half_life_days=None if days is None else round(days, 2),
             p_value=None if p_value is None else round(p_value, 4),
             leaves=leaves,
-            held=incumbent or None,
+            held=as_incumbent or None,
             previous_actual=inputs.previous_actual or None,
             time_features=inputs.features or None,
         )
@@ -552,7 +554,7 @@ def decide(
         fits[i], scores[i] = (fit, lo), (pred, positive)
         tried.append(cand)
         beaten = p_value is not None and p_value < alpha
-        if math.isfinite(value) and (not best or (beaten != incumbent)):
+        if math.isfinite(value) and (not best or (beaten != as_incumbent)):
             best[:] = [i]
 
     choice = spec.training.choice
