@@ -49,7 +49,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -139,16 +139,11 @@ def with_inputs(spec: ModelSpec, inputs: TimeInputs) -> ModelSpec:
     return spec.model_copy(update={"feature_sets": {**spec.feature_sets, name: grown}})
 
 
-def from_store(spec: ModelSpec) -> bool:
-    """Whether ``spec``'s rows are the store's (the only rows the inputs are read from)."""
-    return spec.data.source == "store"
-
-
 def to_try(spec: ModelSpec) -> tuple[TimeInputs, TimeInputs]:
     """The previous actual and the time features a full retrain of ``spec`` may try (each
     empty when it may not: see the module and ``training.choice``)."""
     choice = spec.training.choice
-    if not from_store(spec):
+    if spec.data.source != "store":  # the inputs are read from the store's rows only
         return TimeInputs(), TimeInputs()
     actual = TimeInputs(previous_actual=spec.task == "regression" and choice.previous_actual)
     numeric = tuple(spec.active_features.numeric)
@@ -192,6 +187,23 @@ def _naive_times(values: Any) -> np.ndarray:
     )
 
 
+def _in_time_order(frame: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``frame``'s rows sorted by ``event_time`` (stable), and those times."""
+    at = _naive_times(frame["event_time"])
+    order = np.argsort(at, kind="stable")
+    return frame.iloc[order], at[order]
+
+
+def _newest_row(
+    ws: Workspace, model: str, columns: Sequence[str], before: datetime | None = None
+) -> pd.DataFrame:
+    """The newest stored row of ``model`` strictly before ``before`` (None: of all), with
+    ``columns`` besides its time and actual; empty when there is none."""
+    from .history import stored_history
+
+    return stored_history(ws, model, None, [""], limit=1, columns=columns, before=before)
+
+
 def _sources(inputs: TimeInputs) -> list[str]:
     """The stored columns the previous row's inputs are taken from (``target`` first)."""
     return (["target"] if inputs.previous_actual else []) + list(inputs.previous_row)
@@ -220,12 +232,9 @@ def add_inputs(
         return frame
     times = _naive_times(frame["event_time"])
     cols = ["event_time", *_sources(inputs)]
-    known = (
+    known, known_at = _in_time_order(
         frame[cols] if before is None or before.empty else pd.concat([before[cols], frame[cols]])
     )
-    known_at = _naive_times(known["event_time"])
-    order = np.argsort(known_at, kind="stable")
-    known, known_at = known.iloc[order], known_at[order]
     for name, values in _gather(known, newest_before(times, known_at), inputs).items():
         frame[name] = values
     if inputs.calendar:
@@ -239,13 +248,10 @@ def with_time_inputs(
     """Stored training rows (``frame``, time-ordered) with ``inputs``' columns (see
     :func:`add_inputs`; the first rows see the newest stored row before them): what a
     training and its gate score versions on."""
-    from .history import stored_history
-
     if frame.empty or not inputs.columns:
         return frame
     first = pd.Timestamp(frame["event_time"].iloc[0]).to_pydatetime()
-    cols = list(inputs.previous_row)
-    before = stored_history(ws, spec.name, None, [""], limit=1, columns=cols, before=first)
+    before = _newest_row(ws, spec.name, inputs.previous_row, first)
     return add_inputs(frame, inputs, before if len(before) else None)
 
 
@@ -276,12 +282,10 @@ def stored_inputs(
     actual arrives ``delay`` after their time (a replay's); a row sees those that arrived by
     its time. Reads the newest stored row before the first time and the stored rows between
     the first and the last time: bounded by the batch's span."""
-    from .history import stored_history
-
     times = _row_times(spec, df)
     cols = list(inputs.previous_row)
     first = None if times is None else pd.Timestamp(times.min()).to_pydatetime()
-    newest = stored_history(ws, spec.name, None, [""], limit=1, columns=cols, before=first)
+    newest = _newest_row(ws, spec.name, cols, first)
     parts = [newest] if len(newest) else []
     if times is not None and _sources(inputs):
         last = pd.Timestamp(times.max()).to_pydatetime()
@@ -289,10 +293,9 @@ def stored_inputs(
         if len(within):
             parts.append(within)
     keep = ["event_time", *_sources(inputs)]
-    known = pd.concat([p[keep] for p in parts]) if parts else pd.DataFrame(columns=keep)
-    known_at = _naive_times(known["event_time"])
-    order = np.argsort(known_at, kind="stable")
-    known, known_at = known.iloc[order], known_at[order]
+    known, known_at = _in_time_order(
+        pd.concat([p[keep] for p in parts]) if parts else pd.DataFrame(columns=keep)
+    )
     at = times if times is not None else np.full(len(df), np.datetime64("now", "ns"))
     idx = newest_before(at, known_at) if times is not None else np.full(len(df), len(known) - 1)
     out = _gather(known, idx, inputs)
@@ -300,9 +303,7 @@ def stored_inputs(
         # a pending row is seen once its actual arrived (its time plus ``delay``), and only
         # by rows of a later time; it replaces the stored one when newer
         lag = np.timedelta64(delay or timedelta(0))
-        p_order = np.argsort(_naive_times(pending["event_time"]), kind="stable")
-        pend = pending.iloc[p_order]
-        p_at = _naive_times(pend["event_time"])
+        pend, p_at = _in_time_order(pending)
         p_idx = newest_before(times - lag, p_at, strict=lag == np.timedelta64(0))
         p_idx = np.where(p_idx >= 0, np.minimum(p_idx, newest_before(times, p_at)), -1)
         newer = p_idx >= 0
@@ -347,8 +348,6 @@ class NewestRowCache:
     def newest(self, ws: Workspace, model: str, inputs: TimeInputs) -> dict[str, Any]:
         """The previous-row columns of ``inputs`` from the newest stored row of ``model``
         (None values when it has none)."""
-        from .history import stored_history
-
         key = (model, inputs.previous_row)
         now = time.monotonic()
         with self._lock:
@@ -356,7 +355,7 @@ class NewestRowCache:
         if hit is not None and now - hit[0] < self.ttl_s:
             values = hit[1]
         else:
-            newest = stored_history(ws, model, None, [""], limit=1, columns=inputs.previous_row)
+            newest = _newest_row(ws, model, inputs.previous_row)
             full = TimeInputs(True, inputs.previous_row)
             gathered = _gather(newest, np.array([len(newest) - 1]), full)
             values = {k: None if np.isnan(v[0]) else float(v[0]) for k, v in gathered.items()}
