@@ -27,10 +27,12 @@ for the weather streams (the synthetic and approval streams have no season: no s
 best naive baseline of each table is marked. The LightGBM settings are the same everywhere
 (retrainer's family defaults, one thread). A schedule fits every row of its window with the
 default 200 rounds, as a hand-written retraining job would; retrainer trains its own way: a
-full retrain chooses its training window, recency weighting and (regression) leaf model on
-the gate's holdout (the "choices" line under each table counts what it chose), an evaluation
-fit for the gate, early
-stopping to settle the rounds, and a final fit on every row of the chosen window.
+full retrain chooses its model family (LightGBM, the spec's, or the linear family: logistic
+regression or ridge), training window, recency weighting, (regression) leaf model and inputs
+made from time on the gate's holdout (the "choices" line under each table counts what it
+chose; "linear model" is the linear family), an evaluation fit for the gate, early stopping
+to settle the rounds, and a final fit on every row of the chosen window. The fixed schedules
+and the static model are LightGBM throughout.
 """
 
 from __future__ import annotations

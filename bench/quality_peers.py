@@ -57,7 +57,8 @@ def _spec(folder: Path, s: Stream, tuned: bool) -> dict[str, Any]:
         model["params"] = dict(LGB_PARAMS)
     else:
         raw = {"store": f"sqlite:///{folder / 'retrainer.db'}", "artifacts": str(folder / "a")}
-        model = {"task": s.task, "family": "lightgbm", "params": dict(LGB_PARAMS)}
+        # family unset: LightGBM, with the linear family as the choice's other candidate
+        model = {"task": s.task, "params": {"lightgbm": dict(LGB_PARAMS)}}
         model["training"] = {"window_days": WINDOW_DAYS}
     model.update(
         target=s.target, id_column="day_id", time_column="date", features={"numeric": s.features}
@@ -81,7 +82,8 @@ def _choice_name(chosen: dict[str, Any]) -> str:
     leaves = "" if leaves == "constant" else f", {leaves} leaves"
     inputs = ", previous actual" if chosen.get("previous_actual") else ""
     inputs += ", time features" if chosen.get("time_features") else ""
-    return f"{window}, {weighting}{leaves}{inputs}"
+    family = f", {chosen['family']} model" if chosen.get("family") else ""
+    return f"{window}, {weighting}{leaves}{inputs}{family}"
 
 
 def choices_line(versions: list[Any]) -> str:

@@ -172,6 +172,10 @@ class _Rows:
     def times(self) -> pd.Series:
         return pd.Series(pd.date_range("2020-01-01", periods=400, freq="D"))
 
+    @property
+    def other_families(self) -> bool:
+        return False
+
     def holdout_rows(self, rows: int) -> int:
         return rows
 
@@ -185,6 +189,7 @@ class _Rows:
         half_life: float | None,
         leaves: str = "constant",
         inputs: Any = None,
+        family: str | None = None,
     ) -> Any:
         self.fitted.append(leaves)
         return _Fixed(self.y + self.noise[leaves]), None

@@ -6,23 +6,19 @@ them."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import pandas as pd
 import pytest
-import uvicorn
 import yaml
 from backup_craft import run_cli
 from daily_rows import choice_spec, choice_workspace
 
+from loopback import served
 from retrainer.core.errors import ConfigError
 from retrainer.core.feature_sets import DAY_COS, DAY_SIN, PREVIOUS_ACTUAL
 from retrainer.core.spec import parse_spec
@@ -33,11 +29,9 @@ from retrainer.lifecycle.time_inputs import NewestRowCache, TimeInputs, add_inpu
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 from retrainer.serving.app import create_app
-from waits import wait_until
 
 DAYS = 3 * 365
 PARAMS = {"num_threads": 1, "n_estimators": 60}
-SERVER_START = 120.0  # seconds; a server boots in about 2 s on an idle machine
 
 
 def walk(n_days: int = DAYS, seed: int = 0, start: str = "2020-01-01") -> pd.DataFrame:
@@ -68,25 +62,6 @@ def trained(tmp_path: Path) -> Iterator[Workspace]:
         ingest_frame(ws, "m", walk())
         train(ws, "m", deploy=True)
         yield ws
-
-
-@contextmanager
-def _served(app: Any) -> Iterator[httpx.Client]:
-    """``app`` served by uvicorn on a free loopback port; a client whose base URL is it."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_until(lambda: srv.started or not thread.is_alive(), "the server to start", SERVER_START)
-    assert srv.started, "the server thread ended without starting"
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
-            yield http
-    finally:
-        srv.should_exit = True
-        thread.join(SERVER_START)
 
 
 def _chosen(ws: Workspace) -> dict[str, Any]:
@@ -144,7 +119,7 @@ def test_the_server_fills_it_from_the_store_and_sees_new_actuals(trained: Worksp
     model = trained.load("m", trained.store.roles("m").champion or "")
     row = {"id": "new-1", "x0": 0.5, "x1": 0.5, "x2": 0.5}
     url = "/v1/models/m/predict"
-    with _served(app) as http:
+    with served(app) as http:
         first = http.post(url, json={"rows": [row]})
         assert first.status_code == 200, first.text
         last = trained.store.training_frame("m")["target"].iloc[-1]
@@ -247,7 +222,7 @@ def test_a_fleets_members_get_their_own_newest_actual(tmp_path: Path) -> None:
             assert v.feature_schema["numeric"][-1] == PREVIOUS_ACTUAL, v.details
         app = create_app(ws, log_predictions=False, scheduler=False)
         rows = [{"id": f"n-{s}", "shop": s, "x0": 0.5, "x1": 0.5, "x2": 0.5} for s in ("a", "b")]
-        with _served(app) as http:
+        with served(app) as http:
             answer = http.post("/v1/models/sales/predict", json={"rows": rows})
         assert answer.status_code == 200, answer.text
         for row, got in zip(rows, answer.json()["predictions"], strict=True):
@@ -308,7 +283,7 @@ def test_the_time_features_are_chosen_where_yesterday_tells_today(tmp_path: Path
         # the server: the row's time gives the day of the year; the store the previous row
         app = create_app(ws, log_predictions=False, scheduler=False)
         row = {"id": "n-1", "t": str(nxt["t"].iloc[0].date()), "x0": 0.1, "x1": 0.2, "x2": 0.3}
-        with _served(app) as http:
+        with served(app) as http:
             answer = http.post("/v1/models/m/predict", json={"rows": [row]})
         assert answer.status_code == 200, answer.text
         one = by_hand.iloc[[0]].assign(x0=0.1, x1=0.2, x2=0.3)

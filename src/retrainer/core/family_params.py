@@ -157,6 +157,8 @@ ACCEPTED: dict[str, frozenset[str]] = {
     ),
     # your own scikit-learn estimator (families/sklearn_family.py)
     "sklearn": frozenset({"estimator", "kwargs", "trusted_types"}),
+    # logistic regression or ridge on standardised columns (families/linear_family.py)
+    "linear": frozenset({"alpha", "max_iter"}),
     # a dense network in PyTorch (families/mlp_family.py, which checks the values)
     "mlp": frozenset(
         {

@@ -62,6 +62,7 @@ FAMILIES = (
     "sklearn",
     "mlp",
     "lstm",
+    "linear",
 )
 
 
@@ -151,6 +152,12 @@ class ModelSpec(BaseModel):
             if fam is not None and fam not in FAMILIES:
                 raise ValueError(
                     f"{key} {fam!r} is not a model family; valid: {', '.join(FAMILIES)}"
+                )
+        for fam in self.training.choice.families or ():
+            if fam not in FAMILIES:
+                raise ValueError(
+                    f"training.choice.families lists {fam!r}, which is not a model family; "
+                    f"valid: {', '.join(FAMILIES)}"
                 )
         self._check_params()
         if self.training.engine == "dask" and self.family not in DASK_FAMILIES:
@@ -265,6 +272,22 @@ class ModelSpec(BaseModel):
     def params_per_family(self) -> bool:
         """True when ``params`` holds one section per family rather than flat parameters."""
         return bool(self.params) and all(k in FAMILIES for k in self.params)
+
+    @property
+    def other_families(self) -> list[str]:
+        """The families a full retrain's choice tries besides ``family``
+        (``training.choice.families``): the spec's list, else ``["linear"]`` when ``family``
+        was left unset and ``[]`` when the spec names it.
+
+        >>> base = dict(task="regression", target="y", id_column="i", time_column="t",
+        ...     features={"numeric": ["x"]})
+        >>> ModelSpec(**base).other_families, ModelSpec(**base, family="lightgbm").other_families
+        (['linear'], [])
+        """
+        listed = self.training.choice.families
+        if listed is not None:
+            return [f for f in listed if f != self.family]
+        return [] if "family" in self.model_fields_set or self.family == "linear" else ["linear"]
 
     def params_for(self, family: str) -> dict[str, Any]:
         """The parameters ``family`` trains with: its own section of per-family ``params``;

@@ -149,6 +149,24 @@ class Choice(Section):
         ),
     )
 
+    families: list[str] | None = Field(
+        None,
+        description=(
+            "Other model families a full retrain tries: each family on the first window "
+            "candidate, the champion's first (else the spec's), another displacing it only "
+            "when better on the holdout beyond chance; the windows, weightings, leaf models "
+            "and time inputs are then tried with the family chosen, and the families that "
+            "lost once more on the rows and weights chosen when those moved off the first "
+            "window. A reused choice keeps the champion's family. Unset: [linear] when the "
+            "spec leaves `family` unset, [] when it names one (a family asked for by name is "
+            "the one trained). 'linear' (logistic regression or ridge on standardised "
+            "columns) costs milliseconds and wins where the target is near linear in the "
+            "features. A family that cannot be imported, or cannot be served by "
+            "serving.backend: onnx, is skipped and said so; not tried by the Dask engine or "
+            "with a features.transform (the sklearn family's). []: the spec's family only."
+        ),
+    )
+
     def leaves_for(self, task: str, compiled: bool = False) -> list[str]:
         """The leaf candidates for ``task``: the spec's, else the task's default (constant
         only for a ``compiled`` model: serving.backend onnx cannot compile linear leaves).

@@ -25,6 +25,7 @@ FAMILY_MODULES: dict[str, tuple[str, str]] = {
     "sklearn": ("sklearn_family", "SklearnModel"),
     "mlp": ("mlp_family", "MLPModel"),
     "lstm": ("lstm_family", "LSTMModel"),
+    "linear": ("linear_family", "LinearModel"),
 }
 assert set(FAMILY_MODULES) == set(FAMILIES)
 EXTRA_OF = {"lstm": "mlp"}  # a family installed by another family's extra

@@ -14,7 +14,7 @@ not follow scikit-learn's routing of missing values (NaN goes where the training
 NaN went, or to the larger child), so only complete rows go to ONNX Runtime.
 
 What cannot be compiled raises ``CapabilityError`` naming the reason: a family without a
-converter (river, ensemble, tabpfn, sklearn, mlp), a CatBoost model with categorical
+converter (river, ensemble, tabpfn, sklearn, mlp, linear), a CatBoost model with categorical
 features (CatBoost's ONNX export has none), or the extra not installed.
 
 >>> import numpy as np, pandas as pd

@@ -85,6 +85,7 @@ class Candidate:
     held: bool | None = None
     previous_actual: bool | None = None  # the previous actual as an input (.time_inputs)
     time_features: bool | None = None  # the previous row's features and the day of the year
+    family: str | None = None  # another family than the spec's (training.choice.families)
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class ChoiceRecord:
         leaves = "" if c.leaves == "constant" else f", {c.leaves} leaves"
         leaves += ", previous actual" if c.previous_actual else ""
         leaves += ", time features" if c.time_features else ""
+        leaves += f", family {c.family}" if c.family else ""
         return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{leaves}{value}"
 
 
@@ -142,6 +144,14 @@ def with_leaves(spec: ModelSpec, family: str, leaves: str) -> ModelSpec:
     params = {**spec.params_for(family), **extra}
     merged = {**spec.params, family: params} if spec.params_per_family else params
     return spec.model_copy(update={"params": merged})
+
+
+def only_family(spec: ModelSpec) -> ModelSpec:
+    """``spec`` whose choice tries no other family (``training.choice.families: []``): for a
+    training asked for one family by name (``train --family``, ``compare``)."""
+    choice = spec.training.choice.model_copy(update={"families": []})
+    training = spec.training.model_copy(update={"choice": choice})
+    return spec.model_copy(update={"training": training})
 
 
 def recency_weights(times: pd.Series, half_life_days: float) -> np.ndarray:
@@ -283,12 +293,14 @@ def leaves_of(version: ModelVersion) -> str:
 @dataclass(frozen=True)
 class Incumbent:
     """What the champion's recipe holds that the choice tries first, as the incumbent: its
-    leaf model (None without a champion) and which time inputs it learnt. ``kept``: a
-    reused choice (:func:`reuse_choice`), which keeps those inputs instead of trying them."""
+    leaf model (None without a champion), which time inputs it learnt and its family.
+    ``kept``: a reused choice (:func:`reuse_choice`), which keeps those inputs and that family
+    instead of trying them."""
 
     leaves: str | None = None
     inputs: TimeInputs = field(default_factory=TimeInputs)
     kept: bool = False
+    family: str | None = None
 
 
 def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
@@ -299,8 +311,8 @@ def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbe
     ...     "", "initial", None, None, 10, "", {"numeric": ["x", "__previous_actual"]}, {},
     ...     "", "", None, 0)
     >>> held = incumbent([v], "1.0.0")
-    >>> held.leaves, held.inputs.columns
-    ('constant', ['__previous_actual'])
+    >>> held.leaves, held.inputs.columns, held.family
+    ('constant', ['__previous_actual'], 'lightgbm')
     >>> incumbent([v], None).leaves, incumbent([v], None).inputs.columns
     (None, [])
     """
@@ -308,7 +320,7 @@ def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbe
     if not found:
         return Incumbent()
     numeric = found[0].feature_schema.get("numeric", [])
-    return Incumbent(leaves_of(found[0]), TimeInputs.of_columns(numeric))
+    return Incumbent(leaves_of(found[0]), TimeInputs.of_columns(numeric), family=found[0].family)
 
 
 def inputs_of(candidate: Candidate, spec: ModelSpec) -> TimeInputs:
@@ -351,6 +363,12 @@ class CandidateRows(Protocol):
         """Every row's event time, oldest first (indexed 0..n-1)."""
         ...
 
+    @property
+    def other_families(self) -> bool:
+        """Whether :meth:`fit` can fit another family than the rows' (the cluster's rows
+        train only through a family's Dask interface)."""
+        ...
+
     def holdout_rows(self, rows: int) -> int:
         """The rows of a holdout of the newest ``rows``, as these rows cut it (a cut by time
         also takes the rows sharing its first row's time)."""
@@ -367,11 +385,13 @@ class CandidateRows(Protocol):
         half_life: float | None,
         leaves: str = "constant",
         inputs: TimeInputs = TimeInputs(),
+        family: str | None = None,
     ) -> Fit:
         """The recipe's evaluation fit on rows ``lo:hi``, weighted when ``half_life`` (days)
         is given as :func:`recency_weights` weighs ``times[lo:hi]``, with the leaf model
         ``leaves`` (:func:`with_leaves`) and the time ``inputs`` (:func:`.time_inputs.
-        with_inputs`; only rows whose holdout holds their columns are asked)."""
+        with_inputs`; only rows whose holdout holds their columns are asked), of ``family``
+        (None: the rows'; another only when :attr:`other_families`)."""
         ...
 
     def cpu(self) -> float:
@@ -392,6 +412,10 @@ class FrameRows:
     def times(self) -> pd.Series:
         return pd.to_datetime(self.frame["event_time"]).reset_index(drop=True)
 
+    @property
+    def other_families(self) -> bool:
+        return True
+
     def holdout_rows(self, rows: int) -> int:
         return rows
 
@@ -408,16 +432,16 @@ class FrameRows:
         half_life: float | None,
         leaves: str = "constant",
         inputs: TimeInputs = TimeInputs(),
+        family: str | None = None,
     ) -> Fit:
         from .fitting import fit_for_evaluation
 
         rows = self.frame.iloc[lo:hi]
         weight = None if half_life is None else recency_weights(rows["event_time"], half_life)
-        spec = with_leaves(self.spec, self.family, leaves)
+        fam = family or self.family
+        spec = with_leaves(self.spec, fam, leaves)
         spec = with_inputs(spec, inputs)
-        return fit_for_evaluation(
-            spec, self.family, rows[spec.feature_names], rows["target"], weight
-        )
+        return fit_for_evaluation(spec, fam, rows[spec.feature_names], rows["target"], weight)
 
     def cpu(self) -> float:
         return time.process_time()
@@ -471,7 +495,7 @@ def decide(
     tried: list[Candidate] = []
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
-    seen: set[tuple[int, float | None, str, TimeInputs]] = set()
+    seen: set[tuple[int, float | None, str, TimeInputs, str | None]] = set()
     held = held or Incumbent()
     best: list[int] = []  # the index chosen so far
     y_hold: np.ndarray | None = None
@@ -483,10 +507,11 @@ def decide(
         leaves: str = "constant",
         as_incumbent: bool = False,
         inputs: TimeInputs = TimeInputs(),
+        fam: str | None = None,
     ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
-            tried.append(Candidate(window, half, None, 0, skipped=note))
+            tried.append(Candidate(window, half, None, 0, skipped=note, family=fam))
             return
         lo = int(times.searchsorted(max(start, first), side="left"))
         count = n_train - lo
@@ -500,19 +525,26 @@ def decide(
                     max(count, 0),
                     skipped=f"{max(count, 0)} rows before the holdout, fewer than {least} "
                     "(quality.min_rows)",
+                    family=fam,
                 )
             )
             return
-        if (lo, days, leaves, inputs) in seen:
+        if (lo, days, leaves, inputs, fam) in seen:
             tried.append(
                 Candidate(
-                    window, half, _iso(times.iloc[lo]), count, skipped="same rows", leaves=leaves
+                    window,
+                    half,
+                    _iso(times.iloc[lo]),
+                    count,
+                    skipped="same rows",
+                    leaves=leaves,
+                    family=fam,
                 )
             )
             return
-        seen.add((lo, days, leaves, inputs))
+        seen.add((lo, days, leaves, inputs, fam))
         t0 = rows.cpu()
-        fit = rows.fit(lo, n_train, days, leaves, inputs)
+        fit = rows.fit(lo, n_train, days, leaves, inputs, fam)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -549,6 +581,7 @@ def decide(
             held=as_incumbent or None,
             previous_actual=inputs.previous_actual or None,
             time_features=inputs.features or None,
+            family=fam,
         )
         i = len(tried)
         fits[i], scores[i] = (fit, lo), (pred, positive)
@@ -558,15 +591,22 @@ def decide(
             best[:] = [i]
 
     choice = spec.training.choice
-    weighted = family_class(family).capabilities.sample_weight
-    halves = [h for h in choice.half_lives if h != "none"]
     compiled = spec.serving.backend == "onnx"
     base, *shaped = choice.leaves_for(spec.task, compiled)  # windows and half-lives: the first
-    linear = family_class(family).linear_leaf_params is not None
-    if base == "linear" and not linear:
+    if base == "linear" and family_class(family).linear_leaf_params is None:
         note = f"the {family} family has no linear leaves; its windows fitted constant ones"
         tried.append(Candidate("all", "none", None, 0, skipped=note, leaves=base))
         base = "constant"
+    # the families, first on the first window: the champion's first (kept unless another is
+    # better beyond chance), then the spec's and training.choice.families; a reused choice
+    # keeps the champion's. On the Dask engine, the spec's only.
+    others = [f for f in spec.other_families if f != family] if rows.other_families else []
+    own = held.family if held.family in others else None
+    if own is not None and _cannot_try(own, spec, False) is not None:
+        own = None
+    families = [own or family, *(f for f in [family, *others] if f != (own or family))]
+    if held.kept:
+        families = families[:1]
     shown = current()
     # the time inputs whose columns the rows hold (a sequence model reads its history itself)
     stages = [
@@ -578,10 +618,36 @@ def decide(
         and not held.kept  # a reused choice keeps the champion's instead
     ]
     kept = held.inputs if held.kept else TimeInputs()
-    total = len(choice.windows) + len(halves) + len(shaped) + len(stages)
+    halves = [h for h in choice.half_lives if h != "none"]
+    total = len(families) + len(choice.windows) - 1 + len(halves) + len(shaped) + len(stages)
     shown.stage("window choice", total=total, unit="candidates")
-    for window in choice.windows:
-        attempt(window, "none", window_start(window, first, end, change_at), base, False, kept)
+    first_window, *windows = choice.windows
+    at = window_start(first_window, first, end, change_at)
+    n_before = len(tried)  # the families' candidates follow
+    for i, fam in enumerate(families):
+        shown.advance()
+        why = None if i == 0 else _cannot_try(fam, spec, False)
+        if why is not None:
+            tried.append(Candidate(first_window, "none", None, 0, skipped=why, family=fam))
+            continue
+        leaves = base if family_class(fam).linear_leaf_params is not None else "constant"
+        try:
+            attempt(first_window, "none", at, leaves, False, kept, None if fam == family else fam)
+        except ValueError as exc:  # e.g. an estimator that takes no missing value
+            if i == 0:
+                raise
+            note = f"not fitted: {' '.join(str(exc).split())[:200]}"
+            tried.append(Candidate(first_window, "none", None, 0, skipped=note, family=fam))
+    fitted_as = (tried[best[0]].family if best else None) or own or family
+    fam_of = None if fitted_as == family else fitted_as
+    if fitted_as != family:
+        base = "constant" if family_class(fitted_as).linear_leaf_params is None else base
+    linear = family_class(fitted_as).linear_leaf_params is not None
+    weighted = family_class(fitted_as).capabilities.sample_weight
+    for window in windows:
+        attempt(
+            window, "none", window_start(window, first, end, change_at), base, False, kept, fam_of
+        )
         shown.advance()
     if best:
         on = tried[best[0]]
@@ -592,29 +658,31 @@ def decide(
                 continue
             shown.advance()
             if not weighted:
-                note = f"the {family} family takes no row weights"
+                note = f"the {fitted_as} family takes no row weights"
                 tried.append(Candidate(on.window, half, None, 0, skipped=note))
                 continue
-            attempt(on.window, half, pd.Timestamp(on.start), base, False, kept)
+            attempt(on.window, half, pd.Timestamp(on.start), base, False, kept, fam_of)
         on = tried[best[0]]  # the leaf models are tried on the best window and weighting
         if held.leaves in shaped:  # the champion's first, as the incumbent
             shaped = [held.leaves, *(x for x in shaped if x != held.leaves)]
         for leaves in shaped:
             shown.advance()
             if leaves == "linear" and not linear:
-                note = f"the {family} family has no {leaves} leaves"
-                skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
-                tried.append(skip)
+                if fitted_as == family:  # the spec's: say so; another family's: not asked
+                    note = f"the {fitted_as} family has no {leaves} leaves"
+                    skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=leaves)
+                    tried.append(skip)
                 continue
             start = pd.Timestamp(on.start)  # with its inputs (a reused choice's kept ones)
-            attempt(on.window, on.half_life, start, leaves, leaves == held.leaves, kept)
+            attempt(on.window, on.half_life, start, leaves, leaves == held.leaves, kept, fam_of)
         for extra in stages:  # the previous actual, then the time features, on the choice
             shown.advance()
             on = tried[best[0]]
             inputs = inputs_of(on, spec) | extra
             was = set(held.inputs.columns) >= set(extra.columns)  # the champion learnt them
             try:
-                attempt(on.window, on.half_life, pd.Timestamp(on.start), on.leaves, was, inputs)
+                start = pd.Timestamp(on.start)
+                attempt(on.window, on.half_life, start, on.leaves, was, inputs, on.family)
             except ValueError as exc:  # an estimator that takes no missing value, e.g.
                 note = f"not fitted: {' '.join(str(exc).split())[:200]}"
                 skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=on.leaves)
@@ -624,6 +692,25 @@ def decide(
                     time_features=inputs.features or None,
                 )
                 tried.append(skip)
+        on = tried[best[0]]
+        if (on.window, on.half_life) != (first_window, "none"):
+            # the families that lost on the first window, again on the rows and weights
+            # chosen since (a linear champion's rows since a change may suit trees again)
+            lost = [
+                c.family or family
+                for c in tried[n_before : n_before + len(families)]
+                if c.skipped is None and (c.family or family) != fitted_as
+            ]
+            for fam in lost:
+                leaves = base if family_class(fam).linear_leaf_params is not None else "constant"
+                start, inputs = pd.Timestamp(on.start), inputs_of(on, spec)
+                try:
+                    other = None if fam == family else fam
+                    attempt(on.window, on.half_life, start, leaves, False, inputs, other)
+                except ValueError as exc:  # e.g. an estimator that takes no missing value
+                    note = f"not fitted: {' '.join(str(exc).split())[:200]}"
+                    skip = Candidate(on.window, on.half_life, None, 0, skipped=note, family=fam)
+                    tried.append(skip)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")
@@ -632,6 +719,25 @@ def decide(
     fit, lo = fits[best[0]]
     record = ChoiceRecord(metric, n_hold, tried[best[0]], tried, rows.cpu() - started, holdout_note)
     return fit, lo, record
+
+
+def _cannot_try(other: str, spec: ModelSpec, weighted: bool) -> str | None:
+    """Why family ``other`` cannot be a candidate (None: it can); ``weighted``: on a choice
+    that weighs rows by recency."""
+    if spec.active_features.transform is not None:
+        return "features.transform is the spec's family's feature step"
+    try:
+        klass = family_class(other)
+    except FamilyUnavailableError as exc:
+        return exc.message
+    if spec.serving.backend == "onnx":
+        from ..families.compiled import COMPILED_FAMILIES
+
+        if other not in COMPILED_FAMILIES:
+            return f"serving.backend: onnx cannot compile the {other} family"
+    if weighted and not klass.capabilities.sample_weight:
+        return f"the {other} family takes no row weights (the choice weighs by recency)"
+    return None
 
 
 def holdout_after_change(

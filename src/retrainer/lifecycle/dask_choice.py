@@ -175,6 +175,10 @@ class ClusterRows:
     times: pd.Series  # the window's event times, sorted (indexed 0..n-1)
     hold: pd.DataFrame  # the gate's holdout rows, oldest first
 
+    @property
+    def other_families(self) -> bool:
+        return False
+
     def holdout_rows(self, rows: int) -> int:
         if rows <= 0:
             return rows
@@ -198,9 +202,11 @@ class ClusterRows:
         half_life: float | None,
         leaves: str = "constant",
         inputs: TimeInputs = TimeInputs(),
+        family: str | None = None,
     ) -> Fit:
         """As :meth:`CandidateRows.fit`; never asked for time ``inputs`` (the holdout holds
-        none: the Dask engine does not compute them)."""
+        none: the Dask engine does not compute them) or another ``family``
+        (:attr:`other_families` is false)."""
         recency = (
             None if half_life is None else Recency(pd.Timestamp(self.times.iloc[hi - 1]), half_life)
         )

@@ -277,6 +277,7 @@ def fit_family(
     if spec.training.choice.enabled:  # reports its candidates as a stage of their own
         n_hold = hold.stop - hold.start
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at, held)
+        family = record.chosen.family or family  # another family may have won the choice
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
         spec = with_inputs(spec, inputs_of(record.chosen, spec))
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them

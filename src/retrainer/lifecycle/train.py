@@ -34,7 +34,14 @@ from ..monitoring.reference import ReferenceStats
 from ..plumbing.workspace import Workspace
 from ..policy.decide import kept_baseline
 from . import dask_engine, dask_rows, rollout
-from .choice import Incumbent, change_seen, incumbent, last_change, reuse_choice
+from .choice import (
+    Incumbent,
+    change_seen,
+    incumbent,
+    last_change,
+    only_family,
+    reuse_choice,
+)
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
 from .naive_fold import check_window_season
@@ -275,6 +282,7 @@ def train(
     ``search``: run a hyper-parameter search first (:mod:`.search`; the spec's
     ``training.search`` or ``policy.search_every`` may ask for one too).
     ``progress`` hears of each stage (rows, window choice, fit, folds, register).
+    ``family``: train that family (the choice tries no other, ``training.choice.families``).
     """
     p = current()  # ``progress``, or the caller's (see :func:`reports`)
     spec = check_single(ws.model_spec(model), "train")
@@ -293,6 +301,8 @@ def train(
     p.advance(len(frame))
     the_plan = plan(ws, model, family=family, days_back=days_back, frame=frame, trigger=created_by)
     spec = choose_features(spec, frame).spec  # the set the plan chose (the flag's, or fallback)
+    if family is not None:  # a family asked for by name is the one trained
+        spec = only_family(spec)
     if not the_plan.quality.ok and not allow_quality_warnings:
         raise QualityError(
             f"Data quality checks failed for model {model!r}; nothing was trained.\n"
@@ -318,7 +328,7 @@ def train(
     window_rows = len(frame)
     frame = frame.iloc[fitted.first_row :]  # the chosen window's rows (training.choice)
     bump, parent = the_plan.bump, the_plan.parent
-    if fallback:
+    if fallback or fitted.family != the_plan.family:  # another family won the choice
         bump, parent = version_bump(ws, spec, fitted.family)
     p.stage("gate and register")
     version = register_fitted(
