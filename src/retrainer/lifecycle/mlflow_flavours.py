@@ -86,10 +86,13 @@ def log_native(
 
     from ..families import skops_io
 
-    est = skops_io.loads(payload)
-    if classes:
-        est.classes_ = np.asarray(classes)  # predict() gives the labels, as retrainer's does
-    est.feature_names_in_ = np.asarray(names, dtype=object)
+    if family == "linear":
+        est = linear_pipeline(payload, task, names, classes)
+    else:
+        est = skops_io.loads(payload)
+        if classes:
+            est.classes_ = np.asarray(classes)  # predict() gives the labels, as retrainer's does
+        est.feature_names_in_ = np.asarray(names, dtype=object)
     req = [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}"]
     import skops.io as sio
 
@@ -99,6 +102,58 @@ def log_native(
         est, serialization_format="skops", skops_trusted_types=trusted, pip_requirements=req, **kw
     )
     return "sklearn", info
+
+
+def linear_pipeline(payload: bytes, task: str, names: list[str], classes: list[Any]) -> Any:
+    """A version of the linear family (numeric features) as the scikit-learn Pipeline that
+    computes what it computes: the median imputer with its missing-value indicators, the
+    scaler, then logistic regression (its classes the labels) or ridge, their fitted numbers
+    the version's. The imputer is fitted on three rows made to have the version's medians and
+    its columns with missing values; the rest are set from the payload.
+
+    >>> import json
+    >>> state = {"medians": [1.0, 2.0], "flagged": [False, True], "levels": [],
+    ...     "means": [1.0, 2.0, 0.5], "scales": [1.0, 2.0, 0.5], "coef": [[1.0, 0.5, 2.0]],
+    ...     "intercept": [0.25], "classes": None}
+    >>> pipe = linear_pipeline(json.dumps(state).encode(), "regression", ["a", "b"], [])
+    >>> import pandas as pd
+    >>> pipe.predict(pd.DataFrame({"a": [2.0], "b": [float("nan")]})).round(3).tolist()
+    [3.25]
+    """
+    import json
+
+    import pandas as pd
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    state = json.loads(payload)
+    medians = np.asarray(state["medians"], dtype=np.float64)
+    flagged = np.asarray(state["flagged"], dtype=bool)
+    rows = pd.DataFrame(
+        np.vstack([medians, medians, np.where(flagged, np.nan, medians)]), columns=names
+    )
+    imputer = SimpleImputer(strategy="median", add_indicator=True).fit(rows)
+    scales = np.asarray(state["scales"], dtype=np.float64)
+    scaler = StandardScaler()
+    scaler.mean_ = np.asarray(state["means"], dtype=np.float64)
+    scaler.scale_, scaler.var_ = scales, scales**2
+    scaler.n_features_in_, scaler.n_samples_seen_ = len(scales), 1
+    coef = np.asarray(state["coef"], dtype=np.float64)
+    intercept = np.asarray(state["intercept"], dtype=np.float64)
+    final: Any
+    if task == "classification":
+        final = LogisticRegression()
+        final.coef_, final.intercept_ = coef, intercept
+        seen = state["classes"] or list(range(len(classes)))
+        final.classes_ = np.asarray([classes[i] for i in seen] if classes else seen)
+        final.n_iter_ = np.zeros(1, dtype=np.int32)
+    else:
+        final = Ridge()
+        final.coef_, final.intercept_ = coef[0], float(intercept[0])
+    final.n_features_in_ = len(scales)
+    return Pipeline([("impute", imputer), ("scale", scaler), ("model", final)])
 
 
 def lgb_named(text: str, names: list[str]) -> str:

@@ -36,7 +36,7 @@ from ..core.errors import CapabilityError, ConfigError, RetrainerError
 from ..evaluation.gate_types import stored_gate
 from ..plumbing.workspace import Workspace
 
-EXPORTABLE = ("randomforest", "lightgbm", "xgboost", "catboost")
+EXPORTABLE = ("randomforest", "lightgbm", "xgboost", "catboost", "linear")
 INSTALL = "pip install 'retrainer[mlflow]'"
 # MLflow's own defaults retry for minutes; a caller's own setting wins
 HTTP_DEFAULTS = {
