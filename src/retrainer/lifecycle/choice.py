@@ -1,16 +1,19 @@
-"""A full retrain chooses its training window, recency weighting, leaf model and inputs made
-from time on the newest rows.
+"""A full retrain chooses its model family, training window, recency weighting, leaf model
+and inputs made from time on the newest rows.
 
 The rows are those of the spec's window (``training.window_days``, or all). The gate's holdout
-(their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: each window
-candidate (``training.choice.windows``) is fitted, unweighted, on its rows before the holdout
-and scored there on the primary metric, with the first leaf model of
+(their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: first each
+family (the spec's and ``training.choice.families``, see ``ModelSpec.other_families``) on the
+first window candidate, the champion's family first; then each other window candidate
+(``training.choice.windows``) with the family chosen, fitted, unweighted, on its rows before
+the holdout and scored there on the primary metric, with the first leaf model of
 ``training.choice.leaves``; then each half-life (``training.choice.half_lives``) is tried on
 the best window, and each other leaf model (regression: linear leaves) on the best window and
 weighting, the champion's first (:func:`champion_leaves`); then the inputs made from time
 (:mod:`.time_inputs`): the previous actual (regression), then the time features (the previous
 row's numeric features and the day of the year), each on everything chosen before it, the
-champion's as the incumbent. A candidate displaces the one chosen
+champion's as the incumbent; then, when the choice moved off the first window's unweighted
+rows, the families that lost on them once more on its rows. A candidate displaces the one chosen
 so far only when it is better by the gate's test: the paired bootstrap of the primary metric on
 the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares plainly); the
 champion's leaf model, the incumbent, is chosen unless the one chosen before it is better by
@@ -471,14 +474,16 @@ def decide(
     change_at: pd.Timestamp | None = None,
     held: Incumbent | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
-    """The choice on ``rows`` (see the module's text): each window candidate fitted on its
-    rows before the newest ``n_hold`` (or the holdout after ``change_at``) and scored there,
-    then the half-lives on the best window, then the other leaf models, the champion's
-    (``held``, see :func:`incumbent`) first as the incumbent, then the time inputs (the
-    previous actual for a regression, then the time features), the champion's as the
-    incumbent; a candidate displaces the one chosen so far only by the gate's paired
-    bootstrap. A reused choice (``held.kept``) fits its candidates with the champion's time
-    inputs and does not try them. Returns as :func:`choose`."""
+    """The choice on ``rows`` (see the module's text): each family on the first window
+    candidate, the champion's first (``held``, see :func:`incumbent`), then each other window
+    candidate with the family chosen, fitted on its rows before the newest ``n_hold`` (or
+    the holdout after ``change_at``) and scored there, then the half-lives on the best window,
+    then the other leaf models, the champion's first as the incumbent, then the time inputs
+    (the previous actual for a regression, then the time features), the champion's as the
+    incumbent, then the families that lost on the first window once more on the rows chosen
+    when those differ; a candidate displaces the one chosen so far only by the gate's paired
+    bootstrap. A reused choice (``held.kept``) fits its candidates with the champion's family
+    and time inputs and tries no other. Returns as :func:`choose`."""
     from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
