@@ -287,7 +287,7 @@ class ModelSpec(BaseModel):
         listed = self.training.choice.families
         if listed is not None:
             return [f for f in listed if f != self.family]
-        return [] if "family" in self.model_fields_set or self.family == "linear" else ["linear"]
+        return [] if "family" in self.model_fields_set else ["linear"]
 
     def params_for(self, family: str) -> dict[str, Any]:
         """The parameters ``family`` trains with: its own section of per-family ``params``;

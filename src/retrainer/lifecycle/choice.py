@@ -610,6 +610,10 @@ def decide(
     if own is not None and _cannot_try(own, spec, False) is not None:
         own = None
     families = [own or family, *(f for f in [family, *others] if f != (own or family))]
+
+    def tag(fam: str) -> str | None:  # a candidate records a family other than the spec's
+        return None if fam == family else fam
+
     if held.kept:
         families = families[:1]
     shown = current()
@@ -635,18 +639,15 @@ def decide(
         if why is not None:
             tried.append(Candidate(first_window, "none", None, 0, skipped=why, family=fam))
             continue
-        leaves = base if family_class(fam).linear_leaf_params is not None else "constant"
         try:
-            attempt(first_window, "none", at, leaves, False, kept, None if fam == family else fam)
+            attempt(first_window, "none", at, _leaves(fam, base), False, kept, tag(fam))
         except ValueError as exc:  # e.g. an estimator that takes no missing value
             if i == 0:
                 raise
-            note = f"not fitted: {' '.join(str(exc).split())[:200]}"
+            note = _not_fitted(exc)
             tried.append(Candidate(first_window, "none", None, 0, skipped=note, family=fam))
     fitted_as = (tried[best[0]].family if best else None) or own or family
-    fam_of = None if fitted_as == family else fitted_as
-    if fitted_as != family:
-        base = "constant" if family_class(fitted_as).linear_leaf_params is None else base
+    fam_of, base = tag(fitted_as), _leaves(fitted_as, base)
     linear = family_class(fitted_as).linear_leaf_params is not None
     weighted = family_class(fitted_as).capabilities.sample_weight
     for window in windows:
@@ -689,7 +690,7 @@ def decide(
                 start = pd.Timestamp(on.start)
                 attempt(on.window, on.half_life, start, on.leaves, was, inputs, on.family)
             except ValueError as exc:  # an estimator that takes no missing value, e.g.
-                note = f"not fitted: {' '.join(str(exc).split())[:200]}"
+                note = _not_fitted(exc)
                 skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=on.leaves)
                 skip = replace(
                     skip,
@@ -707,14 +708,15 @@ def decide(
                 if c.skipped is None and (c.family or family) != fitted_as
             ]
             for fam in lost:
-                leaves = base if family_class(fam).linear_leaf_params is not None else "constant"
                 start, inputs = pd.Timestamp(on.start), inputs_of(on, spec)
                 try:
-                    other = None if fam == family else fam
-                    attempt(on.window, on.half_life, start, leaves, False, inputs, other)
+                    attempt(
+                        on.window, on.half_life, start, _leaves(fam, base), False, inputs, tag(fam)
+                    )
                 except ValueError as exc:  # e.g. an estimator that takes no missing value
-                    note = f"not fitted: {' '.join(str(exc).split())[:200]}"
-                    skip = Candidate(on.window, on.half_life, None, 0, skipped=note, family=fam)
+                    skip = Candidate(
+                        on.window, on.half_life, None, 0, skipped=_not_fitted(exc), family=fam
+                    )
                     tried.append(skip)
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
@@ -724,6 +726,17 @@ def decide(
     fit, lo = fits[best[0]]
     record = ChoiceRecord(metric, n_hold, tried[best[0]], tried, rows.cpu() - started, holdout_note)
     return fit, lo, record
+
+
+def _leaves(family: str, base: str) -> str:
+    """The leaf model ``family`` fits the windows with: ``base``, or constant leaves for a
+    family that has no linear ones."""
+    return base if family_class(family).linear_leaf_params is not None else "constant"
+
+
+def _not_fitted(exc: Exception) -> str:
+    """What a candidate an estimator could not fit records: the estimator's message."""
+    return f"not fitted: {' '.join(str(exc).split())[:200]}"
 
 
 def _cannot_try(other: str, spec: ModelSpec, weighted: bool) -> str | None:
