@@ -53,7 +53,7 @@ def test_long_commands_print_a_line_per_stage_on_stderr_and_json_stays_on_stdout
     lines = stage_lines(res.stderr, f"train {MODEL}")
     for pattern in (
         r"load rows 730 rows",
-        r"window choice 5 candidates",  # 3 windows, a half-life, the time features
+        r"window choice 6 candidates",  # 3 windows, a half-life, 2 inputs made from time
         r"fit lightgbm",
         r"walk-forward folds 3 folds",
         r"refit lightgbm",

@@ -196,8 +196,9 @@ def test_the_choice_is_reused_until_every_nth_retrain(tmp_path: Path) -> None:
         ingest_frame(ws, "m", _stream(flip_at=None))
         records = [train(ws, "m").version.details["training_choice"] for _ in range(4)]
     made = [r for r in records if "reused_from" not in r]
-    # a made choice tries the time features last; a reused one keeps the champion's inputs
-    assert [len(r["candidates"]) for r in records] == [5, 1, 1, 5]
+    # a made choice tries the previous label, then the time features last; a reused one keeps
+    # the champion's inputs
+    assert [len(r["candidates"]) for r in records] == [6, 1, 1, 6]
     assert all(r["candidates"][-1]["time_features"] for r in made)
     assert len(made) == 2 and records[1]["reused_from"] == records[2]["reused_from"] == "1.0.0"
     assert records[1]["chosen"]["window"] == records[0]["chosen"]["window"]

@@ -143,19 +143,50 @@ def test_a_fine_tune_continues_a_champion_that_learnt_it(trained: Workspace) -> 
     assert tuned.version.split(".")[0] == "1"  # a patch of the champion, not a new schema
 
 
-def test_a_classifier_or_the_switch_off_never_tries_it(tmp_path: Path) -> None:
+def test_the_switch_off_never_tries_it(tmp_path: Path) -> None:
     off = {"choice": {"previous_actual": False}}
     with _workspace(tmp_path, training=off) as ws:
         ingest_frame(ws, "m", walk(400))
         record = train(ws, "m").version.details["training_choice"]
     assert not any(c.get("previous_actual") for c in record["candidates"])
-    labels = walk(400).assign(y=lambda f: (f["y"] > f["y"].median()).astype(int))
-    with choice_workspace(tmp_path / "c") as ws:
-        ingest_frame(ws, "m", labels)
+
+
+def sticky(n_days: int = DAYS, seed: int = 0) -> pd.DataFrame:
+    """A daily label that keeps yesterday's 9 times in 10 (its best predictor: yesterday's
+    label); ``x0..x2`` are noise."""
+    frame = walk(n_days, seed)
+    flips = np.random.default_rng(seed + 1).random(n_days) < 0.1
+    return frame.assign(y=np.cumsum(flips) % 2)
+
+
+def test_a_classifier_learns_yesterdays_label_where_it_predicts(tmp_path: Path) -> None:
+    with choice_workspace(tmp_path, params=PARAMS) as ws:
+        ingest_frame(ws, "m", sticky())
+        version = train(ws, "m", deploy=True).version
+        choice = version.details["training_choice"]
+        assert choice["chosen"].get("previous_actual") is True, choice
+        assert version.feature_schema["numeric"] == ["x0", "x1", "x2", PREVIOUS_ACTUAL]
+        assert choice["chosen"]["value"] > 0.85  # accuracy; the noise alone: about 0.5
+        # scored with yesterday's stored label, which the client never sends
+        last = sticky().iloc[-1]
+        rows = pd.DataFrame([{**last.to_dict(), "id": "new", "t": last["t"] + timedelta(days=1)}])
+        out = predict_rows(ws, "m", rows.drop(columns=["y"]), log=False).frame
+    assert out["prediction"].astype(int).tolist() == [last["y"]]
+
+
+def test_a_classifier_whose_labels_are_not_numbers_skips_it_and_says_so(
+    tmp_path: Path,
+) -> None:
+    words = sticky(400).assign(y=lambda f: np.where(f["y"] == 1, "rain", "dry"))
+    with choice_workspace(tmp_path, params=PARAMS) as ws:
+        ingest_frame(ws, "m", words)
         version = train(ws, "m").version
-    assert not any(
-        c.get("previous_actual") for c in version.details["training_choice"]["candidates"]
-    )
+    tried = [
+        c for c in version.details["training_choice"]["candidates"] if c.get("previous_actual")
+    ]
+    assert [c["skipped"] for c in tried] == [
+        "the labels are not numbers: the previous actual is a number column"
+    ]
     assert PREVIOUS_ACTUAL not in version.feature_schema["numeric"]
 
 

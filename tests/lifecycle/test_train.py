@@ -16,7 +16,7 @@ from retrainer.lifecycle.deploy import apply_retention, deploy, rollback
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.fitting import fit_family, fit_with_early_stopping
 from retrainer.lifecycle.ingest import ingest_frame
-from retrainer.lifecycle.predict import predict_frame, resolve_predictor
+from retrainer.lifecycle.predict import predict_rows
 from retrainer.lifecycle.train import train
 from retrainer.plumbing.workspace import Workspace
 
@@ -47,7 +47,8 @@ def test_train_deploy_retrain_rollback(
     assert (ev.from_version, ev.to_version) == ("1.1.0", "1.0.0")
     with pytest.raises(ConflictError, match="no previous champion"):
         rollback(ws, "weather")
-    pred = predict_frame(resolve_predictor(ws, "weather"), weather_df.head(5))
+    # the store fills inputs made from time the champion may have learnt (yesterday's rain)
+    pred = predict_rows(ws, "weather", weather_df.head(5), log=False).frame
     assert list(pred.columns[-3:]) == ["prediction", "proba_0", "proba_1"]
 
 

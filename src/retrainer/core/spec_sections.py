@@ -128,12 +128,13 @@ class Choice(Section):
     previous_actual: bool = Field(
         True,
         description=(
-            "Regression: after the leaf models, try the previous actual (the newest actual "
-            "before each row, the naive:last baseline) as one more input, on the chosen "
-            "window, weighting and leaves; chosen only when better on the holdout beyond "
-            "chance (kept, once learnt, unless beaten beyond chance). Served from the store: "
-            "clients never send it. Ignored for classification and for rows read from "
-            "data.source parquet or sql."
+            "After the leaf models, try the previous actual (the newest actual before each "
+            "row, the naive:last baseline; a classification model's label as a number, "
+            "skipped and said so where the labels are not numbers) as one more input, on the "
+            "chosen window, weighting and leaves; chosen only when better on the holdout "
+            "beyond chance (kept, once learnt, unless beaten beyond chance). Served from the "
+            "store: clients never send it. Ignored for rows read from data.source parquet or "
+            "sql."
         ),
     )
 

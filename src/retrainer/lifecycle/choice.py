@@ -10,7 +10,8 @@ the holdout and scored there on the primary metric, with the first leaf model of
 ``training.choice.leaves``; then each half-life (``training.choice.half_lives``) is tried on
 the best window, and each other leaf model (regression: linear leaves) on the best window and
 weighting, the champion's first (:func:`champion_leaves`); then the inputs made from time
-(:mod:`.time_inputs`): the previous actual (regression), then the time features (the previous
+(:mod:`.time_inputs`): the previous actual (a class label when the labels are numbers), then
+the time features (the previous
 row's numeric features and the day of the year), each on everything chosen before it, the
 champion's as the incumbent; then, when the choice moved off the first window's unweighted
 rows, the families that lost on them once more on its rows. A candidate displaces the one chosen
@@ -54,7 +55,7 @@ from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.entities import Decision, ModelVersion
 from ..core.errors import FamilyUnavailableError
-from ..core.feature_sets import RESERVED_PREFIX
+from ..core.feature_sets import PREVIOUS_ACTUAL, RESERVED_PREFIX
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
@@ -479,7 +480,7 @@ def decide(
     candidate with the family chosen, fitted on its rows before the newest ``n_hold`` (or
     the holdout after ``change_at``) and scored there, then the half-lives on the best window,
     then the other leaf models, the champion's first as the incumbent, then the time inputs
-    (the previous actual for a regression, then the time features), the champion's as the
+    (the previous actual, then the time features), the champion's as the
     incumbent, then the families that lost on the first window once more on the rows chosen
     when those differ; a candidate displaces the one chosen so far only by the gate's paired
     bootstrap. A reused choice (``held.kept``) fits its candidates with the champion's family
@@ -685,6 +686,11 @@ def decide(
             shown.advance()
             on = tried[best[0]]
             inputs = inputs_of(on, spec) | extra
+            if extra.previous_actual and hold_X[PREVIOUS_ACTUAL].isna().all():
+                note = "the labels are not numbers: the previous actual is a number column"
+                skip = Candidate(on.window, on.half_life, None, 0, skipped=note, leaves=on.leaves)
+                tried.append(replace(skip, previous_actual=True, family=on.family))
+                continue
             was = set(held.inputs.columns) >= set(extra.columns)  # the champion learnt them
             try:
                 start = pd.Timestamp(on.start)
@@ -696,6 +702,7 @@ def decide(
                     skip,
                     previous_actual=inputs.previous_actual or None,
                     time_features=inputs.features or None,
+                    family=on.family,
                 )
                 tried.append(skip)
         on = tried[best[0]]

@@ -10,7 +10,8 @@ columns, and is chosen only when it beats the candidate without them on the hold
 chance. A version that learnt them lists them in its feature schema (:class:`TimeInputs`
 reads them back), and every path that scores rows fills them, so a client never sends them:
 
-- :data:`PREVIOUS`: the actual of the newest row of an earlier time (regression);
+- :data:`PREVIOUS`: the actual of the newest row of an earlier time (a class label as a
+  number: a classification model whose labels are not numbers skips it);
 - ``__previous:<feature>``: that row's value of each numeric feature;
 - :data:`DAY_SIN`, :data:`DAY_COS`: the day of the year of the row's own time, as a point on
   a circle (31 December is next to 1 January).
@@ -145,7 +146,7 @@ def to_try(spec: ModelSpec) -> tuple[TimeInputs, TimeInputs]:
     choice = spec.training.choice
     if spec.data.source != "store":  # the inputs are read from the store's rows only
         return TimeInputs(), TimeInputs()
-    actual = TimeInputs(previous_actual=spec.task == "regression" and choice.previous_actual)
+    actual = TimeInputs(previous_actual=choice.previous_actual)
     numeric = tuple(spec.active_features.numeric)
     features = TimeInputs(previous_row=numeric, calendar=True)
     return actual, features if choice.time_features else TimeInputs()
