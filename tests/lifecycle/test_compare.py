@@ -20,6 +20,7 @@ from retrainer.lifecycle.ingest import ingest_frame
 from retrainer.plumbing.workspace import Workspace
 
 WALK = {"scheme": "walk_forward", "folds": 2}
+FAMILIES = "lightgbm,randomforest,linear"
 SMALL_FOREST = {"family": "randomforest", "params": {"n_estimators": 20}}
 
 
@@ -49,7 +50,7 @@ def test_cli_json_shape_and_nothing_registered(
         ingest_frame(ws, "weather", _year(weather_df, 1960))
     result = CliRunner().invoke(
         app,
-        ["-c", str(config), "compare", "weather", "--families", "lightgbm,randomforest", "--json"],
+        ["-c", str(config), "compare", "weather", "--families", FAMILIES, "--json"],
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
@@ -59,9 +60,9 @@ def test_cli_json_shape_and_nothing_registered(
     keys = [c["key"] for c in body["columns"]]
     assert keys[0] == "accuracy" and "fine_tune_cpu_s" in keys and "peak_rss_mb" in keys
     assert {c["key"]: c["bigger_is_better"] for c in body["columns"]}["log_loss"] is False
-    assert all(set(c["best"]) <= {"lightgbm", "randomforest"} for c in body["columns"])
+    assert all(set(c["best"]) <= {"lightgbm", "randomforest", "linear"} for c in body["columns"])
     rows = {r["family"]: r for r in body["rows"]}
-    assert list(rows) == ["lightgbm", "randomforest"]
+    assert list(rows) == ["lightgbm", "randomforest", "linear"]
     for row in rows.values():
         assert row["status"] == "ok", row["note"]
         assert set(row["metrics"]["accuracy"]) == {"mean", "std"}
@@ -71,6 +72,9 @@ def test_cli_json_shape_and_nothing_registered(
         assert row["artifact_bytes"] > 0 and row["peak_rss_mb"] >= row["base_rss_mb"] > 0
         assert row["version"] is None
     assert rows["lightgbm"]["fine_tune_cpu_s"] is not None
+    # the linear family does not fine-tune, and its row says so
+    assert rows["linear"]["fine_tune_cpu_s"] is None
+    assert rows["linear"]["fine_tune_note"] == "the 'linear' family cannot warm-start"
     with Workspace(spec) as ws:
         assert ws.store.list_versions("weather") == []
 

@@ -14,7 +14,7 @@ from .progress_view import QuietFlag, shown
 if TYPE_CHECKING:
     from ..apps.compare import ComparisonResult
 
-DEFAULT_FAMILIES = "randomforest,lightgbm,xgboost,catboost,river,mlp"
+DEFAULT_FAMILIES = "randomforest,lightgbm,xgboost,catboost,river,mlp,linear"
 
 
 def _fmt(key: str, value: float | None) -> str:
