@@ -75,9 +75,11 @@ def test_the_default_choice_runs_on_the_partitions_as_it_runs_locally(
     (_, local), (ws, dask) = out["local"], out["dask"]
     assert dask.details["engine"] == {"name": "dask", "partitions": 4}  # read on the workers
     mine, theirs = dask.details["training_choice"], local.details["training_choice"]
-    # the local choice also tries the time features, which the Dask engine does not compute
-    timed = [c for c in theirs["candidates"] if c.get("time_features")]
-    assert len(timed) == 1 and not any(c.get("time_features") for c in mine["candidates"])
+    # the local choice also tries the previous label and the time features, which the Dask
+    # engine does not compute
+    made = ("previous_actual", "time_features")
+    timed = [c for c in theirs["candidates"] if any(c.get(k) for k in made)]
+    assert len(timed) == 2 and not any(c.get(k) for c in mine["candidates"] for k in made)
     theirs = {**theirs, "candidates": [c for c in theirs["candidates"] if c not in timed]}
     assert [{k: c.get(k) for k in SAME} for c in mine["candidates"]] == [
         {k: c.get(k) for k in SAME} for c in theirs["candidates"]

@@ -380,7 +380,8 @@ class NewestRowCache:
         if inputs.calendar:
             stamps = [r.get(time_column) if isinstance(r, dict) else None for r in rows]
             at = pd.to_datetime(pd.Series(stamps, dtype=object), utc=True, errors="coerce")
-            at = at.fillna(pd.Timestamp.now(tz="UTC")).dt.tz_localize(None)
+            now = pd.Timestamp.now(tz="UTC").as_unit(at.dt.unit)  # the column's resolution
+            at = at.fillna(now).dt.tz_localize(None)
             sin, cos = calendar(at.to_numpy(dtype="datetime64[ns]"))
             for r, s, c in zip(out, sin.tolist(), cos.tolist(), strict=True):
                 if isinstance(r, dict):
