@@ -1,5 +1,5 @@
-"""A full retrain chooses its model family, training window, recency weighting, leaf model
-and inputs made from time on the newest rows.
+"""A full retrain chooses its model family, training window, recency weighting, leaf model and
+inputs made from time on the newest rows.
 
 The rows are those of the spec's window (``training.window_days``, or all). The gate's holdout
 (their newest ``holdout_fraction``, or ``holdout_days``) measures every candidate: first each
@@ -11,20 +11,19 @@ the holdout and scored there on the primary metric, with the first leaf model of
 the best window, and each other leaf model (regression: linear leaves) on the best window and
 weighting, the champion's first (:func:`champion_leaves`); then the inputs made from time
 (:mod:`.time_inputs`): the previous actual (a class label when the labels are numbers), then
-the time features (the previous
-row's numeric features and the day of the year), each on everything chosen before it, the
-champion's as the incumbent; then, when the choice moved off the first window's unweighted
-rows, the families that lost on them once more on its rows. A candidate displaces the one chosen
-so far only when it is better by the gate's test: the paired bootstrap of the primary metric on
-the holdout, one-sided p below ``gate.significance`` (0.05 when the gate compares plainly); the
-champion's leaf model, the incumbent, is chosen unless the one chosen before it is better by
-that test. The first candidates listed (every row, no weighting) thus stay unless the newest
-rows say otherwise beyond chance: a choice that chased noise on 700 holdout rows lost 0.1-0.3
-accuracy points on the quality benchmark's streams. Its evaluation fit is the one the gate
-judges, and the version trains on every row since the chosen window's start with the chosen
-weights. Every candidate, skipped or scored, is recorded on the version with its CPU time. One
-procedure decides (:func:`decide`) wherever the rows are: in a frame here (:class:`FrameRows`)
-or in a window's partitions on a Dask cluster
+the time features (the previous row's numeric features and the day of the year), each on
+everything chosen before it, the champion's as the incumbent; then, when the choice moved off
+the first window's unweighted rows, the families that lost on them once more on its rows. A
+candidate displaces the one chosen so far only when it is better by the gate's test: the paired
+bootstrap of the primary metric on the holdout, one-sided p below ``gate.significance`` (0.05
+when the gate compares plainly); the champion's leaf model, the incumbent, is chosen unless the
+one chosen before it is better by that test. The first candidates listed (every row, no
+weighting) thus stay unless the newest rows say otherwise beyond chance: a choice that chased
+noise on 700 holdout rows lost 0.1-0.3 accuracy points on the quality benchmark's streams. Its
+evaluation fit is the one the gate judges, and the version trains on every row since the chosen
+window's start with the chosen weights. Every candidate, skipped or scored, is recorded on the
+version with its CPU time. One procedure decides (:func:`decide`) wherever the rows are: in a
+frame here (:class:`FrameRows`) or in a window's partitions on a Dask cluster
 (:class:`retrainer.lifecycle.dask_choice.ClusterRows`, its CPU time that of this process).
 
 Fractions are of the span before the holdout ("1/4": its newest quarter); a half-life
@@ -480,11 +479,11 @@ def decide(
     candidate with the family chosen, fitted on its rows before the newest ``n_hold`` (or
     the holdout after ``change_at``) and scored there, then the half-lives on the best window,
     then the other leaf models, the champion's first as the incumbent, then the time inputs
-    (the previous actual, then the time features), the champion's as the
-    incumbent, then the families that lost on the first window once more on the rows chosen
-    when those differ; a candidate displaces the one chosen so far only by the gate's paired
-    bootstrap. A reused choice (``held.kept``) fits its candidates with the champion's family
-    and time inputs and tries no other. Returns as :func:`choose`."""
+    (the previous actual, then the time features), the champion's as the incumbent, then the
+    families that lost on the first window once more on the rows chosen when those differ; a
+    candidate displaces the one chosen so far only by the gate's paired bootstrap. A reused
+    choice (``held.kept``) fits its candidates with the champion's family and time inputs and
+    tries no other. Returns as :func:`choose`."""
     from .fitting import metric_proba, predict_encoded
 
     started = rows.cpu()
