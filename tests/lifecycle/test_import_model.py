@@ -130,6 +130,32 @@ def test_skops_random_forest(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Pa
     check_imported(cli, config, tmp_path / "model.skops", "randomforest")
 
 
+def test_skops_linear_pipeline(setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path) -> None:
+    """A scikit-learn Pipeline of the shape the linear family computes becomes a linear
+    version that predicts what the Pipeline predicts, missing values included."""
+    import skops.io as sio
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cli, config, rows = setup
+    X = rows[WEATHER_FEATURES].copy()
+    X.iloc[::7, 2] = np.nan  # a column with missing values: the imputer's indicator for it
+    pipe = make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True), StandardScaler(), LogisticRegression()
+    ).fit(X, rows["rain"])
+    sio.dump(pipe, tmp_path / "linear.skops")
+    body = json.loads(
+        cli("deploy", MODEL, "--from-file", str(tmp_path / "linear.skops"), "--force", "--json")
+    )
+    assert (body["family"], body["kind"]) == ("linear", "import")
+    with Workspace.open(config) as ws:
+        model = ws.load(MODEL, body["version"])
+    assert model.name == "linear" and model.classes_ == [0, 1]
+    np.testing.assert_allclose(model.predict_proba(X), pipe.predict_proba(X), rtol=1e-9, atol=1e-12)
+
+
 def test_bad_files_exit_2_and_register_nothing(
     setup: tuple[Cli, Path, pd.DataFrame], tmp_path: Path
 ) -> None:
@@ -163,11 +189,17 @@ def test_bad_files_exit_2_and_register_nothing(
     )
     refused(three, "predicts 3 classes", "2 labels [0, 1]")
     import skops.io as sio
-    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    sio.dump(LogisticRegression().fit(X, y), tmp_path / "linear.skops")
-    refused(tmp_path / "linear.skops", "holds a LogisticRegression", "RandomForestClassifier")
+    sio.dump(GradientBoostingClassifier(n_estimators=3).fit(X, y), tmp_path / "gb.skops")
+    refused(tmp_path / "gb.skops", "holds a GradientBoostingClassifier", "RandomForestClassifier")
+    pca = make_pipeline(StandardScaler(), PCA(3), LogisticRegression()).fit(X, y)
+    sio.dump(pca, tmp_path / "pca.skops")
+    refused(tmp_path / "pca.skops", "Pipeline is StandardScaler, PCA, LogisticRegression")
     words = y.map({0: "dry", 1: "wet"})
     sio.dump(RandomForestClassifier(n_estimators=3).fit(X, words), tmp_path / "words.skops")
     refused(tmp_path / "words.skops", "classes ['dry', 'wet'] are not the labels", "[0, 1]")
@@ -265,3 +297,33 @@ def test_regressor_for_a_regression_model(
     with Workspace.open(config) as ws:
         notes = ws.store.get_version(MODEL, body["version"]).details["import"]["notes"]
     assert any("stores no feature names" in n for n in notes)
+
+
+def test_a_regression_pipeline_without_an_imputer_fills_a_missing_value_with_the_mean() -> None:
+    """Pure: a StandardScaler-then-Ridge Pipeline read as the linear family predicts what it
+    predicts; a missing value, which it never saw, counts as its column's mean."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from retrainer.families import family_class
+    from retrainer.lifecycle.import_model import _linear
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    y = X @ np.array([1.0, -2.0, 0.5]) + rng.normal(0, 0.1, 200)
+    pipe = make_pipeline(StandardScaler(), Ridge(alpha=0.5)).fit(X, y)
+    native = _linear(pipe, [])
+    assert (native.family, native.task, native.features) == (
+        "linear",
+        "regression",
+        ["a", "b", "c"],
+    )
+    assert native.notes == [
+        "it has no imputer: a missing value is filled with the scaler's mean of its column"
+    ]
+    model = family_class("linear").adopt("regression", ["a", "b", "c"], [], native.payload, X, y)
+    np.testing.assert_allclose(model.predict(X), pipe.predict(X), rtol=1e-9)
+    gap = X.head(1).assign(b=np.nan)
+    at_mean = X.head(1).assign(b=pipe[0].mean_[1])
+    np.testing.assert_allclose(model.predict(gap), pipe.predict(at_mean), rtol=1e-9)

@@ -1,9 +1,10 @@
 """Import a model trained elsewhere as a new version (``retrainer deploy MODEL --from-file``).
 
 Accepted files, each the library's own format: a LightGBM text model (``booster.save_model``),
-an XGBoost JSON model (``save_model("m.json")``), a CatBoost ``.cbm`` and a scikit-learn
-random forest saved with skops (``skops.io.dump``). Pickle and joblib files are refused: loading
-one runs whatever code it holds.
+an XGBoost JSON model (``save_model("m.json")``), a CatBoost ``.cbm``, and a scikit-learn
+random forest or linear model (:mod:`.sklearn_linear`: the ``linear`` family) saved with skops
+(``skops.io.dump``). Pickle and joblib files are refused: loading one runs whatever code it
+holds.
 
 The file is checked before anything is written: it loads; it is a classifier for a
 classification model and a regressor for a regression model; its feature names are the
@@ -48,6 +49,7 @@ from ..families import family_class
 from ..families.base import class_labels
 from ..plumbing.workspace import Workspace
 from .fitting import Evaluation, Fitted, score
+from .sklearn_linear import ACCEPTED, is_linear, linear_state
 from .train import check_target, choose_features, load_window, register_fitted, version_bump
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav")
@@ -56,6 +58,8 @@ FORMATS = (
     "an XGBoost JSON model (.json, save_model)",
     "a CatBoost model (.cbm)",
     "a scikit-learn random forest saved with skops (.skops)",
+    "a scikit-learn linear model saved with skops (.skops: LogisticRegression, Ridge or "
+    "LinearRegression, alone or after a SimpleImputer and a StandardScaler in a Pipeline)",
 )
 _LGB_CLASSIFY = {"binary": 2, "cross_entropy": 2, "xentropy": 2}
 _LGB_MULTI = ("multiclass", "softmax", "multiclassova", "multiclass_ova", "ova", "ovr")
@@ -291,11 +295,13 @@ def _skops(data: bytes, labels: list[Any]) -> Native:
             "it holds types retrainer does not load from a skops file (only scikit-learn, "
             f"NumPy and builtin ones): {exc}"
         ) from None
+    if is_linear(est):
+        return _linear(est, labels)
     if not isinstance(est, RandomForestClassifier | RandomForestRegressor):
         raise _Refused(
-            f"it holds a {type(est).__name__}; the scikit-learn family of retrainer is "
-            "randomforest, so a skops file must hold a RandomForestClassifier or "
-            "RandomForestRegressor"
+            f"it holds a {type(est).__name__}; a skops file must hold a RandomForestClassifier "
+            f"or RandomForestRegressor (the randomforest family), or {ACCEPTED} (the linear "
+            "family)"
         )
     if not hasattr(est, "estimators_"):
         raise _Refused("its random forest is not fitted; fit it before saving")
@@ -314,6 +320,23 @@ def _skops(data: bytes, labels: list[Any]) -> Native:
     task = "regression" if classes is None else "classification"
     payload = skops_io.dumps(est)
     return Native("randomforest", task, names, int(est.n_features_in_), payload, None, classes)
+
+
+def _linear(est: Any, labels: list[Any]) -> Native:
+    """A scikit-learn linear model (:mod:`.sklearn_linear`) as the linear family's payload;
+    a classifier's classes become indices of the stored labels when they are those labels."""
+    try:
+        state, notes = linear_state(est)
+    except ValueError as exc:
+        raise _Refused(str(exc)) from None
+    classes = None if state["classes"] is None else [_plain(c) for c in state["classes"]]
+    if classes is not None and classes == labels:
+        state["classes"] = list(range(len(classes)))
+    names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
+    task = "regression" if classes is None else "classification"
+    payload = json.dumps(state, sort_keys=True).encode()
+    n_features = len(state["medians"])
+    return Native("linear", task, names, n_features, payload, None, classes, notes=notes)
 
 
 def check_native(
