@@ -203,6 +203,8 @@ def test_bad_files_exit_2_and_register_nothing(
     words = y.map({0: "dry", 1: "wet"})
     sio.dump(RandomForestClassifier(n_estimators=3).fit(X, words), tmp_path / "words.skops")
     refused(tmp_path / "words.skops", "classes ['dry', 'wet'] are not the labels", "[0, 1]")
+    sio.dump(LogisticRegression().fit(X, words), tmp_path / "lwords.skops")
+    refused(tmp_path / "lwords.skops", "classes ['dry', 'wet'] are not the labels", "[0, 1]")
     broken = tmp_path / "broken.txt"
     broken.write_text("tree\nversion=v4\nnum_class=oops\n")
     refused(broken, "does not load as lightgbm")

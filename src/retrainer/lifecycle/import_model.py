@@ -330,8 +330,8 @@ def _linear(est: Any, labels: list[Any]) -> Native:
     except ValueError as exc:
         raise _Refused(str(exc)) from None
     classes = None if state["classes"] is None else [_plain(c) for c in state["classes"]]
-    if classes is not None and classes == labels:
-        state["classes"] = list(range(len(classes)))
+    if classes is not None:  # other classes than the labels are refused by check_native
+        state["classes"] = list(range(len(classes))) if classes == labels else classes
     names = [str(n) for n in getattr(est, "feature_names_in_", [])] or None
     task = "regression" if classes is None else "classification"
     payload = json.dumps(state, sort_keys=True).encode()
