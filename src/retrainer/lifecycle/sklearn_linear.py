@@ -86,9 +86,10 @@ def linear_state(est: Any) -> tuple[dict[str, Any], list[str]]:
             scales = np.asarray(scaler.scale_, dtype=np.float64)
     if imputer is None:
         fill = means[:k].copy()
+        centred = scaler is not None and scaler.mean_ is not None
         notes.append(
             "it has no imputer: a missing value is filled with "
-            + ("the scaler's mean of its column" if scaler is not None else "0")
+            + ("the scaler's mean of its column" if centred else "0")
         )
     coef = np.atleast_2d(np.asarray(final.coef_, dtype=np.float64))
     intercept = np.atleast_1d(np.asarray(final.intercept_, dtype=np.float64))
@@ -98,6 +99,11 @@ def linear_state(est: Any) -> tuple[dict[str, Any], list[str]]:
             f"imputer, {coef.shape[1]} coefficients); save the Pipeline that was fitted"
         )
     classifier = isinstance(final, LogisticRegression)
+    if classifier and coef.shape[0] > 1 and getattr(final, "multi_class", None) == "ovr":
+        raise ValueError(
+            "its LogisticRegression is one-vs-rest (multi_class='ovr'), whose probabilities "
+            "the linear family does not compute; refit it multinomial (the default)"
+        )
     if not classifier and coef.shape[0] != 1:
         raise ValueError(f"it predicts {coef.shape[0]} targets; import a single-target model")
     state = {
