@@ -158,7 +158,8 @@ def import_model(
 
 
 def detect(path: Path, data: bytes) -> str:
-    """The family whose native format ``data`` is in; refuses pickle and unknown files.
+    """The format ``data`` is in (a family's native one, or ``skops``: a scikit-learn random
+    forest or linear model); refuses pickle and unknown files.
 
     >>> detect(Path("m.cbm"), b"CBM1...")
     'catboost'
@@ -178,7 +179,7 @@ def detect(path: Path, data: bytes) -> str:
         try:
             with zipfile.ZipFile(io.BytesIO(data)) as zf:
                 if "schema.json" in zf.namelist():
-                    return "randomforest"
+                    return "skops"
         except zipfile.BadZipFile:
             pass
     head = data[:4096].lstrip()
@@ -194,20 +195,20 @@ def detect(path: Path, data: bytes) -> str:
 
 def read_native(path: Path, data: bytes, labels: list[Any]) -> Native:
     """Load the file with its library and describe it; ``_Refused`` when it does not load."""
-    family = detect(path, data)
+    fmt = detect(path, data)
     reader = {
         "lightgbm": _lightgbm,
         "xgboost": _xgboost,
         "catboost": _catboost,
-        "randomforest": _skops,
-    }[family]
+        "skops": _skops,
+    }[fmt]
     try:
         return reader(data, labels)
     except _Refused:
         raise
     except Exception as exc:  # each library raises its own types
         raise _Refused(
-            f"it does not load as {family} ({type(exc).__name__}: {exc}). Check that it is "
+            f"it does not load as {fmt} ({type(exc).__name__}: {exc}). Check that it is "
             "the file the library saved, complete and not edited"
         ) from None
 
