@@ -83,6 +83,8 @@ def _choice_name(chosen: dict[str, Any]) -> str:
     inputs = ", previous actual" if chosen.get("previous_actual") else ""
     inputs += ", time features" if chosen.get("time_features") else ""
     family = f", {chosen['family']} model" if chosen.get("family") else ""
+    if chosen.get("members"):  # a blend (training.choice.blend)
+        family = f", blend of {' and '.join(chosen['members'])}"
     return f"{window}, {weighting}{leaves}{inputs}{family}"
 
 

@@ -190,3 +190,97 @@ def test_the_real_cli_and_the_server_score_with_a_linear_version(tmp_path: Path)
             answer = http.post("/v1/models/m/predict", json=body)
     assert answer.status_code == 200, answer.text
     assert answer.json()["predictions"] == scored["prediction"].head(20).tolist()
+
+
+BLEND = {
+    "task": "regression",
+    "training": {"choice": {"families": ["linear"], "leaves": ["constant"], "blend": True}},
+}
+
+
+def sine_ramp(n_days: int = DAYS, seed: int = 1) -> pd.DataFrame:
+    """``y``: a steep ramp in x0, which trees learn in steps, plus a wave in x1, which a
+    linear model cannot bend to: their errors are apart, so their mean errs less."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((2 * n_days, 3))
+    y = 10 * x[:, 0] + 0.5 * np.sin(6 * x[:, 1]) + rng.normal(0, 0.05, len(x))
+    return two_a_day(x, y)
+
+
+def test_a_blend_of_two_families_wins_where_their_errors_are_apart(tmp_path: Path) -> None:
+    with _workspace(tmp_path, **BLEND) as ws:
+        ingest_frame(ws, "m", sine_ramp())
+        v = train(ws, "m", deploy=True).version
+        choice = v.details["training_choice"]
+        blend = choice["candidates"][-1]
+        assert blend["family"] == "ensemble" and blend["members"] == ["lightgbm", "linear"]
+        assert blend["p_value"] < 0.05, choice
+        assert choice["chosen"]["members"] == ["lightgbm", "linear"], choice
+        assert v.family == "ensemble" and v.version == "1.0.0"
+        assert v.params["members"] == ["lightgbm", "linear"]
+        model = ws.load("m", v.version)
+        assert [m.name for m in model.members_] == ["lightgbm", "linear"]
+        X = sine_ramp(200, seed=5)
+        mae = {
+            "blend": np.abs(model.predict(X[["x0", "x1", "x2"]]) - X["y"]).mean(),
+            **{
+                m.name: np.abs(m.predict(X[["x0", "x1", "x2"]]) - X["y"]).mean()
+                for m in model.members_
+            },
+        }
+        assert mae["blend"] < min(mae["lightgbm"], mae["linear"]), mae
+        # the next full retrain reuses the choice: the champion's blend is the incumbent
+        ingest_frame(ws, "m", sine_ramp(DAYS + 60, seed=2).iloc[2 * DAYS :])
+        again = train(ws, "m", deploy=True).version
+    reused = again.details["training_choice"]
+    assert reused["reused_from"] == v.version
+    held = reused["candidates"][-1]
+    assert held["members"] == ["lightgbm", "linear"] and held["held"] is True, reused
+    assert again.family == "ensemble"
+    assert again.version == "1.1.0"  # the same recipe and schema: a minor version
+
+
+def test_blend_off_tries_none_and_a_calibrated_classifier_says_why_it_cannot(
+    tmp_path: Path,
+) -> None:
+    off = {**BLEND, "training": {"choice": {"families": ["linear"], "blend": False}}}
+    with _workspace(tmp_path / "off", **off) as ws:
+        ingest_frame(ws, "m", sine_ramp())
+        v = train(ws, "m").version
+    assert all(c.get("family") != "ensemble" for c in v.details["training_choice"]["candidates"])
+    calibrated = {"calibration": "sigmoid", "training": BLEND["training"]}
+    with _workspace(tmp_path / "cal", **calibrated) as ws:
+        ingest_frame(ws, "m", chequer())
+        v = train(ws, "m").version
+    last = v.details["training_choice"]["candidates"][-1]
+    assert last["family"] == "ensemble"
+    assert last["skipped"] == "calibration: sigmoid maps one model's probabilities, not a blend's"
+
+
+def test_the_real_cli_and_the_server_score_with_a_blend(tmp_path: Path) -> None:
+    raw = choice_spec(tmp_path, **BLEND)
+    cfg = tmp_path / "retrainer.yaml"
+    cfg.write_text(yaml.safe_dump(raw))
+    rows = tmp_path / "rows.csv"
+    sine_ramp().to_csv(rows, index=False)
+    for args in (("ingest", "m", str(rows)), ("train", "m", "--deploy")):
+        done = run_cli(cfg, *args)
+        assert done.returncode == 0, done.stderr
+    src, out = tmp_path / "next.csv", tmp_path / "scored.csv"
+    fresh = sine_ramp(100, seed=3)
+    fresh.drop(columns=["y"]).to_csv(src, index=False)
+    done = run_cli(cfg, "predict", "m", str(src), "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    scored = pd.read_csv(out)
+    assert np.abs(scored["prediction"] - fresh["y"]).mean() < 0.3
+    with Workspace(parse_spec(raw, environ={})) as ws:
+        assert ws.store.get_version("m", ws.store.roles("m").champion or "").family == "ensemble"
+        app = create_app(ws, log_predictions=False, scheduler=False)
+        body = {"rows": fresh.drop(columns=["y"]).head(20).to_dict(orient="records")}
+        body["rows"] = [{**r, "t": str(r["t"])} for r in body["rows"]]
+        with served(app) as http:
+            answer = http.post("/v1/models/m/predict", json=body)
+    assert answer.status_code == 200, answer.text
+    np.testing.assert_allclose(
+        answer.json()["predictions"], scored["prediction"].head(20), rtol=1e-9
+    )

@@ -168,6 +168,21 @@ class Choice(Section):
         ),
     )
 
+    blend: bool = Field(
+        False,
+        description=(
+            "Last, try the mean of two families' predictions (a classifier's class "
+            "probabilities): the family chosen and the best of the other families tried, "
+            "the other fitted on the chosen window, weighting and inputs; chosen, as an "
+            "`ensemble` version, only when better on the holdout beyond chance (a champion's "
+            "blend is the incumbent: kept unless one family alone is better beyond chance). "
+            "One more fit of the other family. Skipped and said so with a calibration map, "
+            "with serving.backend: onnx, or for a sequence family; not tried without another "
+            "family (training.choice.families: []). Off by default: on the quality "
+            "benchmark's NOAA weather the blends it chose lost 0.4 accuracy points live."
+        ),
+    )
+
     def leaves_for(self, task: str, compiled: bool = False) -> list[str]:
         """The leaf candidates for ``task``: the spec's, else the task's default (constant
         only for a ``compiled`` model: serving.backend onnx cannot compile linear leaves).

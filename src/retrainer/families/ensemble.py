@@ -95,6 +95,53 @@ class EnsembleModel(FamilyModel):
         member.classes_ = list(self.classes_)
         return member
 
+    @classmethod
+    def of(cls, members: Sequence[FamilyModel]) -> EnsembleModel:
+        """The equal-weight ensemble of ``members``, already fitted on the same columns (and
+        classes): what a full retrain's choice blends (``training.choice.blend``) without
+        fitting them again. Its params name the members and each one's own params.
+
+        >>> import pandas as pd
+        >>> from retrainer.families.linear_family import LinearModel
+        >>> from retrainer.families.randomforest import RandomForestModel
+        >>> X = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+        >>> a = LinearModel("regression", ["x"], params={"alpha": 1e-6}).fit(X, X["x"] * 2)
+        >>> b = RandomForestModel("regression", ["x"], params={"n_estimators": 1,
+        ...     "bootstrap": False, "n_jobs": 1}).fit(X, X["x"] * 4)
+        >>> m = EnsembleModel.of([a, b])
+        >>> m.effective_params["members"], m.predict(X).round(2).tolist()
+        (['linear', 'randomforest'], [1.0, 2.0, 7.0, 8.0])
+        """
+        names = [m.name for m in members]
+        if not names or len(set(names)) < len(names):
+            raise ValueError(f"an ensemble needs members of distinct families; got {names}")
+        first = members[0]
+        member_params = {m.name: dict(m.params) for m in members}
+        params: dict[str, Any] = {"members": names, "member_params": member_params}
+        model = cls.__new__(cls)
+        FamilyModel.__init__(
+            model,
+            first.task,
+            first.numeric,
+            first.categorical,
+            {},
+            first.seed,
+            threads=first.threads,
+        )
+        model.params = params  # checked by each member's own constructor, already run
+        model._member_names = list(params["members"])
+        model._weights = np.full(len(members), 1.0 / len(members))
+        model._member_params = member_params
+        model.capabilities = Capabilities(
+            warm_start=all(m.capabilities.warm_start for m in members),
+            handles_missing=all(m.capabilities.handles_missing for m in members),
+            sample_weight=all(m.capabilities.sample_weight for m in members),
+        )
+        model.schema_ = first.schema_
+        model.classes_ = list(first.classes_)
+        model.members_ = list(members)
+        return model
+
     @property
     def weights_(self) -> np.ndarray:
         return self._weights

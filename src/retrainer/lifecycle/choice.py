@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
@@ -89,6 +89,8 @@ class Candidate:
     previous_actual: bool | None = None  # the previous actual as an input (.time_inputs)
     time_features: bool | None = None  # the previous row's features and the day of the year
     family: str | None = None  # another family than the spec's (training.choice.families)
+    # a blend (family 'ensemble', training.choice.blend): its members, the chosen family first
+    members: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,12 +121,17 @@ class ChoiceRecord:
         leaves = "" if c.leaves == "constant" else f", {c.leaves} leaves"
         leaves += ", previous actual" if c.previous_actual else ""
         leaves += ", time features" if c.time_features else ""
-        leaves += f", family {c.family}" if c.family else ""
+        if c.members:
+            leaves += f", blend of {' and '.join(c.members)}"
+        elif c.family:
+            leaves += f", family {c.family}"
         return f"window {c.window} ({c.rows:,} rows), half-life {c.half_life}{leaves}{value}"
 
 
 def _plain(c: Candidate) -> dict[str, Any]:
-    return {k: v for k, v in asdict(c).items() if v is not None}
+    return {
+        k: list(v) if isinstance(v, tuple) else v for k, v in asdict(c).items() if v is not None
+    }
 
 
 def leaf_params(family: str, leaves: str) -> dict[str, Any]:
@@ -144,8 +151,26 @@ def with_leaves(spec: ModelSpec, family: str, leaves: str) -> ModelSpec:
     extra = leaf_params(family, leaves)
     if not extra:
         return spec
-    params = {**spec.params_for(family), **extra}
-    merged = {**spec.params, family: params} if spec.params_per_family else params
+    return with_params(spec, family, {**spec.params_for(family), **extra})
+
+
+def with_params(spec: ModelSpec, family: str, params: dict[str, Any]) -> ModelSpec:
+    """``spec`` whose ``family`` trains with ``params`` (its other families' params kept):
+    a recipe the choice made (a blend's members, a leaf model) for every later fit of it.
+
+    >>> from retrainer.core.spec import ModelSpec
+    >>> m = ModelSpec(task="regression", target="y", id_column="i", time_column="t",
+    ...     features={"numeric": ["x"]}, family="lightgbm", params={"num_leaves": 7})
+    >>> b = with_params(m, "ensemble", {"members": ["lightgbm", "linear"]})
+    >>> b.params_for("lightgbm"), b.params_for("ensemble")
+    ({'num_leaves': 7}, {'members': ['lightgbm', 'linear']})
+    """
+    if spec.params_per_family:
+        merged = {**spec.params, family: params}
+    elif family == spec.family:
+        merged = params
+    else:  # flat params are the spec family's: kept as its section
+        merged = {**({spec.family: dict(spec.params)} if spec.params else {}), family: params}
     return spec.model_copy(update={"params": merged})
 
 
@@ -285,12 +310,40 @@ def leaves_of(version: ModelVersion) -> str:
     """The leaf model ``version`` was trained with: 'linear' when its params carry its
     family's linear-leaf params (:func:`leaf_params`; a fine-tune continues the trees it was
     given), else 'constant'."""
+    family, params = first_member(version.family, version.params)
     try:
-        extra = leaf_params(version.family, "linear")
+        extra = leaf_params(family, "linear")
     except FamilyUnavailableError:
         return "constant"
-    held = bool(extra) and all(version.params.get(k) == v for k, v in extra.items())
+    held = bool(extra) and all(params.get(k) == v for k, v in extra.items())
     return "linear" if held else "constant"
+
+
+def first_member(family: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The family and params of a recipe's first model: a blend's (an ``ensemble`` the
+    choice made, ``training.choice.blend``) first member, the family it chose; else the
+    recipe itself.
+
+    >>> first_member("ensemble", {"members": ["lightgbm", "linear"],
+    ...     "member_params": {"lightgbm": {"linear_tree": True}}})
+    ('lightgbm', {'linear_tree': True})
+    >>> first_member("linear", {"alpha": 1.0})
+    ('linear', {'alpha': 1.0})
+    """
+    members = params.get("members") if family == "ensemble" else None
+    if not isinstance(members, list) or not members:
+        return family, params
+    own = (params.get("member_params") or {}).get(members[0]) or {}
+    return str(members[0]), dict(own)
+
+
+def blend_of(version: ModelVersion) -> tuple[str, ...]:
+    """The members of ``version`` when it is a blend of two families (an ``ensemble`` of two
+    members), else ()."""
+    members = version.params.get("members") if version.family == "ensemble" else None
+    if isinstance(members, list) and len(members) == 2:
+        return tuple(str(m) for m in members)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -303,7 +356,8 @@ class Incumbent:
     leaves: str | None = None
     inputs: TimeInputs = field(default_factory=TimeInputs)
     kept: bool = False
-    family: str | None = None
+    family: str | None = None  # a blend's: its first member's
+    blend: tuple[str, ...] = ()  # a blend's members (training.choice.blend)
 
 
 def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
@@ -322,8 +376,10 @@ def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbe
     found = [v for v in versions if v.version == champion]
     if not found:
         return Incumbent()
-    numeric = found[0].feature_schema.get("numeric", [])
-    return Incumbent(leaves_of(found[0]), TimeInputs.of_columns(numeric), family=found[0].family)
+    v = found[0]
+    numeric = v.feature_schema.get("numeric", [])
+    family = first_member(v.family, v.params)[0]
+    return Incumbent(leaves_of(v), TimeInputs.of_columns(numeric), False, family, blend_of(v))
 
 
 def inputs_of(candidate: Candidate, spec: ModelSpec) -> TimeInputs:
@@ -501,6 +557,7 @@ def decide(
     fits: dict[int, tuple[Fit, int]] = {}
     scores: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
     seen: set[tuple[int, float | None, str, TimeInputs, str | None]] = set()
+    made: dict[tuple[int, float | None, str, TimeInputs, str | None], int] = {}  # the fitted
     held = held or Incumbent()
     best: list[int] = []  # the index chosen so far
     y_hold: np.ndarray | None = None
@@ -513,6 +570,8 @@ def decide(
         as_incumbent: bool = False,
         inputs: TimeInputs = TimeInputs(),
         fam: str | None = None,
+        members: tuple[str, ...] | None = None,
+        make: Callable[[int, float | None], Fit] | None = None,
     ) -> None:
         if start is None:
             note = "no concept drift or critical degradation detected"
@@ -549,7 +608,7 @@ def decide(
             return
         seen.add((lo, days, leaves, inputs, fam))
         t0 = rows.cpu()
-        fit = rows.fit(lo, n_train, days, leaves, inputs, fam)
+        fit = make(lo, days) if make else rows.fit(lo, n_train, days, leaves, inputs, fam)
         nonlocal y_hold
         if y_hold is None:
             y_hold = fit[0].encode_target(hold_y)
@@ -587,8 +646,10 @@ def decide(
             previous_actual=inputs.previous_actual or None,
             time_features=inputs.features or None,
             family=fam,
+            members=members,
         )
         i = len(tried)
+        made[(lo, days, leaves, inputs, fam)] = i
         fits[i], scores[i] = (fit, lo), (pred, positive)
         tried.append(cand)
         beaten = p_value is not None and p_value < alpha
@@ -628,7 +689,9 @@ def decide(
     ]
     kept = held.inputs if held.kept else TimeInputs()
     halves = [h for h in choice.half_lives if h != "none"]
+    blends = choice.blend and rows.other_families and (held.blend if held.kept else families[1:])
     total = len(families) + len(choice.windows) - 1 + len(halves) + len(shaped) + len(stages)
+    total += 1 if blends else 0
     shown.stage("window choice", total=total, unit="candidates")
     first_window, *windows = choice.windows
     at = window_start(first_window, first, end, change_at)
@@ -724,6 +787,51 @@ def decide(
                         on.window, on.half_life, None, 0, skipped=_not_fitted(exc), family=fam
                     )
                     tried.append(skip)
+    last = tried[best[0]] if best else None
+    trials = tried[n_before : n_before + len(families)]
+    partner = (
+        None if last is None else _partner(trials, family, last.family or family, held, measure)
+    )
+    if blends and best and partner is not None:
+        on = tried[best[0]]
+        shown.advance()
+        own_fit, lo = fits[best[0]]
+        inputs = inputs_of(on, spec)
+        pair = (on.family or family, partner)
+        why = _cannot_blend(pair, spec, on.half_life != "none")
+        leaves_other, fam_other = _leaves(partner, base), tag(partner)
+
+        def blend(lo: int, days: float | None) -> Fit:  # the other family's fit, once
+            from ..families.ensemble import EnsembleModel
+
+            at = made.get((lo, days, leaves_other, inputs, fam_other))
+            other = (
+                fits[at][0]
+                if at is not None
+                else rows.fit(lo, n_train, days, leaves_other, inputs, fam_other)
+            )
+            return EnsembleModel.of([own_fit[0], other[0]]), None
+
+        start = pd.Timestamp(on.start)
+        if why is not None:
+            skip = Candidate(on.window, on.half_life, None, 0, skipped=why, leaves=on.leaves)
+            tried.append(replace(skip, family="ensemble", members=pair))
+        else:
+            try:
+                attempt(
+                    on.window,
+                    on.half_life,
+                    start,
+                    on.leaves,
+                    bool(held.blend),
+                    inputs,
+                    "ensemble",
+                    pair,
+                    blend,
+                )
+            except ValueError as exc:  # the other family could not fit these rows
+                skip = Candidate(on.window, on.half_life, None, 0, skipped=_not_fitted(exc))
+                tried.append(replace(skip, family="ensemble", members=pair))
     if not best:  # every candidate too short: the whole window, as without a choice
         fit = rows.fit(0, n_train, None)
         chosen = Candidate("all", "none", _iso(first), n_train, skipped="every candidate skipped")
@@ -738,6 +846,42 @@ def _leaves(family: str, base: str) -> str:
     """The leaf model ``family`` fits the windows with: ``base``, or constant leaves for a
     family that has no linear ones."""
     return base if family_class(family).linear_leaf_params is not None else "constant"
+
+
+def _partner(
+    trials: Sequence[Candidate], family: str, chosen: str, held: Incumbent, measure: Any
+) -> str | None:
+    """The family a blend pairs with ``chosen`` (the family the choice chose): on a reused
+    choice, the other member of the champion's blend (None when the champion is no blend: a
+    reused choice tries none); else the best scored of the other families in ``trials`` (the
+    families' candidates on the first window; ``family``: the spec's)."""
+    if held.kept:
+        return next((m for m in held.blend if m != chosen), None)
+    scored = [
+        c
+        for c in trials
+        if c.skipped is None
+        and c.value is not None
+        and math.isfinite(c.value)
+        and (c.family or family) != chosen
+    ]
+    sign = -1.0 if measure.bigger_is_better else 1.0
+    ranked = sorted(scored, key=lambda c: sign * float(c.value or 0.0))
+    return (ranked[0].family or family) if ranked else None
+
+
+def _cannot_blend(pair: tuple[str, str], spec: ModelSpec, weighted: bool) -> str | None:
+    """Why the blend of ``pair`` cannot be a candidate (None: it can)."""
+    from .fitting import uses_calibration
+
+    if uses_calibration(spec):
+        return f"calibration: {spec.calibration} maps one model's probabilities, not a blend's"
+    if "ensemble" in pair:
+        return "an ensemble is not blended again"
+    sequence = [f for f in pair if getattr(family_class(f), "sequence", False)]
+    if sequence:
+        return f"the {sequence[0]} family reads each entity's history: it is not blended"
+    return _cannot_try("ensemble", spec, weighted)
 
 
 def _not_fitted(exc: Exception) -> str:

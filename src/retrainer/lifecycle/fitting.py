@@ -26,7 +26,15 @@ from ..evaluation.calibration import Calibrator, calibration_report, fit_calibra
 from ..evaluation.splits import holdout_by_days, temporal_holdout, walk_forward
 from ..families import FamilyModel, ValidationSet, family_class
 from ..families.feature_step import FeatureStep
-from .choice import ChoiceRecord, Incumbent, choose, inputs_of, recency_weights, with_leaves
+from .choice import (
+    ChoiceRecord,
+    Incumbent,
+    choose,
+    inputs_of,
+    recency_weights,
+    with_leaves,
+    with_params,
+)
 from .time_inputs import with_inputs
 
 EARLY_STOP_FRACTION = 0.1
@@ -208,6 +216,27 @@ def settle_size(
     return larger(settle.settled_params(), first)
 
 
+def refit_members(
+    spec: ModelSpec,
+    members: list[FamilyModel],
+    X: pd.DataFrame,
+    y: pd.Series,
+    weight: np.ndarray | None = None,
+) -> FamilyModel:
+    """A blend's final fit (``training.choice.blend``): each member, of the evaluation fit's
+    ``members``, refitted on every row at the size it settles (:func:`settle_size`) with its
+    own recipe, then blended again."""
+    from ..families.ensemble import EnsembleModel
+
+    seed = spec.training.seed
+    final = []
+    for member in members:
+        own = with_params(spec, member.name, member.params)
+        size = settle_size(own, member.name, member, X, y, weight)
+        final.append(make_model(own, member.name, seed, size).fit(X, y, weight=weight))
+    return EnsembleModel.of(final)
+
+
 def uses_calibration(spec: ModelSpec) -> bool:
     return spec.task == "classification" and spec.calibration != "none"
 
@@ -279,6 +308,8 @@ def fit_family(
         (eval_model, eval_cal), first, record = choose(spec, family, frame, n_hold, change_at, held)
         family = record.chosen.family or family  # another family may have won the choice
         spec = with_leaves(spec, family, record.chosen.leaves)  # every later fit's recipe
+        if record.chosen.members:  # a blend: the ensemble of the members' recipes
+            spec = with_params(spec, family, eval_model.effective_params)
         spec = with_inputs(spec, inputs_of(record.chosen, spec))
         n_hold = record.holdout_rows  # the rows since a detected change, when it chose them
         frame = frame.iloc[first:]
@@ -315,7 +346,10 @@ def fit_family(
     settled = None
     if spec.training.refit_on_full_window and not use_cal:
         settled = settle_size(spec, family, eval_model, X, y, weight)
-    if settled is not None:
+    members = getattr(eval_model, "members_", None) if record and record.chosen.members else None
+    if members and spec.training.refit_on_full_window and not use_cal:
+        model, cal = refit_members(spec, members, X, y, weight), None
+    elif settled is not None:
         model, cal = make_model(spec, family, seed, settled).fit(X, y, weight=weight), None
     elif spec.training.refit_on_full_window:
         model, cal = fit_for_evaluation(spec, family, X, y, weight)

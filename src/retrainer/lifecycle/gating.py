@@ -35,6 +35,7 @@ from ..core.spec import ModelSpec
 from ..evaluation.gate import CatchUpFit, GateRecord, budget_gate, run_gate
 from ..evaluation.min_rows import MinRows, min_rows_for
 from ..plumbing.workspace import Workspace
+from .choice import with_params
 from .fitting import Fitted, fit_for_evaluation, predict_encoded
 from .predictor import load_predictor
 from .sources import count_rows, row_stats
@@ -162,6 +163,7 @@ def _catch_up(
     if len(past) < max(spec.quality.min_rows, len(rows)):
         return None
     spec = with_inputs(spec, of_model(fitted.model))  # the challenger's inputs
+    spec = with_params(spec, fitted.family, fitted.params)  # and recipe (a blend, its leaves)
     model, cal = fit_for_evaluation(spec, fitted.family, past[spec.feature_names], past["target"])
     if spec.task == "classification" and model.classes_ != fitted.model.classes_:
         return None
