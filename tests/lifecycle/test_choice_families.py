@@ -166,30 +166,41 @@ def test_an_unknown_family_in_the_list_is_a_spec_error_naming_it(tmp_path: Path)
         _workspace(tmp_path, **bad)
 
 
-def test_the_real_cli_and_the_server_score_with_a_linear_version(tmp_path: Path) -> None:
+def _cli_then_server(
+    tmp_path: Path, raw: dict[str, Any], rows: pd.DataFrame, fresh: pd.DataFrame
+) -> tuple[pd.DataFrame, list[Any], str]:
+    """``rows`` ingested and trained (deployed) through the real CLI, ``fresh`` scored by
+    `retrainer predict`, then its first 20 rows by the REST server on loopback: the CLI's
+    scores, the server's predictions and the champion's family."""
     cfg = tmp_path / "retrainer.yaml"
-    cfg.write_text(yaml.safe_dump(choice_spec(tmp_path, **FAMILIES)))
-    rows = tmp_path / "rows.csv"
-    plane().to_csv(rows, index=False)
-    for args in (("ingest", "m", str(rows)), ("train", "m", "--deploy")):
+    cfg.write_text(yaml.safe_dump(raw))
+    path = tmp_path / "rows.csv"
+    rows.to_csv(path, index=False)
+    for args in (("ingest", "m", str(path)), ("train", "m", "--deploy")):
         done = run_cli(cfg, *args)
         assert done.returncode == 0, done.stderr
     src, out = tmp_path / "next.csv", tmp_path / "scored.csv"
-    fresh = plane(100, seed=3)
     fresh.drop(columns=["y"]).to_csv(src, index=False)
     done = run_cli(cfg, "predict", "m", str(src), "--out", str(out))
     assert done.returncode == 0, done.stderr
-    scored = pd.read_csv(out)
-    assert (scored["prediction"] == fresh["y"]).mean() > 0.85
-    with Workspace(parse_spec(choice_spec(tmp_path, **FAMILIES), environ={})) as ws:
-        assert ws.store.get_version("m", ws.store.roles("m").champion or "").family == "linear"
+    with Workspace(parse_spec(raw, environ={})) as ws:
+        family = ws.store.get_version("m", ws.store.roles("m").champion or "").family
         app = create_app(ws, log_predictions=False, scheduler=False)
         body = {"rows": fresh.drop(columns=["y"]).head(20).to_dict(orient="records")}
         body["rows"] = [{**r, "t": str(r["t"])} for r in body["rows"]]
         with served(app) as http:
             answer = http.post("/v1/models/m/predict", json=body)
     assert answer.status_code == 200, answer.text
-    assert answer.json()["predictions"] == scored["prediction"].head(20).tolist()
+    return pd.read_csv(out), answer.json()["predictions"], family
+
+
+def test_the_real_cli_and_the_server_score_with_a_linear_version(tmp_path: Path) -> None:
+    fresh = plane(100, seed=3)
+    raw = choice_spec(tmp_path, **FAMILIES)
+    scored, served_rows, family = _cli_then_server(tmp_path, raw, plane(), fresh)
+    assert family == "linear"
+    assert (scored["prediction"] == fresh["y"]).mean() > 0.85
+    assert served_rows == scored["prediction"].head(20).tolist()
 
 
 BLEND = {
@@ -258,29 +269,9 @@ def test_blend_off_tries_none_and_a_calibrated_classifier_says_why_it_cannot(
 
 
 def test_the_real_cli_and_the_server_score_with_a_blend(tmp_path: Path) -> None:
-    raw = choice_spec(tmp_path, **BLEND)
-    cfg = tmp_path / "retrainer.yaml"
-    cfg.write_text(yaml.safe_dump(raw))
-    rows = tmp_path / "rows.csv"
-    sine_ramp().to_csv(rows, index=False)
-    for args in (("ingest", "m", str(rows)), ("train", "m", "--deploy")):
-        done = run_cli(cfg, *args)
-        assert done.returncode == 0, done.stderr
-    src, out = tmp_path / "next.csv", tmp_path / "scored.csv"
     fresh = sine_ramp(100, seed=3)
-    fresh.drop(columns=["y"]).to_csv(src, index=False)
-    done = run_cli(cfg, "predict", "m", str(src), "--out", str(out))
-    assert done.returncode == 0, done.stderr
-    scored = pd.read_csv(out)
+    raw = choice_spec(tmp_path, **BLEND)
+    scored, served_rows, family = _cli_then_server(tmp_path, raw, sine_ramp(), fresh)
+    assert family == "ensemble"
     assert np.abs(scored["prediction"] - fresh["y"]).mean() < 0.3
-    with Workspace(parse_spec(raw, environ={})) as ws:
-        assert ws.store.get_version("m", ws.store.roles("m").champion or "").family == "ensemble"
-        app = create_app(ws, log_predictions=False, scheduler=False)
-        body = {"rows": fresh.drop(columns=["y"]).head(20).to_dict(orient="records")}
-        body["rows"] = [{**r, "t": str(r["t"])} for r in body["rows"]]
-        with served(app) as http:
-            answer = http.post("/v1/models/m/predict", json=body)
-    assert answer.status_code == 200, answer.text
-    np.testing.assert_allclose(
-        answer.json()["predictions"], scored["prediction"].head(20), rtol=1e-9
-    )
+    np.testing.assert_allclose(served_rows, scored["prediction"].head(20), rtol=1e-9)
