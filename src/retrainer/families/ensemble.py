@@ -60,12 +60,7 @@ class EnsembleModel(FamilyModel):
         self._member_params = _check_member_params(p.get("member_params"), self._member_names)
         # Build each member once: this checks its parameters (ConfigError names the bad one)
         # and whether its library is installed (FamilyUnavailableError).
-        members = self._new_members()
-        self.capabilities = Capabilities(
-            warm_start=all(m.capabilities.warm_start for m in members),
-            handles_missing=all(m.capabilities.handles_missing for m in members),
-            sample_weight=all(m.capabilities.sample_weight for m in members),
-        )
+        self.capabilities = _shared(self._new_members())
 
     @property
     def threads(self) -> int | None:
@@ -132,11 +127,7 @@ class EnsembleModel(FamilyModel):
         model._member_names = list(params["members"])
         model._weights = np.full(len(members), 1.0 / len(members))
         model._member_params = member_params
-        model.capabilities = Capabilities(
-            warm_start=all(m.capabilities.warm_start for m in members),
-            handles_missing=all(m.capabilities.handles_missing for m in members),
-            sample_weight=all(m.capabilities.sample_weight for m in members),
-        )
+        model.capabilities = _shared(members)
         model.schema_ = first.schema_
         model.classes_ = list(first.classes_)
         model.members_ = list(members)
@@ -186,6 +177,15 @@ class EnsembleModel(FamilyModel):
                 f"{self._member_names}. The artifact is corrupt; retrain the model."
             )
         self.members_ = members
+
+
+def _shared(members: Sequence[FamilyModel]) -> Capabilities:
+    """What the ensemble of ``members`` can do: what every member can."""
+    return Capabilities(
+        warm_start=all(m.capabilities.warm_start for m in members),
+        handles_missing=all(m.capabilities.handles_missing for m in members),
+        sample_weight=all(m.capabilities.sample_weight for m in members),
+    )
 
 
 def _check_members(members: Any) -> list[str]:

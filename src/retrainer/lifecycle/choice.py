@@ -778,6 +778,12 @@ def decide(
             ]
             for fam in lost:
                 start, inputs = pd.Timestamp(on.start), inputs_of(on, spec)
+                why = _cannot_try(fam, spec, on.half_life != "none")
+                if why is not None:  # e.g. a family without row weights, on weighted rows
+                    tried.append(
+                        Candidate(on.window, on.half_life, None, 0, skipped=why, family=fam)
+                    )
+                    continue
                 try:
                     attempt(
                         on.window, on.half_life, start, _leaves(fam, base), False, inputs, tag(fam)
@@ -787,13 +793,13 @@ def decide(
                         on.window, on.half_life, None, 0, skipped=_not_fitted(exc), family=fam
                     )
                     tried.append(skip)
-    last = tried[best[0]] if best else None
+    last = tried[best[0]] if blends and best else None
     trials = tried[n_before : n_before + len(families)]
     partner = (
         None if last is None else _partner(trials, family, last.family or family, held, measure)
     )
-    if blends and best and partner is not None:
-        on = tried[best[0]]
+    if last is not None and partner is not None:
+        on = last
         shown.advance()
         own_fit, lo = fits[best[0]]
         inputs = inputs_of(on, spec)
@@ -871,7 +877,17 @@ def _partner(
 
 
 def _cannot_blend(pair: tuple[str, str], spec: ModelSpec, weighted: bool) -> str | None:
-    """Why the blend of ``pair`` cannot be a candidate (None: it can)."""
+    """Why the blend of ``pair`` (the family chosen, then the one to fit on its rows) cannot
+    be a candidate (None: it can); ``weighted``: on a choice that weighs rows by recency.
+
+    >>> from retrainer.core.spec import ModelSpec
+    >>> spec = ModelSpec(task="regression", target="y", id_column="i", time_column="t",
+    ...     features={"numeric": ["x"]})
+    >>> _cannot_blend(("lightgbm", "river"), spec, True)
+    'the river family takes no row weights (the choice weighs by recency)'
+    >>> _cannot_blend(("lightgbm", "linear"), spec, True) is None
+    True
+    """
     from .fitting import uses_calibration
 
     if uses_calibration(spec):
@@ -881,7 +897,7 @@ def _cannot_blend(pair: tuple[str, str], spec: ModelSpec, weighted: bool) -> str
     sequence = [f for f in pair if getattr(family_class(f), "sequence", False)]
     if sequence:
         return f"the {sequence[0]} family reads each entity's history: it is not blended"
-    return _cannot_try("ensemble", spec, weighted)
+    return _cannot_try("ensemble", spec, False) or _cannot_try(pair[1], spec, weighted)
 
 
 def _not_fitted(exc: Exception) -> str:
