@@ -209,13 +209,36 @@ def test_a_change_since_the_last_choice_makes_the_retrain_choose_anew(tmp_path: 
         ingest_frame(ws, "m", _stream(flip_at=None))
         v = train(ws, "m").version
         spec = ws.model_spec("m")
-    kept, note = reuse_choice(spec, [v], change_seen=None)
-    assert note == {"reused_from": "1.0.0"}
-    assert kept.training.choice.windows == [v.details["training_choice"]["chosen"]["window"]]
+    kept, reused = reuse_choice(spec, [v], change_seen=None)
+    made = v.details["training_choice"]
+    assert reused is not None and (reused.version, reused.anew) == ("1.0.0", spec)
+    assert (reused.value, reused.se) == (made["chosen"]["value"], made["value_se"])
+    assert kept.training.choice.windows == [made["chosen"]["window"]]
     after = pd.Timestamp(v.created_at) + pd.Timedelta(seconds=1)
-    assert reuse_choice(spec, [v], change_seen=after) == (spec, {})
+    assert reuse_choice(spec, [v], change_seen=after) == (spec, None)
     every_time = spec.model_copy(
         update={"training": spec.training.model_copy(
             update={"choice": spec.training.choice.model_copy(update={"every": 1})})}
     )  # fmt: skip
-    assert reuse_choice(every_time, [v], change_seen=None) == (every_time, {})
+    assert reuse_choice(every_time, [v], change_seen=None) == (every_time, None)
+
+
+def test_a_reused_choice_that_scores_worse_beyond_chance_is_made_anew(tmp_path: Path) -> None:
+    """The first choice is made on three stationary years; the relation then reverses, with
+    no change decision recorded. The next retrain would reuse the choice, but its recipe
+    scores far worse on the new holdout than when chosen: the retrain chooses anew, says
+    why, and counts the reused fit's CPU time."""
+    frame = _stream(flip_at=DAYS - 400)
+    with choice_workspace(tmp_path, training={"choice": {"every": 3}}) as ws:
+        ingest_frame(ws, "m", frame.iloc[: 2 * 3 * 365])
+        first = train(ws, "m", deploy=True).version.details["training_choice"]
+        ingest_frame(ws, "m", frame.iloc[2 * 3 * 365 :])
+        v = train(ws, "m").version
+    record = v.details["training_choice"]
+    assert first["chosen"]["window"] == "all" and first["chosen"]["value"] > 0.7
+    assert "reused_from" not in record, record
+    assert record["anew"].startswith("the reused choice's accuracy worsened from ")
+    assert "(on 1.0.0's holdout)" in record["anew"] and "chosen anew" in record["anew"]
+    assert len(record["candidates"]) > 1  # every candidate, not the reused one alone
+    assert record["value_se"] > 0
+    assert record["cpu_seconds"] > sum(c.get("cpu_seconds", 0) for c in record["candidates"])

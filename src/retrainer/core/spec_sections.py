@@ -91,7 +91,8 @@ class Choice(Section):
             "Choose anew on every Nth full retrain, or sooner when a change (concept drift, a "
             "critical degradation) was detected since the last choice; the retrains between "
             "reuse the last choice's window and weighting (one fit instead of one per "
-            "candidate). 1: choose on every full retrain."
+            "candidate) unless it scores worse on the new holdout than where it was chosen, "
+            "beyond chance (then chosen anew, and said so). 1: choose on every full retrain."
         ),
     )
     windows: list[str] = Field(

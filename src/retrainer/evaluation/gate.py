@@ -229,6 +229,34 @@ def _resampled(n: int, samples: int, seed: int) -> np.ndarray:
     return w
 
 
+def bootstrap_se(
+    metric: Metric, y: np.ndarray, scores: _Scores, *, samples: int, seed: int
+) -> float:
+    """The standard error of ``metric`` on these rows: its spread over ``samples`` resamples
+    (the ones :func:`paired_bootstrap` draws).
+
+    >>> import numpy as np
+    >>> from retrainer.core.metrics import METRICS
+    >>> y = np.array([0, 1] * 50)
+    >>> bootstrap_se(METRICS["accuracy"], y, (y, None), samples=200, seed=0)  # always right
+    0.0
+    >>> pred = np.where(np.arange(100) % 5 == 0, 1 - y, y)  # right on 80 of 100 rows
+    >>> round(bootstrap_se(METRICS["accuracy"], y, (pred, None), samples=2000, seed=0), 2)
+    0.04
+    """
+    n = len(y)
+    stat = _stat(metric, y, *scores)
+    if samples * n <= _CHUNK_CELLS:
+        return float(np.std(stat(_resampled(n, samples, seed))))
+    rng = np.random.default_rng(seed)
+    chunk = max(1, min(samples, _CHUNK_CELLS // max(n, 1)))
+    parts = [
+        stat(_weights(rng.integers(0, n, size=(min(chunk, samples - at), n))))
+        for at in range(0, samples, chunk)
+    ]
+    return float(np.std(np.concatenate(parts)))
+
+
 def paired_bootstrap(
     metric: Metric,
     y: np.ndarray,

@@ -58,7 +58,7 @@ from ..core.feature_sets import PREVIOUS_ACTUAL, RESERVED_PREFIX
 from ..core.progress import current
 from ..core.spec import ModelSpec
 from ..evaluation.calibration import Calibrator
-from ..evaluation.gate import paired_bootstrap
+from ..evaluation.gate import bootstrap_se, paired_bootstrap
 from ..evaluation.min_rows import min_rows_for
 from ..families import FamilyModel, family_class
 from .time_inputs import TimeInputs, to_try, with_inputs
@@ -103,6 +103,9 @@ class ChoiceRecord:
     candidates: list[Candidate] = field(default_factory=list)
     cpu_seconds: float = 0.0
     holdout: str | None = None  # None: the gate's holdout; else which rows, and why
+    value_se: float | None = None  # the chosen one's standard error on the holdout
+    reused_from: str | None = None  # the version whose choice it reused (reuse_choice)
+    anew: str | None = None  # why a reused choice was made anew instead (:func:`stale`)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,9 @@ class ChoiceRecord:
             "candidates": [_plain(c) for c in self.candidates],
             "cpu_seconds": round(self.cpu_seconds, 4),
             **({"holdout": self.holdout} if self.holdout else {}),
+            **({"value_se": round(self.value_se, 6)} if self.value_se is not None else {}),
+            **({"reused_from": self.reused_from} if self.reused_from else {}),
+            **({"anew": self.anew} if self.anew else {}),
         }
 
     def summary(self) -> str:
@@ -269,12 +275,13 @@ Fit = tuple[FamilyModel, Calibrator | None]
 
 def reuse_choice(
     spec: ModelSpec, versions: Sequence[ModelVersion], change_seen: pd.Timestamp | None
-) -> tuple[ModelSpec, dict[str, Any]]:
+) -> tuple[ModelSpec, Reused | None]:
     """The spec a full retrain chooses with, and what to record of it: the last choice's
     window and weighting (of the last choice made, not reused) are reused, as the only
     window candidate, until ``training.choice.every`` full retrains have passed since it or a
-    change was seen after it (``change_seen``, see :func:`change_seen`); else the spec as it
-    is (choose anew) and ``{}``. A choice re-confirmed without a change mostly keeps the first
+    change was seen after it (``change_seen``, see :func:`change_seen`), or its recipe scores
+    worse beyond chance than it did (:func:`stale`, judged by :func:`decide`); else the spec as
+    it is (choose anew) and None. A choice re-confirmed without a change mostly keeps the first
     candidates (see the module's text): choosing on every retrain paid 3-5 fits for it. The
     leaf models (``training.choice.leaves``) are tried on every full retrain, on the reused
     window too: one more fit for a regression, and on the quality benchmark's FriedmanDrift
@@ -283,7 +290,7 @@ def reuse_choice(
     up to three (a candidate with the time features fits twice the columns)."""
     choice = spec.training.choice
     if not choice.enabled or choice.every <= 1:
-        return spec, {}
+        return spec, None
     reuses = 0
     made = None
     for v in sorted(versions, key=lambda v: v.created_at, reverse=True):
@@ -295,15 +302,68 @@ def reuse_choice(
             break
         reuses += 1
     if made is None or reuses + 1 >= choice.every:
-        return spec, {}
-    chosen = made.details["training_choice"]["chosen"]
+        return spec, None
+    record = made.details["training_choice"]
+    chosen = record["chosen"]
     if chosen.get("skipped") or (change_seen is not None and change_seen >= _utc(made.created_at)):
-        return spec, {}
+        return spec, None
     kept = choice.model_copy(
         update={"windows": [chosen["window"]], "half_lives": [chosen["half_life"]]}
     )
     training = spec.training.model_copy(update={"choice": kept})
-    return spec.model_copy(update={"training": training}), {"reused_from": made.version}
+    value, se = chosen.get("value"), record.get("value_se")
+    reused = Reused(
+        made.version, spec, None if value is None else value, None if se is None else float(se)
+    )
+    return spec.model_copy(update={"training": training}), reused
+
+
+@dataclass(frozen=True)
+class Reused:
+    """A reused choice (:func:`reuse_choice`): the version that made it, its chosen
+    candidate's holdout value and standard error there (None for a choice recorded before
+    they were), and the spec a choice made anew chooses with (:func:`stale`)."""
+
+    version: str
+    anew: ModelSpec
+    value: float | None = None
+    se: float | None = None
+
+
+def stale(spec: ModelSpec, record: ChoiceRecord, reused: Reused) -> str | None:
+    """Why a reused choice must be made anew, or None: its recipe scored worse on this
+    holdout (``record``'s) than when it was chosen, on ``reused.version``'s, beyond chance at
+    the gate's live significance: a one-sided z-test of the two values with their bootstrap
+    standard errors. The world the choice was made for has moved (SEA's concept drift: the
+    whole window's line fell from 0.892 to 0.848 while the newest quarter's scored 0.870).
+
+    >>> spec = ModelSpec.model_validate({"name": "m", "target": "y", "task": "classification",
+    ...     "id_column": "id", "time_column": "t", "features": {"numeric": ["x"]}})
+    >>> now = Candidate("all", "none", None, 730, value=0.848)
+    >>> record = ChoiceRecord("accuracy", 730, now, [now], value_se=0.013)
+    >>> why = stale(spec, record, Reused("1.4.0", spec, 0.892, 0.0115))
+    >>> for part in why.split(", "):
+    ...     print(part)
+    the reused choice's accuracy worsened from 0.892 (on 1.4.0's holdout) to 0.848 on this one
+    beyond chance (p = 0.0056): chosen anew
+    >>> stale(spec, record, Reused("1.4.0", spec, 0.86, 0.0115)) is None  # may be chance
+    True
+    """
+    value, se, now, se_now = reused.value, reused.se, record.chosen.value, record.value_se
+    if value is None or se is None or now is None or se_now is None:
+        return None  # a choice recorded before its standard error was: never judged
+    spread = math.hypot(se, se_now)
+    measure = gate_metrics(spec.gate, spec.task)[record.metric]
+    fell = measure.improvement(value, now)  # > 0: worse now
+    if spread <= 0 or not fell > 0:
+        return None
+    p_value = 0.5 * math.erfc(fell / spread / math.sqrt(2))
+    if p_value >= spec.gate.live_significance:
+        return None
+    return (
+        f"the reused choice's {record.metric} worsened from {value:.4g} (on {reused.version}'s "
+        f"holdout) to {now:.4g} on this one, beyond chance (p = {p_value:.2g}): chosen anew"
+    )
 
 
 def leaves_of(version: ModelVersion) -> str:
@@ -350,14 +410,18 @@ def blend_of(version: ModelVersion) -> tuple[str, ...]:
 class Incumbent:
     """What the champion's recipe holds that the choice tries first, as the incumbent: its
     leaf model (None without a champion), which time inputs it learnt and its family.
-    ``kept``: a reused choice (:func:`reuse_choice`), which keeps those inputs and that family
-    instead of trying them."""
+    ``reused``: a reused choice (:func:`reuse_choice`), which keeps those inputs and that
+    family instead of trying them (``kept``) unless :func:`stale`."""
 
     leaves: str | None = None
     inputs: TimeInputs = field(default_factory=TimeInputs)
-    kept: bool = False
+    reused: Reused | None = None
     family: str | None = None  # a blend's: its first member's
     blend: tuple[str, ...] = ()  # a blend's members (training.choice.blend)
+
+    @property
+    def kept(self) -> bool:
+        return self.reused is not None
 
 
 def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbent:
@@ -379,7 +443,7 @@ def incumbent(versions: Sequence[ModelVersion], champion: str | None) -> Incumbe
     v = found[0]
     numeric = v.feature_schema.get("numeric", [])
     family = first_member(v.family, v.params)[0]
-    return Incumbent(leaves_of(v), TimeInputs.of_columns(numeric), False, family, blend_of(v))
+    return Incumbent(leaves_of(v), TimeInputs.of_columns(numeric), None, family, blend_of(v))
 
 
 def inputs_of(candidate: Candidate, spec: ModelSpec) -> TimeInputs:
@@ -530,7 +594,31 @@ def decide(
     change_at: pd.Timestamp | None = None,
     held: Incumbent | None = None,
 ) -> tuple[Fit, int, ChoiceRecord]:
-    """The choice on ``rows`` (see the module's text): each family on the first window
+    """The choice on ``rows`` (:func:`candidates`); a reused choice (``held.reused``) whose
+    recipe scores worse beyond chance than where it was chosen (:func:`stale`) is made anew
+    with every candidate, the reused fit's CPU time counted. Returns as :func:`choose`."""
+    fit, lo, record = candidates(spec, family, rows, n_hold, change_at, held)
+    reused = held.reused if held is not None else None
+    if reused is None:
+        return fit, lo, record
+    why = stale(spec, record, reused)
+    if why is None:
+        return fit, lo, replace(record, reused_from=reused.version)
+    assert held is not None  # reused is held's
+    held = replace(held, reused=None)
+    fit, lo, anew = candidates(reused.anew, family, rows, n_hold, change_at, held)
+    return fit, lo, replace(anew, anew=why, cpu_seconds=anew.cpu_seconds + record.cpu_seconds)
+
+
+def candidates(
+    spec: ModelSpec,
+    family: str,
+    rows: CandidateRows,
+    n_hold: int,
+    change_at: pd.Timestamp | None = None,
+    held: Incumbent | None = None,
+) -> tuple[Fit, int, ChoiceRecord]:
+    """The candidates tried on ``rows`` (see the module's text): each family on the first window
     candidate, the champion's first (``held``, see :func:`incumbent`), then each other window
     candidate with the family chosen, fitted on its rows before the newest ``n_hold`` (or
     the holdout after ``change_at``) and scored there, then the half-lives on the best window,
@@ -844,7 +932,12 @@ def decide(
         record = ChoiceRecord(metric, n_hold, chosen, tried, rows.cpu() - started, holdout_note)
         return fit, 0, record
     fit, lo = fits[best[0]]
-    record = ChoiceRecord(metric, n_hold, tried[best[0]], tried, rows.cpu() - started, holdout_note)
+    assert y_hold is not None  # set by the first fit
+    samples, seed = spec.gate.bootstrap_samples, spec.training.seed
+    se = bootstrap_se(measure, y_hold, scores[best[0]], samples=samples, seed=seed)
+    record = ChoiceRecord(
+        metric, n_hold, tried[best[0]], tried, rows.cpu() - started, holdout_note, se
+    )
     return fit, lo, record
 
 

@@ -375,7 +375,8 @@ def train_partitioned(
             "local engine, or set both options to false and retrain locally once before "
             "moving to the Dask engine."
         )
-    spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
+    spec, reused = reuse_choice(spec, versions, change_seen(decisions))
+    held = replace(held, reused=reused)  # judged by the choice (choice.stale)
     chosen_spec = spec
 
     def work(client: Any) -> Outcome:
@@ -414,7 +415,7 @@ def train_partitioned(
         details={
             **({"feature_set": out.feature_set} if out.feature_set else {}),
             **(
-                {"training_choice": choice.to_dict() | reuse, "window_rows": out.facts.rows}
+                {"training_choice": choice.to_dict(), "window_rows": out.facts.rows}
                 if (choice := out.fitted.choice)
                 else {}
             ),

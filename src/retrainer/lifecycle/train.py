@@ -315,10 +315,9 @@ def train(
     change_at = last_change(decisions)
     versions = ws.store.list_versions(model)
     held = incumbent(versions, ws.store.roles(model).champion)
-    spec, reuse = reuse_choice(spec, versions, change_seen(decisions))
-    if reuse:  # a reused choice keeps the champion's time inputs instead of trying them
-        held = replace(held, kept=True)
-    tried = to_try(spec) if spec.training.choice.enabled and not reuse else ()
+    spec, reused = reuse_choice(spec, versions, change_seen(decisions))
+    held = replace(held, reused=reused)  # keeps the champion's time inputs, unless made anew
+    tried = to_try(spec) if spec.training.choice.enabled else ()
     needed = held.inputs  # the champion's, for the gate, and those the choice may try
     for inputs in tried:
         needed = needed | inputs
@@ -347,7 +346,7 @@ def train(
             **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
             **({"search": searched} if searched else {}),
             **(
-                {"training_choice": fitted.choice.to_dict() | reuse, "window_rows": window_rows}
+                {"training_choice": fitted.choice.to_dict(), "window_rows": window_rows}
                 if fitted.choice
                 else {}
             ),
