@@ -16,6 +16,7 @@ from retrainer.core.errors import ConfigError
 from retrainer.lifecycle.choice import change_seen, last_change, reuse_choice
 from retrainer.lifecycle.fine_tune import fine_tune
 from retrainer.lifecycle.ingest import ingest_frame
+from retrainer.lifecycle.maintain import choice_note
 from retrainer.lifecycle.train import train
 
 DAYS = 4 * 365
@@ -242,3 +243,4 @@ def test_a_reused_choice_that_scores_worse_beyond_chance_is_made_anew(tmp_path: 
     assert len(record["candidates"]) > 1  # every candidate, not the reused one alone
     assert record["value_se"] > 0
     assert record["cpu_seconds"] > sum(c.get("cpu_seconds", 0) for c in record["candidates"])
+    assert choice_note(record).startswith(f"; {record['anew']}; chose window ")  # maintain's

@@ -622,3 +622,24 @@ def test_the_decision_says_where_the_live_window_began() -> None:
     assert d.action == "full_retrain" and "critical_degradation" in d.numbers["fired"]
     assert d.numbers["live_since"] == since.isoformat()
     assert decide(healthy(performance=None), POLICY, ROLLOUT).numbers["live_since"] is None
+
+
+def test_an_error_metric_is_judged_against_a_baseline_scaled_by_a_harder_stretch() -> None:
+    """The previous actual errs 30% more on the live rows than on the holdout: a 36% rise of
+    the model's MAE is 5% against the scaled baseline (no rule fires); 40% beyond the scaled
+    baseline still retrains and says how it was scaled; an easier stretch never lowers it."""
+    harder = LivePerformance("mae", live=0.30, baseline=0.22, n_samples=112, naive=(0.338, 0.26))
+    assert act(healthy(performance=harder)) == "nothing"
+    assert act(healthy(performance=replace(harder, naive=None))) == "full_retrain"
+    worse = decide(healthy(performance=replace(harder, live=0.40)), POLICY, ROLLOUT)
+    assert worse.action == "full_retrain"
+    assert worse.reasons[0] == (
+        "critical degradation: live mae 0.4 is 39.9% above baseline 0.286 (0.22 x 1.3: the "
+        "previous actual's live mae 0.338 against 0.26 on the holdout) "
+        "(policy.critical_degradation: 25%)"
+    )
+    assert worse.numbers["baseline_scale"] == pytest.approx(1.3)
+    easier = replace(harder, naive=(0.20, 0.26))
+    assert easier.bar == 0.22 and act(healthy(performance=easier)) == "full_retrain"
+    accuracy = LivePerformance("accuracy", 0.70, 0.87, 500, naive=(0.5, 0.25))
+    assert accuracy.bar == 0.87  # a score, not an error: never scaled

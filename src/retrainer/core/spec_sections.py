@@ -699,6 +699,17 @@ class Policy(Section):
             "retrain since the last search; 0: never (training.search.enabled: every one)."
         ),
     )
+    scale_baseline_by_naive: bool = Field(
+        True,
+        description=(
+            "Regression, with an error metric (MAE, RMSE, ...): when the previous actual errs "
+            "more on the champion's live rows than on its holdout, the degradation rules "
+            "judge the champion against its baseline times that ratio (never below the "
+            "baseline itself). A stretch that is harder for every predictor (winter "
+            "weather, a volatile month) raises the model's error as much as the naive's; a "
+            "changed relation raises the model's more. false: the baseline as measured."
+        ),
+    )
     naive_margin: float | None = Field(
         0.0,
         ge=0,

@@ -313,7 +313,10 @@ def reuse_choice(
     training = spec.training.model_copy(update={"choice": kept})
     value, se = chosen.get("value"), record.get("value_se")
     reused = Reused(
-        made.version, spec, None if value is None else value, None if se is None else float(se)
+        made.version,
+        spec,
+        None if value is None else float(value),
+        None if se is None else float(se),
     )
     return spec.model_copy(update={"training": training}), reused
 

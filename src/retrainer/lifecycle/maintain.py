@@ -17,6 +17,7 @@ from ..core.progress import Progress, current, reports
 from ..core.spec import ModelSpec
 from ..evaluation.arms import compare_arms
 from ..families import family_class
+from ..monitoring.naive import LAST
 from ..plumbing.lease import held_lease, model_lease
 from ..plumbing.workspace import Workspace
 from ..policy.decide import decide
@@ -93,6 +94,7 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
             perf = LivePerformance(
                 spec.primary_metric, value, base, live.labelled, report.since,
                 None if origin == champion else origin,
+                naive_pair(spec, report, versions, origin),
             )  # fmt: skip
         live_metrics = {k: v for k, v in live.metrics.items() if v is not None}
         confidence = live.mean_confidence
@@ -130,6 +132,27 @@ def build_state(ws: Workspace, model: str, now: datetime) -> MaintenanceState:
         new_features=_new_features_due(ws, spec, champ, newest, new_rows, need.rows),
         naive=naive_comparison(report, champion, _days(now, champ.created_at), spec),
     )
+
+
+def naive_pair(
+    spec: ModelSpec, report: MonitorReport, versions: list[ModelVersion], origin: str
+) -> tuple[float, float] | None:
+    """The previous actual's primary metric on the champion's live rows (``report``'s
+    ``naive:last``) and on the holdout that measured its baseline (``origin``'s
+    ``details["naive_holdout"]``): what ``policy.scale_baseline_by_naive`` scales the
+    baseline by. None when the option is off or either is missing (a classifier, a version
+    trained before it was recorded, too few live actuals)."""
+    if not spec.policy.scale_baseline_by_naive:
+        return None
+    held = next((v for v in versions if v.version == origin), None)
+    record = held.details.get("naive_holdout") if held is not None else None
+    if not isinstance(record, dict) or record.get("metric") != spec.primary_metric:
+        return None
+    naive = next((b for b in report.baselines if b.version == LAST), None)
+    live = naive.metrics.get(spec.primary_metric) if naive is not None else None
+    if live is None:
+        return None
+    return float(live), float(record["value"])
 
 
 def naive_comparison(
@@ -367,12 +390,12 @@ def _alert_state(ws: Workspace, model: str, state: MaintenanceState, d: Decision
             model,
             "critical_degradation",
             f"critical degradation of champion {state.champion}",
-            f"live {perf.metric} {perf.live:.4g} against baseline {perf.baseline:.4g} "
-            f"({perf.degradation:.1%} worse, {perf.points:.4g} points) on {perf.n_samples} "
-            f"labelled rows; decision: {d.action}",
+            f"live {perf.metric} {perf.live:.4g} against baseline {perf.bar:.4g}"
+            f"{perf.bar_note} ({perf.degradation:.1%} worse, {perf.points:.4g} points) "
+            f"on {perf.n_samples} labelled rows; decision: {d.action}",
             metric=perf.metric,
             live=round(perf.live, 4),
-            baseline=round(perf.baseline, 4),
+            baseline=round(perf.bar, 4),
             samples=perf.n_samples,
             action=d.action,
         )
@@ -446,12 +469,19 @@ def choice_note(choice: dict[str, Any] | None) -> str:
     ...     print(part)
     chose window 1/4 (912 rows), half-life none: mae 1.91
     skipped since_change: no concept drift detected
+    >>> choice_note({"metric": "mae", "chosen": {"window": "all", "half_life": "none",
+    ...     "rows": 912, "value": 1.91}, "reused_from": "1.4.0"})
+    '; chose window all (912 rows), half-life none: mae 1.91 (the choice of 1.4.0, reused)'
     """
     if not choice or "chosen" not in choice:
         return ""
     c = choice["chosen"]
     value = f": {choice['metric']} {c['value']:.4g}" if c.get("value") is not None else ""
     text = f"; chose window {c['window']} ({c['rows']:,} rows), half-life {c['half_life']}{value}"
+    if choice.get("reused_from"):
+        text += f" (the choice of {choice['reused_from']}, reused)"
+    if choice.get("anew"):  # a reused choice that no longer held (choice.stale)
+        text = f"; {choice['anew']}{text}"
     skipped = [
         f"{s['window'] if s['half_life'] == 'none' else 'half-life ' + s['half_life']}: "
         f"{s['skipped']}"

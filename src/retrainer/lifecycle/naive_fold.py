@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 
 from ..core.durations import parse_duration
-from ..monitoring.naive import ARM, check_season, fold, new_state, time_step
+from ..core.metrics import Metric
+from ..monitoring.naive import ARM, LAST, check_season, fold, new_state, time_step
 
 PairFold = Callable[[Any], list[dict[str, Any]]]
 
@@ -108,3 +109,28 @@ def check_window_season(season: str | None, event_times: pd.Series) -> None:
     times = pd.to_datetime(event_times.dropna())
     seconds = times.to_numpy(dtype="datetime64[s]").astype(np.int64)
     check_season(season, time_step(seconds), "the training window")
+
+
+def holdout_naive(frame: pd.DataFrame, n_hold: int, metric: Metric) -> float | None:
+    """At training, a regression's ``metric`` of the previous actual (the monitor's
+    ``naive:last``, folded over the window's rows in time order as the monitor folds actuals)
+    on the newest ``n_hold`` rows, the holdout; None when no holdout row has a previous
+    actual. The policy scales the baseline by how much harder the live rows are for it
+    (``policy.scale_baseline_by_naive``).
+
+    >>> from retrainer.core.metrics import METRICS
+    >>> rows = pd.DataFrame({"entity_id": ["a", "b", "c", "d"], "target": [1.0, 3.0, 2.0, 6.0]})
+    >>> holdout_naive(rows, 2, METRICS["mae"])  # |2 - 3| and |6 - 2|
+    2.5
+    """
+    if n_hold <= 0:
+        return None
+    y = frame["target"].to_numpy(dtype=float)
+    entities = frame["entity_id"].astype(str).tolist()
+    guess = fold(new_state("regression", None), entities, np.full(len(y), np.nan), y)[LAST]
+    y, guess = y[-n_hold:], guess[-n_hold:]
+    known = np.isfinite(guess) & np.isfinite(y)
+    if not known.any():
+        return None
+    value = metric.compute(y[known], guess[known], None)
+    return float(value) if np.isfinite(value) else None

@@ -233,8 +233,10 @@ def add_inputs(
         return frame
     times = _naive_times(frame["event_time"])
     cols = ["event_time", *_sources(inputs)]
+    # an older row stored before a feature was added has no value of it: missing
+    older = None if before is None or before.empty else before.reindex(columns=cols)
     known, known_at = _in_time_order(
-        frame[cols] if before is None or before.empty else pd.concat([before[cols], frame[cols]])
+        frame[cols] if older is None else pd.concat([older, frame[cols]])
     )
     for name, values in _gather(known, newest_before(times, known_at), inputs).items():
         frame[name] = values

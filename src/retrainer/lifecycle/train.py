@@ -11,6 +11,7 @@ import pandas as pd
 
 from ..core import feature_sets
 from ..core.clock import utcnow
+from ..core.custom_metrics import gate_metrics
 from ..core.entities import Bump, ModelVersion
 from ..core.errors import (
     ConfigError,
@@ -44,7 +45,7 @@ from .choice import (
 )
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
-from .naive_fold import check_window_season
+from .naive_fold import check_window_season, holdout_naive
 from .search import SearchRequest, run_if_asked
 from .sources import describe, row_stats, training_frame
 from .time_inputs import to_try, with_time_inputs
@@ -229,6 +230,22 @@ def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
+def naive_on_holdout(spec: ModelSpec, frame: pd.DataFrame, n_hold: int) -> dict[str, Any]:
+    """``details["naive_holdout"]`` of a regression version: the previous actual's primary
+    metric on its holdout (``{metric, value, rows}``), what the policy scales its baseline
+    by (``policy.scale_baseline_by_naive``); empty for a classifier, a metric where bigger is
+    better, or with the option off."""
+    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
+    if spec.task != "regression" or measure.bigger_is_better:
+        return {}
+    if not spec.policy.scale_baseline_by_naive:
+        return {}
+    value = holdout_naive(frame, n_hold, measure)
+    if value is None:
+        return {}
+    return {"metric": spec.primary_metric, "value": round(value, 6), "rows": n_hold}
+
+
 def fit_with_fallback(
     spec: ModelSpec,
     family: str,
@@ -326,6 +343,7 @@ def train(
     fitted.fit_seconds += (searched or {}).get("cpu_seconds", 0.0)  # the search's, too
     window_rows = len(frame)
     frame = frame.iloc[fitted.first_row :]  # the chosen window's rows (training.choice)
+    naive = naive_on_holdout(spec, frame, len(fitted.evaluation.holdout_ids))
     bump, parent = the_plan.bump, the_plan.parent
     if fallback or fitted.family != the_plan.family:  # another family won the choice
         bump, parent = version_bump(ws, spec, fitted.family)
@@ -345,6 +363,7 @@ def train(
             **({"fallback": fallback} if fallback else {}),
             **({"feature_set": the_plan.feature_set} if the_plan.feature_set else {}),
             **({"search": searched} if searched else {}),
+            **({"naive_holdout": naive} if naive else {}),
             **(
                 {"training_choice": fitted.choice.to_dict(), "window_rows": window_rows}
                 if fitted.choice

@@ -175,7 +175,7 @@ def _degradation_reason(c: _Context, relative: float | None, points: float | Non
     perf = c.state.performance
     assert perf is not None
     head = f"live {perf.metric} {_num(perf.live)} is "
-    base = f"baseline {_num(perf.baseline)}"
+    base = f"baseline {_num(perf.bar)}{perf.bar_note}"
     if perf.baseline_from is not None:
         base += f", kept from {perf.baseline_from}"
     parts = []
@@ -569,6 +569,7 @@ def _numbers(c: _Context, rule: str | None, fired: list[str]) -> dict[str, Any]:
         "live_metric": _finite(perf.live) if perf else None,
         "baseline_metric": _finite(perf.baseline) if perf else None,
         "baseline_from": perf.baseline_from if perf else None,
+        "baseline_scale": perf.harder if perf and perf.harder > 1.0 else None,
         "live_samples": perf.n_samples if perf else None,
         "live_since": perf.since.isoformat() if perf and perf.since else None,
         "min_samples": c.min_samples,

@@ -67,15 +67,59 @@ class LivePerformance:
     # the version whose holdout measured the baseline when the champion kept another's
     # (details["kept_baseline"]); None: its own
     baseline_from: str | None = None
+    # the previous actual's metric on the live rows and on the baseline's holdout
+    # (policy.scale_baseline_by_naive); None: not scaled
+    naive: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         _metric(self.metric, "LivePerformance")
         _at_least(self.n_samples, 0, "n_samples", "LivePerformance")
 
     @property
+    def harder(self) -> float:
+        """How much harder the live rows are than the holdout's for the previous actual: its
+        live error over its holdout error, at least 1 (1: not scaled; an error metric only).
+
+        >>> LivePerformance("mae", 0.30, 0.22, 112, naive=(0.33, 0.26)).harder
+        1.2692307692307692
+        >>> LivePerformance("mae", 0.30, 0.22, 112, naive=(0.20, 0.26)).harder  # easier: 1
+        1.0
+        """
+        if self.naive is None or METRICS[self.metric].bigger_is_better:
+            return 1.0
+        live, held = self.naive
+        if not (math.isfinite(live) and math.isfinite(held)) or held <= 0:
+            return 1.0
+        return max(1.0, live / held)
+
+    @property
+    def bar(self) -> float:
+        """The baseline the degradation is measured against: scaled by :attr:`harder`.
+
+        >>> round(LivePerformance("mae", 0.30, 0.22, 112, naive=(0.33, 0.26)).bar, 4)
+        0.2792
+        """
+        return self.baseline * self.harder
+
+    @property
+    def bar_note(self) -> str:
+        """How :attr:`bar` was scaled, for a sentence after it (empty when it was not).
+
+        >>> LivePerformance("mae", 0.30, 0.22, 112, naive=(0.33, 0.26)).bar_note
+        " (0.22 x 1.27: the previous actual's live mae 0.33 against 0.26 on the holdout)"
+        """
+        if self.harder <= 1.0 or self.naive is None:
+            return ""
+        live, held = self.naive
+        return (
+            f" ({self.baseline:.4g} x {self.harder:.3g}: the previous actual's live "
+            f"{self.metric} {live:.4g} against {held:.4g} on the holdout)"
+        )
+
+    @property
     def degradation(self) -> float:
-        """Relative degradation (0.2 = 20% worse than baseline); NaN when undefined."""
-        return METRICS[self.metric].degradation(self.live, self.baseline)
+        """Relative degradation (0.2 = 20% worse than :attr:`bar`); NaN when undefined."""
+        return METRICS[self.metric].degradation(self.live, self.bar)
 
     @property
     def points(self) -> float:
@@ -87,9 +131,9 @@ class LivePerformance:
         >>> round(LivePerformance("mae", 2.5, 2.0, 500).points, 3)
         0.5
         """
-        if not (math.isfinite(self.live) and math.isfinite(self.baseline)):
+        if not (math.isfinite(self.live) and math.isfinite(self.bar)):
             return math.nan
-        return -METRICS[self.metric].improvement(self.live, self.baseline)
+        return -METRICS[self.metric].improvement(self.live, self.bar)
 
 
 @dataclass(frozen=True)
