@@ -244,17 +244,24 @@ def bootstrap_se(
     >>> round(bootstrap_se(METRICS["accuracy"], y, (pred, None), samples=2000, seed=0), 2)
     0.04
     """
-    n = len(y)
-    stat = _stat(metric, y, *scores)
+    return float(np.std(_over_resamples(len(y), samples, seed, _stat(metric, y, *scores))))
+
+
+def _over_resamples(
+    n: int, samples: int, seed: int, f: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """``f`` of the multiplicities of ``samples`` resamples of ``n`` rows drawn with
+    ``seed``: in one chunk the cached draws (:func:`_resampled`), the same as every call like
+    it; above ``_CHUNK_CELLS`` cells, chunk by chunk."""
     if samples * n <= _CHUNK_CELLS:
-        return float(np.std(stat(_resampled(n, samples, seed))))
+        return np.asarray(f(_resampled(n, samples, seed)))
     rng = np.random.default_rng(seed)
     chunk = max(1, min(samples, _CHUNK_CELLS // max(n, 1)))
     parts = [
-        stat(_weights(rng.integers(0, n, size=(min(chunk, samples - at), n))))
+        f(_weights(rng.integers(0, n, size=(min(chunk, samples - at), n))))
         for at in range(0, samples, chunk)
     ]
-    return float(np.std(np.concatenate(parts)))
+    return np.concatenate(parts)
 
 
 def paired_bootstrap(
@@ -277,17 +284,7 @@ def paired_bootstrap(
     """
     sign = metric.improvement(1.0, 0.0)  # +1 when bigger is better, -1 otherwise
     a, b = _stat(metric, y, *champion), _stat(metric, y, *challenger)
-    n = len(y)
-    if samples * n <= _CHUNK_CELLS:  # one chunk: the same resamples as every call like it
-        w = _resampled(n, samples, seed)
-        return np.asarray(sign * (b(w) - a(w)))
-    rng = np.random.default_rng(seed)
-    chunk = max(1, min(samples, _CHUNK_CELLS // max(n, 1)))
-    out = []
-    for start in range(0, samples, chunk):
-        w = _weights(rng.integers(0, n, size=(min(chunk, samples - start), n)))
-        out.append(sign * (b(w) - a(w)))
-    return np.concatenate(out)
+    return _over_resamples(len(y), samples, seed, lambda w: sign * (b(w) - a(w)))
 
 
 # --- the gate ----------------------------------------------------------------------------

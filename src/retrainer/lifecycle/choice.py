@@ -601,13 +601,12 @@ def decide(
     recipe scores worse beyond chance than where it was chosen (:func:`stale`) is made anew
     with every candidate, the reused fit's CPU time counted. Returns as :func:`choose`."""
     fit, lo, record = candidates(spec, family, rows, n_hold, change_at, held)
-    reused = held.reused if held is not None else None
-    if reused is None:
+    if held is None or held.reused is None:
         return fit, lo, record
+    reused = held.reused
     why = stale(spec, record, reused)
     if why is None:
         return fit, lo, replace(record, reused_from=reused.version)
-    assert held is not None  # reused is held's
     held = replace(held, reused=None)
     fit, lo, anew = candidates(reused.anew, family, rows, n_hold, change_at, held)
     return fit, lo, replace(anew, anew=why, cpu_seconds=anew.cpu_seconds + record.cpu_seconds)
