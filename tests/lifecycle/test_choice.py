@@ -108,10 +108,11 @@ def test_a_fine_tune_records_the_rounds_early_stopping_chose(tmp_path: Path) -> 
         ("windows", [], "at least one candidate"),
         ("windows", ["lately"], "lately"),
         ("half_lives", ["0/4"], "not a fraction in (0, 1]"),
+        ("every_max", 2, "below training.choice.every (4)"),
     ],
 )
 def test_bad_candidates_are_spec_errors(
-    tmp_path: Path, setting: str, bad: list[str], said: str
+    tmp_path: Path, setting: str, bad: list[str] | int, said: str
 ) -> None:
     with pytest.raises(ConfigError, match=f"training.choice.{setting}") as err:
         choice_workspace(tmp_path, training={"choice": {setting: bad}})
@@ -203,6 +204,19 @@ def test_the_choice_is_reused_until_every_nth_retrain(tmp_path: Path) -> None:
     assert all(r["candidates"][-1]["time_features"] for r in made)
     assert len(made) == 2 and records[1]["reused_from"] == records[2]["reused_from"] == "1.0.0"
     assert records[1]["chosen"]["window"] == records[0]["chosen"]["window"]
+
+
+def test_a_choice_that_confirms_the_one_before_it_doubles_the_wait(tmp_path: Path) -> None:
+    """On a stationary stream every choice picks the window and weighting of the one before
+    it: the wait between choices doubles from ``every`` up to ``every_max``."""
+    choice = {"every": 2, "every_max": 4}
+    with choice_workspace(tmp_path, training={"choice": choice}) as ws:
+        ingest_frame(ws, "m", _stream(flip_at=None))
+        records = [train(ws, "m").version.details["training_choice"] for _ in range(6)]
+    made = ["reused_from" not in r for r in records]
+    assert made == [True, False, True, False, False, False], records
+    assert records[0]["chosen"]["window"] == records[2]["chosen"]["window"]
+    assert records[5]["reused_from"] == "1.2.0"
 
 
 def test_a_change_since_the_last_choice_makes_the_retrain_choose_anew(tmp_path: Path) -> None:

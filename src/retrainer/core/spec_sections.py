@@ -95,6 +95,16 @@ class Choice(Section):
             "beyond chance (then chosen anew, and said so). 1: choose on every full retrain."
         ),
     )
+    every_max: int = Field(
+        16,
+        ge=1,
+        description=(
+            "The longest wait between choices, in full retrains: each choice in a row that "
+            "chose the window and weighting of the choice before it doubles 'every', up to "
+            "this; a choice that differs starts over at 'every'. Set it to 'every' for a "
+            "fixed wait."
+        ),
+    )
     windows: list[str] = Field(
         default_factory=lambda: ["all", "1/4", "since_change"],
         description=(
@@ -196,6 +206,16 @@ class Choice(Section):
         if self.leaves is not None:
             return list(self.leaves)
         return ["constant", "linear"] if task == "regression" and not compiled else ["constant"]
+
+    @model_validator(mode="after")
+    def _every_max(self) -> Choice:
+        if self.every_max < self.every:
+            raise ValueError(
+                f"training.choice.every_max is {self.every_max}, below training.choice.every "
+                f"({self.every}): the longest wait between choices cannot be shorter than the "
+                f"first. Set every_max to {self.every} or more ({self.every} for a fixed wait)"
+            )
+        return self
 
     @field_validator("leaves")
     @classmethod
