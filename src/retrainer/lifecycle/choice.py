@@ -293,14 +293,10 @@ def reuse_choice(
         return spec, None
     reuses = 0
     made: list[ModelVersion] = []  # the choices made, newest first
-    scored: list[tuple[float, float]] = []  # (value, standard error) of each, newest first
     for v in sorted(versions, key=lambda v: v.created_at, reverse=True):
         record = v.details.get("training_choice")
         if not isinstance(record, dict) or "chosen" not in record:
             continue
-        value, se = record["chosen"].get("value"), record.get("value_se")
-        if value is not None and se is not None:
-            scored.append((float(value), float(se)))
         if "reused_from" in record:
             reuses += 0 if made else 1
         else:
@@ -324,34 +320,8 @@ def reuse_choice(
         spec,
         None if value is None else float(value),
         None if se is None else float(se),
-        between_holdouts(scored[:HISTORY]),
     )
     return spec.model_copy(update={"training": training}), reused
-
-
-HISTORY = 8  # the newest holdout values :func:`between_holdouts` reads
-
-
-def between_holdouts(scored: Sequence[tuple[float, float]]) -> float:
-    """How much a model's holdout value moves from one retrain's holdout to the next beyond
-    the chance of sampling its rows: the standard deviation between holdouts of the
-    random-effects model (DerSimonian and Laird's moment estimate: the variance of the values
-    less their mean squared standard error, at least 0) over ``scored``, the newest recorded
-    choices' (value, standard error) pairs; 0 for fewer than 3. A stretch of the stream can be
-    harder than the one before for every recipe: NOAA rain's yearly accuracies vary twice as
-    much as 365 independent days would (sd 0.041 against 0.021), so a test with the row-level
-    standard errors alone sees a stale choice in every hard year.
-
-    >>> between_holdouts([(0.90, 0.011), (0.89, 0.011), (0.90, 0.011)])  # within chance
-    0.0
-    >>> round(between_holdouts([(0.82, 0.015), (0.77, 0.015), (0.80, 0.015), (0.74, 0.015)]), 4)
-    0.0316
-    """
-    if len(scored) < 3:
-        return 0.0
-    values = np.array([v for v, _ in scored])
-    chance = float(np.mean([se**2 for _, se in scored]))
-    return math.sqrt(max(float(np.var(values, ddof=1)) - chance, 0.0))
 
 
 def choice_every(every: int, every_max: int, made: Sequence[dict[str, Any]]) -> int:
@@ -382,26 +352,22 @@ def choice_every(every: int, every_max: int, made: Sequence[dict[str, Any]]) -> 
 
 @dataclass(frozen=True)
 class Reused:
-    """A reused choice (:func:`reuse_choice`): the version that made it, the spec a choice
-    made anew chooses with (:func:`stale`), its chosen candidate's holdout value and standard
-    error there (None for a choice recorded before they were), and how much the model's
-    holdout values move between retrains beyond chance (:func:`between_holdouts`)."""
+    """A reused choice (:func:`reuse_choice`): the version that made it, its chosen
+    candidate's holdout value and standard error there (None for a choice recorded before
+    they were), and the spec a choice made anew chooses with (:func:`stale`)."""
 
     version: str
     anew: ModelSpec
     value: float | None = None
     se: float | None = None
-    between: float = 0.0
 
 
 def stale(spec: ModelSpec, record: ChoiceRecord, reused: Reused) -> str | None:
     """Why a reused choice must be made anew, or None: its recipe scored worse on this
     holdout (``record``'s) than when it was chosen, on ``reused.version``'s, beyond chance at
     the gate's live significance: a one-sided z-test of the two values with their bootstrap
-    standard errors and, for each holdout, the spread between the model's holdouts
-    (``reused.between``, :func:`between_holdouts`). The world the choice was made for has
-    moved (SEA's concept drift: the whole window's line fell from 0.892 to 0.848 while the
-    newest quarter's scored 0.870; its holdouts varied within chance before).
+    standard errors. The world the choice was made for has moved (SEA's concept drift: the
+    whole window's line fell from 0.892 to 0.848 while the newest quarter's scored 0.870).
 
     >>> spec = ModelSpec.model_validate({"name": "m", "target": "y", "task": "classification",
     ...     "id_column": "id", "time_column": "t", "features": {"numeric": ["x"]}})
@@ -414,13 +380,11 @@ def stale(spec: ModelSpec, record: ChoiceRecord, reused: Reused) -> str | None:
     beyond chance (p = 0.0056): chosen anew
     >>> stale(spec, record, Reused("1.4.0", spec, 0.86, 0.0115)) is None  # may be chance
     True
-    >>> stale(spec, record, Reused("1.4.0", spec, 0.892, 0.0115, between=0.03)) is None
-    True
     """
     value, se, now, se_now = reused.value, reused.se, record.chosen.value, record.value_se
     if value is None or se is None or now is None or se_now is None:
         return None  # a choice recorded before its standard error was: never judged
-    spread = math.sqrt(se**2 + se_now**2 + 2 * reused.between**2)
+    spread = math.hypot(se, se_now)
     measure = gate_metrics(spec.gate, spec.task)[record.metric]
     fell = measure.improvement(value, now)  # > 0: worse now
     if spread <= 0 or not fell > 0:
@@ -428,15 +392,9 @@ def stale(spec: ModelSpec, record: ChoiceRecord, reused: Reused) -> str | None:
     p_value = 0.5 * math.erfc(fell / spread / math.sqrt(2))
     if p_value >= spec.gate.live_significance:
         return None
-    moves = (
-        f" and the {reused.between:.2g} its holdouts move between retrains"
-        if reused.between > 0
-        else ""
-    )
     return (
         f"the reused choice's {record.metric} worsened from {value:.4g} (on {reused.version}'s "
-        f"holdout) to {now:.4g} on this one, beyond chance{moves} (p = {p_value:.2g}): chosen "
-        "anew"
+        f"holdout) to {now:.4g} on this one, beyond chance (p = {p_value:.2g}): chosen anew"
     )
 
 
