@@ -129,6 +129,11 @@ def test_a_regression_tries_linear_leaves_on_the_partitions(
     assert np.isfinite(linear[0]["value"]) and linear[0]["cpu_seconds"] > 0
     text = ws.load("weather", v.version).booster_.model_to_string()  # type: ignore[attr-defined]
     assert ("is_linear=1" in text) == (choice["chosen"]["leaves"] == "linear")
+    # the previous actual on the holdout, what the policy scales the baseline by, is recorded
+    # on this engine too (policy.scale_baseline_by_naive)
+    naive = v.details["naive_holdout"]
+    assert naive["metric"] == "mae" and naive["rows"] == choice["holdout_rows"]
+    assert 0 < naive["value"] < 20, naive  # degrees: a day's change in maximum temperature
 
 
 @pytest.mark.parametrize("calibration", ["none", "sigmoid"])

@@ -353,6 +353,7 @@ def train_partitioned(
         TrainPlan,
         TrainResult,
         _warnings,
+        naive_on_holdout,
         register_fitted,
         version_bump,
     )
@@ -401,6 +402,9 @@ def train_partitioned(
         out.feature_set,
     )
     p.stage("gate and register")
+    # the previous actual on the holdout, from the holdout's rows (its first row's previous
+    # actual lies before it and is not counted)
+    naive = naive_on_holdout(spec, out.holdout, len(out.holdout))
     version = register_fitted(
         ws,
         spec,
@@ -421,6 +425,7 @@ def train_partitioned(
             ),
             **_warnings(out.quality),
             **({"search": out.searched} if out.searched else {}),
+            **({"naive_holdout": naive} if naive else {}),
             "engine": {"name": "dask", "partitions": s.partitions},
         },
         force=force,
