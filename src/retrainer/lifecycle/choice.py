@@ -278,8 +278,9 @@ def reuse_choice(
 ) -> tuple[ModelSpec, Reused | None]:
     """The spec a full retrain chooses with, and what to record of it: the last choice's
     window and weighting (of the last choice made, not reused) are reused, as the only
-    window candidate, until ``training.choice.every`` full retrains have passed since it or a
-    change was seen after it (``change_seen``, see :func:`change_seen`), or its recipe scores
+    window candidate, until the retrains it serves have passed since it (``training.choice.
+    every``, doubled while the choices confirm each other: :func:`choice_every`) or a change
+    was seen after it (``change_seen``, see :func:`change_seen`), or its recipe scores
     worse beyond chance than it did (:func:`stale`, judged by :func:`decide`); else the spec as
     it is (choose anew) and None. A choice re-confirmed without a change mostly keeps the first
     candidates (see the module's text): choosing on every retrain paid 3-5 fits for it. The
@@ -297,10 +298,10 @@ def reuse_choice(
         record = v.details.get("training_choice")
         if not isinstance(record, dict) or "chosen" not in record:
             continue
-        if "reused_from" in record:
-            reuses += 0 if made else 1
-        else:
+        if "reused_from" not in record:
             made.append(v)
+        elif not made:  # a reuse since the newest choice
+            reuses += 1
     chosen_ones = [v.details["training_choice"]["chosen"] for v in made]
     if not made or reuses + 1 >= choice_every(choice.every, choice.every_max, chosen_ones):
         return spec, None
