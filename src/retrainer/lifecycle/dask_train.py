@@ -63,6 +63,7 @@ from .fitting import (
     score,
     uses_calibration,
 )
+from .naive_fold import naive_on_holdout
 from .search import SearchRequest, asked, search_rows
 
 
@@ -353,7 +354,6 @@ def train_partitioned(
         TrainPlan,
         TrainResult,
         _warnings,
-        naive_on_holdout,
         register_fitted,
         version_bump,
     )

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..core.custom_metrics import gate_metrics
 from ..core.durations import parse_duration
 from ..core.metrics import Metric
+from ..core.spec import ModelSpec
 from ..monitoring.naive import ARM, LAST, check_season, fold, new_state, time_step
 
 PairFold = Callable[[Any], list[dict[str, Any]]]
@@ -134,3 +136,19 @@ def holdout_naive(frame: pd.DataFrame, n_hold: int, metric: Metric) -> float | N
         return None
     value = metric.compute(y[known], guess[known], None)
     return float(value) if np.isfinite(value) else None
+
+
+def naive_on_holdout(spec: ModelSpec, frame: pd.DataFrame, n_hold: int) -> dict[str, Any]:
+    """``details["naive_holdout"]`` of a regression version: the previous actual's primary
+    metric on its holdout (``{metric, value, rows}``), what the policy scales its baseline
+    by (``policy.scale_baseline_by_naive``); empty for a classifier, a metric where bigger is
+    better, or with the option off."""
+    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
+    if spec.task != "regression" or measure.bigger_is_better:
+        return {}
+    if not spec.policy.scale_baseline_by_naive:
+        return {}
+    value = holdout_naive(frame, n_hold, measure)
+    if value is None:
+        return {}
+    return {"metric": spec.primary_metric, "value": round(value, 6), "rows": n_hold}

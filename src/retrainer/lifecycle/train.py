@@ -11,7 +11,6 @@ import pandas as pd
 
 from ..core import feature_sets
 from ..core.clock import utcnow
-from ..core.custom_metrics import gate_metrics
 from ..core.entities import Bump, ModelVersion
 from ..core.errors import (
     ConfigError,
@@ -45,7 +44,7 @@ from .choice import (
 )
 from .fitting import Fitted, check_recipe, fit_family, fold_summary
 from .gating import gate_against_champion
-from .naive_fold import check_window_season, holdout_naive
+from .naive_fold import check_window_season, naive_on_holdout
 from .search import SearchRequest, run_if_asked
 from .sources import describe, row_stats, training_frame
 from .time_inputs import to_try, with_time_inputs
@@ -228,22 +227,6 @@ def fingerprint(frame: pd.DataFrame, columns: list[str]) -> str:
     """
     hashed = pd.util.hash_pandas_object(frame[columns], index=False, categorize=False)
     return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
-
-
-def naive_on_holdout(spec: ModelSpec, frame: pd.DataFrame, n_hold: int) -> dict[str, Any]:
-    """``details["naive_holdout"]`` of a regression version: the previous actual's primary
-    metric on its holdout (``{metric, value, rows}``), what the policy scales its baseline
-    by (``policy.scale_baseline_by_naive``); empty for a classifier, a metric where bigger is
-    better, or with the option off."""
-    measure = gate_metrics(spec.gate, spec.task)[spec.primary_metric]
-    if spec.task != "regression" or measure.bigger_is_better:
-        return {}
-    if not spec.policy.scale_baseline_by_naive:
-        return {}
-    value = holdout_naive(frame, n_hold, measure)
-    if value is None:
-        return {}
-    return {"metric": spec.primary_metric, "value": round(value, 6), "rows": n_hold}
 
 
 def fit_with_fallback(
